@@ -1,0 +1,32 @@
+# Two commands do all set-up: `make run` and `make test`. Both need only Python 3.11 and make.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: run test install setup clean
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed (python3.11 on PATH, or make PYTHON=/path/to/python3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+install: $(STAMP)
+
+# Migrate, load the starter content and series, create the demo login, set up the schedule.
+setup: install
+	DJANGO_DEBUG=$${DJANGO_DEBUG-1} $(PY) manage.py setup_demo
+
+# Web on 127.0.0.1:8000, a Celery worker and Celery beat together; Ctrl-C stops them all.
+run: setup
+	DJANGO_DEBUG=$${DJANGO_DEBUG-1} NURTURE_DAY_SECONDS=$${NURTURE_DAY_SECONDS-20} $(VENV)/bin/honcho -f Procfile.dev start
+
+test: install
+	$(PY) scripts/run_tests.py
+
+clean:
+	rm -rf var/

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Stage(models.TextChoices):
+    RECENTLY_DIAGNOSED = "recently_diagnosed", _("Recently diagnosed")
+    IN_TREATMENT = "in_treatment", _("In treatment")
+    IN_REMISSION = "in_remission", _("In remission")
+
+
+class Language(models.TextChoices):
+    EN = "en", "English"
+    ES = "es", "Español"
+
+
+class Article(models.Model):
+    """One article of the guide in one language. body_html is always the sanitised render of body_markdown."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        IN_REVIEW = "in_review", _("In review")
+        PUBLISHED = "published", _("Published")
+
+    slug = models.SlugField(max_length=80)
+    language = models.CharField(max_length=2, choices=Language.choices)
+    title = models.CharField(max_length=200)
+    stages = models.JSONField(default=list, help_text="Stages this article suits.")
+    source_section = models.CharField(max_length=300, help_text="The section of the guide this article draws on.")
+    body_markdown = models.TextField()
+    body_html = models.TextField(editable=False, default="")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.DRAFT)
+    reviewer = models.CharField(max_length=200, blank=True)
+    last_reviewed = models.DateField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    # Hash of the file content at the last import; lets load_content tell staff edits from file edits.
+    imported_hash = models.CharField(max_length=64, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["language", "slug"]
+        constraints = [models.UniqueConstraint(fields=["slug", "language"], name="article_unique_slug_language")]
+
+    def __str__(self):
+        return f"{self.title} [{self.language}]"
+
+    @property
+    def is_published(self) -> bool:
+        return self.status == self.Status.PUBLISHED
+
+
+class ArticleVersion(models.Model):
+    """A snapshot of an article as it was at one version; deliveries point at these."""
+
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    title = models.CharField(max_length=200)
+    body_markdown = models.TextField()
+    body_html = models.TextField()
+    status = models.CharField(max_length=12, choices=Article.Status.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["article", "-version"]
+        constraints = [models.UniqueConstraint(fields=["article", "version"], name="article_version_unique")]
+
+    def __str__(self):
+        return f"{self.article.slug} v{self.version}"

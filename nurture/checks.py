@@ -1,0 +1,51 @@
+"""System checks: a bad setting stops start-up with a message naming the variable."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.core import checks
+
+from nurture.config import CONFIG_ERRORS
+
+PLACEHOLDER_MARK = "not set]"
+
+
+@checks.register()
+def environment_values(app_configs=None, **kwargs):
+    errors = []
+    for index, (name, message) in enumerate(CONFIG_ERRORS):
+        errors.append(checks.Error(message, hint=f"Fix or unset the environment variable {name}.", obj=name, id="nurture.E001"))
+    if settings.NURTURE_SEND_WINDOW_START_HOUR >= settings.NURTURE_SEND_WINDOW_END_HOUR:
+        errors.append(
+            checks.Error(
+                "NURTURE_SEND_WINDOW_START_HOUR must be earlier than NURTURE_SEND_WINDOW_END_HOUR.",
+                obj="NURTURE_SEND_WINDOW_START_HOUR",
+                id="nurture.E002",
+            )
+        )
+    return errors
+
+
+@checks.register(checks.Tags.security, deploy=False)
+def production_placeholders(app_configs=None, **kwargs):
+    warnings = []
+    if settings.SECRET_KEY == settings.INSECURE_DEV_SECRET_KEY:
+        warnings.append(
+            checks.Warning(
+                "DJANGO_SECRET_KEY is not set; a development key is in use.",
+                hint="Set DJANGO_SECRET_KEY to a long random value in production.",
+                obj="DJANGO_SECRET_KEY",
+                id="nurture.W001",
+            )
+        )
+    if not settings.DEBUG:
+        for name in ("NURTURE_ORG_ADDRESS", "NURTURE_ORG_HELPLINE"):
+            if PLACEHOLDER_MARK in getattr(settings, name):
+                warnings.append(
+                    checks.Warning(
+                        f"{name} still holds a placeholder; it is printed in every email.",
+                        hint=f"Set the environment variable {name}.",
+                        obj=name,
+                        id="nurture.W002",
+                    )
+                )
+    return warnings

@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import zoneinfo
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy as _
+
+from content.models import Article, Language, Stage
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(_("%(value)s is not a known time zone."), params={"value": value})
+
+
+class Subscriber(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending confirmation")
+        ACTIVE = "active", _("Active")
+        PAUSED = "paused", _("Paused")
+        UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
+        SUPPRESSED = "suppressed", _("Suppressed (bounce or complaint)")
+
+    class Cadence(models.TextChoices):
+        AS_PLANNED = "as_planned", _("As often as the series plans")
+        WEEKLY = "weekly", _("At most once a week")
+        MONTHLY = "monthly", _("At most once a month")
+
+    email = models.EmailField(max_length=254)
+    first_name = models.CharField(max_length=100, blank=True)
+    stage = models.CharField(max_length=20, choices=Stage.choices)
+    language = models.CharField(max_length=2, choices=Language.choices, default=Language.EN)
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    cadence = models.CharField(max_length=12, choices=Cadence.choices, default=Cadence.AS_PLANNED)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    series = models.ForeignKey("Series", null=True, blank=True, on_delete=models.SET_NULL, related_name="subscribers")
+    # Position of the next step to plan within `series` (0-based); kept across pause/resume.
+    next_step_position = models.PositiveIntegerField(default=0)
+    next_send_at = models.DateTimeField(null=True, blank=True)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(Lower("email"), name="subscriber_email_ci_unique")]
+        indexes = [
+            # The planner's due query: active and next_send_at <= now. Partial, so it holds only
+            # the subscribers who can be due, and its cost follows what is due.
+            models.Index(
+                fields=["next_send_at"],
+                name="subscriber_due_idx",
+                condition=models.Q(status="active"),
+            ),
+        ]
+
+    def __str__(self):
+        return f"Subscriber #{self.pk}"
+
+
+class ConsentRecord(models.Model):
+    """What a person agreed to, and when: kept as evidence of opt-in."""
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="consents")
+    consent_text = models.TextField()
+    language = models.CharField(max_length=2, choices=Language.choices)
+    given_at = models.DateTimeField(auto_now_add=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+
+class Series(models.Model):
+    stage = models.CharField(max_length=20, choices=Stage.choices)
+    language = models.CharField(max_length=2, choices=Language.choices)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "series"
+        ordering = ["stage", "language"]
+        constraints = [models.UniqueConstraint(fields=["stage", "language"], name="series_unique_stage_language")]
+
+    def __str__(self):
+        return f"{self.name} ({self.get_stage_display()}, {self.language})"
+
+
+class Step(models.Model):
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveIntegerField(help_text="Order within the series, from 0.")
+    delay_days = models.PositiveIntegerField(help_text="Days after the previous step (0: at once).")
+    subject = models.CharField(max_length=150, help_text="Never name a diagnosis: subjects show on lock screens.")
+    articles = models.ManyToManyField(Article, through="StepArticle", related_name="steps")
+
+    class Meta:
+        ordering = ["series", "position"]
+        constraints = [models.UniqueConstraint(fields=["series", "position"], name="step_unique_position")]
+
+    def __str__(self):
+        return f"{self.series.name} #{self.position + 1}: {self.subject}"
+
+
+class StepArticle(models.Model):
+    step = models.ForeignKey(Step, on_delete=models.CASCADE)
+    article = models.ForeignKey(Article, on_delete=models.PROTECT)
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["step", "order"]
+        constraints = [models.UniqueConstraint(fields=["step", "article"], name="step_article_unique")]
+
+
+class Delivery(models.Model):
+    """One step sent (or to be sent) to one subscriber. Unique per subscriber and step: never twice."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+        SKIPPED = "skipped", _("Skipped")
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="deliveries")
+    step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="deliveries")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    # Which version of each article went out: {"<article id>": <version>}.
+    article_versions = models.JSONField(default=dict, blank=True)
+    message_id = models.CharField(max_length=255, blank=True, help_text="Our Message-ID header.")
+    provider_message_id = models.CharField(max_length=255, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    failure_reason = models.TextField(blank=True)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    sending_started_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        constraints = [models.UniqueConstraint(fields=["subscriber", "step"], name="delivery_unique_subscriber_step")]
+        indexes = [models.Index(fields=["status", "sending_started_at"], name="delivery_status_idx")]
+
+    def __str__(self):
+        return f"Delivery #{self.pk} ({self.status})"
+
+
+class Suppression(models.Model):
+    """An address we must not write to again (hard bounce, complaint, refused by the provider)."""
+
+    email = models.EmailField(max_length=254)
+    reason = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(Lower("email"), name="suppression_email_ci_unique")]

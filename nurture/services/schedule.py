@@ -1,0 +1,34 @@
+"""The periodic schedule lives in the database (django-celery-beat) so staff can see and change it."""
+from __future__ import annotations
+
+from django.conf import settings
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+AUTO_MARK = "Managed by nurture: interval follows NURTURE_DAY_SECONDS until edited."
+
+# (periodic task name, celery task, seconds in production); scaled down with short demo days.
+PERIODIC_TASKS = [
+    ("Plan due deliveries", "nurture.plan_due_deliveries", 60),
+]
+
+
+def scaled_interval(production_seconds: int) -> int:
+    # Plan at least five times per (demo) day, so a short day is not overshot by a whole beat.
+    return max(1, min(production_seconds, round(settings.NURTURE_DAY_SECONDS / 5)))
+
+
+def ensure_periodic_tasks() -> list[str]:
+    """Create missing entries; re-scale ones still as nurture left them. Staff edits are kept."""
+    changes = []
+    for name, task, seconds in PERIODIC_TASKS:
+        every = scaled_interval(seconds)
+        interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=IntervalSchedule.SECONDS)
+        existing = PeriodicTask.objects.filter(name=name).first()
+        if existing is None:
+            PeriodicTask.objects.create(name=name, task=task, interval=interval, description=AUTO_MARK)
+            changes.append(f"created {name!r} every {every}s")
+        elif existing.description == AUTO_MARK and existing.interval_id != interval.pk:
+            existing.interval = interval
+            existing.save()
+            changes.append(f"re-scaled {name!r} to every {every}s")
+    return changes

@@ -1,0 +1,141 @@
+"""Writes about subscribers: sign-up, confirmation, leaving, preferences."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from nurture import selectors, tokens
+from nurture.models import ConsentRecord, Subscriber
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SignupResult:
+    subscriber_id: int
+    created: bool
+
+
+def _enqueue_confirmation(subscriber_id: int) -> None:
+    from nurture.tasks import send_confirmation_email
+
+    transaction.on_commit(lambda: send_confirmation_email.delay(subscriber_id))
+
+
+@transaction.atomic
+def subscriber_sign_up(
+    *, email: str, first_name: str, stage: str, language: str, time_zone: str, consent_text: str
+) -> SignupResult:
+    """Create (or refresh) a pending subscriber and send the confirmation email once committed.
+
+    A second sign-up with the same address never creates a second row. An active subscriber's
+    choices are not changed from an unauthenticated form; they use the preference link instead.
+    """
+    email = email.strip()
+    existing = selectors.subscriber_by_email(email=email)
+    if existing is None:
+        try:
+            with transaction.atomic():
+                subscriber = Subscriber.objects.create(
+                    email=email, first_name=first_name, stage=stage, language=language, time_zone=time_zone
+                )
+        except IntegrityError:  # the same address signed up in a parallel request
+            existing = selectors.subscriber_by_email(email=email)
+        else:
+            ConsentRecord.objects.create(subscriber=subscriber, consent_text=consent_text, language=language)
+            _enqueue_confirmation(subscriber.pk)
+            logger.info("sign-up created subscriber=%s", subscriber.pk)
+            return SignupResult(subscriber_id=subscriber.pk, created=True)
+
+    if existing.status in (Subscriber.Status.PENDING, Subscriber.Status.UNSUBSCRIBED):
+        # Nothing changes until they confirm from their inbox, so this cannot be abused to
+        # change someone else's choices.
+        Subscriber.objects.filter(pk=existing.pk).update(
+            first_name=first_name, stage=stage, language=language, time_zone=time_zone, status=Subscriber.Status.PENDING
+        )
+        ConsentRecord.objects.create(subscriber=existing, consent_text=consent_text, language=language)
+        _enqueue_confirmation(existing.pk)
+    logger.info("sign-up repeated subscriber=%s status=%s", existing.pk, existing.status)
+    return SignupResult(subscriber_id=existing.pk, created=False)
+
+
+@transaction.atomic
+def subscriber_confirm(*, subscriber_id: int) -> Subscriber:
+    """Pending -> active at the start of their stage's series. Confirming twice changes nothing."""
+    subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
+    if subscriber.status != Subscriber.Status.PENDING:
+        return subscriber
+    now = timezone.now()
+    subscriber.status = Subscriber.Status.ACTIVE
+    subscriber.confirmed_at = now
+    subscriber.series = selectors.series_for(stage=subscriber.stage, language=subscriber.language)
+    subscriber.next_step_position = 0
+    subscriber.next_send_at = now
+    subscriber.unsubscribed_at = None
+    subscriber.save()
+    subscriber.consents.filter(confirmed_at__isnull=True).update(confirmed_at=now)
+    logger.info("subscriber confirmed subscriber=%s", subscriber.pk)
+    return subscriber
+
+
+@transaction.atomic
+def subscriber_unsubscribe(*, subscriber_id: int) -> Subscriber:
+    """Leave at once: nothing more is planned, and queued deliveries are not sent (send re-checks status)."""
+    subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
+    if subscriber.status != Subscriber.Status.UNSUBSCRIBED:
+        subscriber.status = Subscriber.Status.UNSUBSCRIBED
+        subscriber.unsubscribed_at = timezone.now()
+        subscriber.next_send_at = None
+        subscriber.save(update_fields=["status", "unsubscribed_at", "next_send_at"])
+        logger.info("subscriber unsubscribed subscriber=%s", subscriber.pk)
+    return subscriber
+
+
+def subscriber_from_token(*, purpose: str, token: str) -> Subscriber:
+    """Raises tokens.TokenError for a bad link, including one whose subscriber no longer exists."""
+    subscriber_id, _extra = tokens.read_token(purpose=purpose, token=token)
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is None:
+        raise tokens.TokenError()
+    return subscriber
+
+
+@transaction.atomic
+def subscriber_update_preferences(*, subscriber_id: int, first_name: str, stage: str, language: str, cadence: str) -> Subscriber:
+    """Save the preference centre. A new stage or language moves them to the start of that series;
+    their history stays, and the planner never repeats an article they already had."""
+    subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
+    series_changed = (stage, language) != (subscriber.stage, subscriber.language)
+    subscriber.first_name, subscriber.stage, subscriber.language, subscriber.cadence = first_name, stage, language, cadence
+    if series_changed:
+        subscriber.series = selectors.series_for(stage=stage, language=language)
+        subscriber.next_step_position = 0
+        if subscriber.status == Subscriber.Status.ACTIVE:
+            subscriber.next_send_at = timezone.now()
+        logger.info("subscriber moved series subscriber=%s", subscriber.pk)
+    subscriber.save()
+    return subscriber
+
+
+@transaction.atomic
+def subscriber_pause(*, subscriber_id: int) -> Subscriber:
+    """Pause keeps their place (next_step_position); nothing is planned while paused."""
+    subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
+    if subscriber.status == Subscriber.Status.ACTIVE:
+        subscriber.status = Subscriber.Status.PAUSED
+        subscriber.save(update_fields=["status"])
+    return subscriber
+
+
+@transaction.atomic
+def subscriber_resume(*, subscriber_id: int) -> Subscriber:
+    subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
+    if subscriber.status == Subscriber.Status.PAUSED:
+        subscriber.status = Subscriber.Status.ACTIVE
+        if subscriber.next_send_at is None or subscriber.next_send_at < timezone.now():
+            subscriber.next_send_at = timezone.now()
+        subscriber.save(update_fields=["status", "next_send_at"])
+    return subscriber

@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from nurture import views
+
+
+public = [
+    path("", views.signup, name="signup"),
+    path("thanks/", views.signup_done, name="signup_done"),
+    path("confirm/<str:token>/", views.confirm, name="confirm"),
+    path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path("preferences/<str:token>/", views.preferences, name="preferences"),
+    path("healthz", views.healthz, name="healthz"),
+    path("dev/outbox/", views.dev_outbox, name="dev_outbox"),
+    path("dev/outbox/<str:name>", views.dev_outbox, name="dev_outbox_message"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include((public, "nurture"))),
+]

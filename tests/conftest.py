@@ -1,0 +1,60 @@
+"""Shared fixtures. Tests that need PostgreSQL or Redis ask for `postgres` / `redis_url`: they skip
+with a reason when the service is absent, and fail instead when NURTURE_REQUIRE_SERVICES=1 (CI)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+REQUIRE_SERVICES = os.environ.get("NURTURE_REQUIRE_SERVICES", "").lower() in {"1", "true", "yes"}
+
+
+def service_missing(reason: str):
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (NURTURE_REQUIRE_SERVICES=1: a missing service is a failure)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _unit_defaults(settings, tmp_path):
+    """Unit tests run Celery tasks eagerly and write emails to a private outbox."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    from nurture.celery import app
+
+    app.conf.task_always_eager = True
+    settings.NURTURE_OUTBOX_DIR = tmp_path / "outbox"
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.SITE_URL = "https://guide.example.org"
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def postgres(db):
+    if connection.vendor != "postgresql":
+        service_missing("needs PostgreSQL: run `make test` with a server on 127.0.0.1:5432 or set DATABASE_URL")
+    return connection
+
+
+@pytest.fixture
+def redis_url():
+    url = os.environ.get("NURTURE_TEST_REDIS_URL")
+    if not url:
+        service_missing("needs Redis: run `make test` with a server on 127.0.0.1:6379 or set NURTURE_TEST_REDIS_URL")
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError:
+        service_missing(f"Redis at {url} does not answer")
+    client.flushdb()
+    yield url
+    client.flushdb()
+
+
+@pytest.fixture
+def library_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "content" / "library"

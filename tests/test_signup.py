@@ -1,0 +1,98 @@
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from nurture.models import ConsentRecord, Subscriber
+
+pytestmark = pytest.mark.django_db
+
+VALID = {"email": "Ana@Example.org", "first_name": "Ana", "stage": "in_treatment", "language": "es", "consent": "on"}
+
+
+def test_signup_creates_pending_subscriber_and_sends_confirmation(client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/", VALID)
+    assert response.status_code == 302 and response["Location"] == reverse("nurture:signup_done")
+    subscriber = Subscriber.objects.get()
+    assert subscriber.status == "pending" and subscriber.stage == "in_treatment" and subscriber.language == "es"
+    assert ConsentRecord.objects.filter(subscriber=subscriber).count() == 1
+    assert len(mail.outbox) == 1
+    body = mail.outbox[0].body
+    assert "/confirm/" in body
+    assert "in_treatment" not in body and "in_treatment" not in mail.outbox[0].subject
+
+
+def test_second_signup_same_address_any_case_makes_no_second_subscriber(client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        first = client.post("/", VALID)
+        second = client.post("/", {**VALID, "email": "  ana@EXAMPLE.org"})
+    assert first.status_code == second.status_code == 302
+    assert first["Location"] == second["Location"]
+    assert Subscriber.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"email": "not-an-email"}, "email"),
+        ({"stage": "cured"}, "stage"),
+        ({"language": "fr"}, "language"),
+        ({"consent": ""}, "consent"),
+        ({"first_name": "x" * 101}, "first_name"),
+        ({"email": ("a" * 250) + "@example.org"}, "email"),
+    ],
+)
+def test_bad_input_rerenders_with_field_error_and_stores_nothing(client, change, field):
+    data = {**VALID, **change}
+    data = {k: v for k, v in data.items() if v != ""}
+    response = client.post("/", data)
+    assert response.status_code == 400
+    assert field in response.context["form"].errors
+    assert Subscriber.objects.count() == 0
+    assert b'class="errorlist"' in response.content
+
+
+def test_tampered_token_gets_plain_page(client):
+    for url in ("/confirm/abc/", "/unsubscribe/abc:def/", "/preferences/zzz/"):
+        response = client.get(url)
+        assert response.status_code == 400
+        assert b"This link does not work" in response.content
+        assert reverse("nurture:signup").encode() in response.content
+
+
+def test_expired_confirmation_token_says_so(client, settings):
+    import time_machine
+    from nurture import tokens
+
+    subscriber = Subscriber.objects.create(email="b@example.org", stage="in_remission")
+    with time_machine.travel("2026-01-01 12:00Z"):
+        token = tokens.make_token(purpose=tokens.CONFIRM, subscriber_id=subscriber.pk)
+    with time_machine.travel("2026-01-20 12:00Z"):
+        response = client.get(f"/confirm/{token}/")
+    assert response.status_code == 400 and b"expired" in response.content
+
+
+def test_confirm_needs_a_post(client):
+    from nurture import tokens
+
+    subscriber = Subscriber.objects.create(email="c@example.org", stage="in_remission")
+    token = tokens.make_token(purpose=tokens.CONFIRM, subscriber_id=subscriber.pk)
+    assert client.get(f"/confirm/{token}/").status_code == 200
+    subscriber.refresh_from_db()
+    assert subscriber.status == "pending"  # a mail scanner's GET confirms nothing
+    client.post(f"/confirm/{token}/")
+    subscriber.refresh_from_db()
+    assert subscriber.status == "active" and subscriber.next_send_at is not None
+
+
+def test_one_click_unsubscribe_post_without_csrf(client):
+    from django.test import Client
+    from nurture import tokens
+
+    subscriber = Subscriber.objects.create(email="d@example.org", stage="in_remission", status="active")
+    token = tokens.make_token(purpose=tokens.UNSUBSCRIBE, subscriber_id=subscriber.pk)
+    strict = Client(enforce_csrf_checks=True)
+    response = strict.post(f"/unsubscribe/{token}/", {"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    subscriber.refresh_from_db()
+    assert subscriber.status == "unsubscribed" and subscriber.next_send_at is None
