@@ -1,0 +1,75 @@
+"""Reads about the guide's content: what a step may send, what is held back and why, what is due for review."""
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from content.models import Article
+from nurture.models import Step, StepArticle
+
+
+def sendable_articles(*, step: Step) -> list[Article]:
+    """The step's published articles, in the step's order. Only these ever go out; the sender records
+    {article id: article.version} for them on the Delivery."""
+    return [
+        link.article
+        for link in StepArticle.objects.filter(step=step, article__status=Article.Status.PUBLISHED)
+        .select_related("article")
+        .order_by("order", "pk")
+    ]
+
+
+def step_hold_reasons(*, step: Step) -> list[str]:
+    """Why a step (or part of it) cannot go out, in words staff can act on. Empty: the whole step is sendable.
+
+    Uses the step's prefetched `steparticle_set` when present, so an admin list costs one query per page.
+    """
+    links = sorted(step.steparticle_set.all(), key=lambda link: (link.order, link.pk))
+    if not links:
+        return ["the step has no articles"]
+    return [
+        f"article '{link.article.slug}' ({link.article.language}) is {link.article.get_status_display().lower()}"
+        for link in links
+        if link.article.status != Article.Status.PUBLISHED
+    ]
+
+
+def step_is_held_back(*, step: Step) -> bool:
+    """Held back: nothing in the step may be sent (no articles, or none published)."""
+    return not any(link.article.status == Article.Status.PUBLISHED for link in step.steparticle_set.all())
+
+
+def _months_before(day: dt.date, months: int) -> dt.date:
+    month_index = day.year * 12 + (day.month - 1) - months
+    year, month = divmod(month_index, 12)
+    month += 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def review_period_months() -> int:
+    return settings.NURTURE_CONTENT_REVIEW_MONTHS
+
+
+def review_cutoff(*, today: dt.date | None = None) -> dt.date:
+    """Articles last reviewed on or before this date are due for review (NURTURE_CONTENT_REVIEW_MONTHS)."""
+    today = today or timezone.localdate()
+    return _months_before(today, review_period_months())
+
+
+def review_is_overdue(*, article: Article, today: dt.date | None = None) -> bool:
+    """Never reviewed, or last reviewed NURTURE_CONTENT_REVIEW_MONTHS or more ago."""
+    return article.last_reviewed is None or article.last_reviewed <= review_cutoff(today=today)
+
+
+def articles_review_overdue(*, queryset: QuerySet[Article] | None = None, today: dt.date | None = None) -> QuerySet[Article]:
+    queryset = Article.objects.all() if queryset is None else queryset
+    return queryset.filter(Q(last_reviewed__isnull=True) | Q(last_reviewed__lte=review_cutoff(today=today)))
+
+
+def awaiting_translator_review(*, article: Article) -> bool:
+    """A Spanish article nobody qualified has reviewed yet: the reviewer field is empty."""
+    return article.language != "en" and not article.reviewer.strip()
