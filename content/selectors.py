@@ -23,6 +23,9 @@ def sendable_articles(*, step: Step) -> list[Article]:
     ]
 
 
+_STATUS_WORDS = {Article.Status.DRAFT: "in draft", Article.Status.IN_REVIEW: "in review"}
+
+
 def step_hold_reasons(*, step: Step) -> list[str]:
     """Why a step (or part of it) cannot go out, in words staff can act on. Empty: the whole step is sendable.
 
@@ -32,7 +35,7 @@ def step_hold_reasons(*, step: Step) -> list[str]:
     if not links:
         return ["the step has no articles"]
     return [
-        f"article '{link.article.slug}' ({link.article.language}) is {link.article.get_status_display().lower()}"
+        f"article '{link.article.slug}' ({link.article.language}) is {_STATUS_WORDS.get(link.article.status, link.article.status)}"
         for link in links
         if link.article.status != Article.Status.PUBLISHED
     ]

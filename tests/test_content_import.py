@@ -81,3 +81,102 @@ def test_staff_edit_kept_when_file_changes_and_replaced_with_force(library_copy)
     article.refresh_from_db()
     assert article.reviewer == ""
     assert "Merece la pena" in article.body_markdown
+
+
+def replace_in(path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def test_changed_file_updates_the_article_as_a_new_version(library_copy):
+    library_import(library_dir=library_copy)
+    replace_in(library_copy / "en" / "drug-history.md", "It is worth taking", "It pays to take")
+    output = run_load_content("--library-dir", str(library_copy))
+    assert "updated article en/drug-history" in output
+    article = Article.objects.get(slug="drug-history", language="en")
+    assert article.version == 2
+    assert "It pays to take" in article.body_html
+    assert "It is worth taking" in ArticleVersion.objects.get(article=article, version=1).body_markdown
+
+
+def test_staff_edit_stands_while_the_file_is_unchanged(library_copy):
+    library_import(library_dir=library_copy)
+    article = Article.objects.get(slug="welcome", language="es")
+    article.reviewer = "Lic. Marta Gil, traductora"
+    article_save(article=article)
+    assert "No changes" in run_load_content("--library-dir", str(library_copy))
+    article.refresh_from_db()
+    assert article.reviewer == "Lic. Marta Gil, traductora"
+
+
+def test_staff_edit_that_matches_the_new_file_is_no_conflict(library_copy):
+    library_import(library_dir=library_copy)
+    article = Article.objects.get(slug="welcome", language="es")
+    article.reviewer = "Lic. Marta Gil"
+    article_save(article=article)
+    replace_in(library_copy / "es" / "welcome.md", 'reviewer: ""', 'reviewer: "Lic. Marta Gil"')
+    output = run_load_content("--library-dir", str(library_copy))
+    assert "kept staff edits" not in output and "No changes" in output
+    # ... and from now on a file change applies normally, since the article matches its file again.
+    replace_in(library_copy / "es" / "welcome.md", "Gracias", "Muchas gracias")
+    assert "updated article es/welcome" in run_load_content("--library-dir", str(library_copy))
+
+
+def series_steps(stage="in_remission", language="en") -> list[tuple]:
+    series = Series.objects.get(stage=stage, language=language)
+    return [
+        (s.position, s.delay_days, s.subject, [sa.article.slug for sa in StepArticle.objects.filter(step=s).order_by("order")])
+        for s in series.steps.order_by("position")
+    ]
+
+
+def test_changed_series_file_updates_steps_in_place(library_copy):
+    library_import(library_dir=library_copy)
+    step_ids = list(Series.objects.get(stage="in_remission", language="en").steps.order_by("position").values_list("pk", flat=True))
+    replace_in(library_copy / "en" / "_series.yaml", 'subject: "Keep your own copies"', 'subject: "Keep a set of your own"')
+    replace_in(library_copy / "en" / "_series.yaml", "articles: [keeping-your-records]", "articles: [keeping-your-records, drug-history]")
+    output = run_load_content("--library-dir", str(library_copy))
+    assert "updated series en/in_remission" in output
+    steps = series_steps()
+    assert steps[1][2:] == ("Keep a set of your own", ["keeping-your-records", "drug-history"])
+    assert [p for p, *_ in steps] == list(range(len(steps)))
+    # Same rows: deliveries and subscribers' places in the series still point at the same steps.
+    assert list(Series.objects.get(stage="in_remission", language="en").steps.order_by("position").values_list("pk", flat=True)) == step_ids
+
+
+def test_series_staff_edits_kept_unless_force(library_copy):
+    library_import(library_dir=library_copy)
+    step = Series.objects.get(stage="in_remission", language="en").steps.get(position=0)
+    step.subject = "Hello from the team"
+    step.save()
+    replace_in(library_copy / "en" / "_series.yaml", "delay_days: 7", "delay_days: 8")
+    output = run_load_content("--library-dir", str(library_copy))
+    assert "kept staff edits to series en/in_remission" in output
+    assert series_steps()[0][2] == "Hello from the team"
+    assert series_steps()[-1][1] == 7
+    output = run_load_content("--library-dir", str(library_copy), "--force")
+    assert "replaced staff edits to series en/in_remission" in output
+    assert series_steps()[0][2] == "Welcome to your guide"
+    assert series_steps()[-1][1] == 8
+
+
+def test_step_dropped_from_the_file_is_deleted_unless_it_has_deliveries(library_copy):
+    library_import(library_dir=library_copy)
+    series = Series.objects.get(stage="in_remission", language="en")
+    last = series.steps.order_by("position").last()
+    subscriber = Subscriber.objects.create(email="reader@example.org", stage="in_remission", language="en", series=series)
+    Delivery.objects.create(subscriber=subscriber, step=last, status=Delivery.Status.SENT)
+    count = series.steps.count()
+    # Drop the last two steps from the file: the one without deliveries goes, the delivered one stays.
+    text = (library_copy / "en" / "_series.yaml").read_text(encoding="utf-8")
+    head, tail = text.split("in_remission:", 1)
+    steps = tail.split("    - delay_days:")
+    (library_copy / "en" / "_series.yaml").write_text(head + "in_remission:" + "    - delay_days:".join(steps[:-2]), encoding="utf-8")
+    output = run_load_content("--library-dir", str(library_copy))
+    assert "updated series en/in_remission" in output
+    assert f"kept en/in_remission step {last.position + 1}" in output and "has deliveries" in output
+    remaining = list(series.steps.order_by("position").values_list("pk", flat=True))
+    assert len(remaining) == count - 1
+    assert remaining[-1] == last.pk
+    assert "No changes" in run_load_content("--library-dir", str(library_copy))
