@@ -11,6 +11,7 @@ render as the link text in bold: the reader sees it names another part of the gu
 from __future__ import annotations
 
 import re
+import threading
 import xml.etree.ElementTree as etree
 
 import markdown
@@ -73,14 +74,20 @@ def sanitise_html(html: str) -> str:
     )
 
 
+_local = threading.local()
+
+
+def _markdown_to_html(text: str) -> str:
+    # Building a Markdown instance costs far more than a conversion; keep one per thread (they are not thread-safe).
+    converter = getattr(_local, "converter", None)
+    if converter is None:
+        converter = _local.converter = markdown.Markdown(extensions=["sane_lists", _ArticleLinksExtension()], output_format="html")
+    return converter.reset().convert(text)
+
+
 def render_article_html(markdown_text: str) -> str:
     """The article body as it appears inside an email: Markdown rendered, article links bolded, sanitised."""
-    html = markdown.markdown(
-        normalise_markdown(markdown_text),
-        extensions=["sane_lists", _ArticleLinksExtension()],
-        output_format="html",
-    )
-    return sanitise_html(html)
+    return sanitise_html(_markdown_to_html(normalise_markdown(markdown_text)))
 
 
 def render_article_text(markdown_text: str) -> str:
@@ -136,7 +143,7 @@ def markdown_problems(markdown_text: str) -> list[tuple[int, str]]:
                 problems.append((number, f"link {target!r}: only http(s)://, mailto: and article: links are allowed"))
         previous = line
     if not problems:
-        rendered = markdown.markdown(text, extensions=["sane_lists", _ArticleLinksExtension()])
+        rendered = _markdown_to_html(text)
         unsupported = sorted(set(re.findall(r"<([a-z][a-z0-9]*)", rendered)) - ALLOWED_TAGS)
         if unsupported:
             tags = ", ".join(f"<{tag}>" for tag in unsupported)
