@@ -29,7 +29,11 @@ class ArticleAdminForm(forms.ModelForm):
     class Meta:
         model = Article
         fields = ["slug", "language", "title", "stages", "source_section", "body_markdown", "status", "reviewer", "last_reviewed"]
-        widgets = {"body_markdown": forms.Textarea(attrs={"rows": 24, "cols": 100})}
+        widgets = {
+            "body_markdown": forms.Textarea(attrs={"rows": 24, "cols": 100}),
+            "title": forms.TextInput(attrs={"size": 80}),
+            "source_section": forms.TextInput(attrs={"size": 80}),
+        }
         help_texts = {
             "body_markdown": "Markdown: paragraphs, ## and ### headings, lists, **bold**, *italic*, > quotes, "
             "links to http(s):// or mailto:, and [text](article:slug) for another article of the guide. "
@@ -46,10 +50,13 @@ class ArticleAdminForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        body, language = cleaned.get("body_markdown"), cleaned.get("language")
+        body = cleaned.get("body_markdown")
+        # slug and language are read-only once saved (files, links and series name articles by them).
+        language = cleaned.get("language", self.instance.language)
+        slug = cleaned.get("slug", self.instance.slug)
         if body and language:
             known = set(Article.objects.filter(language=language).values_list("slug", flat=True))
-            known.add(cleaned.get("slug") or "")
+            known.add(slug or "")
             missing = [f"Line {line}: link to article:{slug}, but there is no article '{slug}' in '{language}'"
                        for line, slug in article_link_slugs(body) if slug not in known]
             if missing:
@@ -126,6 +133,10 @@ class ArticleAdmin(admin.ModelAdmin):
         ("Preview and history", {"fields": ["email_preview", "version", "import_state"]}),
     ]
 
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields + ["slug", "language"] if obj is not None else fields
+
     # --- columns and read-only fields --------------------------------------------------------------
 
     @admin.display(description="reviewer", ordering="reviewer")
@@ -136,9 +147,10 @@ class ArticleAdmin(admin.ModelAdmin):
 
     @admin.display(description="review due")
     def review_flag(self, obj):
-        if selectors.review_is_overdue(article=obj):
-            return format_html('<strong style="color:#b91c1c">⚠ {}</strong>', self._overdue_text(obj))
-        return "—"
+        if not selectors.review_is_overdue(article=obj):
+            return "—"
+        last = f"last reviewed {obj.last_reviewed.isoformat()}" if obj.last_reviewed else "never reviewed"
+        return format_html('<strong style="color:#b91c1c;white-space:nowrap">⚠ Review overdue</strong><br><small>{}</small>', last)
 
     @admin.display(description="review state")
     def review_state(self, obj):

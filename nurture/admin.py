@@ -123,7 +123,7 @@ class SeriesLanguageFilter(admin.SimpleListFilter):
 
 @admin.register(Step)
 class StepAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "series", "position", "delay_days", "subject", "articles_summary", "held_back"]
+    list_display = ["step_label", "series_label", "position", "delay_days", "articles_summary", "held_back"]
     list_filter = ["series", SeriesLanguageFilter]
     search_fields = ["subject", "series__name"]
     list_select_related = ["series"]
@@ -132,6 +132,14 @@ class StepAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("steparticle_set__article")
+
+    @admin.display(description="step", ordering="subject")
+    def step_label(self, obj):
+        return f"#{obj.position + 1}: {obj.subject}"
+
+    @admin.display(description="series", ordering="series__stage")
+    def series_label(self, obj):
+        return f"{obj.series.get_stage_display()} ({obj.series.language})"
 
     @admin.display(description="articles")
     def articles_summary(self, obj):
