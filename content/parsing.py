@@ -110,7 +110,28 @@ def _load_yaml(text: str, path: Path, first_line: int, problems: list[Problem]):
         return None, {}
     finally:
         loader.dispose()
+    duplicates = _duplicate_keys(node)
+    for key, line in duplicates:
+        problems.append(Problem(path, first_line + line, f"'{key}' is given twice"))
+    if duplicates:
+        return None, {}
     return data, _node_lines(node, first_line)
+
+
+def _duplicate_keys(node) -> list[tuple[str, int]]:
+    """YAML quietly keeps the last of two equal keys; in a hand-edited file that is a mistake to report."""
+    found = []
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key_node, value_node in node.value:
+            if key_node.value in seen:
+                found.append((key_node.value, key_node.start_mark.line))
+            seen.add(key_node.value)
+            found.extend(_duplicate_keys(value_node))
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found.extend(_duplicate_keys(item))
+    return found
 
 
 def _node_lines(node, first_line: int, prefix: tuple = ()) -> dict[tuple, int]:

@@ -1,6 +1,7 @@
 """A bad file stops load_content with the file and line named, and nothing is imported."""
 from __future__ import annotations
 
+import re
 import shutil
 from io import StringIO
 from pathlib import Path
@@ -86,6 +87,8 @@ CASES = [
      "unknown stage 'cured'"),
     ("series file not YAML", "en/_series.yaml", lambda p: replace_in(p, "      subject: \"How to bring it up\"", "      subject: \"How to bring it up"),
      None, "YAML does not parse"),
+    ("key given twice", "en/welcome.md", lambda p: replace_in(p, "last_reviewed: 2026-11-21", "last_reviewed: 2026-11-21\nstatus: draft"), "status: draft",
+     "'status' is given twice"),
     ("series step with a negative delay", "en/_series.yaml", lambda p: replace_in(p, "delay_days: 4", "delay_days: -4"), "delay_days: -4",
      "delay_days must be a whole number"),
 ]
@@ -103,7 +106,9 @@ def test_bad_file_is_named_with_its_line_and_nothing_is_imported(library_copy, c
     text = str(raised.value)
     assert "Nothing imported" in text
     if expected_line is None:  # YAML parse errors: the parser's line, which must be inside the file
-        assert f"{path}:" in text and message in text
+        match = re.search(rf"{re.escape(str(path))}:(\d+): ([^\n]*)", text)
+        assert match and message in match.group(2), text
+        assert 1 <= int(match.group(1)) <= len(path.read_text(encoding="utf-8").split("\n"))
     else:
         assert f"{path}:{expected_line}: " in text, text
         line_text = next(line for line in text.splitlines() if line.startswith(f"{path}:{expected_line}: "))
