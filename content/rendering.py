@@ -147,9 +147,19 @@ def markdown_problems(markdown_text: str) -> list[tuple[int, str]]:
         unsupported = sorted(set(re.findall(r"<([a-z][a-z0-9]*)", rendered)) - ALLOWED_TAGS)
         if unsupported:
             tags = ", ".join(f"<{tag}>" for tag in unsupported)
-            problems.append((_first_content_line(lines), f"this Markdown renders to {tags}, which emails here do not carry (indented text becomes a code block; '---' a rule)"))
+            problems.append((_likely_line(lines, unsupported), f"this Markdown renders to {tags}, which emails here do not carry (indented text becomes a code block; '---' a rule)"))
     return problems
 
 
-def _first_content_line(lines: list[str]) -> int:
+_RULE_RE = re.compile(r"^ {0,3}([-*_])(?:\s*\1){2,}\s*$")
+_INDENTED_RE = re.compile(r"^(?: {4}|\t)\S")
+
+
+def _likely_line(lines: list[str], tags: list[str]) -> int:
+    """The line that most likely produced an unsupported tag: a rule, an indented block, else the first text."""
+    for number, line in enumerate(lines, start=1):
+        if "hr" in tags and _RULE_RE.match(line):
+            return number
+        if {"pre", "code"} & set(tags) and _INDENTED_RE.match(line) and (number == 1 or not lines[number - 2].strip()):
+            return number
     return next((n for n, line in enumerate(lines, start=1) if line.strip()), 1)

@@ -303,3 +303,29 @@ def test_deleting_an_article_used_by_a_step_is_refused_not_an_error(admin_client
     assert response.status_code == 200
     assert "protected" in response.content.decode().lower()
     assert Article.objects.filter(pk=target.pk).exists()
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"slug": ["welcome"], "language": ["en"]}, "already exists"),
+        ({"last_reviewed": ["2026-02-30"]}, "Enter a valid date"),
+        ({"stages": ["cured"]}, "Select a valid choice"),
+        ({"status": ["live"]}, "Select a valid choice"),
+        ({"slug": ["Not a slug!"]}, "Enter a valid"),
+    ],
+)
+def test_admin_add_with_bad_input_shows_errors_not_500(admin_client, library, changes, message):
+    url = reverse("admin:content_article_add")
+    data = form_data(admin_client.get(url).content.decode())
+    data.update({
+        "slug": ["another-note"], "language": ["en"], "title": ["A note"], "stages": ["in_treatment"],
+        "source_section": ["Seeking a Second Opinion"], "body_markdown": ["Text."],
+        "status": ["draft"], "reviewer": [""], "last_reviewed": [""],
+    })
+    data.update(changes)
+    before = Article.objects.count()
+    response = admin_client.post(url, data)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert Article.objects.count() == before
