@@ -329,3 +329,29 @@ def test_admin_add_with_bad_input_shows_errors_not_500(admin_client, library, ch
     assert response.status_code == 200
     assert message in response.content.decode()
     assert Article.objects.count() == before
+
+
+def test_series_form_refuses_two_steps_at_one_position(admin_client, library):
+    series = Series.objects.get(stage="in_remission", language="en")
+    url = reverse("admin:nurture_series_change", args=[series.pk])
+    data = form_data(admin_client.get(url).content.decode())
+    data["steps-1-position"] = data["steps-0-position"]
+    response = admin_client.post(url, data)
+    assert response.status_code == 200
+    assert "Please correct the duplicate data for position" in response.content.decode()
+    assert sorted(series.steps.values_list("position", flat=True)) == list(range(series.steps.count()))
+
+
+def test_deleting_a_delivered_step_in_the_series_form_is_refused(admin_client, library):
+    series = Series.objects.get(stage="in_remission", language="en")
+    step = series.steps.get(position=0)
+    subscriber = Subscriber.objects.create(email="reader@example.org", stage="in_remission", language="en", series=series)
+    Delivery.objects.create(subscriber=subscriber, step=step, status=Delivery.Status.SENT)
+    url = reverse("admin:nurture_series_change", args=[series.pk])
+    data = form_data(admin_client.get(url).content.decode())
+    index = next(k.split("-")[1] for k, v in data.items() if k.endswith("-id") and v == [str(step.pk)])
+    data[f"steps-{index}-DELETE"] = ["on"]
+    response = admin_client.post(url, data)
+    assert response.status_code == 200
+    assert "protected" in response.content.decode().lower()
+    assert Step.objects.filter(pk=step.pk).exists()
