@@ -21,6 +21,8 @@ SERIES_KEYS = ("name", "steps")
 STEP_KEYS = ("delay_days", "subject", "articles")
 SUBJECT_MAX = 150  # nurture.models.Step.subject max_length
 TITLE_MAX = Article._meta.get_field("title").max_length
+MAX_DELAY_DAYS = 365
+SLUG_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,8 @@ def read_article(path: Path, language: str, problems: list[Problem]) -> ArticleF
     slug = data["slug"]
     if not isinstance(slug, str) or slug != path.stem:
         problem("slug", f"slug {slug!r} must match the file name ({path.stem!r})")
+    elif not SLUG_RE.fullmatch(slug) or len(slug) > 80:
+        problem("slug", f"slug {slug!r} must be lower-case letters, digits and hyphens (up to 80), e.g. drug-history")
     title, error = _text(data["title"], "title", max_length=TITLE_MAX)
     if error:
         problem("title", error)
@@ -319,8 +323,8 @@ def read_series(path: Path, language: str, known_slugs: set[str], problems: list
                 if key not in raw:
                     problems.append(Problem(path, where, f"{stage} step {index + 1}: '{key}' is missing"))
             delay = raw.get("delay_days")
-            if "delay_days" in raw and (not isinstance(delay, int) or isinstance(delay, bool) or delay < 0):
-                problems.append(Problem(path, at(stage, "steps", index, "delay_days"), f"{stage} step {index + 1}: delay_days must be a whole number of days, 0 or more"))
+            if "delay_days" in raw and (not isinstance(delay, int) or isinstance(delay, bool) or not 0 <= delay <= MAX_DELAY_DAYS):
+                problems.append(Problem(path, at(stage, "steps", index, "delay_days"), f"{stage} step {index + 1}: delay_days must be a whole number of days from 0 to {MAX_DELAY_DAYS}"))
             subject, error = _text(raw.get("subject"), "subject", max_length=SUBJECT_MAX)
             if "subject" in raw and error:
                 problems.append(Problem(path, at(stage, "steps", index, "subject"), f"{stage} step {index + 1}: {error}"))

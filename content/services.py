@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from content.models import Article, ArticleVersion
-from content.parsing import ArticleFile, SeriesEntry, read_library
+from content.parsing import ArticleFile, LibraryError, Problem, SeriesEntry, read_library
 from content.rendering import normalise_markdown, render_article_html
 from nurture.models import Series, Step, StepArticle
 
@@ -231,7 +233,19 @@ def library_import(*, library_dir: Path | None = None, force: bool = False) -> I
     report = ImportReport(articles_total=len(library.articles), series_total=len(library.series))
     with transaction.atomic():
         for entry in library.articles:
-            _import_article(entry, force=force, report=report)
+            with _as_library_problem(entry.path):
+                _import_article(entry, force=force, report=report)
         for series_entry in library.series:
-            _import_series(series_entry, force=force, report=report)
+            with _as_library_problem(series_entry.path):
+                _import_series(series_entry, force=force, report=report)
     return report
+
+
+@contextmanager
+def _as_library_problem(path: Path):
+    """A model check the file checks did not foresee still ends as a named file problem, and the
+    transaction around the import rolls everything back."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise LibraryError([Problem(path, 0, "; ".join(exc.messages))]) from exc

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from content.models import Article, ArticleVersion
-from content.services import article_save, library_import
+from content.services import library_import
 from nurture.models import Delivery, Series, Step, Subscriber
 
 pytestmark = pytest.mark.django_db

@@ -88,6 +88,8 @@ CASES = [
     ("series file not YAML", "en/_series.yaml", lambda p: replace_in(p, "      subject: \"How to bring it up\"", "      subject: \"How to bring it up"),
      None, "YAML does not parse"),
     ("a rule in the body", "es/welcome.md", lambda p: body_end_append(p, "Fin.\n\n* * *\n\nMás."), "* * *", "renders to <hr>"),
+    ("series step delayed beyond a year", "en/_series.yaml", lambda p: replace_in(p, "delay_days: 7", "delay_days: 99999999999"),
+     "delay_days: 99999999999", "delay_days must be a whole number of days from 0 to 365"),
     ("key given twice", "en/welcome.md", lambda p: replace_in(p, "last_reviewed: 2026-11-21", "last_reviewed: 2026-11-21\nstatus: draft"), "status: draft",
      "'status' is given twice"),
     ("series step with a negative delay", "en/_series.yaml", lambda p: replace_in(p, "delay_days: 4", "delay_days: -4"), "delay_days: -4",
@@ -154,6 +156,16 @@ def test_every_problem_is_listed_and_an_earlier_import_is_untouched(library_copy
     assert "welcome.md" in str(raised.value) and "drug-history.md" in str(raised.value)
     # The valid change to why-second-opinion was not written either: all or nothing.
     assert (list(Article.objects.order_by("pk").values()), list(Step.objects.order_by("pk").values())) == state
+
+
+def test_file_name_that_is_not_a_slug_is_refused(library_copy):
+    bad = library_copy / "en" / "Drug_History.md"
+    (library_copy / "en" / "drug-history.md").rename(bad)
+    replace_in(bad, "slug: drug-history", "slug: Drug_History")
+    with pytest.raises(CommandError) as raised:
+        load(library_copy)
+    assert f"{bad}:{line_of(bad, 'slug:')}: slug 'Drug_History' must be lower-case letters" in str(raised.value)
+    assert nothing_in_db()
 
 
 def test_unknown_language_directory_is_refused(library_copy):
