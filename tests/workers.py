@@ -122,4 +122,6 @@ def use_broker_in_this_process(broker_url: str) -> None:
     app.conf.task_always_eager = False
     app.conf.broker_url = broker_url
     app.conf.broker_transport_options = {"visibility_timeout": 3600}
-    app.pool.force_close_all()
+    # Drop any pool built for an earlier URL (closing it would poison kombu's shared registry).
+    app._pool = None
+    app.amqp._producer_pool = None
