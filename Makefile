@@ -31,6 +31,7 @@ run: setup
 	$(VENV)/bin/honcho -f Procfile.dev start
 
 test: install
+	bash scripts/install_browser.sh
 	$(PY) scripts/run_tests.py
 
 clean:
