@@ -27,7 +27,7 @@ def page(browser, live_server, settings):  # noqa: F811
 def test_bad_input_shows_field_errors_in_the_page(page, live_server):
     page.goto(live_server.url + "/")
     page.fill("#id_email", "not an email")
-    page.click("button[type=submit]")
+    page.click("#main button[type=submit]")
     page.wait_for_selector(".errorsummary")
     errors = page.locator(".errorlist").all_inner_texts()
     assert len(errors) >= 3  # email, stage and consent
@@ -45,7 +45,7 @@ def test_sign_up_confirm_and_stop_in_the_browser(page, live_server):
     page.check("#id_consent")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "signup-phone.png"), full_page=True)
-    page.click("button[type=submit]")
+    page.click("#main button[type=submit]")
     page.wait_for_url(re.compile(r"/thanks/$"))
     assert "check your email" in page.inner_text("h1").lower()
 
@@ -55,7 +55,7 @@ def test_sign_up_confirm_and_stop_in_the_browser(page, live_server):
     page.goto(confirm_url)
     subscriber.refresh_from_db()
     assert subscriber.status == "pending"
-    page.click("button[type=submit]")
+    page.click("#main button[type=submit]")
     page.wait_for_selector("text=you are signed up")
     subscriber.refresh_from_db()
     assert subscriber.status == "active"
