@@ -10,6 +10,7 @@ public = [
     path("confirm/<str:token>/", views.confirm, name="confirm"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
     path("preferences/<str:token>/", views.preferences, name="preferences"),
+    path("email/<str:token>/", views.view_online, name="view_online"),
     path("healthz", views.healthz, name="healthz"),
     path("dev/outbox/", views.dev_outbox, name="dev_outbox"),
     path("dev/outbox/<str:name>", views.dev_outbox, name="dev_outbox_message"),
