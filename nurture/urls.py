@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from nurture import views
+from nurture import admin_emails, views
 
 
 public = [
@@ -17,6 +17,8 @@ public = [
 ]
 
 urlpatterns = [
+    # Staff email tools live under /admin/ but outside the AdminSite, so they come first.
+    path("admin/nurture/email-preview/", include((admin_emails.urlpatterns, "email_preview"))),
     path("admin/", admin.site.urls),
     path("", include((public, "nurture"))),
 ]
