@@ -25,12 +25,14 @@ class _TextWriter(HTMLParser):
         self.quote_depth = 0
         self.in_pre = False
         self.heading: str | None = None
+        self.block_kinds: list[int | None] = []  # per block: id of the list it is an item of
+        self.in_item = False
 
     # -- helpers
     def _flush(self):
         text = "".join(self.current)
         if not self.in_pre:
-            text = re.sub(r"[ \t\r\f\v]+", " ", text)
+            text = re.sub(r" +", " ", text)
             text = "\n".join(line.strip() for line in text.split("\n")).strip("\n")
         self.current = []
         if not text.strip():
@@ -39,7 +41,14 @@ class _TextWriter(HTMLParser):
             text = f"{text}\n{'-' * len(text)}"
         if self.quote_depth:
             text = "\n".join("> " * self.quote_depth + line for line in text.split("\n"))
-        self.blocks.append(text)
+        # List items are lines of one block, not paragraphs of their own: an item joins the block
+        # before it when that was an item of the same (outermost) list.
+        kind = id(self.lists[0]) if self.lists and self.in_item else None
+        if kind is not None and self.block_kinds and self.block_kinds[-1] == kind:
+            self.blocks[-1] += "\n" + text
+        else:
+            self.blocks.append(text)
+            self.block_kinds.append(kind)
 
     def _list_prefix(self) -> str:
         kind, counter = self.lists[-1]
@@ -48,18 +57,22 @@ class _TextWriter(HTMLParser):
 
     # -- parser callbacks
     def handle_starttag(self, tag, attrs):
+        if tag == "p" and self.in_item and not "".join(self.current).strip(" -.0123456789"):
+            return  # a "loose" list item's paragraph continues the item's own line
         if tag in _BLOCKS:
             self._flush()
             if tag in _HEADINGS:
                 self.heading = tag
             elif tag in {"ul", "ol"}:
                 self.lists.append([tag, 0])
+                self.in_item = False
             elif tag == "blockquote":
                 self.quote_depth += 1
             elif tag == "pre":
                 self.in_pre = True
         elif tag == "li":
             self._flush()
+            self.in_item = True
             if not self.lists:
                 self.lists.append(["ul", 0])
             self.lists[-1][1] += 1
@@ -82,31 +95,22 @@ class _TextWriter(HTMLParser):
                 self.current.append(f" ({href.removeprefix('mailto:')})")
         elif tag == "li":
             self._flush()
-            self._join_list_items()
+            self.in_item = bool(self.lists)  # text after a nested list still belongs to the outer item
         elif tag in _BLOCKS:
             self._flush()
             if tag in _HEADINGS:
                 self.heading = None
             elif tag in {"ul", "ol"} and self.lists:
                 self.lists.pop()
+                self.in_item = bool(self.lists)
             elif tag == "blockquote":
                 self.quote_depth = max(0, self.quote_depth - 1)
             elif tag == "pre":
                 self.in_pre = False
 
-    def _join_list_items(self):
-        # List items are lines of one block, not paragraphs of their own.
-        if len(self.blocks) >= 2 and self._is_item(self.blocks[-1]) and self._is_item(self.blocks[-2]):
-            last = self.blocks.pop()
-            self.blocks[-1] += "\n" + last
-
-    @staticmethod
-    def _is_item(block: str) -> bool:
-        first = block.split("\n", 1)[0].lstrip("> ").lstrip()
-        return first.startswith("- ") or bool(re.match(r"\d+\. ", first))
-
     def handle_data(self, data):
-        self.current.append(data)
+        # Outside <pre>, HTML whitespace (newlines included) is one space; only <br> breaks a line.
+        self.current.append(data if self.in_pre else re.sub(r"\s+", " ", data))
 
     def text(self) -> str:
         self._flush()

@@ -68,6 +68,7 @@ PH_GREETING = "NURTUREPH0greeting0"
 PH_PREFERENCES_URL = "NURTUREPH0preferences0"
 PH_UNSUBSCRIBE_URL = "NURTUREPH0unsubscribe0"
 PH_VIEW_ONLINE_URL = "NURTUREPH0viewonline0"
+_PLACEHOLDER = re.compile("|".join((PH_GREETING, PH_PREFERENCES_URL, PH_UNSUBSCRIBE_URL, PH_VIEW_ONLINE_URL)))
 # The "view in browser" part is optional (no link on the web copy, in previews or test sends):
 # the templates wrap it in these markers, which are removed with it or without it.
 VIEW_ONLINE_START = "<!--nurture:view-online-->"
@@ -227,18 +228,20 @@ def _tidy_text(text: str) -> str:
 
 
 def _render_step(*, step: Step, articles: list[Article], language: str, personal: Personal) -> tuple[str, str]:
-    """(html, text) for these exact values: template render + CSS inlining, no cache."""
+    """(html, text) for these values: template render + CSS inlining. The optional view-online
+    part keeps its markers; callers keep or drop it."""
     context = _step_context(step=step, articles=articles, language=language, personal=personal)
     with translation.override(language):
         html = inline_css(render_to_string("email/step.html", context))
         text = _tidy_text(render_to_string("email/step.txt", context))
-    keep = bool(personal.view_online_url)
-    return _keep_or_drop_view_online(html, keep), _keep_or_drop_view_online(text, keep)
+    return html, text
 
 
 def render_step_full(*, step: Step, articles: list[Article], language: str, personal: Personal) -> tuple[str, str]:
     """The reference render: what the cache must reproduce byte for byte."""
-    return _render_step(step=step, articles=articles, language=language, personal=personal)
+    html, text = _render_step(step=step, articles=articles, language=language, personal=personal)
+    keep = bool(personal.view_online_url)
+    return _keep_or_drop_view_online(html, keep), _keep_or_drop_view_online(text, keep)
 
 
 _PLACEHOLDERS = Personal(
@@ -310,18 +313,21 @@ def personalise(cached: tuple[str, str], personal: Personal) -> tuple[str, str]:
     keep = bool(personal.view_online_url)
     html = _keep_or_drop_view_online(html, keep)
     text = _keep_or_drop_view_online(text, keep)
-    html = (
-        html.replace(PH_GREETING, _escape_text(personal.greeting))
-        .replace(PH_PREFERENCES_URL, _escape_attribute(personal.preferences_url))
-        .replace(PH_UNSUBSCRIBE_URL, _escape_attribute(personal.unsubscribe_url))
-        .replace(PH_VIEW_ONLINE_URL, _escape_attribute(personal.view_online_url))
-    )
-    text = (
-        text.replace(PH_GREETING, personal.greeting)
-        .replace(PH_PREFERENCES_URL, personal.preferences_url)
-        .replace(PH_UNSUBSCRIBE_URL, personal.unsubscribe_url)
-        .replace(PH_VIEW_ONLINE_URL, personal.view_online_url)
-    )
+    html_values = {
+        PH_GREETING: _escape_text(personal.greeting),
+        PH_PREFERENCES_URL: _escape_attribute(personal.preferences_url),
+        PH_UNSUBSCRIBE_URL: _escape_attribute(personal.unsubscribe_url),
+        PH_VIEW_ONLINE_URL: _escape_attribute(personal.view_online_url),
+    }
+    text_values = {
+        PH_GREETING: personal.greeting,
+        PH_PREFERENCES_URL: personal.preferences_url,
+        PH_UNSUBSCRIBE_URL: personal.unsubscribe_url,
+        PH_VIEW_ONLINE_URL: personal.view_online_url,
+    }
+    # One pass each: a substituted value (a name that happens to look like a placeholder) is never rescanned.
+    html = _PLACEHOLDER.sub(lambda m: html_values[m.group(0)], html)
+    text = _PLACEHOLDER.sub(lambda m: text_values[m.group(0)], text)
     return html, text
 
 
