@@ -374,12 +374,14 @@ def _message(*, subject: str, text: str, html: str, to: str, message_id: str) ->
 
 def build_step_email(
     *, step: Step, subscriber: Subscriber, to: str | None = None, delivery_id: int | None = None,
-    message_id: str = "", sample_links: bool = False, subject_prefix: str = "",
+    message_id: str = "", sample_links: bool = False, subject_prefix: str = "", articles: list[Article] | None = None,
 ) -> EmailMultiAlternatives:
     """One step's email for one subscriber (saved or a sample): the one builder for sends,
-    previews and test sends."""
+    previews and test sends. A batch sender may pass `articles` (selectors.step_published_articles,
+    read once per step in the batch) to save one query per email."""
     language = step_language(step)
-    articles = selectors.step_published_articles(step_id=step.pk)
+    if articles is None:
+        articles = selectors.step_published_articles(step_id=step.pk)
     personal = personal_for(subscriber, language=language, delivery_id=delivery_id, sample_links=sample_links)
     html, text = render_step(step=step, articles=articles, language=language, personal=personal)
     message = _message(
@@ -392,13 +394,17 @@ def build_step_email(
     return message
 
 
-def build_delivery_email(delivery: Delivery, *, sample_links: bool = False) -> EmailMultiAlternatives:
+def build_delivery_email(
+    delivery: Delivery, *, sample_links: bool = False, articles: list[Article] | None = None
+) -> EmailMultiAlternatives:
+    """The sender's entry point. Load the delivery with select_related("subscriber", "step__series")."""
     return build_step_email(
         step=delivery.step,
         subscriber=delivery.subscriber,
         delivery_id=delivery.pk,
         message_id=delivery.message_id,
         sample_links=sample_links,
+        articles=articles,
     )
 
 
