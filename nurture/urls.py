@@ -17,6 +17,7 @@ public = [
 ]
 
 urlpatterns = [
+    path("i18n/", include("django.conf.urls.i18n")),  # set_language: the page's language switch
     # Staff email tools live under /admin/ but outside the AdminSite, so they come first.
     path("admin/nurture/email-preview/", include((admin_emails.urlpatterns, "email_preview"))),
     path("admin/", admin.site.urls),
