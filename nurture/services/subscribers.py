@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from nurture import selectors, tokens
-from nurture.models import ConsentRecord, Subscriber
+from nurture.models import ConsentRecord, Delivery, Subscriber
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +101,22 @@ def subscriber_from_token(*, purpose: str, token: str) -> Subscriber:
     if subscriber is None:
         raise tokens.TokenError()
     return subscriber
+
+
+def delivery_from_view_token(*, token: str) -> Delivery:
+    """The delivery a "view in browser" link names. Raises tokens.TokenError for a bad link,
+    including one whose delivery is gone or belongs to another subscriber."""
+    subscriber_id, extra = tokens.read_token(purpose=tokens.VIEW_ONLINE, token=token)
+    if not extra.isdigit():
+        raise tokens.TokenError()
+    delivery = (
+        Delivery.objects.select_related("subscriber", "step__series")
+        .filter(pk=int(extra), subscriber_id=subscriber_id)
+        .first()
+    )
+    if delivery is None:
+        raise tokens.TokenError()
+    return delivery
 
 
 @transaction.atomic
