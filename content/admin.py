@@ -9,8 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.http import Http404
-from django.template.response import TemplateResponse
+from django.http import Http404, HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.clickjacking import xframe_options_sameorigin
@@ -19,8 +18,22 @@ from content import selectors
 from content.models import Article, ArticleVersion, Stage
 from content.rendering import article_link_slugs, markdown_problems
 from content.services import article_has_staff_edits, article_save
+from nurture import emails
+from nurture.models import Series, Step, Subscriber
 
 AWAITING_TRANSLATOR = "awaiting review by a qualified translator"
+PREVIEW_SUBJECT = "Article preview"
+
+
+def article_email_preview_html(*, article: Article) -> str:
+    """The article alone in the real email layout, through the email builder's own render, with a
+    sample reader and links that do nothing (emails.SAMPLE_TOKEN). Drafts too: staff preview before
+    publishing. An unsaved Step stands in for the step, so nothing is stored or cached."""
+    step = Step(series=Series(stage=article.stages[0] if article.stages else "", language=article.language), subject=PREVIEW_SUBJECT)
+    reader = Subscriber(first_name="", language=article.language)
+    personal = emails.personal_for(reader, language=article.language, sample_links=True)
+    html, _text = emails.render_step_full(step=step, articles=[article], language=article.language, personal=personal)
+    return html
 
 
 class ArticleAdminForm(forms.ModelForm):
@@ -181,7 +194,8 @@ class ArticleAdmin(admin.ModelAdmin):
             return "Save the article to see its preview."
         url = reverse("admin:content_article_preview", args=[obj.pk])
         return format_html(
-            '<p>The saved version, exactly as its HTML goes into an email. <a href="{}" target="_blank">Open in a new tab</a></p>'
+            '<p>The saved version, in the email layout, rendered by the same code as a real email '
+            '(whatever its status; links in it do nothing). <a href="{}" target="_blank">Open in a new tab</a></p>'
             '<iframe src="{}" sandbox title="Email preview" style="width:100%;max-width:680px;height:480px;border:1px solid #ccc;background:#fff"></iframe>',
             url, url,
         )
@@ -202,7 +216,7 @@ class ArticleAdmin(admin.ModelAdmin):
         article = self.get_object(request, object_id)  # None for a bad or unknown id
         if article is None or not self.has_view_permission(request, article):
             raise Http404("No such article.")
-        return TemplateResponse(request, "content/article_preview.html", {"article": article})
+        return HttpResponse(article_email_preview_html(article=article))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if request.method == "GET":

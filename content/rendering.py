@@ -90,11 +90,6 @@ def render_article_html(markdown_text: str) -> str:
     return sanitise_html(_markdown_to_html(normalise_markdown(markdown_text)))
 
 
-def render_article_text(markdown_text: str) -> str:
-    """The article body for the plain-text part of an email: article links become their text."""
-    return re.sub(r"\[([^\]]*)\]\(\s*article:[^)]*\)", r"\1", normalise_markdown(markdown_text))
-
-
 def normalise_markdown(markdown_text: str) -> str:
     """One form for stored bodies: LF line ends (browsers submit CRLF), no trailing blank space."""
     return markdown_text.replace("\r\n", "\n").replace("\r", "\n").strip() + "\n" if markdown_text.strip() else ""

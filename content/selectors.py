@@ -1,4 +1,7 @@
-"""Reads about the guide's content: what a step may send, what is held back and why, what is due for review."""
+"""Reads about the guide's content: what is held back from sending and why, what is due for review.
+
+What a step sends (its published articles in step order) is nurture.selectors.step_published_articles,
+which the email builder uses; these reads explain the rest to staff."""
 from __future__ import annotations
 
 import calendar
@@ -9,19 +12,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from content.models import Article
-from nurture.models import Step, StepArticle
-
-
-def sendable_articles(*, step: Step) -> list[Article]:
-    """The step's published articles, in the step's order. Only these ever go out; the sender records
-    {article id: article.version} for them on the Delivery."""
-    return [
-        link.article
-        for link in StepArticle.objects.filter(step=step, article__status=Article.Status.PUBLISHED)
-        .select_related("article")
-        .order_by("order", "pk")
-    ]
-
+from nurture.models import Step
 
 _STATUS_WORDS = {Article.Status.DRAFT: "in draft", Article.Status.IN_REVIEW: "in review"}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.urls import reverse
 from django.utils.html import format_html
 
 from content import selectors as content_selectors
@@ -123,7 +124,7 @@ class SeriesLanguageFilter(admin.SimpleListFilter):
 
 @admin.register(Step)
 class StepAdmin(admin.ModelAdmin):
-    list_display = ["step_label", "series_label", "position", "delay_days", "articles_summary", "held_back"]
+    list_display = ["step_label", "series_label", "position", "delay_days", "articles_summary", "held_back", "preview_link"]
     list_filter = ["series", SeriesLanguageFilter]
     search_fields = ["subject", "series__name"]
     list_select_related = ["series"]
@@ -148,6 +149,10 @@ class StepAdmin(admin.ModelAdmin):
     @admin.display(description="held back")
     def held_back(self, obj):
         return _held_back_html(obj)
+
+    @admin.display(description="email")
+    def preview_link(self, obj):
+        return format_html('<a href="{}">Preview</a>', reverse("email_preview:step", args=[obj.pk]))
 
 
 class ConsentInline(admin.TabularInline):

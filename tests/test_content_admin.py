@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from html.parser import HTMLParser
 
 import pytest
@@ -170,16 +171,27 @@ def test_change_form_shows_warning_preview_and_history(admin_client, library):
     assert any("Review overdue" in m for m in messages)
 
 
-def test_preview_is_the_email_rendering_of_the_article(admin_client, library):
+def test_preview_is_the_article_in_the_email_layout(admin_client, library):
     target = article("research-guidelines")
+    Article.objects.filter(pk=target.pk).update(status=Article.Status.DRAFT)  # drafts can be previewed too
     response = admin_client.get(reverse("admin:content_article_preview", args=[target.pk]))
     assert response.status_code == 200
     assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
     html = response.content.decode()
-    assert target.body_html in html
-    assert f"<h2>{target.title}</h2>" in html
-    assert '<a href="https://www.nccn.org" rel="noopener">' in html
-    assert "article:" not in html
+    assert target.title in html
+    assert "Two good places to start" in html and 'href="https://www.nccn.org"' in html
+    assert "article:" not in html and "<script" not in html
+    # The email layout itself: its footer links, which in a preview act on no one.
+    assert "Stop these emails" in html
+    assert "/unsubscribe/sample-link/" in html
+
+
+def test_spanish_preview_uses_the_spanish_layout(admin_client, library):
+    target = article("drug-history", "es")
+    html = admin_client.get(reverse("admin:content_article_preview", args=[target.pk])).content.decode()
+    assert target.title in html
+    assert 'lang="es"' in html
+    assert re.search(r"<strong[^>]*>los demás documentos que debe tener a mano</strong>", html)
 
 
 def test_preview_needs_staff(client, library):
@@ -262,6 +274,8 @@ def test_steps_show_what_is_held_back_and_why(admin_client, library):
     response = admin_client.get(reverse("admin:nurture_series_change", args=[series.pk]))
     assert response.status_code == 200
     assert "Held back: article &#x27;keeping-your-records&#x27; (es) is in review" in response.content.decode()
+    step = Step.objects.get(series=series, position=1)
+    assert reverse("email_preview:step", args=[step.pk]) in html
     listing = admin_client.get(reverse("admin:nurture_series_changelist")).content.decode()
     assert "#2, #3" in listing  # in_remission/es: steps 2 (keeping-your-records) and 3 (drug-history)
 

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from content.rendering import ALLOWED_TAGS, markdown_problems, render_article_html, render_article_text, sanitise_html
+from content.rendering import ALLOWED_TAGS, markdown_problems, render_article_html, sanitise_html
 
 
 def tags_in(html: str) -> set[str]:
@@ -53,10 +53,6 @@ def test_raw_html_in_markdown_never_survives_rendering():
     assert tags_in(html) <= ALLOWED_TAGS
     for needle in ("script", "onerror", "javascript", "style", "<img", "<div"):
         assert needle not in html
-
-
-def test_plain_text_keeps_article_link_text():
-    assert render_article_text("See [the list](article:drug-history) now.") == "See the list now.\n"
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""article_save keeps every version; the selectors the sender and admin use."""
+"""article_save keeps every version; the reads the sender and admin use."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,6 +9,7 @@ from content import selectors
 from content.models import Article, ArticleVersion
 from content.services import article_save
 from nurture.models import Series, Step, StepArticle
+from nurture.selectors import step_published_articles
 
 pytestmark = pytest.mark.django_db
 
@@ -89,7 +90,8 @@ def test_sendable_articles_are_the_published_ones_in_step_order():
     # Reorder so step order differs from creation (pk) order.
     StepArticle.objects.filter(step=step, article=late).update(order=0)
     StepArticle.objects.filter(step=step, article=early).update(order=5)
-    assert selectors.sendable_articles(step=step) == [late, early]
+    # The read the email builder uses to choose what a step carries.
+    assert step_published_articles(step_id=step.pk) == [late, early]
 
 
 def test_hold_reasons_name_each_unpublished_article():
