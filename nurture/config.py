@@ -70,7 +70,7 @@ def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
 def env_database(name: str, default_url: str) -> dict:
     raw = os.environ.get(name) or default_url
     try:
-        return dj_database_url.parse(raw, conn_max_age=60)
+        return dj_database_url.parse(raw, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))
     except Exception as exc:  # the library raises several types for a malformed URL
         CONFIG_ERRORS.append((name, f"{name} is not a usable database URL: {exc}"))
         return dj_database_url.parse(default_url)

@@ -29,6 +29,9 @@ def main() -> int:
         os.environ["DATABASE_URL"] = DEFAULT_DATABASE_URL
     if "NURTURE_TEST_REDIS_URL" not in os.environ and (required or answers("127.0.0.1", 6379)):
         os.environ["NURTURE_TEST_REDIS_URL"] = DEFAULT_REDIS_URL
+    # Live-server request threads would otherwise keep their connections open past the test run,
+    # and PostgreSQL refuses to drop a test database that still has sessions.
+    os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")
     print(
         f"make test: database={os.environ.get('DATABASE_URL', 'sqlite (default)')} "
         f"redis={os.environ.get('NURTURE_TEST_REDIS_URL', 'none: tests that need it will skip')} "
