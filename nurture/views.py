@@ -49,36 +49,39 @@ def signup_done(request):
     return render(request, "nurture/signup_done.html")
 
 
-@require_http_methods(["GET", "POST"])
-def confirm(request, token: str):
+def _one_button_page(request, token: str, *, purpose: str, action, ask_template: str, done_template: str):
+    """GET shows a page with one button; only the POST acts. Mail scanners open links, but they
+    do not press buttons, so a scanned link neither confirms nor unsubscribes anyone."""
     try:
-        subscriber = subscriber_services.subscriber_from_token(purpose=tokens.CONFIRM, token=token)
+        subscriber = subscriber_services.subscriber_from_token(purpose=purpose, token=token)
     except tokens.TokenError as error:
-        return _bad_link(request, tokens.CONFIRM, error)
+        return _bad_link(request, purpose, error)
     with translation.override(subscriber.language):
-        # GET only shows a button: mail scanners open links, but do not press buttons.
         if request.method == "POST":
-            subscriber = subscriber_services.subscriber_confirm(subscriber_id=subscriber.pk)
-            return render(request, "nurture/confirmed.html", {"subscriber": subscriber, "token": _prefs_token(subscriber)})
-        return render(request, "nurture/confirm.html", {"subscriber": subscriber})
+            subscriber = action(subscriber_id=subscriber.pk)
+            return render(request, done_template, {"subscriber": subscriber, "token": _prefs_token(subscriber)})
+        return render(request, ask_template, {"subscriber": subscriber})
 
 
 def _prefs_token(subscriber: Subscriber) -> str:
     return tokens.make_token(purpose=tokens.PREFERENCES, subscriber_id=subscriber.pk)
 
 
+@require_http_methods(["GET", "POST"])
+def confirm(request, token: str):
+    return _one_button_page(
+        request, token, purpose=tokens.CONFIRM, action=subscriber_services.subscriber_confirm,
+        ask_template="nurture/confirm.html", done_template="nurture/confirmed.html",
+    )
+
+
 @csrf_exempt  # RFC 8058 one-click POSTs come from mail clients, which carry no CSRF token.
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request, token: str):
-    try:
-        subscriber = subscriber_services.subscriber_from_token(purpose=tokens.UNSUBSCRIBE, token=token)
-    except tokens.TokenError as error:
-        return _bad_link(request, tokens.UNSUBSCRIBE, error)
-    with translation.override(subscriber.language):
-        if request.method == "POST":
-            subscriber_services.subscriber_unsubscribe(subscriber_id=subscriber.pk)
-            return render(request, "nurture/unsubscribed.html", {"subscriber": subscriber, "token": _prefs_token(subscriber)})
-        return render(request, "nurture/unsubscribe.html", {"subscriber": subscriber})
+    return _one_button_page(
+        request, token, purpose=tokens.UNSUBSCRIBE, action=subscriber_services.subscriber_unsubscribe,
+        ask_template="nurture/unsubscribe.html", done_template="nurture/unsubscribed.html",
+    )
 
 
 @require_http_methods(["GET", "POST"])
