@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -34,7 +35,8 @@ class Article(models.Model):
     reviewer = models.CharField(max_length=200, blank=True)
     last_reviewed = models.DateField(null=True, blank=True)
     version = models.PositiveIntegerField(default=1, editable=False)
-    # Hash of the file content at the last import; lets load_content tell staff edits from file edits.
+    # Fingerprint of the article's fields as last imported from its file (content.services.article_fingerprint).
+    # The file changed: its fingerprint differs from this. Staff changed it: the article's own does.
     imported_hash = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -49,6 +51,11 @@ class Article(models.Model):
     @property
     def is_published(self) -> bool:
         return self.status == self.Status.PUBLISHED
+
+    def clean(self):
+        super().clean()
+        if not isinstance(self.stages, list) or not self.stages or any(s not in Stage.values for s in self.stages):
+            raise ValidationError({"stages": _("Choose one or more stages.")})
 
 
 class ArticleVersion(models.Model):

@@ -74,6 +74,9 @@ class Series(models.Model):
     stage = models.CharField(max_length=20, choices=Stage.choices)
     language = models.CharField(max_length=2, choices=Language.choices)
     name = models.CharField(max_length=200)
+    # Fingerprint of the series (name, steps, their articles) as last imported by load_content; lets the
+    # import tell a changed file from staff edits in admin. Blank: never imported (made in admin).
+    imported_hash = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -73,6 +73,15 @@ TEMPLATES = [
 
 # --- database ---------------------------------------------------------------------------------
 DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{VAR_DIR / 'nurture.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The local demo has web, worker and beat writing at once: WAL and immediate transactions
+    # make them wait for each other instead of failing with "database is locked".
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
 # Parallel test runs on one server (several developers, CI) each need their own test database.
 if env_str("NURTURE_TEST_DB_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": env_str("NURTURE_TEST_DB_NAME")}

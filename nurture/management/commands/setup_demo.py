@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
+
+from django.conf import settings
 
 from django.contrib.auth import get_user_model
 from django.core.management import BaseCommand, call_command
@@ -15,6 +18,9 @@ class Command(BaseCommand):
     help = "Prepare a local demo: migrate, load content and series, set up the schedule, create a demo staff login."
 
     def handle(self, *args, **options):
+        for folder in settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in", ""), settings.NURTURE_OUTBOX_DIR:
+            if folder:
+                Path(folder).mkdir(parents=True, exist_ok=True)
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("database migrated")
         call_command("load_content", stdout=self.stdout)

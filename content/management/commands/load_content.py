@@ -1,0 +1,67 @@
+"""`manage.py load_content`: import the guide's articles and default series from content/library/."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management import BaseCommand, CommandError
+
+from content.parsing import LibraryError
+from content.services import ImportReport, default_library_dir, library_import
+
+
+class Command(BaseCommand):
+    help = (
+        "Import the guide's articles and default series from the library directory (idempotent). "
+        "Articles or series staff changed in admin are kept unless --force."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--library-dir", type=Path, default=None, help=f"Default: {default_library_dir()}")
+        parser.add_argument("--force", action="store_true", help="Replace staff edits with the files' content.")
+
+    def handle(self, *args, library_dir: Path | None, force: bool, **options):
+        try:
+            report = library_import(library_dir=library_dir, force=force)
+        except LibraryError as exc:
+            count = len(exc.problems)
+            raise CommandError(
+                f"Nothing imported: {count} problem{'s' if count != 1 else ''} in the library.\n{exc}"
+            ) from None
+        self._print(report)
+
+    def _print(self, report: ImportReport) -> None:
+        for label in report.articles_created:
+            self.stdout.write(f"created article {label}")
+        for label in report.articles_updated:
+            self.stdout.write(f"updated article {label}")
+        for label in report.articles_replaced:
+            self.stdout.write(self.style.WARNING(f"replaced staff edits to article {label} with its file (--force)"))
+        for label in report.series_created:
+            self.stdout.write(f"created series {label}")
+        for label in report.series_updated:
+            self.stdout.write(f"updated series {label}")
+        for label in report.series_replaced:
+            self.stdout.write(self.style.WARNING(f"replaced staff edits to series {label} with its file (--force)"))
+        for label in report.articles_kept:
+            self.stdout.write(self.style.WARNING(
+                f"kept staff edits to article {label}: its file changed too; run with --force to replace them"
+            ))
+        for label in report.series_kept:
+            self.stdout.write(self.style.WARNING(
+                f"kept staff edits to series {label}: its file changed too; run with --force to replace them"
+            ))
+        for label in report.steps_kept_with_deliveries:
+            self.stdout.write(self.style.WARNING(
+                f"kept {label}: no longer in the file, but it has deliveries; remove its articles in admin if it should stop"
+            ))
+        if not report.changed:
+            self.stdout.write(
+                f"No changes: {report.articles_total} articles, {report.series_total} series already up to date"
+            )
+            return
+        self.stdout.write(self.style.SUCCESS(
+            f"Imported: {len(report.articles_created)} articles created, {len(report.articles_updated)} updated, "
+            f"{len(report.articles_replaced)} replaced; {len(report.series_created)} series created, "
+            f"{len(report.series_updated)} updated, {len(report.series_replaced)} replaced "
+            f"(library: {report.articles_total} articles, {report.series_total} series)"
+        ))

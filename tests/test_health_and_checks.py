@@ -1,0 +1,66 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.django_db
+def test_healthz_ok_when_database_and_broker_answer(client, settings, tmp_path):
+    from nurture.celery import app
+
+    app.conf.broker_url = "memory://"
+    try:
+        response = client.get("/healthz")
+    finally:
+        app.conf.broker_url = settings.CELERY_BROKER_URL
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
+
+
+@pytest.mark.django_db
+def test_healthz_names_the_broker_when_it_does_not_answer(client, settings):
+    from nurture.celery import app
+
+    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    try:
+        response = client.get("/healthz")
+    finally:
+        app.conf.broker_url = settings.CELERY_BROKER_URL
+    assert response.status_code == 503
+    assert response.json()["failing"] == ["broker"]
+
+
+def run_check(env_overrides: dict) -> subprocess.CompletedProcess:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NURTURE_")}
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("NURTURE_DAY_SECONDS", "soon"),
+        ("NURTURE_DAY_SECONDS", "0"),
+        ("DATABASE_URL", "nosuchdb://x"),
+        ("CELERY_BROKER_URL", "carrier-pigeon://x"),
+        ("EMAIL_PORT", "eighty"),
+        ("EMAIL_USE_TLS", "perhaps"),
+        ("SITE_URL", "guide.example.org"),
+    ],
+)
+def test_bad_setting_stops_start_up_naming_the_variable(name, value):
+    result = run_check({name: value})
+    assert result.returncode != 0
+    assert f"{name}: (nurture.E001)" in result.stderr
+
+
+def test_good_settings_pass_the_checks():
+    result = run_check({"NURTURE_DAY_SECONDS": "5", "DJANGO_SECRET_KEY": "x" * 50, "DJANGO_DEBUG": "1"})
+    assert result.returncode == 0, result.stderr
