@@ -215,7 +215,8 @@ def send_deliveries(*, delivery_ids: list[int]) -> BatchOutcome:
     failed delivery (a provider answering 429 or 500 is not hammered): the caller re-enqueues
     `retry_ids` after `retry_countdown`. Ids already sent are never in it."""
     outcome = BatchOutcome()
-    connection = get_connection()
+    # One connection per batch; EMAIL_TIMEOUT bounds each provider call (anymail and SMTP alike).
+    connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
     with connection:
         for index, delivery_id in enumerate(delivery_ids):
             result = send_delivery(delivery_id=delivery_id, connection=connection)
