@@ -64,11 +64,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, status: int, body: dict) -> None:
         data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:  # the client is gone (a killed worker): the message stays accepted
+            self.close_connection = True
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
