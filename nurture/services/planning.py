@@ -337,7 +337,13 @@ def plan_batch(*, now: datetime, batch_size: int, series_steps: SeriesSteps) -> 
         else:
             deferred += 1
     created = Delivery.objects.bulk_create(new_deliveries)
-    Subscriber.objects.bulk_update(batch, ["next_step_position", "next_send_at"])
+    # One UPDATE per distinct (position, time): a batch mostly moves together, and this is far
+    # cheaper than a CASE per row (bulk_update) for the database and for Python.
+    moves: dict[tuple[int, datetime | None], list[int]] = defaultdict(list)
+    for subscriber in batch:
+        moves[(subscriber.next_step_position, subscriber.next_send_at)].append(subscriber.pk)
+    for (position, send_at), ids in moves.items():
+        Subscriber.objects.filter(pk__in=ids).update(next_step_position=position, next_send_at=send_at)
     return BatchResult([d.pk for d in created], len(batch), completed, deferred)
 
 
