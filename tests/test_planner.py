@@ -234,3 +234,18 @@ def test_two_planners_at_once_plan_each_subscriber_once(postgres, settings):
     assert all(r.planned > 0 for r in results), "both planners should have shared the work"
     assert Delivery.objects.count() == 400
     assert Delivery.objects.filter(step__position=0).count() == 400
+
+
+def test_without_skip_locked_a_second_planner_waits_its_turn(settings, tmp_path, monkeypatch):
+    """SQLite (the local demo) cannot SKIP LOCKED: a file lock lets one planner run at a time."""
+    import fcntl
+
+    settings.NURTURE_DAY_SECONDS = 10
+    settings.VAR_DIR = tmp_path
+    monkeypatch.setattr(connection.features, "has_select_for_update_skip_locked", False)
+    active_subscriber("lock@example.org", series("in_treatment", [(0, ["l1"])]))
+    with open(tmp_path / "planner.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another planner is running
+        assert planning.plan_due_deliveries().planned == 0
+        fcntl.flock(held, fcntl.LOCK_UN)
+    assert planning.plan_due_deliveries().planned == 1

@@ -195,3 +195,15 @@ def test_local_bucket_limits_one_process():
     for _ in range(75):
         bucket.acquire()
     assert time.monotonic() - started >= (75 - 50) / 50 * 0.95
+
+
+def test_staff_requeue_moves_only_failed_deliveries_and_enqueues_on_commit(django_capture_on_commit_callbacks):
+    ids = planned(3)
+    Delivery.objects.filter(pk=ids[0]).update(status="failed", failure_reason=reconcile.UNKNOWN_OUTCOME_REASON)
+    Delivery.objects.filter(pk=ids[1]).update(status="sent")
+    enqueued = []
+    with django_capture_on_commit_callbacks(execute=True):
+        moved = sending.deliveries_requeue(delivery_ids=ids, enqueue=enqueued.extend)
+    assert moved == 1 and enqueued == [ids[0]]
+    assert dict(Delivery.objects.values_list("id", "status")) == {ids[0]: "queued", ids[1]: "sent", ids[2]: "queued"}
+    assert sending.send_delivery(delivery_id=ids[0]).status == "sent"

@@ -229,6 +229,24 @@ def send_deliveries(*, delivery_ids: list[int]) -> BatchOutcome:
     return outcome
 
 
+@transaction.atomic
+def deliveries_requeue(*, delivery_ids: list[int], enqueue) -> int:
+    """Staff send failed deliveries again (e.g. an "unknown outcome" they checked never arrived at
+    the provider). Only failed rows move; the send task is enqueued once this commits."""
+    ids = list(
+        Delivery.objects.select_for_update()
+        .filter(pk__in=delivery_ids, status=Delivery.Status.FAILED)
+        .values_list("id", flat=True)
+    )
+    Delivery.objects.filter(pk__in=ids).update(
+        status=Delivery.Status.QUEUED, provider_call_started_at=None, next_attempt_at=timezone.now(), failed_at=None,
+        failure_reason="requeued by staff",
+    )
+    if ids:
+        transaction.on_commit(lambda: enqueue(ids))
+    return len(ids)
+
+
 def send_confirmation(*, subscriber_id: int) -> bool:
     subscriber = Subscriber.objects.filter(pk=subscriber_id, status=Subscriber.Status.PENDING).first()
     if subscriber is None or selectors.is_suppressed(email=subscriber.email):
