@@ -17,15 +17,21 @@ $(STAMP): $(PY) pyproject.toml
 
 install: $(STAMP)
 
+# The local demo: debug pages on, and a series "day" of 20 seconds unless set otherwise.
+# (Target-specific, so `setup` sees the same values when `run` calls it.)
+run setup: export DJANGO_DEBUG ?= 1
+run: export NURTURE_DAY_SECONDS ?= 20
+
 # Migrate, load the starter content and series, create the demo login, set up the schedule.
 setup: install
-	DJANGO_DEBUG=$${DJANGO_DEBUG-1} $(PY) manage.py setup_demo
+	$(PY) manage.py setup_demo
 
 # Web on 127.0.0.1:8000, a Celery worker and Celery beat together; Ctrl-C stops them all.
 run: setup
-	DJANGO_DEBUG=$${DJANGO_DEBUG-1} NURTURE_DAY_SECONDS=$${NURTURE_DAY_SECONDS-20} $(VENV)/bin/honcho -f Procfile.dev start
+	$(VENV)/bin/honcho -f Procfile.dev start
 
 test: install
+	bash scripts/install_browser.sh
 	$(PY) scripts/run_tests.py
 
 clean:

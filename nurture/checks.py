@@ -38,7 +38,7 @@ def environment_values(app_configs=None, **kwargs):
 @checks.register(checks.Tags.security, deploy=False)
 def production_placeholders(app_configs=None, **kwargs):
     warnings = []
-    if settings.SECRET_KEY == settings.INSECURE_DEV_SECRET_KEY:
+    if settings.SECRET_KEY == settings.INSECURE_DEV_SECRET_KEY and not settings.DEBUG:
         warnings.append(
             checks.Warning(
                 "DJANGO_SECRET_KEY is not set; a development key is in use.",

@@ -16,6 +16,7 @@ public = [
 ]
 
 urlpatterns = [
+    path("i18n/", include("django.conf.urls.i18n")),  # set_language: the page's language switch
     path("admin/", admin.site.urls),
     path("", include((public, "nurture"))),
 ]

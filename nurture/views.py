@@ -39,7 +39,10 @@ def signup(request):
             # The same page whether the address was new or known: it reveals nothing about who is subscribed.
             return redirect("nurture:signup_done")
         return render(request, "nurture/signup.html", {"form": form}, status=400)
-    return render(request, "nurture/signup.html", {"form": SignupForm()})
+    # The email language starts as the page's language (Accept-Language or the switch above).
+    language = translation.get_language() or "en"
+    initial = {"language": "es" if language.startswith("es") else "en"}
+    return render(request, "nurture/signup.html", {"form": SignupForm(initial=initial)})
 
 
 def signup_done(request):

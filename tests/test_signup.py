@@ -96,3 +96,11 @@ def test_one_click_unsubscribe_post_without_csrf(client):
     assert response.status_code == 200
     subscriber.refresh_from_db()
     assert subscriber.status == "unsubscribed" and subscriber.next_send_at is None
+
+
+def test_language_switch_shows_spanish_page_and_preselects_spanish(client):
+    response = client.post("/i18n/setlang/", {"language": "es", "next": "/"})
+    assert response.status_code == 302
+    page = client.get("/")
+    assert page.context["form"].initial["language"] == "es"
+    assert b'lang="es"' in page.content
