@@ -207,3 +207,18 @@ def test_staff_requeue_moves_only_failed_deliveries_and_enqueues_on_commit(djang
     assert moved == 1 and enqueued == [ids[0]]
     assert dict(Delivery.objects.values_list("id", "status")) == {ids[0]: "queued", ids[1]: "sent", ids[2]: "queued"}
     assert sending.send_delivery(delivery_id=ids[0]).status == "sent"
+
+
+def test_a_partly_new_step_sends_only_the_articles_not_had_before():
+    the_series = series("in_treatment", [(0, ["seen-before", "brand-new"])])
+    subscriber = active_subscriber("partial@example.org", the_series)
+    other = series("in_remission", [(0, ["seen-before"])])
+    earlier = Delivery.objects.create(subscriber=subscriber, step=other.steps.get(), status="sent", article_versions={str(article("seen-before").pk): 1},
+                                      sent_at=timezone.now() - timedelta(hours=1))
+    planning.plan_due_deliveries()
+    delivery = Delivery.objects.exclude(pk=earlier.pk).get()
+    assert sending.send_delivery(delivery_id=delivery.pk).status == "sent"
+    [message] = mail.outbox
+    assert "Brand New" in message.body and "Seen Before" not in message.body
+    delivery.refresh_from_db()
+    assert delivery.article_versions == {str(article("brand-new").pk): 1}

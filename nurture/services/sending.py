@@ -28,6 +28,7 @@ from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsR
 from django.conf import settings
 from django.core.mail import get_connection
 from django.db import IntegrityError, transaction
+from django.db.models import Prefetch, prefetch_related_objects
 from django.utils import timezone
 
 from content.models import Article
@@ -141,6 +142,9 @@ def send_delivery(*, delivery_id: int, connection=None, wait_for_slot=throttle.w
     article_ids = planning.delivery_article_ids(delivery=delivery)
     if not article_ids:
         return SendOutcome(_finish(delivery_id, stamp, Delivery.Status.SKIPPED, "no published article left in this step"))
+    # The email carries only the articles planned for this delivery (never one they already had):
+    # the builder reads step.articles.all(), so hand it the step with exactly those prefetched.
+    prefetch_related_objects([delivery.step], Prefetch("articles", queryset=Article.objects.filter(pk__in=article_ids)))
     try:
         message = emails.build_delivery_email(delivery)
     except Exception as exc:  # a bug or bad content: nothing was sent; staff see why
