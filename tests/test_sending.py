@@ -222,3 +222,22 @@ def test_a_partly_new_step_sends_only_the_articles_not_had_before():
     assert "Brand New" in message.body and "Seen Before" not in message.body
     delivery.refresh_from_db()
     assert delivery.article_versions == {str(article("brand-new").pk): 1}
+
+
+def test_retry_ceiling_above_the_broker_visibility_timeout_is_a_check_error(settings):
+    from nurture.checks import environment_values
+
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    settings.NURTURE_RETRY_MAX_SECONDS = 1800.0
+    assert "nurture.E010" not in [e.id for e in environment_values()]
+    settings.NURTURE_RETRY_MAX_SECONDS = 4000.0
+    assert "nurture.E010" in [e.id for e in environment_values()]
+
+
+@pytest.mark.parametrize(
+    "attempts, low, high", [(1, 0.5, 1.0), (2, 1.0, 2.0), (3, 2.0, 4.0), (6, 2.0, 4.0)]
+)
+def test_backoff_doubles_with_jitter_up_to_the_cap(attempts, low, high):
+    values = [sending.retry_countdown(attempts) for _ in range(50)]
+    assert all(low <= v <= high for v in values)
+    assert len(set(values)) > 1  # jittered, not one fixed delay
