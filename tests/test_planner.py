@@ -249,3 +249,18 @@ def test_without_skip_locked_a_second_planner_waits_its_turn(settings, tmp_path,
         assert planning.plan_due_deliveries().planned == 0
         fcntl.flock(held, fcntl.LOCK_UN)
     assert planning.plan_due_deliveries().planned == 1
+
+
+def test_new_york_spring_forward_weekend_moves_the_instant_not_the_local_hour(real_days):
+    the_series = series("in_treatment", [(0, ["ny1"]), (2, ["ny2"])])
+    friday = datetime(2026, 3, 6, 16, 30, tzinfo=zoneinfo.ZoneInfo("America/New_York"))  # EST
+    subscriber = active_subscriber("ny@example.org", the_series, time_zone="America/New_York", now=friday)
+    with time_machine.travel(friday, tick=False):
+        sent_now(plan(friday)[0], friday)
+    subscriber.refresh_from_db()
+    # +2 days lands on Sunday 17:30 EDT, past the window: Monday 09:00 EDT (13:00Z, not 14:00Z).
+    assert subscriber.next_send_at == datetime(2026, 3, 9, 13, 0, tzinfo=UTC)
+    with time_machine.travel(datetime(2026, 3, 9, 12, 59, tzinfo=UTC), tick=False):
+        assert plan(datetime(2026, 3, 9, 12, 59, tzinfo=UTC)) == []
+    with time_machine.travel(subscriber.next_send_at, tick=False):
+        assert [d.step.position for d in plan(subscriber.next_send_at)] == [1]
