@@ -134,3 +134,11 @@ def test_short_demo_days_skip_the_window_but_keep_the_cap_in_days():
     now = sent + timedelta(seconds=1)
     result = rule(last_sent_at=sent, delay_days=0, time_zone="UTC", now=now, day_seconds=5)
     assert result == sent + timedelta(seconds=10)  # 2 "days" of 5 s, not pushed to 09:00
+
+
+def test_durations_are_absolute_even_when_given_local_datetimes():
+    # Friday 16:30 EST + 2 days = Sunday 21:30Z = 17:30 EDT (past the window) -> Monday 09:00 EDT.
+    friday = datetime(2026, 3, 6, 16, 30, tzinfo=zoneinfo.ZoneInfo(NY))
+    result = rule(last_sent_at=friday, delay_days=2, time_zone=NY, now=friday)
+    assert result == at("2026-03-09T13:00:00Z")
+    assert rule(last_sent_at=friday, delay_days=2, time_zone=NY, now=friday, window_end_hour=24) == friday + timedelta(hours=48)

@@ -107,6 +107,11 @@ def next_send_time(
     start_hour = settings.NURTURE_SEND_WINDOW_START_HOUR if window_start_hour is None else window_start_hour
     end_hour = settings.NURTURE_SEND_WINDOW_END_HOUR if window_end_hour is None else window_end_hour
     one_day = timedelta(seconds=day_seconds)
+    # Absolute arithmetic in UTC: "+2 days" on a datetime carrying a local zone would be wall-clock
+    # arithmetic in Python and come out an hour short or long across a clock change.
+    now = now.astimezone(dt_timezone.utc)
+    last_sent_at = last_sent_at.astimezone(dt_timezone.utc) if last_sent_at else None
+    started_at = started_at.astimezone(dt_timezone.utc) if started_at else None
 
     earliest = now
     delay_from = last_sent_at or started_at
