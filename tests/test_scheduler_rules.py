@@ -141,4 +141,4 @@ def test_durations_are_absolute_even_when_given_local_datetimes():
     friday = datetime(2026, 3, 6, 16, 30, tzinfo=zoneinfo.ZoneInfo(NY))
     result = rule(last_sent_at=friday, delay_days=2, time_zone=NY, now=friday)
     assert result == at("2026-03-09T13:00:00Z")
-    assert rule(last_sent_at=friday, delay_days=2, time_zone=NY, now=friday, window_end_hour=24) == friday + timedelta(hours=48)
+    assert rule(last_sent_at=friday, delay_days=2, time_zone=NY, now=friday, window_end_hour=24) == friday.astimezone(UTC) + timedelta(hours=48)
