@@ -8,6 +8,7 @@ from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 from content.models import Article, Language, Stage
+from nurture.validators import validate_subject_has_no_diagnosis
 
 
 def validate_time_zone(value: str) -> None:
@@ -93,7 +94,11 @@ class Step(models.Model):
     series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="steps")
     position = models.PositiveIntegerField(help_text="Order within the series, from 0.")
     delay_days = models.PositiveIntegerField(help_text="Days after the previous step (0: at once).")
-    subject = models.CharField(max_length=150, help_text="Never name a diagnosis: subjects show on lock screens.")
+    subject = models.CharField(
+        max_length=150,
+        help_text="Never name a diagnosis: subjects show on lock screens.",
+        validators=[validate_subject_has_no_diagnosis],
+    )
     articles = models.ManyToManyField(Article, through="StepArticle", related_name="steps")
 
     class Meta:

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from nurture import views
+from nurture import admin_emails, views
 
 
 public = [
@@ -10,6 +10,7 @@ public = [
     path("confirm/<str:token>/", views.confirm, name="confirm"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
     path("preferences/<str:token>/", views.preferences, name="preferences"),
+    path("email/<str:token>/", views.view_online, name="view_online"),
     path("healthz", views.healthz, name="healthz"),
     path("dev/outbox/", views.dev_outbox, name="dev_outbox"),
     path("dev/outbox/<str:name>", views.dev_outbox, name="dev_outbox_message"),
@@ -17,6 +18,8 @@ public = [
 
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),  # set_language: the page's language switch
+    # Staff email tools live under /admin/ but outside the AdminSite, so they come first.
+    path("admin/nurture/email-preview/", include((admin_emails.urlpatterns, "email_preview"))),
     path("admin/", admin.site.urls),
     path("", include((public, "nurture"))),
 ]

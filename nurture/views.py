@@ -8,7 +8,7 @@ from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from nurture import health, tokens
+from nurture import emails, health, tokens
 from nurture.forms import CONSENT_TEXT, PreferencesForm, SignupForm
 from nurture.models import Subscriber
 from nurture.services import subscribers as subscriber_services
@@ -123,6 +123,21 @@ def preferences(request, token: str):
             {"form": form, "subscriber": subscriber, "saved": saved, "token": token},
             status=400 if form.errors else 200,
         )
+
+
+@require_http_methods(["GET"])
+def view_online(request, token: str):
+    """An email as a web page, from its signed "view in browser" link. Any bad link: the plain page."""
+    try:
+        delivery = subscriber_services.delivery_from_view_token(token=token)
+    except tokens.TokenError as error:
+        return _bad_link(request, tokens.VIEW_ONLINE, error)
+    response = HttpResponse(emails.delivery_web_html(delivery))
+    # The URL carries a token: keep it out of caches, search engines and Referer headers.
+    response["Cache-Control"] = "private, no-store"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 def healthz(request):

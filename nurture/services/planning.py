@@ -139,8 +139,8 @@ class PlannedStep:
 def _sendable_article_ids(step_ids: list[int]) -> dict[int, list[int]]:
     """step id -> its published article ids in order, in one query.
 
-    Mirrors content.selectors.sendable_articles(step=...) (published articles in order), set-based
-    so a planning run does not pay one query per step."""
+    The set-based twin of nurture.selectors.step_published_articles (same filter, same order), so
+    a planning run does not pay one query per step."""
     by_step: dict[int, list[int]] = defaultdict(list)
     rows = (
         StepArticle.objects.filter(step_id__in=step_ids, article__status=Article.Status.PUBLISHED)
@@ -421,9 +421,12 @@ def plan_due_deliveries(
     return result
 
 
-def delivery_article_ids(*, delivery: Delivery) -> list[int]:
+def delivery_articles(*, delivery: Delivery) -> list[Article]:
     """The articles this delivery carries: those planned for it (article_versions keys) that are
-    still published, in the step's order. The email builder should render exactly these."""
+    still published, in the step's order. Rows planned before article lists were recorded carry
+    the whole step."""
+    from nurture import selectors
+
     planned = {int(k) for k in (delivery.article_versions or {})}
-    ordered = _sendable_article_ids([delivery.step_id]).get(delivery.step_id, [])
-    return [a for a in ordered if not planned or a in planned]
+    published = selectors.step_published_articles(step_id=delivery.step_id)
+    return [a for a in published if not planned or a.pk in planned]

@@ -28,10 +28,8 @@ from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsR
 from django.conf import settings
 from django.core.mail import get_connection
 from django.db import IntegrityError, transaction
-from django.db.models import Prefetch, prefetch_related_objects
 from django.utils import timezone
 
-from content.models import Article
 from nurture import emails, selectors
 from nurture.models import Delivery, Subscriber, Suppression
 from nurture.services import planning, throttle
@@ -114,11 +112,6 @@ def _suppress_refused(*, subscriber_id: int, email: str, reason: str) -> None:
     Subscriber.objects.filter(pk=subscriber_id).update(status=Subscriber.Status.SUPPRESSED, next_send_at=None)
 
 
-def _article_versions(article_ids: list[int]) -> dict[str, int]:
-    versions = dict(Article.objects.filter(pk__in=article_ids).values_list("id", "version"))
-    return {str(a): versions[a] for a in article_ids if a in versions}
-
-
 # --- one delivery -----------------------------------------------------------------------------------
 
 
@@ -132,26 +125,24 @@ def send_delivery(*, delivery_id: int, connection=None, wait_for_slot=throttle.w
     stamp = delivery_claim(delivery_id=delivery_id)
     if stamp is None:
         return SendOutcome("not-claimed")  # sent, being sent, or settled: the claim keeps it once
-    delivery = Delivery.objects.select_related("subscriber", "step").get(pk=delivery_id)
+    delivery = Delivery.objects.select_related("subscriber", "step__series").get(pk=delivery_id)
     subscriber = delivery.subscriber
     # Checked again here, not only at planning: they may have left or bounced since.
     if subscriber.status != Subscriber.Status.ACTIVE:
         return SendOutcome(_finish(delivery_id, stamp, Delivery.Status.SKIPPED, f"subscriber is {subscriber.status}"))
     if selectors.is_suppressed(email=subscriber.email):
         return SendOutcome(_finish(delivery_id, stamp, Delivery.Status.SKIPPED, "address is suppressed"))
-    article_ids = planning.delivery_article_ids(delivery=delivery)
-    if not article_ids:
+    # Only the articles planned for this delivery (never one they already had), still published.
+    articles = planning.delivery_articles(delivery=delivery)
+    if not articles:
         return SendOutcome(_finish(delivery_id, stamp, Delivery.Status.SKIPPED, "no published article left in this step"))
-    # The email carries only the articles planned for this delivery (never one they already had):
-    # the builder reads step.articles.all(), so hand it the step with exactly those prefetched.
-    prefetch_related_objects([delivery.step], Prefetch("articles", queryset=Article.objects.filter(pk__in=article_ids)))
     try:
-        message = emails.build_delivery_email(delivery)
+        message = emails.build_delivery_email(delivery, articles=articles)
     except Exception as exc:  # a bug or bad content: nothing was sent; staff see why
         logger.exception("building delivery=%s failed", delivery_id)
         return SendOutcome(_finish(delivery_id, stamp, Delivery.Status.FAILED, f"could not build the email: {_error_summary(exc)}"))
     message.connection = connection
-    versions = _article_versions(article_ids)
+    versions = getattr(message, "nurture_article_versions", None) or {str(a.pk): a.version for a in articles}
 
     wait_for_slot()  # the provider's sends-per-second ceiling, shared by all workers
     # The last moment before the provider may have it. Only if our claim still holds (the

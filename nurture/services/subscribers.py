@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from nurture import selectors, tokens
-from nurture.models import ConsentRecord, Subscriber
+from nurture.models import ConsentRecord, Delivery, Subscriber
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +127,22 @@ def subscriber_change_stage(*, subscriber_id: int, stage: str, language: str | N
     if _move_to_series(subscriber, stage=stage, language=language or subscriber.language):
         subscriber.save(update_fields=["stage", "language", "series", "next_step_position", "next_send_at"])
     return subscriber
+
+
+def delivery_from_view_token(*, token: str) -> Delivery:
+    """The delivery a "view in browser" link names. Raises tokens.TokenError for a bad link,
+    including one whose delivery is gone or belongs to another subscriber."""
+    subscriber_id, extra = tokens.read_token(purpose=tokens.VIEW_ONLINE, token=token)
+    if not extra.isdigit():
+        raise tokens.TokenError()
+    delivery = (
+        Delivery.objects.select_related("subscriber", "step__series")
+        .filter(pk=int(extra), subscriber_id=subscriber_id)
+        .first()
+    )
+    if delivery is None:
+        raise tokens.TokenError()
+    return delivery
 
 
 @transaction.atomic

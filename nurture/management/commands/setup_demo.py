@@ -18,7 +18,8 @@ class Command(BaseCommand):
     help = "Prepare a local demo: migrate, load content and series, set up the schedule, create a demo staff login."
 
     def handle(self, *args, **options):
-        for folder in settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in", ""), settings.NURTURE_OUTBOX_DIR:
+        broker_options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+        for folder in (broker_options.get("data_folder_in"), broker_options.get("control_folder"), settings.NURTURE_OUTBOX_DIR):
             if folder:
                 Path(folder).mkdir(parents=True, exist_ok=True)
         call_command("migrate", interactive=False, verbosity=0)
