@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('nurture', '0002_nurture_content_series_imported_hash'),
+        ('nurture', '0003_nurture_emails_subject_validator'),
     ]
 
     operations = [
