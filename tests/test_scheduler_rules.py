@@ -142,3 +142,8 @@ def test_durations_are_absolute_even_when_given_local_datetimes():
     result = rule(last_sent_at=friday, delay_days=2, time_zone=NY, now=friday)
     assert result == at("2026-03-09T13:00:00Z")
     assert rule(last_sent_at=friday, delay_days=2, time_zone=NY, now=friday, window_end_hour=24) == friday.astimezone(UTC) + timedelta(hours=48)
+
+
+def test_an_unknown_zone_falls_back_to_utc_instead_of_failing_the_batch():
+    result = rule(last_sent_at=None, delay_days=0, time_zone="Mars/Olympus_Mons", now=at("2026-06-01T20:00:00Z"))
+    assert result == at("2026-06-02T09:00:00Z")

@@ -67,7 +67,11 @@ def into_send_window(instant: datetime, *, time_zone: str, start_hour: int, end_
     Worked in local wall time (the next opening is "tomorrow at 09:00 local", never "+24 hours"),
     so a daylight-saving change moves the instant, not the local hour, and no day is skipped or
     doubled."""
-    tz = zoneinfo.ZoneInfo(time_zone)
+    try:
+        tz = zoneinfo.ZoneInfo(time_zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        # Validated on save; a zone that later vanished from tzdata must not stall a whole batch.
+        tz = zoneinfo.ZoneInfo("UTC")
     local = instant.astimezone(tz)
     if start_hour <= local.hour < end_hour:
         return instant
