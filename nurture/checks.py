@@ -22,6 +22,16 @@ def environment_values(app_configs=None, **kwargs):
                 id="nurture.E002",
             )
         )
+    visibility = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}).get("visibility_timeout")
+    if visibility and settings.NURTURE_RETRY_MAX_SECONDS >= visibility:
+        errors.append(
+            checks.Error(
+                "NURTURE_RETRY_MAX_SECONDS must be below NURTURE_BROKER_VISIBILITY_TIMEOUT: a retry waiting "
+                "longer than the broker's visibility timeout is delivered twice.",
+                obj="NURTURE_RETRY_MAX_SECONDS",
+                id="nurture.E010",
+            )
+        )
     return errors
 
 

@@ -140,6 +140,11 @@ class Delivery(models.Model):
     failure_reason = models.TextField(blank=True)
     queued_at = models.DateTimeField(auto_now_add=True)
     sending_started_at = models.DateTimeField(null=True, blank=True)
+    # Set just before the provider is called; with no provider_message_id it means "the provider
+    # may have it": the reconciler never resends such a row (docs/scheduler.md).
+    provider_call_started_at = models.DateTimeField(null=True, blank=True)
+    # After a transient error: when the retry is due (lets the reconciler find lost retries).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
 

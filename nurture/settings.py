@@ -143,6 +143,11 @@ NURTURE_SEND_WINDOW_END_HOUR = env_int("NURTURE_SEND_WINDOW_END_HOUR", 17, minim
 NURTURE_MIN_DAYS_BETWEEN_EMAILS = env_int("NURTURE_MIN_DAYS_BETWEEN_EMAILS", 2, minimum=0)
 NURTURE_SENDS_PER_SECOND = env_float("NURTURE_SENDS_PER_SECOND", 14.0, minimum=0.1)
 NURTURE_SENDING_TIMEOUT_SECONDS = env_int("NURTURE_SENDING_TIMEOUT_SECONDS", 900, minimum=30)
+# Transient provider errors (429, 5xx, timeouts): exponential backoff with jitter, then give up.
+NURTURE_SEND_MAX_ATTEMPTS = env_int("NURTURE_SEND_MAX_ATTEMPTS", 6, minimum=1, maximum=50)
+NURTURE_RETRY_BASE_SECONDS = env_float("NURTURE_RETRY_BASE_SECONDS", 30.0, minimum=0.01)
+# Keep below the broker's visibility timeout: a countdown task is held unacked until it runs.
+NURTURE_RETRY_MAX_SECONDS = env_float("NURTURE_RETRY_MAX_SECONDS", 1800.0, minimum=0.01)
 NURTURE_CONTENT_REVIEW_MONTHS = env_int("NURTURE_CONTENT_REVIEW_MONTHS", 12, minimum=1)
 NURTURE_REQUIRE_SERVICES = env_bool("NURTURE_REQUIRE_SERVICES", False)
 

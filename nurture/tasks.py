@@ -4,7 +4,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from nurture.services import planning, sending
+from nurture.services import planning, reconcile, sending
 
 
 def chunks(ids: list[int], size: int):
@@ -12,17 +12,32 @@ def chunks(ids: list[int], size: int):
         yield ids[start : start + size]
 
 
+def enqueue_send_batches(delivery_ids: list[int], countdown: float | None = None) -> None:
+    """Batches of ids, not one task per email."""
+    for batch in chunks(list(delivery_ids), settings.NURTURE_SEND_BATCH_SIZE):
+        send_deliveries_task.apply_async((batch,), countdown=countdown)
+
+
 @shared_task(name="nurture.plan_due_deliveries")
 def plan_due_deliveries_task() -> int:
-    result = planning.plan_due_deliveries()
-    for batch in chunks(result.planned_delivery_ids, settings.NURTURE_SEND_BATCH_SIZE):
-        send_deliveries_task.delay(batch)
-    return len(result.planned_delivery_ids)
+    # Each planning batch enqueues its send batches when it commits (memory holds one batch).
+    return planning.plan_due_deliveries(on_batch_planned=enqueue_send_batches).planned
 
 
 @shared_task(name="nurture.send_deliveries", acks_late=True, reject_on_worker_lost=True)
 def send_deliveries_task(delivery_ids: list[int]) -> dict:
-    return sending.send_deliveries(delivery_ids=delivery_ids)
+    # acks_late + reject_on_worker_lost: a batch whose worker dies goes back to the broker; the
+    # claim inside makes the redelivered batch skip what was sent or is being sent.
+    outcome = sending.send_deliveries(delivery_ids=delivery_ids)
+    if outcome.retry_ids:
+        enqueue_send_batches(outcome.retry_ids, countdown=outcome.retry_countdown)
+    return outcome.counts
+
+
+@shared_task(name="nurture.reconcile_deliveries")
+def reconcile_deliveries_task() -> dict:
+    result = reconcile.reconcile_deliveries(enqueue=enqueue_send_batches)
+    return result.__dict__
 
 
 @shared_task(name="nurture.send_confirmation_email", acks_late=True, reject_on_worker_lost=True)

@@ -9,6 +9,8 @@ AUTO_MARK = "Managed by nurture: interval follows NURTURE_DAY_SECONDS until edit
 # (periodic task name, celery task, seconds in production); scaled down with short demo days.
 PERIODIC_TASKS = [
     ("Plan due deliveries", "nurture.plan_due_deliveries", 60),
+    # Settles deliveries a lost worker left in "sending" and re-enqueues queued ones whose task was lost.
+    ("Reconcile stuck deliveries", "nurture.reconcile_deliveries", 300),
 ]
 
 

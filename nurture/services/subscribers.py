@@ -103,6 +103,32 @@ def subscriber_from_token(*, purpose: str, token: str) -> Subscriber:
     return subscriber
 
 
+def _move_to_series(subscriber: Subscriber, *, stage: str, language: str) -> bool:
+    """Start of the series for (stage, language). History (Delivery rows) stays, and the planner
+    passes over any step whose articles they already had, so nothing is repeated. Returns whether
+    the series changed. The caller holds the row lock and saves."""
+    if (stage, language) == (subscriber.stage, subscriber.language) and subscriber.series_id is not None:
+        return False
+    subscriber.stage, subscriber.language = stage, language
+    subscriber.series = selectors.series_for(stage=stage, language=language)
+    subscriber.next_step_position = 0
+    if subscriber.status == Subscriber.Status.ACTIVE:
+        # Due at once; the planner still applies the gap since their last email, their cadence
+        # and their daytime window before anything goes.
+        subscriber.next_send_at = timezone.now()
+    logger.info("subscriber moved series subscriber=%s", subscriber.pk)
+    return True
+
+
+@transaction.atomic
+def subscriber_change_stage(*, subscriber_id: int, stage: str, language: str | None = None) -> Subscriber:
+    """Staff (admin) and the preference centre move a subscriber through this one path."""
+    subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
+    if _move_to_series(subscriber, stage=stage, language=language or subscriber.language):
+        subscriber.save(update_fields=["stage", "language", "series", "next_step_position", "next_send_at"])
+    return subscriber
+
+
 def delivery_from_view_token(*, token: str) -> Delivery:
     """The delivery a "view in browser" link names. Raises tokens.TokenError for a bad link,
     including one whose delivery is gone or belongs to another subscriber."""
@@ -124,14 +150,12 @@ def subscriber_update_preferences(*, subscriber_id: int, first_name: str, stage:
     """Save the preference centre. A new stage or language moves them to the start of that series;
     their history stays, and the planner never repeats an article they already had."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
-    series_changed = (stage, language) != (subscriber.stage, subscriber.language)
-    subscriber.first_name, subscriber.stage, subscriber.language, subscriber.cadence = first_name, stage, language, cadence
-    if series_changed:
-        subscriber.series = selectors.series_for(stage=stage, language=language)
-        subscriber.next_step_position = 0
-        if subscriber.status == Subscriber.Status.ACTIVE:
-            subscriber.next_send_at = timezone.now()
-        logger.info("subscriber moved series subscriber=%s", subscriber.pk)
+    cadence_changed = cadence != subscriber.cadence
+    subscriber.first_name, subscriber.cadence = first_name, cadence
+    moved = _move_to_series(subscriber, stage=stage, language=language)
+    if cadence_changed and not moved and subscriber.status == Subscriber.Status.ACTIVE and subscriber.next_send_at is not None:
+        # Re-planned with the new cadence at once (the planner defers it if it is too soon).
+        subscriber.next_send_at = min(subscriber.next_send_at, timezone.now())
     subscriber.save()
     return subscriber
 
@@ -148,6 +172,8 @@ def subscriber_pause(*, subscriber_id: int) -> Subscriber:
 
 @transaction.atomic
 def subscriber_resume(*, subscriber_id: int) -> Subscriber:
+    """Back where they were: the same next step. Due now if it was due while paused; the planner
+    still keeps the gap since their last email and their daytime window."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
     if subscriber.status == Subscriber.Status.PAUSED:
         subscriber.status = Subscriber.Status.ACTIVE

@@ -1,0 +1,155 @@
+"""A fake email provider speaking Postmark's HTTP API on 127.0.0.1, for anymail's real Postmark
+backend (ANYMAIL POSTMARK_API_URL pointed here).
+
+It records every message it accepts (one entry per acceptance, with our Message-ID header), and
+can be told to misbehave: answer the first requests with 429 / 500 / a timeout / a dropped
+connection, answer 400 for chosen recipients (a permanent error), refuse chosen recipients as
+inactive (Postmark's 422 / ErrorCode 406), or call a hook before answering (to kill a worker at a
+chosen moment). Runs as threads in the test process; worker subprocesses reach it over loopback.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Accepted:
+    to: str
+    subject: str
+    message_id_header: str
+    provider_message_id: str
+    body_text: str
+
+
+@dataclass
+class FakeProviderState:
+    # Behaviours for the first requests, in order: "429", "500", "timeout", "drop".
+    first_faults: list[str] = field(default_factory=list)
+    bad_request_for: set[str] = field(default_factory=set)  # -> 400
+    inactive: set[str] = field(default_factory=set)  # -> 422 ErrorCode 406 (refused)
+    timeout_seconds: float = 3.0  # how long a "timeout" stalls before giving up (longer than the client's)
+    before_accept = None  # optional callable(payload) run before a message is accepted
+    after_accept = None  # optional callable(payload) run after acceptance is recorded, before answering
+    accepted: list[Accepted] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)  # recipient of every request, in arrival order
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def acceptances_by_message_id(self) -> Counter:
+        with self.lock:
+            return Counter(a.message_id_header for a in self.accepted)
+
+    def requests_for(self, address: str) -> int:
+        with self.lock:
+            return sum(1 for r in self.requests if r.lower() == address.lower())
+
+
+def _header(payload: dict, name: str) -> str:
+    for item in payload.get("Headers") or []:
+        if item.get("Name", "").lower() == name.lower():
+            return item.get("Value", "")
+    return ""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    state: FakeProviderState
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def _answer(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:  # the client is gone (a killed worker): the message stays accepted
+            self.close_connection = True
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        payload = json.loads(self.rfile.read(length) or b"{}")
+        if self.path.rstrip("/") != "/email" or self.headers.get("X-Postmark-Server-Token") is None:
+            self._answer(404, {"ErrorCode": 404, "Message": "unknown endpoint"})
+            return
+        state = self.state
+        to = payload.get("To", "")
+        with state.lock:
+            state.requests.append(to)
+            fault = state.first_faults.pop(0) if state.first_faults else None
+        if fault == "429":
+            self._answer(429, {"ErrorCode": 429, "Message": "Rate limit exceeded"})
+            return
+        if fault == "500":
+            self._answer(500, {"ErrorCode": 500, "Message": "Internal server error"})
+            return
+        if fault == "timeout":
+            time.sleep(state.timeout_seconds)  # the client gives up first; nothing accepted
+            self.close_connection = True
+            return
+        if fault == "drop":
+            self.close_connection = True  # connection closed with no answer; nothing accepted
+            return
+        if to.lower() in state.bad_request_for:
+            self._answer(400, {"ErrorCode": 400, "Message": "Bad request"})
+            return
+        if to.lower() in state.inactive:
+            self._answer(
+                422,
+                {
+                    "ErrorCode": 406,
+                    "Message": "You tried to send to a recipient that has been marked as inactive.\n"
+                    f"Found inactive addresses: {to.lower()}.\n"
+                    "Inactive recipients are ones that have generated a hard bounce or a spam complaint. ",
+                },
+            )
+            return
+        if state.before_accept is not None:
+            state.before_accept(payload)
+        provider_id = str(uuid.uuid4())
+        with state.lock:
+            state.accepted.append(
+                Accepted(to, payload.get("Subject", ""), _header(payload, "Message-ID"), provider_id, payload.get("TextBody", ""))
+            )
+        if state.after_accept is not None:
+            state.after_accept(payload)
+        self._answer(
+            200,
+            {"To": to, "SubmittedAt": "2026-01-01T00:00:00Z", "MessageID": provider_id, "ErrorCode": 0, "Message": "OK"},
+        )
+
+
+class FakeProvider:
+    def __init__(self):
+        self.state = FakeProviderState()
+        handler = type("Handler", (_Handler,), {"state": self.state})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def anymail_env(self) -> dict:
+        """Environment for a worker subprocess: anymail's real Postmark backend, pointed here."""
+        return {
+            "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
+            "ANYMAIL_POSTMARK_SERVER_TOKEN": "fake-token",
+            "ANYMAIL_POSTMARK_API_URL": self.url,
+        }
+
+    def __enter__(self) -> "FakeProvider":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,54 @@
+"""Small builders for scheduler tests: articles, a series with steps, active subscribers."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.utils import timezone
+
+from content.models import Article
+from nurture.models import Series, Step, StepArticle, Subscriber
+
+
+def article(slug: str, *, language: str = "en", status: str = Article.Status.PUBLISHED) -> Article:
+    found = Article.objects.filter(slug=slug, language=language).first()
+    if found:
+        return found
+    return Article.objects.create(
+        slug=slug,
+        language=language,
+        title=slug.replace("-", " ").title(),
+        stages=["recently_diagnosed", "in_treatment", "in_remission"],
+        source_section="test",
+        body_markdown=f"Body of {slug}.",
+        body_html=f"<p>Body of {slug}.</p>",
+        status=status,
+    )
+
+
+def series(stage: str, steps: list[tuple[int, list[str]]], *, language: str = "en") -> Series:
+    """steps: [(delay_days, [article slugs]), ...] in order."""
+    made = Series.objects.create(stage=stage, language=language, name=f"{stage} {language}")
+    for position, (delay, slugs) in enumerate(steps):
+        step = Step.objects.create(series=made, position=position, delay_days=delay, subject=f"Step {position + 1}")
+        for order, slug in enumerate(slugs):
+            StepArticle.objects.create(step=step, article=article(slug, language=language), order=order)
+    return made
+
+
+def active_subscriber(
+    email: str, the_series: Series, *, time_zone: str = "UTC", cadence: str = "as_planned", now: datetime | None = None, **extra
+) -> Subscriber:
+    now = now or timezone.now()
+    return Subscriber.objects.create(
+        email=email,
+        stage=the_series.stage,
+        language=the_series.language,
+        time_zone=time_zone,
+        cadence=cadence,
+        status=Subscriber.Status.ACTIVE,
+        series=the_series,
+        next_step_position=0,
+        next_send_at=now,
+        confirmed_at=now,
+        **extra,
+    )
