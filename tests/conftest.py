@@ -58,3 +58,17 @@ def redis_url():
 @pytest.fixture
 def library_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "content" / "library"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_stray_test_database_sessions(django_db_setup, django_db_blocker):
+    """PostgreSQL refuses to drop a test database that still has sessions. Live-server threads and
+    killed worker processes can leave one behind; end them before pytest-django drops the database."""
+    yield
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
