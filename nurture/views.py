@@ -20,6 +20,9 @@ def _bad_link(request, purpose: str, error: tokens.TokenError):
     )
 
 
+# The organisation's own site may post this form from another origin, without our CSRF token.
+# Nothing starts without the confirmation email (double opt-in), and re-sends are throttled.
+@csrf_exempt
 @require_http_methods(["GET", "POST"])
 def signup(request):
     if request.method == "POST":
