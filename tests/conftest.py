@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.utils import translation
 
 REQUIRE_SERVICES = os.environ.get("NURTURE_REQUIRE_SERVICES", "").lower() in {"1", "true", "yes"}
 
@@ -27,7 +28,10 @@ def _unit_defaults(settings, tmp_path):
     settings.NURTURE_OUTBOX_DIR = tmp_path / "outbox"
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.SITE_URL = "https://guide.example.org"
+    # LocaleMiddleware leaves the last request's language active on this thread; start each test in English.
+    translation.activate("en")
     yield
+    translation.deactivate()
     app.conf.task_always_eager = False
 
 
