@@ -130,3 +130,21 @@ def test_repeated_signups_do_not_flood_the_inbox(client, settings, django_captur
             client.post("/", VALID)
     assert len(mail.outbox) == 2
     assert Subscriber.objects.count() == 1
+
+
+def test_local_outbox_page_lists_emails_only_in_debug(client, settings, tmp_path, django_capture_on_commit_callbacks):
+    settings.EMAIL_BACKEND = "nurture.mail.OutboxEmailBackend"
+    settings.NURTURE_OUTBOX_DIR = tmp_path / "outbox"
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/", VALID)
+    settings.DEBUG = False
+    assert client.get("/dev/outbox/").status_code == 404
+    assert b"local outbox" not in client.get("/thanks/").content
+    settings.DEBUG = True
+    assert b"local outbox" in client.get("/thanks/").content
+    listing = client.get("/dev/outbox/")
+    assert listing.status_code == 200
+    name = listing.context["messages_"][0]["name"]
+    assert name.endswith(".eml")
+    assert b"/confirm/" in client.get(f"/dev/outbox/{name}?part=text").content
+    assert client.get("/dev/outbox/..%2Fsecrets.eml").status_code == 404
