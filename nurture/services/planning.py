@@ -423,14 +423,3 @@ def plan_due_deliveries(
         result.planned, result.subscribers_seen, result.deferred, result.completed, result.batches,
     )
     return result
-
-
-def delivery_articles(*, delivery: Delivery) -> list[Article]:
-    """The articles this delivery carries: those planned for it (article_versions keys) that are
-    still published, in the step's order. Rows planned before article lists were recorded carry
-    the whole step."""
-    from nurture import selectors
-
-    planned = {int(k) for k in (delivery.article_versions or {})}
-    published = selectors.step_published_articles(step_id=delivery.step_id)
-    return [a for a in published if not planned or a.pk in planned]
