@@ -264,7 +264,7 @@ class ChangeStageForm(forms.Form):
                 problems.append(f"The series for {label} has no steps, so they would get nothing.")
         if problems:
             raise forms.ValidationError(
-                [*problems, "Add it under Nurture → Series (or run load_content), or choose another stage or language. Nothing was changed."]
+                [*problems, "Add it under Nurture series → Series (or run load_content), or choose another stage or language. Nothing was changed."]
             )
         return cleaned
 

@@ -86,7 +86,7 @@ def delivery_articles(*, delivery: Delivery) -> list[Article]:
       sends now. A partly repeated step therefore carries only the articles that are new to them.
     A row with no recorded list (planned before lists were recorded) carries the step's published articles.
     """
-    recorded = {int(k): int(v) for k, v in (delivery.article_versions or {}).items()}
+    recorded = {int(k): v for k, v in (delivery.article_versions or {}).items() if str(k).isdigit() and isinstance(v, int)}
     if delivery.status == Delivery.Status.SENT and recorded:
         return _sent_articles(delivery=delivery, recorded=recorded)
     published = step_published_articles(step_id=delivery.step_id)
