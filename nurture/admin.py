@@ -251,7 +251,7 @@ class ChangeStageForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         stage = cleaned.get("stage")
-        if not stage:
+        if not stage or "language" not in cleaned:  # a field error already says what is wrong
             return cleaned
         wanted = {cleaned.get("language")} - {KEEP_LANGUAGE} or self.subscriber_languages
         step_counts = selectors.series_step_counts(stage=stage, languages=wanted)
