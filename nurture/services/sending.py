@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from nurture import emails, selectors
 from nurture.models import Delivery, Subscriber, Suppression
-from nurture.services import throttle
+from nurture.services import planning, throttle
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def send_delivery(*, delivery_id: int, connection=None, wait_for_slot=throttle.w
     if selectors.is_suppressed(email=subscriber.email):
         return SendOutcome(_finish(delivery_id, stamp, Delivery.Status.SKIPPED, "address is suppressed"))
     # Only the articles planned for this delivery (never one they already had), still published.
-    articles = selectors.delivery_articles(delivery=delivery)
+    articles = planning.delivery_articles(delivery=delivery)
     if not articles:
         return SendOutcome(_finish(delivery_id, stamp, Delivery.Status.SKIPPED, "no published article left in this step"))
     try:
