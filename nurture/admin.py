@@ -204,7 +204,7 @@ class SafeActionIdsMixin:
 
     def response_action(self, request, queryset):
         selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
-        if any(not value.isdigit() for value in selected):
+        if any(not (value.isascii() and value.isdigit()) for value in selected):
             self.message_user(request, "Some of the chosen rows are not valid ids. Nothing was changed.", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
         return super().response_action(request, queryset)

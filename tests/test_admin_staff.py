@@ -158,7 +158,7 @@ def test_bad_stage_value_is_a_form_error(admin_client, two_series):
 def test_tampered_ids_get_a_message_not_a_500(admin_client, two_series):
     treatment, _ = two_series
     reader = active_subscriber("reader@example.org", treatment)
-    for ids in (["abc"], [str(reader.pk), "1 OR 1=1"], ["-1"]):
+    for ids in (["abc"], [str(reader.pk), "1 OR 1=1"], ["-1"], ["²"]):
         response = _action(admin_client, "pause", ids)
         assert response.status_code == 200
         assert any("not valid ids" in m for m in _messages(response))
