@@ -144,22 +144,39 @@ class ImportReport:
         ))
 
 
+UNCHANGED, ADOPT, KEEP, REPLACE, UPDATE = "unchanged", "adopt", "keep", "replace", "update"
+
+
+def _compare_with_file(*, imported_hash: str, current_hash: str, file_hash: str, force: bool) -> str:
+    """How a row (article or series) relates to its file, by fingerprints:
+    UNCHANGED: the file is as last imported, so staff edits, if any, stand;
+    ADOPT: staff already made exactly the file's change, only the fingerprint moves;
+    KEEP / REPLACE: both changed: keep the staff edit, or replace it with --force;
+    UPDATE: only the file changed."""
+    if imported_hash == file_hash:
+        return UNCHANGED
+    if current_hash == file_hash:
+        return ADOPT
+    if current_hash != imported_hash:
+        return REPLACE if force else KEEP
+    return UPDATE
+
+
 def _import_article(entry: ArticleFile, *, force: bool, report: ImportReport) -> None:
     label = f"{entry.language}/{entry.slug}"
     file_hash = _file_fingerprint(entry)
     article = Article.objects.select_for_update().filter(slug=entry.slug, language=entry.language).first()
     if article is not None:
-        if article.imported_hash == file_hash:
-            return  # file unchanged since the last import; staff edits, if any, stand
-        current_hash = _article_fingerprint(article)
-        if current_hash == file_hash:
-            Article.objects.filter(pk=article.pk).update(imported_hash=file_hash)  # staff already made this edit
+        change = _compare_with_file(
+            imported_hash=article.imported_hash, current_hash=_article_fingerprint(article), file_hash=file_hash, force=force
+        )
+        if change == ADOPT:
+            Article.objects.filter(pk=article.pk).update(imported_hash=file_hash)
+        if change in (UNCHANGED, ADOPT):
             return
-        staff_edited = current_hash != article.imported_hash
-        if staff_edited and not force:
-            report.articles_kept.append(label)
+        {KEEP: report.articles_kept, REPLACE: report.articles_replaced, UPDATE: report.articles_updated}[change].append(label)
+        if change == KEEP:
             return
-        (report.articles_replaced if staff_edited else report.articles_updated).append(label)
     else:
         article = Article(slug=entry.slug, language=entry.language)
         report.articles_created.append(label)
@@ -202,17 +219,16 @@ def _import_series(entry: SeriesEntry, *, force: bool, report: ImportReport) -> 
     file_hash = _entry_fingerprint(entry)
     series = Series.objects.select_for_update().filter(stage=entry.stage, language=entry.language).first()
     if series is not None:
-        if series.imported_hash == file_hash:
-            return
-        current_hash = _db_series_fingerprint(series)
-        if current_hash == file_hash:
+        change = _compare_with_file(
+            imported_hash=series.imported_hash, current_hash=_db_series_fingerprint(series), file_hash=file_hash, force=force
+        )
+        if change == ADOPT:
             Series.objects.filter(pk=series.pk).update(imported_hash=file_hash)
+        if change in (UNCHANGED, ADOPT):
             return
-        staff_edited = current_hash != series.imported_hash
-        if staff_edited and not force:
-            report.series_kept.append(label)
+        {KEEP: report.series_kept, REPLACE: report.series_replaced, UPDATE: report.series_updated}[change].append(label)
+        if change == KEEP:
             return
-        (report.series_replaced if staff_edited else report.series_updated).append(label)
     else:
         series = Series(stage=entry.stage, language=entry.language)
         report.series_created.append(label)

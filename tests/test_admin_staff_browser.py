@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from nurture import emails
 from nurture.models import Delivery, Series, Subscriber
-from tests.browser import browser  # noqa: F401  (fixture)
+from tests.browser import browser, logged_in_page  # noqa: F401  (fixture)
 from tests.library import load_default_library
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -21,15 +21,10 @@ SHOTS = os.environ.get("NURTURE_ADMIN_SCREENSHOTS")
 @pytest.fixture
 def staff_page(browser, live_server, client, django_user_model, settings):  # noqa: F811
     settings.SITE_URL = live_server.url
-    load_default_library()
-    emails.render_cache.clear()
     staff = django_user_model.objects.create_superuser("lead", "lead@example.org", "pw-long-enough")
-    client.force_login(staff)
-    context = browser.new_context(viewport={"width": 1300, "height": 1000})
-    context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
-    page = context.new_page()
+    page = logged_in_page(browser=browser, live_server=live_server, client=client, user=staff, viewport={"width": 1300, "height": 1000})
     yield page
-    context.close()
+    page.context.close()
 
 
 def _shot(page, tmp_path, name: str) -> None:

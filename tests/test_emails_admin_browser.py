@@ -6,7 +6,7 @@ from django.core import mail
 
 from nurture import emails
 from nurture.models import Delivery, Step
-from tests.browser import browser  # noqa: F401  (fixture)
+from tests.browser import browser, logged_in_page  # noqa: F401  (fixture)
 from tests.library import load_default_library
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -15,15 +15,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def staff_page(browser, live_server, client, django_user_model, settings):  # noqa: F811
     settings.SITE_URL = live_server.url
-    load_default_library()
-    emails.render_cache.clear()
     staff = django_user_model.objects.create_user("editor", "editor@example.org", "pw-long-enough", is_staff=True)
-    client.force_login(staff)
-    context = browser.new_context(viewport={"width": 1200, "height": 1000})
-    context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
-    page = context.new_page()
+    page = logged_in_page(browser=browser, live_server=live_server, client=client, user=staff, viewport={"width": 1200, "height": 1000})
     yield page
-    context.close()
+    page.context.close()
 
 
 def test_preview_shows_the_email_and_test_send_reaches_the_staff_member(staff_page, live_server, tmp_path):
