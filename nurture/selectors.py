@@ -5,10 +5,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from content.models import Article
-from nurture.models import Series, Step, Subscriber, Suppression
+from nurture.models import Delivery, ProviderEvent, Series, Step, Subscriber, Suppression
 
 
 def subscriber_by_email(*, email: str) -> Subscriber | None:
@@ -69,3 +69,30 @@ def series_journey(*, series_id: int, start: datetime) -> list[JourneyEmail]:
         journey.append(JourneyEmail(step=step, send_at=when, articles=published))
         received.update(a.pk for a in published)
     return journey
+
+
+@dataclass(frozen=True)
+class StepEngagement:
+    """Per-step figures, each a number of distinct deliveries (an email opened five times counts once)."""
+
+    sent: int
+    delivered: int
+    opened: int
+    clicked: int
+    bounced: int
+
+
+def step_engagement(*, step_id: int) -> StepEngagement:
+    """What one step achieved, from the deliveries still held and their provider events. Opens and
+    clicks stay 0 while that tracking is off (NURTURE_TRACK_OPENS / _CLICKS)."""
+    def distinct_deliveries(event_type: str) -> Count:
+        return Count("delivery", filter=Q(event_type=event_type), distinct=True)
+
+    figures = ProviderEvent.objects.filter(delivery__step_id=step_id).aggregate(
+        delivered=distinct_deliveries("delivered"),
+        opened=distinct_deliveries("opened"),
+        clicked=distinct_deliveries("clicked"),
+        bounced=distinct_deliveries("bounced"),
+    )
+    sent = Delivery.objects.filter(step_id=step_id, status=Delivery.Status.SENT).count()
+    return StepEngagement(sent=sent, **figures)

@@ -21,5 +21,7 @@ urlpatterns = [
     # Staff email tools live under /admin/ but outside the AdminSite, so they come first.
     path("admin/nurture/email-preview/", include((admin_emails.urlpatterns, "email_preview"))),
     path("admin/", admin.site.urls),
+    # Provider webhooks, e.g. /anymail/postmark/tracking/ (docs/webhooks-and-retention.md).
+    path("anymail/", include("nurture.webhook_urls")),
     path("", include((public, "nurture"))),
 ]

@@ -11,6 +11,8 @@ PERIODIC_TASKS = [
     ("Plan due deliveries", "nurture.plan_due_deliveries", 60),
     # Settles deliveries a lost worker left in "sending" and re-enqueues queued ones whose task was lost.
     ("Reconcile stuck deliveries", "nurture.reconcile_deliveries", 300),
+    # Deletes data past its retention period (services/retention.py).
+    ("Purge expired data", "nurture.purge_expired_data", 86400),
 ]
 
 
