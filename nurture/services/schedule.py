@@ -17,6 +17,8 @@ PERIODIC_TASKS = [
 
 
 def scaled_interval(production_seconds: int) -> int:
+    if settings.NURTURE_DAY_SECONDS == 86400:
+        return production_seconds  # real days: as listed (the daily purge stays daily)
     # Plan at least five times per (demo) day, so a short day is not overshot by a whole beat.
     return max(1, min(production_seconds, round(settings.NURTURE_DAY_SECONDS / 5)))
 
