@@ -190,3 +190,33 @@ def test_a_bad_retention_setting_stops_start_up_naming_the_variable(name, value)
     result = run_check({name: value})
     assert result.returncode != 0
     assert f"{name}: (nurture.E001)" in result.stderr
+
+
+def test_delete_my_data_from_the_preference_page_asks_first_then_erases(client):
+    from nurture import tokens
+
+    the_series = series("in_treatment", [(0, ["first-article"])])
+    subscriber = active_subscriber("ana@example.org", the_series, first_name="Ana")
+    url = f"/preferences/{tokens.make_token(purpose=tokens.PREFERENCES, subscriber_id=subscriber.pk)}/"
+
+    page = client.get(url).content.decode()
+    assert 'value="erase"' in page and "do-not-email list" in page
+    asked = client.post(url, {"action": "erase"})
+    assert asked.status_code == 200 and 'value="erase_confirmed"' in asked.content.decode()
+    assert Subscriber.objects.filter(pk=subscriber.pk).exists()  # the first press deletes nothing
+
+    done = client.post(url, {"action": "erase_confirmed"})
+    assert done.status_code == 200 and "Your data is deleted" in done.content.decode()
+    assert not Subscriber.objects.exists()
+    assert Suppression.objects.filter(email="ana@example.org").exists()
+    assert client.get(url).status_code == 400  # the link now names no one
+
+
+def test_delete_my_data_pages_are_in_spanish_for_spanish_subscribers(client):
+    from nurture import tokens
+
+    the_series = series("in_treatment", [(0, ["first-article"])], language="es")
+    subscriber = active_subscriber("ana.es@example.org", the_series)
+    url = f"/preferences/{tokens.make_token(purpose=tokens.PREFERENCES, subscriber_id=subscriber.pk)}/"
+    assert "Borrar mis datos" in client.get(url).content.decode()
+    assert "¿Borrar sus datos?" in client.post(url, {"action": "erase"}).content.decode()
