@@ -1,10 +1,12 @@
-"""Admin for provider webhook events: read-only, for staff looking into a bounce or complaint.
-(Registered from NurtureConfig.ready(); nurture/admin.py holds the subscriber and delivery admin.)"""
+"""Admin for provider webhook events and per-step figures: read-only, for staff looking into a
+bounce or complaint and watching what each step achieves. (Registered from NurtureConfig.ready();
+nurture/admin.py holds the subscriber, series and delivery admin.)"""
 from __future__ import annotations
 
 from django.contrib import admin
 
-from nurture.models import ProviderEvent
+from nurture.models import ProviderEvent, StepFigures
+from nurture.selectors import StepEngagement, step_engagement
 
 
 @admin.register(ProviderEvent)
@@ -21,4 +23,49 @@ class ProviderEventAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(StepFigures)
+class StepFiguresAdmin(admin.ModelAdmin):
+    """What each step achieved: sent, and deliveries with a delivered / opened / clicked / bounced
+    event (distinct deliveries). Read-only; steps are edited under Series."""
+
+    list_display = ("__str__", "sent", "delivered", "opened", "clicked", "bounced")
+    list_filter = ("series__stage", "series__language")
+    list_select_related = ("series",)
+    ordering = ("series__stage", "series__language", "position")
+
+    def figures(self, obj) -> StepEngagement:
+        if not hasattr(obj, "_engagement"):
+            obj._engagement = step_engagement(step_id=obj.pk)
+        return obj._engagement
+
+    @admin.display(description="sent")
+    def sent(self, obj):
+        return self.figures(obj).sent
+
+    @admin.display(description="delivered")
+    def delivered(self, obj):
+        return self.figures(obj).delivered
+
+    @admin.display(description="opened (if tracked)")
+    def opened(self, obj):
+        return self.figures(obj).opened
+
+    @admin.display(description="clicked (if tracked)")
+    def clicked(self, obj):
+        return self.figures(obj).clicked
+
+    @admin.display(description="bounced")
+    def bounced(self, obj):
+        return self.figures(obj).bounced
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

@@ -272,3 +272,24 @@ def test_webhook_secret_checks(settings):
     assert "nurture.W020" not in [w.id for w in production_placeholders()]
     settings.ANYMAIL = {}
     assert "nurture.W020" in [w.id for w in production_placeholders()]
+
+
+def test_staff_see_events_and_step_figures_read_only_in_the_admin(admin_client, sent):
+    delivery = sent["bounce.me@example.org"]
+    anonymous_client = type(admin_client)()
+    post(anonymous_client, engagement(delivery, "Delivery"))
+    post(anonymous_client, engagement(delivery, "Open"))
+    post(anonymous_client, bounce(sent["stays@example.org"]))
+
+    events = admin_client.get("/admin/nurture/providerevent/")
+    assert events.status_code == 200
+    page = events.content.decode()
+    assert "bounced" in page and "opened" in page and "stays@example.org" not in page
+    assert admin_client.get("/admin/nurture/providerevent/add/").status_code == 403
+
+    figures = admin_client.get("/admin/nurture/stepfigures/")
+    assert figures.status_code == 200
+    rows = figures.context["cl"].result_list
+    step_one = next(row for row in rows if row.pk == delivery.step_id)
+    model_admin = figures.context["cl"].model_admin
+    assert [getattr(model_admin, name)(step_one) for name in ("sent", "delivered", "opened", "clicked", "bounced")] == [2, 1, 1, 0, 1]
