@@ -107,7 +107,7 @@ def record_tracking_event(*, provider: str, event: AnymailTrackingEvent) -> Reco
     # The event's recipient, or failing that the address we sent the delivery to.
     email = _text(event.recipient, 254) or (delivery.subscriber.email if delivery else "")
     will_suppress = suppresses(event) and bool(email)
-    if suppresses(event) and not email:
+    if suppresses(event) and not will_suppress:
         logger.warning("provider event provider=%s type=%s names no address and no known delivery", provider, event_type)
     with transaction.atomic():
         try:
