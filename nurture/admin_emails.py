@@ -1,4 +1,5 @@
-"""Staff tools for the emails: preview a step, see a stage's journey, send a test to yourself.
+"""Staff tools for the emails: preview a step, see a stage's journey, send a test to yourself, and
+see exactly what one delivery showed (its "view in browser" page, with links that do nothing).
 
 Mounted at /admin/nurture/email-preview/ (nurture/urls.py includes these before admin.site.urls).
 All views are staff-only and thin: the email comes from the same builder the sender uses
@@ -19,9 +20,9 @@ from django.utils import timezone
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
-from content.models import Language, Stage
+from content.models import Article, Language, Stage
 from nurture import emails, selectors
-from nurture.models import Series, Step, Subscriber
+from nurture.models import Delivery, Series, Step, Subscriber
 
 logger = logging.getLogger(__name__)
 
@@ -164,10 +165,50 @@ def journey(request):
     )
 
 
+def _delivery_or_none(delivery_id: int) -> Delivery | None:
+    return Delivery.objects.select_related("subscriber", "step__series").filter(pk=delivery_id).first()
+
+
+@staff_member_required
+def delivery_preview(request, delivery_id: int):
+    """What one delivery showed: the same page as its "view in browser" link (the articles and
+    versions it went out with), for staff, with links that do nothing."""
+    delivery = _delivery_or_none(delivery_id)
+    if delivery is None:
+        messages.error(request, f"There is no delivery with id {delivery_id}.")
+        return redirect("admin:nurture_delivery_changelist")
+    articles = selectors.delivery_articles(delivery=delivery)
+    current = dict(Article.objects.filter(pk__in=[a.pk for a in articles]).values_list("pk", "version"))
+    return render(
+        request,
+        "admin/nurture/email_preview/delivery.html",
+        _context(
+            request,
+            title=f"Delivery #{delivery.pk}: {delivery.step.subject}",
+            delivery=delivery,
+            articles=[(a, current.get(a.pk)) for a in articles],
+            html_url=reverse("email_preview:delivery_html", args=[delivery.pk]),
+        ),
+    )
+
+
+@staff_member_required
+@xframe_options_sameorigin  # shown in an iframe on the delivery page
+def delivery_html(request, delivery_id: int):
+    delivery = _delivery_or_none(delivery_id)
+    if delivery is None:
+        return HttpResponse("There is no such delivery.", status=404, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(emails.delivery_web_html(delivery, sample_links=True))
+    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:"
+    return response
+
+
 urlpatterns = [
     path("", index, name="index"),
     path("step/<int:step_id>/", step_preview, name="step"),
     path("step/<int:step_id>/html/", step_html, name="step_html"),
     path("step/<int:step_id>/test-send/", step_test_send, name="step_test_send"),
     path("journey/", journey, name="journey"),
+    path("delivery/<int:delivery_id>/", delivery_preview, name="delivery"),
+    path("delivery/<int:delivery_id>/html/", delivery_html, name="delivery_html"),
 ]

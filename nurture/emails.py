@@ -397,7 +397,12 @@ def build_step_email(
 def build_delivery_email(
     delivery: Delivery, *, sample_links: bool = False, articles: list[Article] | None = None
 ) -> EmailMultiAlternatives:
-    """The sender's entry point. Load the delivery with select_related("subscriber", "step__series")."""
+    """The sender's entry point. Load the delivery with select_related("subscriber", "step__series").
+
+    It carries the delivery's own articles (selectors.delivery_articles: never one the subscriber
+    already had); the sender passes the list it already read."""
+    if articles is None:
+        articles = selectors.delivery_articles(delivery=delivery)
     return build_step_email(
         step=delivery.step,
         subscriber=delivery.subscriber,
@@ -408,12 +413,15 @@ def build_delivery_email(
     )
 
 
-def delivery_web_html(delivery: Delivery) -> str:
-    """The "view in browser" page: the same email, without the link to itself."""
+def delivery_web_html(delivery: Delivery, *, sample_links: bool = False) -> str:
+    """The "view in browser" page: the same email as build_delivery_email (the same articles from
+    selectors.delivery_articles, the same render), without the link to itself. For a sent delivery
+    that is the article versions it went out with, even after staff edited them.
+    sample_links: the staff preview, whose links must not act on the real subscriber."""
     step = delivery.step
     language = step_language(step)
-    articles = selectors.step_published_articles(step_id=step.pk)
-    personal = personal_for(delivery.subscriber, language=language)
+    articles = selectors.delivery_articles(delivery=delivery)
+    personal = personal_for(delivery.subscriber, language=language, sample_links=sample_links)
     html, _text = render_step(step=step, articles=articles, language=language, personal=personal)
     return html
 

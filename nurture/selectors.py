@@ -1,14 +1,15 @@
 """Reads: the queries the rest of the engine asks, in one place."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 
-from content.models import Article
-from nurture.models import Delivery, ProviderEvent, Series, Step, Subscriber, Suppression
+from content.models import Article, ArticleVersion
+from nurture.models import Delivery, ProviderEvent, Series, Step, StepArticle, Subscriber, Suppression
 
 
 def subscriber_by_email(*, email: str) -> Subscriber | None:
@@ -17,6 +18,13 @@ def subscriber_by_email(*, email: str) -> Subscriber | None:
 
 def series_for(*, stage: str, language: str) -> Series | None:
     return Series.objects.filter(stage=stage, language=language).first()
+
+
+def series_step_counts(*, stage: str, languages: set[str]) -> dict[str, int]:
+    """language -> number of steps, for the series of `stage` in those languages that exist."""
+    return dict(
+        Series.objects.filter(stage=stage, language__in=languages).annotate(step_count=Count("steps")).values_list("language", "step_count")
+    )
 
 
 def is_suppressed(*, email: str) -> bool:
@@ -34,6 +42,55 @@ def step_published_articles(*, step_id: int) -> list[Article]:
             "steparticle__order", "steparticle__id"
         )
     )
+
+
+def _as_snapshot(article: Article, snapshot: ArticleVersion) -> Article:
+    """The article as it was at `snapshot`'s version: an unsaved copy, only ever rendered."""
+    shown = copy.copy(article)
+    shown.title, shown.body_markdown, shown.body_html = snapshot.title, snapshot.body_markdown, snapshot.body_html
+    shown.status, shown.version = snapshot.status, snapshot.version
+    shown.updated_at = snapshot.created_at  # part of the render cache key: never mixed up with today's text
+    return shown
+
+
+def _sent_articles(*, delivery: Delivery, recorded: dict[int, int]) -> list[Article]:
+    """Each recorded article at its recorded version (its ArticleVersion snapshot where one exists;
+    as it is now otherwise), in the step's order; articles since taken out of the step come last."""
+    order = {
+        article_id: index
+        for index, article_id in enumerate(
+            StepArticle.objects.filter(step_id=delivery.step_id).order_by("order", "id").values_list("article_id", flat=True)
+        )
+    }
+    articles = Article.objects.filter(pk__in=recorded).in_bulk()
+    snapshots = {
+        (v.article_id, v.version): v
+        for v in ArticleVersion.objects.filter(article_id__in=recorded, version__in=set(recorded.values()))
+    }
+    shown = []
+    for article_id in sorted(articles, key=lambda pk: (order.get(pk, len(order)), pk)):
+        snapshot = snapshots.get((article_id, recorded[article_id]))
+        shown.append(_as_snapshot(articles[article_id], snapshot) if snapshot else articles[article_id])
+    return shown
+
+
+def delivery_articles(*, delivery: Delivery) -> list[Article]:
+    """The articles one delivery carries: the single answer for its email, its "view in browser"
+    page and the staff preview, so all three show the same thing.
+
+    - Sent: exactly what went out. `article_versions` holds the {article id: version} the sender
+      rendered; each comes back as that version's snapshot (title and body), so a later edit or
+      unpublishing does not change what the reader is shown they received.
+    - Not sent (queued, sending, failed, skipped): the planned articles (the keys of
+      `article_versions`) that are still published, at their current version: what the sender
+      sends now. A partly repeated step therefore carries only the articles that are new to them.
+    A row with no recorded list (planned before lists were recorded) carries the step's published articles.
+    """
+    recorded = {int(k): v for k, v in (delivery.article_versions or {}).items() if str(k).isdigit() and isinstance(v, int)}
+    if delivery.status == Delivery.Status.SENT and recorded:
+        return _sent_articles(delivery=delivery, recorded=recorded)
+    published = step_published_articles(step_id=delivery.step_id)
+    return [a for a in published if not recorded or a.pk in recorded]
 
 
 def series_steps(*, series_id: int) -> QuerySet[Step]:
@@ -69,6 +126,71 @@ def series_journey(*, series_id: int, start: datetime) -> list[JourneyEmail]:
         journey.append(JourneyEmail(step=step, send_at=when, articles=published))
         received.update(a.pk for a in published)
     return journey
+
+
+# --- the staff overview (admin_overview): set-based counts, a fixed number of queries --------------
+
+OVERVIEW_ROW_LIMIT = 50  # rows listed per problem table; the counts cover all of them
+
+
+@dataclass
+class SeriesOverview:
+    series: Series | None  # None: subscribers in no series (not confirmed yet, or no series for their stage)
+    deliveries: dict[str, int]  # delivery status -> count planned in the window
+    subscribers: dict[str, int]  # subscriber status -> count
+    held_back: list[tuple[int, str]]  # (position, subject) of steps with no published article
+
+
+def series_overview(*, since: datetime) -> list[SeriesOverview]:
+    """Per series: deliveries planned since `since` by status, subscribers by status, held-back
+    steps. Four queries whatever the number of series, steps, subscribers or deliveries."""
+    rows = {s.pk: SeriesOverview(s, {}, {}, []) for s in Series.objects.order_by("language", "stage")}
+    no_series = SeriesOverview(None, {}, {}, [])
+    for series_id, status, count in (
+        Delivery.objects.filter(queued_at__gte=since).order_by().values_list("step__series_id", "status").annotate(n=Count("id"))
+    ):
+        rows.get(series_id, no_series).deliveries[status] = count
+    for series_id, status, count in Subscriber.objects.order_by().values_list("series_id", "status").annotate(n=Count("id")):
+        rows.get(series_id, no_series).subscribers[status] = count
+    held = (
+        Step.objects.annotate(published=Count("steparticle", filter=Q(steparticle__article__status=Article.Status.PUBLISHED)))
+        .filter(published=0)
+        .order_by("series_id", "position")
+        .values_list("series_id", "position", "subject")
+    )
+    for series_id, position, subject in held:
+        rows.get(series_id, no_series).held_back.append((position, subject))
+    return [*rows.values(), *([no_series] if no_series.subscribers or no_series.deliveries else [])]
+
+
+@dataclass
+class ProblemList:
+    count: int
+    rows: list[Delivery]  # the first OVERVIEW_ROW_LIMIT, oldest problem first
+
+
+def deliveries_stuck_sending(*, older_than: datetime) -> ProblemList:
+    """In `sending` since before `older_than`: a worker died or hangs (the reconciler settles them)."""
+    stuck = Delivery.objects.filter(status=Delivery.Status.SENDING, sending_started_at__lt=older_than)
+    rows = list(stuck.select_related("step__series").order_by("sending_started_at")[:OVERVIEW_ROW_LIMIT])
+    return ProblemList(stuck.count() if len(rows) == OVERVIEW_ROW_LIMIT else len(rows), rows)
+
+
+def deliveries_failed_since(*, since: datetime) -> ProblemList:
+    failed = Delivery.objects.filter(status=Delivery.Status.FAILED, failed_at__gte=since)
+    rows = list(failed.select_related("step__series").order_by("-failed_at")[:OVERVIEW_ROW_LIMIT])
+    return ProblemList(failed.count() if len(rows) == OVERVIEW_ROW_LIMIT else len(rows), rows)
+
+
+def failure_reasons_since(*, since: datetime, limit: int = 20) -> list[tuple[str, int]]:
+    """The most common failure reasons since `since`, with their counts."""
+    return list(
+        Delivery.objects.filter(status=Delivery.Status.FAILED, failed_at__gte=since)
+        .order_by()
+        .values_list("failure_reason")
+        .annotate(n=Count("id"))
+        .order_by("-n", "failure_reason")[:limit]
+    )
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,8 @@ NURTURE_DAY_SECONDS = env_int("NURTURE_DAY_SECONDS", 86400, minimum=1)
 NURTURE_PLAN_BATCH_SIZE = env_int("NURTURE_PLAN_BATCH_SIZE", 500, minimum=1, maximum=10000)
 NURTURE_SEND_BATCH_SIZE = env_int("NURTURE_SEND_BATCH_SIZE", 50, minimum=1, maximum=1000)
 NURTURE_CONFIRM_MAX_AGE_DAYS = env_int("NURTURE_CONFIRM_MAX_AGE_DAYS", 7, minimum=1)
+# A repeated sign-up for a pending or unsubscribed address re-sends the confirmation at most this often.
+NURTURE_CONFIRM_RESEND_MINUTES = env_int("NURTURE_CONFIRM_RESEND_MINUTES", 10, minimum=0)
 NURTURE_SEND_WINDOW_START_HOUR = env_int("NURTURE_SEND_WINDOW_START_HOUR", 9, minimum=0, maximum=23)
 NURTURE_SEND_WINDOW_END_HOUR = env_int("NURTURE_SEND_WINDOW_END_HOUR", 17, minimum=1, maximum=24)
 NURTURE_MIN_DAYS_BETWEEN_EMAILS = env_int("NURTURE_MIN_DAYS_BETWEEN_EMAILS", 2, minimum=0)

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from nurture import admin_emails, views
+from nurture import admin_emails, admin_overview, views
 
 
 public = [
@@ -20,6 +20,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),  # set_language: the page's language switch
     # Staff email tools live under /admin/ but outside the AdminSite, so they come first.
     path("admin/nurture/email-preview/", include((admin_emails.urlpatterns, "email_preview"))),
+    path("admin/nurture/overview/", admin_overview.overview, name="nurture_overview"),
     path("admin/", admin.site.urls),
     # Provider webhooks, e.g. /anymail/postmark/tracking/ (docs/webhooks-and-retention.md).
     path("anymail/", include("nurture.webhook_urls")),

@@ -21,6 +21,9 @@ def _bad_link(request, purpose: str, error: tokens.TokenError):
     )
 
 
+# The organisation's own site may post this form from another origin, without our CSRF token.
+# Nothing starts without the confirmation email (double opt-in), and re-sends are throttled.
+@csrf_exempt
 @require_http_methods(["GET", "POST"])
 def signup(request):
     if request.method == "POST":
@@ -46,8 +49,12 @@ def signup(request):
     return render(request, "nurture/signup.html", {"form": SignupForm(initial=initial)})
 
 
+def _dev_outbox_enabled() -> bool:
+    return settings.DEBUG and settings.EMAIL_BACKEND == "nurture.mail.OutboxEmailBackend"
+
+
 def signup_done(request):
-    return render(request, "nurture/signup_done.html")
+    return render(request, "nurture/signup_done.html", {"dev_outbox": _dev_outbox_enabled()})
 
 
 def _one_button_page(request, token: str, *, purpose: str, action, ask_template: str, done_template: str):
@@ -160,7 +167,7 @@ def healthz(request):
 
 def dev_outbox(request, name: str | None = None):
     """DEBUG only: the emails written under var/outbox/, newest first."""
-    if not settings.DEBUG or settings.EMAIL_BACKEND != "nurture.mail.OutboxEmailBackend":
+    if not _dev_outbox_enabled():
         raise Http404()
     outbox = settings.NURTURE_OUTBOX_DIR
     if name:

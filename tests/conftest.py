@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.utils import translation
 
 REQUIRE_SERVICES = os.environ.get("NURTURE_REQUIRE_SERVICES", "").lower() in {"1", "true", "yes"}
 
@@ -27,7 +28,10 @@ def _unit_defaults(settings, tmp_path):
     settings.NURTURE_OUTBOX_DIR = tmp_path / "outbox"
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.SITE_URL = "https://guide.example.org"
+    # LocaleMiddleware leaves the last request's language active on this thread; start each test in English.
+    translation.activate("en")
     yield
+    translation.deactivate()
     app.conf.task_always_eager = False
 
 
@@ -58,3 +62,17 @@ def redis_url():
 @pytest.fixture
 def library_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "content" / "library"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_stray_test_database_sessions(django_db_setup, django_db_blocker):
+    """PostgreSQL refuses to drop a test database that still has sessions. Live-server threads and
+    killed worker processes can leave one behind; end them before pytest-django drops the database."""
+    yield
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )

@@ -37,6 +37,7 @@ class FakeProviderState:
     before_accept = None  # optional callable(payload) run before a message is accepted
     after_accept = None  # optional callable(payload) run after acceptance is recorded, before answering
     accepted: list[Accepted] = field(default_factory=list)
+    request_times: list[float] = field(default_factory=list)  # wall clock of each request's arrival (load figures)
     requests: list[str] = field(default_factory=list)  # recipient of every request, in arrival order
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -83,6 +84,7 @@ class _Handler(BaseHTTPRequestHandler):
         to = payload.get("To", "")
         with state.lock:
             state.requests.append(to)
+            state.request_times.append(time.time())
             fault = state.first_faults.pop(0) if state.first_faults else None
         if fault == "429":
             self._answer(429, {"ErrorCode": 429, "Message": "Rate limit exceeded"})

@@ -49,3 +49,13 @@ def test_dependencies_are_pinned():
     assert len(listed) > 10
     for requirement in listed:
         assert re.fullmatch(r"[A-Za-z0-9_.\-]+(\[[a-z,]+\])?==[0-9][0-9A-Za-z.]*", requirement), requirement
+
+
+def test_every_environment_variable_the_settings_read_is_documented_in_the_readme():
+    settings_source = (ROOT / "nurture" / "settings.py").read_text()
+    read = set(re.findall(r'env_(?:str|int|float|bool|url|database)\(\s*"([A-Z0-9_]+)"', settings_source))
+    read |= set(re.findall(r'env_int\("([A-Z0-9_]+)"', (ROOT / "nurture" / "config.py").read_text()))
+    readme = (ROOT / "README.md").read_text()
+    undocumented = sorted(name for name in read if f"`{name}`" not in readme)
+    assert len(read) > 20
+    assert undocumented == []

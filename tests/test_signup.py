@@ -104,3 +104,47 @@ def test_language_switch_shows_spanish_page_and_preselects_spanish(client):
     page = client.get("/")
     assert page.context["form"].initial["language"] == "es"
     assert b'lang="es"' in page.content
+
+
+def test_signup_accepts_a_cross_site_post_without_csrf_token(django_capture_on_commit_callbacks):
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = strict.post("/", VALID, HTTP_ORIGIN="https://www.cancer-org.example")
+    assert response.status_code == 302
+    assert Subscriber.objects.filter(email__iexact="ana@example.org", status="pending").exists()
+
+
+def test_repeated_signups_do_not_flood_the_inbox(client, settings, django_capture_on_commit_callbacks):
+    import time_machine
+
+    settings.NURTURE_CONFIRM_RESEND_MINUTES = 10
+    with time_machine.travel("2026-03-01 10:00Z", tick=False):
+        with django_capture_on_commit_callbacks(execute=True):
+            for _ in range(5):
+                client.post("/", VALID)
+    assert len(mail.outbox) == 1
+    with time_machine.travel("2026-03-01 10:11Z", tick=False):
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post("/", VALID)
+    assert len(mail.outbox) == 2
+    assert Subscriber.objects.count() == 1
+
+
+def test_local_outbox_page_lists_emails_only_in_debug(client, settings, tmp_path, django_capture_on_commit_callbacks):
+    settings.EMAIL_BACKEND = "nurture.mail.OutboxEmailBackend"
+    settings.NURTURE_OUTBOX_DIR = tmp_path / "outbox"
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/", VALID)
+    settings.DEBUG = False
+    assert client.get("/dev/outbox/").status_code == 404
+    assert b"local outbox" not in client.get("/thanks/").content
+    settings.DEBUG = True
+    assert b"local outbox" in client.get("/thanks/").content
+    listing = client.get("/dev/outbox/")
+    assert listing.status_code == 200
+    name = listing.context["messages_"][0]["name"]
+    assert name.endswith(".eml")
+    assert b"/confirm/" in client.get(f"/dev/outbox/{name}?part=text").content
+    assert client.get("/dev/outbox/..%2Fsecrets.eml").status_code == 404

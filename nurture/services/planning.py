@@ -426,11 +426,9 @@ def plan_due_deliveries(
 
 
 def delivery_articles(*, delivery: Delivery) -> list[Article]:
-    """The articles this delivery carries: those planned for it (article_versions keys) that are
-    still published, in the step's order. Rows planned before article lists were recorded carry
-    the whole step."""
+    """The articles the sender puts in this delivery. One implementation, shared with the "view in
+    browser" page and the staff preview: nurture.selectors.delivery_articles (for a delivery being
+    sent: the planned articles still published, in the step's order)."""
     from nurture import selectors
 
-    planned = {int(k) for k in (delivery.article_versions or {})}
-    published = selectors.step_published_articles(step_id=delivery.step_id)
-    return [a for a in published if not planned or a.pk in planned]
+    return selectors.delivery_articles(delivery=delivery)

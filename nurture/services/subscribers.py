@@ -4,6 +4,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -23,6 +26,11 @@ def _enqueue_confirmation(subscriber_id: int) -> None:
     from nurture.tasks import send_confirmation_email
 
     transaction.on_commit(lambda: send_confirmation_email.delay(subscriber_id))
+
+
+def _confirmation_sent_recently(subscriber: Subscriber) -> bool:
+    since = timezone.now() - timedelta(minutes=settings.NURTURE_CONFIRM_RESEND_MINUTES)
+    return subscriber.consents.filter(given_at__gte=since).exists()
 
 
 @transaction.atomic
@@ -51,8 +59,12 @@ def subscriber_sign_up(
             return SignupResult(subscriber_id=subscriber.pk, created=True)
 
     if existing.status in (Subscriber.Status.PENDING, Subscriber.Status.UNSUBSCRIBED):
-        # Nothing changes until they confirm from their inbox, so this cannot be abused to
-        # change someone else's choices.
+        if _confirmation_sent_recently(existing):
+            # The form can be posted by anyone for any address: don't let it flood an inbox.
+            logger.info("sign-up repeated within the resend interval subscriber=%s", existing.pk)
+            return SignupResult(subscriber_id=existing.pk, created=False)
+        # Nothing is sent to them until they confirm from their own inbox, so a sign-up by
+        # someone else cannot start emails or use anyone's choices.
         Subscriber.objects.filter(pk=existing.pk).update(
             first_name=first_name, stage=stage, language=language, time_zone=time_zone, status=Subscriber.Status.PENDING
         )
