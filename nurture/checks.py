@@ -32,6 +32,16 @@ def environment_values(app_configs=None, **kwargs):
                 id="nurture.E010",
             )
         )
+    secret = (getattr(settings, "ANYMAIL", None) or {}).get("WEBHOOK_SECRET")
+    if secret and (not isinstance(secret, str) or ":" not in secret.strip(":")):
+        errors.append(
+            checks.Error(
+                "ANYMAIL_WEBHOOK_SECRET must be 'user:password' (the basic auth your provider sends with webhooks).",
+                hint="Set it to two random strings joined by a colon, and put the same in the provider's webhook URL.",
+                obj="ANYMAIL_WEBHOOK_SECRET",
+                id="nurture.E020",
+            )
+        )
     return errors
 
 
@@ -45,6 +55,16 @@ def production_placeholders(app_configs=None, **kwargs):
                 hint="Set DJANGO_SECRET_KEY to a long random value in production.",
                 obj="DJANGO_SECRET_KEY",
                 id="nurture.W001",
+            )
+        )
+    if not settings.DEBUG and not (getattr(settings, "ANYMAIL", None) or {}).get("WEBHOOK_SECRET"):
+        warnings.append(
+            checks.Warning(
+                "ANYMAIL_WEBHOOK_SECRET is not set: provider webhooks are off (404), so bounces and "
+                "complaints reported by the provider do not suppress addresses.",
+                hint="Set ANYMAIL_WEBHOOK_SECRET='user:password' and point the provider at /anymail/<provider>/tracking/.",
+                obj="ANYMAIL_WEBHOOK_SECRET",
+                id="nurture.W020",
             )
         )
     if not settings.DEBUG:

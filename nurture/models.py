@@ -109,6 +109,15 @@ class Step(models.Model):
         return f"{self.series.name} #{self.position + 1}: {self.subject}"
 
 
+class StepFigures(Step):
+    """The same steps, shown in the admin with what each achieved (selectors.step_engagement)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "step figures"
+        verbose_name_plural = "step figures"
+
+
 class StepArticle(models.Model):
     step = models.ForeignKey(Step, on_delete=models.CASCADE)
     article = models.ForeignKey(Article, on_delete=models.PROTECT)
@@ -151,7 +160,15 @@ class Delivery(models.Model):
     class Meta:
         verbose_name_plural = "deliveries"
         constraints = [models.UniqueConstraint(fields=["subscriber", "step"], name="delivery_unique_subscriber_step")]
-        indexes = [models.Index(fields=["status", "sending_started_at"], name="delivery_status_idx")]
+        indexes = [
+            models.Index(fields=["status", "sending_started_at"], name="delivery_status_idx"),
+            # Provider webhooks find their delivery by it (services/webhooks.py); unsent rows stay out.
+            models.Index(
+                fields=["provider_message_id"],
+                name="delivery_provider_msg_idx",
+                condition=~models.Q(provider_message_id=""),
+            ),
+        ]
 
     def __str__(self):
         return f"Delivery #{self.pk} ({self.status})"
@@ -166,3 +183,30 @@ class Suppression(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(Lower("email"), name="suppression_email_ci_unique")]
+
+
+class ProviderEvent(models.Model):
+    """One delivery or engagement event from the email provider's webhook, stored once per
+    (provider, event_id). Health-data rule: no recipient address, no raw payload, no click URL
+    (it may carry a personal link) and no user agent; the delivery link says who it concerns."""
+
+    provider = models.CharField(max_length=40)
+    # The provider's event id, or a digest of the event's payload when the provider sends none
+    # (Postmark's opens and deliveries), so a webhook delivered twice is stored once.
+    event_id = models.CharField(max_length=100)
+    event_type = models.CharField(max_length=20)  # anymail's normalised EventType
+    delivery = models.ForeignKey(Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+    # Kept for events whose delivery is unknown (or gone): lets staff look it up at the provider.
+    provider_message_id = models.CharField(max_length=255, blank=True)
+    reject_reason = models.CharField(max_length=20, blank=True)  # anymail's normalised RejectReason
+    description = models.CharField(max_length=200, blank=True, help_text="The provider's short reason, addresses removed.")
+    suppressed_address = models.BooleanField(default=False, help_text="This event put the address on the suppression list.")
+    timestamp = models.DateTimeField(help_text="When the provider says it happened.")
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["provider", "event_id"], name="provider_event_unique")]
+        indexes = [models.Index(fields=["delivery", "event_type"], name="provider_event_delivery_idx")]
+
+    def __str__(self):
+        return f"{self.provider} {self.event_type} #{self.pk}"

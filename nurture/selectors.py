@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 
 from content.models import Article, ArticleVersion
-from nurture.models import Delivery, Series, Step, StepArticle, Subscriber, Suppression
+from nurture.models import Delivery, ProviderEvent, Series, Step, StepArticle, Subscriber, Suppression
 
 
 def subscriber_by_email(*, email: str) -> Subscriber | None:
@@ -191,3 +191,30 @@ def failure_reasons_since(*, since: datetime, limit: int = 20) -> list[tuple[str
         .annotate(n=Count("id"))
         .order_by("-n", "failure_reason")[:limit]
     )
+
+
+@dataclass(frozen=True)
+class StepEngagement:
+    """Per-step figures, each a number of distinct deliveries (an email opened five times counts once)."""
+
+    sent: int
+    delivered: int
+    opened: int
+    clicked: int
+    bounced: int
+
+
+def step_engagement(*, step_id: int) -> StepEngagement:
+    """What one step achieved, from the deliveries still held and their provider events. Opens and
+    clicks stay 0 while that tracking is off (NURTURE_TRACK_OPENS / _CLICKS)."""
+    def distinct_deliveries(event_type: str) -> Count:
+        return Count("delivery", filter=Q(event_type=event_type), distinct=True)
+
+    figures = ProviderEvent.objects.filter(delivery__step_id=step_id).aggregate(
+        delivered=distinct_deliveries("delivered"),
+        opened=distinct_deliveries("opened"),
+        clicked=distinct_deliveries("clicked"),
+        bounced=distinct_deliveries("bounced"),
+    )
+    sent = Delivery.objects.filter(step_id=step_id, status=Delivery.Status.SENT).count()
+    return StepEngagement(sent=sent, **figures)

@@ -150,6 +150,12 @@ NURTURE_SEND_MAX_ATTEMPTS = env_int("NURTURE_SEND_MAX_ATTEMPTS", 6, minimum=1, m
 NURTURE_RETRY_BASE_SECONDS = env_float("NURTURE_RETRY_BASE_SECONDS", 30.0, minimum=0.01)
 # Keep below the broker's visibility timeout: a countdown task is held unacked until it runs.
 NURTURE_RETRY_MAX_SECONDS = env_float("NURTURE_RETRY_MAX_SECONDS", 1800.0, minimum=0.01)
+# Data retention (services/retention.py, daily): unconfirmed sign-ups are deleted this many days
+# after their confirmation link expired; unsubscribed people this many days after leaving;
+# provider webhook events after this many days.
+NURTURE_PENDING_RETENTION_DAYS = env_int("NURTURE_PENDING_RETENTION_DAYS", 30, minimum=0, maximum=3650)
+NURTURE_UNSUBSCRIBED_RETENTION_DAYS = env_int("NURTURE_UNSUBSCRIBED_RETENTION_DAYS", 90, minimum=1, maximum=3650)
+NURTURE_EVENT_RETENTION_DAYS = env_int("NURTURE_EVENT_RETENTION_DAYS", 180, minimum=1, maximum=3650)
 NURTURE_CONTENT_REVIEW_MONTHS = env_int("NURTURE_CONTENT_REVIEW_MONTHS", 12, minimum=1)
 NURTURE_REQUIRE_SERVICES = env_bool("NURTURE_REQUIRE_SERVICES", False)
 
@@ -178,8 +184,13 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Second Opinion Guide <guide@
 import os as _os  # noqa: E402
 
 ANYMAIL = {key[len("ANYMAIL_"):]: value for key, value in _os.environ.items() if key.startswith("ANYMAIL_")}
-# Open and click tracking stay off unless the organisation turns them on (health data).
-ANYMAIL.setdefault("SEND_DEFAULTS", {"track_opens": False, "track_clicks": False})
+# Open and click tracking stay off unless the organisation turns them on (health data). The
+# webhook stores open/click events only while the matching switch is on.
+NURTURE_TRACK_OPENS = env_bool("NURTURE_TRACK_OPENS", False)
+NURTURE_TRACK_CLICKS = env_bool("NURTURE_TRACK_CLICKS", False)
+ANYMAIL.setdefault("SEND_DEFAULTS", {"track_opens": NURTURE_TRACK_OPENS, "track_clicks": NURTURE_TRACK_CLICKS})
+# Provider webhooks (/anymail/<provider>/tracking/) need ANYMAIL_WEBHOOK_SECRET ("user:password",
+# the basic auth the provider sends); without it they answer 404 (nurture/webhook_urls.py).
 
 # --- logging ----------------------------------------------------------------------------------
 LOGGING = {

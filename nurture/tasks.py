@@ -4,7 +4,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from nurture.services import planning, reconcile, sending
+from nurture.services import planning, reconcile, retention, sending
 
 
 def chunks(ids: list[int], size: int):
@@ -43,3 +43,9 @@ def reconcile_deliveries_task() -> dict:
 @shared_task(name="nurture.send_confirmation_email", acks_late=True, reject_on_worker_lost=True)
 def send_confirmation_email(subscriber_id: int) -> bool:
     return sending.send_confirmation(subscriber_id=subscriber_id)
+
+
+@shared_task(name="nurture.purge_expired_data")
+def purge_expired_data_task() -> dict:
+    # The same function as `manage.py purge_expired_data`.
+    return retention.purge_expired_data().__dict__

@@ -22,5 +22,7 @@ urlpatterns = [
     path("admin/nurture/email-preview/", include((admin_emails.urlpatterns, "email_preview"))),
     path("admin/nurture/overview/", admin_overview.overview, name="nurture_overview"),
     path("admin/", admin.site.urls),
+    # Provider webhooks, e.g. /anymail/postmark/tracking/ (docs/webhooks-and-retention.md).
+    path("anymail/", include("nurture.webhook_urls")),
     path("", include((public, "nurture"))),
 ]

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_http_methods
 from nurture import emails, health, tokens
 from nurture.forms import CONSENT_TEXT, PreferencesForm, SignupForm
 from nurture.models import Subscriber
+from nurture.services import retention
 from nurture.services import subscribers as subscriber_services
 
 
@@ -111,6 +112,11 @@ def preferences(request, token: str):
             elif action == "unsubscribe":
                 subscriber = subscriber_services.subscriber_unsubscribe(subscriber_id=subscriber.pk)
                 return render(request, "nurture/unsubscribed.html", {"subscriber": subscriber, "token": token})
+            elif action == "erase":  # first press: say what goes and what stays, ask again
+                return render(request, "nurture/erase_confirm.html", {"subscriber": subscriber})
+            elif action == "erase_confirmed":
+                retention.subscriber_erase(subscriber_id=subscriber.pk)
+                return render(request, "nurture/erased.html")
             else:
                 form = PreferencesForm(request.POST, instance=Subscriber.objects.get(pk=subscriber.pk))
                 if form.is_valid():

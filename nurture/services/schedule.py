@@ -11,10 +11,14 @@ PERIODIC_TASKS = [
     ("Plan due deliveries", "nurture.plan_due_deliveries", 60),
     # Settles deliveries a lost worker left in "sending" and re-enqueues queued ones whose task was lost.
     ("Reconcile stuck deliveries", "nurture.reconcile_deliveries", 300),
+    # Deletes data past its retention period (services/retention.py).
+    ("Purge expired data", "nurture.purge_expired_data", 86400),
 ]
 
 
 def scaled_interval(production_seconds: int) -> int:
+    if settings.NURTURE_DAY_SECONDS == 86400:
+        return production_seconds  # real days: as listed (the daily purge stays daily)
     # Plan at least five times per (demo) day, so a short day is not overshot by a whole beat.
     return max(1, min(production_seconds, round(settings.NURTURE_DAY_SECONDS / 5)))
 

@@ -27,12 +27,13 @@ import requests
 from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import get_connection
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from nurture import emails, selectors
-from nurture.models import Delivery, Subscriber, Suppression
+from nurture.models import Delivery, Subscriber
 from nurture.services import planning, throttle
+from nurture.services.suppression import address_suppress
 
 logger = logging.getLogger(__name__)
 
@@ -98,18 +99,6 @@ def _finish(delivery_id: int, stamp: datetime, status: str, reason: str) -> str:
         status=status, failure_reason=reason, failed_at=now if status == Delivery.Status.FAILED else None
     )
     return status
-
-
-@transaction.atomic
-def _suppress_refused(*, subscriber_id: int, email: str, reason: str) -> None:
-    """The provider refuses this address: never write to it again."""
-    if not Suppression.objects.filter(email__iexact=email).exists():
-        try:
-            with transaction.atomic():
-                Suppression.objects.create(email=email, reason=reason)
-        except IntegrityError:  # suppressed at the same moment by a webhook or another worker
-            pass
-    Subscriber.objects.filter(pk=subscriber_id).update(status=Subscriber.Status.SUPPRESSED, next_send_at=None)
 
 
 # --- one delivery -----------------------------------------------------------------------------------
@@ -187,7 +176,7 @@ def _after_error(delivery: Delivery, stamp: datetime, exc: BaseException, *, att
     if kind == TRANSIENT:
         return SendOutcome(_finish(delivery.pk, stamp, Delivery.Status.FAILED, f"gave up after {attempts} attempts: {summary}"))
     if kind == REFUSED:
-        _suppress_refused(subscriber_id=delivery.subscriber_id, email=delivery.subscriber.email, reason="refused by the email provider")
+        address_suppress(email=delivery.subscriber.email, reason="refused by the email provider")
         return SendOutcome(_finish(delivery.pk, stamp, Delivery.Status.FAILED, f"recipient refused: {summary}"))
     if kind == PERMANENT:
         return SendOutcome(_finish(delivery.pk, stamp, Delivery.Status.FAILED, summary))

@@ -4,7 +4,7 @@ from nurture.services.schedule import ensure_periodic_tasks
 
 
 class Command(BaseCommand):
-    help = "Create the periodic tasks (planning, reconciliation) in the database schedule if missing."
+    help = "Create the periodic tasks (planning, reconciliation, data retention) in the database schedule if missing."
 
     def handle(self, *args, **options):
         changes = ensure_periodic_tasks()

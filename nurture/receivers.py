@@ -1,0 +1,23 @@
+"""Signal receivers, connected in NurtureConfig.ready(): thin interfaces over the services."""
+from __future__ import annotations
+
+import logging
+
+from anymail.signals import tracking
+from django.db import DatabaseError
+from django.dispatch import receiver
+
+from nurture.services import webhooks
+
+logger = logging.getLogger(__name__)
+
+
+@receiver(tracking, dispatch_uid="nurture.provider_tracking_event")
+def provider_tracking_event(sender, event, esp_name, **kwargs):
+    try:
+        webhooks.record_tracking_event(provider=esp_name or "", event=event)
+    except DatabaseError:
+        raise  # the database is unwell: a 500 makes the provider deliver the webhook again later
+    except Exception as exc:  # an odd event must not turn into a 500 and endless redeliveries
+        # The type only: the message may quote the payload, which holds an address.
+        logger.error("provider event could not be recorded provider=%s error=%s", esp_name, type(exc).__name__)

@@ -1,0 +1,145 @@
+"""Provider webhooks: anymail parses each provider's payload into an AnymailTrackingEvent and
+sends the `anymail.signals.tracking` signal; `record_tracking_event` stores it once and acts on it.
+
+What each event does (docs/webhooks-and-retention.md):
+- hard bounce, complaint, provider-side unsubscribe, rejected as invalid/bounced/spam: the address
+  goes on the suppression list (services/suppression.py) and its subscriber is never planned again;
+- soft bounce, deferred, delivered: stored only (figures);
+- opened / clicked: stored only if the organisation turned that tracking on, for per-step figures.
+
+Health data: only the event's kind, reason, time and the delivery it concerns are kept. Not the
+recipient address, the raw payload, the click URL (our links carry personal tokens) or the user agent.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timezone as dt_timezone
+
+from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from nurture.models import Delivery, ProviderEvent
+from nurture.services.suppression import address_suppress
+
+logger = logging.getLogger(__name__)
+
+# Events that mean "never write to this address again", when their reason says so.
+SUPPRESSING_TYPES = {EventType.BOUNCED, EventType.REJECTED, EventType.COMPLAINED, EventType.UNSUBSCRIBED}
+# A reason that is about the address (not our content, our DNS, a virus scanner...).
+SUPPRESSING_REASONS = {RejectReason.BOUNCED, RejectReason.INVALID, RejectReason.SPAM, RejectReason.UNSUBSCRIBED}
+ENGAGEMENT_SETTING = {EventType.OPENED: "NURTURE_TRACK_OPENS", EventType.CLICKED: "NURTURE_TRACK_CLICKS"}
+_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+")
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    stored: bool  # False: a duplicate, or an engagement event while that tracking is off
+    suppressed: bool = False
+
+
+def _text(value, limit: int) -> str:
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def _is_soft_bounce(esp_event) -> bool:
+    """anymail files some temporary failures under "bounced" (Postmark's SoftBounce, SendGrid's
+    blocked); they must not suppress an address that may work tomorrow."""
+    if not isinstance(esp_event, dict):
+        return False
+    return (
+        esp_event.get("Type") == "SoftBounce"  # Postmark
+        or esp_event.get("type") == "blocked"  # SendGrid
+        or esp_event.get("severity") == "temporary"  # Mailgun
+    )
+
+
+def suppresses(event: AnymailTrackingEvent) -> bool:
+    if event.event_type in (EventType.COMPLAINED, EventType.UNSUBSCRIBED):
+        return True
+    if event.event_type not in SUPPRESSING_TYPES or _is_soft_bounce(event.esp_event):
+        return False
+    return event.reject_reason in SUPPRESSING_REASONS
+
+
+def _event_id(provider: str, event: AnymailTrackingEvent) -> str:
+    """The provider's id, or a digest of the whole payload when there is none (Postmark gives ids
+    to bounces only): the same webhook delivered twice gives the same digest."""
+    given = _text(str(event.event_id) if event.event_id is not None else "", 200)
+    if given and len(given) <= 100:
+        return given
+    try:
+        payload = json.dumps(event.esp_event, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        payload = repr(event.esp_event)
+    material = "|".join([provider, given, str(event.event_type), str(event.message_id), payload])
+    return "sha256:" + hashlib.sha256(material.encode("utf-8", "replace")).hexdigest()
+
+
+def _timestamp(value) -> datetime:
+    if isinstance(value, datetime):
+        return value if timezone.is_aware(value) else timezone.make_aware(value, dt_timezone.utc)
+    return timezone.now()
+
+
+def record_tracking_event(*, provider: str, event: AnymailTrackingEvent) -> RecordResult:
+    """Store the event once per (provider, event id); suppress the address on a hard failure.
+    A duplicate changes nothing. An unknown message id is stored without a delivery."""
+    provider = _text(provider, 40).lower() or "unknown"
+    event_type = _text(event.event_type, 20) or EventType.UNKNOWN
+    tracking_setting = ENGAGEMENT_SETTING.get(event_type)
+    if tracking_setting and not getattr(settings, tracking_setting, False):
+        return RecordResult(stored=False)  # tracking is off: keep nothing about who read what
+
+    message_id = _text(event.message_id, 255)
+    delivery = (
+        Delivery.objects.select_related("subscriber")
+        .filter(provider_message_id=message_id)
+        .exclude(provider_message_id="")  # lets PostgreSQL use the partial index
+        .first() if message_id else None
+    )
+    # The event's recipient, or failing that the address we sent the delivery to.
+    email = _text(event.recipient, 254) or (delivery.subscriber.email if delivery else "")
+    will_suppress = suppresses(event) and bool(email)
+    if suppresses(event) and not will_suppress:
+        logger.warning("provider event provider=%s type=%s names no address and no known delivery", provider, event_type)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                ProviderEvent.objects.create(
+                    provider=provider,
+                    event_id=_event_id(provider, event),
+                    event_type=event_type,
+                    delivery=delivery,
+                    provider_message_id=message_id,
+                    reject_reason=_text(event.reject_reason, 20),
+                    description=_ADDRESS.sub("[address]", _text(event.description, 400))[:200],
+                    suppressed_address=will_suppress,
+                    timestamp=_timestamp(event.timestamp),
+                )
+        except IntegrityError:  # this (provider, event id) is already stored: a redelivered webhook
+            logger.info("provider event duplicate provider=%s type=%s", provider, event_type)
+            return RecordResult(stored=False)
+        if will_suppress:
+            # In the same transaction: an event stored is an event acted on.
+            address_suppress(email=email, reason=f"{_reason_label(event)} ({provider} webhook)")
+    logger.info(
+        "provider event provider=%s type=%s delivery=%s suppressed=%s",
+        provider, event_type, delivery.pk if delivery else None, will_suppress,
+    )
+    return RecordResult(stored=True, suppressed=will_suppress)
+
+
+def _reason_label(event: AnymailTrackingEvent) -> str:
+    return {
+        EventType.BOUNCED: "hard bounce",
+        EventType.COMPLAINED: "spam complaint",
+        EventType.UNSUBSCRIBED: "unsubscribed at the provider",
+        EventType.REJECTED: "rejected by the provider",
+    }.get(event.event_type, "provider event")
