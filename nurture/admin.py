@@ -28,6 +28,7 @@ from content.models import Language, Stage
 from nurture import selectors, tasks
 from nurture.models import ConsentRecord, Delivery, Series, Step, StepArticle, Subscriber, Suppression
 from nurture.services import sending
+from nurture.services.suppression import address_suppress
 from nurture.services import subscribers as subscriber_services
 
 # Rows one admin action may touch: each subscriber goes through its service (a locked row each), and
@@ -558,3 +559,12 @@ class DeliveryAdmin(SafeActionIdsMixin, ReadOnlyAdmin):
 class SuppressionAdmin(admin.ModelAdmin):
     list_display = ["email", "reason", "created_at"]
     search_fields = ["email"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["email", "reason", "created_at"] if obj else ["created_at"]
+
+    def save_model(self, request, obj, form, change):
+        # Through the one suppression service, so a subscriber with this address stops at once.
+        if not change:
+            address_suppress(email=obj.email, reason=obj.reason or "added by staff")
+            obj.pk = Suppression.objects.get(email__iexact=obj.email.strip()).pk

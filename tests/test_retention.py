@@ -114,7 +114,10 @@ def test_suppressed_people_lose_their_row_but_the_address_stays_suppressed(djang
     assert not emails()
     assert Suppression.objects.get().email == "bounced@example.org"
     with django_capture_on_commit_callbacks(execute=True):
-        sign_up("Bounced@example.org")
+        result = subscriber_services.subscriber_sign_up(
+            email="Bounced@example.org", first_name="Ana", stage="in_treatment", language="en", time_zone="UTC", consent_text="I agree."
+        )
+    assert result.subscriber_id is None and not Subscriber.objects.exists()  # nothing stored for it
     assert mailoutbox == []  # no confirmation email to a suppressed address
 
 

@@ -148,3 +148,25 @@ def test_local_outbox_page_lists_emails_only_in_debug(client, settings, tmp_path
     assert name.endswith(".eml")
     assert b"/confirm/" in client.get(f"/dev/outbox/{name}?part=text").content
     assert client.get("/dev/outbox/..%2Fsecrets.eml").status_code == 404
+
+
+def test_signup_for_a_suppressed_address_stores_and_sends_nothing(client, django_capture_on_commit_callbacks):
+    from nurture.models import Suppression
+
+    Suppression.objects.create(email="ana@example.org", reason="hard bounce")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/", VALID)
+    assert response.status_code == 302 and response["Location"] == reverse("nurture:signup_done")
+    assert Subscriber.objects.count() == 0
+    assert mail.outbox == []
+
+
+def test_staff_adding_a_suppression_stops_the_subscriber(admin_client):
+    from nurture.models import Suppression
+
+    subscriber = Subscriber.objects.create(email="Kim@example.org", stage="in_remission", status="active")
+    response = admin_client.post("/admin/nurture/suppression/add/", {"email": "kim@EXAMPLE.org", "reason": "asked by phone"})
+    assert response.status_code == 302
+    subscriber.refresh_from_db()
+    assert subscriber.status == "suppressed"
+    assert Suppression.objects.count() == 1

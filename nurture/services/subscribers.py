@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SignupResult:
-    subscriber_id: int
+    subscriber_id: int | None
     created: bool
 
 
@@ -43,6 +43,10 @@ def subscriber_sign_up(
     choices are not changed from an unauthenticated form; they use the preference link instead.
     """
     email = email.strip()
+    if selectors.is_suppressed(email=email):
+        # Bounced or complained before: store nothing and send nothing (staff can lift it in admin).
+        logger.info("sign-up for a suppressed address ignored")
+        return SignupResult(subscriber_id=None, created=False)
     existing = selectors.subscriber_by_email(email=email)
     if existing is None:
         try:
