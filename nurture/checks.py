@@ -67,6 +67,15 @@ def production_placeholders(app_configs=None, **kwargs):
                 id="nurture.W020",
             )
         )
+    if not settings.DEBUG and settings.EMAIL_BACKEND == "nurture.mail.OutboxEmailBackend":
+        warnings.append(
+            checks.Warning(
+                "EMAIL_BACKEND is not set: emails are written to files under NURTURE_OUTBOX_DIR, not sent.",
+                hint="Set EMAIL_BACKEND (SMTP or an anymail backend) and its settings for production.",
+                obj="EMAIL_BACKEND",
+                id="nurture.W003",
+            )
+        )
     if not settings.DEBUG:
         for name in ("NURTURE_ORG_ADDRESS", "NURTURE_ORG_HELPLINE"):
             if PLACEHOLDER_MARK in getattr(settings, name):

@@ -64,3 +64,10 @@ def test_bad_setting_stops_start_up_naming_the_variable(name, value):
 def test_good_settings_pass_the_checks():
     result = run_check({"NURTURE_DAY_SECONDS": "5", "DJANGO_SECRET_KEY": "x" * 50, "DJANGO_DEBUG": "1"})
     assert result.returncode == 0, result.stderr
+
+
+def test_outbox_email_backend_outside_debug_is_warned_about():
+    result = run_check({"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 50})
+    assert "EMAIL_BACKEND: (nurture.W003)" in result.stderr
+    quiet = run_check({"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 50, "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend"})
+    assert "nurture.W003" not in quiet.stderr
