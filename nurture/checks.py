@@ -7,6 +7,7 @@ from django.core import checks
 from nurture.config import CONFIG_ERRORS
 
 PLACEHOLDER_MARK = "not set]"
+DEMO_MARK = "(demo organisation)"
 
 
 @checks.register()
@@ -77,8 +78,9 @@ def production_placeholders(app_configs=None, **kwargs):
             )
         )
     if not settings.DEBUG:
-        for name in ("NURTURE_ORG_ADDRESS", "NURTURE_ORG_HELPLINE"):
-            if PLACEHOLDER_MARK in getattr(settings, name):
+        for name in ("NURTURE_ORG_NAME", "NURTURE_ORG_ADDRESS", "NURTURE_ORG_HELPLINE"):
+            value = getattr(settings, name)
+            if PLACEHOLDER_MARK in value or DEMO_MARK in value:
                 warnings.append(
                     checks.Warning(
                         f"{name} still holds a placeholder; it is printed in every email.",

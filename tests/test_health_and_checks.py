@@ -71,3 +71,14 @@ def test_outbox_email_backend_outside_debug_is_warned_about():
     assert "EMAIL_BACKEND: (nurture.W003)" in result.stderr
     quiet = run_check({"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 50, "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend"})
     assert "nurture.W003" not in quiet.stderr
+
+
+def test_organisation_placeholders_are_warned_about_in_production():
+    result = run_check({"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 50})
+    for name in ("NURTURE_ORG_NAME", "NURTURE_ORG_ADDRESS", "NURTURE_ORG_HELPLINE"):
+        assert f"{name}: (nurture.W002)" in result.stderr
+    configured = run_check({
+        "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 50, "NURTURE_ORG_NAME": "Cancer Information Service",
+        "NURTURE_ORG_ADDRESS": "1 High Street, Leeds", "NURTURE_ORG_HELPLINE": "0800 123 456",
+    })
+    assert "nurture.W002" not in configured.stderr
