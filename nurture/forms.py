@@ -34,7 +34,17 @@ class SignupForm(forms.Form):
 
 
 class PreferencesForm(forms.ModelForm):
+    # Same wording as the sign-up form, and no empty "---------" choice for the radio buttons.
+    first_name = forms.CharField(label=_("First name (optional)"), max_length=100, required=False)
+    stage = forms.ChoiceField(label=_("Which best describes you now?"), choices=Stage.choices, widget=forms.RadioSelect)
+    language = forms.ChoiceField(label=_("Language for your emails"), choices=Language.choices)
+    cadence = forms.ChoiceField(
+        label=_("How often would you like our emails?"), choices=Subscriber.Cadence.choices, widget=forms.RadioSelect
+    )
+
     class Meta:
         model = Subscriber
         fields = ["first_name", "stage", "language", "cadence"]
-        widgets = {"stage": forms.RadioSelect, "cadence": forms.RadioSelect}
+
+    def clean_first_name(self):
+        return " ".join(self.cleaned_data["first_name"].split())

@@ -170,3 +170,19 @@ def test_staff_adding_a_suppression_stops_the_subscriber(admin_client):
     subscriber.refresh_from_db()
     assert subscriber.status == "suppressed"
     assert Suppression.objects.count() == 1
+
+
+def test_preference_centre_speaks_the_subscribers_language_with_sign_up_wording(client):
+    from nurture import tokens
+
+    subscriber = Subscriber.objects.create(email="p@example.org", stage="in_treatment", language="es", status="active")
+    token = tokens.make_token(purpose=tokens.PREFERENCES, subscriber_id=subscriber.pk)
+    page = client.get(f"/preferences/{token}/")
+    html = page.content.decode()
+    assert page.status_code == 200 and 'lang="es"' in html
+    assert "¿Con qué frecuencia desea recibir nuestros correos?" in html
+    assert "---------" not in html  # no empty choice among the stage buttons
+    response = client.post(f"/preferences/{token}/", {"action": "save", "first_name": "  Pía  ", "stage": "in_remission", "language": "es", "cadence": "weekly"})
+    assert response.status_code == 200
+    subscriber.refresh_from_db()
+    assert (subscriber.first_name, subscriber.stage, subscriber.cadence) == ("Pía", "in_remission", "weekly")
