@@ -67,3 +67,9 @@ def provider_rate_limit() -> SendRateLimit:
 
 def wait_for_send_slot() -> float:
     return provider_rate_limit().acquire()
+
+
+def wait_for_send_slots(count: int) -> float:
+    """One slot per email, also when several go in one batch call: the ceiling is emails per second."""
+    limit = provider_rate_limit()
+    return sum(limit.acquire() for _ in range(count))
