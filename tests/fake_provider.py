@@ -194,7 +194,7 @@ class _MailgunHandler(_Handler):
         with state.lock:
             state.calls.append(form)
             state.requests.extend(to)
-            state.request_times.append(time.time())
+            state.request_times.extend([time.time()] * len(to))  # one stamp per email: the ceiling counts emails
             fault = state.first_faults.pop(0) if state.first_faults else None
         if fault in ("429", "500"):
             self._answer(int(fault), {"message": "Rate limit exceeded" if fault == "429" else "Internal error"})

@@ -154,6 +154,21 @@ def test_rate_limit_takes_one_slot_per_email(mailgun, monkeypatch):
     assert taken == [6] and len(mailgun.state.calls) == 1
 
 
+def test_a_call_carries_at_most_one_windows_worth_of_emails(mailgun, settings):
+    settings.NURTURE_SENDS_PER_SECOND = 4.0
+    ids = planned(6)
+    assert sending.send_deliveries(delivery_ids=ids).counts == {"sent": 6}
+    assert [len(form["to"]) for form in mailgun.state.calls] == [4, 2]
+
+
+def test_slots_for_a_call_are_taken_in_one_go():
+    limit = throttle.SendRateLimit("memory://", 3.0, key="batch-test")
+    limit.acquire(cost=3)
+    assert not limit.limiter.test(limit.item, limit.key)  # the window is full
+    with pytest.raises(ValueError):
+        limit.acquire(cost=4)
+
+
 # --- outcomes -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fault", ["429", "500", "timeout"])

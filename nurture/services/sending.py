@@ -315,7 +315,8 @@ def _release(items: list[ClaimedDelivery], countdown: float = 0.0) -> list[int]:
 def _send_in_batch_calls(delivery_ids: list[int], *, connection, endpoint: BatchEndpoint) -> BatchOutcome:
     outcome = BatchOutcome()
     claimed = [item for item in (_claim_and_check(i, outcome) for i in delivery_ids) if item is not None]
-    calls = group_for_batch_calls(claimed)
+    # A call carries at most one rate-limit window's worth of emails: its slots are taken at once.
+    calls = group_for_batch_calls(claimed, limit=min(ESP_BATCH_LIMIT, throttle.max_emails_per_call()))
     for index, call in enumerate(calls):
         countdown = _send_batch_call(call, connection=connection, endpoint=endpoint, outcome=outcome)
         if countdown is not None:  # transient: the rest backs off with this call
