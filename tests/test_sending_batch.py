@@ -4,6 +4,7 @@ single send once the ESP has substituted, and each kind of outcome."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import time_machine
@@ -284,3 +285,38 @@ def test_postmark_still_one_call_per_email(settings):
 
 def test_fake_mailgun_merge_is_one_pass():
     assert mailgun_merge("a %recipient.x% b %recipient.y%", {"x": "%recipient.y%", "y": "Y"}) == "a %recipient.y% b Y"
+
+
+# --- webhooks find each batch-sent delivery -------------------------------------------------------
+
+def test_a_mailgun_bounce_webhook_finds_the_batch_sent_delivery_by_its_message_id(mailgun, settings, client):
+    """Mailgun's send answer has one id for the whole call, so each delivery keeps its Message-ID;
+    Mailgun's events report that header. A permanent failure event, in Mailgun's documented
+    format, posted to anymail's real Mailgun tracking view, reaches the right delivery."""
+    import base64
+    import hashlib
+    import hmac
+
+    ids = planned(3)
+    sending.send_deliveries(delivery_ids=ids)
+    assert len(mailgun.state.calls) == 1
+    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": "hook:secret", "MAILGUN_WEBHOOK_SIGNING_KEY": "signing-key"}
+    target = loaded(ids[1])
+    timestamp, token = str(int(time.time())), "a" * 50
+    signature = hmac.new(b"signing-key", (timestamp + token).encode(), hashlib.sha256).hexdigest()
+    event = {
+        "signature": {"timestamp": timestamp, "token": token, "signature": signature},
+        "event-data": {
+            "event": "failed", "severity": "permanent", "reason": "bounce", "timestamp": float(timestamp),
+            "id": "event-1", "recipient": target.subscriber.email,
+            "message": {"headers": {"message-id": target.message_id.strip("<>"), "to": target.subscriber.email}},
+            "delivery-status": {"code": 550, "message": "mailbox not found", "description": ""},
+            "user-variables": {"delivery": str(target.pk)},
+        },
+    }
+    answer = client.post("/anymail/mailgun/tracking/", data=json.dumps(event), content_type="application/json",
+                         HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"hook:secret").decode())
+    assert answer.status_code == 200, answer.content
+    assert Suppression.objects.filter(email__iexact=target.subscriber.email).exists()
+    assert target.events.count() == 1  # matched to this delivery, not another of the same call
+    assert Suppression.objects.count() == 1
