@@ -1,14 +1,16 @@
 """Benchmark: sending under load through real parts.
 
 Real Celery worker processes over real Redis and PostgreSQL send N planned deliveries with
-anymail's real Postmark backend to the fake provider on 127.0.0.1 (tests/fake_provider.py), under
+anymail's real Postmark backend (one API call per email), or with --provider mailgun its real
+Mailgun backend and the batch endpoint (docs/scheduler.md), to the fake provider on 127.0.0.1
+(tests/fake_provider.py), under
 the shared sends-per-second ceiling. Prints throughput, the busiest one-second window seen by the
 provider (must not exceed the ceiling), per-email latency, whether every email was accepted exactly
 once, and the workers' peak memory.
 
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_nurture_send \\
     BENCH_REDIS_URL=redis://127.0.0.1:6379/9 \\
-        .venv/bin/python benchmarks/bench_send.py [--emails 2000] [--workers 2] [--rate 100]
+        .venv/bin/python benchmarks/bench_send.py [--emails 2000] [--workers 2] [--rate 100] [--provider mailgun]
 
 A scratch database is created and emptied; the Redis db is flushed. Prints figures; asserts nothing.
 """
@@ -49,6 +51,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--provider", choices=["postmark", "mailgun"], default="postmark")
     args = parser.parse_args()
 
     db_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_nurture_send")
@@ -64,7 +67,7 @@ def main() -> None:
     from nurture.models import Delivery, Series, Subscriber
     from nurture.services import planning
     from nurture.tasks import enqueue_send_batches
-    from tests.fake_provider import FakeProvider
+    from tests.fake_provider import FakeMailgun, FakeProvider
     from tests.workers import CeleryProcess, subprocess_env, use_broker_in_this_process
 
     call_command("migrate", verbosity=0)
@@ -88,7 +91,7 @@ def main() -> None:
 
     use_broker_in_this_process(redis_url)
     log_dir = Path(tempfile.mkdtemp(prefix="bench-send-"))
-    with FakeProvider() as provider:
+    with (FakeMailgun() if args.provider == "mailgun" else FakeProvider()) as provider:
         env = subprocess_env(
             broker_url=redis_url, outbox_dir=log_dir / "outbox", day_seconds=60,
             extra={**provider.anymail_env(), "NURTURE_SENDS_PER_SECOND": str(args.rate),
@@ -115,6 +118,7 @@ def main() -> None:
         sent = Delivery.objects.filter(status="sent").count()
         counts = provider.state.acceptances_by_message_id()
         duplicates = sum(1 for c in counts.values() if c > 1)
+        api_calls = len(provider.state.calls) if args.provider == "mailgun" else len(provider.state.requests)
 
     busiest = 0
     if stamps:
@@ -123,10 +127,11 @@ def main() -> None:
             while stamps[j] < t - 1.0:
                 j += 1
             busiest = max(busiest, i - j + 1)
-    print(f"workers={args.workers} ceiling={args.rate:g}/s batch={args.batch}")
+    print(f"provider={args.provider} workers={args.workers} ceiling={args.rate:g}/s batch={args.batch}")
     print(f"sent {sent}/{len(planned)} in {elapsed:.2f}s = {sent / elapsed:.1f} emails/s")
     if stamps:
-        print(f"busiest one-second window of requests arriving at the provider: {busiest} (ceiling {int(args.rate)})")
+        print(f"busiest one-second window of emails arriving at the provider: {busiest} (ceiling {int(args.rate)})")
+    print(f"provider API calls: {api_calls} for {sent} emails")
     print(f"provider acceptances: {sum(counts.values())}, message ids accepted more than once: {duplicates}")
     print("worker peak RSS (main + pool): " + ", ".join(f"{r:.0f} MiB" for r in rss))
 

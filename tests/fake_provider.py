@@ -1,5 +1,6 @@
 """A fake email provider speaking Postmark's HTTP API on 127.0.0.1, for anymail's real Postmark
-backend (ANYMAIL POSTMARK_API_URL pointed here).
+backend (ANYMAIL POSTMARK_API_URL pointed here); and FakeMailgun, speaking Mailgun's batch sending
+API (one call, many recipients, %recipient.KEY% merge fields) for anymail's real Mailgun backend.
 
 It records every message it accepts (one entry per acceptance, with our Message-ID header), and
 can be told to misbehave: answer the first requests with 429 / 500 / a timeout / a dropped
@@ -10,6 +11,7 @@ chosen moment). Runs as threads in the test process; worker subprocesses reach i
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
@@ -39,6 +41,8 @@ class FakeProviderState:
     accepted: list[Accepted] = field(default_factory=list)
     request_times: list[float] = field(default_factory=list)  # wall clock of each request's arrival (load figures)
     requests: list[str] = field(default_factory=list)  # recipient of every request, in arrival order
+    calls: list[dict] = field(default_factory=list)  # FakeMailgun: each API call's form fields, as received
+    delivered: list[dict] = field(default_factory=list)  # FakeMailgun: each recipient's message after merging
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def acceptances_by_message_id(self) -> Counter:
@@ -155,3 +159,104 @@ class FakeProvider:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+
+# --- Mailgun ---------------------------------------------------------------------------------------
+
+_MAILGUN_VARIABLE = re.compile(r"%recipient\.([^%]+)%")
+
+
+def mailgun_merge(template: str, variables: dict) -> str:
+    """Mailgun's on-the-fly templating: each %recipient.KEY% replaced by the recipient's value, in
+    one pass (a value is not rescanned); an unknown key becomes empty."""
+    return _MAILGUN_VARIABLE.sub(lambda m: str(variables.get(m.group(1), "")), template)
+
+
+class _MailgunHandler(_Handler):
+    """POST /v3/<domain>/messages, form-encoded, HTTP basic auth "api:<key>". A batch call lists
+    several "to" and a "recipient-variables" JSON table keyed by address; the API answers for the
+    whole call (one id), and any bad address fails the whole call with 400, as Mailgun does."""
+
+    def do_POST(self):
+        from urllib.parse import parse_qs
+
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length).decode()
+        if not re.fullmatch(r"/v3/[^/]+/messages", self.path) or not (self.headers.get("Authorization") or "").startswith("Basic "):
+            self._answer(404, {"message": "not found"})
+            return
+        if not self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            self._answer(400, {"message": "this fake takes form-encoded calls only (no attachments)"})
+            return
+        form = parse_qs(raw, keep_blank_values=True)
+        state = self.state
+        to = form.get("to", [])
+        with state.lock:
+            state.calls.append(form)
+            state.requests.extend(to)
+            state.request_times.extend([time.time()] * len(to))  # one stamp per email: the ceiling counts emails
+            fault = state.first_faults.pop(0) if state.first_faults else None
+        if fault in ("429", "500"):
+            self._answer(int(fault), {"message": "Rate limit exceeded" if fault == "429" else "Internal error"})
+            return
+        if fault == "timeout":
+            time.sleep(state.timeout_seconds)
+            self.close_connection = True
+            return
+        if fault == "drop":
+            self.close_connection = True
+            return
+        if any(address.lower() in state.bad_request_for for address in to):
+            self._answer(400, {"message": "'to' parameter is not a valid address. please check documentation"})
+            return
+        if state.before_accept is not None:
+            state.before_accept(form)
+        # Without recipient-variables Mailgun does no templating: the message goes as written.
+        batch = "recipient-variables" in form
+        table = json.loads(form["recipient-variables"][0]) if batch else {}
+        merge = mailgun_merge if batch else (lambda template, variables: template)
+        provider_id = f"<{uuid.uuid4()}@fake-mailgun>"
+        first = lambda name: form.get(name, [""])[0]  # noqa: E731
+        with state.lock:
+            for address in to:
+                variables = table.get(address, {})
+                headers = {k[2:]: merge(v[0], variables) for k, v in form.items() if k.startswith("h:")}
+                user_variables = {k[2:]: merge(v[0], variables) for k, v in form.items() if k.startswith("v:")}
+                text, html = merge(first("text"), variables), merge(first("html"), variables)
+                message_id = headers.get("Message-Id", "") or provider_id
+                state.delivered.append(
+                    {"to": address, "subject": first("subject"), "headers": headers, "user_variables": user_variables,
+                     "text": text, "html": html, "recipient_variables": variables}
+                )
+                state.accepted.append(Accepted(address, first("subject"), message_id, provider_id, text))
+        if state.after_accept is not None:
+            state.after_accept(form)
+        self._answer(200, {"id": provider_id, "message": "Queued. Thank you."})
+
+
+class FakeMailgun(FakeProvider):
+    SENDER_DOMAIN = "mg.example.org"
+
+    def __init__(self):
+        self.state = FakeProviderState()
+        handler = type("Handler", (_MailgunHandler,), {"state": self.state})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def anymail_env(self) -> dict:
+        """Environment for a worker subprocess: anymail's real Mailgun backend, pointed here."""
+        return {
+            "EMAIL_BACKEND": "anymail.backends.mailgun.EmailBackend",
+            "ANYMAIL_MAILGUN_API_KEY": "fake-key",
+            "ANYMAIL_MAILGUN_API_URL": f"{self.url}v3",
+            "ANYMAIL_MAILGUN_SENDER_DOMAIN": self.SENDER_DOMAIN,
+        }
+
+    def anymail_settings(self) -> dict:
+        """The same, as Django settings for a test in this process."""
+        env = self.anymail_env()
+        return {
+            "EMAIL_BACKEND": env.pop("EMAIL_BACKEND"),
+            "ANYMAIL": {k[len("ANYMAIL_"):]: v for k, v in env.items()},
+        }

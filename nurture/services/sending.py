@@ -28,6 +28,7 @@ from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsR
 from django.conf import settings
 from django.core.mail import get_connection
 from django.db import transaction
+from django.db.models import Case, CharField, Value, When
 from django.utils import timezone
 
 from nurture import emails, selectors
@@ -195,22 +196,220 @@ class BatchOutcome:
 
 
 def send_deliveries(*, delivery_ids: list[int]) -> BatchOutcome:
-    """Send a batch in order. On a transient error the rest of the batch backs off with the
-    failed delivery (a provider answering 429 or 500 is not hammered): the caller re-enqueues
-    `retry_ids` after `retry_countdown`. Ids already sent are never in it."""
-    outcome = BatchOutcome()
+    """Send a batch. On a transient error the rest of the batch backs off with the failed
+    delivery (a provider answering 429 or 500 is not hammered): the caller re-enqueues
+    `retry_ids` after `retry_countdown`. Ids already sent are never in it.
+
+    With a backend whose batch endpoint we use (batch_endpoint), the batch goes out as
+    few ESP calls; with any other backend, one call per email, in order."""
     # One connection per batch; EMAIL_TIMEOUT bounds each provider call (anymail and SMTP alike).
     connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
+    endpoint = batch_endpoint()
     with connection:
-        for index, delivery_id in enumerate(delivery_ids):
-            result = send_delivery(delivery_id=delivery_id, connection=connection)
-            outcome.counts[result.status] = outcome.counts.get(result.status, 0) + 1
-            if result.status == RETRY:
-                outcome.retry_ids = [delivery_id, *delivery_ids[index + 1 :]]
-                outcome.retry_countdown = result.countdown
-                break
+        if endpoint is None:
+            outcome = _send_one_by_one(delivery_ids, connection=connection)
+        else:
+            outcome = _send_in_batch_calls(delivery_ids, connection=connection, endpoint=endpoint)
     logger.info("send batch size=%d outcome=%s retry=%d", len(delivery_ids), outcome.counts, len(outcome.retry_ids))
     return outcome
+
+
+def _count(outcome: BatchOutcome, status: str, n: int = 1) -> None:
+    outcome.counts[status] = outcome.counts.get(status, 0) + n
+
+
+def _send_one_by_one(delivery_ids: list[int], *, connection) -> BatchOutcome:
+    outcome = BatchOutcome()
+    for index, delivery_id in enumerate(delivery_ids):
+        result = send_delivery(delivery_id=delivery_id, connection=connection)
+        _count(outcome, result.status)
+        if result.status == RETRY:
+            outcome.retry_ids = [delivery_id, *delivery_ids[index + 1 :]]
+            outcome.retry_countdown = result.countdown
+            break
+    return outcome
+
+
+# --- batch calls (an ESP batch endpoint, through anymail's merge_data) ------------------------------
+
+@dataclass(frozen=True)
+class BatchEndpoint:
+    merge_field_format: str  # the ESP's merge-field syntax, "{}" standing for the field's name
+    # Whether the send response gives each recipient its own id. If not, each delivery keeps our
+    # Message-ID header as its provider id: that is what the ESP's webhooks report per message.
+    ids_per_recipient: bool
+
+
+# anymail backends whose batch endpoint fills per-recipient values into one body without a stored
+# template. Mailgun: %recipient.KEY% from "recipient-variables"; one id for the whole call.
+MAILGUN_BACKEND = "anymail.backends.mailgun.EmailBackend"
+BATCH_ENDPOINTS = {MAILGUN_BACKEND: BatchEndpoint(merge_field_format="%recipient.{}%", ids_per_recipient=False)}
+ESP_BATCH_LIMIT = 1000  # Mailgun takes at most 1000 recipients per call
+
+
+def batch_endpoint() -> BatchEndpoint | None:
+    """The configured backend's batch endpoint, or None: send one by one."""
+    if not settings.NURTURE_BATCH_SEND:
+        return None
+    return BATCH_ENDPOINTS.get(settings.EMAIL_BACKEND)
+
+
+@dataclass
+class ClaimedDelivery:
+    delivery: Delivery
+    stamp: datetime
+    articles: list
+
+
+def _claim_and_check(delivery_id: int, outcome: BatchOutcome) -> ClaimedDelivery | None:
+    """send_delivery's claim and re-checks, without the send: the claimed row, or None (settled)."""
+    stamp = delivery_claim(delivery_id=delivery_id)
+    if stamp is None:
+        _count(outcome, "not-claimed")
+        return None
+    delivery = Delivery.objects.select_related("subscriber", "step__series").get(pk=delivery_id)
+    reason = ""
+    if delivery.subscriber.status != Subscriber.Status.ACTIVE:
+        reason = f"subscriber is {delivery.subscriber.status}"
+    elif selectors.is_suppressed(email=delivery.subscriber.email):
+        reason = "address is suppressed"
+    articles = [] if reason else planning.delivery_articles(delivery=delivery)
+    if not reason and not articles:
+        reason = "no published article left in this step"
+    if reason:
+        _count(outcome, _finish(delivery_id, stamp, Delivery.Status.SKIPPED, reason))
+        return None
+    return ClaimedDelivery(delivery, stamp, articles)
+
+
+def group_for_batch_calls(claimed: list[ClaimedDelivery], *, limit: int = ESP_BATCH_LIMIT) -> list[list[ClaimedDelivery]]:
+    """One call per identical body: same step, language and article versions (the render cache's
+    key). Each address at most once per call (the ESP keys merge data by address) and at most
+    `limit` recipients. Order within a call follows the batch."""
+    calls_by_body: dict[tuple, list[list[ClaimedDelivery]]] = {}
+    for item in claimed:
+        step = item.delivery.step
+        key = emails.cache_key(step=step, articles=item.articles, language=emails.step_language(step))
+        calls = calls_by_body.setdefault(key, [])
+        address = item.delivery.subscriber.email.lower()
+        for call in calls:
+            if len(call) < limit and all(other.delivery.subscriber.email.lower() != address for other in call):
+                call.append(item)
+                break
+        else:
+            calls.append([item])
+    return [call for calls in calls_by_body.values() for call in calls]
+
+
+def _release(items: list[ClaimedDelivery], countdown: float = 0.0) -> list[int]:
+    """Back to queued, untouched by the provider (never handed over): a later claim sends them."""
+    released = []
+    for item in items:
+        if _mine(item.delivery.pk, item.stamp).update(
+            status=Delivery.Status.QUEUED, next_attempt_at=timezone.now() + timedelta(seconds=countdown)
+        ):
+            released.append(item.delivery.pk)
+    return released
+
+
+def _send_in_batch_calls(delivery_ids: list[int], *, connection, endpoint: BatchEndpoint) -> BatchOutcome:
+    outcome = BatchOutcome()
+    claimed = [item for item in (_claim_and_check(i, outcome) for i in delivery_ids) if item is not None]
+    # A call carries at most one rate-limit window's worth of emails: its slots are taken at once.
+    calls = group_for_batch_calls(claimed, limit=min(ESP_BATCH_LIMIT, throttle.max_emails_per_call()))
+    for index, call in enumerate(calls):
+        countdown = _send_batch_call(call, connection=connection, endpoint=endpoint, outcome=outcome)
+        if countdown is not None:  # transient: the rest backs off with this call
+            later = [item for rest in calls[index + 1 :] for item in rest]
+            outcome.retry_ids += _release(later, countdown)
+            outcome.retry_countdown = countdown
+            break
+    return outcome
+
+
+def _send_batch_call(call: list[ClaimedDelivery], *, connection, endpoint: BatchEndpoint, outcome: BatchOutcome) -> float | None:
+    """One ESP call for `call`. Returns the retry countdown after a transient error, else None."""
+    deliveries = [item.delivery for item in call]
+    try:
+        message = emails.build_batch_email(deliveries, articles=call[0].articles, field_format=endpoint.merge_field_format)
+    except emails.NotBatchable:
+        logger.info("batch call of %d not batchable; sending one by one", len(call))
+        retry = _send_one_by_one(_release(call), connection=connection)
+        for status, n in retry.counts.items():
+            _count(outcome, status, n)
+        outcome.retry_ids += retry.retry_ids
+        return retry.retry_countdown if retry.retry_ids else None
+    except Exception as exc:  # a bug or bad content: nothing was sent; staff see why
+        logger.exception("building a batch of %d failed", len(call))
+        for item in call:
+            _count(outcome, _finish(item.delivery.pk, item.stamp, Delivery.Status.FAILED, f"could not build the email: {_error_summary(exc)}"))
+        return None
+    message.connection = connection
+
+    throttle.wait_for_send_slots(len(call))  # one slot per email: the ceiling is emails per second
+    # The last moment before the provider may have them; only rows whose claim still holds go.
+    started = timezone.now()
+    handed = []
+    for item in call:
+        address = item.delivery.subscriber.email
+        if _mine(item.delivery.pk, item.stamp).update(
+            provider_call_started_at=started,
+            message_id=message.merge_headers[address]["Message-ID"],
+            attempts=item.delivery.attempts + 1,
+        ):
+            handed.append(item)
+        else:
+            _count(outcome, "not-claimed")
+            message.to.remove(address)
+            for table in (message.merge_data, message.merge_headers, message.merge_metadata):
+                table.pop(address)
+    if not handed:
+        return None
+    try:
+        message.send()
+    except Exception as exc:
+        results = [_after_error(item.delivery, item.stamp, exc, attempts=item.delivery.attempts + 1) for item in handed]
+        for result in results:
+            _count(outcome, result.status)
+        retry = [item.delivery.pk for item, result in zip(handed, results) if result.status == RETRY]
+        if not retry:
+            return None
+        outcome.retry_ids += retry
+        return max(result.countdown for result in results)
+    _record_batch_answer(handed, message, outcome, ids_per_recipient=endpoint.ids_per_recipient)
+    return None
+
+
+def _record_batch_answer(handed: list[ClaimedDelivery], message, outcome: BatchOutcome, *, ids_per_recipient: bool) -> None:
+    """Each recipient's answer. Accepted rows are written in one UPDATE straight after the call
+    (the reconciler trusts it); refused addresses are suppressed, invalid ones fail."""
+    recipients = message.anymail_status.recipients
+    answers = {item.delivery.pk: recipients.get(item.delivery.subscriber.email) for item in handed}
+    accepted, refused, invalid = {}, [], []
+    for item in handed:
+        answer = answers[item.delivery.pk]
+        status = answer.status if answer is not None else "unknown"
+        if status == "rejected":
+            refused.append(item)
+        elif status in ("invalid", "failed"):
+            invalid.append((item, status))
+        else:  # queued / sent / unknown: the provider took it
+            provider_id = str(answer.message_id) if answer is not None and answer.message_id else ""
+            header_id = message.merge_headers[item.delivery.subscriber.email]["Message-ID"]
+            accepted[item.delivery.pk] = provider_id if ids_per_recipient and provider_id else header_id
+    now = timezone.now()
+    if accepted:
+        Delivery.objects.filter(pk__in=accepted).update(
+            status=Delivery.Status.SENT, sent_at=now, article_versions=message.nurture_article_versions, failure_reason="",
+            provider_message_id=Case(*(When(pk=pk, then=Value(mid)) for pk, mid in accepted.items()), output_field=CharField()),
+        )
+        Subscriber.objects.filter(deliveries__pk__in=accepted).update(last_sent_at=now)
+        _count(outcome, Delivery.Status.SENT, len(accepted))
+    for item in refused:
+        address_suppress(email=item.delivery.subscriber.email, reason="refused by the email provider")
+        _count(outcome, _finish(item.delivery.pk, item.stamp, Delivery.Status.FAILED, "recipient refused by the provider"))
+    for item, status in invalid:
+        _count(outcome, _finish(item.delivery.pk, item.stamp, Delivery.Status.FAILED, f"the provider answered {status} for this recipient"))
 
 
 @transaction.atomic

@@ -35,10 +35,13 @@ class SendRateLimit:
         self.key = key
         self.limiter = MovingWindowRateLimiter(storage_from_string(storage_url))
 
-    def acquire(self, max_wait: float = 600.0) -> float:
-        """Block until this sender may call the provider; returns the seconds waited."""
+    def acquire(self, max_wait: float = 600.0, *, cost: int = 1) -> float:
+        """Block until this sender may call the provider with `cost` emails (taken in one go, so
+        they count in the window the call lands in); returns the seconds waited."""
+        if not 1 <= cost <= self.item.amount:
+            raise ValueError(f"a call of {cost} emails cannot fit a ceiling of {self.item.amount} per window")
         started = time.monotonic()
-        while not self.limiter.hit(self.item, self.key):
+        while not self.limiter.hit(self.item, self.key, cost=cost):
             if time.monotonic() - started > max_wait:
                 raise TimeoutError(f"no send slot within {max_wait}s")
             reset_at = self.limiter.get_window_stats(self.item, self.key).reset_time
@@ -67,3 +70,14 @@ def provider_rate_limit() -> SendRateLimit:
 
 def wait_for_send_slot() -> float:
     return provider_rate_limit().acquire()
+
+
+def max_emails_per_call() -> int:
+    """A batch call may carry at most one window's worth of emails, or it could never fit."""
+    return provider_rate_limit().item.amount
+
+
+def wait_for_send_slots(count: int) -> float:
+    """One slot per email, also when several go in one batch call (the ceiling is emails per
+    second), all taken at once just before the call."""
+    return provider_rate_limit().acquire(cost=count)
