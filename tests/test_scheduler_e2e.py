@@ -98,10 +98,12 @@ def test_two_workers_and_two_planners_send_each_email_exactly_once(stack):
 def test_worker_killed_mid_batch_then_restarted_sends_each_email_exactly_once(stack):
     provider, worker = stack
     due_subscribers(18)
-    # 3 sends a second: the worker spends most of its time waiting for a send slot, between sends.
+    # 3 sends per one-second window: the limiter lets 3 go at once, then holds the worker for the
+    # rest of the second. Just after the 6th is sent the worker is waiting for a slot (for most of a
+    # second), so the kill lands between provider calls, not inside one.
     first = worker("doomed", NURTURE_SENDS_PER_SECOND=3, NURTURE_SEND_BATCH_SIZE=18)
     plan_due_deliveries_task.delay()
-    wait_for(lambda: Delivery.objects.filter(status="sent").count() >= 5, timeout=30, interval=0.01, message="5 sent")
+    wait_for(lambda: Delivery.objects.filter(status="sent").count() >= 6, timeout=30, interval=0.005, message="6 sent")
     first.kill()  # SIGKILL, mid-batch: no clean-up, the batch's message stays unacked in Redis
     left = Counter(Delivery.objects.values_list("status", flat=True))
     assert Delivery.objects.filter(status="queued").exists(), "the kill should leave part of the batch unsent"
