@@ -36,6 +36,17 @@ def _unit_defaults(settings, tmp_path):
 
 
 @pytest.fixture
+def fast_sending(settings):
+    """Short days and retries, an in-process rate limit high enough never to wait (sending unit tests)."""
+    settings.NURTURE_DAY_SECONDS = 10
+    settings.NURTURE_RETRY_BASE_SECONDS = 1.0
+    settings.NURTURE_RETRY_MAX_SECONDS = 4.0
+    settings.NURTURE_SEND_MAX_ATTEMPTS = 3
+    settings.CELERY_BROKER_URL = "filesystem://"  # in-process rate limit for these tests
+    settings.NURTURE_SENDS_PER_SECOND = 1000.0
+
+
+@pytest.fixture
 def postgres(db):
     if connection.vendor != "postgresql":
         service_missing("needs PostgreSQL: run `make test` with a server on 127.0.0.1:5432 or set DATABASE_URL")

@@ -12,7 +12,7 @@ from nurture.models import Delivery
 from nurture.tasks import enqueue_send_batches, plan_due_deliveries_task
 from tests.fake_provider import FakeMailgun
 from tests.scheduler_helpers import active_subscriber, series
-from tests.workers import CeleryProcess, subprocess_env, use_broker_in_this_process, wait_for
+from tests.workers import provider_workers, use_broker_in_this_process, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
@@ -26,33 +26,11 @@ def mailgun_stack(transactional_db, postgres, redis_url, tmp_path, settings):
     settings.NURTURE_DAY_SECONDS = DAY_SECONDS
     settings.NURTURE_SEND_BATCH_SIZE = 25
     use_broker_in_this_process(redis_url)
-    started: list[CeleryProcess] = []
-    with FakeMailgun() as provider:
-
-        def worker(name: str) -> CeleryProcess:
-            env = subprocess_env(
-                broker_url=redis_url,
-                outbox_dir=tmp_path / "outbox",
-                day_seconds=DAY_SECONDS,
-                extra={
-                    **provider.anymail_env(),
-                    "NURTURE_BATCH_SEND": "1",
-                    "EMAIL_TIMEOUT": "1",
-                    "NURTURE_RETRY_BASE_SECONDS": "0.2",
-                    "NURTURE_RETRY_MAX_SECONDS": "1",
-                    "NURTURE_SEND_BATCH_SIZE": "25",
-                    "NURTURE_SENDS_PER_SECOND": "200",
-                },
-            )
-            process = CeleryProcess("worker", name, env, tmp_path)
-            started.append(process)
-            return process.start()
-
-        try:
-            yield provider, worker
-        finally:
-            for process in started:
-                process.stop()
+    with FakeMailgun() as provider, provider_workers(
+        provider=provider, broker_url=redis_url, log_dir=tmp_path, day_seconds=DAY_SECONDS,
+        NURTURE_BATCH_SEND=1, NURTURE_SEND_BATCH_SIZE=25, NURTURE_SENDS_PER_SECOND=200,
+    ) as worker:
+        yield provider, worker
 
 
 def test_two_workers_send_each_email_exactly_once_in_few_batch_calls(mailgun_stack):

@@ -13,7 +13,7 @@ from nurture.services import reconcile
 from nurture.tasks import enqueue_send_batches, plan_due_deliveries_task
 from tests.fake_provider import FakeProvider
 from tests.scheduler_helpers import active_subscriber, series
-from tests.workers import CeleryProcess, subprocess_env, use_broker_in_this_process, wait_for
+from tests.workers import provider_workers, use_broker_in_this_process, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
@@ -27,32 +27,10 @@ def stack(transactional_db, postgres, redis_url, tmp_path, settings):
     settings.NURTURE_DAY_SECONDS = DAY_SECONDS
     settings.NURTURE_SEND_BATCH_SIZE = 5
     use_broker_in_this_process(redis_url)
-    started: list[CeleryProcess] = []
-    with FakeProvider() as provider:
-
-        def worker(name: str, **extra) -> CeleryProcess:
-            env = subprocess_env(
-                broker_url=redis_url,
-                outbox_dir=tmp_path / "outbox",
-                day_seconds=DAY_SECONDS,
-                extra={
-                    **provider.anymail_env(),
-                    "EMAIL_TIMEOUT": "1",
-                    "NURTURE_RETRY_BASE_SECONDS": "0.2",
-                    "NURTURE_RETRY_MAX_SECONDS": "1",
-                    "NURTURE_SEND_BATCH_SIZE": "5",
-                    **{k: str(v) for k, v in extra.items()},
-                },
-            )
-            process = CeleryProcess("worker", name, env, tmp_path)
-            started.append(process)
-            return process.start()
-
-        try:
-            yield provider, worker
-        finally:
-            for process in started:
-                process.stop()
+    with FakeProvider() as provider, provider_workers(
+        provider=provider, broker_url=redis_url, log_dir=tmp_path, day_seconds=DAY_SECONDS, NURTURE_SEND_BATCH_SIZE=5
+    ) as worker:
+        yield provider, worker
 
 
 def due_subscribers(n: int, *, prefix: str = "r") -> list[Subscriber]:

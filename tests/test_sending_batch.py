@@ -24,13 +24,7 @@ NAMES = ["Ana & Bo <b>", 'Zoë "Z"', "Jo\u00a0Lee", "", emails.PH_GREETING]
 
 
 @pytest.fixture(autouse=True)
-def quick(settings):
-    settings.NURTURE_DAY_SECONDS = 10
-    settings.NURTURE_RETRY_BASE_SECONDS = 1.0
-    settings.NURTURE_RETRY_MAX_SECONDS = 4.0
-    settings.NURTURE_SEND_MAX_ATTEMPTS = 3
-    settings.CELERY_BROKER_URL = "filesystem://"
-    settings.NURTURE_SENDS_PER_SECOND = 1000.0
+def quick(fast_sending, settings):
     settings.NURTURE_BATCH_SEND = True
 
 

@@ -2,6 +2,7 @@
 the pytest-django test database (use with transactional_db so they see committed rows)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -125,3 +126,31 @@ def use_broker_in_this_process(broker_url: str) -> None:
     # Drop any pool built for an earlier URL (closing it would poison kombu's shared registry).
     app._pool = None
     app.amqp._producer_pool = None
+
+
+# Short provider timeouts and retries, so fault tests settle in seconds.
+FAST_RETRY_ENV = {"EMAIL_TIMEOUT": "1", "NURTURE_RETRY_BASE_SECONDS": "0.2", "NURTURE_RETRY_MAX_SECONDS": "1"}
+
+
+@contextlib.contextmanager
+def provider_workers(*, provider, broker_url: str, log_dir: Path, day_seconds: int, **base_env):
+    """Yields worker(name, **env) that starts a worker wired to the fake `provider`; every worker
+    started is stopped on exit."""
+    started: list[CeleryProcess] = []
+
+    def worker(name: str, **extra) -> CeleryProcess:
+        env = subprocess_env(
+            broker_url=broker_url,
+            outbox_dir=log_dir / "outbox",
+            day_seconds=day_seconds,
+            extra={**provider.anymail_env(), **FAST_RETRY_ENV, **{k: str(v) for k, v in {**base_env, **extra}.items()}},
+        )
+        process = CeleryProcess("worker", name, env, log_dir)
+        started.append(process)
+        return process.start()
+
+    try:
+        yield worker
+    finally:
+        for process in started:
+            process.stop()
