@@ -87,3 +87,7 @@ def _close_stray_test_database_sessions(django_db_setup, django_db_blocker):
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 )
+
+
+# The headless Chromium fixture, for every test module (imported last: it reads REQUIRE_SERVICES above).
+from tests.browser import browser  # noqa: E402,F401

@@ -7,10 +7,8 @@ import os
 import pytest
 from django.utils import timezone
 
-from nurture import emails
 from nurture.models import Delivery, Series, Subscriber
-from tests.browser import browser, logged_in_page  # noqa: F401  (fixture)
-from tests.library import load_default_library
+from tests.browser import logged_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -19,7 +17,7 @@ SHOTS = os.environ.get("NURTURE_ADMIN_SCREENSHOTS")
 
 
 @pytest.fixture
-def staff_page(browser, live_server, client, django_user_model, settings):  # noqa: F811
+def staff_page(browser, live_server, client, django_user_model, settings):
     settings.SITE_URL = live_server.url
     staff = django_user_model.objects.create_superuser("lead", "lead@example.org", "pw-long-enough")
     page = logged_in_page(browser=browser, live_server=live_server, client=client, user=staff, viewport={"width": 1300, "height": 1000})

@@ -8,7 +8,6 @@ import pytest
 from django.core import mail
 
 from nurture.models import Subscriber
-from tests.browser import browser  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -16,7 +15,7 @@ PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture
-def page(browser, live_server, settings):  # noqa: F811
+def page(browser, live_server, settings):
     settings.SITE_URL = live_server.url
     context = browser.new_context(viewport=PHONE, locale="en-GB", timezone_id="America/Chicago")
     page = context.new_page()

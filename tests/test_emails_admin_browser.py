@@ -4,16 +4,14 @@ from __future__ import annotations
 import pytest
 from django.core import mail
 
-from nurture import emails
 from nurture.models import Delivery, Step
-from tests.browser import browser, logged_in_page  # noqa: F401  (fixture)
-from tests.library import load_default_library
+from tests.browser import logged_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def staff_page(browser, live_server, client, django_user_model, settings):  # noqa: F811
+def staff_page(browser, live_server, client, django_user_model, settings):
     settings.SITE_URL = live_server.url
     staff = django_user_model.objects.create_user("editor", "editor@example.org", "pw-long-enough", is_staff=True)
     page = logged_in_page(browser=browser, live_server=live_server, client=client, user=staff, viewport={"width": 1200, "height": 1000})

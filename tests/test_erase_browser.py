@@ -7,14 +7,13 @@ import pytest
 
 from nurture import tokens
 from nurture.models import Subscriber, Suppression
-from tests.browser import browser  # noqa: F401  (fixture)
 from tests.scheduler_helpers import active_subscriber, series
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 
-def test_delete_my_data_in_the_browser(browser, live_server, settings):  # noqa: F811
+def test_delete_my_data_in_the_browser(browser, live_server, settings):
     settings.SITE_URL = live_server.url
     subscriber = active_subscriber("ana@example.org", series("in_treatment", [(0, ["first-article"])]), first_name="Ana")
     context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-GB")

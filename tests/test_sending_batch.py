@@ -11,7 +11,7 @@ import time_machine
 from anymail.backends.test import EmailBackend as AnymailTestBackend
 from anymail.message import AnymailRecipientStatus
 
-from nurture import emails
+from nurture import emails, selectors
 from nurture.models import Delivery, Subscriber, Suppression
 from nurture.services import planning, sending, throttle
 from tests.fake_provider import FakeMailgun, FakeProvider, mailgun_merge
@@ -55,7 +55,7 @@ def loaded(delivery_id: int) -> Delivery:
 def test_merge_bodies_put_esp_fields_where_the_placeholders_were():
     ids = planned(1)
     delivery = loaded(ids[0])
-    articles = planning.delivery_articles(delivery=delivery)
+    articles = selectors.delivery_articles(delivery=delivery)
     cached = emails.step_render_with_placeholders(step=delivery.step, articles=articles, language="en")
     assert emails.PH_GREETING in cached[0] and emails.PH_UNSUBSCRIBE_URL in cached[1]
     html, text = emails.merge_bodies(cached, field_format="%recipient.{}%")

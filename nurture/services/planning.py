@@ -423,12 +423,3 @@ def plan_due_deliveries(
         result.planned, result.subscribers_seen, result.deferred, result.completed, result.batches,
     )
     return result
-
-
-def delivery_articles(*, delivery: Delivery) -> list[Article]:
-    """The articles the sender puts in this delivery. One implementation, shared with the "view in
-    browser" page and the staff preview: nurture.selectors.delivery_articles (for a delivery being
-    sent: the planned articles still published, in the step's order)."""
-    from nurture import selectors
-
-    return selectors.delivery_articles(delivery=delivery)

@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from nurture import emails, selectors
 from nurture.models import Delivery, Subscriber
-from nurture.services import planning, throttle
+from nurture.services import throttle
 from nurture.services.suppression import address_suppress
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def send_delivery(*, delivery_id: int, connection=None, wait_for_slot=throttle.w
     if selectors.is_suppressed(email=subscriber.email):
         return SendOutcome(_finish(delivery_id, stamp, Delivery.Status.SKIPPED, "address is suppressed"))
     # Only the articles planned for this delivery (never one they already had), still published.
-    articles = planning.delivery_articles(delivery=delivery)
+    articles = selectors.delivery_articles(delivery=delivery)
     if not articles:
         return SendOutcome(_finish(delivery_id, stamp, Delivery.Status.SKIPPED, "no published article left in this step"))
     try:
@@ -273,7 +273,7 @@ def _claim_and_check(delivery_id: int, outcome: BatchOutcome) -> ClaimedDelivery
         reason = f"subscriber is {delivery.subscriber.status}"
     elif selectors.is_suppressed(email=delivery.subscriber.email):
         reason = "address is suppressed"
-    articles = [] if reason else planning.delivery_articles(delivery=delivery)
+    articles = [] if reason else selectors.delivery_articles(delivery=delivery)
     if not reason and not articles:
         reason = "no published article left in this step"
     if reason:
