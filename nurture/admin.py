@@ -567,4 +567,4 @@ class SuppressionAdmin(admin.ModelAdmin):
         # Through the one suppression service, so a subscriber with this address stops at once.
         if not change:
             address_suppress(email=obj.email, reason=obj.reason or "added by staff")
-            obj.pk = Suppression.objects.get(email__iexact=obj.email.strip()).pk
+            obj.pk = selectors.with_address(Suppression.objects.all(), obj.email).get().pk

@@ -50,7 +50,7 @@ def _chosen_subscriber(request, step: Step) -> tuple[Subscriber, str]:
             sample.first_name = first_name[:100]
         return sample, ""
     found = (
-        Subscriber.objects.filter(pk=int(wanted)).first() if wanted.isdigit() else selectors.subscriber_by_email(email=wanted)
+        Subscriber.objects.filter(pk=int(wanted)).first() if wanted.isascii() and wanted.isdigit() and len(wanted) < 19 else selectors.subscriber_by_email(email=wanted)
     )
     if found is None:
         return _sample_subscriber(step), f"No subscriber matches {wanted!r}; showing a sample subscriber instead."

@@ -1,12 +1,6 @@
-from django.conf import settings
+from nurture import emails
 
 
 def organisation(request):
-    return {
-        "org": {
-            "name": settings.NURTURE_ORG_NAME,
-            "address": settings.NURTURE_ORG_ADDRESS,
-            "helpline": settings.NURTURE_ORG_HELPLINE,
-            "website": settings.NURTURE_ORG_WEBSITE,
-        }
-    }
+    # The same organisation details the emails print.
+    return {"org": emails.organisation()}

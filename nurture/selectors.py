@@ -7,13 +7,20 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import Lower
 
 from content.models import Article, ArticleVersion
 from nurture.models import Delivery, ProviderEvent, Series, Step, StepArticle, Subscriber, Suppression
 
 
+def with_address(queryset: QuerySet, email: str) -> QuerySet:
+    """Rows whose email matches case-insensitively, through the Lower("email") unique indexes
+    (email__iexact compiles to UPPER(...) on PostgreSQL and could not use them)."""
+    return queryset.alias(email_lower=Lower("email")).filter(email_lower=email.strip().lower())
+
+
 def subscriber_by_email(*, email: str) -> Subscriber | None:
-    return Subscriber.objects.filter(email__iexact=email.strip()).first()
+    return with_address(Subscriber.objects.all(), email).first()
 
 
 def series_for(*, stage: str, language: str) -> Series | None:
@@ -28,7 +35,7 @@ def series_step_counts(*, stage: str, languages: set[str]) -> dict[str, int]:
 
 
 def is_suppressed(*, email: str) -> bool:
-    return Suppression.objects.filter(email__iexact=email).exists()
+    return with_address(Suppression.objects.all(), email).exists()
 
 
 def steps_from(*, series_id: int, position: int) -> QuerySet[Step]:

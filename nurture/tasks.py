@@ -40,9 +40,16 @@ def reconcile_deliveries_task() -> dict:
     return result.__dict__
 
 
-@shared_task(name="nurture.send_confirmation_email", acks_late=True, reject_on_worker_lost=True)
-def send_confirmation_email(subscriber_id: int) -> bool:
-    return sending.send_confirmation(subscriber_id=subscriber_id)
+# Acknowledged on receipt (not acks_late): a confirmation has no delivery row to claim, so a
+# redelivered task could send a second one. A transient provider error is retried instead.
+@shared_task(name="nurture.send_confirmation_email", bind=True, max_retries=5, acks_late=False)
+def send_confirmation_email(self, subscriber_id: int) -> bool:
+    try:
+        return sending.send_confirmation(subscriber_id=subscriber_id)
+    except Exception as exc:
+        if sending.classify_send_error(exc) != sending.TRANSIENT:
+            raise
+        raise self.retry(exc=exc, countdown=sending.retry_countdown(self.request.retries + 1))
 
 
 @shared_task(name="nurture.purge_expired_data")

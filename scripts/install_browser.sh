@@ -10,8 +10,9 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing Debian's chromium for the browser tests..."
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null && exit 0
-  echo "could not install chromium with apt-get" >&2
-  exit 1
+  # Carry on: the browser tests then skip with the reason (and fail in CI, which needs them).
+  echo "note: could not install chromium with apt-get; browser tests will skip." >&2
+  exit 0
 fi
 echo "note: chromium is not installed and this user cannot install it; browser tests will skip." >&2
 exit 0

@@ -257,3 +257,28 @@ def test_backoff_doubles_with_jitter_up_to_the_cap(attempts, low, high):
     values = [sending.retry_countdown(attempts) for _ in range(50)]
     assert all(low <= v <= high for v in values)
     assert len(set(values)) > 1  # jittered, not one fixed delay
+
+
+def test_confirmation_email_retries_a_transient_provider_error(settings, monkeypatch):
+    """The confirmation task is acknowledged on receipt (no row to claim against a redelivery), so
+    a transient error must be retried by the task itself; a permanent one is not."""
+    from anymail.exceptions import AnymailRequestsAPIError
+    from nurture import tasks
+
+    subscriber = Subscriber.objects.create(email="conf@example.org", stage="in_remission")
+    calls = []
+
+    class Flaky:
+        status_code = 503
+
+    def send_confirmation(*, subscriber_id):
+        calls.append(subscriber_id)
+        if len(calls) == 1:
+            raise AnymailRequestsAPIError("provider busy", response=Flaky())
+        return True
+
+    monkeypatch.setattr(sending, "send_confirmation", send_confirmation)
+    monkeypatch.setattr(sending, "retry_countdown", lambda attempts: 0)
+    assert tasks.send_confirmation_email.apply(args=[subscriber.pk]).get() is True
+    assert calls == [subscriber.pk, subscriber.pk]
+    assert tasks.send_confirmation_email.acks_late is False

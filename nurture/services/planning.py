@@ -50,10 +50,6 @@ RECEIVED_STATES = (Delivery.Status.QUEUED, Delivery.Status.SENDING, Delivery.Sta
 # --- the rule: when may the next email go? ----------------------------------------------------
 
 
-def day() -> timedelta:
-    return timedelta(seconds=settings.NURTURE_DAY_SECONDS)
-
-
 def _wall_to_instant(wall: datetime, tz: zoneinfo.ZoneInfo) -> datetime:
     """A local wall-clock time as an aware instant. Ambiguous (fall-back) times take their first
     occurrence (fold=0, the earlier instant); nonexistent (spring-forward gap) times are moved

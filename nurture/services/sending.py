@@ -111,28 +111,38 @@ class SendOutcome:
     countdown: float = 0.0
 
 
+def _recheck(delivery: Delivery) -> tuple[str, list]:
+    """Checked again just before sending, not only at planning: they may have left, paused, moved
+    to another series or bounced since. Returns (reason to skip, "" if none) and the articles to
+    send: only those planned for this delivery (never one they already had), still published."""
+    subscriber = delivery.subscriber
+    if subscriber.status != Subscriber.Status.ACTIVE:
+        return f"subscriber is {subscriber.status}", []
+    if delivery.step.series_id != subscriber.series_id:
+        return "subscriber moved to another series", []
+    if selectors.is_suppressed(email=subscriber.email):
+        return "address is suppressed", []
+    articles = selectors.delivery_articles(delivery=delivery)
+    if not articles:
+        return "no published article left in this step", []
+    return "", articles
+
+
 def send_delivery(*, delivery_id: int, connection=None, wait_for_slot=throttle.wait_for_send_slot) -> SendOutcome:
     stamp = delivery_claim(delivery_id=delivery_id)
     if stamp is None:
         return SendOutcome("not-claimed")  # sent, being sent, or settled: the claim keeps it once
     delivery = Delivery.objects.select_related("subscriber", "step__series").get(pk=delivery_id)
-    subscriber = delivery.subscriber
-    # Checked again here, not only at planning: they may have left or bounced since.
-    if subscriber.status != Subscriber.Status.ACTIVE:
-        return SendOutcome(_finish(delivery_id, stamp, Delivery.Status.SKIPPED, f"subscriber is {subscriber.status}"))
-    if selectors.is_suppressed(email=subscriber.email):
-        return SendOutcome(_finish(delivery_id, stamp, Delivery.Status.SKIPPED, "address is suppressed"))
-    # Only the articles planned for this delivery (never one they already had), still published.
-    articles = selectors.delivery_articles(delivery=delivery)
-    if not articles:
-        return SendOutcome(_finish(delivery_id, stamp, Delivery.Status.SKIPPED, "no published article left in this step"))
+    reason, articles = _recheck(delivery)
+    if reason:
+        return SendOutcome(_finish(delivery_id, stamp, Delivery.Status.SKIPPED, reason))
     try:
         message = emails.build_delivery_email(delivery, articles=articles)
     except Exception as exc:  # a bug or bad content: nothing was sent; staff see why
         logger.exception("building delivery=%s failed", delivery_id)
         return SendOutcome(_finish(delivery_id, stamp, Delivery.Status.FAILED, f"could not build the email: {_error_summary(exc)}"))
     message.connection = connection
-    versions = getattr(message, "nurture_article_versions", None) or {str(a.pk): a.version for a in articles}
+    versions = message.nurture_article_versions
 
     wait_for_slot()  # the provider's sends-per-second ceiling, shared by all workers
     # The last moment before the provider may have it. Only if our claim still holds (the
@@ -156,7 +166,7 @@ def send_delivery(*, delivery_id: int, connection=None, wait_for_slot=throttle.w
     Delivery.objects.filter(pk=delivery_id).update(
         status=Delivery.Status.SENT, sent_at=now, provider_message_id=provider_id, article_versions=versions, failure_reason=""
     )
-    Subscriber.objects.filter(pk=subscriber.pk).update(last_sent_at=now)
+    Subscriber.objects.filter(pk=delivery.subscriber_id).update(last_sent_at=now)
     return SendOutcome(Delivery.Status.SENT)
 
 
@@ -268,14 +278,7 @@ def _claim_and_check(delivery_id: int, outcome: BatchOutcome) -> ClaimedDelivery
         _count(outcome, "not-claimed")
         return None
     delivery = Delivery.objects.select_related("subscriber", "step__series").get(pk=delivery_id)
-    reason = ""
-    if delivery.subscriber.status != Subscriber.Status.ACTIVE:
-        reason = f"subscriber is {delivery.subscriber.status}"
-    elif selectors.is_suppressed(email=delivery.subscriber.email):
-        reason = "address is suppressed"
-    articles = [] if reason else selectors.delivery_articles(delivery=delivery)
-    if not reason and not articles:
-        reason = "no published article left in this step"
+    reason, articles = _recheck(delivery)
     if reason:
         _count(outcome, _finish(delivery_id, stamp, Delivery.Status.SKIPPED, reason))
         return None
@@ -423,7 +426,7 @@ def deliveries_requeue(*, delivery_ids: list[int], enqueue) -> int:
     )
     Delivery.objects.filter(pk__in=ids).update(
         status=Delivery.Status.QUEUED, provider_call_started_at=None, next_attempt_at=timezone.now(), failed_at=None,
-        failure_reason="requeued by staff",
+        failure_reason="requeued by staff", attempts=0,  # a fresh set of retries, not the exhausted one
     )
     if ids:
         transaction.on_commit(lambda: enqueue(ids))

@@ -119,12 +119,23 @@ def subscriber_from_token(*, purpose: str, token: str) -> Subscriber:
     return subscriber
 
 
+def _withdraw_queued(subscriber: Subscriber) -> int | None:
+    """Take back deliveries planned but not yet handed to a worker (queued, or waiting out a retry),
+    so a pause or a series change does not let an old plan go out. Returns the earliest withdrawn
+    step position, to put the subscriber back on it. A delivery already being sent goes."""
+    queued = Delivery.objects.filter(subscriber_id=subscriber.pk, status=Delivery.Status.QUEUED)
+    positions = list(queued.values_list("step__position", flat=True))
+    queued.delete()
+    return min(positions) if positions else None
+
+
 def _move_to_series(subscriber: Subscriber, *, stage: str, language: str) -> bool:
     """Start of the series for (stage, language). History (Delivery rows) stays, and the planner
     passes over any step whose articles they already had, so nothing is repeated. Returns whether
     the series changed. The caller holds the row lock and saves."""
     if (stage, language) == (subscriber.stage, subscriber.language) and subscriber.series_id is not None:
         return False
+    _withdraw_queued(subscriber)  # the old series' next email must not follow them
     subscriber.stage, subscriber.language = stage, language
     subscriber.series = selectors.series_for(stage=stage, language=language)
     subscriber.next_step_position = 0
@@ -182,7 +193,11 @@ def subscriber_pause(*, subscriber_id: int) -> Subscriber:
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
     if subscriber.status == Subscriber.Status.ACTIVE:
         subscriber.status = Subscriber.Status.PAUSED
-        subscriber.save(update_fields=["status"])
+        withdrawn_position = _withdraw_queued(subscriber)
+        if withdrawn_position is not None:  # that email waits for the resume instead of being lost
+            subscriber.next_step_position = min(subscriber.next_step_position, withdrawn_position)
+            subscriber.next_send_at = timezone.now()  # due again as soon as they resume
+        subscriber.save(update_fields=["status", "next_step_position", "next_send_at"])
     return subscriber
 
 

@@ -11,6 +11,7 @@ import logging
 
 from django.db import IntegrityError, transaction
 
+from nurture import selectors
 from nurture.models import Subscriber, Suppression
 
 logger = logging.getLogger(__name__)
@@ -26,14 +27,14 @@ def address_suppress(*, email: str, reason: str) -> bool:
     if not email:
         return False
     created = False
-    if not Suppression.objects.filter(email__iexact=email).exists():
+    if not selectors.is_suppressed(email=email):
         try:
             with transaction.atomic():
                 Suppression.objects.create(email=email, reason=reason[:200])
             created = True
         except IntegrityError:  # suppressed at the same moment by a webhook or another worker
             pass
-    marked = Subscriber.objects.filter(email__iexact=email).exclude(status=Subscriber.Status.SUPPRESSED).update(
+    marked = selectors.with_address(Subscriber.objects.all(), email).exclude(status=Subscriber.Status.SUPPRESSED).update(
         status=Subscriber.Status.SUPPRESSED, next_send_at=None
     )
     if created or marked:
