@@ -308,23 +308,25 @@ def cache_key(*, step: Step, articles: list[Article], language: str) -> tuple:
     )
 
 
+def personal_values(personal: Personal) -> dict[str, tuple[str, str]]:
+    """placeholder -> (value escaped for the HTML part, value for the text part). The single
+    source for personalise() and for an ESP's merge data (merge_values), so the two stay byte-equal."""
+    return {
+        PH_GREETING: (_escape_text(personal.greeting), personal.greeting),
+        PH_PREFERENCES_URL: (_escape_attribute(personal.preferences_url), personal.preferences_url),
+        PH_UNSUBSCRIBE_URL: (_escape_attribute(personal.unsubscribe_url), personal.unsubscribe_url),
+        PH_VIEW_ONLINE_URL: (_escape_attribute(personal.view_online_url), personal.view_online_url),
+    }
+
+
 def personalise(cached: tuple[str, str], personal: Personal) -> tuple[str, str]:
     html, text = cached
     keep = bool(personal.view_online_url)
     html = _keep_or_drop_view_online(html, keep)
     text = _keep_or_drop_view_online(text, keep)
-    html_values = {
-        PH_GREETING: _escape_text(personal.greeting),
-        PH_PREFERENCES_URL: _escape_attribute(personal.preferences_url),
-        PH_UNSUBSCRIBE_URL: _escape_attribute(personal.unsubscribe_url),
-        PH_VIEW_ONLINE_URL: _escape_attribute(personal.view_online_url),
-    }
-    text_values = {
-        PH_GREETING: personal.greeting,
-        PH_PREFERENCES_URL: personal.preferences_url,
-        PH_UNSUBSCRIBE_URL: personal.unsubscribe_url,
-        PH_VIEW_ONLINE_URL: personal.view_online_url,
-    }
+    values = personal_values(personal)
+    html_values = {placeholder: pair[0] for placeholder, pair in values.items()}
+    text_values = {placeholder: pair[1] for placeholder, pair in values.items()}
     # One pass each: a substituted value (a name that happens to look like a placeholder) is never rescanned.
     html = _PLACEHOLDER.sub(lambda m: html_values[m.group(0)], html)
     text = _PLACEHOLDER.sub(lambda m: text_values[m.group(0)], text)
@@ -477,15 +479,10 @@ def merge_values(personal: Personal) -> dict[str, str]:
     """One recipient's merge data for merge_bodies(): the values personalise() would put in."""
     if not personal.view_online_url:
         raise ValueError("a batch send needs each recipient's view-online link")
-    raw = {
-        "greeting": personal.greeting,
-        "preferences_url": personal.preferences_url,
-        "unsubscribe_url": personal.unsubscribe_url,
-        "view_online_url": personal.view_online_url,
-    }
-    values = {f"text_{name}": value for name, value in raw.items()}
-    values["html_greeting"] = _escape_text(personal.greeting)
-    values.update({f"html_{name}": _escape_attribute(raw[name]) for name in raw if name != "greeting"})
+    values = {}
+    for placeholder, (html_value, text_value) in personal_values(personal).items():
+        name = MERGE_FIELD_NAMES[placeholder]
+        values[f"html_{name}"], values[f"text_{name}"] = html_value, text_value
     return values
 
 
