@@ -10,7 +10,7 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Lower
 
 from content.models import Article, ArticleVersion
-from nurture.models import Delivery, ProviderEvent, Series, Step, StepArticle, Subscriber, Suppression
+from nurture.models import Delivery, Series, Step, StepArticle, Subscriber, Suppression
 
 
 def with_address(queryset: QuerySet, email: str) -> QuerySet:
@@ -211,17 +211,28 @@ class StepEngagement:
     bounced: int
 
 
-def step_engagement(*, step_id: int) -> StepEngagement:
-    """What one step achieved, from the deliveries still held and their provider events. Opens and
+def with_engagement(steps: QuerySet[Step]) -> QuerySet[Step]:
+    """Steps annotated with what each achieved, in one grouped query: sent deliveries still held,
+    and distinct deliveries with a delivered / opened / clicked / bounced provider event. Opens and
     clicks stay 0 while that tracking is off (NURTURE_TRACK_OPENS / _CLICKS)."""
-    def distinct_deliveries(event_type: str) -> Count:
-        return Count("delivery", filter=Q(event_type=event_type), distinct=True)
+    def with_event(event_type: str) -> Count:
+        return Count("deliveries", filter=Q(deliveries__events__event_type=event_type), distinct=True)
 
-    figures = ProviderEvent.objects.filter(delivery__step_id=step_id).aggregate(
-        delivered=distinct_deliveries("delivered"),
-        opened=distinct_deliveries("opened"),
-        clicked=distinct_deliveries("clicked"),
-        bounced=distinct_deliveries("bounced"),
+    return steps.annotate(
+        sent_count=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.SENT), distinct=True),
+        delivered_count=with_event("delivered"),
+        opened_count=with_event("opened"),
+        clicked_count=with_event("clicked"),
+        bounced_count=with_event("bounced"),
     )
-    sent = Delivery.objects.filter(step_id=step_id, status=Delivery.Status.SENT).count()
-    return StepEngagement(sent=sent, **figures)
+
+
+def step_engagement(*, step_id: int) -> StepEngagement:
+    """What one step achieved (see with_engagement)."""
+    step = with_engagement(Step.objects.filter(pk=step_id)).first()
+    if step is None:
+        return StepEngagement(sent=0, delivered=0, opened=0, clicked=0, bounced=0)
+    return StepEngagement(
+        sent=step.sent_count, delivered=step.delivered_count, opened=step.opened_count,
+        clicked=step.clicked_count, bounced=step.bounced_count,
+    )

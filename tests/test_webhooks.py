@@ -293,3 +293,18 @@ def test_staff_see_events_and_step_figures_read_only_in_the_admin(admin_client, 
     step_one = next(row for row in rows if row.pk == delivery.step_id)
     model_admin = figures.context["cl"].model_admin
     assert [getattr(model_admin, name)(step_one) for name in ("sent", "delivered", "opened", "clicked", "bounced")] == [2, 1, 1, 0, 1]
+
+
+def test_step_figures_page_costs_the_same_queries_for_more_steps(admin_client, django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.scheduler_helpers import series
+
+    series("in_treatment", [(0, ["fig-a"]), (2, ["fig-b"])])
+    with CaptureQueriesContext(connection) as few:
+        assert admin_client.get("/admin/nurture/stepfigures/").status_code == 200
+    series("in_remission", [(0, ["fig-c"]), (2, ["fig-d"]), (2, ["fig-e"]), (2, ["fig-f"])])
+    with CaptureQueriesContext(connection) as more:
+        assert admin_client.get("/admin/nurture/stepfigures/").status_code == 200
+    assert len(more.captured_queries) == len(few.captured_queries)
