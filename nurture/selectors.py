@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Lower
 
@@ -111,28 +110,18 @@ class JourneyEmail:
     articles: list[Article]
 
 
-def series_journey(*, series_id: int, start: datetime) -> list[JourneyEmail]:
-    """The emails a subscriber confirming at `start` would get, and when.
+def series_journey(*, series_id: int, start: datetime, time_zone: str = "UTC") -> list[JourneyEmail]:
+    """The emails a subscriber confirming at `start` would get, and when, with the articles each
+    would carry: the planner's own rule run forward (planning.simulate_journey)."""
+    from nurture.services.planning import simulate_journey  # the planner reads selectors too
 
-    Mirrors the planner (services/planning.py): the first sendable step goes at once; after a
-    step is sent, the next send is the *following* step's delay later; a step whose published
-    articles were all had already is skipped. Send windows and cadence caps are not applied.
-    """
-    steps = list(series_steps(series_id=series_id))
-    day = timedelta(seconds=settings.NURTURE_DAY_SECONDS)
-    journey: list[JourneyEmail] = []
-    received: set[int] = set()
-    when = start
-    for index, step in enumerate(steps):
-        if journey and index > 0 and steps[index - 1].pk == journey[-1].step.pk:
-            when = when + step.delay_days * day
-        published = step_published_articles(step_id=step.pk)
-        fresh = [a for a in published if a.pk not in received]
-        if not fresh:
-            continue
-        journey.append(JourneyEmail(step=step, send_at=when, articles=published))
-        received.update(a.pk for a in published)
-    return journey
+    planned = simulate_journey(series_id=series_id, start=start, time_zone=time_zone)
+    steps = Step.objects.in_bulk([p.step_id for p in planned])
+    articles = Article.objects.in_bulk([a for p in planned for a in p.article_ids])
+    return [
+        JourneyEmail(step=steps[p.step_id], send_at=p.send_at, articles=[articles[a] for a in p.article_ids])
+        for p in planned
+    ]
 
 
 # --- the staff overview (admin_overview): set-based counts, a fixed number of queries --------------

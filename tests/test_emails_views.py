@@ -1,7 +1,9 @@
 """View in browser, and the staff preview / journey / test-send tools."""
 from __future__ import annotations
 
-from datetime import timedelta
+import zoneinfo
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import pytest
 from django.core import mail
@@ -148,9 +150,13 @@ def test_test_send_needs_post(client, staff, library):
 
 
 def test_journey_lists_every_email_with_its_date(client, staff, library, settings):
+    import time_machine
+
     settings.NURTURE_DAY_SECONDS = 86400
     client.force_login(staff)
-    response = client.get(reverse("email_preview:journey"), {"stage": "in_remission", "language": "es"})
+    # 10:00 UTC: inside the daytime window, so each email goes exactly its delay after the last.
+    with time_machine.travel("2026-03-02 10:00Z", tick=False):
+        response = client.get(reverse("email_preview:journey"), {"stage": "in_remission", "language": "es"})
     assert response.status_code == 200
     journey = response.context["journey"]
     steps = list(Step.objects.filter(series__stage="in_remission", series__language="es").order_by("position"))
@@ -165,9 +171,7 @@ def test_journey_lists_every_email_with_its_date(client, staff, library, setting
     assert all(s.subject in body for s in steps)
 
 
-def test_journey_skips_a_step_with_nothing_new_and_passes_its_delay_on(library, settings):
-    from django.utils import timezone
-
+def test_journey_skips_a_step_with_nothing_new_and_counts_from_the_last_email(library, settings):
     from content.models import Article
     from nurture import selectors
 
@@ -175,11 +179,28 @@ def test_journey_skips_a_step_with_nothing_new_and_passes_its_delay_on(library, 
     steps = list(Step.objects.filter(series__stage="in_remission", series__language="en").order_by("position"))
     for article in steps[1].articles.all():
         Article.objects.filter(pk=article.pk).update(status=Article.Status.DRAFT)
-    start = timezone.now()
+    start = datetime(2026, 3, 2, 10, 0, tzinfo=dt_timezone.utc)
     journey = selectors.series_journey(series_id=steps[0].series_id, start=start)
     assert [j.step.pk for j in journey][:2] == [steps[0].pk, steps[2].pk]
-    # Step 3 goes when step 2 would have (the planner waits the skipped step's delay).
-    assert journey[1].send_at == start + timedelta(days=steps[1].delay_days)
+    # As the planner does it: step 3's own delay counts from the last email sent (step 1's).
+    assert journey[1].send_at == start + timedelta(days=steps[2].delay_days)
+
+
+def test_journey_follows_the_planners_daytime_window_and_gap(library, settings):
+    from nurture import selectors
+    from nurture.services.planning import next_send_time
+
+    settings.NURTURE_DAY_SECONDS = 86400
+    series = Step.objects.filter(series__stage="in_treatment", series__language="en").first().series
+    start = datetime(2026, 3, 2, 23, 30, tzinfo=dt_timezone.utc)  # confirmed at night in New York's evening
+    journey = selectors.series_journey(series_id=series.pk, start=start, time_zone="America/New_York")
+    assert journey[0].send_at == next_send_time(
+        last_sent_at=None, delay_days=0, cadence="as_planned", time_zone="America/New_York", now=start, started_at=start
+    )
+    for earlier, later in zip(journey, journey[1:]):
+        local = later.send_at.astimezone(zoneinfo.ZoneInfo("America/New_York"))
+        assert 9 <= local.hour < 17  # inside their daytime window
+        assert later.send_at - earlier.send_at >= timedelta(days=max(2, later.step.delay_days))
 
 
 def test_journey_rejects_unknown_choices(client, staff, library):

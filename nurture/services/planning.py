@@ -175,6 +175,47 @@ class SeriesSteps:
         return [s for s in self._by_series.get(series_id, []) if s.position >= position]
 
 
+# --- the journey preview ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JourneyStep:
+    step_id: int
+    send_at: datetime
+    article_ids: tuple[int, ...]
+
+
+def simulate_journey(*, series_id: int, start: datetime, time_zone: str = "UTC", cadence: str = "as_planned") -> list[JourneyStep]:
+    """The emails a subscriber confirming at `start` would get, and when: the planner's own rule
+    (decide / next_send_time: delays, the gap between emails, cadence, the local daytime window)
+    run forward on a simulated clock, with nothing written. Assumes the planner runs on time."""
+    series_steps = SeriesSteps()
+    series_steps.load({series_id})
+    steps = series_steps.from_position(series_id, 0)
+    subscriber = Subscriber(
+        series_id=series_id, time_zone=time_zone, cadence=cadence, confirmed_at=start, next_step_position=0
+    )
+    journey: list[JourneyStep] = []
+    received: set[int] = set()
+    done: set[int] = set()
+    now = start
+    for _ in range(3 * len(steps) + 1):  # each step is deferred at most once, then sent or passed
+        decision = decide(
+            subscriber=subscriber, steps=steps, received=received, steps_done=done,
+            last_email_at=journey[-1].send_at if journey else None, now=now,
+        )
+        if decision.step is not None:
+            journey.append(JourneyStep(decision.step.id, now, tuple(decision.article_ids)))
+            received.update(decision.article_ids)
+            done.add(decision.step.id)
+        subscriber.next_step_position = decision.next_step_position
+        steps = series_steps.from_position(series_id, decision.next_step_position)
+        if decision.next_send_at is None:
+            break
+        now = max(now, decision.next_send_at)
+    return journey
+
+
 # --- the due set --------------------------------------------------------------------------------
 
 
