@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 def setup_django(url: str) -> None:
     os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nurture.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("NURTURE_DAY_SECONDS", "60")  # short days: no local window, cap in "days"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django

@@ -18,7 +18,8 @@ from content import selectors
 from content.models import Article, ArticleVersion, Stage
 from content.rendering import article_link_slugs, markdown_problems
 from content.services import article_has_staff_edits, article_save
-from nurture import emails
+from nurture.emails.layout import render_step_full
+from nurture.emails.links import SAMPLE_TOKEN, personal_for
 from nurture.models import Series, Step, Subscriber
 
 AWAITING_TRANSLATOR = "awaiting review by a qualified translator"
@@ -27,12 +28,12 @@ PREVIEW_SUBJECT = "Article preview"
 
 def article_email_preview_html(*, article: Article) -> str:
     """The article alone in the real email layout, through the email builder's own render, with a
-    sample reader and links that do nothing (emails.SAMPLE_TOKEN). Drafts too: staff preview before
+    sample reader and links that do nothing (SAMPLE_TOKEN). Drafts too: staff preview before
     publishing. An unsaved Step stands in for the step, so nothing is stored or cached."""
     step = Step(series=Series(stage=article.stages[0] if article.stages else "", language=article.language), subject=PREVIEW_SUBJECT)
     reader = Subscriber(first_name="", language=article.language)
-    personal = emails.personal_for(reader, language=article.language, sample_links=True)
-    html, _text = emails.render_step_full(step=step, articles=[article], language=article.language, personal=personal)
+    personal = personal_for(reader, language=article.language, sample_links=True)
+    html, _text = render_step_full(step=step, articles=[article], language=article.language, personal=personal)
     return html
 
 

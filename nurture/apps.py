@@ -6,4 +6,6 @@ class NurtureConfig(AppConfig):
     verbose_name = "Nurture series"
 
     def ready(self):
-        from nurture import admin_webhooks, checks, receivers  # noqa: F401  (registers admin, system checks, signal receivers)
+        # System checks on the settings, and the provider-event signal receivers, register on import.
+        from config import checks  # noqa: F401
+        from nurture import receivers  # noqa: F401

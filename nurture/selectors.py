@@ -124,7 +124,7 @@ def series_journey(*, series_id: int, start: datetime, time_zone: str = "UTC") -
     ]
 
 
-# --- the staff overview (admin_overview): set-based counts, a fixed number of queries --------------
+# --- the staff overview (nurture.admin.overview): set-based counts, a fixed number of queries --------------
 
 OVERVIEW_ROW_LIMIT = 50  # rows listed per problem table; the counts cover all of them
 

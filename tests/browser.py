@@ -48,11 +48,11 @@ def browser(monkeypatch):
 def logged_in_page(*, browser, live_server, client, user, viewport: dict):
     """A browser page logged in as `user` (through the test client's session), with the default
     library loaded and the render cache empty. The caller closes page.context."""
-    from nurture import emails
+    from nurture.emails.cache import render_cache
     from tests.library import load_default_library
 
     load_default_library()
-    emails.render_cache.clear()
+    render_cache.clear()
     client.force_login(user)
     context = browser.new_context(viewport=viewport)
     context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])

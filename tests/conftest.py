@@ -22,7 +22,7 @@ def service_missing(reason: str):
 def _unit_defaults(settings, tmp_path):
     """Unit tests run Celery tasks eagerly and write emails to a private outbox."""
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    from nurture.celery import app
+    from config.celery import app
 
     app.conf.task_always_eager = True
     settings.NURTURE_OUTBOX_DIR = tmp_path / "outbox"

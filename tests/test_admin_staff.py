@@ -16,8 +16,10 @@ from django.utils import timezone
 
 from content.models import Article
 from content.services import article_save
-from nurture import admin as nurture_admin
-from nurture import emails
+from nurture.admin import base as admin_base
+from nurture.emails.cache import render_cache
+from nurture.emails.links import SAMPLE_TOKEN, view_online_url
+from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery, Series, Subscriber
 from nurture.services import planning, sending
 from tests.scheduler_helpers import active_subscriber, article, series
@@ -33,7 +35,7 @@ def _fast(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.NURTURE_MIN_DAYS_BETWEEN_EMAILS = 0
     settings.NURTURE_DAY_SECONDS = 1  # no daytime window, delays in seconds
-    emails.render_cache.clear()
+    render_cache.clear()
 
 
 @pytest.fixture
@@ -171,7 +173,7 @@ def test_tampered_ids_get_a_message_not_a_500(admin_client, two_series):
 def test_more_than_the_action_limit_is_refused_before_anything_changes(admin_client, two_series, monkeypatch):
     treatment, _ = two_series
     readers = [active_subscriber(f"r{i}@example.org", treatment) for i in range(3)]
-    monkeypatch.setattr(nurture_admin, "ACTION_LIMIT", 2)
+    monkeypatch.setattr(admin_base, "ACTION_LIMIT", 2)
     response = admin_client.post(
         reverse(CHANGELIST), {"action": "pause", "select_across": "1", "index": "0", "_selected_action": [readers[0].pk]}, follow=True
     )
@@ -330,7 +332,7 @@ def test_delivery_page_links_to_its_view_as_sent(admin_client, two_series):
 
 def _view_online_page(client, delivery: Delivery) -> str:
     delivery = Delivery.objects.select_related("subscriber", "step__series").get(pk=delivery.pk)
-    url = emails.view_online_url(subscriber_id=delivery.subscriber_id, delivery_id=delivery.pk)
+    url = view_online_url(subscriber_id=delivery.subscriber_id, delivery_id=delivery.pk)
     response = client.get(url.removeprefix("https://guide.example.org"))
     assert response.status_code == 200
     return response.content.decode()
@@ -349,7 +351,7 @@ def test_view_in_browser_shows_only_the_delivered_articles_at_their_sent_version
     for page in (emailed, web):
         assert "Only Remission" in page and "Shared" not in page
     # The email builder and the web page render the same articles.
-    rebuilt = emails.build_delivery_email(Delivery.objects.select_related("subscriber", "step__series").get(pk=delivery.pk))
+    rebuilt = build_delivery_email(Delivery.objects.select_related("subscriber", "step__series").get(pk=delivery.pk))
     assert "Shared" not in rebuilt.alternatives[0][0]
 
     # Staff edit the article afterwards: a new version. The page still shows what was sent.
@@ -366,7 +368,7 @@ def test_view_in_browser_shows_only_the_delivered_articles_at_their_sent_version
     assert "only-remission (version 1; now version 2)" in staff_page and "shared" not in staff_page
     staff_html = admin_client.get(reverse("email_preview:delivery_html", args=[delivery.pk])).content.decode()
     assert "Only Remission" in staff_html and "Rewritten Title" not in staff_html and "Shared" not in staff_html
-    assert emails.SAMPLE_TOKEN in staff_html  # its links do nothing
+    assert SAMPLE_TOKEN in staff_html  # its links do nothing
 
 
 def test_a_delivery_not_sent_yet_shows_what_it_would_send_now(client, two_series):

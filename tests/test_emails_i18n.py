@@ -11,8 +11,10 @@ from django.utils import translation
 from django.utils.translation.template import templatize
 
 from content.models import Stage
-from nurture import emails
-from nurture.forms import CONSENT_TEXT, SignupForm
+from nurture.emails.cache import render_cache
+from nurture.emails.links import greeting_for
+from nurture.emails.messages import build_confirmation_email, build_delivery_email
+from nurture.web.forms import CONSENT_TEXT, SignupForm
 from nurture.models import Delivery, Step, Subscriber
 from tests.library import load_default_library
 
@@ -78,22 +80,22 @@ def test_python_strings_are_translated():
         assert str(Stage.IN_TREATMENT.label) == "En tratamiento"
         assert str(SignupForm().fields["email"].label) == "Correo electrónico"
         assert str(CONSENT_TEXT).startswith("Sí, ")
-        assert emails.greeting_for("Ana", language="es") == "Hola, Ana:"
+        assert greeting_for("Ana", language="es") == "Hola, Ana:"
 
 
 @pytest.mark.django_db
 def test_spanish_email_and_pages_use_spanish_layout_strings(client):
     load_default_library()
-    emails.render_cache.clear()
+    render_cache.clear()
     step = Step.objects.filter(series__language="es").first()
     subscriber = Subscriber.objects.create(email="es@example.org", first_name="Ana", stage="in_treatment", language="es")
-    message = emails.build_delivery_email(Delivery.objects.create(subscriber=subscriber, step=step))
+    message = build_delivery_email(Delivery.objects.create(subscriber=subscriber, step=step))
     for part in (message.body, message.alternatives[0][0]):
         assert "Revise esta información con su médico" in part
         assert "Dejar de recibir estos correos" in part and "Cambiar sus opciones" in part
         assert "Basado en la guía" in part and "Línea de ayuda" in part
         assert "Stop these emails" not in part
-    confirmation = emails.build_confirmation_email(subscriber)
+    confirmation = build_confirmation_email(subscriber)
     assert "Confirme su suscripción" == confirmation.subject
     assert "Confirmar y empezar a recibir mis correos" in confirmation.alternatives[0][0]
 

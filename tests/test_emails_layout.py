@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from nurture import emails
+from nurture.emails.layout import CONTRAST_PAIRS, PALETTE, TEMPLATE_DIR
 
 
 def _luminance(hex_colour: str) -> float:
@@ -23,15 +23,15 @@ def test_contrast_helper_knows_the_extremes():
 
 
 def test_every_text_background_pair_reaches_4_5_to_1():
-    low = {f"{t} on {b}": round(contrast(emails.PALETTE[t], emails.PALETTE[b]), 2) for t, b in emails.CONTRAST_PAIRS}
+    low = {f"{t} on {b}": round(contrast(PALETTE[t], PALETTE[b]), 2) for t, b in CONTRAST_PAIRS}
     assert {pair: ratio for pair, ratio in low.items() if ratio < 4.5} == {}
     # The button: card-coloured text on the accent, in both schemes.
-    assert contrast(emails.PALETTE["card"], emails.PALETTE["accent"]) >= 4.5
-    assert contrast(emails.PALETTE["dark_card"], emails.PALETTE["dark_accent"]) >= 4.5
+    assert contrast(PALETTE["card"], PALETTE["accent"]) >= 4.5
+    assert contrast(PALETTE["dark_card"], PALETTE["dark_accent"]) >= 4.5
 
 
 def test_layout_uses_only_palette_colours():
-    for path in emails._TEMPLATE_DIR.glob("*.*"):
+    for path in TEMPLATE_DIR.glob("*.*"):
         source = path.read_text(encoding="utf-8")
         assert re.findall(r"#[0-9a-fA-F]{3,6}\b", source) == [], path.name  # every colour comes from PALETTE
         assert "style=" not in source, path.name  # CSS lives in the <style> block; css-inline applies it

@@ -9,7 +9,9 @@ import pytest
 from django.utils import translation
 
 from content.models import Stage
-from nurture import emails
+from nurture import selectors
+from nurture.emails.cache import render_cache
+from nurture.emails.messages import build_confirmation_email, build_delivery_email
 from nurture.models import Delivery, Step, Subscriber
 from nurture.validators import diagnosis_words_in
 from tests.email_html import css_outside_at_rules, read_html
@@ -27,7 +29,7 @@ STAGE_WORDS.update(Stage.values)
 @pytest.fixture
 def library():
     load_default_library()
-    emails.render_cache.clear()
+    render_cache.clear()
 
 
 def _delivery(step: Step, n: int, first_name: str = "Sam") -> Delivery:
@@ -48,7 +50,7 @@ def test_every_default_step_in_both_languages_is_a_complete_accessible_email(lib
     assert {s.series.language for s in steps} == {"en", "es"} and len(steps) >= 40
     for n, step in enumerate(steps):
         delivery = _delivery(step, n)
-        message = emails.build_delivery_email(delivery)
+        message = build_delivery_email(delivery)
         parsed = _parsed(message)
         where = f"{step.series.language}/{step.series.stage}/#{step.position}"
 
@@ -78,7 +80,7 @@ def test_every_default_step_in_both_languages_is_a_complete_accessible_email(lib
         doc = read_html(html)
         assert doc.all("html")[0].attrs.get("lang") == step.series.language, where
         assert len(doc.all("h1")) == 1 and doc.all("h1")[0].attrs.get("style"), where
-        articles = emails.selectors.step_published_articles(step_id=step.pk)
+        articles = selectors.step_published_articles(step_id=step.pk)
         assert len(doc.all("h2")) == len(articles) >= 1, where
         for element in doc.elements:
             if element.in_body and element.tag in {"p", "h1", "h2", "h3", "a", "td", "table", "li", "ul", "body"}:
@@ -108,7 +110,7 @@ def test_every_default_step_in_both_languages_is_a_complete_accessible_email(lib
 def test_list_unsubscribe_one_click_post_unsubscribes(library, client):
     step = Step.objects.filter(series__language="es").first()
     delivery = _delivery(step, 1)
-    parsed = _parsed(emails.build_delivery_email(delivery))
+    parsed = _parsed(build_delivery_email(delivery))
     url = parsed["List-Unsubscribe"].split(",")[0].strip().strip("<>")
     # What a mail client does for RFC 8058: a POST with this body and no cookies or CSRF token.
     response = client.post(urlsplit(url).path, data={"List-Unsubscribe": "One-Click"})
@@ -119,13 +121,13 @@ def test_list_unsubscribe_one_click_post_unsubscribes(library, client):
 def test_no_mailto_target_unless_configured(library, settings):
     settings.NURTURE_UNSUBSCRIBE_MAILTO = ""
     delivery = _delivery(Step.objects.first(), 1)
-    value = str(_parsed(emails.build_delivery_email(delivery))["List-Unsubscribe"]).strip()
+    value = str(_parsed(build_delivery_email(delivery))["List-Unsubscribe"]).strip()
     assert "mailto:" not in value and value.startswith("<https://") and value.endswith(">")
 
 
 def test_first_name_is_escaped_in_html_and_plain_in_text(library):
     delivery = _delivery(Step.objects.filter(series__language="en").first(), 1, first_name='<script>alert("x")</script> & Zoë')
-    message = emails.build_delivery_email(delivery)
+    message = build_delivery_email(delivery)
     html = message.alternatives[0][0]
     assert "<script>" not in html and "&lt;script&gt;" in html and "&amp; Zoë" in html
     assert 'Hello <script>alert("x")</script> & Zoë,' in message.body
@@ -133,23 +135,23 @@ def test_first_name_is_escaped_in_html_and_plain_in_text(library):
 
 def test_no_first_name_gives_a_plain_greeting(library):
     delivery = _delivery(Step.objects.filter(series__language="es").first(), 1, first_name="")
-    message = emails.build_delivery_email(delivery)
+    message = build_delivery_email(delivery)
     assert "Hola:" in message.body and "Hola:" in message.alternatives[0][0]
 
 
 def test_unpublished_article_is_left_out(library):
     step = Step.objects.filter(series__language="en", series__stage="recently_diagnosed", position=0).get()
-    first, second = emails.selectors.step_published_articles(step_id=step.pk)[:2]
+    first, second = selectors.step_published_articles(step_id=step.pk)[:2]
     second.status = second.Status.DRAFT
     second.save()
-    message = emails.build_delivery_email(_delivery(step, 1))
+    message = build_delivery_email(_delivery(step, 1))
     assert first.title in message.body and second.title not in message.body
 
 
 @pytest.mark.parametrize("language", ["en", "es"])
 def test_confirmation_email_is_short_stage_free_and_styled(language, settings):
     subscriber = Subscriber.objects.create(email="c@example.org", first_name="Lu", stage="in_remission", language=language)
-    parsed = _parsed(emails.build_confirmation_email(subscriber))
+    parsed = _parsed(build_confirmation_email(subscriber))
     assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
     text = parsed.get_body(preferencelist=("plain",)).get_content()
     html = parsed.get_body(preferencelist=("html",)).get_content()

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from nurture import emails
-from nurture.email_text import html_to_text
+from nurture import selectors
+from nurture.emails.cache import RenderCache, render_cache, render_step
+from nurture.emails.layout import _email_body_html, render_step_full
+from nurture.emails.links import personal_for
+from nurture.emails.messages import build_step_email
+from nurture.emails.text import html_to_text
 from nurture.models import Delivery, Step, Subscriber
 from tests.library import load_default_library
 
@@ -29,9 +33,9 @@ NAMES = [
 @pytest.fixture
 def library():
     load_default_library()
-    emails.render_cache.clear()
+    render_cache.clear()
     yield
-    emails.render_cache.clear()
+    render_cache.clear()
 
 
 def _subscriber(n: int, first_name: str, language: str) -> Subscriber:
@@ -44,43 +48,43 @@ def test_cached_and_personalised_copy_is_byte_identical_to_a_full_render(library
     for n, name in enumerate(NAMES):
         subscriber = _subscriber(n, name, language)
         for step in steps:
-            articles = emails.selectors.step_published_articles(step_id=step.pk)
+            articles = selectors.step_published_articles(step_id=step.pk)
             delivery = Delivery.objects.create(subscriber=subscriber, step=step)
             for delivery_id in (delivery.pk, None):  # with and without the "view in browser" link
-                personal = emails.personal_for(subscriber, language=language, delivery_id=delivery_id)
-                cached = emails.render_step(step=step, articles=articles, language=language, personal=personal)
-                full = emails.render_step_full(step=step, articles=articles, language=language, personal=personal)
+                personal = personal_for(subscriber, language=language, delivery_id=delivery_id)
+                cached = render_step(step=step, articles=articles, language=language, personal=personal)
+                full = render_step_full(step=step, articles=articles, language=language, personal=personal)
                 assert cached[0].encode() == full[0].encode(), (name, step.pk, delivery_id)
                 assert cached[1].encode() == full[1].encode(), (name, step.pk, delivery_id)
                 assert cached[1].count("NURTUREPH0") == name.count("NURTUREPH0")
     # The heavy render ran once per step; every other copy came from the cache.
-    assert emails.render_cache.misses == len(steps)
-    assert emails.render_cache.hits >= len(steps) * (len(NAMES) * 2 - 1)
+    assert render_cache.misses == len(steps)
+    assert render_cache.hits >= len(steps) * (len(NAMES) * 2 - 1)
 
 
 def test_a_new_article_version_is_rendered_afresh(library):
     step = Step.objects.filter(series__language="en").first()
     subscriber = _subscriber(1, "Ana", "en")
-    before = emails.build_step_email(step=step, subscriber=subscriber).body
-    article = emails.selectors.step_published_articles(step_id=step.pk)[0]
+    before = build_step_email(step=step, subscriber=subscriber).body
+    article = selectors.step_published_articles(step_id=step.pk)[0]
     article.body_html = "<p>Completely new wording for this article.</p>"
     article.version += 1
     article.save()
-    after = emails.build_step_email(step=step, subscriber=subscriber).body
+    after = build_step_email(step=step, subscriber=subscriber).body
     assert "Completely new wording" in after and "Completely new wording" not in before
-    assert emails.render_cache.misses == 2
+    assert render_cache.misses == 2
 
 
 def test_organisation_settings_are_part_of_the_key(library, settings):
     step = Step.objects.filter(series__language="en").first()
     subscriber = _subscriber(1, "Ana", "en")
-    emails.build_step_email(step=step, subscriber=subscriber)
+    build_step_email(step=step, subscriber=subscriber)
     settings.NURTURE_ORG_HELPLINE = "0800 123 456"
-    assert "0800 123 456" in emails.build_step_email(step=step, subscriber=subscriber).body
+    assert "0800 123 456" in build_step_email(step=step, subscriber=subscriber).body
 
 
 def test_cache_is_bounded():
-    cache = emails.RenderCache(maxsize=3)
+    cache = RenderCache(maxsize=3)
     for key in range(5):
         cache.get_or_render((key,), lambda: ("h", "t"))
     assert len(cache) == 3
@@ -91,11 +95,11 @@ def test_cache_is_bounded():
 
 
 def test_headings_inside_articles_come_under_the_article_heading():
-    assert emails._email_body_html("<h2>A</h2><h1>B</h1><h3>C</h3>") == "<h3>A</h3><h3>B</h3><h4>C</h4>"
+    assert _email_body_html("<h2>A</h2><h1>B</h1><h3>C</h3>") == "<h3>A</h3><h3>B</h3><h4>C</h4>"
 
 
 def test_links_without_a_target_become_text():
-    assert emails._email_body_html('<p>See <a rel="noopener">why</a> and <a href="https://x.org">this</a>.</p>') == (
+    assert _email_body_html('<p>See <a rel="noopener">why</a> and <a href="https://x.org">this</a>.</p>') == (
         '<p>See why and <a href="https://x.org">this</a>.</p>'
     )
 

@@ -9,7 +9,10 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
-from nurture import emails, tokens
+from nurture import tokens
+from nurture.emails.cache import render_cache
+from nurture.emails.links import SAMPLE_TOKEN
+from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery, Step, Subscriber
 from tests.library import load_default_library
 
@@ -19,7 +22,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def library():
     load_default_library()
-    emails.render_cache.clear()
+    render_cache.clear()
 
 
 @pytest.fixture
@@ -32,7 +35,7 @@ def delivery(library):
 
 
 def _view_online_path(delivery) -> str:
-    message = emails.build_delivery_email(delivery)
+    message = build_delivery_email(delivery)
     url = next(
         line.split(": ", 1)[1] for line in message.body.splitlines() if "/email/" in line
     )
@@ -44,7 +47,7 @@ def test_view_in_browser_link_opens_the_same_email(client, delivery):
     response = client.get(path)
     assert response.status_code == 200
     page = response.content.decode()
-    emailed = emails.build_delivery_email(delivery).alternatives[0][0]
+    emailed = build_delivery_email(delivery).alternatives[0][0]
     # The same email, minus only the link to itself.
     assert "/email/" not in page and "Lee" in page
     assert page.count("<h2") == emailed.count("<h2") and 'lang="es"' in page
@@ -108,13 +111,13 @@ def test_preview_as_sample_and_as_a_chosen_subscriber(client, staff, delivery):
         body = chosen.content.decode()
         assert "Lee" in body and "Alex" not in body
         # Preview links never act on the real subscriber.
-        assert emails.SAMPLE_TOKEN in body and "/unsubscribe/" in body
+        assert SAMPLE_TOKEN in body and "/unsubscribe/" in body
     unknown = client.get(reverse("email_preview:step", args=[step.pk]), {"subscriber": "nobody@example.org"}, follow=True)
     assert "No subscriber matches" in unknown.content.decode()
 
 
 def test_sample_links_in_previews_do_nothing(client, delivery):
-    url = emails.build_delivery_email(delivery, sample_links=True).extra_headers["List-Unsubscribe"].strip("<>")
+    url = build_delivery_email(delivery, sample_links=True).extra_headers["List-Unsubscribe"].strip("<>")
     response = client.post(url.removeprefix("https://guide.example.org"))
     assert response.status_code == 400
     assert Subscriber.objects.get(pk=delivery.subscriber_id).status == "active"
@@ -130,7 +133,7 @@ def test_test_send_goes_to_the_staff_member_and_creates_no_delivery(client, staf
     assert len(mail.outbox) == 1
     sent = mail.outbox[0]
     assert sent.to == ["editor@example.org"] and sent.subject == "[TEST] " + delivery.step.subject
-    assert "Lee" in sent.body and emails.SAMPLE_TOKEN in sent.body
+    assert "Lee" in sent.body and SAMPLE_TOKEN in sent.body
     assert Delivery.objects.count() == deliveries_before
 
 

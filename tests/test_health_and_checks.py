@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.django_db
 def test_healthz_ok_when_database_and_broker_answer(client, settings, tmp_path):
-    from nurture.celery import app
+    from config.celery import app
 
     app.conf.broker_url = "memory://"
     try:
@@ -22,7 +22,7 @@ def test_healthz_ok_when_database_and_broker_answer(client, settings, tmp_path):
 
 @pytest.mark.django_db
 def test_healthz_names_the_broker_when_it_does_not_answer(client, settings):
-    from nurture.celery import app
+    from config.celery import app
 
     app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
     try:

@@ -9,7 +9,7 @@ import pytest
 import time_machine
 from django.core.management import call_command
 
-from nurture.celery import app
+from config.celery import app
 from nurture.models import ConsentRecord, Delivery, ProviderEvent, Subscriber, Suppression
 from nurture.services import planning, retention, sending
 from nurture.services import subscribers as subscriber_services

@@ -241,7 +241,7 @@ def test_a_partly_new_step_sends_only_the_articles_not_had_before():
 
 
 def test_retry_ceiling_above_the_broker_visibility_timeout_is_a_check_error(settings):
-    from nurture.checks import environment_values
+    from config.checks import environment_values
 
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
     settings.NURTURE_RETRY_MAX_SECONDS = 1800.0

@@ -11,7 +11,12 @@ import time_machine
 from anymail.backends.test import EmailBackend as AnymailTestBackend
 from anymail.message import AnymailRecipientStatus
 
-from nurture import emails, selectors
+from nurture import selectors
+from nurture.emails.cache import step_render_with_placeholders
+from nurture.emails.layout import PH_GREETING, PH_UNSUBSCRIBE_URL, VIEW_ONLINE_START
+from nurture.emails.links import Personal
+from nurture.emails.merge import merge_bodies, merge_values
+from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery, Subscriber, Suppression
 from nurture.services import planning, sending, throttle
 from tests.fake_provider import FakeMailgun, FakeProvider, mailgun_merge
@@ -20,7 +25,7 @@ from tests.scheduler_helpers import active_subscriber, series
 pytestmark = pytest.mark.django_db
 
 # Names that need escaping in HTML, a no-break space, and one that looks like a placeholder.
-NAMES = ["Ana & Bo <b>", 'Zoë "Z"', "Jo\u00a0Lee", "", emails.PH_GREETING]
+NAMES = ["Ana & Bo <b>", 'Zoë "Z"', "Jo\u00a0Lee", "", PH_GREETING]
 
 
 @pytest.fixture(autouse=True)
@@ -56,25 +61,25 @@ def test_merge_bodies_put_esp_fields_where_the_placeholders_were():
     ids = planned(1)
     delivery = loaded(ids[0])
     articles = selectors.delivery_articles(delivery=delivery)
-    cached = emails.step_render_with_placeholders(step=delivery.step, articles=articles, language="en")
-    assert emails.PH_GREETING in cached[0] and emails.PH_UNSUBSCRIBE_URL in cached[1]
-    html, text = emails.merge_bodies(cached, field_format="%recipient.{}%")
+    cached = step_render_with_placeholders(step=delivery.step, articles=articles, language="en")
+    assert PH_GREETING in cached[0] and PH_UNSUBSCRIBE_URL in cached[1]
+    html, text = merge_bodies(cached, field_format="%recipient.{}%")
     for part in (html, text):
-        assert "NURTUREPH0" not in part and emails.VIEW_ONLINE_START not in part
+        assert "NURTUREPH0" not in part and VIEW_ONLINE_START not in part
     assert "%recipient.html_greeting%" in html and "%recipient.text_greeting%" not in html
     assert "%recipient.text_unsubscribe_url%" in text and "%recipient.html_unsubscribe_url%" not in text
 
 
 def test_merge_values_escape_html_parts_and_keep_text_parts_raw():
-    personal = emails.Personal(greeting="Hi A&B <x>,", preferences_url="https://e/p?a=1&b=2",
+    personal = Personal(greeting="Hi A&B <x>,", preferences_url="https://e/p?a=1&b=2",
                                unsubscribe_url='https://e/u"', view_online_url="https://e/v")
-    values = emails.merge_values(personal)
+    values = merge_values(personal)
     assert values["html_greeting"] == "Hi A&amp;B &lt;x&gt;,"
     assert values["text_greeting"] == "Hi A&B <x>,"
     assert values["html_preferences_url"] == "https://e/p?a=1&amp;b=2"
     assert values["html_unsubscribe_url"] == "https://e/u&quot;"
     with pytest.raises(ValueError):
-        emails.merge_values(emails.Personal(greeting="Hi,", preferences_url="p", unsubscribe_url="u"))
+        merge_values(Personal(greeting="Hi,", preferences_url="p", unsubscribe_url="u"))
 
 
 def test_esp_substitution_gives_the_bytes_of_a_single_send(mailgun):
@@ -82,7 +87,7 @@ def test_esp_substitution_gives_the_bytes_of_a_single_send(mailgun):
     # Signed links carry a timestamp (seconds): the clock stands still so both sides sign alike.
     with time_machine.travel(1_800_000_000, tick=False):
         outcome = sending.send_deliveries(delivery_ids=ids)
-        singles = {i: emails.build_delivery_email(loaded(i)) for i in ids}  # what one-by-one sends would be
+        singles = {i: build_delivery_email(loaded(i)) for i in ids}  # what one-by-one sends would be
     assert outcome.counts == {"sent": len(ids)}
     assert len(mailgun.state.calls) == 1 and len(mailgun.state.delivered) == len(ids)
     by_address = {d["to"]: d for d in mailgun.state.delivered}

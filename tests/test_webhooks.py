@@ -10,7 +10,7 @@ import json
 import pytest
 
 from nurture import selectors
-from nurture.checks import environment_values, production_placeholders
+from config.checks import environment_values, production_placeholders
 from nurture.models import Delivery, ProviderEvent, Subscriber, Suppression
 from nurture.services import planning, sending
 from tests.fake_provider import FakeProvider

@@ -36,7 +36,7 @@ def subprocess_env(*, broker_url: str, outbox_dir: Path, day_seconds: int, extra
     env.update(
         {
             "PYTHONPATH": str(ROOT),
-            "DJANGO_SETTINGS_MODULE": "nurture.settings",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
             "DATABASE_URL": database_url_for_subprocess(),
             "CELERY_BROKER_URL": broker_url,
             "NURTURE_DAY_SECONDS": str(day_seconds),
@@ -118,7 +118,7 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.2, message: str =
 
 def use_broker_in_this_process(broker_url: str) -> None:
     """Make .delay() in the test process publish to the real broker (unit tests run eagerly)."""
-    from nurture.celery import app
+    from config.celery import app
 
     app.conf.task_always_eager = False
     app.conf.broker_url = broker_url

@@ -31,7 +31,10 @@ from django.db import transaction
 from django.db.models import Case, CharField, Value, When
 from django.utils import timezone
 
-from nurture import emails, selectors
+from nurture import selectors
+from nurture.emails.cache import cache_key, step_language
+from nurture.emails.merge import NotBatchable, build_batch_email
+from nurture.emails.messages import build_confirmation_email, build_delivery_email
 from nurture.models import Delivery, Subscriber
 from nurture.services import throttle
 from nurture.services.suppression import address_suppress
@@ -137,7 +140,7 @@ def send_delivery(*, delivery_id: int, connection=None, wait_for_slot=throttle.w
     if reason:
         return SendOutcome(_finish(delivery_id, stamp, Delivery.Status.SKIPPED, reason))
     try:
-        message = emails.build_delivery_email(delivery, articles=articles)
+        message = build_delivery_email(delivery, articles=articles)
     except Exception as exc:  # a bug or bad content: nothing was sent; staff see why
         logger.exception("building delivery=%s failed", delivery_id)
         return SendOutcome(_finish(delivery_id, stamp, Delivery.Status.FAILED, f"could not build the email: {_error_summary(exc)}"))
@@ -292,7 +295,7 @@ def group_for_batch_calls(claimed: list[ClaimedDelivery], *, limit: int = ESP_BA
     calls_by_body: dict[tuple, list[list[ClaimedDelivery]]] = {}
     for item in claimed:
         step = item.delivery.step
-        key = emails.cache_key(step=step, articles=item.articles, language=emails.step_language(step))
+        key = cache_key(step=step, articles=item.articles, language=step_language(step))
         calls = calls_by_body.setdefault(key, [])
         address = item.delivery.subscriber.email.lower()
         for call in calls:
@@ -334,8 +337,8 @@ def _send_batch_call(call: list[ClaimedDelivery], *, connection, endpoint: Batch
     """One ESP call for `call`. Returns the retry countdown after a transient error, else None."""
     deliveries = [item.delivery for item in call]
     try:
-        message = emails.build_batch_email(deliveries, articles=call[0].articles, field_format=endpoint.merge_field_format)
-    except emails.NotBatchable:
+        message = build_batch_email(deliveries, articles=call[0].articles, field_format=endpoint.merge_field_format)
+    except NotBatchable:
         logger.info("batch call of %d not batchable; sending one by one", len(call))
         retry = _send_one_by_one(_release(call), connection=connection)
         for status, n in retry.counts.items():
@@ -437,5 +440,5 @@ def send_confirmation(*, subscriber_id: int) -> bool:
     subscriber = Subscriber.objects.filter(pk=subscriber_id, status=Subscriber.Status.PENDING).first()
     if subscriber is None or selectors.is_suppressed(email=subscriber.email):
         return False
-    emails.build_confirmation_email(subscriber).send()
+    build_confirmation_email(subscriber).send()
     return True

@@ -1,13 +1,13 @@
 """Django settings for nurture, read from environment variables (see README.md, "Configuration").
 
-Grouped by concern. Values go through nurture.config getters so a bad one becomes a system-check
+Grouped by concern. Values go through config.env getters so a bad one becomes a system-check
 error naming the variable instead of a traceback.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from nurture.config import (
+from config.env import (
     env_bool,
     env_database,
     env_float,
@@ -52,8 +52,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "nurture.urls"
-WSGI_APPLICATION = "nurture.wsgi.application"
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
     {
@@ -65,7 +65,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "nurture.context_processors.organisation",
+                "nurture.web.context_processors.organisation",
             ],
         },
     },
@@ -193,7 +193,7 @@ NURTURE_TRACK_OPENS = env_bool("NURTURE_TRACK_OPENS", False)
 NURTURE_TRACK_CLICKS = env_bool("NURTURE_TRACK_CLICKS", False)
 ANYMAIL.setdefault("SEND_DEFAULTS", {"track_opens": NURTURE_TRACK_OPENS, "track_clicks": NURTURE_TRACK_CLICKS})
 # Provider webhooks (/anymail/<provider>/tracking/) need ANYMAIL_WEBHOOK_SECRET ("user:password",
-# the basic auth the provider sends); without it they answer 404 (nurture/webhook_urls.py).
+# the basic auth the provider sends); without it they answer 404 (nurture/web/webhooks.py).
 
 # --- logging ----------------------------------------------------------------------------------
 LOGGING = {

@@ -1,7 +1,7 @@
 """Settings read from the environment, through one getter each.
 
 A bad value never raises here: start-up must reach Django's system checks, which report it
-with its variable name (see nurture/checks.py). So each getter records the problem in
+with its variable name (see config/checks.py). So each getter records the problem in
 CONFIG_ERRORS and falls back to the default.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import os
 
 import dj_database_url
 
-# (variable name, message) pairs, turned into system-check errors by nurture.checks.
+# (variable name, message) pairs, turned into system-check errors by config.checks.
 CONFIG_ERRORS: list[tuple[str, str]] = []
 
 _TRUE = {"1", "true", "yes", "on"}

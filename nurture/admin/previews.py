@@ -1,10 +1,10 @@
 """Staff tools for the emails: preview a step, see a stage's journey, send a test to yourself, and
 see exactly what one delivery showed (its "view in browser" page, with links that do nothing).
 
-Mounted at /admin/nurture/email-preview/ (nurture/urls.py includes these before admin.site.urls).
+Mounted at /admin/nurture/email-preview/ (config/urls.py includes these before admin.site.urls).
 All views are staff-only and thin: the email comes from the same builder the sender uses
 (nurture.emails.build_step_email). Previews and test sends use links that do nothing
-(emails.SAMPLE_TOKEN), so a click in a preview can never unsubscribe a real person, and a test
+(SAMPLE_TOKEN), so a click in a preview can never unsubscribe a real person, and a test
 send never creates a Delivery.
 """
 from __future__ import annotations
@@ -21,7 +21,8 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
 from content.models import Article, Language, Stage
-from nurture import emails, selectors
+from nurture import selectors
+from nurture.emails.messages import build_step_email, delivery_web_html
 from nurture.models import Delivery, Series, Step, Subscriber
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def index(request):
 def step_preview(request, step_id: int):
     step = get_object_or_404(Step.objects.select_related("series"), pk=step_id)
     subscriber, note = _chosen_subscriber(request, step)
-    message = emails.build_step_email(step=step, subscriber=subscriber, sample_links=True)
+    message = build_step_email(step=step, subscriber=subscriber, sample_links=True)
     if note:
         messages.warning(request, note)
     html_url = reverse("email_preview:step_html", args=[step.pk]) + ("?" + request.GET.urlencode() if request.GET else "")
@@ -102,7 +103,7 @@ def step_preview(request, step_id: int):
 def step_html(request, step_id: int):
     step = get_object_or_404(Step.objects.select_related("series"), pk=step_id)
     subscriber, _note = _chosen_subscriber(request, step)
-    message = emails.build_step_email(step=step, subscriber=subscriber, sample_links=True)
+    message = build_step_email(step=step, subscriber=subscriber, sample_links=True)
     response = HttpResponse(message.alternatives[0][0])
     # The email has no scripts; make sure none could run inside the admin's origin.
     response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:"
@@ -123,7 +124,7 @@ def step_test_send(request, step_id: int):
         )
         return redirect(back)
     subscriber, _note = _chosen_subscriber(request, step)
-    message = emails.build_step_email(
+    message = build_step_email(
         step=step, subscriber=subscriber, to=address, sample_links=True, subject_prefix=TEST_SUBJECT_PREFIX
     )
     try:
@@ -198,7 +199,7 @@ def delivery_html(request, delivery_id: int):
     delivery = _delivery_or_none(delivery_id)
     if delivery is None:
         return HttpResponse("There is no such delivery.", status=404, content_type="text/plain; charset=utf-8")
-    response = HttpResponse(emails.delivery_web_html(delivery, sample_links=True))
+    response = HttpResponse(delivery_web_html(delivery, sample_links=True))
     response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:"
     return response
 

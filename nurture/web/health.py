@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from django.db import connection
+from django.http import JsonResponse
 
-from nurture.celery import app as celery_app
+from config.celery import app as celery_app
 
 
 def database_ok() -> bool:
@@ -22,3 +23,12 @@ def broker_ok(timeout: float = 2.0) -> bool:
             return True
     except Exception:
         return False
+
+
+def healthz(request):
+    checks = {"database": database_ok(), "broker": broker_ok()}
+    failing = [name for name, ok in checks.items() if not ok]
+    body = {"status": "ok" if not failing else "unavailable", "checks": {k: ("ok" if v else "unreachable") for k, v in checks.items()}}
+    if failing:
+        body["failing"] = failing
+    return JsonResponse(body, status=503 if failing else 200)

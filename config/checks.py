@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core import checks
 
-from nurture.config import CONFIG_ERRORS
+from config.env import CONFIG_ERRORS
 
 PLACEHOLDER_MARK = "not set]"
 DEMO_MARK = "(demo organisation)"

@@ -1,4 +1,4 @@
-"""Admin for series, steps, subscribers and deliveries.
+"""Admin for subscribers.
 
 Steps show whether they are held back and why (an article not published), using content.selectors, the
 same reads the sending side uses. Subscribers and deliveries have no edit form: every change goes
@@ -16,165 +16,17 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db import transaction
-from django.http import HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_http_methods
 
-from content import selectors as content_selectors
 from content.models import Language, Stage
-from nurture import selectors, tasks
-from nurture.models import ConsentRecord, Delivery, Series, Step, StepArticle, Subscriber, Suppression
-from nurture.services import sending
-from nurture.services.suppression import address_suppress
+from nurture import selectors
+from nurture.models import ConsentRecord, Delivery, Subscriber
 from nurture.services import subscribers as subscriber_services
 
-# Rows one admin action may touch: each subscriber goes through its service (a locked row each), and
-# a larger "select all" would make a slow request. Staff repeat the action for the rest.
-ACTION_LIMIT = 1000
-
-
-def _held_back_text(step: Step) -> str:
-    reasons = content_selectors.step_hold_reasons(step=step)
-    if not reasons:
-        return ""
-    if content_selectors.step_is_held_back(step=step):
-        return "Held back: " + "; ".join(reasons)
-    return "Sent without: " + "; ".join(reasons)
-
-
-def _held_back_html(step: Step):
-    text = _held_back_text(step)
-    if not text:
-        return "—"
-    colour = "#b91c1c" if text.startswith("Held back") else "#b45309"
-    return format_html('<span style="color:{}">⚠ {}</span>', colour, text)
-
-
-def _article_list(step: Step) -> str:
-    links = sorted(step.steparticle_set.all(), key=lambda link: (link.order, link.pk))
-    return ", ".join(link.article.slug for link in links) or "—"
-
-
-class StepInline(admin.TabularInline):
-    model = Step
-    fields = ["position", "delay_days", "subject", "articles_summary", "held_back"]
-    readonly_fields = ["articles_summary", "held_back"]
-    extra = 0
-    show_change_link = True
-    ordering = ["position"]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("steparticle_set__article")
-
-    @admin.display(description="articles")
-    def articles_summary(self, obj):
-        return _article_list(obj) if obj.pk else "—"
-
-    @admin.display(description="held back")
-    def held_back(self, obj):
-        return _held_back_html(obj) if obj.pk else "—"
-
-
-@admin.register(Series)
-class SeriesAdmin(admin.ModelAdmin):
-    # Its change list links to the overview and the email previews (templates/admin/nurture/series/).
-    list_display = ["name", "stage", "language", "step_count", "held_back_steps"]
-    list_filter = ["stage", "language"]
-    search_fields = ["name"]
-    inlines = [StepInline]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("steps__steparticle_set__article")
-
-    @admin.display(description="steps")
-    def step_count(self, obj):
-        return len(obj.steps.all())
-
-    @admin.display(description="steps held back")
-    def held_back_steps(self, obj):
-        held = [s for s in obj.steps.all() if content_selectors.step_is_held_back(step=s)]
-        if not held:
-            return "—"
-        return format_html('<span style="color:#b91c1c">⚠ {}</span>', ", ".join(f"#{s.position + 1}" for s in held))
-
-
-class StepArticleFormSet(forms.BaseInlineFormSet):
-    """A step's articles must be in its series' language (also while the step is being added)."""
-
-    def clean(self):
-        super().clean()
-        step = self.instance
-        if not step.series_id:
-            return
-        language = step.series.language
-        for form in self.forms:
-            if not hasattr(form, "cleaned_data") or form.cleaned_data.get("DELETE"):
-                continue
-            article = form.cleaned_data.get("article")
-            if article is not None and article.language != language:
-                form.add_error("article", f"'{article.slug}' is in '{article.language}', but this series is in '{language}'.")
-
-
-class StepArticleInline(admin.TabularInline):
-    model = StepArticle
-    formset = StepArticleFormSet
-    fields = ["article", "order"]
-    autocomplete_fields = ["article"]
-    extra = 1
-    ordering = ["order"]
-
-
-class SeriesLanguageFilter(admin.SimpleListFilter):
-    title = "language"
-    parameter_name = "language"
-
-    def lookups(self, request, model_admin):
-        from content.models import Language
-
-        return Language.choices
-
-    def queryset(self, request, queryset):
-        from content.models import Language
-
-        if self.value() in Language.values:
-            return queryset.filter(series__language=self.value())
-        return queryset
-
-
-@admin.register(Step)
-class StepAdmin(admin.ModelAdmin):
-    list_display = ["step_label", "series_label", "position", "delay_days", "articles_summary", "held_back", "preview_link"]
-    list_filter = ["series", SeriesLanguageFilter]
-    search_fields = ["subject", "series__name"]
-    list_select_related = ["series"]
-    inlines = [StepArticleInline]
-    ordering = ["series", "position"]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("steparticle_set__article")
-
-    @admin.display(description="step", ordering="subject")
-    def step_label(self, obj):
-        return f"#{obj.position + 1}: {obj.subject}"
-
-    @admin.display(description="series", ordering="series__stage")
-    def series_label(self, obj):
-        return f"{obj.series.get_stage_display()} ({obj.series.language})"
-
-    @admin.display(description="articles")
-    def articles_summary(self, obj):
-        return _article_list(obj)
-
-    @admin.display(description="held back")
-    def held_back(self, obj):
-        return _held_back_html(obj)
-
-    @admin.display(description="email")
-    def preview_link(self, obj):
-        return format_html('<a href="{}">Preview</a>', reverse("email_preview:step", args=[obj.pk]))
+from nurture.admin.base import ReadOnlyAdmin, SafeActionIdsMixin, delivery_preview_link, step_label
 
 
 class ConsentInline(admin.TabularInline):
@@ -191,47 +43,9 @@ class ConsentInline(admin.TabularInline):
         return False
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class SafeActionIdsMixin:
-    """A tampered action POST (an id that is not a number) gets a message, not a 500, and a
-    "select all" larger than ACTION_LIMIT is refused before anything changes."""
-
-    def response_action(self, request, queryset):
-        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
-        if any(not (value.isascii() and value.isdigit()) for value in selected):
-            self.message_user(request, "Some of the chosen rows are not valid ids. Nothing was changed.", messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
-        return super().response_action(request, queryset)
-
-    def _within_limit(self, request, queryset) -> list[int] | None:
-        ids = list(queryset.order_by("pk").values_list("pk", flat=True)[: ACTION_LIMIT + 1])
-        if len(ids) > ACTION_LIMIT:
-            self.message_user(
-                request, f"Choose at most {ACTION_LIMIT:,} rows at a time (filter the list first). Nothing was changed.",
-                messages.ERROR,
-            )
-            return None
-        return ids
-
-
-def _delivery_preview_link(delivery_id: int):
-    return format_html('<a href="{}">View as sent</a>', reverse("email_preview:delivery", args=[delivery_id]))
-
-
-def _step_label(step: Step) -> str:
-    return f"#{step.position + 1}: {step.subject}"
-
-
-# --- subscribers ----------------------------------------------------------------------------------
-
 KEEP_LANGUAGE = ""
+
+
 # Who an admin operation applies to; the others are left as they were, and staff are told so.
 MOVABLE_STATUSES = (Subscriber.Status.PENDING, Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED)
 
@@ -292,11 +106,11 @@ class DeliveryInline(admin.TabularInline):
 
     @admin.display(description="step")
     def step_display(self, obj):
-        return _step_label(obj.step)
+        return step_label(obj.step)
 
     @admin.display(description="email")
     def preview(self, obj):
-        return _delivery_preview_link(obj.pk)
+        return delivery_preview_link(obj.pk)
 
 
 @admin.register(Subscriber)
@@ -325,7 +139,7 @@ class SubscriberAdmin(SafeActionIdsMixin, ReadOnlyAdmin):
         step = selectors.steps_from(series_id=obj.series_id, position=obj.next_step_position).first()
         if step is None:
             return f"— (series finished: nothing after position {obj.next_step_position})"
-        return f"{_step_label(step)} (position {step.position})"
+        return f"{step_label(step)} (position {step.position})"
 
     # --- actions (changelist) ---------------------------------------------------------------------
 
@@ -489,82 +303,3 @@ class SubscriberAdmin(SafeActionIdsMixin, ReadOnlyAdmin):
         if self.has_manage_permission(request):
             extra["manage_url"] = self._manage_url(object_id)
         return super().change_view(request, object_id, form_url, extra)
-
-
-# --- deliveries -----------------------------------------------------------------------------------
-
-
-@admin.register(Delivery)
-class DeliveryAdmin(SafeActionIdsMixin, ReadOnlyAdmin):
-    list_display = [
-        "id", "subscriber_link", "step_display", "status", "failure_reason_short", "attempts", "message_id",
-        "provider_message_id", "provider_call_started_at", "next_attempt_at", "queued_at", "sent_at", "preview",
-    ]
-    list_filter = ["status", "step__series"]
-    list_select_related = ["step__series"]
-    search_fields = ["subscriber__email", "provider_message_id", "message_id"]
-    readonly_fields = [
-        "subscriber_link", "step_display", "status", "failure_reason", "attempts", "articles_sent", "message_id",
-        "provider_message_id", "queued_at", "sending_started_at", "provider_call_started_at", "next_attempt_at",
-        "sent_at", "failed_at", "preview",
-    ]
-    fields = readonly_fields
-    actions = ["requeue"]
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # the record of what was sent; it goes when its subscriber is deleted
-
-    def has_requeue_permission(self, request, obj=None):
-        return request.user.has_perm("nurture.change_delivery")
-
-    @admin.display(description="subscriber", ordering="subscriber_id")
-    def subscriber_link(self, obj):
-        return format_html(
-            '<a href="{}">#{}</a>', reverse("admin:nurture_subscriber_change", args=[obj.subscriber_id]), obj.subscriber_id
-        )
-
-    @admin.display(description="step", ordering="step__position")
-    def step_display(self, obj):
-        return f"{obj.step.series.name} ({obj.step.series.language}) {_step_label(obj.step)}"
-
-    @admin.display(description="failure reason")
-    def failure_reason_short(self, obj):
-        reason = obj.failure_reason or ""
-        return reason if len(reason) <= 120 else reason[:119] + "…"
-
-    @admin.display(description="articles")
-    def articles_sent(self, obj):
-        shown = selectors.delivery_articles(delivery=obj)
-        if not shown:
-            return "— (no published article left for it)"
-        return format_html_join(", ", "{} (version {})", ((a.slug, a.version) for a in shown))
-
-    @admin.display(description="email")
-    def preview(self, obj):
-        return _delivery_preview_link(obj.pk)
-
-    @admin.action(description="Requeue the selected failed deliveries", permissions=["requeue"])
-    def requeue(self, request, queryset):
-        ids = self._within_limit(request, queryset)
-        if ids is None:
-            return
-        requeued = sending.deliveries_requeue(delivery_ids=ids, enqueue=tasks.enqueue_send_batches)
-        text = f"Requeued {requeued} failed deliver{'ies' if requeued != 1 else 'y'}: they will be sent again shortly."
-        if len(ids) > requeued:
-            text += f" {len(ids) - requeued} not requeued: only failed deliveries can be."
-        self.message_user(request, text, messages.SUCCESS if requeued else messages.WARNING)
-
-
-@admin.register(Suppression)
-class SuppressionAdmin(admin.ModelAdmin):
-    list_display = ["email", "reason", "created_at"]
-    search_fields = ["email"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return ["email", "reason", "created_at"] if obj else ["created_at"]
-
-    def save_model(self, request, obj, form, change):
-        # Through the one suppression service, so a subscriber with this address stops at once.
-        if not change:
-            address_suppress(email=obj.email, reason=obj.reason or "added by staff")
-            obj.pk = selectors.with_address(Suppression.objects.all(), obj.email).get().pk
