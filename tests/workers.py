@@ -60,7 +60,7 @@ class CeleryProcess:
         self.proc: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
-        base = [sys.executable, "-m", "celery", "-A", "nurture"]
+        base = [sys.executable, "-m", "celery", "-A", "config"]
         if self.kind == "worker":
             return base + [
                 "worker", "-n", f"{self.name}@%h", "--loglevel=INFO", "--pool=prefork", "--concurrency=1",
