@@ -49,7 +49,7 @@ def logged_in_page(*, browser, live_server, client, user, viewport: dict):
     """A browser page logged in as `user` (through the test client's session), with the default
     library loaded and the render cache empty. The caller closes page.context."""
     from nurture import emails
-    from tests.library import load_default_library
+    from support.library import load_default_library
 
     load_default_library()
     emails.render_cache.clear()

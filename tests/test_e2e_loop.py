@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 
 from nurture.models import Delivery, Subscriber
-from tests.workers import CeleryProcess, subprocess_env, use_broker_in_this_process, wait_for
+from support.workers import CeleryProcess, subprocess_env, use_broker_in_this_process, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 

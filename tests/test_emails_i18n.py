@@ -14,7 +14,7 @@ from content.models import Stage
 from nurture import emails
 from nurture.forms import CONSENT_TEXT, SignupForm
 from nurture.models import Delivery, Step, Subscriber
-from tests.library import load_default_library
+from support.library import load_default_library
 
 ROOT = Path(__file__).resolve().parent.parent
 PO = ROOT / "locale" / "es" / "LC_MESSAGES" / "django.po"

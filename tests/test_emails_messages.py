@@ -13,7 +13,7 @@ from nurture import emails
 from nurture.models import Delivery, Step, Subscriber
 from nurture.validators import diagnosis_words_in
 from tests.email_html import css_outside_at_rules, read_html
-from tests.library import load_default_library
+from support.library import load_default_library
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ import pytest
 from nurture import emails
 from nurture.email_text import html_to_text
 from nurture.models import Delivery, Step, Subscriber
-from tests.library import load_default_library
+from support.library import load_default_library
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from django.utils import translation
 from content.models import Stage
 from nurture.models import Series, Step
 from nurture.validators import diagnosis_words_in, validate_subject_has_no_diagnosis
-from tests.library import LANGUAGES, LIBRARY
+from support.library import LANGUAGES, LIBRARY
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from nurture import emails, tokens
 from nurture.models import Delivery, Step, Subscriber
-from tests.library import load_default_library
+from support.library import load_default_library
 
 pytestmark = pytest.mark.django_db
 

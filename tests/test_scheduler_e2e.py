@@ -11,9 +11,9 @@ import pytest
 from nurture.models import Delivery, Subscriber, Suppression
 from nurture.services import reconcile
 from nurture.tasks import enqueue_send_batches, plan_due_deliveries_task
-from tests.fake_provider import FakeProvider
+from support.fake_provider import FakeProvider
 from tests.scheduler_helpers import active_subscriber, series
-from tests.workers import provider_workers, use_broker_in_this_process, wait_for
+from support.workers import provider_workers, use_broker_in_this_process, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from nurture.models import Delivery, Subscriber, Suppression
 from nurture.services import planning, reconcile, sending, throttle
-from tests.fake_provider import FakeProvider
+from support.fake_provider import FakeProvider
 from tests.scheduler_helpers import active_subscriber, article, series
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ from anymail.message import AnymailRecipientStatus
 from nurture import emails, selectors
 from nurture.models import Delivery, Subscriber, Suppression
 from nurture.services import planning, sending, throttle
-from tests.fake_provider import FakeMailgun, FakeProvider, mailgun_merge
+from support.fake_provider import FakeMailgun, FakeProvider, mailgun_merge
 from tests.scheduler_helpers import active_subscriber, series
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,7 @@ from nurture import selectors
 from nurture.checks import environment_values, production_placeholders
 from nurture.models import Delivery, ProviderEvent, Subscriber, Suppression
 from nurture.services import planning, sending
-from tests.fake_provider import FakeProvider
+from support.fake_provider import FakeProvider
 from tests.scheduler_helpers import active_subscriber, series
 
 pytestmark = pytest.mark.django_db
