@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from nurture.models import Delivery, Series, Subscriber
-from tests.browser import logged_in_page
+from tests.helpers.browser import logged_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -5,7 +5,7 @@ import pytest
 from django.core import mail
 
 from nurture.models import Delivery, Step
-from tests.browser import logged_in_page
+from tests.helpers.browser import logged_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

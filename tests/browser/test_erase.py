@@ -7,10 +7,10 @@ import pytest
 
 from nurture import tokens
 from nurture.models import Subscriber, Suppression
-from tests.scheduler_helpers import active_subscriber, series
+from tests.helpers.scheduler import active_subscriber, series
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"  # tests/artifacts/ (git-ignored)
 
 
 def test_delete_my_data_in_the_browser(browser, live_server, settings):

@@ -10,7 +10,7 @@ from django.core import mail
 from nurture.models import Subscriber
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"  # tests/artifacts/ (git-ignored)
 PHONE = {"width": 390, "height": 844}
 
 

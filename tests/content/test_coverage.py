@@ -46,7 +46,7 @@ TOPICS = {
 
 @pytest.fixture(scope="module")
 def library():
-    return read_library(Path(__file__).resolve().parent.parent / "content" / "library")
+    return read_library(Path(__file__).resolve().parents[2] / "content" / "library")
 
 
 def language_text(library, language: str) -> str:

@@ -11,7 +11,7 @@ import pytest
 from nurture.models import Delivery
 from nurture.tasks import enqueue_send_batches, plan_due_deliveries_task
 from support.fake_provider import FakeMailgun
-from tests.scheduler_helpers import active_subscriber, series
+from tests.helpers.scheduler import active_subscriber, series
 from support.workers import provider_workers, use_broker_in_this_process, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]

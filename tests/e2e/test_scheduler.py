@@ -12,7 +12,7 @@ from nurture.models import Delivery, Subscriber, Suppression
 from nurture.services import reconcile
 from nurture.tasks import enqueue_send_batches, plan_due_deliveries_task
 from support.fake_provider import FakeProvider
-from tests.scheduler_helpers import active_subscriber, series
+from tests.helpers.scheduler import active_subscriber, series
 from support.workers import provider_workers, use_broker_in_this_process, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]

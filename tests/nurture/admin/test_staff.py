@@ -20,7 +20,7 @@ from nurture import admin as nurture_admin
 from nurture import emails
 from nurture.models import Delivery, Series, Subscriber
 from nurture.services import planning, sending
-from tests.scheduler_helpers import active_subscriber, article, series
+from tests.helpers.scheduler import active_subscriber, article, series
 
 pytestmark = pytest.mark.django_db
 

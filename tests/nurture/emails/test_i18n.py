@@ -16,7 +16,7 @@ from nurture.forms import CONSENT_TEXT, SignupForm
 from nurture.models import Delivery, Step, Subscriber
 from support.library import load_default_library
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 PO = ROOT / "locale" / "es" / "LC_MESSAGES" / "django.po"
 MO = PO.with_suffix(".mo")
 

@@ -12,7 +12,7 @@ from content.models import Stage
 from nurture import emails
 from nurture.models import Delivery, Step, Subscriber
 from nurture.validators import diagnosis_words_in
-from tests.email_html import css_outside_at_rules, read_html
+from tests.helpers.email_html import css_outside_at_rules, read_html
 from support.library import load_default_library
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from content.models import Article
 from nurture.models import Delivery, Subscriber
 from nurture.services import planning, subscribers
-from tests.scheduler_helpers import active_subscriber, article, series
+from tests.helpers.scheduler import active_subscriber, article, series
 
 pytestmark = pytest.mark.django_db
 UTC = timezone.utc

@@ -7,7 +7,7 @@ import pytest
 from nurture.models import Delivery
 from nurture.services import planning, sending
 from nurture.services import subscribers as subscriber_services
-from tests.scheduler_helpers import active_subscriber, series
+from tests.helpers.scheduler import active_subscriber, series
 
 pytestmark = pytest.mark.django_db
 

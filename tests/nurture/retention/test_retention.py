@@ -14,7 +14,7 @@ from nurture.models import ConsentRecord, Delivery, ProviderEvent, Subscriber, S
 from nurture.services import planning, retention, sending
 from nurture.services import subscribers as subscriber_services
 from nurture.services.suppression import address_suppress
-from tests.scheduler_helpers import active_subscriber, series
+from tests.helpers.scheduler import active_subscriber, series
 
 pytestmark = pytest.mark.django_db
 
@@ -188,7 +188,7 @@ def test_erasing_on_request_deletes_the_row_and_keeps_only_a_suppression_marker(
     [("NURTURE_PENDING_RETENTION_DAYS", "a month"), ("NURTURE_UNSUBSCRIBED_RETENTION_DAYS", "0"), ("NURTURE_EVENT_RETENTION_DAYS", "-5")],
 )
 def test_a_bad_retention_setting_stops_start_up_naming_the_variable(name, value):
-    from tests.test_health_and_checks import run_check
+    from tests.config.test_checks import run_check
 
     result = run_check({name: value})
     assert result.returncode != 0

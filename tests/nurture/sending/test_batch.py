@@ -15,7 +15,7 @@ from nurture import emails, selectors
 from nurture.models import Delivery, Subscriber, Suppression
 from nurture.services import planning, sending, throttle
 from support.fake_provider import FakeMailgun, FakeProvider, mailgun_merge
-from tests.scheduler_helpers import active_subscriber, series
+from tests.helpers.scheduler import active_subscriber, series
 
 pytestmark = pytest.mark.django_db
 

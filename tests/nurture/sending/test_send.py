@@ -14,7 +14,7 @@ from django.utils import timezone
 from nurture.models import Delivery, Subscriber, Suppression
 from nurture.services import planning, reconcile, sending, throttle
 from support.fake_provider import FakeProvider
-from tests.scheduler_helpers import active_subscriber, article, series
+from tests.helpers.scheduler import active_subscriber, article, series
 
 pytestmark = pytest.mark.django_db
 

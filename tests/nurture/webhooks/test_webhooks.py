@@ -14,7 +14,7 @@ from nurture.checks import environment_values, production_placeholders
 from nurture.models import Delivery, ProviderEvent, Subscriber, Suppression
 from nurture.services import planning, sending
 from support.fake_provider import FakeProvider
-from tests.scheduler_helpers import active_subscriber, series
+from tests.helpers.scheduler import active_subscriber, series
 
 pytestmark = pytest.mark.django_db
 
@@ -299,7 +299,7 @@ def test_step_figures_page_costs_the_same_queries_for_more_steps(admin_client, d
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from tests.scheduler_helpers import series
+    from tests.helpers.scheduler import series
 
     series("in_treatment", [(0, ["fig-a"]), (2, ["fig-b"])])
     with CaptureQueriesContext(connection) as few:
