@@ -1,5 +1,6 @@
-"""Real Celery processes for end-to-end tests and benchmarks: workers and beat as subprocesses over real Redis and
-the database in use (in tests, the pytest-django one: use transactional_db so they see committed rows)."""
+"""Real Celery processes for end-to-end tests and benchmarks: workers and beat as subprocesses over
+real Redis and the database in use (in tests, the pytest-django one: use transactional_db so they see
+committed rows)."""
 from __future__ import annotations
 
 import contextlib
