@@ -2,7 +2,7 @@
 
     python benchmarks/bench_render.py [--emails N] [--steps S]
 
-Runs against a throw-away SQLite database with the default library loaded (tests/library.py),
+Runs against a throw-away SQLite database with the default library loaded (support/library.py),
 so it needs no server. Prints measured figures; it asserts nothing about speed.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ def main() -> int:
         from nurture.emails.links import personal_for
         from nurture.emails.messages import build_step_email
         from nurture.models import Step, Subscriber
-        from tests.library import load_default_library
+        from support.library import load_default_library
 
         load_default_library()
         steps = list(Step.objects.select_related("series").order_by("series__language", "position")[: args.steps])

@@ -34,7 +34,7 @@ def render_sample_html(*, language: str, stage: str, position: int) -> str:
     from nurture.emails.layout import render_step_full
     from nurture.emails.links import Personal, SAMPLE_TOKEN, greeting_for
     from nurture.models import Step
-    from tests.library import load_default_library
+    from support.library import load_default_library
 
     load_default_library()
     step = Step.objects.select_related("series").get(series__language=language, series__stage=stage, position=position)

@@ -90,4 +90,4 @@ def _close_stray_test_database_sessions(django_db_setup, django_db_blocker):
 
 
 # The headless Chromium fixture, for every test module (imported last: it reads REQUIRE_SERVICES above).
-from tests.browser import browser  # noqa: E402,F401
+from tests.helpers.browser import browser  # noqa: E402,F401

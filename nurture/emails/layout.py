@@ -31,7 +31,7 @@ GUIDE_TITLE = "Seeking a Second Opinion"
 
 
 # Colours of the layout. Every text/background pair used together has contrast >= 4.5:1
-# (tests/test_emails_layout.py computes it), in light and in dark mode.
+# (tests/nurture/emails/test_layout.py computes it), in light and in dark mode.
 PALETTE = {
     "page": "#eef1f5",  # behind the card
     "card": "#ffffff",

@@ -21,11 +21,6 @@ from nurture.emails.messages import domain, list_headers
 from nurture.models import Delivery
 
 
-# An ESP's batch endpoint takes one body with merge fields and a table of values per recipient.
-# The cached render already has placeholders where the personal parts go; here they become merge
-# fields, and each recipient's values are escaped exactly as personalise() would write them, so
-# the ESP's substitution yields the bytes of a single send (tests/test_sending_batch.py proves it).
-# HTML and text need different escaping, so each part has an html_ and a text_ field.
 MERGE_FIELD_NAMES = {
     PH_GREETING: "greeting",
     PH_PREFERENCES_URL: "preferences_url",
