@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.db import connection
 from django.http import JsonResponse
 
-from config.celery import app as celery_app
+from celery import current_app as celery_app  # the project app (config.celery), current once settings load
 
 
 def database_ok() -> bool:
