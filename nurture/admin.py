@@ -1,7 +1,7 @@
 """Admin for series, steps, subscribers and deliveries.
 
-Steps show whether they are held back and why (an article not published), using content.selectors, the
-same reads the sending side uses. Subscribers and deliveries have no edit form: every change goes
+Steps show whether they are held back and why (an article not published), using nurture.selectors, the
+same rule the sending side uses. Subscribers and deliveries have no edit form: every change goes
 through the engine's services, as thin admin actions (docs/admin.md):
 
 - subscribers: change stage/language (subscribers.subscriber_change_stage: the start of the new
@@ -23,7 +23,6 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_http_methods
 
-from content import selectors as content_selectors
 from content.models import Language, Stage
 from nurture import selectors, tasks
 from nurture.models import ConsentRecord, Delivery, Series, Step, StepArticle, Subscriber, Suppression
@@ -37,10 +36,10 @@ ACTION_LIMIT = 1000
 
 
 def _held_back_text(step: Step) -> str:
-    reasons = content_selectors.step_hold_reasons(step=step)
+    reasons = selectors.step_hold_reasons(step=step)
     if not reasons:
         return ""
-    if content_selectors.step_is_held_back(step=step):
+    if selectors.step_is_held_back(step=step):
         return "Held back: " + "; ".join(reasons)
     return "Sent without: " + "; ".join(reasons)
 
@@ -95,7 +94,7 @@ class SeriesAdmin(admin.ModelAdmin):
 
     @admin.display(description="steps held back")
     def held_back_steps(self, obj):
-        held = [s for s in obj.steps.all() if content_selectors.step_is_held_back(step=s)]
+        held = [s for s in obj.steps.all() if selectors.step_is_held_back(step=s)]
         if not held:
             return "—"
         return format_html('<span style="color:#b91c1c">⚠ {}</span>', ", ".join(f"#{s.position + 1}" for s in held))

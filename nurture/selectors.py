@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,13 +42,62 @@ def steps_from(*, series_id: int, position: int) -> QuerySet[Step]:
     return Step.objects.filter(series_id=series_id, position__gte=position).order_by("position")
 
 
+# --- what a step sends: the one rule ----------------------------------------------------------------
+# A step sends its published articles, in the step's order. The planner, the sender (through
+# delivery_articles), the admin's hold-back notes and the overview all ask through these.
+
+SENDABLE_STATUS = Article.Status.PUBLISHED
+
+
+def is_sendable(article: Article) -> bool:
+    """The rule for one article already in memory (prefetched links)."""
+    return article.status == SENDABLE_STATUS
+
+
+def sendable_filter(article_path: str = "article") -> Q:
+    """The same rule as a filter, `article_path` leading from the queried model to the article."""
+    return Q(**{f"{article_path}__status": SENDABLE_STATUS})
+
+
+def sendable_links(*, step_ids) -> QuerySet[StepArticle]:
+    """The sendable step-article links of these steps, each step's in the step's order."""
+    return StepArticle.objects.filter(sendable_filter(), step_id__in=step_ids).order_by("step_id", "order", "id")
+
+
+def steps_sendable_article_ids(*, step_ids) -> dict[int, list[int]]:
+    """step id -> its sendable article ids in order, in one query (the planner's read)."""
+    by_step: dict[int, list[int]] = defaultdict(list)
+    for step_id, article_id in sendable_links(step_ids=step_ids).values_list("step_id", "article_id"):
+        by_step[step_id].append(article_id)
+    return by_step
+
+
 def step_published_articles(*, step_id: int) -> list[Article]:
     """The step's published articles in the step's order (what its email carries)."""
-    return list(
-        Article.objects.filter(steparticle__step_id=step_id, status=Article.Status.PUBLISHED).order_by(
-            "steparticle__order", "steparticle__id"
-        )
-    )
+    return [link.article for link in sendable_links(step_ids=[step_id]).select_related("article")]
+
+
+_STATUS_WORDS = {Article.Status.DRAFT: "in draft", Article.Status.IN_REVIEW: "in review"}
+
+
+def step_hold_reasons(*, step: Step) -> list[str]:
+    """Why a step (or part of it) cannot go out, in words staff can act on. Empty: the whole step is sendable.
+
+    Uses the step's prefetched `steparticle_set` when present, so an admin list costs one query per page.
+    """
+    links = sorted(step.steparticle_set.all(), key=lambda link: (link.order, link.pk))
+    if not links:
+        return ["the step has no articles"]
+    return [
+        f"article '{link.article.slug}' ({link.article.language}) is {_STATUS_WORDS.get(link.article.status, link.article.status)}"
+        for link in links
+        if not is_sendable(link.article)
+    ]
+
+
+def step_is_held_back(*, step: Step) -> bool:
+    """Held back: nothing in the step may be sent (no articles, or none published)."""
+    return not any(is_sendable(link.article) for link in step.steparticle_set.all())
 
 
 def _as_snapshot(article: Article, snapshot: ArticleVersion) -> Article:
@@ -99,10 +149,6 @@ def delivery_articles(*, delivery: Delivery) -> list[Article]:
     return [a for a in published if not recorded or a.pk in recorded]
 
 
-def series_steps(*, series_id: int) -> QuerySet[Step]:
-    return Step.objects.filter(series_id=series_id).order_by("position").prefetch_related("articles")
-
-
 @dataclass(frozen=True)
 class JourneyEmail:
     step: Step
@@ -149,7 +195,7 @@ def series_overview(*, since: datetime) -> list[SeriesOverview]:
     for series_id, status, count in Subscriber.objects.order_by().values_list("series_id", "status").annotate(n=Count("id")):
         rows.get(series_id, no_series).subscribers[status] = count
     held = (
-        Step.objects.annotate(published=Count("steparticle", filter=Q(steparticle__article__status=Article.Status.PUBLISHED)))
+        Step.objects.annotate(published=Count("steparticle", filter=sendable_filter("steparticle__article")))
         .filter(published=0)
         .order_by("series_id", "position")
         .values_list("series_id", "position", "subject")
