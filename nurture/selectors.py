@@ -1,4 +1,5 @@
-"""Reads: the queries the rest of the engine asks, in one place."""
+"""Reads: the queries the rest of the engine asks, in one place. Reads never call a service
+(nurture.services): what both need, such as the planner's pure rule, lives in nurture.rules."""
 from __future__ import annotations
 
 import copy
@@ -11,6 +12,7 @@ from django.db.models.functions import Lower
 
 from content.models import Article, ArticleVersion
 from nurture.models import Delivery, Series, Step, StepArticle, Subscriber, Suppression
+from nurture.rules import PlannedStep, decide
 
 
 def with_address(queryset: QuerySet, email: str) -> QuerySet:
@@ -149,6 +151,73 @@ def delivery_articles(*, delivery: Delivery) -> list[Article]:
     return [a for a in published if not recorded or a.pk in recorded]
 
 
+# --- series content as the planner reads it (once per series per run) ------------------------
+
+
+class SeriesSteps:
+    """Steps of each series with their sendable articles; loaded once per series per run."""
+
+    def __init__(self):
+        self._by_series: dict[int, list[PlannedStep]] = {}
+
+    def load(self, series_ids: set[int]) -> None:
+        missing = [sid for sid in series_ids if sid not in self._by_series]
+        if not missing:
+            return
+        steps = list(Step.objects.filter(series_id__in=missing).order_by("series_id", "position").values_list("id", "series_id", "position", "delay_days"))
+        articles = steps_sendable_article_ids(step_ids=[s[0] for s in steps])
+        for sid in missing:
+            self._by_series[sid] = []
+        for step_id, series_id, position, delay_days in steps:
+            self._by_series[series_id].append(PlannedStep(step_id, position, delay_days, tuple(articles.get(step_id, ()))))
+
+    def from_position(self, series_id: int | None, position: int) -> list[PlannedStep]:
+        if series_id is None:
+            return []
+        return [s for s in self._by_series.get(series_id, []) if s.position >= position]
+
+
+# --- the journey preview: the planner's rule run forward, nothing written -------------------
+
+
+@dataclass(frozen=True)
+class JourneyStep:
+    step_id: int
+    send_at: datetime
+    article_ids: tuple[int, ...]
+
+
+def _simulated_journey(*, series_id: int, start: datetime, time_zone: str = "UTC", cadence: str = "as_planned") -> list[JourneyStep]:
+    """The emails a subscriber confirming at `start` would get, and when: the planner's own rule
+    (decide / next_send_time: delays, the gap between emails, cadence, the local daytime window)
+    run forward on a simulated clock, with nothing written. Assumes the planner runs on time."""
+    series_steps = SeriesSteps()
+    series_steps.load({series_id})
+    steps = series_steps.from_position(series_id, 0)
+    subscriber = Subscriber(
+        series_id=series_id, time_zone=time_zone, cadence=cadence, confirmed_at=start, next_step_position=0
+    )
+    journey: list[JourneyStep] = []
+    received: set[int] = set()
+    done: set[int] = set()
+    now = start
+    for _ in range(3 * len(steps) + 1):  # each step is deferred at most once, then sent or passed
+        decision = decide(
+            subscriber=subscriber, steps=steps, received=received, steps_done=done,
+            last_email_at=journey[-1].send_at if journey else None, now=now,
+        )
+        if decision.step is not None:
+            journey.append(JourneyStep(decision.step.id, now, tuple(decision.article_ids)))
+            received.update(decision.article_ids)
+            done.add(decision.step.id)
+        subscriber.next_step_position = decision.next_step_position
+        steps = series_steps.from_position(series_id, decision.next_step_position)
+        if decision.next_send_at is None:
+            break
+        now = max(now, decision.next_send_at)
+    return journey
+
+
 @dataclass(frozen=True)
 class JourneyEmail:
     step: Step
@@ -158,10 +227,8 @@ class JourneyEmail:
 
 def series_journey(*, series_id: int, start: datetime, time_zone: str = "UTC") -> list[JourneyEmail]:
     """The emails a subscriber confirming at `start` would get, and when, with the articles each
-    would carry: the planner's own rule run forward (planning.simulate_journey)."""
-    from nurture.services.planning import simulate_journey  # the planner reads selectors too
-
-    planned = simulate_journey(series_id=series_id, start=start, time_zone=time_zone)
+    would carry: the planner's own rule (nurture.rules) run forward on a simulated clock."""
+    planned = _simulated_journey(series_id=series_id, start=start, time_zone=time_zone)
     steps = Step.objects.in_bulk([p.step_id for p in planned])
     articles = Article.objects.in_bulk([a for p in planned for a in p.article_ids])
     return [
