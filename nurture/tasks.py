@@ -4,6 +4,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
+from nurture import providers
 from nurture.services import planning, reconcile, retention, sending
 
 
@@ -47,7 +48,7 @@ def send_confirmation_email(self, subscriber_id: int) -> bool:
     try:
         return sending.send_confirmation(subscriber_id=subscriber_id)
     except Exception as exc:
-        if sending.classify_send_error(exc) != sending.TRANSIENT:
+        if providers.classify_send_error(exc) != providers.TRANSIENT:
             raise
         raise self.retry(exc=exc, countdown=sending.retry_countdown(self.request.retries + 1))
 

@@ -11,7 +11,7 @@ import time_machine
 from anymail.backends.test import EmailBackend as AnymailTestBackend
 from anymail.message import AnymailRecipientStatus
 
-from nurture import emails, selectors
+from nurture import emails, providers, selectors
 from nurture.models import Delivery, Subscriber, Suppression
 from nurture.services import planning, sending, throttle
 from tests.fake_provider import FakeMailgun, FakeProvider, mailgun_merge
@@ -222,8 +222,8 @@ class PerRecipientBackend(AnymailTestBackend):
 
 def test_per_recipient_answers_refused_suppressed_invalid_failed_rest_sent(settings, monkeypatch):
     backend = f"{__name__}.PerRecipientBackend"
-    endpoint = sending.BatchEndpoint(merge_field_format="%recipient.{}%", ids_per_recipient=True)
-    monkeypatch.setitem(sending.BATCH_ENDPOINTS, backend, endpoint)
+    endpoint = providers.BatchEndpoint(merge_field_format="%recipient.{}%", ids_per_recipient=True)
+    monkeypatch.setitem(providers.BATCH_ENDPOINTS, backend, endpoint)
     settings.EMAIL_BACKEND = backend
     monkeypatch.setattr(PerRecipientBackend, "refused", {"b1@example.org"})
     monkeypatch.setattr(PerRecipientBackend, "invalid", {"b2@example.org"})
@@ -263,9 +263,9 @@ def test_other_backends_never_take_the_batch_path(settings):
     for backend in ("anymail.backends.postmark.EmailBackend", "django.core.mail.backends.smtp.EmailBackend",
                     "nurture.mail.OutboxEmailBackend"):
         settings.EMAIL_BACKEND = backend
-        assert sending.batch_endpoint() is None
-    settings.EMAIL_BACKEND = sending.MAILGUN_BACKEND
-    assert sending.batch_endpoint().merge_field_format == "%recipient.{}%"
+        assert providers.batch_endpoint() is None
+    settings.EMAIL_BACKEND = providers.MAILGUN_BACKEND
+    assert providers.batch_endpoint().merge_field_format == "%recipient.{}%"
 
 
 def test_postmark_still_one_call_per_email(settings):

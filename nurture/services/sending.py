@@ -18,50 +18,23 @@ from __future__ import annotations
 
 import logging
 import random
-import smtplib
-import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import requests
-from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import get_connection
 from django.db import transaction
 from django.db.models import Case, CharField, Value, When
 from django.utils import timezone
 
-from nurture import emails, selectors
+from nurture import emails, providers, selectors
 from nurture.models import Delivery, Subscriber
 from nurture.services import throttle
 from nurture.services.suppression import address_suppress
 
 logger = logging.getLogger(__name__)
 
-TRANSIENT = "transient"
-PERMANENT = "permanent"
-REFUSED = "refused"
-UNKNOWN = "unknown"
 RETRY = "retry"
-
-
-def classify_send_error(exc: BaseException) -> str:
-    """transient: try again later; permanent: the provider said no to this message; refused: the
-    provider will not write to this address; unknown: we cannot tell whether it went."""
-    if isinstance(exc, AnymailRecipientsRefused) or isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return REFUSED
-    if isinstance(exc, AnymailAPIError):
-        status = getattr(exc, "status_code", None)
-        if status is None:  # no HTTP answer: anymail wraps requests' timeout/connection errors
-            return TRANSIENT if isinstance(exc, (requests.ConnectionError, requests.Timeout)) else UNKNOWN
-        return TRANSIENT if status == 429 or status >= 500 else PERMANENT
-    if isinstance(exc, AnymailError):  # anymail's own checks (unsupported feature, bad address...)
-        return PERMANENT
-    if isinstance(exc, (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError, socket.timeout, TimeoutError)):
-        return TRANSIENT
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return TRANSIENT if 400 <= exc.smtp_code < 500 else PERMANENT
-    return UNKNOWN
 
 
 def retry_countdown(attempts: int) -> float:
@@ -171,10 +144,10 @@ def send_delivery(*, delivery_id: int, connection=None, wait_for_slot=throttle.w
 
 
 def _after_error(delivery: Delivery, stamp: datetime, exc: BaseException, *, attempts: int) -> SendOutcome:
-    kind = classify_send_error(exc)
+    kind = providers.classify_send_error(exc)
     summary = _error_summary(exc)
     logger.warning("send delivery=%s attempt=%d error kind=%s type=%s status=%s", delivery.pk, attempts, kind, type(exc).__name__, getattr(exc, "status_code", None))
-    if kind == TRANSIENT and attempts < settings.NURTURE_SEND_MAX_ATTEMPTS:
+    if kind == providers.TRANSIENT and attempts < settings.NURTURE_SEND_MAX_ATTEMPTS:
         countdown = retry_countdown(attempts)
         # Back to queued: the provider did not take it. A later claim sends it (once).
         _mine(delivery.pk, stamp).update(
@@ -184,12 +157,12 @@ def _after_error(delivery: Delivery, stamp: datetime, exc: BaseException, *, att
             failure_reason=f"attempt {attempts}: {summary}",
         )
         return SendOutcome(RETRY, countdown)
-    if kind == TRANSIENT:
+    if kind == providers.TRANSIENT:
         return SendOutcome(_finish(delivery.pk, stamp, Delivery.Status.FAILED, f"gave up after {attempts} attempts: {summary}"))
-    if kind == REFUSED:
+    if kind == providers.REFUSED:
         address_suppress(email=delivery.subscriber.email, reason="refused by the email provider")
         return SendOutcome(_finish(delivery.pk, stamp, Delivery.Status.FAILED, f"recipient refused: {summary}"))
-    if kind == PERMANENT:
+    if kind == providers.PERMANENT:
         return SendOutcome(_finish(delivery.pk, stamp, Delivery.Status.FAILED, summary))
     # We cannot tell whether the provider took it: at most once, staff decide (docs/scheduler.md).
     return SendOutcome(_finish(delivery.pk, stamp, Delivery.Status.FAILED, f"unknown outcome: {summary}"))
@@ -214,7 +187,7 @@ def send_deliveries(*, delivery_ids: list[int]) -> BatchOutcome:
     few ESP calls; with any other backend, one call per email, in order."""
     # One connection per batch; EMAIL_TIMEOUT bounds each provider call (anymail and SMTP alike).
     connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
-    endpoint = batch_endpoint()
+    endpoint = providers.batch_endpoint()
     with connection:
         if endpoint is None:
             outcome = _send_one_by_one(delivery_ids, connection=connection)
@@ -240,29 +213,7 @@ def _send_one_by_one(delivery_ids: list[int], *, connection) -> BatchOutcome:
     return outcome
 
 
-# --- batch calls (an ESP batch endpoint, through anymail's merge_data) ------------------------------
-
-@dataclass(frozen=True)
-class BatchEndpoint:
-    merge_field_format: str  # the ESP's merge-field syntax, "{}" standing for the field's name
-    # Whether the send response gives each recipient its own id. If not, each delivery keeps our
-    # Message-ID header as its provider id: that is what the ESP's webhooks report per message.
-    ids_per_recipient: bool
-
-
-# anymail backends whose batch endpoint fills per-recipient values into one body without a stored
-# template. Mailgun: %recipient.KEY% from "recipient-variables"; one id for the whole call.
-MAILGUN_BACKEND = "anymail.backends.mailgun.EmailBackend"
-BATCH_ENDPOINTS = {MAILGUN_BACKEND: BatchEndpoint(merge_field_format="%recipient.{}%", ids_per_recipient=False)}
-ESP_BATCH_LIMIT = 1000  # Mailgun takes at most 1000 recipients per call
-
-
-def batch_endpoint() -> BatchEndpoint | None:
-    """The configured backend's batch endpoint, or None: send one by one."""
-    if not settings.NURTURE_BATCH_SEND:
-        return None
-    return BATCH_ENDPOINTS.get(settings.EMAIL_BACKEND)
-
+# --- batch calls (an ESP batch endpoint, through anymail's merge_data; nurture.providers says which) -
 
 @dataclass
 class ClaimedDelivery:
@@ -285,7 +236,7 @@ def _claim_and_check(delivery_id: int, outcome: BatchOutcome) -> ClaimedDelivery
     return ClaimedDelivery(delivery, stamp, articles)
 
 
-def group_for_batch_calls(claimed: list[ClaimedDelivery], *, limit: int = ESP_BATCH_LIMIT) -> list[list[ClaimedDelivery]]:
+def group_for_batch_calls(claimed: list[ClaimedDelivery], *, limit: int = providers.DEFAULT_BATCH_RECIPIENTS) -> list[list[ClaimedDelivery]]:
     """One call per identical body: same step, language and article versions (the render cache's
     key). Each address at most once per call (the ESP keys merge data by address) and at most
     `limit` recipients. Order within a call follows the batch."""
@@ -315,11 +266,11 @@ def _release(items: list[ClaimedDelivery], countdown: float = 0.0) -> list[int]:
     return released
 
 
-def _send_in_batch_calls(delivery_ids: list[int], *, connection, endpoint: BatchEndpoint) -> BatchOutcome:
+def _send_in_batch_calls(delivery_ids: list[int], *, connection, endpoint: providers.BatchEndpoint) -> BatchOutcome:
     outcome = BatchOutcome()
     claimed = [item for item in (_claim_and_check(i, outcome) for i in delivery_ids) if item is not None]
     # A call carries at most one rate-limit window's worth of emails: its slots are taken at once.
-    calls = group_for_batch_calls(claimed, limit=min(ESP_BATCH_LIMIT, throttle.max_emails_per_call()))
+    calls = group_for_batch_calls(claimed, limit=min(endpoint.max_recipients, throttle.max_emails_per_call()))
     for index, call in enumerate(calls):
         countdown = _send_batch_call(call, connection=connection, endpoint=endpoint, outcome=outcome)
         if countdown is not None:  # transient: the rest backs off with this call
@@ -330,7 +281,7 @@ def _send_in_batch_calls(delivery_ids: list[int], *, connection, endpoint: Batch
     return outcome
 
 
-def _send_batch_call(call: list[ClaimedDelivery], *, connection, endpoint: BatchEndpoint, outcome: BatchOutcome) -> float | None:
+def _send_batch_call(call: list[ClaimedDelivery], *, connection, endpoint: providers.BatchEndpoint, outcome: BatchOutcome) -> float | None:
     """One ESP call for `call`. Returns the retry countdown after a transient error, else None."""
     deliveries = [item.delivery for item in call]
     try:
