@@ -13,16 +13,21 @@ def chunks(ids: list[int], size: int):
         yield ids[start : start + size]
 
 
+# The enqueuers a service is handed as its `enqueue` argument (services never import this module).
 def enqueue_send_batches(delivery_ids: list[int], countdown: float | None = None) -> None:
     """Batches of ids, not one task per email."""
     for batch in chunks(list(delivery_ids), settings.NURTURE_SEND_BATCH_SIZE):
         send_deliveries_task.apply_async((batch,), countdown=countdown)
 
 
+def enqueue_confirmation(subscriber_id: int) -> None:
+    send_confirmation_email.delay(subscriber_id)
+
+
 @shared_task(name="nurture.plan_due_deliveries")
 def plan_due_deliveries_task() -> int:
     # Each planning batch enqueues its send batches when it commits (memory holds one batch).
-    return planning.plan_due_deliveries(on_batch_planned=enqueue_send_batches).planned
+    return planning.plan_due_deliveries(enqueue=enqueue_send_batches).planned
 
 
 @shared_task(name="nurture.send_deliveries", acks_late=True, reject_on_worker_lost=True)

@@ -8,7 +8,7 @@ from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from nurture import emails, health, tokens
+from nurture import emails, health, tasks, tokens
 from nurture.forms import CONSENT_TEXT, PreferencesForm, SignupForm
 from nurture.models import Subscriber
 from nurture.services import retention
@@ -39,6 +39,7 @@ def signup(request):
                 language=data["language"],
                 time_zone=data["time_zone"],
                 consent_text=consent_text,
+                enqueue=tasks.enqueue_confirmation,
             )
             # The same page whether the address was new or known: it reveals nothing about who is subscribed.
             return redirect("nurture:signup_done")

@@ -19,7 +19,7 @@ def quick(fast_sending):
 
 def plan_one():
     planned: list[int] = []
-    planning.plan_due_deliveries(on_batch_planned=planned.extend)
+    planning.plan_due_deliveries(enqueue=planned.extend)
     return planned
 
 

@@ -9,6 +9,7 @@ import pytest
 import time_machine
 from django.core.management import call_command
 
+from nurture import tasks
 from nurture.celery import app
 from nurture.models import ConsentRecord, Delivery, ProviderEvent, Subscriber, Suppression
 from nurture.services import planning, retention, sending
@@ -32,7 +33,8 @@ def retention_settings(settings):
 
 def sign_up(email: str) -> Subscriber:
     result = subscriber_services.subscriber_sign_up(
-        email=email, first_name="Ana", stage="in_treatment", language="en", time_zone="UTC", consent_text="I agree."
+        email=email, first_name="Ana", stage="in_treatment", language="en", time_zone="UTC", consent_text="I agree.",
+        enqueue=tasks.enqueue_confirmation,
     )
     return Subscriber.objects.get(pk=result.subscriber_id)
 
@@ -115,7 +117,8 @@ def test_suppressed_people_lose_their_row_but_the_address_stays_suppressed(djang
     assert Suppression.objects.get().email == "bounced@example.org"
     with django_capture_on_commit_callbacks(execute=True):
         result = subscriber_services.subscriber_sign_up(
-            email="Bounced@example.org", first_name="Ana", stage="in_treatment", language="en", time_zone="UTC", consent_text="I agree."
+            email="Bounced@example.org", first_name="Ana", stage="in_treatment", language="en", time_zone="UTC", consent_text="I agree.",
+            enqueue=tasks.enqueue_confirmation,
         )
     assert result.subscriber_id is None and not Subscriber.objects.exists()  # nothing stored for it
     assert mailoutbox == []  # no confirmation email to a suppressed address

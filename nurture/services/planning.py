@@ -193,12 +193,12 @@ def planner_lock():
 
 
 def plan_due_deliveries(
-    *, now: datetime | None = None, batch_size: int | None = None, max_batches: int = 10_000, on_batch_planned=None
+    *, now: datetime | None = None, batch_size: int | None = None, max_batches: int = 10_000, enqueue=None
 ) -> PlanResult:
     """Plan everything due at `now`, one bounded batch per transaction.
 
-    `on_batch_planned(delivery_ids)` is called on each batch's commit (the task enqueues send
-    batches there), so memory holds one batch, never the whole due set."""
+    `enqueue(delivery_ids)` is called on each batch's commit (the task passes the send-batch
+    enqueuer; None: nothing is enqueued), so memory holds one batch, never the whole due set."""
     now = now or timezone.now()
     batch_size = batch_size or settings.NURTURE_PLAN_BATCH_SIZE
     result = PlanResult()
@@ -210,9 +210,9 @@ def plan_due_deliveries(
         for _ in range(max_batches):
             with transaction.atomic():
                 batch = plan_batch(now=now, batch_size=batch_size, series_steps=series_steps)
-                if batch.delivery_ids and on_batch_planned is not None:
+                if batch.delivery_ids and enqueue is not None:
                     ids = batch.delivery_ids
-                    transaction.on_commit(lambda ids=ids: on_batch_planned(ids))
+                    transaction.on_commit(lambda ids=ids: enqueue(ids))
             result.batches += 1
             result.planned += len(batch.delivery_ids)
             result.subscribers_seen += batch.subscribers_seen

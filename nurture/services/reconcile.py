@@ -47,7 +47,8 @@ class ReconcileResult:
 def reconcile_deliveries(
     *, now: datetime | None = None, sending_timeout_seconds: int | None = None, enqueue=None
 ) -> ReconcileResult:
-    """`enqueue(delivery_ids)` sends ids to the send task (the Celery task passes it in)."""
+    """`enqueue(delivery_ids)` sends ids to the send task (the Celery task passes it in); it is
+    called once the writes are committed (each UPDATE here commits on its own). None: nothing is enqueued."""
     now = now or timezone.now()
     timeout = timedelta(seconds=sending_timeout_seconds or settings.NURTURE_SENDING_TIMEOUT_SECONDS)
     cutoff = now - timeout
