@@ -41,7 +41,7 @@ def sign_up(email: str) -> Subscriber:
 
 def purge(at: datetime, **options) -> retention.PurgeResult:
     with time_machine.travel(at, tick=False):
-        return retention.purge_expired_data(**options)
+        return retention.expired_data_purge(**options)
 
 
 def emails() -> set[str]:
@@ -81,7 +81,7 @@ def test_people_who_left_are_deleted_with_their_history_after_the_retention_peri
     with time_machine.travel(START, tick=False):
         left = active_subscriber("left@example.org", the_series)
         active_subscriber("active@example.org", the_series)
-        planning.plan_due_deliveries()
+        planning.deliveries_plan_due()
         ProviderEvent.objects.create(
             provider="postmark", event_id="e1", event_type="delivered",
             delivery=Delivery.objects.get(subscriber=left), timestamp=START,
@@ -165,12 +165,12 @@ def test_the_purge_is_on_the_daily_schedule_scaled_like_the_others(settings):
     from nurture.services import schedule
 
     settings.NURTURE_DAY_SECONDS = 86400
-    schedule.ensure_periodic_tasks()
+    schedule.periodic_tasks_ensure()
     task = PeriodicTask.objects.get(task="nurture.purge_expired_data")
     assert task.interval.every == 86400 and task.interval.period == "seconds"
     assert "nurture.purge_expired_data" in app.tasks
     settings.NURTURE_DAY_SECONDS = 20
-    schedule.ensure_periodic_tasks()
+    schedule.periodic_tasks_ensure()
     task.refresh_from_db()
     assert task.interval.every == 4
 
@@ -178,12 +178,12 @@ def test_the_purge_is_on_the_daily_schedule_scaled_like_the_others(settings):
 def test_erasing_on_request_deletes_the_row_and_keeps_only_a_suppression_marker():
     the_series = series("in_treatment", [(0, ["first-article"])])
     subscriber = active_subscriber("erase.me@example.org", the_series, first_name="Ana")
-    planning.plan_due_deliveries()
+    planning.deliveries_plan_due()
     assert retention.subscriber_erase(subscriber_id=subscriber.pk)
     assert not Subscriber.objects.exists() and not Delivery.objects.exists()
     assert list(Suppression.objects.values_list("email", "reason")) == [("erase.me@example.org", "asked us to delete their data")]
     assert not retention.subscriber_erase(subscriber_id=subscriber.pk)  # twice: nothing left, no error
-    assert sending.send_confirmation(subscriber_id=subscriber.pk) is False
+    assert sending.confirmation_email_send(subscriber_id=subscriber.pk) is False
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,7 @@ PLANNED_VERSION = 0
 # --- the due set --------------------------------------------------------------------------------
 
 
-def due_subscribers(*, now: datetime) -> QuerySet[Subscriber]:
+def subscribers_due(*, now: datetime) -> QuerySet[Subscriber]:
     """The planner's due query (served by the partial index subscriber_due_idx)."""
     return (
         Subscriber.objects.filter(status=Subscriber.Status.ACTIVE, next_send_at__lte=now)
@@ -55,7 +55,7 @@ def due_subscribers(*, now: datetime) -> QuerySet[Subscriber]:
 
 
 def _locked_due_batch(now: datetime, batch_size: int) -> list[Subscriber]:
-    qs = due_subscribers(now=now)
+    qs = subscribers_due(now=now)
     if connection.features.has_select_for_update_skip_locked:
         # Another planner's locked rows are skipped, not waited for: each row is planned once.
         qs = qs.select_for_update(skip_locked=True, of=("self",))
@@ -113,7 +113,7 @@ class BatchResult:
     deferred: int
 
 
-def plan_batch(*, now: datetime, batch_size: int, series_steps: SeriesSteps) -> BatchResult:
+def deliveries_plan_batch(*, now: datetime, batch_size: int, series_steps: SeriesSteps) -> BatchResult:
     """Plan one bounded batch inside the caller's transaction; a fixed number of queries."""
     batch = _locked_due_batch(now, batch_size)
     if not batch:
@@ -192,7 +192,7 @@ def planner_lock():
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def plan_due_deliveries(
+def deliveries_plan_due(
     *, now: datetime | None = None, batch_size: int | None = None, max_batches: int = 10_000, enqueue=None
 ) -> PlanResult:
     """Plan everything due at `now`, one bounded batch per transaction.
@@ -209,7 +209,7 @@ def plan_due_deliveries(
         series_steps = SeriesSteps()
         for _ in range(max_batches):
             with transaction.atomic():
-                batch = plan_batch(now=now, batch_size=batch_size, series_steps=series_steps)
+                batch = deliveries_plan_batch(now=now, batch_size=batch_size, series_steps=series_steps)
                 if batch.delivery_ids and enqueue is not None:
                     ids = batch.delivery_ids
                     transaction.on_commit(lambda ids=ids: enqueue(ids))

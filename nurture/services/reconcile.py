@@ -44,7 +44,7 @@ class ReconcileResult:
     reenqueued: int = 0
 
 
-def reconcile_deliveries(
+def deliveries_reconcile(
     *, now: datetime | None = None, sending_timeout_seconds: int | None = None, enqueue=None
 ) -> ReconcileResult:
     """`enqueue(delivery_ids)` sends ids to the send task (the Celery task passes it in); it is

@@ -65,7 +65,7 @@ class SendOutcome:
     countdown: float = 0.0
 
 
-def send_delivery(*, delivery_id: int, connection=None, wait_for_slot=throttle.wait_for_send_slot) -> SendOutcome:
+def delivery_send(*, delivery_id: int, connection=None, wait_for_slot=throttle.wait_for_send_slot) -> SendOutcome:
     claimed, settled = delivery_claim_and_check(delivery_id=delivery_id)
     if claimed is None:
         return SendOutcome(settled)  # not claimed (the claim keeps it once) or skipped
@@ -135,7 +135,7 @@ class BatchOutcome:
     retry_countdown: float = 0.0
 
 
-def send_deliveries(*, delivery_ids: list[int]) -> BatchOutcome:
+def deliveries_send(*, delivery_ids: list[int]) -> BatchOutcome:
     """Send a batch. On a transient error the rest of the batch backs off with the failed
     delivery (a provider answering 429 or 500 is not hammered): the caller re-enqueues
     `retry_ids` after `retry_countdown`. Ids already sent are never in it.
@@ -161,7 +161,7 @@ def _count(outcome: BatchOutcome, status: str, n: int = 1) -> None:
 def _send_one_by_one(delivery_ids: list[int], *, connection) -> BatchOutcome:
     outcome = BatchOutcome()
     for index, delivery_id in enumerate(delivery_ids):
-        result = send_delivery(delivery_id=delivery_id, connection=connection)
+        result = delivery_send(delivery_id=delivery_id, connection=connection)
         _count(outcome, result.status)
         if result.status == RETRY:
             outcome.retry_ids = [delivery_id, *delivery_ids[index + 1 :]]
@@ -173,7 +173,7 @@ def _send_one_by_one(delivery_ids: list[int], *, connection) -> BatchOutcome:
 # --- batch calls (an ESP batch endpoint, through anymail's merge_data; nurture.providers says which) -
 
 def _claim_and_check(delivery_id: int, outcome: BatchOutcome) -> ClaimedDelivery | None:
-    """send_delivery's claim and re-check (one function), counted for the batch: the claimed row, or None."""
+    """delivery_send's claim and re-check (one function), counted for the batch: the claimed row, or None."""
     claimed, settled = delivery_claim_and_check(delivery_id=delivery_id)
     if claimed is None:
         _count(outcome, settled)
@@ -324,7 +324,7 @@ def deliveries_requeue(*, delivery_ids: list[int], enqueue) -> int:
     return len(ids)
 
 
-def send_confirmation(*, subscriber_id: int) -> bool:
+def confirmation_email_send(*, subscriber_id: int) -> bool:
     subscriber = Subscriber.objects.filter(pk=subscriber_id, status=Subscriber.Status.PENDING).first()
     if subscriber is None or selectors.is_suppressed(email=subscriber.email):
         return False

@@ -1,5 +1,5 @@
 """Provider webhooks: anymail parses each provider's payload into an AnymailTrackingEvent and
-sends the `anymail.signals.tracking` signal; `record_tracking_event` stores it once and acts on it.
+sends the `anymail.signals.tracking` signal; `tracking_event_record` stores it once and acts on it.
 
 What each event does (docs/webhooks-and-retention.md):
 - hard bounce, complaint, provider-side unsubscribe, rejected as invalid/bounced/spam: the address
@@ -77,7 +77,7 @@ def _timestamp(value) -> datetime:
     return timezone.now()
 
 
-def record_tracking_event(*, provider: str, event: AnymailTrackingEvent) -> RecordResult:
+def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> RecordResult:
     """Store the event once per (provider, event id); suppress the address on a hard failure.
     A duplicate changes nothing. An unknown message id is stored without a delivery."""
     provider = _text(provider, 40).lower() or "unknown"
