@@ -32,26 +32,19 @@ class Command(BaseCommand):
 
     def _print(self, report: ImportReport) -> None:
         articles, series = report.articles, report.series
-        for label in articles.created:
-            self.stdout.write(f"created article {label}")
-        for label in articles.updated:
-            self.stdout.write(f"updated article {label}")
-        for label in articles.replaced:
-            self.stdout.write(self.style.WARNING(f"replaced staff edits to article {label} with its file (--force)"))
-        for label in series.created:
-            self.stdout.write(f"created series {label}")
-        for label in series.updated:
-            self.stdout.write(f"updated series {label}")
-        for label in series.replaced:
-            self.stdout.write(self.style.WARNING(f"replaced staff edits to series {label} with its file (--force)"))
-        for label in articles.kept:
-            self.stdout.write(self.style.WARNING(
-                f"kept staff edits to article {label}: its file changed too; run with --force to replace them"
-            ))
-        for label in series.kept:
-            self.stdout.write(self.style.WARNING(
-                f"kept staff edits to series {label}: its file changed too; run with --force to replace them"
-            ))
+        kinds = (("article", articles), ("series", series))
+        for kind, changes in kinds:
+            for label in changes.created:
+                self.stdout.write(f"created {kind} {label}")
+            for label in changes.updated:
+                self.stdout.write(f"updated {kind} {label}")
+            for label in changes.replaced:
+                self.stdout.write(self.style.WARNING(f"replaced staff edits to {kind} {label} with its file (--force)"))
+        for kind, changes in kinds:
+            for label in changes.kept:
+                self.stdout.write(self.style.WARNING(
+                    f"kept staff edits to {kind} {label}: its file changed too; run with --force to replace them"
+                ))
         for label in report.steps_kept_with_deliveries:
             self.stdout.write(self.style.WARNING(
                 f"kept {label}: no longer in the file, but it has deliveries; remove its articles in admin if it should stop"
