@@ -145,10 +145,10 @@ def explain_due_query() -> str:
     from django.db import transaction
     from django.utils import timezone
 
-    from nurture.services import planning
+    from nurture import selectors
 
     with transaction.atomic():
-        qs = planning.subscribers_due(now=timezone.now()).select_for_update(skip_locked=True, of=("self",))[:500]
+        qs = selectors.subscribers_due(now=timezone.now()).select_for_update(skip_locked=True, of=("self",))[:500]
         return qs.explain()
 
 

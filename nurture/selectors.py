@@ -36,6 +36,17 @@ def series_step_counts(*, stage: str, languages: set[str]) -> dict[str, int]:
     )
 
 
+def subscribers_due(*, now: datetime) -> QuerySet[Subscriber]:
+    """The planner's due query (served by the partial index subscriber_due_idx)."""
+    return (
+        Subscriber.objects.filter(status=Subscriber.Status.ACTIVE, next_send_at__lte=now)
+        .order_by("next_send_at")
+        .only(
+            "id", "series_id", "next_step_position", "next_send_at", "cadence", "time_zone", "confirmed_at", "last_sent_at"
+        )
+    )
+
+
 def is_suppressed(*, email: str) -> bool:
     return with_address(Suppression.objects.all(), email).exists()
 

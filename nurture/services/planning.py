@@ -25,11 +25,11 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from nurture.models import Delivery, StepArticle, Subscriber
 from nurture.rules import decide
+from nurture import selectors
 from nurture.selectors import SeriesSteps
 
 logger = logging.getLogger(__name__)
@@ -40,22 +40,11 @@ RECEIVED_STATES = (Delivery.Status.QUEUED, Delivery.Status.SENDING, Delivery.Sta
 PLANNED_VERSION = 0
 
 
-# --- the due set --------------------------------------------------------------------------------
-
-
-def subscribers_due(*, now: datetime) -> QuerySet[Subscriber]:
-    """The planner's due query (served by the partial index subscriber_due_idx)."""
-    return (
-        Subscriber.objects.filter(status=Subscriber.Status.ACTIVE, next_send_at__lte=now)
-        .order_by("next_send_at")
-        .only(
-            "id", "series_id", "next_step_position", "next_send_at", "cadence", "time_zone", "confirmed_at", "last_sent_at"
-        )
-    )
+# --- the due set (selectors.subscribers_due), locked --------------------------------------------------------------------------------
 
 
 def _locked_due_batch(now: datetime, batch_size: int) -> list[Subscriber]:
-    qs = subscribers_due(now=now)
+    qs = selectors.subscribers_due(now=now)
     if connection.features.has_select_for_update_skip_locked:
         # Another planner's locked rows are skipped, not waited for: each row is planned once.
         qs = qs.select_for_update(skip_locked=True, of=("self",))
