@@ -86,7 +86,7 @@ def main() -> None:
         for i in range(args.emails)
     )
     planned: list[int] = []
-    planning.plan_due_deliveries(now=now, on_batch_planned=planned.extend)
+    planning.deliveries_plan_due(now=now, enqueue=planned.extend)
     print(f"planned {len(planned)} deliveries for {args.emails} subscribers")
 
     use_broker_in_this_process(redis_url)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from content.services import library_import
+from nurture.services.library import library_import
 from nurture.models import Series
 
 LIBRARY = Path(__file__).resolve().parent.parent / "content" / "library"

@@ -7,16 +7,16 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from content import selectors as content_selectors
+from nurture import selectors
 from nurture.models import Series, Step, StepArticle
 
 
 
 def _held_back_text(step: Step) -> str:
-    reasons = content_selectors.step_hold_reasons(step=step)
+    reasons = selectors.step_hold_reasons(step=step)
     if not reasons:
         return ""
-    if content_selectors.step_is_held_back(step=step):
+    if selectors.step_is_held_back(step=step):
         return "Held back: " + "; ".join(reasons)
     return "Sent without: " + "; ".join(reasons)
 
@@ -71,7 +71,7 @@ class SeriesAdmin(admin.ModelAdmin):
 
     @admin.display(description="steps held back")
     def held_back_steps(self, obj):
-        held = [s for s in obj.steps.all() if content_selectors.step_is_held_back(step=s)]
+        held = [s for s in obj.steps.all() if selectors.step_is_held_back(step=s)]
         if not held:
             return "—"
         return format_html('<span style="color:#b91c1c">⚠ {}</span>', ", ".join(f"#{s.position + 1}" for s in held))

@@ -1,12 +1,6 @@
-"""Admin for subscribers.
-
-Steps show whether they are held back and why (an article not published), using content.selectors, the
-same reads the sending side uses. Subscribers and deliveries have no edit form: every change goes
-through the engine's services, as thin admin actions (docs/admin.md):
-
-- subscribers: change stage/language (subscribers.subscriber_change_stage: the start of the new
-  series, history kept, no article twice), pause, resume, unsubscribe;
-- deliveries: requeue failed ones (sending.deliveries_requeue).
+"""Admin for subscribers. They have no edit form: every change goes through the engine's services, as
+thin admin actions (docs/admin.md): change stage/language (subscriber_change_stage: the start of the
+new series, history kept, no article twice), pause, resume, unsubscribe.
 
 Staff who may do this are those with the model's "change" permission; the rest see them read-only.
 """

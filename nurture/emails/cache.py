@@ -121,3 +121,9 @@ def render_step(*, step: Step, articles: list[Article], language: str, personal:
 def step_language(step: Step) -> str:
     """The layout speaks the language of the step's content (its series)."""
     return step.series.language
+
+
+def step_body_key(*, step: Step, articles: list[Article]) -> tuple:
+    """What makes two copies of a step's email one body before personalisation (the render
+    cache's key, in the step's language): a batch sender groups by it."""
+    return cache_key(step=step, articles=articles, language=step_language(step))

@@ -7,6 +7,7 @@ from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from nurture import tasks
 from nurture.services import subscribers as subscriber_services
 from nurture.web.forms import CONSENT_TEXT, SignupForm
 
@@ -29,6 +30,7 @@ def signup(request):
                 language=data["language"],
                 time_zone=data["time_zone"],
                 consent_text=consent_text,
+                enqueue=tasks.enqueue_confirmation,
             )
             # The same page whether the address was new or known: it reveals nothing about who is subscribed.
             return redirect("nurture:signup_done")

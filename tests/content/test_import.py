@@ -8,7 +8,8 @@ import pytest
 from django.core.management import call_command
 
 from content.models import Article, ArticleVersion, Language, Stage
-from content.services import article_save, library_import
+from content.services import article_save
+from nurture.services.library import library_import
 from nurture.models import Delivery, Series, Step, StepArticle, Subscriber
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ from content import selectors
 from content.models import Article, ArticleVersion
 from content.services import article_save
 from nurture.models import Series, Step, StepArticle
-from nurture.selectors import step_published_articles
+from nurture.selectors import step_hold_reasons, step_is_held_back, step_published_articles
 
 pytestmark = pytest.mark.django_db
 
@@ -98,16 +98,16 @@ def test_hold_reasons_name_each_unpublished_article():
     published = make_article("ready")
     draft = make_article("drug-history", language="es", status=Article.Status.DRAFT)
     partly = make_step([published])
-    assert selectors.step_hold_reasons(step=partly) == []
-    assert not selectors.step_is_held_back(step=partly)
+    assert step_hold_reasons(step=partly) == []
+    assert not step_is_held_back(step=partly)
 
     held = make_step([draft], language="es")
-    assert selectors.step_hold_reasons(step=held) == ["article 'drug-history' (es) is in draft"]
-    assert selectors.step_is_held_back(step=held)
+    assert step_hold_reasons(step=held) == ["article 'drug-history' (es) is in draft"]
+    assert step_is_held_back(step=held)
 
     empty = make_step([])
-    assert selectors.step_hold_reasons(step=empty) == ["the step has no articles"]
-    assert selectors.step_is_held_back(step=empty)
+    assert step_hold_reasons(step=empty) == ["the step has no articles"]
+    assert step_is_held_back(step=empty)
 
 
 def test_review_overdue_follows_the_setting(settings):

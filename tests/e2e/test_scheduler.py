@@ -33,7 +33,7 @@ def stack(transactional_db, postgres, redis_url, tmp_path, settings):
         yield provider, worker
 
 
-def due_subscribers(n: int, *, prefix: str = "r") -> list[Subscriber]:
+def subscribers_due(n: int, *, prefix: str = "r") -> list[Subscriber]:
     the_series = series("in_treatment", [(0, ["welcome-e2e", "why-e2e"]), (3, ["later-e2e"])])
     return [active_subscriber(f"{prefix}{i}@example.org", the_series) for i in range(n)]
 
@@ -54,7 +54,7 @@ def assert_sent_exactly_once(provider: FakeProvider, expected_sent: int) -> None
 
 def test_two_workers_and_two_planners_send_each_email_exactly_once(stack):
     provider, worker = stack
-    due_subscribers(40)
+    subscribers_due(40)
     workers = [worker("w1"), worker("w2")]
     # Two beats by mistake: the plan task twice at once, one on each worker.
     plan_due_deliveries_task.delay()
@@ -75,7 +75,7 @@ def test_two_workers_and_two_planners_send_each_email_exactly_once(stack):
 
 def test_worker_killed_mid_batch_then_restarted_sends_each_email_exactly_once(stack):
     provider, worker = stack
-    due_subscribers(18)
+    subscribers_due(18)
     # 3 sends per one-second window: the limiter lets 3 go at once, then holds the worker for the
     # rest of the second. Just after the 6th is sent the worker is waiting for a slot (for most of a
     # second), so the kill lands between provider calls, not inside one.
@@ -92,7 +92,7 @@ def test_worker_killed_mid_batch_then_restarted_sends_each_email_exactly_once(st
     # The periodic reconciler, run once the sending timeout has passed (1 s here): it requeues the
     # row the dead worker held (never handed to the provider) and re-enqueues the rest.
     time.sleep(1.1)
-    result = reconcile.reconcile_deliveries(sending_timeout_seconds=1, enqueue=enqueue_send_batches)
+    result = reconcile.deliveries_reconcile(sending_timeout_seconds=1, enqueue=enqueue_send_batches)
     assert result.requeued == len(stuck) and result.unknown_outcome == 0, (result, left)
     wait_for(settled(18), timeout=60, interval=0.1, message="all deliveries settled after restart")
     assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
@@ -103,7 +103,7 @@ def test_worker_killed_while_the_provider_holds_its_call_is_not_resent(stack):
     """The one ambiguous moment: the provider accepted, the worker died before hearing so. We choose
     at most once: the reconciler marks it failed ("unknown outcome") for staff, and it is not resent."""
     provider, worker = stack
-    due_subscribers(6)
+    subscribers_due(6)
     reached, release = threading.Event(), threading.Event()
 
     def hold_third(payload):
@@ -123,7 +123,7 @@ def test_worker_killed_while_the_provider_holds_its_call_is_not_resent(stack):
 
     worker("restarted")
     time.sleep(1.1)
-    result = reconcile.reconcile_deliveries(sending_timeout_seconds=1, enqueue=enqueue_send_batches)
+    result = reconcile.deliveries_reconcile(sending_timeout_seconds=1, enqueue=enqueue_send_batches)
     assert result.unknown_outcome == 1
     wait_for(settled(6), timeout=60, interval=0.1, message="all deliveries settled after restart")
     held.refresh_from_db()
@@ -136,7 +136,7 @@ def test_worker_killed_while_the_provider_holds_its_call_is_not_resent(stack):
 
 def test_provider_faults_end_sent_once_failed_or_suppressed(stack):
     provider, worker = stack
-    people = due_subscribers(12)
+    people = subscribers_due(12)
     bad, refused = people[3].email, people[7].email
     provider.state.first_faults = ["429", "500", "timeout", "drop"]
     provider.state.timeout_seconds = 2.0  # the worker gives up after EMAIL_TIMEOUT=1

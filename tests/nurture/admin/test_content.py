@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from content.models import Article, ArticleVersion
-from content.services import library_import
+from nurture.services.library import library_import
 from nurture.models import Delivery, Series, Step, Subscriber
 
 pytestmark = pytest.mark.django_db

@@ -71,9 +71,9 @@ def _action(client, action: str, ids, **extra):
 
 
 def _send_everything_due() -> None:
-    planning.plan_due_deliveries()
+    planning.deliveries_plan_due()
     for delivery_id in Delivery.objects.filter(status="queued").values_list("id", flat=True):
-        sending.send_delivery(delivery_id=delivery_id, wait_for_slot=lambda: None)
+        sending.delivery_send(delivery_id=delivery_id, wait_for_slot=lambda: None)
 
 
 # --- change stage ----------------------------------------------------------------------------------

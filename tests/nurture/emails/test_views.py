@@ -191,7 +191,7 @@ def test_journey_skips_a_step_with_nothing_new_and_counts_from_the_last_email(li
 
 def test_journey_follows_the_planners_daytime_window_and_gap(library, settings):
     from nurture import selectors
-    from nurture.services.planning import next_send_time
+    from nurture.rules import next_send_time
 
     settings.NURTURE_DAY_SECONDS = 86400
     series = Step.objects.filter(series__stage="in_treatment", series__language="en").first().series

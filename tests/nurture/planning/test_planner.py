@@ -12,6 +12,7 @@ from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from content.models import Article
+from nurture import selectors
 from nurture.models import Delivery, Subscriber
 from nurture.services import planning, subscribers
 from tests.helpers.scheduler import active_subscriber, article, series
@@ -35,7 +36,7 @@ def sent_now(delivery: Delivery, when: datetime) -> None:
 
 def plan(now: datetime) -> list[Delivery]:
     before = set(Delivery.objects.values_list("id", flat=True))
-    planning.plan_due_deliveries(now=now)
+    planning.deliveries_plan_due(now=now)
     return list(Delivery.objects.exclude(id__in=before).order_by("id"))
 
 
@@ -159,7 +160,7 @@ def test_a_planning_batch_costs_the_same_queries_for_5_or_50_subscribers(setting
         for i in range(size):
             active_subscriber(f"q{size}-{i}@example.org", the_series, now=now)
         with CaptureQueriesContext(connection) as queries:
-            result = planning.plan_due_deliveries(now=now, batch_size=100)
+            result = planning.deliveries_plan_due(now=now, batch_size=100)
         assert result.planned == size
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
@@ -172,7 +173,7 @@ def test_idle_subscribers_cost_nothing_to_plan(settings):
     for i in range(30):
         active_subscriber(f"idle{i}@example.org", the_series, now=now + timedelta(days=1))
     with CaptureQueriesContext(connection) as queries:
-        result = planning.plan_due_deliveries(now=now)
+        result = planning.deliveries_plan_due(now=now)
     assert result.subscribers_seen == 0 and len(queries) <= 3, [q["sql"] for q in queries.captured_queries]
 
 
@@ -193,7 +194,7 @@ def test_due_query_uses_the_partial_index_on_postgres(postgres):
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE nurture_subscriber")
     with transaction.atomic():
-        qs = planning.due_subscribers(now=now).select_for_update(skip_locked=True, of=("self",))[:500]
+        qs = selectors.subscribers_due(now=now).select_for_update(skip_locked=True, of=("self",))[:500]
         plan_text = qs.explain()
     print(plan_text)
     assert "subscriber_due_idx" in plan_text
@@ -218,7 +219,7 @@ def test_two_planners_at_once_plan_each_subscriber_once(postgres, settings):
     def run():
         try:
             start.wait(timeout=10)
-            results.append(planning.plan_due_deliveries(now=now, batch_size=20))
+            results.append(planning.deliveries_plan_due(now=now, batch_size=20))
         except Exception as exc:  # surfaced below
             errors.append(exc)
         finally:
@@ -246,9 +247,9 @@ def test_without_skip_locked_a_second_planner_waits_its_turn(settings, tmp_path,
     active_subscriber("lock@example.org", series("in_treatment", [(0, ["l1"])]))
     with open(tmp_path / "planner.lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # another planner is running
-        assert planning.plan_due_deliveries().planned == 0
+        assert planning.deliveries_plan_due().planned == 0
         fcntl.flock(held, fcntl.LOCK_UN)
-    assert planning.plan_due_deliveries().planned == 1
+    assert planning.deliveries_plan_due().planned == 1
 
 
 def test_new_york_spring_forward_weekend_moves_the_instant_not_the_local_hour(real_days):

@@ -1,4 +1,4 @@
-"""The timing rule (planning.next_send_time): pure, no database."""
+"""The timing rule (nurture.rules.next_send_time): pure, no database."""
 from __future__ import annotations
 
 import zoneinfo
@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from nurture.services.planning import next_send_time
+from nurture.rules import next_send_time
 
 UTC = timezone.utc
 NY = "America/New_York"

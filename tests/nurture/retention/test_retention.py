@@ -10,6 +10,7 @@ import time_machine
 from django.core.management import call_command
 
 from config.celery import app
+from nurture import tasks
 from nurture.models import ConsentRecord, Delivery, ProviderEvent, Subscriber, Suppression
 from nurture.services import planning, retention, sending
 from nurture.services import subscribers as subscriber_services
@@ -32,14 +33,15 @@ def retention_settings(settings):
 
 def sign_up(email: str) -> Subscriber:
     result = subscriber_services.subscriber_sign_up(
-        email=email, first_name="Ana", stage="in_treatment", language="en", time_zone="UTC", consent_text="I agree."
+        email=email, first_name="Ana", stage="in_treatment", language="en", time_zone="UTC", consent_text="I agree.",
+        enqueue=tasks.enqueue_confirmation,
     )
     return Subscriber.objects.get(pk=result.subscriber_id)
 
 
 def purge(at: datetime, **options) -> retention.PurgeResult:
     with time_machine.travel(at, tick=False):
-        return retention.purge_expired_data(**options)
+        return retention.expired_data_purge(**options)
 
 
 def emails() -> set[str]:
@@ -79,7 +81,7 @@ def test_people_who_left_are_deleted_with_their_history_after_the_retention_peri
     with time_machine.travel(START, tick=False):
         left = active_subscriber("left@example.org", the_series)
         active_subscriber("active@example.org", the_series)
-        planning.plan_due_deliveries()
+        planning.deliveries_plan_due()
         ProviderEvent.objects.create(
             provider="postmark", event_id="e1", event_type="delivered",
             delivery=Delivery.objects.get(subscriber=left), timestamp=START,
@@ -115,7 +117,8 @@ def test_suppressed_people_lose_their_row_but_the_address_stays_suppressed(djang
     assert Suppression.objects.get().email == "bounced@example.org"
     with django_capture_on_commit_callbacks(execute=True):
         result = subscriber_services.subscriber_sign_up(
-            email="Bounced@example.org", first_name="Ana", stage="in_treatment", language="en", time_zone="UTC", consent_text="I agree."
+            email="Bounced@example.org", first_name="Ana", stage="in_treatment", language="en", time_zone="UTC", consent_text="I agree.",
+            enqueue=tasks.enqueue_confirmation,
         )
     assert result.subscriber_id is None and not Subscriber.objects.exists()  # nothing stored for it
     assert mailoutbox == []  # no confirmation email to a suppressed address
@@ -162,12 +165,12 @@ def test_the_purge_is_on_the_daily_schedule_scaled_like_the_others(settings):
     from nurture.services import schedule
 
     settings.NURTURE_DAY_SECONDS = 86400
-    schedule.ensure_periodic_tasks()
+    schedule.periodic_tasks_ensure()
     task = PeriodicTask.objects.get(task="nurture.purge_expired_data")
     assert task.interval.every == 86400 and task.interval.period == "seconds"
     assert "nurture.purge_expired_data" in app.tasks
     settings.NURTURE_DAY_SECONDS = 20
-    schedule.ensure_periodic_tasks()
+    schedule.periodic_tasks_ensure()
     task.refresh_from_db()
     assert task.interval.every == 4
 
@@ -175,12 +178,12 @@ def test_the_purge_is_on_the_daily_schedule_scaled_like_the_others(settings):
 def test_erasing_on_request_deletes_the_row_and_keeps_only_a_suppression_marker():
     the_series = series("in_treatment", [(0, ["first-article"])])
     subscriber = active_subscriber("erase.me@example.org", the_series, first_name="Ana")
-    planning.plan_due_deliveries()
+    planning.deliveries_plan_due()
     assert retention.subscriber_erase(subscriber_id=subscriber.pk)
     assert not Subscriber.objects.exists() and not Delivery.objects.exists()
     assert list(Suppression.objects.values_list("email", "reason")) == [("erase.me@example.org", "asked us to delete their data")]
     assert not retention.subscriber_erase(subscriber_id=subscriber.pk)  # twice: nothing left, no error
-    assert sending.send_confirmation(subscriber_id=subscriber.pk) is False
+    assert sending.confirmation_email_send(subscriber_id=subscriber.pk) is False
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import time_machine
 from anymail.backends.test import EmailBackend as AnymailTestBackend
 from anymail.message import AnymailRecipientStatus
 
-from nurture import selectors
+from nurture import providers, selectors
 from nurture.emails.cache import step_render_with_placeholders
 from nurture.emails.layout import PH_GREETING, PH_UNSUBSCRIBE_URL, VIEW_ONLINE_START
 from nurture.emails.links import Personal
@@ -47,7 +47,7 @@ def planned(n: int, *, prefix: str = "b", names: list[str] | None = None) -> lis
     the_series = series("in_treatment", [(0, ["first-article", "second-article"])])
     for i in range(n):
         active_subscriber(f"{prefix}{i}@example.org", the_series, first_name=(names or [""])[i % len(names or [""])])
-    planning.plan_due_deliveries()
+    planning.deliveries_plan_due()
     return list(Delivery.objects.order_by("id").values_list("id", flat=True))
 
 
@@ -86,7 +86,7 @@ def test_esp_substitution_gives_the_bytes_of_a_single_send(mailgun):
     ids = planned(len(NAMES), names=NAMES)
     # Signed links carry a timestamp (seconds): the clock stands still so both sides sign alike.
     with time_machine.travel(1_800_000_000, tick=False):
-        outcome = sending.send_deliveries(delivery_ids=ids)
+        outcome = sending.deliveries_send(delivery_ids=ids)
         singles = {i: build_delivery_email(loaded(i)) for i in ids}  # what one-by-one sends would be
     assert outcome.counts == {"sent": len(ids)}
     assert len(mailgun.state.calls) == 1 and len(mailgun.state.delivered) == len(ids)
@@ -110,7 +110,7 @@ def test_esp_substitution_gives_the_bytes_of_a_single_send(mailgun):
 
 def test_nothing_about_the_stage_reaches_the_provider(mailgun):
     ids = planned(4, names=NAMES)
-    sending.send_deliveries(delivery_ids=ids)
+    sending.deliveries_send(delivery_ids=ids)
     [form] = mailgun.state.calls
     sent = json.dumps(form).lower()
     for stage in ("in_treatment", "recently_diagnosed", "in_remission", "stage"):
@@ -126,7 +126,7 @@ def test_grouping_one_call_per_body_each_address_once_and_a_size_limit():
     ids = planned(5)
     other = series("in_remission", [(0, ["remission-article"])])
     active_subscriber("x@example.org", other)
-    planning.plan_due_deliveries()
+    planning.deliveries_plan_due()
     outcome = sending.BatchOutcome()
     claimed = [sending._claim_and_check(i, outcome) for i in Delivery.objects.order_by("id").values_list("id", flat=True)]
     calls = sending.group_for_batch_calls(claimed, limit=3)
@@ -141,7 +141,7 @@ def test_rechecks_skip_before_the_call(mailgun):
     ids = planned(3)
     Subscriber.objects.filter(email="b1@example.org").update(status=Subscriber.Status.UNSUBSCRIBED)
     Suppression.objects.create(email="b2@example.org", reason="test")
-    outcome = sending.send_deliveries(delivery_ids=ids + ids)  # and a redelivered duplicate
+    outcome = sending.deliveries_send(delivery_ids=ids + ids)  # and a redelivered duplicate
     assert outcome.counts == {"sent": 1, "skipped": 2, "not-claimed": 3}
     assert [d["to"] for d in mailgun.state.delivered] == ["b0@example.org"]
 
@@ -150,14 +150,14 @@ def test_rate_limit_takes_one_slot_per_email(mailgun, monkeypatch):
     taken = []
     monkeypatch.setattr(throttle, "wait_for_send_slots", lambda count: taken.append(count))
     ids = planned(6)
-    sending.send_deliveries(delivery_ids=ids)
+    sending.deliveries_send(delivery_ids=ids)
     assert taken == [6] and len(mailgun.state.calls) == 1
 
 
 def test_a_call_carries_at_most_one_windows_worth_of_emails(mailgun, settings):
     settings.NURTURE_SENDS_PER_SECOND = 4.0
     ids = planned(6)
-    assert sending.send_deliveries(delivery_ids=ids).counts == {"sent": 6}
+    assert sending.deliveries_send(delivery_ids=ids).counts == {"sent": 6}
     assert [len(form["to"]) for form in mailgun.state.calls] == [4, 2]
 
 
@@ -176,12 +176,12 @@ def test_transient_error_requeues_the_whole_call_then_sends_each_once(mailgun, f
     mailgun.state.first_faults = [fault]
     mailgun.state.timeout_seconds = 1.0
     ids = planned(4)
-    first = sending.send_deliveries(delivery_ids=ids)
+    first = sending.deliveries_send(delivery_ids=ids)
     assert first.counts == {"retry": 4} and sorted(first.retry_ids) == ids and first.retry_countdown > 0
     for delivery in Delivery.objects.all():
         assert delivery.status == "queued" and delivery.provider_call_started_at is None
         assert delivery.attempts == 1 and delivery.next_attempt_at is not None and "attempt 1" in delivery.failure_reason
-    second = sending.send_deliveries(delivery_ids=first.retry_ids)
+    second = sending.deliveries_send(delivery_ids=first.retry_ids)
     assert second.counts == {"sent": 4}
     assert sorted(mailgun.state.acceptances_by_message_id().values()) == [1, 1, 1, 1]
 
@@ -190,10 +190,10 @@ def test_transient_error_backs_off_the_calls_not_yet_made(mailgun):
     planned(2)
     other = series("in_remission", [(0, ["remission-article"])])
     active_subscriber("x@example.org", other)
-    planning.plan_due_deliveries()
+    planning.deliveries_plan_due()
     ids = list(Delivery.objects.order_by("id").values_list("id", flat=True))
     mailgun.state.first_faults = ["500"]
-    outcome = sending.send_deliveries(delivery_ids=ids)
+    outcome = sending.deliveries_send(delivery_ids=ids)
     assert len(mailgun.state.calls) == 1  # the second call was not made
     assert sorted(outcome.retry_ids) == ids
     assert set(Delivery.objects.values_list("status", flat=True)) == {"queued"}
@@ -203,7 +203,7 @@ def test_transient_error_backs_off_the_calls_not_yet_made(mailgun):
 def test_permanent_error_fails_the_whole_call_with_the_reason(mailgun):
     ids = planned(3)
     mailgun.state.bad_request_for = {"b1@example.org"}
-    outcome = sending.send_deliveries(delivery_ids=ids)
+    outcome = sending.deliveries_send(delivery_ids=ids)
     assert outcome.counts == {"failed": 3} and not outcome.retry_ids
     assert all("HTTP 400" in reason for reason in Delivery.objects.values_list("failure_reason", flat=True))
 
@@ -227,13 +227,13 @@ class PerRecipientBackend(AnymailTestBackend):
 
 def test_per_recipient_answers_refused_suppressed_invalid_failed_rest_sent(settings, monkeypatch):
     backend = f"{__name__}.PerRecipientBackend"
-    endpoint = sending.BatchEndpoint(merge_field_format="%recipient.{}%", ids_per_recipient=True)
-    monkeypatch.setitem(sending.BATCH_ENDPOINTS, backend, endpoint)
+    endpoint = providers.BatchEndpoint(merge_field_format="%recipient.{}%", ids_per_recipient=True)
+    monkeypatch.setitem(providers.BATCH_ENDPOINTS, backend, endpoint)
     settings.EMAIL_BACKEND = backend
     monkeypatch.setattr(PerRecipientBackend, "refused", {"b1@example.org"})
     monkeypatch.setattr(PerRecipientBackend, "invalid", {"b2@example.org"})
     ids = planned(4)
-    outcome = sending.send_deliveries(delivery_ids=ids)
+    outcome = sending.deliveries_send(delivery_ids=ids)
     assert outcome.counts == {"sent": 2, "failed": 2}
     rows = {d.subscriber.email: d for d in Delivery.objects.select_related("subscriber")}
     assert rows["b1@example.org"].status == "failed" and "refused" in rows["b1@example.org"].failure_reason
@@ -248,7 +248,7 @@ def test_per_recipient_answers_refused_suppressed_invalid_failed_rest_sent(setti
 
 def test_content_with_the_merge_syntax_falls_back_to_one_by_one(mailgun):
     ids = planned(3, names=["100%recipient.x% sure"])
-    outcome = sending.send_deliveries(delivery_ids=ids)
+    outcome = sending.deliveries_send(delivery_ids=ids)
     assert outcome.counts == {"sent": 3}
     assert len(mailgun.state.calls) == 3
     assert all("100%recipient.x% sure" in d["text"] for d in mailgun.state.delivered)  # no substitution asked
@@ -259,7 +259,7 @@ def test_content_with_the_merge_syntax_falls_back_to_one_by_one(mailgun):
 def test_batch_send_off_sends_one_call_per_email(mailgun, settings):
     settings.NURTURE_BATCH_SEND = False
     ids = planned(3)
-    assert sending.send_deliveries(delivery_ids=ids).counts == {"sent": 3}
+    assert sending.deliveries_send(delivery_ids=ids).counts == {"sent": 3}
     assert len(mailgun.state.calls) == 3
     assert all("recipient-variables" not in form for form in mailgun.state.calls)
 
@@ -268,9 +268,9 @@ def test_other_backends_never_take_the_batch_path(settings):
     for backend in ("anymail.backends.postmark.EmailBackend", "django.core.mail.backends.smtp.EmailBackend",
                     "nurture.mail.OutboxEmailBackend"):
         settings.EMAIL_BACKEND = backend
-        assert sending.batch_endpoint() is None
-    settings.EMAIL_BACKEND = sending.MAILGUN_BACKEND
-    assert sending.batch_endpoint().merge_field_format == "%recipient.{}%"
+        assert providers.batch_endpoint() is None
+    settings.EMAIL_BACKEND = providers.MAILGUN_BACKEND
+    assert providers.batch_endpoint().merge_field_format == "%recipient.{}%"
 
 
 def test_postmark_still_one_call_per_email(settings):
@@ -278,7 +278,7 @@ def test_postmark_still_one_call_per_email(settings):
         settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
         settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "fake-token", "POSTMARK_API_URL": fake.url}
         ids = planned(3)
-        assert sending.send_deliveries(delivery_ids=ids).counts == {"sent": 3}
+        assert sending.deliveries_send(delivery_ids=ids).counts == {"sent": 3}
         assert len(fake.state.requests) == 3
 
 
@@ -297,7 +297,7 @@ def test_a_mailgun_bounce_webhook_finds_the_batch_sent_delivery_by_its_message_i
     import hmac
 
     ids = planned(3)
-    sending.send_deliveries(delivery_ids=ids)
+    sending.deliveries_send(delivery_ids=ids)
     assert len(mailgun.state.calls) == 1
     settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": "hook:secret", "MAILGUN_WEBHOOK_SIGNING_KEY": "signing-key"}
     target = loaded(ids[1])

@@ -37,14 +37,14 @@ def planned(n: int, *, prefix: str = "s") -> list[int]:
     the_series = series("in_treatment", [(0, ["first-article", "second-article"])])
     for i in range(n):
         active_subscriber(f"{prefix}{i}@example.org", the_series)
-    planning.plan_due_deliveries()
+    planning.deliveries_plan_due()
     return list(Delivery.objects.order_by("id").values_list("id", flat=True))
 
 
 def test_sends_once_records_versions_and_last_sent():
     [delivery_id] = planned(1)
-    assert sending.send_delivery(delivery_id=delivery_id).status == "sent"
-    assert sending.send_delivery(delivery_id=delivery_id).status == "not-claimed"  # a redelivered task
+    assert sending.delivery_send(delivery_id=delivery_id).status == "sent"
+    assert sending.delivery_send(delivery_id=delivery_id).status == "not-claimed"  # a redelivered task
     assert len(mail.outbox) == 1
     delivery = Delivery.objects.select_related("subscriber").get()
     assert delivery.status == "sent" and delivery.sent_at and delivery.attempts == 1
@@ -60,7 +60,7 @@ def test_rechecked_just_before_sending(change):
         Subscriber.objects.filter(pk=subscriber.pk).update(status="unsubscribed")
     else:
         Suppression.objects.create(email=subscriber.email.upper(), reason="bounce")
-    assert sending.send_delivery(delivery_id=delivery_id).status == "skipped"
+    assert sending.delivery_send(delivery_id=delivery_id).status == "skipped"
     assert mail.outbox == []
 
 
@@ -68,14 +68,14 @@ def test_rechecked_just_before_sending(change):
 def test_transient_error_requeues_with_backoff_then_sends_once(provider, fault):
     ids = planned(3)
     provider.state.first_faults = [fault]
-    outcome = sending.send_deliveries(delivery_ids=ids)
+    outcome = sending.deliveries_send(delivery_ids=ids)
     assert outcome.retry_ids == ids  # the failed one and the untried rest back off together
     assert 0.5 <= outcome.retry_countdown <= 1.0  # base 1 s, jitter in its upper half
     first = Delivery.objects.get(pk=ids[0])
     assert first.status == "queued" and first.attempts == 1 and first.next_attempt_at > timezone.now()
     assert "attempt 1" in first.failure_reason
 
-    outcome = sending.send_deliveries(delivery_ids=outcome.retry_ids)
+    outcome = sending.deliveries_send(delivery_ids=outcome.retry_ids)
     assert outcome.retry_ids == [] and outcome.counts == {"sent": 3}
     assert sorted(provider.state.acceptances_by_message_id().values()) == [1, 1, 1]
     assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
@@ -86,7 +86,7 @@ def test_transient_errors_give_up_after_max_attempts(provider):
     [delivery_id] = planned(1)
     provider.state.first_faults = ["500", "500", "500"]
     for _ in range(3):
-        sending.send_deliveries(delivery_ids=[delivery_id])
+        sending.deliveries_send(delivery_ids=[delivery_id])
     delivery = Delivery.objects.get()
     assert delivery.status == "failed" and "gave up after 3 attempts" in delivery.failure_reason
     assert provider.state.accepted == []
@@ -96,7 +96,7 @@ def test_permanent_error_fails_with_reason_and_is_not_retried(provider):
     ids = planned(2)
     bad = Delivery.objects.get(pk=ids[0]).subscriber.email
     provider.state.bad_request_for = {bad}
-    outcome = sending.send_deliveries(delivery_ids=ids)
+    outcome = sending.deliveries_send(delivery_ids=ids)
     assert outcome.retry_ids == [] and outcome.counts == {"failed": 1, "sent": 1}
     failed = Delivery.objects.get(pk=ids[0])
     assert failed.status == "failed" and "HTTP 400" in failed.failure_reason and failed.failed_at
@@ -108,7 +108,7 @@ def test_refused_recipient_is_suppressed(provider):
     ids = planned(2)
     refused = Delivery.objects.get(pk=ids[1]).subscriber.email
     provider.state.inactive = {refused}
-    sending.send_deliveries(delivery_ids=ids)
+    sending.deliveries_send(delivery_ids=ids)
     delivery = Delivery.objects.get(pk=ids[1])
     assert delivery.status == "failed" and delivery.failure_reason.startswith("recipient refused")
     assert Suppression.objects.filter(email__iexact=refused).exists()
@@ -118,7 +118,7 @@ def test_refused_recipient_is_suppressed(provider):
 
 def test_message_id_is_kept_for_staff_and_provider_id_recorded(provider):
     [delivery_id] = planned(1)
-    sending.send_deliveries(delivery_ids=[delivery_id])
+    sending.deliveries_send(delivery_ids=[delivery_id])
     delivery = Delivery.objects.get()
     [accepted] = provider.state.accepted
     assert delivery.message_id == accepted.message_id_header
@@ -135,7 +135,7 @@ def test_reconciler_settles_each_kind_of_stuck_delivery():
     Delivery.objects.filter(pk=ids[2]).update(status="sending", sending_started_at=long_ago, provider_call_started_at=long_ago)
     Delivery.objects.filter(pk=ids[3]).update(status="sending", sending_started_at=timezone.now())
     enqueued = []
-    result = reconcile.reconcile_deliveries(sending_timeout_seconds=900, enqueue=enqueued.extend)
+    result = reconcile.deliveries_reconcile(sending_timeout_seconds=900, enqueue=enqueued.extend)
     statuses = dict(Delivery.objects.values_list("id", "status"))
     assert [statuses[i] for i in ids] == ["sent", "queued", "failed", "sending"]
     assert Delivery.objects.get(pk=ids[2]).failure_reason == reconcile.UNKNOWN_OUTCOME_REASON
@@ -148,7 +148,7 @@ def test_reconciler_reenqueues_queued_deliveries_whose_task_was_lost():
     ids = planned(2)
     Delivery.objects.filter(pk=ids[0]).update(queued_at=timezone.now() - timedelta(hours=2))
     enqueued = []
-    reconcile.reconcile_deliveries(sending_timeout_seconds=900, enqueue=enqueued.extend)
+    reconcile.deliveries_reconcile(sending_timeout_seconds=900, enqueue=enqueued.extend)
     assert enqueued == [ids[0]]
 
 
@@ -161,9 +161,9 @@ def test_a_worker_whose_claim_was_reconciled_does_not_send(monkeypatch):
         Delivery.objects.filter(pk=delivery_id).update(status="queued")  # as the reconciler would
         return 0.0
 
-    assert sending.send_delivery(delivery_id=delivery_id, wait_for_slot=stall).status == "not-claimed"
+    assert sending.delivery_send(delivery_id=delivery_id, wait_for_slot=stall).status == "not-claimed"
     assert mail.outbox == []
-    assert sending.send_delivery(delivery_id=delivery_id).status == "sent"
+    assert sending.delivery_send(delivery_id=delivery_id).status == "sent"
     assert len(mail.outbox) == 1
 
 
@@ -222,7 +222,7 @@ def test_staff_requeue_moves_only_failed_deliveries_and_enqueues_on_commit(djang
         moved = sending.deliveries_requeue(delivery_ids=ids, enqueue=enqueued.extend)
     assert moved == 1 and enqueued == [ids[0]]
     assert dict(Delivery.objects.values_list("id", "status")) == {ids[0]: "queued", ids[1]: "sent", ids[2]: "queued"}
-    assert sending.send_delivery(delivery_id=ids[0]).status == "sent"
+    assert sending.delivery_send(delivery_id=ids[0]).status == "sent"
 
 
 def test_a_partly_new_step_sends_only_the_articles_not_had_before():
@@ -231,9 +231,9 @@ def test_a_partly_new_step_sends_only_the_articles_not_had_before():
     other = series("in_remission", [(0, ["seen-before"])])
     earlier = Delivery.objects.create(subscriber=subscriber, step=other.steps.get(), status="sent", article_versions={str(article("seen-before").pk): 1},
                                       sent_at=timezone.now() - timedelta(hours=1))
-    planning.plan_due_deliveries()
+    planning.deliveries_plan_due()
     delivery = Delivery.objects.exclude(pk=earlier.pk).get()
-    assert sending.send_delivery(delivery_id=delivery.pk).status == "sent"
+    assert sending.delivery_send(delivery_id=delivery.pk).status == "sent"
     [message] = mail.outbox
     assert "Brand New" in message.body and "Seen Before" not in message.body
     delivery.refresh_from_db()
@@ -271,13 +271,13 @@ def test_confirmation_email_retries_a_transient_provider_error(settings, monkeyp
     class Flaky:
         status_code = 503
 
-    def send_confirmation(*, subscriber_id):
+    def confirmation_email_send(*, subscriber_id):
         calls.append(subscriber_id)
         if len(calls) == 1:
             raise AnymailRequestsAPIError("provider busy", response=Flaky())
         return True
 
-    monkeypatch.setattr(sending, "send_confirmation", send_confirmation)
+    monkeypatch.setattr(sending, "confirmation_email_send", confirmation_email_send)
     monkeypatch.setattr(sending, "retry_countdown", lambda attempts: 0)
     assert tasks.send_confirmation_email.apply(args=[subscriber.pk]).get() is True
     assert calls == [subscriber.pk, subscriber.pk]

@@ -45,8 +45,8 @@ def sent(settings):
         the_series = series("in_treatment", [(0, ["first-article"]), (0, ["second-article"])])
         for email in ("bounce.me@example.org", "stays@example.org"):
             active_subscriber(email, the_series)
-        planning.plan_due_deliveries()
-        outcome = sending.send_deliveries(delivery_ids=list(Delivery.objects.values_list("id", flat=True)))
+        planning.deliveries_plan_due()
+        outcome = sending.deliveries_send(delivery_ids=list(Delivery.objects.values_list("id", flat=True)))
         assert outcome.counts == {"sent": 2}
     deliveries = {d.subscriber.email: d for d in Delivery.objects.select_related("subscriber")}
     assert all(d.provider_message_id for d in deliveries.values())
@@ -100,7 +100,7 @@ def newly_planned() -> set[str]:
     """Make everyone with a next send due now, run the planner, and return who got a new delivery."""
     Subscriber.objects.exclude(next_send_at=None).update(next_send_at=planning.timezone.now())
     before = set(Delivery.objects.values_list("id", flat=True))
-    planning.plan_due_deliveries()
+    planning.deliveries_plan_due()
     return set(Delivery.objects.exclude(id__in=before).values_list("subscriber__email", flat=True))
 
 

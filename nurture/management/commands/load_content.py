@@ -6,7 +6,8 @@ from pathlib import Path
 from django.core.management import BaseCommand, CommandError
 
 from content.parsing import LibraryError
-from content.services import ImportReport, default_library_dir, library_import
+from content.services import default_library_dir
+from nurture.services.library import ImportReport, library_import
 
 
 class Command(BaseCommand):
@@ -30,26 +31,20 @@ class Command(BaseCommand):
         self._print(report)
 
     def _print(self, report: ImportReport) -> None:
-        for label in report.articles_created:
-            self.stdout.write(f"created article {label}")
-        for label in report.articles_updated:
-            self.stdout.write(f"updated article {label}")
-        for label in report.articles_replaced:
-            self.stdout.write(self.style.WARNING(f"replaced staff edits to article {label} with its file (--force)"))
-        for label in report.series_created:
-            self.stdout.write(f"created series {label}")
-        for label in report.series_updated:
-            self.stdout.write(f"updated series {label}")
-        for label in report.series_replaced:
-            self.stdout.write(self.style.WARNING(f"replaced staff edits to series {label} with its file (--force)"))
-        for label in report.articles_kept:
-            self.stdout.write(self.style.WARNING(
-                f"kept staff edits to article {label}: its file changed too; run with --force to replace them"
-            ))
-        for label in report.series_kept:
-            self.stdout.write(self.style.WARNING(
-                f"kept staff edits to series {label}: its file changed too; run with --force to replace them"
-            ))
+        articles, series = report.articles, report.series
+        kinds = (("article", articles), ("series", series))
+        for kind, changes in kinds:
+            for label in changes.created:
+                self.stdout.write(f"created {kind} {label}")
+            for label in changes.updated:
+                self.stdout.write(f"updated {kind} {label}")
+            for label in changes.replaced:
+                self.stdout.write(self.style.WARNING(f"replaced staff edits to {kind} {label} with its file (--force)"))
+        for kind, changes in kinds:
+            for label in changes.kept:
+                self.stdout.write(self.style.WARNING(
+                    f"kept staff edits to {kind} {label}: its file changed too; run with --force to replace them"
+                ))
         for label in report.steps_kept_with_deliveries:
             self.stdout.write(self.style.WARNING(
                 f"kept {label}: no longer in the file, but it has deliveries; remove its articles in admin if it should stop"
@@ -60,8 +55,8 @@ class Command(BaseCommand):
             )
             return
         self.stdout.write(self.style.SUCCESS(
-            f"Imported: {len(report.articles_created)} articles created, {len(report.articles_updated)} updated, "
-            f"{len(report.articles_replaced)} replaced; {len(report.series_created)} series created, "
-            f"{len(report.series_updated)} updated, {len(report.series_replaced)} replaced "
+            f"Imported: {len(articles.created)} articles created, {len(articles.updated)} updated, "
+            f"{len(articles.replaced)} replaced; {len(series.created)} series created, "
+            f"{len(series.updated)} updated, {len(series.replaced)} replaced "
             f"(library: {report.articles_total} articles, {report.series_total} series)"
         ))
