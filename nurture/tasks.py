@@ -5,7 +5,7 @@ from celery import shared_task
 from django.conf import settings
 
 from nurture import providers
-from nurture.services import planning, reconcile, retention, sending
+from nurture.services import planning, reconcile, results, retention, sending
 
 
 def chunks(ids: list[int], size: int):
@@ -62,3 +62,10 @@ def send_confirmation_email(self, subscriber_id: int) -> bool:
 def purge_expired_data_task() -> dict:
     # The same function as `manage.py purge_expired_data`.
     return retention.expired_data_purge().__dict__
+
+
+@shared_task(name="nurture.results_summarise")
+def results_summarise_task() -> dict:
+    # The results page's daily summary (services/results.py): the recent days, hourly.
+    outcome = results.results_summarise()
+    return {"first_day": str(outcome.first_day), "last_day": str(outcome.last_day), "rows": outcome.rows}
