@@ -188,6 +188,7 @@ def results_page(request):
     context = {
         **admin.site.each_context(request),
         "title": "Results",
+        "is_nav_sidebar_enabled": False,  # the tables need the width
         "series": series,
         "series_list": series_list,
         "period": period,

@@ -293,3 +293,14 @@ def test_the_page_before_any_summary_says_so(client, auditor, world):
 
 def test_reverse_name():
     assert reverse("nurture_results") == URL
+
+
+def test_the_command_summarises(world):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("summarise_results", "--rebuild", stdout=out)
+    assert "rows (step x day)" in out.getvalue()
+    assert StepDailyResults.objects.filter(sent__gt=0).exists()
