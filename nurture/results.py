@@ -22,6 +22,7 @@ PERIODS = {"7d": 7, "30d": 30, "90d": 90}
 DEFAULT_PERIOD = "30d"
 MAX_CUSTOM_DAYS = 731
 DEPARTURE_KINDS = ("unsubscribe", "pause")
+# Figures counted from provider events, each named after its (anymail) event type.
 EVENT_FIGURES = ("delivered", "bounced", "complained", "opened", "clicked")
 FIGURES = ("sent", *EVENT_FIGURES, "unsubscribed", "paused")
 

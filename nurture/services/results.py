@@ -24,21 +24,12 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from nurture.models import Delivery, ProviderEvent, StepDailyResults
-from nurture.results import DEPARTURE_KINDS, departure_times
+from nurture.results import DEPARTURE_KINDS, EVENT_FIGURES, FIGURES, departure_times
 
 # Extra days recomputed beyond the leave window, for provider events that arrive late.
 RECOMPUTE_MARGIN_DAYS = 2
 # The first run (or a rebuild) walks history in chunks of this many days.
 CHUNK_DAYS = 31
-# provider event type -> figure (distinct deliveries with at least one such event)
-EVENT_FIGURES = {
-    "delivered": "delivered",
-    "bounced": "bounced",
-    "complained": "complained",
-    "opened": "opened",
-    "clicked": "clicked",
-}
-FIGURES = ("sent", *EVENT_FIGURES.values(), "unsubscribed", "paused")
 DEPARTURE_FIGURE = {"unsubscribe": "unsubscribed", "pause": "paused"}
 
 
@@ -76,7 +67,7 @@ def _send_figures(*, start: datetime, end: datetime) -> dict[tuple[int, date], d
         .annotate(n=Count("delivery_id", distinct=True))  # an email opened five times counts once
     )
     for step_id, day, event_type, n in events:
-        by_key.setdefault((step_id, day), {"sent": 0})[EVENT_FIGURES[event_type]] = n
+        by_key.setdefault((step_id, day), {"sent": 0})[event_type] = n  # each figure is named after its event type
     return by_key
 
 
