@@ -14,7 +14,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from nurture.models import Delivery, Series, Subscriber
+from nurture.models import Delivery, ProviderEvent, Series, Subscriber
 from nurture.services.results import results_summarise
 from tests.helpers.browser import logged_in_page
 
@@ -46,7 +46,12 @@ def _fill(series: Series, *, people: int, leave_after: dict[int, int], seed: int
             status="unsubscribed", unsubscribed_at=now - timedelta(days=60 - 4 * k - 2)
         )
         remaining = remaining[: max(0, len(remaining) - 3)]  # a few have not reached the next step yet
-    Delivery.objects.bulk_create(deliveries)
+    made = Delivery.objects.bulk_create(deliveries)
+    ProviderEvent.objects.bulk_create(  # the provider reports most as delivered, a few bounced
+        ProviderEvent(provider="test", event_id=f"e{seed}-{i}", event_type="bounced" if i % 40 == 7 else "delivered",
+                      delivery=d, timestamp=now)
+        for i, d in enumerate(made) if i % 25
+    )
 
 
 @pytest.fixture

@@ -304,3 +304,30 @@ def test_the_command_summarises(world):
     call_command("summarise_results", "--rebuild", stdout=out)
     assert "rows (step x day)" in out.getvalue()
     assert StepDailyResults.objects.filter(sent__gt=0).exists()
+
+
+def test_the_beat_task_runs_the_summary(world):
+    from nurture.tasks import results_summarise_task
+
+    outcome = results_summarise_task.delay().get()
+    assert outcome["rows"] > 0 and StepDailyResults.objects.filter(step=world["steps"][1], unsubscribed=5).exists()
+
+
+def test_the_page_makes_the_same_number_of_queries_whatever_the_volume(client, auditor, world):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    summarise()
+    client.force_login(auditor)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(URL, {"series": world["en"].pk, "period": "90d"}).status_code == 200
+        return len(captured)
+
+    before = queries()
+    more = people(world["es"], 40, prefix="more")
+    send(more, world["es"].steps.get(position=0), NOW - timedelta(days=50))
+    send(more[:10], world["es"].steps.get(position=1), NOW - timedelta(days=5))
+    summarise()
+    assert queries() == before
