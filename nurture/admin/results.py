@@ -121,10 +121,10 @@ def _csv_response(*, tables: list[Table], period: results.Period, series: Series
     return response
 
 
-def _bad_request(request, message: str, *, series_list) -> HttpResponse:
+def _bad_request(request, message: str, *, series_list, status: int = 400) -> HttpResponse:
     context = {**admin.site.each_context(request), "title": "Results", "error": message, "series_list": series_list,
                "periods": [*results.PERIODS, "quarter"]}
-    return render(request, TEMPLATE, context, status=400)
+    return render(request, TEMPLATE, context, status=status)
 
 
 @staff_member_required
@@ -144,8 +144,9 @@ def results_page(request):
     raw_series = request.GET.get("series") or (str(series_list[0].pk) if series_list else "")
     series = next((s for s in series_list if str(s.pk) == raw_series.strip()), None)
     if series is None:
-        message = "series: there is no series yet." if not series_list else "series: choose one of the series listed."
-        return _bad_request(request, message, series_list=series_list)
+        if not series_list:  # a fresh install: nothing wrong with the request
+            return _bad_request(request, "There is no series yet: run manage.py load_content.", series_list=[], status=200)
+        return _bad_request(request, "series: choose one of the series listed.", series_list=series_list)
     fmt = request.GET.get("format", "html")
     if fmt not in ("html", "csv"):
         return _bad_request(request, "format: must be csv, or left out for the page.", series_list=series_list)

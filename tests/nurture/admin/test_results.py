@@ -331,3 +331,8 @@ def test_the_page_makes_the_same_number_of_queries_whatever_the_volume(client, a
     send(more[:10], world["es"].steps.get(position=1), NOW - timedelta(days=5))
     summarise()
     assert queries() == before
+
+
+def test_the_page_with_no_series_yet_says_so(client, auditor):
+    response = page(client, auditor)
+    assert response.status_code == 200 and "There is no series yet" in response.content.decode()
