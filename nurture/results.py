@@ -58,6 +58,11 @@ def cell(count: int | None) -> int | str:
     return SUPPRESSED if 0 < count < MIN_CELL else count
 
 
+def drawable(count: int) -> int | None:
+    """A count as a chart may draw it: None (left out) when it is shown as "<5"."""
+    return None if cell(count) == SUPPRESSED else count
+
+
 def rate(part: int, whole: int) -> float | None:
     """part / whole, or None when either count is too small to show (or nothing was sent)."""
     if whole < MIN_CELL or 0 < part < MIN_CELL:

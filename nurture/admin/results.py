@@ -168,8 +168,7 @@ def results_page(request):
     funnel = charts.bar_chart(
         chart_id="chart-funnel", title=f"Funnel: {series.name}",
         desc=f"How many people each step reached from {period.label}; the table beside it has the numbers.",
-        bars=[bar(s, s.figures["sent"] if results.cell(s.figures["sent"]) != results.SUPPRESSED else None,
-                  str(results.cell(s.figures["sent"]))) for s in steps],
+        bars=[bar(s, results.drawable(s.figures["sent"]), str(results.cell(s.figures["sent"]))) for s in steps],
     )
     leave = charts.bar_chart(
         chart_id="chart-leave", title=f"Leave rate per step: {series.name}",
@@ -180,8 +179,7 @@ def results_page(request):
         chart_id="chart-weekly", title="Emails sent per week, by stage and language",
         desc=f"Weeks from {period.label}, each column split by stage and language; the table beside it has the numbers.",
         columns=[w.strftime("%d %b") for w in weekly.weeks],
-        layers=[(name, [v if results.cell(v) != results.SUPPRESSED else None for v in values])
-                for name, values in zip(layer_names, weekly.rows.values())],
+        layers=[(name, [results.drawable(v) for v in values]) for name, values in zip(layer_names, weekly.rows.values())],
     )
     highlighted = next((s for s in steps if s.highlighted), None)
     query = request.GET.copy()

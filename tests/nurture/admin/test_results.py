@@ -141,6 +141,7 @@ def test_named_periods():
 
 def test_small_cells_are_suppressed_and_rates_of_small_counts_hidden():
     assert [results.cell(n) for n in (0, 1, 4, 5, 12)] == [0, "<5", "<5", 5, 12]
+    assert [results.drawable(n) for n in (0, 3, 5)] == [0, None, 5]
     assert results.rate(2, 100) is None and results.rate(5, 4) is None and results.rate(5, 10) == 0.5
     assert results.rate(0, 10) == 0.0
 
