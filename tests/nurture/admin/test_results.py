@@ -337,3 +337,16 @@ def test_the_page_makes_the_same_number_of_queries_whatever_the_volume(client, a
 def test_the_page_with_no_series_yet_says_so(client, auditor):
     response = page(client, auditor)
     assert response.status_code == 200 and "There is no series yet" in response.content.decode()
+
+
+def test_charts_are_accessible_escape_their_text_and_leave_out_small_counts():
+    from nurture.admin import charts
+
+    svg = charts.bar_chart(chart_id="c", title="T <b>", desc="D", bars=[
+        charts.Bar("#1 <script>alert(1)</script>", 10, "10"), charts.Bar("#2 few", None, "<5"), charts.Bar("#3", 20, "20", True),
+    ])
+    assert svg.startswith('<svg class="nurture-chart" id="c" role="img"') and 'aria-labelledby="c-title c-desc"' in svg
+    assert "<title id=\"c-title\">T &lt;b&gt;</title>" in svg and "<script>" not in svg and "&lt;5" in svg
+    assert svg.count("<rect") == 2 and svg.count('class="chart-bar is-highlighted"') == 1 and "style=" not in svg
+    stacked = charts.stacked_columns(chart_id="w", title="W", desc="D", columns=["a", "b"], layers=[("x", [3, None]), ("y", [0, 4])])
+    assert stacked.count('class="chart-layer layer-0"') == 2 and stacked.count('class="chart-layer layer-1"') == 2  # 1 bar + 1 legend each
