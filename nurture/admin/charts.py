@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-WIDTH = 640
-LABEL_WIDTH = 230
-VALUE_WIDTH = 70
+WIDTH = 560
+LABEL_WIDTH = 210
+VALUE_WIDTH = 56
 ROW_HEIGHT = 26
 BAR_HEIGHT = 18
 
@@ -33,7 +33,7 @@ def _open(chart_id: str, title: str, desc: str, height: int) -> list[str]:
     ]
 
 
-def _short(label: str, limit: int = 34) -> str:
+def _short(label: str, limit: int = 27) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
@@ -90,7 +90,7 @@ def stacked_columns(
         if c % label_every == 0:
             parts.append(f'<text class="chart-label" x="{x + width / 2:.1f}" y="{base + 16}" text-anchor="middle">{escape(column)}</text>')
     for index, (name, _values) in enumerate(layers):
-        lx = left + (index % 3) * 190
+        lx = left + (index % 3) * 165
         ly = base + 30 + (index // 3) * 20
         parts.append(f'<rect class="chart-layer layer-{index % 6}" x="{lx}" y="{ly}" width="12" height="12"></rect>')
         parts.append(f'<text class="chart-label" x="{lx + 18}" y="{ly + 11}">{escape(name)}</text>')
