@@ -48,7 +48,8 @@ def reset() -> None:
 
 
 def make_series() -> list[list[int]]:
-    """Six series of STEPS_PER_SERIES steps; the step ids of each, by position."""
+    """Six series of STEPS_PER_SERIES steps; the step ids of each, by position; series i is for
+    stage STAGES[i // 2] in language LANGUAGES[i % 2] (as the fill's g % 6)."""
     from nurture.models import Series, Step
 
     steps = []
@@ -71,35 +72,34 @@ def timed(label: str, fn):
 def fill(*, subscribers: int, deliveries: int, steps: list[list[int]]) -> None:
     from django.db import connection
 
+    from nurture.models import Step
+
     per_person = max(1, min(STEPS_PER_SERIES, round(deliveries / subscribers)))
     with connection.cursor() as cursor:
         cursor.execute("SET synchronous_commit = off")
+        # Person g is in series g % 6 (stage (g % 6) / 2, language g % 2); step k of that series went
+        # out (per_person - 1 - k) * 3 days after a start spread over the last 330 days ((g / 6) % 330,
+        # so every series has people starting on every day).
+        series_ids = [Step.objects.get(pk=steps[i][0]).series_id for i in range(6)]
         timed(f"insert {subscribers:,} subscribers", lambda: cursor.execute(
             "INSERT INTO nurture_subscriber (email, first_name, stage, language, time_zone, cadence, status, series_id, "
             "next_step_position, created_at, confirmed_at) "
             "SELECT 'bench' || g || '@example.org', '', (%s::text[])[1 + (g %% 6) / 2], (%s::text[])[1 + g %% 2], 'UTC', "
-            "'as_planned', 'active', NULL, %s, now() - interval '400 days', now() - interval '370 days' "
+            "'as_planned', 'active', (%s::bigint[])[1 + g %% 6], %s, now() - interval '400 days', now() - interval '370 days' "
             "FROM generate_series(1, %s) g",
-            [list(STAGES), list(LANGUAGES), per_person, subscribers],
+            [list(STAGES), list(LANGUAGES), series_ids, per_person, subscribers],
         ))
-        # Person g is in series g % 6 (stage (g % 6) / 2, language g % 2, as above); step k of that series
-        # went out (9 - k) * 3 days after a start spread over the last 330 days.
-        step_table = [steps[STAGES.index(STAGES[i // 2]) * 2 + LANGUAGES.index(LANGUAGES[i % 2])] for i in range(6)]
         for k in range(per_person):
-            ids = [step_table[i][k] for i in range(6)]
+            ids = [steps[i][k] for i in range(6)]
             timed(f"insert deliveries of step #{k + 1} ({subscribers:,})", lambda ids=ids, k=k: cursor.execute(
                 "INSERT INTO nurture_delivery (subscriber_id, step_id, status, article_versions, message_id, "
                 "provider_message_id, attempts, failure_reason, queued_at, sent_at) "
                 "SELECT g, (%s::bigint[])[1 + g %% 6], 'sent', '{}', '', 'pm-' || g || '-' || %s, 1, '', "
-                "now() - make_interval(days => (g %% 330) + (%s - %s) * 3, secs => g %% 86400), "
-                "now() - make_interval(days => (g %% 330) + (%s - %s) * 3, secs => g %% 86400) "
+                "now() - make_interval(days => (g / 6) %% 330 + (%s - %s) * 3, secs => g %% 86400), "
+                "now() - make_interval(days => (g / 6) %% 330 + (%s - %s) * 3, secs => g %% 86400) "
                 "FROM generate_series(1, %s) g",
                 [ids, k, per_person - 1, k, per_person - 1, k, subscribers],
             ))
-        timed("series of each subscriber", lambda: cursor.execute(
-            "UPDATE nurture_subscriber s SET series_id = st.series_id FROM nurture_delivery d JOIN nurture_step st ON st.id = d.step_id "
-            "WHERE d.subscriber_id = s.id AND d.provider_message_id = 'pm-' || s.id || '-0'"
-        ))
         for event_type, modulo, below in (("delivered", 10, 3), ("opened", 10, 1), ("bounced", 100, 1), ("complained", 1000, 1)):
             timed(f"insert {event_type} events", lambda e=event_type, m=modulo, b=below: cursor.execute(
                 "INSERT INTO nurture_providerevent (provider, event_id, event_type, delivery_id, provider_message_id, "
@@ -110,7 +110,7 @@ def fill(*, subscribers: int, deliveries: int, steps: list[list[int]]) -> None:
             ))
         timed("5% unsubscribe 0-9 days after their last email", lambda: cursor.execute(
             "UPDATE nurture_subscriber SET status = 'unsubscribed', "
-            "unsubscribed_at = LEAST(now(), now() - make_interval(days => (id % 330)::int, secs => id % 86400) "
+            "unsubscribed_at = LEAST(now(), now() - make_interval(days => ((id / 6) % 330)::int, secs => (id % 86400)::int) "
             "+ make_interval(days => ((id / 20) % 10)::int)) WHERE id % 20 = 0"
         ))
         for table in ("nurture_subscriber", "nurture_delivery", "nurture_providerevent"):
