@@ -4,7 +4,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from nurture.services import planning, reconcile, retention, sending
+from nurture.services import planning, reconcile, retention, sending, signup
 
 
 def chunks(ids: list[int], size: int):
@@ -50,6 +50,46 @@ def send_confirmation_email(self, subscriber_id: int) -> bool:
         if sending.classify_send_error(exc) != sending.TRANSIENT:
             raise
         raise self.retry(exc=exc, countdown=sending.retry_countdown(self.request.retries + 1))
+
+
+TRANSIENT_RETRIES = 5
+
+
+def _retry_signup_email(task, exc: BaseException | None, retry_in: float, args: tuple | None = None):
+    """A full hourly ceiling (retry_in > 0) waits as long as it takes, in steps the broker's
+    visibility timeout allows; a transient provider error is retried TRANSIENT_RETRIES times."""
+    if exc is not None:
+        if sending.classify_send_error(exc) != sending.TRANSIENT or task.request.retries >= TRANSIENT_RETRIES:
+            raise exc
+        raise task.retry(args=args, exc=exc, countdown=sending.retry_countdown(task.request.retries + 1))
+    raise task.retry(args=args, countdown=min(retry_in, settings.NURTURE_RETRY_MAX_SECONDS))
+
+
+# The form stored the sign-up; this decides what it means and sends its one email. Deciding runs
+# once (the request row records it), so a redelivered task (acks_late) neither decides twice nor
+# sends twice once the email is recorded as sent.
+@shared_task(name="nurture.process_signup", bind=True, max_retries=None, acks_late=True)
+def process_signup(self, request_id: int) -> bool:
+    signup.signup_request_process(request_id=request_id)
+    try:
+        outcome = signup.signup_request_email(request_id=request_id)
+    except Exception as exc:
+        _retry_signup_email(self, exc, 0.0)
+    if outcome.retry_in:
+        _retry_signup_email(self, None, outcome.retry_in)
+    return outcome.sent
+
+
+@shared_task(name="nurture.send_fresh_links", bind=True, max_retries=None, acks_late=False)
+def send_fresh_links(self, subscriber_id: int, mailbox_counted: bool = False) -> bool:
+    try:
+        outcome = signup.subscriber_links_email(subscriber_id=subscriber_id, mailbox_counted=mailbox_counted)
+    except Exception as exc:
+        # Counted against the mailbox already: a retry must not be refused by its own count.
+        _retry_signup_email(self, exc, 0.0, args=(subscriber_id, True))
+    if outcome.retry_in:
+        _retry_signup_email(self, None, outcome.retry_in, args=(subscriber_id, True))
+    return outcome.sent
 
 
 @shared_task(name="nurture.purge_expired_data")
