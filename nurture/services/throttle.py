@@ -111,3 +111,9 @@ def take_confirmation_slot() -> float:
         return 0.0
     reset_at = limiter.get_window_stats(item, CONFIRMATIONS_KEY).reset_time
     return max(1.0, reset_at - time.time())
+
+
+def forget_in_process_limiters() -> None:
+    """Start the in-process (memory://) windows afresh: tests, where one process runs many cases."""
+    global _limit, _limit_config, _confirmations, _confirmations_config
+    _limit = _limit_config = _confirmations = _confirmations_config = None
