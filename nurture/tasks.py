@@ -4,6 +4,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
+from nurture import providers
 from nurture.services import planning, reconcile, retention, sending, signup
 
 
@@ -12,23 +13,36 @@ def chunks(ids: list[int], size: int):
         yield ids[start : start + size]
 
 
+# The enqueuers a service is handed as its `enqueue` argument (services never import this module).
 def enqueue_send_batches(delivery_ids: list[int], countdown: float | None = None) -> None:
     """Batches of ids, not one task per email."""
     for batch in chunks(list(delivery_ids), settings.NURTURE_SEND_BATCH_SIZE):
         send_deliveries_task.apply_async((batch,), countdown=countdown)
 
 
+def enqueue_signup(request_id: int) -> None:
+    process_signup.delay(request_id)
+
+
+def enqueue_fresh_links(subscriber_id: int, mailbox_counted: bool = False) -> None:
+    send_fresh_links.delay(subscriber_id, mailbox_counted)
+
+
+def enqueue_confirmation(subscriber_id: int) -> None:
+    send_confirmation_email.delay(subscriber_id)
+
+
 @shared_task(name="nurture.plan_due_deliveries")
 def plan_due_deliveries_task() -> int:
     # Each planning batch enqueues its send batches when it commits (memory holds one batch).
-    return planning.plan_due_deliveries(on_batch_planned=enqueue_send_batches).planned
+    return planning.deliveries_plan_due(enqueue=enqueue_send_batches).planned
 
 
 @shared_task(name="nurture.send_deliveries", acks_late=True, reject_on_worker_lost=True)
 def send_deliveries_task(delivery_ids: list[int]) -> dict:
     # acks_late + reject_on_worker_lost: a batch whose worker dies goes back to the broker; the
     # claim inside makes the redelivered batch skip what was sent or is being sent.
-    outcome = sending.send_deliveries(delivery_ids=delivery_ids)
+    outcome = sending.deliveries_send(delivery_ids=delivery_ids)
     if outcome.retry_ids:
         enqueue_send_batches(outcome.retry_ids, countdown=outcome.retry_countdown)
     return outcome.counts
@@ -36,7 +50,7 @@ def send_deliveries_task(delivery_ids: list[int]) -> dict:
 
 @shared_task(name="nurture.reconcile_deliveries")
 def reconcile_deliveries_task() -> dict:
-    result = reconcile.reconcile_deliveries(enqueue=enqueue_send_batches)
+    result = reconcile.deliveries_reconcile(enqueue=enqueue_send_batches)
     return result.__dict__
 
 
@@ -45,9 +59,9 @@ def reconcile_deliveries_task() -> dict:
 @shared_task(name="nurture.send_confirmation_email", bind=True, max_retries=5, acks_late=False)
 def send_confirmation_email(self, subscriber_id: int) -> bool:
     try:
-        return sending.send_confirmation(subscriber_id=subscriber_id)
+        return sending.confirmation_email_send(subscriber_id=subscriber_id)
     except Exception as exc:
-        if sending.classify_send_error(exc) != sending.TRANSIENT:
+        if providers.classify_send_error(exc) != providers.TRANSIENT:
             raise
         raise self.retry(exc=exc, countdown=sending.retry_countdown(self.request.retries + 1))
 
@@ -59,7 +73,7 @@ def _retry_signup_email(task, exc: BaseException | None, retry_in: float, args: 
     """A full hourly ceiling (retry_in > 0) waits as long as it takes, in steps the broker's
     visibility timeout allows; a transient provider error is retried TRANSIENT_RETRIES times."""
     if exc is not None:
-        if sending.classify_send_error(exc) != sending.TRANSIENT or task.request.retries >= TRANSIENT_RETRIES:
+        if providers.classify_send_error(exc) != providers.TRANSIENT or task.request.retries >= TRANSIENT_RETRIES:
             raise exc
         raise task.retry(args=args, exc=exc, countdown=sending.retry_countdown(task.request.retries + 1))
     if task.request.is_eager:
@@ -97,4 +111,4 @@ def send_fresh_links(self, subscriber_id: int, mailbox_counted: bool = False) ->
 @shared_task(name="nurture.purge_expired_data")
 def purge_expired_data_task() -> dict:
     # The same function as `manage.py purge_expired_data`.
-    return retention.purge_expired_data().__dict__
+    return retention.expired_data_purge().__dict__

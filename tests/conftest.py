@@ -22,7 +22,7 @@ def service_missing(reason: str):
 def _unit_defaults(settings, tmp_path):
     """Unit tests run Celery tasks eagerly and write emails to a private outbox."""
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    from nurture.celery import app
+    from config.celery import app
 
     app.conf.task_always_eager = True
     settings.NURTURE_OUTBOX_DIR = tmp_path / "outbox"
@@ -30,6 +30,14 @@ def _unit_defaults(settings, tmp_path):
     settings.SITE_URL = "https://guide.example.org"
     # LocaleMiddleware leaves the last request's language active on this thread; start each test in English.
     translation.activate("en")
+    # Rate limits, per-mailbox throttles and hourly ceilings count in the cache and in in-process
+    # windows: every test starts with nothing counted.
+    from django.core.cache import cache
+
+    from nurture.services import throttle
+
+    cache.clear()
+    throttle.forget_in_process_limiters()
     yield
     translation.deactivate()
     app.conf.task_always_eager = False
@@ -90,4 +98,4 @@ def _close_stray_test_database_sessions(django_db_setup, django_db_blocker):
 
 
 # The headless Chromium fixture, for every test module (imported last: it reads REQUIRE_SERVICES above).
-from tests.browser import browser  # noqa: E402,F401
+from tests.helpers.browser import browser  # noqa: E402,F401

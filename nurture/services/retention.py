@@ -1,7 +1,7 @@
 """Data retention: keep only what the service needs, delete what it no longer does.
 
 Run daily by beat (`nurture.purge_expired_data`, schedule.PERIODIC_TASKS) and by hand with
-`manage.py purge_expired_data`; both call `purge_expired_data`. What goes, and why
+`manage.py purge_expired_data`; both call `expired_data_purge`. What goes, and why
 (docs/webhooks-and-retention.md):
 
 - **unconfirmed sign-ups**: NURTURE_PENDING_RETENTION_DAYS after their confirmation link expired
@@ -13,8 +13,8 @@ Run daily by beat (`nurture.purge_expired_data`, schedule.PERIODIC_TASKS) and by
   them without it. The same for suppressed subscribers, counted from their suppression; the
   Suppression row (address and reason only) stays, so a suppressed address is never written to.
 - **provider webhook events**: NURTURE_EVENT_RETENTION_DAYS after they arrived.
-- **sign-up requests** (the choices waiting for a confirmation): once their confirmation link has
-  expired (NURTURE_CONFIRM_MAX_AGE_DAYS).
+- **sign-up requests** (the choices waiting for a confirmation): like unconfirmed sign-ups,
+  NURTURE_PENDING_RETENTION_DAYS after their confirmation link expired. A confirmed one goes at once.
 
 Deletes go in bounded batches (ids first, then one DELETE per batch, each its own transaction),
 so a large backlog neither holds long locks nor loads every row; a run stops after `max_batches`
@@ -56,9 +56,10 @@ def expired_pending_subscribers(*, now: datetime) -> QuerySet[Subscriber]:
 
 
 def expired_signup_requests(*, now: datetime) -> QuerySet[SignupRequest]:
-    """Sign-ups whose confirmation link has expired (or that a worker never reached in that
-    time): their choices can no longer apply to anyone."""
-    return SignupRequest.objects.filter(created_at__lt=now - timedelta(days=settings.NURTURE_CONFIRM_MAX_AGE_DAYS))
+    """Unconfirmed sign-ups, like unconfirmed subscribers: NURTURE_PENDING_RETENTION_DAYS after
+    their confirmation link expired (their choices can no longer apply to anyone)."""
+    cutoff = now - timedelta(days=settings.NURTURE_CONFIRM_MAX_AGE_DAYS + settings.NURTURE_PENDING_RETENTION_DAYS)
+    return SignupRequest.objects.filter(created_at__lt=cutoff)
 
 
 def expired_unsubscribed_subscribers(*, now: datetime) -> QuerySet[Subscriber]:
@@ -95,7 +96,7 @@ def _delete_in_batches(expired, *, now: datetime, batch_size: int, max_batches: 
     return deleted
 
 
-def purge_expired_data(*, now: datetime | None = None, batch_size: int = BATCH_SIZE, max_batches: int = MAX_BATCHES) -> PurgeResult:
+def expired_data_purge(*, now: datetime | None = None, batch_size: int = BATCH_SIZE, max_batches: int = MAX_BATCHES) -> PurgeResult:
     now = now or timezone.now()
     options = {"now": now, "batch_size": batch_size, "max_batches": max_batches}
     result = PurgeResult(

@@ -31,6 +31,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from nurture import selectors
+from nurture.emails.messages import LINKS_ALREADY_SUBSCRIBED, LINKS_FRESH, build_confirmation_email, build_links_email
 from nurture.models import SignupRequest, Subscriber
 from nurture.services import throttle
 
@@ -76,16 +77,15 @@ def mailbox_take(*, email: str) -> bool:
 
 @transaction.atomic
 def signup_request_store(
-    *, email: str, first_name: str, stage: str, language: str, time_zone: str, consent_text: str
+    *, email: str, first_name: str, stage: str, language: str, time_zone: str, consent_text: str, enqueue
 ) -> int:
-    """The form's only write: the same for every address. The worker decides once committed."""
+    """The form's only write: the same for every address. The worker decides once committed
+    (`enqueue(request_id)`: the view passes nurture.tasks.enqueue_signup)."""
     request = SignupRequest.objects.create(
         email=email.strip(), first_name=first_name, stage=stage, language=language, time_zone=time_zone,
         consent_text=consent_text,
     )
-    from nurture.tasks import process_signup
-
-    transaction.on_commit(lambda: process_signup.delay(request.pk))
+    transaction.on_commit(lambda: enqueue(request.pk))
     return request.pk
 
 
@@ -144,8 +144,6 @@ class EmailOutcome:
 
 def signup_request_email(*, request_id: int) -> EmailOutcome:
     """Send the request's one email (confirmation or "already subscribed") if it is still due."""
-    from nurture import emails
-
     request = SignupRequest.objects.select_related("subscriber").filter(pk=request_id).first()
     if request is None or request.emailed_at is not None or request.subscriber is None:
         return EmailOutcome(sent=False)
@@ -158,9 +156,9 @@ def signup_request_email(*, request_id: int) -> EmailOutcome:
         logger.info("sign-up email waits for the hourly ceiling request=%s seconds=%.0f", request.pk, wait)
         return EmailOutcome(sent=False, retry_in=wait)
     if request.state == SignupRequest.State.CONFIRM:
-        message = emails.build_confirmation_email(request.subscriber, signup_request=request)
+        message = build_confirmation_email(request.subscriber, signup_request=request)
     else:
-        message = emails.build_links_email(request.subscriber, reason=emails.LINKS_ALREADY_SUBSCRIBED)
+        message = build_links_email(request.subscriber, reason=LINKS_ALREADY_SUBSCRIBED)
     throttle.wait_for_send_slot()  # the provider's ceiling, shared with the series emails
     message.send()
     SignupRequest.objects.filter(pk=request.pk).update(emailed_at=timezone.now())
@@ -175,8 +173,6 @@ def subscriber_links_email(*, subscriber_id: int, mailbox_counted: bool = False)
     per-mailbox throttle and hourly ceiling as sign-up emails. Nothing for an unknown, erased,
     suppressed or unsubscribed subscriber. mailbox_counted: a retry after the hourly ceiling,
     already counted against the mailbox."""
-    from nurture import emails
-
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
     if subscriber is None or subscriber.status not in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED):
         return EmailOutcome(sent=False)
@@ -188,7 +184,7 @@ def subscriber_links_email(*, subscriber_id: int, mailbox_counted: bool = False)
     wait = throttle.take_confirmation_slot()
     if wait:
         return EmailOutcome(sent=False, retry_in=wait)
-    message = emails.build_links_email(subscriber, reason=emails.LINKS_FRESH)
+    message = build_links_email(subscriber, reason=LINKS_FRESH)
     throttle.wait_for_send_slot()
     message.send()
     logger.info("fresh links sent subscriber=%s", subscriber.pk)

@@ -63,27 +63,22 @@ def confirm_from_token(*, token: str) -> tuple[Subscriber, int | None]:
     return subscriber, (int(extra) if extra.isdigit() else None)
 
 
-def _enqueue_fresh_links(subscriber_id: int, *, mailbox_counted: bool = False) -> None:
-    from nurture.tasks import send_fresh_links
-
-    transaction.on_commit(lambda: send_fresh_links.delay(subscriber_id, mailbox_counted))
-
-
 @transaction.atomic
-def subscriber_links_renew(*, subscriber_id: int) -> Subscriber:
+def subscriber_links_renew(*, subscriber_id: int, enqueue) -> Subscriber:
     """"Send me new links": every preference and view-online link sent so far stops working, and
     a new preference link is emailed. (Unsubscribe links keep working: they can only stop emails,
     and must for 60 days and more.) The page that asked is itself revoked, so it can ask once:
-    no mailbox throttle, the hourly ceiling still applies."""
+    no mailbox throttle, the hourly ceiling still applies. `enqueue(subscriber_id, mailbox_counted)`:
+    the view passes nurture.tasks.enqueue_fresh_links."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
     subscriber.link_version += 1
     subscriber.save(update_fields=["link_version"])
-    _enqueue_fresh_links(subscriber.pk, mailbox_counted=True)
+    transaction.on_commit(lambda: enqueue(subscriber.pk, True))
     logger.info("subscriber links renewed subscriber=%s", subscriber.pk)
     return subscriber
 
 
-def subscriber_links_request(*, token: str, purposes: tuple[str, ...]) -> None:
+def subscriber_links_request(*, token: str, purposes: tuple[str, ...], enqueue) -> None:
     """"Email me a new link" from a link of one of `purposes`, current or expired. The worker
     decides whether anyone gets an email (services/signup.subscriber_links_email)."""
     for purpose in purposes:
@@ -94,7 +89,7 @@ def subscriber_links_request(*, token: str, purposes: tuple[str, ...]) -> None:
         except tokens.TokenError:
             continue
         with transaction.atomic():
-            _enqueue_fresh_links(subscriber_id)
+            transaction.on_commit(lambda: enqueue(subscriber_id, False))
         return
 
 

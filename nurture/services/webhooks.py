@@ -1,12 +1,12 @@
 """Provider webhooks: anymail parses each provider's payload into an AnymailTrackingEvent and
-sends the `anymail.signals.tracking` signal; `record_tracking_event` stores it once and acts on it.
+sends the `anymail.signals.tracking` signal; `tracking_event_record` stores it once and acts on it.
 
 What each event does (docs/webhooks-and-retention.md):
 - hard bounce, complaint, provider-side unsubscribe, rejected as invalid/bounced/spam: the address
   goes on the suppression list (services/suppression.py) and its subscriber is never planned again,
   but only when the event matches a message we sent to that address (`match_event`); any other
   event is stored with matched=False, shown to staff and not acted on;
-- soft bounce, deferred, delivered: stored only (figures);
+- soft bounce (each provider's own marking: nurture.providers), deferred, delivered: stored only (figures);
 - opened / clicked: stored only if the organisation turned that tracking on, for per-step figures.
 
 Health data: only the event's kind, reason, time and the delivery it concerns are kept. Not the
@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from nurture import selectors
+from nurture import providers, selectors
 from nurture.models import Delivery, ProviderEvent
 from nurture.services.suppression import address_suppress
 
@@ -51,22 +51,10 @@ def _text(value, limit: int) -> str:
     return value.strip()[:limit] if isinstance(value, str) else ""
 
 
-def _is_soft_bounce(esp_event) -> bool:
-    """anymail files some temporary failures under "bounced" (Postmark's SoftBounce, SendGrid's
-    blocked); they must not suppress an address that may work tomorrow."""
-    if not isinstance(esp_event, dict):
-        return False
-    return (
-        esp_event.get("Type") == "SoftBounce"  # Postmark
-        or esp_event.get("type") == "blocked"  # SendGrid
-        or esp_event.get("severity") == "temporary"  # Mailgun
-    )
-
-
-def suppresses(event: AnymailTrackingEvent) -> bool:
+def suppresses(event: AnymailTrackingEvent, *, provider: str) -> bool:
     if event.event_type in (EventType.COMPLAINED, EventType.UNSUBSCRIBED):
         return True
-    if event.event_type not in SUPPRESSING_TYPES or _is_soft_bounce(event.esp_event):
+    if event.event_type not in SUPPRESSING_TYPES or providers.is_soft_bounce(provider=provider, esp_event=event.esp_event):
         return False
     return event.reject_reason in SUPPRESSING_REASONS
 
@@ -125,7 +113,7 @@ def match_event(*, message_id: str, recipient: str) -> EventMatch:
     return EventMatch(matched=True, email=subscriber.email)
 
 
-def record_tracking_event(*, provider: str, event: AnymailTrackingEvent) -> RecordResult:
+def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> RecordResult:
     """Store the event once per (provider, event id); suppress the address on a hard failure of a
     message we sent to it. A duplicate changes nothing. An unmatched event is stored, inert."""
     provider = _text(provider, 40).lower() or "unknown"
@@ -138,8 +126,9 @@ def record_tracking_event(*, provider: str, event: AnymailTrackingEvent) -> Reco
     recipient = _text(event.recipient, 254)
     match = match_event(message_id=message_id, recipient=recipient)
     delivery = match.delivery
-    will_suppress = suppresses(event) and bool(match.email)
-    if suppresses(event) and not will_suppress:
+    suppressing = suppresses(event, provider=provider)
+    will_suppress = suppressing and bool(match.email)
+    if suppressing and not will_suppress:
         logger.warning(
             "provider event provider=%s type=%s matches no message we sent to that address: stored, not acted on",
             provider, event_type,

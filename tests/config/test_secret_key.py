@@ -48,7 +48,7 @@ def run_check(env_overrides: dict, *args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     "key, why",
     [
-        (None, "is not set"),
+        (None, "missing"),
         ("dev-only-insecure-key-set-DJANGO_SECRET_KEY", "development key"),
         ("change-me-in-production", "development key"),
         ("short-but-random-Zq8#", "shorter than 50"),
