@@ -28,10 +28,6 @@ def enqueue_fresh_links(subscriber_id: int, mailbox_counted: bool = False) -> No
     send_fresh_links.delay(subscriber_id, mailbox_counted)
 
 
-def enqueue_confirmation(subscriber_id: int) -> None:
-    send_confirmation_email.delay(subscriber_id)
-
-
 @shared_task(name="nurture.plan_due_deliveries")
 def plan_due_deliveries_task() -> int:
     # Each planning batch enqueues its send batches when it commits (memory holds one batch).
@@ -52,18 +48,6 @@ def send_deliveries_task(delivery_ids: list[int]) -> dict:
 def reconcile_deliveries_task() -> dict:
     result = reconcile.deliveries_reconcile(enqueue=enqueue_send_batches)
     return result.__dict__
-
-
-# Acknowledged on receipt (not acks_late): a confirmation has no delivery row to claim, so a
-# redelivered task could send a second one. A transient provider error is retried instead.
-@shared_task(name="nurture.send_confirmation_email", bind=True, max_retries=5, acks_late=False)
-def send_confirmation_email(self, subscriber_id: int) -> bool:
-    try:
-        return sending.confirmation_email_send(subscriber_id=subscriber_id)
-    except Exception as exc:
-        if providers.classify_send_error(exc) != providers.TRANSIENT:
-            raise
-        raise self.retry(exc=exc, countdown=sending.retry_countdown(self.request.retries + 1))
 
 
 TRANSIENT_RETRIES = 5

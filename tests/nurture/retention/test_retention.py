@@ -11,7 +11,7 @@ from django.core.management import call_command
 
 from config.celery import app
 from nurture.models import ConsentRecord, Delivery, ProviderEvent, SignupRequest, Subscriber, Suppression
-from nurture.services import planning, retention, sending
+from nurture.services import planning, retention
 from nurture.services import signup as signup_services
 from nurture.services import subscribers as subscriber_services
 from nurture.services.suppression import address_suppress
@@ -183,7 +183,7 @@ def test_erasing_on_request_deletes_the_row_and_keeps_only_a_suppression_marker(
     assert not Subscriber.objects.exists() and not Delivery.objects.exists()
     assert list(Suppression.objects.values_list("email", "reason")) == [("erase.me@example.org", "asked us to delete their data")]
     assert not retention.subscriber_erase(subscriber_id=subscriber.pk)  # twice: nothing left, no error
-    assert sending.confirmation_email_send(subscriber_id=subscriber.pk) is False
+    assert not signup_services.subscriber_links_email(subscriber_id=subscriber.pk).sent
 
 
 @pytest.mark.parametrize(
