@@ -103,48 +103,49 @@ def delivery_web_html(delivery: Delivery, *, sample_links: bool = False, manage_
     return html
 
 
+def _service_email(*, template: str, to: str, language: str, first_name: str, context: dict) -> EmailMultiAlternatives:
+    """A short service email (confirmation, preference link) from templates/email/<template>
+    .html, .txt and _subject.txt, in `language`, greeting `first_name`."""
+    context = {
+        **context, "language": language, "greeting": greeting_for(first_name, language=language),
+        "org": organisation(), "palette": PALETTE,
+    }
+    with translation.override(language):
+        subject = render_to_string(f"email/{template}_subject.txt", context).strip()
+        context["subject"] = subject
+        text = tidy_text(render_to_string(f"email/{template}.txt", context))
+        html = inline_css(render_to_string(f"email/{template}.html", context))
+    return _message(subject=subject, text=text, html=html, to=to, message_id=make_msgid(domain=domain()))
+
+
 def build_confirmation_email(subscriber: Subscriber, *, signup_request: SignupRequest | None = None) -> EmailMultiAlternatives:
     """Short and stage-free: it says what they asked for, not what we know about them. With a
     sign-up request, in that sign-up's language and name, and its link names the request, whose
     choices apply only when it is confirmed."""
-    language = signup_request.language if signup_request else subscriber.language
-    first_name = signup_request.first_name if signup_request else subscriber.first_name
     extra = str(signup_request.pk) if signup_request else ""
-    context = {
-        "language": language,
-        "greeting": greeting_for(first_name, language=language),
-        "confirm_url": link("nurture:confirm", purpose=tokens.CONFIRM, subscriber_id=subscriber.pk, extra=extra),
-        "max_age_days": settings.NURTURE_CONFIRM_MAX_AGE_DAYS,
-        "org": organisation(),
-        "palette": PALETTE,
-    }
-    with translation.override(language):
-        subject = render_to_string("email/confirmation_subject.txt", context).strip()
-        context["subject"] = subject
-        text = tidy_text(render_to_string("email/confirmation.txt", context))
-        html = inline_css(render_to_string("email/confirmation.html", context))
-    return _message(subject=subject, text=text, html=html, to=subscriber.email, message_id=make_msgid(domain=domain()))
+    return _service_email(
+        template="confirmation", to=subscriber.email,
+        language=signup_request.language if signup_request else subscriber.language,
+        first_name=signup_request.first_name if signup_request else subscriber.first_name,
+        context={
+            "confirm_url": link("nurture:confirm", purpose=tokens.CONFIRM, subscriber_id=subscriber.pk, extra=extra),
+            "max_age_days": settings.NURTURE_CONFIRM_MAX_AGE_DAYS,
+        },
+    )
 
 
 def build_links_email(subscriber: Subscriber, *, reason: str) -> EmailMultiAlternatives:
     """A fresh preference link, to the address we hold, in their language: for someone already
     subscribed who signed up again (reason LINKS_ALREADY_SUBSCRIBED), or who asked for a new link
     (LINKS_FRESH). Stage-free, like the confirmation email."""
-    language = subscriber.language
-    context = {
-        "language": language,
-        "reason": reason,
-        "greeting": greeting_for(subscriber.first_name, language=language),
-        "preferences_url": link(
-            "nurture:preferences", purpose=tokens.PREFERENCES, subscriber_id=subscriber.pk, link_version=subscriber.link_version
-        ),
-        "max_age_days": settings.NURTURE_LINK_MAX_AGE_DAYS,
-        "org": organisation(),
-        "palette": PALETTE,
-    }
-    with translation.override(language):
-        subject = render_to_string("email/links_subject.txt", context).strip()
-        context["subject"] = subject
-        text = tidy_text(render_to_string("email/links.txt", context))
-        html = inline_css(render_to_string("email/links.html", context))
-    return _message(subject=subject, text=text, html=html, to=subscriber.email, message_id=make_msgid(domain=domain()))
+    return _service_email(
+        template="links", to=subscriber.email, language=subscriber.language, first_name=subscriber.first_name,
+        context={
+            "reason": reason,
+            "preferences_url": link(
+                "nurture:preferences", purpose=tokens.PREFERENCES, subscriber_id=subscriber.pk,
+                link_version=subscriber.link_version,
+            ),
+            "max_age_days": settings.NURTURE_LINK_MAX_AGE_DAYS,
+        },
+    )
