@@ -31,6 +31,7 @@ import hmac
 import struct
 import time
 from datetime import timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.utils.crypto import constant_time_compare, salted_hmac
@@ -87,6 +88,7 @@ def max_age(purpose: str) -> timedelta | None:
     return timedelta(days=settings.NURTURE_LINK_MAX_AGE_DAYS)
 
 
+@lru_cache(maxsize=64)
 def _keys(purpose: str, secret: str) -> tuple[bytes, bytes]:
     mac_key = salted_hmac(f"nurture.tokens.{purpose}.mac", b"", secret=secret, algorithm="sha256").digest()
     enc_key = salted_hmac(f"nurture.tokens.{purpose}.enc", b"", secret=secret, algorithm="sha256").digest()
