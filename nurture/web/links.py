@@ -11,7 +11,7 @@ from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from nurture import tasks, tokens
+from nurture import selectors, tasks, tokens
 from nurture.emails.messages import delivery_web_html
 from nurture.models import Subscriber
 from nurture.services import retention
@@ -62,15 +62,17 @@ def confirm(request, token: str):
         subscriber, request_id = subscriber_services.confirm_from_token(token=token)
     except tokens.TokenError as error:
         return _bad_link(request, tokens.CONFIRM, token, error)
-    if request.method == "POST":
+    awaiting = selectors.confirmation_awaits(subscriber=subscriber, request_id=request_id)
+    if request.method == "POST" and awaiting:
         subscriber = subscriber_services.subscriber_confirm(subscriber_id=subscriber.pk, request_id=request_id)
         with translation.override(subscriber.language):
             context = {"subscriber": subscriber, "token": tokens.make_token(
                 purpose=tokens.PREFERENCES, subscriber_id=subscriber.pk, link_version=subscriber.link_version
             )}
             return _private(render(request, "nurture/confirmed.html", context))
+    # GET, or a link that no longer confirms anything (used, or superseded by a later sign-up).
     with translation.override(subscriber.language):
-        return _private(render(request, "nurture/confirm.html", {"subscriber": subscriber}))
+        return _private(render(request, "nurture/confirm.html", {"subscriber": subscriber, "awaiting": awaiting}))
 
 
 @csrf_exempt  # RFC 8058 one-click POSTs come from mail clients, which carry no CSRF token.

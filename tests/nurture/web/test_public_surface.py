@@ -315,6 +315,7 @@ def test_a_new_signup_changes_nothing_until_confirmed(client, status, django_cap
     # The email goes to the address we hold; confirming from it applies the new choices.
     assert [m.to for m in mail.outbox] == [["held@example.org"]]
     confirm = path_of(mail.outbox[0], "/confirm/")
+    assert b'type="submit"' in client.get(confirm).content  # the one-button page, also for someone who left
     assert client.post(confirm).status_code == 200
     person.refresh_from_db()
     assert (person.first_name, person.stage, person.language, person.status) == ("Mallory", "recently_diagnosed", "es", "active")
@@ -345,7 +346,8 @@ def test_a_superseded_confirmation_link_applies_nothing(client, settings, django
         sign_up(client, {"email": "two@example.org", "stage": "in_treatment"})
     first, second = (path_of(m, "/confirm/") for m in mail.outbox)
     client.post(second)
-    client.post(first)  # the other sign-up's link: it no longer applies anything
+    stale = client.post(first)  # the other sign-up's link: it no longer applies anything, and says so
+    assert b'type="submit"' not in stale.content and b"already signed up" in stale.content
     person.refresh_from_db()
     assert (person.stage, person.status) == ("in_treatment", "active")
 
