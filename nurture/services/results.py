@@ -60,7 +60,8 @@ def _send_figures(*, start: datetime, end: datetime) -> dict[tuple[int, date], d
     for step_id, day, n in sent:
         by_key[(step_id, day)] = {"sent": n}
     events = (
-        ProviderEvent.objects.filter(event_type__in=EVENT_FIGURES, **{f"delivery__{k}": v for k, v in in_range.items()})
+        # Only events that match a message we sent to that address (an unmatched one may be forged).
+        ProviderEvent.objects.filter(event_type__in=EVENT_FIGURES, matched=True, **{f"delivery__{k}": v for k, v in in_range.items()})
         .annotate(day=TruncDate("delivery__sent_at", tzinfo=dt_timezone.utc))
         .order_by()
         .values_list("delivery__step_id", "day", "event_type")

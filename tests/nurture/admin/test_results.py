@@ -100,6 +100,14 @@ def test_step_figures_match_the_hand_built_deliveries(world):
     assert [r.highlighted for r in rows] == [False, True, False]
 
 
+def test_an_unmatched_provider_event_counts_nowhere(world):
+    third = send(people(world["en"], 6, prefix="forged"), world["steps"][2], NOW - timedelta(days=1))
+    events(third, "delivered")
+    ProviderEvent.objects.filter(delivery__in=third[:5]).update(matched=False)  # e.g. forged: another address
+    summarise()
+    assert results.series_results(series_id=world["en"].pk, period=last_days(7))[2].figures["delivered"] == 1
+
+
 def test_a_departure_outside_the_window_counts_nowhere_and_the_window_is_a_setting(world, settings):
     late = people(world["en"], 5, prefix="late")
     send(late, world["steps"][0], NOW - timedelta(days=20))
