@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from nurture import providers
 from nurture.models import Delivery, ProviderEvent
+from nurture.services.deliveries import ANSWERABLE, delivery_settle_unknown
 from nurture.services.suppression import address_suppress
 
 logger = logging.getLogger(__name__)
@@ -87,12 +88,7 @@ def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> Reco
         return RecordResult(stored=False)  # tracking is off: keep nothing about who read what
 
     message_id = _text(event.message_id, 255)
-    delivery = (
-        Delivery.objects.select_related("subscriber")
-        .filter(provider_message_id=message_id)
-        .exclude(provider_message_id="")  # lets PostgreSQL use the partial index
-        .first() if message_id else None
-    )
+    delivery = _delivery_for(message_id=message_id, metadata=event.metadata)
     # The event's recipient, or failing that the address we sent the delivery to.
     email = _text(event.recipient, 254) or (delivery.subscriber.email if delivery else "")
     suppressing = suppresses(event, provider=provider)
@@ -119,11 +115,47 @@ def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> Reco
         if will_suppress:
             # In the same transaction: an event stored is an event acted on.
             address_suppress(email=email, reason=f"{_reason_label(event)} ({provider} webhook)")
+        if delivery is not None and delivery.status in (Delivery.Status.UNKNOWN, Delivery.Status.FAILED):
+            _settle_unknown(delivery, event_type=event_type, message_id=message_id, suppressing=suppressing, at=_timestamp(event.timestamp))
     logger.info(
         "provider event provider=%s type=%s delivery=%s suppressed=%s",
         provider, event_type, delivery.pk if delivery else None, will_suppress,
     )
     return RecordResult(stored=True, suppressed=will_suppress)
+
+
+def _delivery_for(*, message_id: str, metadata) -> Delivery | None:
+    """The delivery an event is about: by the provider's id we recorded; for one whose answer we
+    never heard (unknown outcome), by our own Message-ID (Mailgun reports it) or the delivery id
+    in the metadata we send (Postmark reports it)."""
+    rows = Delivery.objects.select_related("subscriber")
+    if message_id:
+        found = rows.filter(provider_message_id=message_id).exclude(provider_message_id="").first()  # the partial index
+        found = found or rows.filter(ANSWERABLE, message_id=message_id).first()
+        if found is not None:
+            return found
+    delivery_id = metadata.get("delivery") if isinstance(metadata, dict) else None
+    if isinstance(delivery_id, (str, int)) and str(delivery_id).isdigit():
+        return rows.filter(pk=int(delivery_id)).first()
+    return None
+
+
+# Events that say the provider had the message, whatever became of it later.
+_PROVIDER_HAD_IT = {
+    EventType.QUEUED, EventType.SENT, EventType.DELIVERED, EventType.DEFERRED, EventType.BOUNCED, EventType.OPENED,
+    EventType.CLICKED, EventType.COMPLAINED, EventType.UNSUBSCRIBED, EventType.AUTORESPONDED,
+}
+
+
+def _settle_unknown(delivery: Delivery, *, event_type: str, message_id: str, suppressing: bool, at: datetime) -> None:
+    """A delivery whose answer we never heard, settled by the provider's word: a hard bounce or a
+    rejection -> failed (the address is suppressed above); any other sign it had it -> sent."""
+    if suppressing and event_type in (EventType.BOUNCED, EventType.REJECTED) or event_type in (EventType.REJECTED, EventType.FAILED):
+        delivery_settle_unknown(delivery_id=delivery.pk, accepted=False, provider_message_id=message_id,
+                                reason=f"provider event: {event_type}", at=at)
+    elif event_type in _PROVIDER_HAD_IT:
+        delivery_settle_unknown(delivery_id=delivery.pk, accepted=True, provider_message_id=message_id or delivery.message_id,
+                                reason="", at=at)
 
 
 def _reason_label(event: AnymailTrackingEvent) -> str:
