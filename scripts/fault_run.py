@@ -83,6 +83,7 @@ def main() -> None:
     print(f"fault runs: {n} deliveries a scenario, 2 workers, fake Postmark answering in 30 ms")
     for name in chosen:
         log_dir = Path(tempfile.mkdtemp(prefix=f"fault-{name}-"))
+        clean(redis_url)
         with FakeProvider() as fake:
             fake.state.latency_seconds = 0.03
             if name == "redis-restart":
@@ -91,7 +92,6 @@ def main() -> None:
                     with fs.stack_for(fake, server.url, log_dir, NURTURE_SENDS_PER_SECOND=100, **common) as stack:
                         run = fs.scenario_redis_restart(stack, server, n=n, timeout=300)
             else:
-                clean(redis_url)
                 use_broker_in_this_process(redis_url)
                 if name == "db-terminate":
                     with fs.stack_for(fake, redis_url, log_dir, NURTURE_SENDS_PER_SECOND=100, **common) as stack:

@@ -67,6 +67,12 @@ def _header(payload: dict, name: str) -> str:
     return ""
 
 
+class _Server(ThreadingHTTPServer):
+    # Senders open several connections at once (a pool of threads per worker): a listen backlog
+    # of 5 (the default) would drop some, and the client would see a connect timeout.
+    request_queue_size = 128
+
+
 class _Handler(BaseHTTPRequestHandler):
     state: FakeProviderState
 
@@ -161,7 +167,7 @@ class FakeProvider:
     def __init__(self):
         self.state = FakeProviderState()
         handler = type("Handler", (_Handler,), {"state": self.state})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = _Server(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
@@ -265,7 +271,7 @@ class FakeMailgun(FakeProvider):
     def __init__(self):
         self.state = FakeProviderState()
         handler = type("Handler", (_MailgunHandler,), {"state": self.state})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = _Server(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
