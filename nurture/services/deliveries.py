@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection
 from django.db.models import Case, CharField, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
@@ -41,7 +41,7 @@ def infrastructure_errors() -> tuple[type[BaseException], ...]:
     import kombu.exceptions
     import redis.exceptions
 
-    return (DatabaseError, redis.exceptions.RedisError, kombu.exceptions.OperationalError, ConnectionRefusedError)
+    return (*DB_ERRORS, redis.exceptions.RedisError, kombu.exceptions.OperationalError, ConnectionRefusedError)
 
 
 def _drop_connection() -> None:
