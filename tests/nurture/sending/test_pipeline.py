@@ -238,3 +238,26 @@ def test_reconcile_runs_one_at_a_time(redis_url, settings, monkeypatch):
     assert calls == []
     assert "skipped" not in tasks.reconcile_deliveries_task.run()
     assert calls == [1]
+
+
+def test_tasks_go_to_their_purpose_queue_and_beat_entries_expire(settings):
+    from celery import current_app
+    from django_celery_beat.models import PeriodicTask
+
+    from nurture.services.schedule import PERIODIC_TASKS, periodic_tasks_ensure
+
+    router = current_app.amqp.router
+    queue = {name: router.route({}, name)["queue"].name for name in (
+        "nurture.send_deliveries", "nurture.send_confirmation_email", "nurture.plan_due_deliveries",
+        "nurture.reconcile_deliveries", "nurture.purge_expired_data")}
+    assert queue == {
+        "nurture.send_deliveries": "sends", "nurture.send_confirmation_email": "confirmations",
+        "nurture.plan_due_deliveries": "periodic", "nurture.reconcile_deliveries": "periodic", "nurture.purge_expired_data": "periodic",
+    }
+    assert {q.name for q in current_app.amqp.queues.values()} >= {"sends", "confirmations", "periodic"}
+    settings.NURTURE_DAY_SECONDS = 86400
+    periodic_tasks_ensure()
+    for name, task, seconds in PERIODIC_TASKS:
+        entry = PeriodicTask.objects.get(name=name)
+        assert entry.expire_seconds == entry.interval.every == seconds  # a late run is dropped, never piled up
+    assert PeriodicTask.objects.get(task="nurture.reconcile_deliveries").interval.every == 30
