@@ -71,7 +71,8 @@ class BatchOutcome:
 
     def count(self, status: str, n: int = 1) -> None:
         if n:
-            self.counts[status] = self.counts.get(status, 0) + n
+            key = str(status)  # "sent", not Delivery.Status.SENT, in logs and task results
+            self.counts[key] = self.counts.get(key, 0) + n
 
 
 class Slots:

@@ -33,8 +33,10 @@ from django.utils import timezone
 from nurture import providers, selectors
 from nurture.emails.messages import build_confirmation_email
 from nurture.models import Delivery, Subscriber
+from nurture.services.deliveries import (
+    NOT_CLAIMED, deliveries_claim, deliveries_recheck, deliveries_release, deliveries_settle, infrastructure_errors, with_db_retry,
+)
 from nurture.services.esp_batch import group_for_batch_calls, send_in_batch_calls  # noqa: F401 (group_for_batch_calls: the batch API)
-from nurture.services.deliveries import NOT_CLAIMED, Claimed, deliveries_recheck, deliveries_claim, deliveries_settle, deliveries_release, infrastructure_errors, with_db_retry
 from nurture.services.send_calls import (  # noqa: F401 (retry_countdown, BatchOutcome: the sending API)
     RETRY, BatchOutcome, Slots, _error_summary, release_countdown, retry_countdown, send_one_by_one,
 )
@@ -60,18 +62,16 @@ def deliveries_send(*, delivery_ids: list[int], wait_for_slot=None) -> BatchOutc
     outcome.count(NOT_CLAIMED, len(delivery_ids) - len(claimed_ids))
     if not claimed_ids:
         return outcome
-    pending: list[Claimed] = []
     try:
         items, skips = with_db_retry(lambda: deliveries_recheck(delivery_ids=claimed_ids, stamp=stamp), what="re-check")
         for reason, ids in skips.items():
             outcome.count(Delivery.Status.SKIPPED, with_db_retry(
                 lambda: deliveries_settle(delivery_ids=ids, stamp=stamp, status=Delivery.Status.SKIPPED, reason=reason), what="skip"))
-        pending = items
         endpoint = providers.batch_endpoint()
         if endpoint is None:
-            send_one_by_one(pending, stamp=stamp, outcome=outcome, slots=Slots(wait_for_slot))
+            send_one_by_one(items, stamp=stamp, outcome=outcome, slots=Slots(wait_for_slot))
         else:
-            send_in_batch_calls(pending, stamp=stamp, outcome=outcome, endpoint=endpoint)
+            send_in_batch_calls(items, stamp=stamp, outcome=outcome, endpoint=endpoint)
     except infrastructure_errors() as exc:
         outcome.error = exc
         logger.error("send batch stopped by an infrastructure error: %s", _error_summary(exc))
