@@ -261,3 +261,18 @@ def test_tasks_go_to_their_purpose_queue_and_beat_entries_expire(settings):
         entry = PeriodicTask.objects.get(name=name)
         assert entry.expire_seconds == entry.interval.every == seconds  # a late run is dropped, never piled up
     assert PeriodicTask.objects.get(task="nurture.reconcile_deliveries").interval.every == 30
+
+
+def test_an_unknown_delivery_counts_as_had_its_articles_are_not_planned_again(settings):
+    from tests.helpers.scheduler import article
+
+    settings.NURTURE_MIN_DAYS_BETWEEN_EMAILS = 0
+    the_series = series("in_remission", [(0, ["maybe-had"]), (0, ["maybe-had", "brand-new"])])
+    subscriber = active_subscriber("unknown-one@example.org", the_series)
+    first = the_series.steps.get(position=0)
+    Delivery.objects.create(subscriber=subscriber, step=first, status="unknown", article_versions={str(article("maybe-had").pk): 1})
+    subscriber.next_step_position = 1
+    subscriber.save()
+    planning.deliveries_plan_due()
+    planned_row = Delivery.objects.get(subscriber=subscriber, status="queued")
+    assert set(planned_row.article_versions) == {str(article("brand-new").pk)}
