@@ -58,7 +58,7 @@ def test_redis_restarted_without_persistence_mid_send_every_delivery_settles_wit
     with RedisServer(persistence=False) as redis_server:
         s = stack(fake, redis_server.url, tmp_path, NURTURE_SENDS_PER_SECOND=40, NURTURE_SEND_BATCH_SIZE=50)
         try:
-            run = scenario_redis_restart(s, redis_server, n=1500, timeout=150)
+            run = scenario_redis_restart(s, redis_server, n=1000, timeout=130)
         finally:
             s.close()
     print("\n" + run.line())
