@@ -30,9 +30,8 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from nurture import providers, selectors
-from nurture.emails.messages import build_confirmation_email
-from nurture.models import Delivery, Subscriber
+from nurture import providers
+from nurture.models import Delivery
 from nurture.services.deliveries import (
     NOT_CLAIMED, deliveries_claim, deliveries_recheck, deliveries_release, deliveries_settle, infrastructure_errors, with_db_retry,
 )
@@ -127,11 +126,3 @@ def deliveries_requeue(*, delivery_ids: list[int], enqueue) -> int:
     if ids:
         transaction.on_commit(lambda: enqueue(ids))
     return len(ids)
-
-
-def confirmation_email_send(*, subscriber_id: int) -> bool:
-    subscriber = Subscriber.objects.filter(pk=subscriber_id, status=Subscriber.Status.PENDING).first()
-    if subscriber is None or selectors.is_suppressed(email=subscriber.email):
-        return False
-    build_confirmation_email(subscriber).send()
-    return True

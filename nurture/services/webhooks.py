@@ -3,7 +3,9 @@ sends the `anymail.signals.tracking` signal; `tracking_event_record` stores it o
 
 What each event does (docs/webhooks-and-retention.md):
 - hard bounce, complaint, provider-side unsubscribe, rejected as invalid/bounced/spam: the address
-  goes on the suppression list (services/suppression.py) and its subscriber is never planned again;
+  goes on the suppression list (services/suppression.py) and its subscriber is never planned again,
+  but only when the event matches a message we sent to that address (`match_event`); any other
+  event is stored with matched=False, shown to staff and not acted on;
 - soft bounce (each provider's own marking: nurture.providers), deferred, delivered: stored only (figures);
 - opened / clicked: stored only if the organisation turned that tracking on, for per-step figures.
 
@@ -17,7 +19,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
@@ -25,7 +27,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from nurture import providers
+from nurture import providers, selectors
 from nurture.models import Delivery, ProviderEvent
 from nurture.services.deliveries import ANSWERABLE, delivery_settle_unknown
 from nurture.services.suppression import address_suppress
@@ -78,9 +80,41 @@ def _timestamp(value) -> datetime:
     return timezone.now()
 
 
+@dataclass(frozen=True)
+class EventMatch:
+    matched: bool
+    delivery: Delivery | None = None
+    email: str = ""  # the address an act may touch: ours, never just the event's word
+
+
+def match_event(*, message_id: str, recipient: str, metadata=None) -> EventMatch:
+    """Does this event concern a message we sent? With a message id: only if it is a delivery we
+    sent, and (when the event names a recipient) to that very address. A delivery whose answer we
+    never heard (`unknown`: no provider id recorded) is found by our own Message-ID (Mailgun
+    reports it) or the delivery id in the metadata we send (Postmark reports it), with the same
+    address check. Without either (providers that send none): only if the recipient is a
+    subscriber we emailed in the last NURTURE_WEBHOOK_RECIPIENT_DAYS days. A forged or stray event
+    matches nothing."""
+    if message_id or _metadata_delivery_id(metadata):
+        delivery = _delivery_for(message_id=message_id, metadata=metadata)
+        if delivery is None:
+            return EventMatch(matched=False)
+        address = delivery.subscriber.email
+        if recipient and recipient.strip().lower() != address.strip().lower():
+            return EventMatch(matched=False, delivery=delivery)
+        return EventMatch(matched=True, delivery=delivery, email=address)
+    if not recipient:
+        return EventMatch(matched=False)
+    since = timezone.now() - timedelta(days=settings.NURTURE_WEBHOOK_RECIPIENT_DAYS)
+    subscriber = selectors.subscriber_by_email(email=recipient)
+    if subscriber is None or subscriber.last_sent_at is None or subscriber.last_sent_at < since:
+        return EventMatch(matched=False)
+    return EventMatch(matched=True, email=subscriber.email)
+
+
 def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> RecordResult:
-    """Store the event once per (provider, event id); suppress the address on a hard failure.
-    A duplicate changes nothing. An unknown message id is stored without a delivery."""
+    """Store the event once per (provider, event id); suppress the address on a hard failure of a
+    message we sent to it. A duplicate changes nothing. An unmatched event is stored, inert."""
     provider = _text(provider, 40).lower() or "unknown"
     event_type = _text(event.event_type, 20) or EventType.UNKNOWN
     tracking_setting = ENGAGEMENT_SETTING.get(event_type)
@@ -88,13 +122,16 @@ def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> Reco
         return RecordResult(stored=False)  # tracking is off: keep nothing about who read what
 
     message_id = _text(event.message_id, 255)
-    delivery = _delivery_for(message_id=message_id, metadata=event.metadata)
-    # The event's recipient, or failing that the address we sent the delivery to.
-    email = _text(event.recipient, 254) or (delivery.subscriber.email if delivery else "")
+    recipient = _text(event.recipient, 254)
+    match = match_event(message_id=message_id, recipient=recipient, metadata=event.metadata)
+    delivery = match.delivery
     suppressing = suppresses(event, provider=provider)
-    will_suppress = suppressing and bool(email)
+    will_suppress = suppressing and bool(match.email)
     if suppressing and not will_suppress:
-        logger.warning("provider event provider=%s type=%s names no address and no known delivery", provider, event_type)
+        logger.warning(
+            "provider event provider=%s type=%s matches no message we sent to that address: stored, not acted on",
+            provider, event_type,
+        )
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -107,6 +144,7 @@ def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> Reco
                     reject_reason=_text(event.reject_reason, 20),
                     description=_ADDRESS.sub("[address]", _text(event.description, 400))[:200],
                     suppressed_address=will_suppress,
+                    matched=match.matched,
                     timestamp=_timestamp(event.timestamp),
                 )
         except IntegrityError:  # this (provider, event id) is already stored: a redelivered webhook
@@ -114,8 +152,8 @@ def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> Reco
             return RecordResult(stored=False)
         if will_suppress:
             # In the same transaction: an event stored is an event acted on.
-            address_suppress(email=email, reason=f"{_reason_label(event)} ({provider} webhook)")
-        if delivery is not None and delivery.status in (Delivery.Status.UNKNOWN, Delivery.Status.FAILED):
+            address_suppress(email=match.email, reason=f"{_reason_label(event)} ({provider} webhook)")
+        if match.matched and delivery is not None and delivery.status in (Delivery.Status.UNKNOWN, Delivery.Status.FAILED):
             _settle_unknown(delivery, event_type=event_type, message_id=message_id, suppressing=suppressing, at=_timestamp(event.timestamp))
     logger.info(
         "provider event provider=%s type=%s delivery=%s suppressed=%s",
@@ -124,20 +162,22 @@ def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> Reco
     return RecordResult(stored=True, suppressed=will_suppress)
 
 
+def _metadata_delivery_id(metadata) -> int | None:
+    delivery_id = metadata.get("delivery") if isinstance(metadata, dict) else None
+    return int(delivery_id) if isinstance(delivery_id, (str, int)) and str(delivery_id).isdigit() else None
+
+
 def _delivery_for(*, message_id: str, metadata) -> Delivery | None:
-    """The delivery an event is about: by the provider's id we recorded; for one whose answer we
-    never heard (unknown outcome), by our own Message-ID (Mailgun reports it) or the delivery id
-    in the metadata we send (Postmark reports it)."""
+    """By the provider's id we recorded; for a delivery whose answer we never heard, by our own
+    Message-ID or the delivery id in the metadata (only while it awaits that answer)."""
     rows = Delivery.objects.select_related("subscriber")
     if message_id:
         found = rows.filter(provider_message_id=message_id).exclude(provider_message_id="").first()  # the partial index
         found = found or rows.filter(ANSWERABLE, message_id=message_id).first()
         if found is not None:
             return found
-    delivery_id = metadata.get("delivery") if isinstance(metadata, dict) else None
-    if isinstance(delivery_id, (str, int)) and str(delivery_id).isdigit():
-        return rows.filter(pk=int(delivery_id)).first()
-    return None
+    delivery_id = _metadata_delivery_id(metadata)
+    return rows.filter(ANSWERABLE, pk=delivery_id).first() if delivery_id is not None else None
 
 
 # Events that say the provider had the message, whatever became of it later.
