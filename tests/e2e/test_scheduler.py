@@ -79,7 +79,9 @@ def test_worker_killed_mid_batch_then_restarted_sends_each_email_exactly_once(st
     # 3 sends per one-second window: the limiter lets 3 go at once, then holds the worker for the
     # rest of the second. Just after the 6th is sent the worker is waiting for a slot (for most of a
     # second), so the kill lands between provider calls, not inside one.
-    first = worker("doomed", NURTURE_SENDS_PER_SECOND=3, NURTURE_SEND_BATCH_SIZE=18)
+    # One call at a time (NURTURE_SEND_CONCURRENCY=1): with a pool, chunks of 3 calls would be in
+    # flight at the kill, which is the held-call case below, not this one.
+    first = worker("doomed", NURTURE_SENDS_PER_SECOND=3, NURTURE_SEND_BATCH_SIZE=18, NURTURE_SEND_CONCURRENCY=1)
     plan_due_deliveries_task.delay()
     wait_for(lambda: Delivery.objects.filter(status="sent").count() >= 6, timeout=30, interval=0.005, message="6 sent")
     first.kill()  # SIGKILL, mid-batch: no clean-up, the batch's message stays unacked in Redis
