@@ -46,6 +46,7 @@ def main() -> None:
     ensure_database(db_url)
     os.environ["NURTURE_DAY_SECONDS"] = "86400"
     os.environ["ANYMAIL_WEBHOOK_SECRET"] = SECRET
+    os.environ["EMAIL_BACKEND"] = "anymail.backends.postmark.EmailBackend"  # its webhook URL answers only then
     setup_django(db_url)
 
     import redis
@@ -75,8 +76,10 @@ def main() -> None:
         payload = {"RecordType": "Delivery", "MessageStream": "outbound", "ServerID": 1, "MessageID": accepted.provider_message_id,
                    "Recipient": delivery.subscriber.email, "Tag": "", "DeliveredAt": "2026-11-27T10:00:00Z", "Details": "",
                    "Metadata": {"delivery": str(delivery.pk)}}
-        Client().post("/anymail/postmark/tracking/", data=json.dumps(payload), content_type="application/json",
-                      HTTP_AUTHORIZATION="Basic " + base64.b64encode(SECRET.encode()).decode())
+        response = Client().post("/anymail/postmark/tracking/", data=json.dumps(payload), content_type="application/json",
+                                 HTTP_AUTHORIZATION="Basic " + base64.b64encode(SECRET.encode()).decode())
+        if response.status_code != 200:
+            raise SystemExit(f"the webhook answered {response.status_code}")
 
     n = args.emails
     common = {"NURTURE_SEND_BATCH_SIZE": 50, "LOG_LEVEL": "WARNING"}

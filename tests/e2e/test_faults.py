@@ -110,6 +110,7 @@ def test_withheld_answer_is_unknown_never_resent_and_settled_by_the_providers_ev
     transactional_db, postgres, redis_url, tmp_path, fake, client, settings
 ):
     settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": SECRET}
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"  # only the configured provider's webhook answers
     fake.state.timeout_seconds = 3.0  # the answer is withheld longer than the worker's EMAIL_TIMEOUT
 
     def deliver_webhook(delivery, accepted):
