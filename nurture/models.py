@@ -169,6 +169,9 @@ class Delivery(models.Model):
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
         SKIPPED = "skipped", _("Skipped")
+        # Handed to the provider, no answer heard (read timeout, worker lost mid-call): the
+        # provider may have it. Settled by its webhook events, or failed after a window.
+        UNKNOWN = "unknown", _("Unknown outcome")
 
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="deliveries")
     step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="deliveries")
@@ -274,7 +277,7 @@ class StepDailyResults(models.Model):
         verbose_name = "step results per day"
         verbose_name_plural = "step results per day"
         default_permissions = ()
-        # The results page (/admin/nurture/results/) checks it; migration 0008_issue15_results_permission grants it
+        # The results page (/admin/nurture/results/) checks it; migration 0009_issue15_results_permission grants it
         # to the "Content editors" and "Auditors" roles.
         permissions = [("view_results", "Can see the results page (aggregate counts only)")]
         constraints = [models.UniqueConstraint(fields=["step", "day"], name="step_daily_results_unique")]
