@@ -180,6 +180,7 @@ CELERY_TASK_ROUTES = {
     "nurture.plan_due_deliveries": {"queue": "periodic"},
     "nurture.reconcile_deliveries": {"queue": "periodic"},
     "nurture.purge_expired_data": {"queue": "periodic"},
+    "nurture.results_summarise": {"queue": "periodic"},
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -226,6 +227,9 @@ NURTURE_RETRY_MAX_SECONDS = env_float("NURTURE_RETRY_MAX_SECONDS", 1800.0, minim
 NURTURE_PENDING_RETENTION_DAYS = env_int("NURTURE_PENDING_RETENTION_DAYS", 30, minimum=0, maximum=3650)
 NURTURE_UNSUBSCRIBED_RETENTION_DAYS = env_int("NURTURE_UNSUBSCRIBED_RETENTION_DAYS", 90, minimum=1, maximum=3650)
 NURTURE_EVENT_RETENTION_DAYS = env_int("NURTURE_EVENT_RETENTION_DAYS", 180, minimum=1, maximum=3650)
+# Results page: an unsubscribe or pause counts against the last email a person had, if it came
+# at most this many days after it.
+NURTURE_RESULTS_LEAVE_WINDOW_DAYS = env_int("NURTURE_RESULTS_LEAVE_WINDOW_DAYS", 7, minimum=1, maximum=90)
 NURTURE_CONTENT_REVIEW_MONTHS = env_int("NURTURE_CONTENT_REVIEW_MONTHS", 12, minimum=1)
 NURTURE_REQUIRE_SERVICES = env_bool("NURTURE_REQUIRE_SERVICES", False)
 

@@ -203,6 +203,8 @@ class Delivery(models.Model):
                 name="delivery_provider_msg_idx",
                 condition=~models.Q(provider_message_id=""),
             ),
+            # The results summary (services/results.py) reads the recent days' sends by it.
+            models.Index(fields=["sent_at"], name="delivery_sent_at_idx", condition=models.Q(sent_at__isnull=False)),
         ]
 
     def __str__(self):
@@ -248,3 +250,38 @@ class ProviderEvent(models.Model):
 
     def __str__(self):
         return f"{self.provider} {self.event_type} #{self.pk}"
+
+
+class StepDailyResults(models.Model):
+    """What one step achieved among the emails it sent on one day (UTC): counts only, never a person.
+
+    Filled by services/results.py (the beat task "nurture.results_summarise"), read by the results
+    page (nurture/results.py). Each figure counts deliveries of the step sent that day: delivered,
+    bounced, complained, opened, clicked (a provider event of that type, distinct deliveries), and
+    unsubscribed / paused (the person left or paused within NURTURE_RESULTS_LEAVE_WINDOW_DAYS after
+    this email, and it was the last one they had before). Kept when people are later erased."""
+
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="daily_results")
+    day = models.DateField()
+    sent = models.PositiveIntegerField(default=0)
+    delivered = models.PositiveIntegerField(default=0)
+    bounced = models.PositiveIntegerField(default=0)
+    complained = models.PositiveIntegerField(default=0)
+    opened = models.PositiveIntegerField(default=0)
+    clicked = models.PositiveIntegerField(default=0)
+    unsubscribed = models.PositiveIntegerField(default=0)
+    paused = models.PositiveIntegerField(default=0)
+    summarised_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "step results per day"
+        verbose_name_plural = "step results per day"
+        default_permissions = ()
+        # The results page (/admin/nurture/results/) checks it; migration 0009_issue15_results_permission grants it
+        # to the "Content editors" and "Auditors" roles.
+        permissions = [("view_results", "Can see the results page (aggregate counts only)")]
+        constraints = [models.UniqueConstraint(fields=["step", "day"], name="step_daily_results_unique")]
+        indexes = [models.Index(fields=["day"], name="step_daily_results_day_idx")]
+
+    def __str__(self):
+        return f"Step #{self.step_id} on {self.day}"

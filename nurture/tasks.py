@@ -1,7 +1,7 @@
 """Celery tasks: thin interfaces over the services. They take ids, never model instances.
 
 Queues by purpose (settings CELERY_TASK_ROUTES): `sends` (series email batches), `confirmations`
-(confirmation emails), `periodic` (plan, reconcile, purge). A worker consumes all three by
+(confirmation emails), `periodic` (plan, reconcile, purge, results summary). A worker consumes all three by
 default, round-robin between queues that have work, so a periodic task or a confirmation waits at
 most for the send batch a worker is in, never for a backlog of them."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ from celery import shared_task
 from django.conf import settings
 
 from nurture import providers
-from nurture.services import answer_journal, planning, reconcile, retention, sending, signup
+from nurture.services import answer_journal, planning, reconcile, results, retention, sending, signup
 from nurture.services.deliveries import infrastructure_errors
 
 logger = logging.getLogger(__name__)
@@ -142,3 +142,10 @@ def send_fresh_links(self, subscriber_id: int, mailbox_counted: bool = False) ->
 def purge_expired_data_task() -> dict:
     # The same function as `manage.py purge_expired_data`.
     return retention.expired_data_purge().__dict__
+
+
+@shared_task(name="nurture.results_summarise")
+def results_summarise_task() -> dict:
+    # The results page's daily summary (services/results.py): the recent days, hourly.
+    outcome = results.results_summarise()
+    return {"first_day": str(outcome.first_day), "last_day": str(outcome.last_day), "rows": outcome.rows}

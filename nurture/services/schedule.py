@@ -14,6 +14,8 @@ PERIODIC_TASKS = [
     ("Reconcile stuck deliveries", "nurture.reconcile_deliveries", 30),
     # Deletes data past its retention period (services/retention.py).
     ("Purge expired data", "nurture.purge_expired_data", 86400),
+    # The results page's summary per step and day (services/results.py); recomputes the recent days.
+    ("Summarise results", "nurture.results_summarise", 3600),
 ]
 
 

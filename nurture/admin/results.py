@@ -1,0 +1,211 @@
+"""The results page at /admin/nurture/results/: what each step of a series achieved over a period,
+where people leave, sends per week, and the same step across stages and languages.
+
+    ?series=<id>&period=7d|30d|90d|quarter   or   &start=YYYY-MM-DD&end=YYYY-MM-DD,   &format=csv
+
+Needs the permission nurture.view_results (roles "Content editors" and "Auditors"); staff without
+it get a 403 page naming it. Counts only, from the daily summary (nurture/results.py): no address,
+name or stage of a person, and counts of 1 to 4 people shown as "<5". The CSV holds every table
+of the page (counts only, no rates) with the period and when it was generated.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from datetime import timezone as dt_timezone
+
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from content.models import Stage
+from nurture import results
+from nurture.admin import charts
+from nurture.models import Series
+
+PERMISSION = "nurture.view_results"
+TEMPLATE = "admin/nurture/results/index.html"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    in_csv: bool = True  # rates are shown on the page only: the CSV holds counts
+
+
+@dataclass
+class Table:
+    id: str
+    caption: str
+    columns: list[Column]
+    rows: list[tuple[list, bool]] = field(default_factory=list)  # (cells, highlighted)
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def _series_label(series: Series) -> str:
+    return f"{Stage(series.stage).label}, {series.language}"
+
+
+def _step_table(steps: list[results.StepResult], *, window: int, tracked: list[str]) -> Table:
+    pauses = results.pauses_recorded()
+    figures = ["sent", "delivered", "bounced", "complained", "unsubscribed", "paused", *tracked]
+    names = {
+        "unsubscribed": f"Unsubscribed within {window} days",
+        "paused": f"Paused within {window} days",
+    }
+    table = Table(
+        "results-steps", "Per step",
+        [Column("Step"), Column("Subject"), *(Column(names.get(f, f.capitalize())) for f in figures),
+         Column("Leave rate", in_csv=False)],
+    )
+    for step in steps:
+        cells = [
+            results.cell(step.figures[f]) if (f != "paused" or pauses) else "—" for f in figures
+        ]
+        table.rows.append(([f"#{step.position + 1}", step.subject, *cells, _percent(step.leave_rate)], step.highlighted))
+    return table
+
+
+def _weekly_table(weekly: results.WeeklySends) -> tuple[Table, list[str]]:
+    layer_names = [f"{Stage(stage).label}, {language}" for stage, language in weekly.rows]
+    table = Table("results-weekly", "Emails sent per week, by stage and language", [Column("Week from"), *map(Column, layer_names)])
+    for i, monday in enumerate(weekly.weeks):
+        table.rows.append(([monday.isoformat(), *(results.cell(values[i]) for values in weekly.rows.values())], False))
+    return table, layer_names
+
+
+def _comparison_table(comparison: results.Comparison) -> Table:
+    columns = [Column("Step")]
+    for series in comparison.series:
+        label = _series_label(series)
+        columns += [Column(f"{label}: sent"), Column(f"{label}: unsubscribed"), Column(f"{label}: leave rate", in_csv=False)]
+    table = Table("results-compare", "The same step across stages and languages", columns)
+    for position in comparison.positions:
+        cells: list = [f"#{position + 1}"]
+        for series in comparison.series:
+            figures = comparison.cells.get((position, series.pk), {"sent": 0, "unsubscribed": 0})
+            cells += [results.cell(figures["sent"]), results.cell(figures["unsubscribed"]), _percent(comparison.rate(position, series.pk))]
+        table.rows.append((cells, False))
+    return table
+
+
+def _csv_safe(value) -> str:
+    text = str(value)
+    # A cell a spreadsheet would run as a formula (a subject starting with "=") is quoted as text.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and text != "—" else text
+
+
+def _csv_response(*, tables: list[Table], period: results.Period, series: Series, generated_at, window: int) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    name = f"results-{series.stage}-{series.language}-{period.start}-{period.end}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    writer = csv.writer(response)
+    writer.writerow(["Results", series.name, _series_label(series)])
+    writer.writerow(["Period", period.start.isoformat(), period.end.isoformat()])
+    writer.writerow(["Generated at", generated_at.isoformat(timespec="seconds")])
+    writer.writerow(["Note", f"Counts only; 1 to {results.MIN_CELL - 1} people shown as {results.SUPPRESSED}; "
+                             f"unsubscribed and paused count within {window} days after the step"])
+    for table in tables:
+        keep = [i for i, column in enumerate(table.columns) if column.in_csv]
+        writer.writerow([])
+        writer.writerow([table.caption])
+        writer.writerow([table.columns[i].name for i in keep])
+        for cells, _highlighted in table.rows:
+            writer.writerow([_csv_safe(cells[i]) for i in keep])
+    return response
+
+
+def _bad_request(request, message: str, *, series_list, status: int = 400) -> HttpResponse:
+    context = {**admin.site.each_context(request), "title": "Results", "error": message, "series_list": series_list,
+               "periods": [*results.PERIODS, "quarter"]}
+    return render(request, TEMPLATE, context, status=status)
+
+
+@staff_member_required
+def results_page(request):
+    if not request.user.has_perm(PERMISSION):
+        context = {**admin.site.each_context(request), "title": "Results", "permission": PERMISSION}
+        return render(request, "admin/nurture/results/forbidden.html", context, status=403)
+    now = timezone.now()
+    series_list = list(Series.objects.order_by("stage", "language"))
+    try:
+        period = results.resolve_period(
+            period=request.GET.get("period"), start=request.GET.get("start"), end=request.GET.get("end"),
+            today=now.astimezone(dt_timezone.utc).date(),  # the summary's days are UTC days
+        )
+    except results.PeriodError as error:
+        return _bad_request(request, f"{error.field}: {error.message}", series_list=series_list)
+    raw_series = request.GET.get("series") or (str(series_list[0].pk) if series_list else "")
+    series = next((s for s in series_list if str(s.pk) == raw_series.strip()), None)
+    if series is None:
+        if not series_list:  # a fresh install: nothing wrong with the request
+            return _bad_request(request, "There is no series yet: run manage.py load_content.", series_list=[], status=200)
+        return _bad_request(request, "series: choose one of the series listed.", series_list=series_list)
+    fmt = request.GET.get("format", "html")
+    if fmt not in ("html", "csv"):
+        return _bad_request(request, "format: must be csv, or left out for the page.", series_list=series_list)
+
+    window = results.leave_window_days()
+    tracked = [f for f, on in (("opened", settings.NURTURE_TRACK_OPENS), ("clicked", settings.NURTURE_TRACK_CLICKS)) if on]
+    steps = results.series_results(series_id=series.pk, period=period)
+    weekly = results.weekly_sends(period=period)
+    step_table = _step_table(steps, window=window, tracked=tracked)
+    weekly_table, layer_names = _weekly_table(weekly)
+    compare_table = _comparison_table(results.step_comparison(period=period))
+    tables = [step_table, weekly_table, compare_table]
+    if fmt == "csv":
+        return _csv_response(tables=tables, period=period, series=series, generated_at=now, window=window)
+
+    def bar(step, value, shown):
+        return charts.Bar(f"#{step.position + 1} {step.subject}", value, shown, step.highlighted)
+
+    funnel = charts.bar_chart(
+        chart_id="chart-funnel", title=f"Funnel: {series.name}",
+        desc=f"How many people each step reached from {period.label}; the table beside it has the numbers.",
+        bars=[bar(s, results.drawable(s.figures["sent"]), str(results.cell(s.figures["sent"]))) for s in steps],
+    )
+    leave = charts.bar_chart(
+        chart_id="chart-leave", title=f"Leave rate per step: {series.name}",
+        desc=f"Share of people sent each step who unsubscribed within {window} days; the highest is marked.",
+        bars=[bar(s, s.leave_rate, _percent(s.leave_rate)) for s in steps],
+    )
+    weekly_chart = charts.stacked_columns(
+        chart_id="chart-weekly", title="Emails sent per week, by stage and language",
+        desc=f"Weeks from {period.label}, each column split by stage and language; the table beside it has the numbers.",
+        columns=[w.strftime("%d %b") for w in weekly.weeks],
+        layers=[(name, [results.drawable(v) for v in values]) for name, values in zip(layer_names, weekly.rows.values())],
+    )
+    highlighted = next((s for s in steps if s.highlighted), None)
+    query = request.GET.copy()
+    query["format"] = "csv"
+    context = {
+        **admin.site.each_context(request),
+        "title": "Results",
+        "is_nav_sidebar_enabled": False,  # the tables need the width
+        "series": series,
+        "series_list": series_list,
+        "period": period,
+        "periods": [*results.PERIODS, "quarter"],
+        "now": now,
+        "summarised_at": results.last_summarised_at(),
+        "window": window,
+        "tracked": tracked,
+        "pauses_recorded": results.pauses_recorded(),
+        "highlighted": highlighted,
+        "highlighted_rate": _percent(highlighted.leave_rate) if highlighted else "",
+        "step_table": step_table,
+        "weekly_table": weekly_table,
+        "compare_table": compare_table,
+        "funnel_chart": funnel,
+        "leave_chart": leave,
+        "weekly_chart": weekly_chart,
+        "csv_query": query.urlencode(),
+        "min_cell": results.MIN_CELL,
+    }
+    return render(request, TEMPLATE, context)

@@ -1,0 +1,360 @@
+"""The results page (/admin/nurture/results/): figures against hand-built deliveries, events and
+departures, period edges, small-cell suppression, the CSV, no personal data, the permission, bad
+input. The summary is filled by the real service (services/results.py), as the beat task does."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.urls import reverse
+
+from nurture import results
+from nurture.models import Delivery, ProviderEvent, StepDailyResults, Subscriber
+from nurture.services.results import results_summarise
+from nurture.services.schedule import periodic_tasks_ensure
+from tests.helpers.scheduler import series
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=dt_timezone.utc)
+URL = "/admin/nurture/results/"
+
+
+@pytest.fixture(autouse=True)
+def _fast(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.NURTURE_RESULTS_LEAVE_WINDOW_DAYS = 7
+
+
+def people(the_series, n: int, *, prefix: str) -> list[Subscriber]:
+    return Subscriber.objects.bulk_create(
+        Subscriber(email=f"{prefix}{i}@private.example", first_name=f"Secretname{prefix}{i}", stage=the_series.stage,
+                   language=the_series.language, status="active", series=the_series, confirmed_at=NOW - timedelta(days=60))
+        for i in range(n)
+    )
+
+
+def send(subscribers, step, at: datetime) -> list[Delivery]:
+    return Delivery.objects.bulk_create(
+        Delivery(subscriber=s, step=step, status="sent", sent_at=at, provider_message_id=f"pm-{s.pk}-{step.pk}") for s in subscribers
+    )
+
+
+def events(deliveries, event_type: str) -> None:
+    ProviderEvent.objects.bulk_create(
+        ProviderEvent(provider="test", event_id=f"{event_type}-{d.pk}", event_type=event_type, delivery=d, timestamp=NOW)
+        for d in deliveries
+    )
+
+
+def unsubscribe(subscribers, at: datetime) -> None:
+    Subscriber.objects.filter(pk__in=[s.pk for s in subscribers]).update(status="unsubscribed", unsubscribed_at=at)
+
+
+@pytest.fixture
+def world():
+    """English in-treatment series (3 steps) and a Spanish one; a cohort of 12 people in English."""
+    en = series("in_treatment", [(0, ["a"]), (3, ["b"]), (3, ["c"])])
+    es = series("in_treatment", [(0, ["a"]), (3, ["b"])], language="es")
+    steps = list(en.steps.order_by("position"))
+    cohort = people(en, 12, prefix="en")
+    first = send(cohort, steps[0], NOW - timedelta(days=3))
+    events(first[:6], "delivered")
+    events(first[6:7], "delivered")  # 7 delivered in all
+    events(first[:2], "bounced")  # 2: shown as "<5"
+    events(first[:5], "opened")
+    second = send(cohort[:10], steps[1], NOW - timedelta(days=2))
+    events(second, "delivered")
+    # Five leave a day after the second email: they count against #2, not #1 (their last email).
+    unsubscribe(cohort[:5], NOW - timedelta(days=1))
+    spanish = people(es, 6, prefix="es")
+    send(spanish, es.steps.get(position=0), NOW - timedelta(days=1))
+    return {"en": en, "es": es, "steps": steps, "cohort": cohort, "spanish": spanish}
+
+
+def summarise():
+    return results_summarise(now=NOW, rebuild=True)
+
+
+def last_days(n: int) -> results.Period:
+    return results.resolve_period(period=f"{n}d", start=None, end=None, today=NOW.date())
+
+
+# --- figures ------------------------------------------------------------------------------------
+
+
+def test_step_figures_match_the_hand_built_deliveries(world):
+    summarise()
+    rows = results.series_results(series_id=world["en"].pk, period=last_days(7))
+    assert [r.position for r in rows] == [0, 1, 2]
+    first, second, third = rows
+    assert first.figures == {"sent": 12, "delivered": 7, "bounced": 2, "complained": 0, "opened": 5, "clicked": 0,
+                             "unsubscribed": 0, "paused": 0}
+    assert (second.figures["sent"], second.figures["delivered"], second.figures["unsubscribed"]) == (10, 10, 5)
+    assert third.figures["sent"] == 0
+    assert second.leave_rate == 0.5 and first.leave_rate == 0.0
+    assert [r.highlighted for r in rows] == [False, True, False]
+
+
+def test_an_unmatched_provider_event_counts_nowhere(world):
+    third = send(people(world["en"], 6, prefix="forged"), world["steps"][2], NOW - timedelta(days=1))
+    events(third, "delivered")
+    ProviderEvent.objects.filter(delivery__in=third[:5]).update(matched=False)  # e.g. forged: another address
+    summarise()
+    assert results.series_results(series_id=world["en"].pk, period=last_days(7))[2].figures["delivered"] == 1
+
+
+def test_a_departure_outside_the_window_counts_nowhere_and_the_window_is_a_setting(world, settings):
+    late = people(world["en"], 5, prefix="late")
+    send(late, world["steps"][0], NOW - timedelta(days=20))
+    unsubscribe(late, NOW - timedelta(days=11))  # 9 days after their only email
+    summarise()
+    period = results.resolve_period(period=None, start="2026-10-31", end="2026-11-01", today=NOW.date())
+    assert results.series_results(series_id=world["en"].pk, period=period)[0].figures["unsubscribed"] == 0
+    settings.NURTURE_RESULTS_LEAVE_WINDOW_DAYS = 10
+    summarise()
+    assert results.series_results(series_id=world["en"].pk, period=period)[0].figures["unsubscribed"] == 5
+
+
+def test_period_edges_are_whole_utc_days_both_included(world):
+    en_step = world["steps"][2]
+    edge = people(world["en"], 3, prefix="edge")
+    start = datetime(2026, 11, 1, tzinfo=dt_timezone.utc)
+    send(edge[:1], en_step, start)  # the first instant: in
+    send(edge[1:2], en_step, start - timedelta(microseconds=1))  # the day before: out
+    send(edge[2:], en_step, datetime(2026, 11, 7, 23, 59, 59, tzinfo=dt_timezone.utc))  # the last day: in
+    summarise()
+    period = results.resolve_period(period=None, start="2026-11-01", end="2026-11-07", today=NOW.date())
+    assert results.series_results(series_id=world["en"].pk, period=period)[2].figures["sent"] == 2
+    day_before = results.resolve_period(period=None, start="2026-10-31", end="2026-10-31", today=NOW.date())
+    assert results.series_results(series_id=world["en"].pk, period=day_before)[2].figures["sent"] == 1
+
+
+def test_named_periods():
+    today = date(2026, 11, 20)
+    assert results.resolve_period(period="7d", start=None, end=None, today=today).start == date(2026, 11, 14)
+    assert results.resolve_period(period="90d", start=None, end=None, today=today).days == 90
+    quarter = results.resolve_period(period="quarter", start=None, end=None, today=today)
+    assert (quarter.start, quarter.end) == (date(2026, 10, 1), today)
+    assert results.resolve_period(period=None, start=None, end=None, today=today).key == "30d"
+    for bad in ({"period": "1y"}, {"start": "2026-13-01", "end": "2026-12-01"}, {"start": "2026-11-02", "end": "2026-11-01"},
+                {"start": "2026-11-01"}, {"start": "2020-01-01", "end": "2026-01-01"}):
+        with pytest.raises(results.PeriodError):
+            results.resolve_period(**{"period": None, "start": None, "end": None, **bad}, today=today)
+
+
+def test_small_cells_are_suppressed_and_rates_of_small_counts_hidden():
+    assert [results.cell(n) for n in (0, 1, 4, 5, 12)] == [0, "<5", "<5", 5, 12]
+    assert [results.drawable(n) for n in (0, 3, 5)] == [0, None, 5]
+    assert results.rate(2, 100) is None and results.rate(5, 4) is None and results.rate(5, 10) == 0.5
+    assert results.rate(0, 10) == 0.0
+
+
+def test_no_step_is_highlighted_while_departures_are_too_few_to_show(world):
+    Subscriber.objects.filter(pk__in=[s.pk for s in world["cohort"][1:5]]).update(unsubscribed_at=None, status="active")
+    summarise()
+    rows = results.series_results(series_id=world["en"].pk, period=last_days(7))
+    assert rows[1].figures["unsubscribed"] == 1 and not any(r.highlighted for r in rows)
+
+
+def test_weekly_sends_and_the_comparison(world):
+    summarise()
+    period = last_days(30)
+    weekly = results.weekly_sends(period=period)
+    assert weekly.weeks[0] == date(2026, 10, 19) and weekly.weeks[-1] == date(2026, 11, 16)
+    assert weekly.rows[("in_treatment", "en")][-1] == 22 and weekly.rows[("in_treatment", "es")][-1] == 6
+    comparison = results.step_comparison(period=period)
+    assert comparison.positions == [0, 1, 2]
+    assert comparison.cells[(0, world["es"].pk)] == {"sent": 6, "unsubscribed": 0}
+    assert comparison.cells[(1, world["en"].pk)] == {"sent": 10, "unsubscribed": 5}
+    assert comparison.rate(1, world["en"].pk) == 0.5
+
+
+def test_the_summary_keeps_old_days_after_erasure_and_recomputes_recent_ones(world):
+    summarise()
+    old = people(world["en"], 6, prefix="old")
+    send(old, world["steps"][0], NOW - timedelta(days=40))
+    summarise()
+    assert StepDailyResults.objects.get(step=world["steps"][0], day=(NOW - timedelta(days=40)).date()).sent == 6
+    Subscriber.objects.filter(pk__in=[s.pk for s in old]).delete()  # erased (deliveries go with them)
+    world["cohort"][9].delete()
+    results_summarise(now=NOW)  # the hourly run: recent days only
+    assert StepDailyResults.objects.get(step=world["steps"][0], day=(NOW - timedelta(days=40)).date()).sent == 6
+    assert StepDailyResults.objects.get(step=world["steps"][1], day=(NOW - timedelta(days=2)).date()).sent == 9
+    results_summarise(now=NOW)  # idempotent
+    assert StepDailyResults.objects.filter(step=world["steps"][1]).count() == 1
+
+
+def test_the_summary_task_is_on_the_schedule():
+    periodic_tasks_ensure()
+    from django_celery_beat.models import PeriodicTask
+
+    assert PeriodicTask.objects.get(name="Summarise results").task == "nurture.results_summarise"
+
+
+# --- the page -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def auditor(django_user_model):
+    user = django_user_model.objects.create_user("auditor", "auditor@staff.example", "pw-long-enough", is_staff=True)
+    user.groups.add(Group.objects.get(name="Auditors"))
+    return user
+
+
+def page(client, user, **params):
+    client.force_login(user)
+    return client.get(URL, params)
+
+
+def test_the_roles_that_see_aggregates_have_the_permission():
+    for name in ("Content editors", "Auditors"):
+        assert Group.objects.get(name=name).permissions.filter(codename="view_results", content_type__app_label="nurture").exists()
+
+
+def test_staff_without_the_permission_get_a_403_naming_it(client, django_user_model, world):
+    clerk = django_user_model.objects.create_user("clerk", "clerk@staff.example", "pw-long-enough", is_staff=True)
+    clerk.user_permissions.add(Permission.objects.get(codename="view_subscriber"))
+    response = page(client, clerk)
+    assert response.status_code == 403
+    assert "nurture.view_results" in response.content.decode()
+
+
+def test_non_staff_are_sent_to_the_login(client, django_user_model):
+    person = django_user_model.objects.create_user("someone", "someone@example.org", "pw-long-enough")
+    response = page(client, person)
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_the_page_shows_the_figures_charts_and_highlight(client, auditor, world, settings, monkeypatch):
+    summarise()
+    monkeypatch.setattr("nurture.admin.results.timezone.now", lambda: NOW)
+    response = page(client, auditor, series=world["en"].pk, period="7d")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.count('role="img"') == 3 and "<title id=\"chart-funnel-title\">" in html and "<desc" in html
+    assert 'id="results-highest"' in html and "#2" in html and "50.0%" in html
+    assert '<tr class="is-highlighted"><th scope="row">#2' in html
+    assert "&lt;5" in html  # the two bounces
+    assert "Opened" not in html and "Clicked" not in html  # tracking off
+    assert "<script" not in html.split('id="content"')[-1] and ' style="' not in html.split('id="content"')[-1]
+    settings.NURTURE_TRACK_OPENS = True
+    assert "Opened" in page(client, auditor, series=world["en"].pk, period="7d").content.decode()
+
+
+def test_no_personal_data_in_the_page_or_the_csv(client, auditor, world):
+    summarise()
+    for fmt in ("html", "csv"):
+        body = page(client, auditor, series=world["en"].pk, period="30d", format=fmt).content.decode()
+        assert "@private.example" not in body and "Secretname" not in body
+        assert "/admin/nurture/subscriber/" not in body  # no link to a person either
+
+
+def test_the_csv_holds_every_table_with_the_period_and_generation_time(client, auditor, world, monkeypatch):
+    summarise()
+    monkeypatch.setattr("nurture.admin.results.timezone.now", lambda: NOW)
+    response = page(client, auditor, series=world["en"].pk, start="2026-11-14", end="2026-11-20", format="csv")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert 'filename="results-in_treatment-en-2026-11-14-2026-11-20.csv"' in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert ["Period", "2026-11-14", "2026-11-20"] in rows
+    assert ["Generated at", "2026-11-20T12:00:00+00:00"] in rows
+    header = rows.index(["Per step"]) + 1
+    assert rows[header] == ["Step", "Subject", "Sent", "Delivered", "Bounced", "Complained", "Unsubscribed within 7 days",
+                            "Paused within 7 days"]
+    assert rows[header + 1] == ["#1", "Step 1", "12", "7", "<5", "0", "0", "—"]
+    assert rows[header + 2] == ["#2", "Step 2", "10", "10", "0", "0", "5", "—"]
+    weekly = rows.index(["Emails sent per week, by stage and language"]) + 1
+    assert rows[weekly] == ["Week from", "In treatment, en", "In treatment, es"]
+    assert rows[weekly + 1:weekly + 3] == [["2026-11-09", "0", "0"], ["2026-11-16", "22", "6"]]
+    compare = rows.index(["The same step across stages and languages"]) + 1
+    assert rows[compare + 2][:3] == ["#2", "10", "5"]
+    assert not any("leave rate" in cell.lower() or cell.endswith("%") for row in rows for cell in row)  # counts only
+
+
+def test_a_formula_like_subject_is_quoted_in_the_csv(client, auditor, world):
+    world["steps"][0].__class__.objects.filter(pk=world["steps"][0].pk).update(subject="=HYPERLINK(1)")
+    summarise()
+    body = page(client, auditor, series=world["en"].pk, format="csv").content.decode()
+    assert "'=HYPERLINK(1)" in body
+
+
+@pytest.mark.parametrize(
+    "params, field",
+    [({"period": "1y"}, "period"), ({"start": "yesterday", "end": "2026-11-01"}, "start"),
+     ({"start": "2026-11-02", "end": "2026-11-01"}, "end"), ({"series": "999999"}, "series"),
+     ({"series": "x'"}, "series"), ({"format": "xml"}, "format")],
+)
+def test_bad_parameters_get_a_400_naming_the_field(client, auditor, world, params, field):
+    response = page(client, auditor, **params)
+    assert response.status_code == 400
+    assert f"{field}:" in response.content.decode()
+
+
+def test_the_page_before_any_summary_says_so(client, auditor, world):
+    html = page(client, auditor).content.decode()
+    assert "not yet" in html and "Nothing in this period" not in html.split('id="results-steps"')[0]
+
+
+def test_reverse_name():
+    assert reverse("nurture_results") == URL
+
+
+def test_the_command_summarises(world):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("summarise_results", "--rebuild", stdout=out)
+    assert "rows (step x day)" in out.getvalue()
+    assert StepDailyResults.objects.filter(sent__gt=0).exists()
+
+
+def test_the_beat_task_runs_the_summary(world):
+    from nurture.tasks import results_summarise_task
+
+    outcome = results_summarise_task.delay().get()
+    assert outcome["rows"] > 0 and StepDailyResults.objects.filter(step=world["steps"][1], unsubscribed=5).exists()
+
+
+def test_the_page_makes_the_same_number_of_queries_whatever_the_volume(client, auditor, world):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    summarise()
+    client.force_login(auditor)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(URL, {"series": world["en"].pk, "period": "90d"}).status_code == 200
+        return len(captured)
+
+    before = queries()
+    more = people(world["es"], 40, prefix="more")
+    send(more, world["es"].steps.get(position=0), NOW - timedelta(days=50))
+    send(more[:10], world["es"].steps.get(position=1), NOW - timedelta(days=5))
+    summarise()
+    assert queries() == before
+
+
+def test_the_page_with_no_series_yet_says_so(client, auditor):
+    response = page(client, auditor)
+    assert response.status_code == 200 and "There is no series yet" in response.content.decode()
+
+
+def test_charts_are_accessible_escape_their_text_and_leave_out_small_counts():
+    from nurture.admin import charts
+
+    svg = charts.bar_chart(chart_id="c", title="T <b>", desc="D", bars=[
+        charts.Bar("#1 <script>alert(1)</script>", 10, "10"), charts.Bar("#2 few", None, "<5"), charts.Bar("#3", 20, "20", True),
+    ])
+    assert svg.startswith('<svg class="nurture-chart" id="c" role="img"') and 'aria-labelledby="c-title c-desc"' in svg
+    assert "<title id=\"c-title\">T &lt;b&gt;</title>" in svg and "<script>" not in svg and "&lt;5" in svg
+    assert svg.count("<rect") == 2 and svg.count('class="chart-bar is-highlighted"') == 1 and "style=" not in svg
+    stacked = charts.stacked_columns(chart_id="w", title="W", desc="D", columns=["a", "b"], layers=[("x", [3, None]), ("y", [0, 4])])
+    assert stacked.count('class="chart-layer layer-0"') == 2 and stacked.count('class="chart-layer layer-1"') == 2  # 1 bar + 1 legend each
