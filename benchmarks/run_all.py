@@ -51,11 +51,13 @@ SIZES = {
         "emails": 3000, "workers": 2, "mailgun_emails": 20_000, "mailgun_batch": 500,
         "rss_emails": [10_000, 100_000], "planner": [100_000, 1_000_000], "due_fraction": 0.01,
         "ceilings": [14, 500], "ceiling_seconds": 10, "latencies_ms": [0, 50], "idle_ticks": 20,
+        "idle_only": [10_000_000],
     },
     "smoke": {
         "emails": 40, "workers": 1, "mailgun_emails": 60, "mailgun_batch": 20,
         "rss_emails": [30, 60], "planner": [2_000, 4_000], "due_fraction": 0.01,
         "ceilings": [14, 500], "ceiling_seconds": 0.1, "latencies_ms": [0, 50], "idle_ticks": 3,
+        "idle_only": [],
     },
 }
 
@@ -448,6 +450,13 @@ def run(args) -> list[Row]:
             f"{case['queries']} queries, peak Python memory {case['peak_py_mib']:.1f} MiB", {"planner": case},
         ))
 
+    for population in args.idle_only:
+        case = idle_only_case(args=args, out=out, population=population)
+        rows.append(Row(
+            f"plan_idle_{population}", f"planner idle tick, {population:,} subscribers, none due (median of {args.idle_ticks})",
+            case["idle_ms"], None, "ms", "<= 5 ms", case["idle_ms"] <= 5, f"max {case['idle_ms_max']:.2f} ms", {"planner": case},
+        ))
+
     # 4. worker peak RSS
     rss = {}
     for n in args.rss_emails:
@@ -516,6 +525,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mailgun-batch", type=int)
     parser.add_argument("--rss-emails", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--planner", type=lambda s: [int(x) for x in s.split(",")], help="populations, e.g. 100000,1000000")
+    parser.add_argument("--idle-only", type=lambda s: [int(x) for x in s.split(",") if x],
+                        help="populations for the idle tick alone (default 10000000; '' for none): filling 10M rows takes minutes")
     parser.add_argument("--due-fraction", type=float)
     parser.add_argument("--idle-ticks", type=int)
     parser.add_argument("--ceilings", type=lambda s: [int(x) for x in s.split(",")])
