@@ -245,16 +245,35 @@ def _send_one_by_one(delivery_ids: list[int], *, connection) -> BatchOutcome:
 @dataclass(frozen=True)
 class BatchEndpoint:
     merge_field_format: str  # the ESP's merge-field syntax, "{}" standing for the field's name
-    # Whether the send response gives each recipient its own id. If not, each delivery keeps our
-    # Message-ID header as its provider id: that is what the ESP's webhooks report per message.
+    # Whether each delivery keeps the id the send response gives its recipient (what the ESP's
+    # webhooks report). If not, it keeps our Message-ID header, which the webhooks report instead.
     ids_per_recipient: bool
+    # Text that makes the ESP see a merge field: content holding it goes one by one.
+    syntax_marker: str = ""
+    # Whether a value holding the marker could be read as syntax too (then it goes one by one as
+    # well). SparkPost inserts values once and never reads them again; Mailgun is not documented
+    # either way, so it is assumed to.
+    values_may_be_read: bool = True
+    max_recipients: int = 1000  # per call
 
 
 # anymail backends whose batch endpoint fills per-recipient values into one body without a stored
-# template. Mailgun: %recipient.KEY% from "recipient-variables"; one id for the whole call.
+# template (docs/scheduler.md, "Batch endpoints", says why the others do not qualify).
+# Mailgun: %recipient.KEY% from "recipient-variables"; one id for the whole call, and its
+# webhooks report each message by our Message-ID header, so each delivery keeps that.
+# SparkPost: handlebars {{{KEY}}} (triple braces: inserted as given; our values are escaped
+# already) from each recipient's substitution_data. Its webhooks report the transmission id (the
+# id anymail gives every recipient of the call) with the recipient's metadata, so each delivery
+# keeps the transmission id and the webhook matcher picks the delivery by its metadata.
 MAILGUN_BACKEND = "anymail.backends.mailgun.EmailBackend"
-BATCH_ENDPOINTS = {MAILGUN_BACKEND: BatchEndpoint(merge_field_format="%recipient.{}%", ids_per_recipient=False)}
-ESP_BATCH_LIMIT = 1000  # Mailgun takes at most 1000 recipients per call
+SPARKPOST_BACKEND = "anymail.backends.sparkpost.EmailBackend"
+BATCH_ENDPOINTS = {
+    MAILGUN_BACKEND: BatchEndpoint(merge_field_format="%recipient.{}%", ids_per_recipient=False, syntax_marker="%recipient."),
+    SPARKPOST_BACKEND: BatchEndpoint(
+        merge_field_format="{{{{{{{}}}}}}}", ids_per_recipient=True, syntax_marker="{{", values_may_be_read=False
+    ),
+}
+ESP_BATCH_LIMIT = 1000  # the most recipients any call carries
 
 
 def batch_endpoint() -> BatchEndpoint | None:
@@ -319,7 +338,7 @@ def _send_in_batch_calls(delivery_ids: list[int], *, connection, endpoint: Batch
     outcome = BatchOutcome()
     claimed = [item for item in (_claim_and_check(i, outcome) for i in delivery_ids) if item is not None]
     # A call carries at most one rate-limit window's worth of emails: its slots are taken at once.
-    calls = group_for_batch_calls(claimed, limit=min(ESP_BATCH_LIMIT, throttle.max_emails_per_call()))
+    calls = group_for_batch_calls(claimed, limit=min(ESP_BATCH_LIMIT, endpoint.max_recipients, throttle.max_emails_per_call()))
     for index, call in enumerate(calls):
         countdown = _send_batch_call(call, connection=connection, endpoint=endpoint, outcome=outcome)
         if countdown is not None:  # transient: the rest backs off with this call
@@ -334,7 +353,10 @@ def _send_batch_call(call: list[ClaimedDelivery], *, connection, endpoint: Batch
     """One ESP call for `call`. Returns the retry countdown after a transient error, else None."""
     deliveries = [item.delivery for item in call]
     try:
-        message = emails.build_batch_email(deliveries, articles=call[0].articles, field_format=endpoint.merge_field_format)
+        message = emails.build_batch_email(
+            deliveries, articles=call[0].articles, field_format=endpoint.merge_field_format, marker=endpoint.syntax_marker,
+            check_values=endpoint.values_may_be_read,
+        )
     except emails.NotBatchable:
         logger.info("batch call of %d not batchable; sending one by one", len(call))
         retry = _send_one_by_one(_release(call), connection=connection)

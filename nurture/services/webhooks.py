@@ -88,6 +88,25 @@ def _timestamp(value) -> datetime:
     return timezone.now()
 
 
+def _delivery_for(message_id: str, metadata) -> Delivery | None:
+    """The delivery an event is about, by its provider message id. Where one id covers every
+    delivery of a batch call (SparkPost reports its transmission id), the event's recipient
+    metadata, {"delivery": "<id>"} set per recipient at send time, says which of them."""
+    if not message_id:
+        return None
+    deliveries = (
+        Delivery.objects.select_related("subscriber")
+        .filter(provider_message_id=message_id)
+        .exclude(provider_message_id="")  # lets PostgreSQL use the partial index
+    )
+    named = str((metadata or {}).get("delivery", "")) if isinstance(metadata, dict) else ""
+    if named.isdigit():
+        match = deliveries.filter(pk=int(named)).first()
+        if match is not None:
+            return match
+    return deliveries.first()
+
+
 def record_tracking_event(*, provider: str, event: AnymailTrackingEvent) -> RecordResult:
     """Store the event once per (provider, event id); suppress the address on a hard failure.
     A duplicate changes nothing. An unknown message id is stored without a delivery."""
@@ -98,12 +117,7 @@ def record_tracking_event(*, provider: str, event: AnymailTrackingEvent) -> Reco
         return RecordResult(stored=False)  # tracking is off: keep nothing about who read what
 
     message_id = _text(event.message_id, 255)
-    delivery = (
-        Delivery.objects.select_related("subscriber")
-        .filter(provider_message_id=message_id)
-        .exclude(provider_message_id="")  # lets PostgreSQL use the partial index
-        .first() if message_id else None
-    )
+    delivery = _delivery_for(message_id, event.metadata)
     # The event's recipient, or failing that the address we sent the delivery to.
     email = _text(event.recipient, 254) or (delivery.subscriber.email if delivery else "")
     will_suppress = suppresses(event) and bool(email)
