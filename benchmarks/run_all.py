@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.bench_planner import ensure_database, fill, setup_django  # noqa: E402
 
 POST_OFFICE_VERSION = "3.12.0"  # its latest release when this was written; --post-office-version to change
+PY_SPY_VERSION = "0.4.3"
 NO_CEILING = 100_000.0  # sends per second: high enough never to bind
 
 SIZES = {
@@ -196,6 +197,8 @@ def engine_send(*, args, provider_kind: str, latency_ms: float, emails: int, rat
         workers = [CeleryProcess("worker", f"{label}-{i}", env, log_dir) for i in range(args.workers)]
         for worker in workers:
             worker.start()
+        profile_raw = Path(args.out) / f"profile-{label}.raw"
+        profiler = start_profile(args, workers[0].proc.pid, profile_raw) if label in args.profile else None
         settled = (Delivery.Status.SENT, Delivery.Status.FAILED, Delivery.Status.SKIPPED)
         try:
             previous_batch = settings.NURTURE_SEND_BATCH_SIZE
@@ -216,12 +219,23 @@ def engine_send(*, args, provider_kind: str, latency_ms: float, emails: int, rat
             elapsed = time.monotonic() - started
             rss = [peak_rss_mib(w.proc.pid) for w in workers]
         finally:
+            if profiler is not None:
+                import signal
+
+                profiler.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+                try:
+                    profiler.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    profiler.kill()
             for worker in workers:
                 worker.stop()
         sent = Delivery.objects.filter(status=Delivery.Status.SENT).count()
         counts = provider.state.acceptances_by_message_id()
         stamps = list(provider.state.request_times)
         calls = len(provider.state.calls) if provider_kind == "mailgun" else len(provider.state.requests)
+    if profiler is not None:
+        summary = summarise_profile(profile_raw)
+        (Path(args.out) / f"profile-{label}.txt").write_text(f"py-spy, worker {label}-0's pool process, {len(planned)} emails\n\n{summary}\n")
     result = {
         "label": label, "provider": provider_kind, "latency_ms": latency_ms, "emails": len(planned), "sent": sent,
         "seconds": elapsed, "per_second": sent / elapsed if elapsed else 0.0, "plan_seconds": plan_seconds,
@@ -233,6 +247,53 @@ def engine_send(*, args, provider_kind: str, latency_ms: float, emails: int, rat
           f"busiest second {result['busiest_second']}, {calls} calls, accepted twice {result['accepted_twice']}, "
           f"peak RSS {result['peak_rss_mib']:.0f} MiB (planned in {plan_seconds:.2f}s)", flush=True)
     return result
+
+
+# --- profiles (py-spy, in its own tools venv, only with --profile) ----------------------------------
+
+def py_spy(args) -> Path:
+    venv = Path(args.venv).parent / "tools-venv"
+    exe = venv / "bin" / "py-spy"
+    if not exe.exists():
+        base = getattr(sys, "_base_executable", None) or sys.executable
+        subprocess.run([base, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", f"py-spy=={PY_SPY_VERSION}"], check=True)
+    return exe
+
+
+def start_profile(args, pid: int, out: Path) -> subprocess.Popen | None:
+    """py-spy sampling the worker's pool process (where tasks run), raw collapsed stacks."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    target = int(children.read_text().split()[0]) if children.exists() and children.read_text().split() else pid
+    return subprocess.Popen([str(py_spy(args)), "record", "--pid", str(target), "--format", "raw", "--rate", "200",
+                             "--output", str(out), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def summarise_profile(raw: Path, top: int = 20) -> str:
+    """Share of samples per function: where it was running (self) and on the stack (total)."""
+    import collections
+
+    self_counts, total_counts, samples = collections.Counter(), collections.Counter(), 0
+    if not raw.exists():
+        return "(no profile written)"
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        frames = [f.split(" (")[0] + (" (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")" if " (" in f else "") for f in stack.split(";")]
+        samples += n
+        self_counts[frames[-1]] += n
+        for frame in set(frames):
+            total_counts[frame] += n
+    if not samples:
+        return "(no samples)"
+    lines = [f"{samples} samples", "", "self (where it was running):"]
+    lines += [f"  {100 * n / samples:5.1f}%  {f}" for f, n in self_counts.most_common(top)]
+    lines += ["", "total (on the stack), the engine's own functions:"]
+    own = [(f, n) for f, n in total_counts.most_common() if any(k in f for k in ("sending.py", "emails.py", "throttle.py", "tasks.py", "merge.py", "messages.py", "cache.py", "links.py", "providers.py"))]
+    lines += [f"  {100 * n / samples:5.1f}%  {f}" for f, n in own[:top]]
+    return "\n".join(lines)
 
 
 # --- django-post-office -----------------------------------------------------------------------------
@@ -541,12 +602,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument("--no-docs", action="store_true")
     parser.add_argument("--stall-seconds", type=float, default=120.0)
+    parser.add_argument("--profile", default="", help="engine runs to profile with py-spy, e.g. postmark-0ms,postmark-50ms,mailgun-50ms")
     args = parser.parse_args(argv)
     size = "smoke" if args.smoke else "full"
     for name, value in SIZES[size].items():
         if getattr(args, name, None) is None:
             setattr(args, name, value)
     args.engine_env = dict(item.split("=", 1) for item in args.engine_env)
+    args.profile = {label for label in args.profile.split(",") if label}
     stamp = datetime.now(dt_timezone.utc)
     args.out = args.out or str(ROOT / "var" / "bench" / stamp.strftime("%Y%m%d-%H%M%S"))
     args.out = str(Path(args.out).resolve())
