@@ -167,7 +167,7 @@ def plan_emails(n: int) -> tuple[list[int], float]:
     fill(total=n, due=n, series_id=the_series().pk)
     planned: list[int] = []
     started = time.perf_counter()
-    planning.plan_due_deliveries(now=timezone.now(), on_batch_planned=planned.extend)
+    planning.deliveries_plan_due(now=timezone.now(), enqueue=planned.extend)
     return planned, time.perf_counter() - started
 
 
@@ -178,8 +178,8 @@ def engine_send(*, args, provider_kind: str, latency_ms: float, emails: int, rat
 
     from nurture.models import Delivery
     from nurture.tasks import enqueue_send_batches
-    from tests.fake_provider import FakeMailgun, FakeProvider
-    from tests.workers import CeleryProcess, subprocess_env, use_broker_in_this_process
+    from support.fake_provider import FakeMailgun, FakeProvider
+    from support.workers import CeleryProcess, subprocess_env, use_broker_in_this_process
     import redis
 
     planned, plan_seconds = plan_emails(emails)
@@ -326,12 +326,12 @@ def postoffice_venv(args) -> Path:
 def sample_body(out: Path) -> tuple[Path, int]:
     """The engine's real step email for one planned delivery, as subject, text, html and list
     headers: post-office queues this same body."""
-    from nurture import emails
+    from nurture.emails.messages import build_delivery_email
     from nurture.models import Delivery
 
     planned, _ = plan_emails(1)
     delivery = Delivery.objects.select_related("subscriber", "step__series").get(pk=planned[0])
-    message = emails.build_delivery_email(delivery)
+    message = build_delivery_email(delivery)
     html = message.alternatives[0][0]
     headers = {k: v for k, v in message.extra_headers.items() if k.startswith("List-")}
     path = out / "body.json"
@@ -340,7 +340,7 @@ def sample_body(out: Path) -> tuple[Path, int]:
 
 
 def postoffice_send(*, args, python: Path, body: Path, latency_ms: float, emails: int) -> dict:
-    from tests.fake_provider import FakeProvider
+    from support.fake_provider import FakeProvider
 
     with FakeProvider() as provider:
         provider.state.latency = latency_ms / 1000
@@ -372,12 +372,12 @@ def explain(out: Path, label: str) -> None:
     from django.db import transaction
     from django.utils import timezone
 
+    from nurture import selectors
     from nurture.models import Delivery, Subscriber
-    from nurture.services import planning
 
     now = timezone.now()
     with transaction.atomic():
-        due = planning.due_subscribers(now=now).select_for_update(skip_locked=True, of=("self",))[: settings.NURTURE_PLAN_BATCH_SIZE]
+        due = selectors.subscribers_due(now=now).select_for_update(skip_locked=True, of=("self",))[: settings.NURTURE_PLAN_BATCH_SIZE]
         due_plan = due.explain(analyze=True, buffers=True)
         ids = list(Subscriber.objects.order_by("-id").values_list("id", flat=True)[: settings.NURTURE_PLAN_BATCH_SIZE])
         history = Delivery.objects.filter(subscriber_id__in=ids).values_list("subscriber_id", "step_id", "status", "article_versions", "queued_at", "sent_at")
@@ -403,13 +403,13 @@ def planner_case(*, args, out: Path, population: int) -> dict:
     explain(out, f"{population}-subscribers-{due}-due")
     with CaptureQueriesContext(connection) as queries:
         started = time.perf_counter()
-        result = planning.plan_due_deliveries(now=timezone.now(), on_batch_planned=lambda ids: None)
+        result = planning.deliveries_plan_due(now=timezone.now(), enqueue=None)
         due_seconds = time.perf_counter() - started
     # Idle ticks: everyone planned now has next_send_at in the future; nothing is due.
     ticks = []
     for _ in range(args.idle_ticks):
         started = time.perf_counter()
-        idle = planning.plan_due_deliveries(now=timezone.now(), on_batch_planned=lambda ids: None)
+        idle = planning.deliveries_plan_due(now=timezone.now(), enqueue=None)
         ticks.append(time.perf_counter() - started)
         assert idle.planned == 0
     explain(out, f"{population}-subscribers-idle")
@@ -419,7 +419,7 @@ def planner_case(*, args, out: Path, population: int) -> dict:
         cursor.execute("UPDATE nurture_subscriber SET next_step_position = 0, next_send_at = now() - interval '1 minute' WHERE next_step_position > 0")
         cursor.execute("ANALYZE nurture_subscriber")
     tracemalloc.start()
-    planning.plan_due_deliveries(now=timezone.now(), on_batch_planned=lambda ids: None)
+    planning.deliveries_plan_due(now=timezone.now(), enqueue=None)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     row = {"population": population, "due": due, "planned": result.planned, "due_seconds": due_seconds,
