@@ -80,7 +80,8 @@ def _timestamp(value) -> datetime:
 def _delivery_for(message_id: str, metadata) -> Delivery | None:
     """The delivery an event is about, by its provider message id. Where one id covers every
     delivery of a batch call (SparkPost reports its transmission id), the event's recipient
-    metadata, {"delivery": "<id>"} set per recipient at send time, says which of them."""
+    metadata, {"delivery": "<id>"} set per recipient at send time, says which of them. The address
+    is suppressed from the event's recipient either way."""
     if not message_id:
         return None
     deliveries = (
@@ -93,7 +94,10 @@ def _delivery_for(message_id: str, metadata) -> Delivery | None:
         match = deliveries.filter(pk=int(named)).first()
         if match is not None:
             return match
-    return deliveries.first()
+    # Metadata can only choose among the deliveries that carry this id (it never links an event to
+    # another call's delivery); without it, an id shared by several deliveries links to none.
+    candidates = list(deliveries[:2])
+    return candidates[0] if len(candidates) == 1 else None
 
 
 def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> RecordResult:

@@ -14,7 +14,7 @@ import time_machine
 from nurture import providers
 from nurture.emails.layout import PH_GREETING
 from nurture.emails.messages import build_delivery_email
-from nurture.models import Delivery, Step, Suppression
+from nurture.models import Delivery, ProviderEvent, Step, Suppression
 from nurture.services import planning, sending
 from support.fake_esps import FakeSparkPost, sparkpost_render
 from tests.helpers.scheduler import active_subscriber, series
@@ -162,6 +162,32 @@ def test_a_sparkpost_bounce_webhook_finds_the_delivery_of_the_call_it_names(spar
     assert target.events.count() == 1  # this delivery, not another of the same transmission
     assert Suppression.objects.filter(email__iexact=target.subscriber.email).count() == 1
     assert Suppression.objects.count() == 1
+
+
+def test_metadata_naming_another_calls_delivery_links_the_event_to_none(sparkpost, settings, client):
+    """A forged or stale rcpt_meta can only choose among the deliveries carrying the event's
+    transmission id: naming a delivery of another call links the event to no delivery at all."""
+    first_call = planned(2)
+    sending.deliveries_send(delivery_ids=first_call)
+    other = series("in_remission", [(0, ["remission-article"])])
+    active_subscriber("x@example.org", other)
+    planning.deliveries_plan_due()
+    outsider = Delivery.objects.exclude(pk__in=first_call).get()
+    sending.deliveries_send(delivery_ids=[outsider.pk])
+    outsider.refresh_from_db()
+    target = loaded(first_call[0])
+    assert outsider.provider_message_id != target.provider_message_id
+    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": "hook:secret"}
+    event = [{"msys": {"message_event": {
+        "type": "delivery", "event_id": "ev-2", "timestamp": str(int(time.time())),
+        "transmission_id": target.provider_message_id, "raw_rcpt_to": target.subscriber.email,
+        "rcpt_meta": {"delivery": str(outsider.pk)},
+    }}}]
+    answer = client.post("/anymail/sparkpost/tracking/", data=json.dumps(event), content_type="application/json",
+                         HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"hook:secret").decode())
+    assert answer.status_code == 200
+    assert outsider.events.count() == 0 and target.events.count() == 0
+    assert ProviderEvent.objects.filter(delivery__isnull=True, provider_message_id=target.provider_message_id).count() == 1
 
 
 def test_a_sparkpost_soft_bounce_suppresses_nothing():
