@@ -262,18 +262,36 @@ def py_spy(args) -> Path:
 
 
 def start_profile(args, pid: int, out: Path) -> subprocess.Popen | None:
-    """py-spy sampling the worker's pool process (where tasks run), raw collapsed stacks."""
+    """py-spy sampling the worker's pool process (where tasks run), raw collapsed stacks, idle
+    samples included: the pool runs one task at a time, so waiting is where its time goes."""
     children = Path(f"/proc/{pid}/task/{pid}/children")
     target = int(children.read_text().split()[0]) if children.exists() and children.read_text().split() else pid
     return subprocess.Popen([str(py_spy(args)), "record", "--pid", str(target), "--format", "raw", "--rate", "200",
-                             "--output", str(out), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--output", str(out), "--nonblocking", "--idle"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+KINDS_OF_WORK = (  # (kind, markers in a frame's file path), checked from the innermost frame out
+    ("database (psycopg)", ("psycopg/",)),
+    ("Redis (rate limit, broker)", ("redis/", "limits/", "kombu/")),
+    ("provider call (anymail, requests, HTTP)", ("anymail/", "requests/", "urllib3/", "http/client")),
+    ("building the email", ("emails/", "email/", "css_inline", "django/template/")),
+    ("Django ORM (building queries)", ("django/db/",)),
+)
+
+
+def _kind_of_work(stack: str) -> str:
+    for frame in reversed(stack.split(";")):
+        for kind, markers in KINDS_OF_WORK:
+            if any(marker in frame for marker in markers):
+                return kind
+    return "other (Celery, task code, Python)"
 
 
 def summarise_profile(raw: Path, top: int = 20) -> str:
     """Share of samples per function: where it was running (self) and on the stack (total)."""
     import collections
 
-    self_counts, total_counts, samples = collections.Counter(), collections.Counter(), 0
+    self_counts, total_counts, categories, samples = collections.Counter(), collections.Counter(), collections.Counter(), 0
     if not raw.exists():
         return "(no profile written)"
     for line in raw.read_text().splitlines():
@@ -284,11 +302,14 @@ def summarise_profile(raw: Path, top: int = 20) -> str:
         frames = [f.split(" (")[0] + (" (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")" if " (" in f else "") for f in stack.split(";")]
         samples += n
         self_counts[frames[-1]] += n
+        categories[_kind_of_work(stack)] += n
         for frame in set(frames):
             total_counts[frame] += n
     if not samples:
         return "(no samples)"
-    lines = [f"{samples} samples", "", "self (where it was running):"]
+    lines = [f"{samples} samples", "", "by kind of work (the innermost frame that says which):"]
+    lines += [f"  {100 * n / samples:5.1f}%  {kind}" for kind, n in categories.most_common()]
+    lines += ["", "self (where it was running):"]
     lines += [f"  {100 * n / samples:5.1f}%  {f}" for f, n in self_counts.most_common(top)]
     lines += ["", "total (on the stack), the engine's own functions:"]
     own = [(f, n) for f, n in total_counts.most_common() if any(k in f for k in ("sending.py", "emails.py", "throttle.py", "tasks.py", "merge.py", "messages.py", "cache.py", "links.py", "providers.py"))]
