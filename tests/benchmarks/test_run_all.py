@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 EXPECTED_ROWS = {
     "postmark_0ms", "postmark_50ms", "mailgun_50ms",
-    "plan_idle_2000", "plan_due_2000", "plan_idle_4000", "plan_due_4000",
+    "plan_idle_after_2000", "plan_due_2000", "plan_idle_after_4000", "plan_due_4000", "plan_idle_3000",
     "rss_30", "rss_60", "rss_growth", "ceiling_14", "ceiling_500",
 }
 
@@ -55,6 +55,7 @@ def test_make_bench_smoke_produces_every_figure(postgres, redis_url, tmp_path):
     assert meta["machine"]["nproc"] >= 1 and meta["machine"]["ram_gib"] > 0 and meta["body_kib"] > 1
     assert list((tmp_path / "out").glob("explain-*.txt"))
     assert "Index Scan" in (tmp_path / "out" / "explain-4000-subscribers-idle.txt").read_text()
+    assert "Index Scan" in (tmp_path / "out" / "explain-3000-subscribers-none-due.txt").read_text()
 
     text = docs.read_text()
     assert text.startswith("# Benchmarks\n\nProse before.") and text.rstrip().endswith("Prose after.")
