@@ -493,6 +493,8 @@ def idle_only_case(*, args, out: Path, population: int) -> dict:
 def fmt(value: float | None, unit: str = "") -> str:
     if value is None:
         return ""
+    if unit == "x":
+        return f"{value:.2f}"
     if unit in ("emails/s", "MiB", "ms/s"):
         return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
     if value >= 100:
@@ -612,7 +614,7 @@ def write_docs(path: Path, *, rows: list[Row], meta: dict) -> None:
     m = meta["machine"]
     generated = "\n".join([
         begin,
-        f"Run of {meta['date']} ({meta['size']} sizes): `{meta['command']}`",
+        f"Run of {meta['date']} ({meta['size']}): `{meta['command']}`",
         "",
         f"Machine: {m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM, Python {m['python']}, "
         f"PostgreSQL {meta['services']['postgresql']}, Redis {meta['services']['redis']}; "
@@ -662,8 +664,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stall-seconds", type=float, default=120.0)
     parser.add_argument("--profile", default="", help="engine runs to profile with py-spy, e.g. postmark-0ms,postmark-50ms,mailgun-50ms")
     parser.add_argument("--profile-emails", type=int, default=1000, help="emails in each profiled run")
+    parser.add_argument("--rewrite-docs-from", metavar="RESULTS_JSON", help="rewrite --docs from a saved run's results.json and stop")
     args = parser.parse_args(argv)
+    if args.rewrite_docs_from:
+        saved = json.loads(Path(args.rewrite_docs_from).read_text())
+        fields = {f for f in Row.__dataclass_fields__}
+        rows = [Row(**{k: v for k, v in row.items() if k in fields}) for row in saved["rows"]]
+        write_docs(Path(args.docs), rows=rows, meta=saved["meta"])
+        print(table(rows))
+        return 0
     size = "smoke" if args.smoke else "full"
+    overridden = [name for name in SIZES[size] if getattr(args, name, None) is not None]
     for name, value in SIZES[size].items():
         if getattr(args, name, None) is None:
             setattr(args, name, value)
@@ -691,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = run(args)
     m = machine()
     meta = {
-        "date": stamp.strftime("%Y-%m-%d %H:%M UTC"), "size": size, "machine": m, "services": service_versions(args.redis_url),
+        "date": stamp.strftime("%Y-%m-%d %H:%M UTC"), "size": f"{size} sizes except {', '.join(overridden)}" if overridden else f"{size} sizes", "machine": m, "services": service_versions(args.redis_url),
         "command": "make bench" + (f" ARGS='{' '.join(argv)}'" if argv else ""),
         "post_office_version": args.post_office_version, "po_processes": args.po_processes, "po_threads": args.po_threads,
         "workers": args.workers, "out": os.path.relpath(args.out, ROOT) if args.out.startswith(str(ROOT)) else args.out,
