@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from nurture import providers, selectors
 from nurture.models import Delivery, ProviderEvent
+from nurture.services.deliveries import ANSWERABLE, delivery_settle_unknown
 from nurture.services.suppression import address_suppress
 
 logger = logging.getLogger(__name__)
@@ -86,33 +87,16 @@ class EventMatch:
     email: str = ""  # the address an act may touch: ours, never just the event's word
 
 
-def _delivery_of(sharing, *, recipient: str, metadata) -> Delivery | None:
-    """Which of the deliveries carrying the event's message id it concerns. One id is usually one
-    delivery; a batch call's id (SparkPost reports its transmission id) covers every delivery of
-    the call, and then the event's recipient metadata {"delivery": "<id>"} (set per recipient at
-    send) names which, or failing that its recipient address (once per call). Metadata only
-    chooses among these deliveries: naming another call's delivery finds none."""
-    named = str(metadata.get("delivery", "")) if isinstance(metadata, dict) else ""
-    if named.isdigit():
-        return sharing.filter(pk=int(named)).first()
-    candidates = list(sharing[:2])
-    if len(candidates) < 2:
-        return candidates[0] if candidates else None
-    return sharing.filter(subscriber__email__iexact=recipient).first() if recipient else None
-
-
 def match_event(*, message_id: str, recipient: str, metadata=None) -> EventMatch:
     """Does this event concern a message we sent? With a message id: only if it is a delivery we
-    sent, and (when the event names a recipient) to that very address. Without one (providers
-    that send none): only if the recipient is a subscriber we emailed in the last
-    NURTURE_WEBHOOK_RECIPIENT_DAYS days. A forged or stray event matches nothing."""
-    if message_id:
-        sharing = (
-            Delivery.objects.select_related("subscriber")
-            .filter(provider_message_id=message_id)
-            .exclude(provider_message_id="")  # lets PostgreSQL use the partial index
-        )
-        delivery = _delivery_of(sharing, recipient=recipient, metadata=metadata)
+    sent, and (when the event names a recipient) to that very address. A delivery whose answer we
+    never heard (`unknown`: no provider id recorded) is found by our own Message-ID (Mailgun
+    reports it) or the delivery id in the metadata we send (Postmark reports it), with the same
+    address check. Without either (providers that send none): only if the recipient is a
+    subscriber we emailed in the last NURTURE_WEBHOOK_RECIPIENT_DAYS days. A forged or stray event
+    matches nothing."""
+    if message_id or _metadata_delivery_id(metadata):
+        delivery = _delivery_for(message_id=message_id, metadata=metadata, recipient=recipient)
         if delivery is None:
             return EventMatch(matched=False)
         address = delivery.subscriber.email
@@ -169,11 +153,65 @@ def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> Reco
         if will_suppress:
             # In the same transaction: an event stored is an event acted on.
             address_suppress(email=match.email, reason=f"{_reason_label(event)} ({provider} webhook)")
+        if match.matched and delivery is not None and delivery.status in (Delivery.Status.UNKNOWN, Delivery.Status.FAILED):
+            _settle_unknown(delivery, event_type=event_type, message_id=message_id, suppressing=suppressing, at=_timestamp(event.timestamp))
     logger.info(
         "provider event provider=%s type=%s delivery=%s suppressed=%s",
         provider, event_type, delivery.pk if delivery else None, will_suppress,
     )
     return RecordResult(stored=True, suppressed=will_suppress)
+
+
+def _metadata_delivery_id(metadata) -> int | None:
+    delivery_id = metadata.get("delivery") if isinstance(metadata, dict) else None
+    return int(delivery_id) if isinstance(delivery_id, (str, int)) and str(delivery_id).isdigit() else None
+
+
+def _one_of_a_call(sharing, *, delivery_id: int | None, recipient: str) -> Delivery | None:
+    """Which of the deliveries carrying one provider id an event concerns. An id is usually one
+    delivery; a batch call's id (SparkPost reports its transmission id) covers the whole call, and
+    then the metadata's delivery id (set per recipient at send), or failing that the recipient
+    address (once per call), says which. Metadata only chooses among these: naming another
+    call's delivery finds none."""
+    candidates = list(sharing[:2])
+    if len(candidates) < 2:
+        return candidates[0] if candidates else None
+    if delivery_id is not None:
+        return sharing.filter(pk=delivery_id).first()
+    return sharing.filter(subscriber__email__iexact=recipient).first() if recipient else None
+
+
+def _delivery_for(*, message_id: str, metadata, recipient: str = "") -> Delivery | None:
+    """By the provider's id we recorded (one of a batch call's deliveries: _one_of_a_call); for a
+    delivery whose answer we never heard, by our own Message-ID or the delivery id in the metadata
+    (only while it awaits that answer)."""
+    rows = Delivery.objects.select_related("subscriber")
+    if message_id:
+        sharing = rows.filter(provider_message_id=message_id).exclude(provider_message_id="")  # the partial index
+        found = _one_of_a_call(sharing, delivery_id=_metadata_delivery_id(metadata), recipient=recipient)
+        found = found or rows.filter(ANSWERABLE, message_id=message_id).first()
+        if found is not None:
+            return found
+    delivery_id = _metadata_delivery_id(metadata)
+    return rows.filter(ANSWERABLE, pk=delivery_id).first() if delivery_id is not None else None
+
+
+# Events that say the provider had the message, whatever became of it later.
+_PROVIDER_HAD_IT = {
+    EventType.QUEUED, EventType.SENT, EventType.DELIVERED, EventType.DEFERRED, EventType.BOUNCED, EventType.OPENED,
+    EventType.CLICKED, EventType.COMPLAINED, EventType.UNSUBSCRIBED, EventType.AUTORESPONDED,
+}
+
+
+def _settle_unknown(delivery: Delivery, *, event_type: str, message_id: str, suppressing: bool, at: datetime) -> None:
+    """A delivery whose answer we never heard, settled by the provider's word: a hard bounce or a
+    rejection -> failed (the address is suppressed above); any other sign it had it -> sent."""
+    if suppressing and event_type in (EventType.BOUNCED, EventType.REJECTED) or event_type in (EventType.REJECTED, EventType.FAILED):
+        delivery_settle_unknown(delivery_id=delivery.pk, accepted=False, provider_message_id=message_id,
+                                reason=f"provider event: {event_type}", at=at)
+    elif event_type in _PROVIDER_HAD_IT:
+        delivery_settle_unknown(delivery_id=delivery.pk, accepted=True, provider_message_id=message_id or delivery.message_id,
+                                reason="", at=at)
 
 
 def _reason_label(event: AnymailTrackingEvent) -> str:

@@ -98,7 +98,7 @@ def test_nothing_about_the_stage_reaches_sparkpost(sparkpost):
     assert call["options"] == {"click_tracking": False, "open_tracking": False}
 
 
-@pytest.mark.parametrize("fault", ["429", "500", "timeout"])
+@pytest.mark.parametrize("fault", ["429", "500"])
 def test_transient_error_requeues_the_whole_call_then_sends_each_once(sparkpost, fault):
     sparkpost.state.first_faults = [fault]
     sparkpost.state.timeout_seconds = 1.0
@@ -109,6 +109,16 @@ def test_transient_error_requeues_the_whole_call_then_sends_each_once(sparkpost,
     second = sending.deliveries_send(delivery_ids=first.retry_ids)
     assert second.counts == {"sent": 4}
     assert sorted(sparkpost.state.acceptances_by_message_id().values()) == [1, 1, 1, 1]
+
+
+def test_a_read_timeout_leaves_the_whole_call_unknown_and_it_is_not_resent(sparkpost):
+    sparkpost.state.first_faults = ["timeout"]
+    sparkpost.state.timeout_seconds = 1.0
+    ids = planned(3)
+    outcome = sending.deliveries_send(delivery_ids=ids)
+    assert outcome.counts == {"unknown": 3} and not outcome.retry_ids
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"unknown"}
+    assert sending.deliveries_send(delivery_ids=ids).counts.get("sent", 0) == 0  # never resent blindly
 
 
 def test_a_bad_address_fails_the_whole_call_with_the_reason(sparkpost):
