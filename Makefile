@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test install setup clean
+.PHONY: run test install setup clean bench
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { echo "Python 3.11 is needed (python3.11 on PATH, or make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -36,3 +36,9 @@ test: install
 
 clean:
 	rm -rf var/
+
+# Throughput and planning figures, the engine next to django-post-office (docs/benchmarks.md).
+# Needs PostgreSQL and Redis (BENCH_DATABASE_URL / BENCH_REDIS_URL, defaults on 127.0.0.1);
+# `make bench ARGS=--smoke` for a quick check, other sizes via ARGS (see --help).
+bench: install
+	$(PY) benchmarks/run_all.py $(ARGS)

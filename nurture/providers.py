@@ -29,9 +29,15 @@ DEFAULT_BATCH_RECIPIENTS = 1000
 @dataclass(frozen=True)
 class BatchEndpoint:
     merge_field_format: str  # the ESP's merge-field syntax, "{}" standing for the field's name
-    # Whether the send response gives each recipient its own id. If not, each delivery keeps our
-    # Message-ID header as its provider id: that is what the ESP's webhooks report per message.
+    # Whether each delivery keeps the id the send response gives its recipient (what the ESP's
+    # webhooks report). If not, it keeps our Message-ID header, which the webhooks report instead.
     ids_per_recipient: bool
+    # Text that makes the ESP see a merge field: content (body or subject) holding it goes one by one.
+    syntax_marker: str = ""
+    # Whether a value holding the marker could be read as syntax too (then it goes one by one as
+    # well). SparkPost inserts values once and never reads them again; Mailgun does not say, so it
+    # is assumed to.
+    values_may_be_read: bool = True
     max_recipients: int = DEFAULT_BATCH_RECIPIENTS  # per call
 
 
@@ -73,7 +79,9 @@ class Mailgun(Provider):
     name = "mailgun"
     backend = "anymail.backends.mailgun.EmailBackend"
     # %recipient.KEY% from "recipient-variables"; one id for the whole call; at most 1000 recipients.
-    batch_endpoint = BatchEndpoint(merge_field_format="%recipient.{}%", ids_per_recipient=False, max_recipients=1000)
+    batch_endpoint = BatchEndpoint(
+        merge_field_format="%recipient.{}%", ids_per_recipient=False, syntax_marker="%recipient.", max_recipients=1000
+    )
 
     def is_soft_bounce(self, esp_event) -> bool:
         return isinstance(esp_event, dict) and esp_event.get("severity") == "temporary"
@@ -87,6 +95,31 @@ class Postmark(Provider):
         return isinstance(esp_event, dict) and esp_event.get("Type") == "SoftBounce"
 
 
+class SparkPost(Provider):
+    name = "sparkpost"
+    backend = "anymail.backends.sparkpost.EmailBackend"
+    # Handlebars {{{KEY}}} (triple braces: inserted as given; our values are escaped already) from
+    # each recipient's substitution_data; values are never read as template text. Its webhooks
+    # report the transmission id (the id anymail gives every recipient of the call) with the
+    # recipient's metadata: each delivery keeps the transmission id, and the webhook matcher picks
+    # the delivery by its metadata (services/webhooks.py).
+    batch_endpoint = BatchEndpoint(
+        merge_field_format="{{{{{{{}}}}}}}", ids_per_recipient=True, syntax_marker="{{", values_may_be_read=False,
+        max_recipients=1000,
+    )
+    # Bounce classes that say the address itself is bad (Invalid Recipient, No RCPT); every other
+    # class (soft, DNS, mailbox full, blocks, undetermined...) may clear up.
+    HARD_BOUNCE_CLASSES = {"10", "30"}
+
+    def is_soft_bounce(self, esp_event) -> bool:
+        if not isinstance(esp_event, dict):
+            return False
+        event = next(iter((esp_event.get("msys") or {}).values()), None)
+        if not isinstance(event, dict) or event.get("type") not in ("bounce", "out_of_band"):
+            return False
+        return str(event.get("bounce_class", "")) not in self.HARD_BOUNCE_CLASSES
+
+
 class SendGrid(Provider):
     name = "sendgrid"
     backend = "anymail.backends.sendgrid.EmailBackend"
@@ -95,8 +128,9 @@ class SendGrid(Provider):
         return isinstance(esp_event, dict) and esp_event.get("type") == "blocked"
 
 
-PROVIDERS: tuple[Provider, ...] = (Mailgun(), Postmark(), SendGrid())
+PROVIDERS: tuple[Provider, ...] = (Mailgun(), Postmark(), SparkPost(), SendGrid())
 MAILGUN_BACKEND = Mailgun.backend
+SPARKPOST_BACKEND = SparkPost.backend
 # EMAIL_BACKEND -> its batch endpoint (a table, so a test can add a backend of its own).
 BATCH_ENDPOINTS: dict[str, BatchEndpoint] = {p.backend: p.batch_endpoint for p in PROVIDERS if p.batch_endpoint}
 _BASE = Provider()

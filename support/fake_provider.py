@@ -37,6 +37,7 @@ class FakeProviderState:
     bad_request_for: set[str] = field(default_factory=set)  # -> 400
     inactive: set[str] = field(default_factory=set)  # -> 422 ErrorCode 406 (refused)
     timeout_seconds: float = 3.0  # how long a "timeout" stalls before giving up (longer than the client's)
+    latency: float = 0.0  # seconds every answer takes (a real provider's round trip is 30-200 ms)
     before_accept = None  # optional callable(payload) run before a message is accepted
     after_accept = None  # optional callable(payload) run after acceptance is recorded, before answering
     accepted: list[Accepted] = field(default_factory=list)
@@ -110,6 +111,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(404, {"ErrorCode": 404, "Message": "unknown endpoint"})
             return
         state = self.state
+        if state.latency:
+            time.sleep(state.latency)
         to = payload.get("To", "")
         with state.lock:
             state.requests.append(to)
@@ -221,6 +224,8 @@ class _MailgunHandler(_Handler):
             return
         form = parse_qs(raw, keep_blank_values=True)
         state = self.state
+        if state.latency:
+            time.sleep(state.latency)
         to = form.get("to", [])
         with state.lock:
             state.calls.append(form)

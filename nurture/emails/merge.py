@@ -55,7 +55,7 @@ class NotBatchable(ValueError):
 
 
 def build_batch_email(
-    deliveries: list[Delivery], *, articles: list[Article], field_format: str
+    deliveries: list[Delivery], *, articles: list[Article], field_format: str, marker: str = "", check_values: bool = True
 ) -> EmailMultiAlternatives:
     """One step's email for several deliveries (same step, language and articles; each address
     once), for an ESP batch call through anymail: one body with merge fields, and per recipient
@@ -65,8 +65,10 @@ def build_batch_email(
     step = deliveries[0].step
     language = step_language(step)
     cached = step_render_with_placeholders(step=step, articles=articles, language=language)
-    field_prefix = field_format.split("{}", 1)[0]
-    if field_prefix in cached[0] or field_prefix in cached[1]:
+    # What makes the ESP see a merge field (given, or the format's literal start): content, subject
+    # or a value holding it would be misread, so such a call goes one by one.
+    field_prefix = marker or field_format.format("\0").split("\0", 1)[0]
+    if any(field_prefix in part for part in (cached[0], cached[1], step.subject)):
         raise NotBatchable("the content itself contains the ESP's merge syntax")
     html, text = merge_bodies(cached, field_format=field_format)
     addresses = [delivery.subscriber.email for delivery in deliveries]
@@ -78,7 +80,7 @@ def build_batch_email(
     for delivery, address in zip(deliveries, addresses):
         personal = personal_for(delivery.subscriber, language=language, delivery_id=delivery.pk)
         values = merge_values(personal)
-        if any(field_prefix in value for value in values.values()):
+        if check_values and any(field_prefix in value for value in values.values()):
             raise NotBatchable(f"delivery {delivery.pk}: a personal value contains the ESP's merge syntax")
         message.merge_data[address] = values
         message.merge_headers[address] = {

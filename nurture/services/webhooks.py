@@ -96,7 +96,7 @@ def match_event(*, message_id: str, recipient: str, metadata=None) -> EventMatch
     subscriber we emailed in the last NURTURE_WEBHOOK_RECIPIENT_DAYS days. A forged or stray event
     matches nothing."""
     if message_id or _metadata_delivery_id(metadata):
-        delivery = _delivery_for(message_id=message_id, metadata=metadata)
+        delivery = _delivery_for(message_id=message_id, metadata=metadata, recipient=recipient)
         if delivery is None:
             return EventMatch(matched=False)
         address = delivery.subscriber.email
@@ -167,12 +167,28 @@ def _metadata_delivery_id(metadata) -> int | None:
     return int(delivery_id) if isinstance(delivery_id, (str, int)) and str(delivery_id).isdigit() else None
 
 
-def _delivery_for(*, message_id: str, metadata) -> Delivery | None:
-    """By the provider's id we recorded; for a delivery whose answer we never heard, by our own
-    Message-ID or the delivery id in the metadata (only while it awaits that answer)."""
+def _one_of_a_call(sharing, *, delivery_id: int | None, recipient: str) -> Delivery | None:
+    """Which of the deliveries carrying one provider id an event concerns. An id is usually one
+    delivery; a batch call's id (SparkPost reports its transmission id) covers the whole call, and
+    then the metadata's delivery id (set per recipient at send), or failing that the recipient
+    address (once per call), says which. Metadata only chooses among these: naming another
+    call's delivery finds none."""
+    candidates = list(sharing[:2])
+    if len(candidates) < 2:
+        return candidates[0] if candidates else None
+    if delivery_id is not None:
+        return sharing.filter(pk=delivery_id).first()
+    return sharing.filter(subscriber__email__iexact=recipient).first() if recipient else None
+
+
+def _delivery_for(*, message_id: str, metadata, recipient: str = "") -> Delivery | None:
+    """By the provider's id we recorded (one of a batch call's deliveries: _one_of_a_call); for a
+    delivery whose answer we never heard, by our own Message-ID or the delivery id in the metadata
+    (only while it awaits that answer)."""
     rows = Delivery.objects.select_related("subscriber")
     if message_id:
-        found = rows.filter(provider_message_id=message_id).exclude(provider_message_id="").first()  # the partial index
+        sharing = rows.filter(provider_message_id=message_id).exclude(provider_message_id="")  # the partial index
+        found = _one_of_a_call(sharing, delivery_id=_metadata_delivery_id(metadata), recipient=recipient)
         found = found or rows.filter(ANSWERABLE, message_id=message_id).first()
         if found is not None:
             return found

@@ -265,3 +265,39 @@ def test_new_york_spring_forward_weekend_moves_the_instant_not_the_local_hour(re
         assert plan(datetime(2026, 3, 9, 12, 59, tzinfo=UTC)) == []
     with time_machine.travel(subscriber.next_send_at, tick=False):
         assert [d.step.position for d in plan(subscriber.next_send_at)] == [1]
+
+
+def test_set_based_writes_match_the_orm_rows_on_postgres(postgres, settings, monkeypatch):
+    """The planner's PostgreSQL writes (one INSERT from a JSON document, one UPDATE from another)
+    give the rows the ORM path (bulk_create, grouped UPDATEs, used on SQLite) gives."""
+    settings.NURTURE_DAY_SECONDS = 10
+    now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+    def planned_rows(vendor_is_postgres: bool, prefix: str):
+        the_series = series("in_treatment", [(0, ["a1", "a2"]), (1, ["a3"])]) if prefix == "pg" else None
+        for i in range(4):
+            active_subscriber(f"{prefix}{i}@example.org", the_series or Subscriber.objects.first().series, now=now)
+        if not vendor_is_postgres:
+            monkeypatch.setattr(connection, "vendor", "sqlite")
+        try:
+            with CaptureQueriesContext(connection) as queries:
+                result = planning.deliveries_plan_due(now=now)
+        finally:
+            monkeypatch.undo()
+        assert result.planned == 4
+        assert any("jsonb_to_recordset" in q["sql"] for q in queries.captured_queries) == vendor_is_postgres
+        deliveries = Delivery.objects.filter(subscriber__email__startswith=prefix).order_by("subscriber__email")
+        people = Subscriber.objects.filter(email__startswith=prefix).order_by("email")
+        return (
+            [(d.step_id, d.status, d.article_versions, d.attempts, d.message_id, d.provider_message_id, d.failure_reason,
+              d.sending_started_at, d.provider_call_started_at, d.sent_at) for d in deliveries],
+            [(p.next_step_position, p.next_send_at) for p in people],
+            [d.queued_at for d in deliveries],
+        )
+
+    fast, fast_people, fast_queued = planned_rows(True, "pg")
+    orm, orm_people, _ = planned_rows(False, "orm")
+    assert fast == orm and fast_people == orm_people
+    assert fast[0][1] == "queued" and fast[0][2] and all(isinstance(k, str) for k in fast[0][2])
+    assert fast_people[0] == (1, now + timedelta(seconds=10 * 2))  # the next step after the 2-"day" gap
+    assert all(q is not None for q in fast_queued)

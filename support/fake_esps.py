@@ -1,0 +1,115 @@
+"""Fakes of more ESP batch APIs on 127.0.0.1, beside tests/fake_provider.py (Postmark, Mailgun),
+for anymail's real backends: FakeSparkPost speaks SparkPost's Transmissions API (one call, many
+recipients, each with its own substitution_data, rendered with SparkPost's handlebars-style
+template language).
+
+Same recording and misbehaviour as the others (FakeProviderState: first_faults, bad_request_for,
+latency, before_accept / after_accept hooks), so the batch tests and `make bench` drive it alike.
+"""
+from __future__ import annotations
+
+import html
+import json
+import re
+import threading
+import time
+import uuid
+from http.server import ThreadingHTTPServer
+
+from support.fake_provider import Accepted, FakeProvider, FakeProviderState, _Handler
+
+# SparkPost's template language, the part a batch send uses: {{{ key }}} inserts the value as
+# given; {{ key }} inserts it HTML-escaped in the HTML part (as given elsewhere). Keys are letters,
+# digits and underscores. A key the recipient lacks takes the transmission-level value, else "".
+# Values are inserted once, never read again as template text.
+_EXPRESSION = re.compile(r"\{\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\}|\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def sparkpost_render(template: str, variables: dict, *, html_part: bool = False) -> str:
+    def value(match: re.Match) -> str:
+        raw_key, escaped_key = match.groups()
+        found = variables.get(raw_key or escaped_key, "")
+        found = found if isinstance(found, str) else json.dumps(found)
+        return html.escape(found) if escaped_key and html_part else found
+
+    return _EXPRESSION.sub(value, template)
+
+
+class _SparkPostHandler(_Handler):
+    """POST /api/v1/transmissions/ with JSON {content, recipients, substitution_data, metadata,
+    options}; the API key in the Authorization header. Answers for the whole transmission (one
+    id, accepted and rejected counts); a bad address fails the whole call with 422."""
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        if self.path.rstrip("/") != "/api/v1/transmissions" or not self.headers.get("Authorization"):
+            self._answer(404, {"errors": [{"message": "not found"}]})
+            return
+        data = json.loads(body or b"{}")
+        state = self.state
+        if state.latency:
+            time.sleep(state.latency)
+        recipients = data.get("recipients", [])
+        to = [r["address"]["email"] for r in recipients]
+        with state.lock:
+            state.calls.append(data)
+            state.requests.extend(to)
+            state.request_times.extend([time.time()] * len(to))
+            fault = state.first_faults.pop(0) if state.first_faults else None
+        if fault in ("429", "500"):
+            self._answer(int(fault), {"errors": [{"message": "Too many requests" if fault == "429" else "Internal error"}]})
+            return
+        if fault == "timeout":
+            time.sleep(state.timeout_seconds)
+            self.close_connection = True
+            return
+        if fault == "drop":
+            self.close_connection = True
+            return
+        if any(address.lower() in state.bad_request_for for address in to):
+            self._answer(422, {"errors": [{"message": "invalid data format/type", "description": "Invalid recipient address", "code": "1300"}]})
+            return
+        if state.before_accept is not None:
+            state.before_accept(data)
+        content = data.get("content", {})
+        shared = data.get("substitution_data", {})
+        transmission_id = str(uuid.uuid4().int)[:18]
+        with state.lock:
+            for recipient, address in zip(recipients, to):
+                variables = {**shared, **recipient.get("substitution_data", {})}
+                headers = {k: sparkpost_render(v, variables) for k, v in (content.get("headers") or {}).items()}
+                text = sparkpost_render(content.get("text", ""), variables)
+                rendered_html = sparkpost_render(content.get("html", ""), variables, html_part=True)
+                subject = sparkpost_render(content.get("subject", ""), variables)
+                state.delivered.append(
+                    {"to": address, "header_to": recipient["address"].get("header_to", ""), "subject": subject,
+                     "headers": headers, "text": text, "html": rendered_html,
+                     "metadata": {**data.get("metadata", {}), **recipient.get("metadata", {})},
+                     "options": data.get("options", {}), "campaign_id": data.get("campaign_id")}
+                )
+                state.accepted.append(Accepted(address, subject, headers.get("Message-ID", ""), transmission_id, text))
+        if state.after_accept is not None:
+            state.after_accept(data)
+        self._answer(200, {"results": {"total_rejected_recipients": 0, "total_accepted_recipients": len(to), "id": transmission_id}})
+
+
+class FakeSparkPost(FakeProvider):
+    def __init__(self):
+        self.state = FakeProviderState()
+        handler = type("Handler", (_SparkPostHandler,), {"state": self.state})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def anymail_env(self) -> dict:
+        """Environment for a worker subprocess: anymail's real SparkPost backend, pointed here."""
+        return {
+            "EMAIL_BACKEND": "anymail.backends.sparkpost.EmailBackend",
+            "ANYMAIL_SPARKPOST_API_KEY": "fake-key",
+            "ANYMAIL_SPARKPOST_API_URL": f"{self.url}api/v1/",
+        }
+
+    def anymail_settings(self) -> dict:
+        env = self.anymail_env()
+        return {"EMAIL_BACKEND": env.pop("EMAIL_BACKEND"), "ANYMAIL": {k[len("ANYMAIL_"):]: v for k, v in env.items()}}
