@@ -82,3 +82,18 @@ def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
         CONFIG_ERRORS.append((name, f"{name} must start with one of {', '.join(s + '://' for s in schemes)}; got {raw!r}."))
         return default
     return raw.rstrip("/") if name == "SITE_URL" else raw
+
+
+def env_url_path(name: str, default: str) -> str:
+    """A URL path prefix such as "admin/" or "staff/tools/": letters, digits, "-", "_", "." and inner
+    "/", ending with "/", not starting with one."""
+    import re
+
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip()
+    if not re.fullmatch(r"(?:[A-Za-z0-9._-]+/)+", value) or any(part in {".", ".."} for part in value.split("/")):
+        CONFIG_ERRORS.append((name, f"{name} must be a path such as 'admin/' (letters, digits, - _ ., ending with /), not {raw!r}."))
+        return default
+    return value

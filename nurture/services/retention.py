@@ -13,6 +13,8 @@ Run daily by beat (`nurture.purge_expired_data`, schedule.PERIODIC_TASKS) and by
   them without it. The same for suppressed subscribers, counted from their suppression; the
   Suppression row (address and reason only) stays, so a suppressed address is never written to.
 - **provider webhook events**: NURTURE_EVENT_RETENTION_DAYS after they arrived.
+- **the staff audit trail**: NURTURE_AUDIT_RETENTION_DAYS (two years) after each entry
+  (nurture.services.audit.audit_purge_expired, the trail's only delete).
 
 Deletes go in bounded batches (ids first, then one DELETE per batch, each its own transaction),
 so a large backlog neither holds long locks nor loads every row; a run stops after `max_batches`
@@ -30,6 +32,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from nurture.models import ConsentRecord, ProviderEvent, Subscriber, Suppression
+from nurture.services.audit import audit_purge_expired
 from nurture.services.suppression import address_suppress
 
 logger = logging.getLogger(__name__)
@@ -44,6 +47,7 @@ class PurgeResult:
     unsubscribed_subscribers: int = 0
     suppressed_subscribers: int = 0
     provider_events: int = 0
+    audit_entries: int = 0
 
 
 def expired_pending_subscribers(*, now: datetime) -> QuerySet[Subscriber]:
@@ -94,6 +98,7 @@ def purge_expired_data(*, now: datetime | None = None, batch_size: int = BATCH_S
         unsubscribed_subscribers=_delete_in_batches(expired_unsubscribed_subscribers, **options),
         suppressed_subscribers=_delete_in_batches(expired_suppressed_subscribers, **options),
         provider_events=_delete_in_batches(expired_provider_events, **options),
+        audit_entries=audit_purge_expired(**options),
     )
     logger.info("purge expired data %s", result)
     return result
