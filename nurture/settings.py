@@ -160,6 +160,9 @@ CONTENT_SECURITY_POLICY = {
         "object-src": [NONE],
     }
 }
+# Responses that are an email's HTML (previews, "view as sent", "view in browser", the dev outbox)
+# carry this instead: nothing loads or runs but the email's own inline styles and https images.
+EMAIL_HTML_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
 # Browser features no page here uses.
 PERMISSIONS_POLICY = {
     feature: []
