@@ -129,6 +129,10 @@ AXES_FAILURE_LIMIT = NURTURE_LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(minutes=NURTURE_LOGIN_COOLOFF_MINUTES)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# Attempts refused during a lockout do not extend it: the 429 page can say exactly when to retry.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# The client's address: REMOTE_ADDR, or the last entry of this header when a trusted proxy sets it.
+NURTURE_TRUSTED_PROXY_HEADER = env_str("NURTURE_TRUSTED_PROXY_HEADER", "")
 AXES_CLIENT_IP_CALLABLE = "nurture.web.client_ip.client_ip"
 AXES_LOCKOUT_CALLABLE = "nurture.admin.lockout.lockout_response"
 AXES_VERBOSE = False

@@ -91,3 +91,12 @@ def _close_stray_test_database_sessions(django_db_setup, django_db_blocker):
 
 # The headless Chromium fixture, for every test module (imported last: it reads REQUIRE_SERVICES above).
 from tests.helpers.browser import browser  # noqa: E402,F401
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    """pytest-django's admin_client, signed in with a verified TOTP device: with DEBUG off (as in
+    tests) the admin lets in only staff verified by a second factor (config.admin_site)."""
+    from tests.helpers.staff import verified_login
+
+    return verified_login(client, admin_user)

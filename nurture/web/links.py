@@ -1,6 +1,7 @@
 """The pages behind the links in emails: confirm, unsubscribe, preferences, view in browser."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import translation
@@ -117,4 +118,6 @@ def view_online(request, token: str):
     response["Cache-Control"] = "private, no-store"
     response["X-Robots-Tag"] = "noindex, nofollow"
     response["Referrer-Policy"] = "no-referrer"
+    # The email's own inline styles, nothing else (the site's policy would block its styles).
+    response["Content-Security-Policy"] = settings.EMAIL_HTML_CSP
     return response

@@ -189,11 +189,11 @@ def test_the_database_refuses_updates_and_deletes_outside_the_purge(postgres):
 def test_retention_purges_old_entries_in_the_daily_task(settings, postgres):
     settings.NURTURE_AUDIT_RETENTION_DAYS = 730
     keep = audit.audit_record(user=None, action="view", subscriber_id=1, detail="subscriber page")
-    old = audit.audit_record(user=None, action="view", subscriber_id=2, detail="subscriber page")
-    with connection.cursor() as cursor:  # back-date one entry past the trigger, as only a test may
-        cursor.execute("ALTER TABLE nurture_auditentry DISABLE TRIGGER nurture_auditentry_append_only")
-        cursor.execute("UPDATE nurture_auditentry SET at = %s WHERE id = %s", [timezone.now() - timedelta(days=731), old.pk])
-        cursor.execute("ALTER TABLE nurture_auditentry ENABLE TRIGGER nurture_auditentry_append_only")
+    with connection.cursor() as cursor:  # an entry written 731 days ago (no UPDATE can back-date one)
+        cursor.execute(
+            "INSERT INTO nurture_auditentry (at, username, action, subscriber_id, detail) "
+            "VALUES (%s, 'someone', 'view', 2, 'subscriber page')", [timezone.now() - timedelta(days=731)],
+        )
     from nurture.tasks import purge_expired_data_task
 
     result = purge_expired_data_task()
@@ -219,7 +219,7 @@ def test_auditors_filter_by_staff_user_and_subscriber_and_export_csv(client, wor
 
     export = client.get(reverse("admin:nurture_auditentry_export"), {"subscriber_id": "11"})
     assert export.status_code == 200 and export["Content-Type"].startswith("text/csv")
-    rows = list(csv.reader(io.StringIO(export.content.decode())))
+    rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode())))
     assert rows[0] == ["id", "at", "staff user", "action", "subscriber id", "delivery id", "detail"]
     assert sorted((r[2], r[5]) for r in rows[1:]) == [("carer", ""), ("other", "5")]
     # Nobody changes or deletes entries in the admin, not even a superuser.

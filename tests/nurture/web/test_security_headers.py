@@ -67,7 +67,7 @@ def test_admin_pages_carry_the_policy(client, world):
 
 
 def test_email_html_pages_keep_their_stricter_policy(client, world):
-    from nurture.emails import view_online_url
+    from nurture.emails.links import view_online_url
 
     verified_login(client, staff_user("lead", superuser=True))
     delivery = world["delivery"]
