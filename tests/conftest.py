@@ -94,9 +94,12 @@ from tests.helpers.browser import browser  # noqa: E402,F401
 
 
 @pytest.fixture
-def admin_client(client, admin_user):
-    """pytest-django's admin_client, signed in with a verified TOTP device: with DEBUG off (as in
-    tests) the admin lets in only staff verified by a second factor (config.admin_site)."""
+def admin_client(db, admin_user):
+    """pytest-django's admin_client (a client of its own, not `client`), signed in with a verified
+    TOTP device: with DEBUG off (as in tests) the admin lets in only staff verified by a second
+    factor (config.admin_site)."""
+    from django.test import Client
+
     from tests.helpers.staff import verified_login
 
-    return verified_login(client, admin_user)
+    return verified_login(Client(), admin_user)
