@@ -13,8 +13,20 @@ AUDITORS = "Auditors"
 PASSWORD = "pw-long-enough-for-staff"
 
 
+def ensure_roles() -> None:
+    """The groups as migration 0007 creates them: a transactional test's flush removes them."""
+    import importlib
+
+    from django.apps import apps
+
+    if Group.objects.filter(name__in=[CONTENT_EDITORS, SUBSCRIBER_CARE, AUDITORS]).count() < 3:
+        importlib.import_module("nurture.migrations.0007_issue9_roles").create_roles(apps, None)
+
+
 def staff_user(username: str, *groups: str, superuser: bool = False, email: str = ""):
     """A staff user in the named groups (created by migration 0007), with a password."""
+    if groups:
+        ensure_roles()
     User = get_user_model()
     if superuser:
         user = User.objects.create_superuser(username, email or f"{username}@staff.example.org", PASSWORD)
