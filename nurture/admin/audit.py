@@ -12,7 +12,7 @@ from django.urls import path, reverse
 
 from nurture.models import AuditEntry
 
-from nurture.admin.base import require_permission
+from nurture.admin.base import ViewOnlyAdmin, require_permission
 
 EXPORT_PERMISSION = "nurture.export_auditentry"
 CSV_HEADER = ["id", "at", "staff user", "action", "subscriber id", "delivery id", "detail"]
@@ -52,7 +52,7 @@ class _Echo:
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ViewOnlyAdmin):
     list_display = ["at", "username", "action", "subscriber_id", "delivery_id", "detail"]
     list_filter = [("user", admin.RelatedOnlyFieldListFilter), "action", SubscriberIdFilter]
     date_hierarchy = "at"
@@ -60,15 +60,6 @@ class AuditEntryAdmin(admin.ModelAdmin):
     fields = ["at", "user", "username", "action", "subscriber_id", "delivery_id", "detail"]
     readonly_fields = fields
     actions = None
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         export = self.admin_site.admin_view(self.export_view)

@@ -39,6 +39,13 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class ViewOnlyAdmin(ReadOnlyAdmin):
+    """Not even deleted in the admin (figures computed from other rows; the append-only audit trail)."""
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class SafeActionIdsMixin:
     """A tampered action POST (an id that is not a number) gets a message, not a 500, and a
     "select all" larger than ACTION_LIMIT is refused before anything changes."""
