@@ -191,7 +191,10 @@ def test_send_rate_limit_is_shared_between_senders(redis_url):
     for t in threads:
         t.join(timeout=60)
     assert len(stamps) == 2 * per_sender
-    busiest = sends_in_any_window(stamps, 0.98)  # a little under 1 s: clock reads are not atomic with the hit
+    # A little under 1 s: a stamp is read after its hit, and a busy machine can delay that read by tens of
+    # milliseconds, moving it into the next window. A limiter that let 2 senders each take the full rate
+    # would still show ~40 here.
+    busiest = sends_in_any_window(stamps, 0.9)
     print(f"{len(stamps)} sends by 2 senders sharing {rate:.0f}/s: busiest second had {busiest}, "
           f"all took {max(stamps) - min(stamps):.2f}s")
     assert busiest <= rate
