@@ -236,3 +236,16 @@ def test_content_editors_leave_no_trail_and_cannot_read_it(client, world):
     client.get(reverse("email_preview:step", args=[step.pk]))
     assert client.get(reverse("admin:nurture_auditentry_changelist")).status_code == 403
     assert not AuditEntry.objects.exists()
+
+
+def test_a_suppression_page_is_logged_under_the_subscriber_with_that_address(client, carer, world):
+    from nurture.models import Suppression
+
+    person = world["subscriber"]
+    mine = Suppression.objects.create(email=EMAIL.upper(), reason="bounce")
+    nobody = Suppression.objects.create(email="someone.else@example.net", reason="complaint")
+    assert client.get(reverse("admin:nurture_suppression_change", args=[nobody.pk])).status_code == 200
+    assert not AuditEntry.objects.exists()  # no subscriber has that address
+    assert client.get(reverse("admin:nurture_suppression_change", args=[mine.pk])).status_code == 200
+    assert _only_entry(subscriber_id=person.pk).detail == "suppression page"
+    _no_personal_data_in_the_trail()
