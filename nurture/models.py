@@ -248,8 +248,11 @@ class AuditEntry(models.Model):
         ERASE = "erase", "erase"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
-    # Who: kept when the staff account is later deleted (the username stays readable).
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    # Who: the user id and username stay as written when the staff account is later deleted (no
+    # database constraint, nothing cascades: the trail is never updated).
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
     username = models.CharField(max_length=150)
     action = models.CharField(max_length=8, choices=Action.choices)
     # Plain ids, not foreign keys: the entry outlives an erased subscriber or delivery.

@@ -57,7 +57,7 @@ class AuditEntryAdmin(ViewOnlyAdmin):
     list_filter = [("user", admin.RelatedOnlyFieldListFilter), "action", SubscriberIdFilter]
     date_hierarchy = "at"
     list_per_page = 100
-    fields = ["at", "user", "username", "action", "subscriber_id", "delivery_id", "detail"]
+    fields = ["at", "user_id", "username", "action", "subscriber_id", "delivery_id", "detail"]
     readonly_fields = fields
     actions = None
 

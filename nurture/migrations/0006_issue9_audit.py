@@ -34,7 +34,7 @@ class Migration(migrations.Migration):
                 ('subscriber_id', models.BigIntegerField(blank=True, db_index=True, null=True)),
                 ('delivery_id', models.BigIntegerField(blank=True, null=True)),
                 ('detail', models.CharField(blank=True, help_text='Which page or operation; never personal data.', max_length=200)),
-                ('user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ('user', models.ForeignKey(db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={
                 'verbose_name': 'audit entry',

@@ -249,3 +249,14 @@ def test_a_suppression_page_is_logged_under_the_subscriber_with_that_address(cli
     assert client.get(reverse("admin:nurture_suppression_change", args=[mine.pk])).status_code == 200
     assert _only_entry(subscriber_id=person.pk).detail == "suppression page"
     _no_personal_data_in_the_trail()
+
+
+def test_deleting_a_staff_account_keeps_its_entries_as_written(client, world):
+    carer = staff_user("carer", SUBSCRIBER_CARE)
+    entry = audit.audit_record(user=carer, action="view", subscriber_id=world["subscriber"].pk, detail="subscriber page")
+    verified_login(client, staff_user("lead", superuser=True))
+    response = client.post(reverse("admin:auth_user_delete", args=[carer.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    kept = AuditEntry.objects.get(pk=entry.pk)
+    assert (kept.user_id, kept.username) == (carer.pk, "carer")
+    assert client.get(reverse("admin:nurture_auditentry_change", args=[entry.pk])).status_code == 200
