@@ -38,6 +38,14 @@ def _unit_defaults(settings, tmp_path):
     settings.SITE_URL = "https://guide.example.org"
     # LocaleMiddleware leaves the last request's language active on this thread; start each test in English.
     translation.activate("en")
+    # Rate limits, per-mailbox throttles and hourly ceilings count in the cache and in in-process
+    # windows: every test starts with nothing counted.
+    from django.core.cache import cache
+
+    from nurture.services import throttle
+
+    cache.clear()
+    throttle.forget_in_process_limiters()
     yield
     translation.deactivate()
     app.conf.task_always_eager = False

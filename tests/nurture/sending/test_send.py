@@ -262,26 +262,31 @@ def test_backoff_doubles_with_jitter_up_to_the_cap(attempts, low, high):
     assert len(set(values)) > 1  # jittered, not one fixed delay
 
 
-def test_confirmation_email_retries_a_transient_provider_error(settings, monkeypatch):
-    """The confirmation task is acknowledged on receipt (no row to claim against a redelivery), so
-    a transient error must be retried by the task itself; a permanent one is not."""
+def test_a_sign_up_email_retries_a_transient_provider_error(settings, monkeypatch, mailoutbox):
+    """The sign-up task (nurture.process_signup) retries a transient provider error itself; the
+    decision is made once (the request row records it), and the email goes once."""
     from anymail.exceptions import AnymailRequestsAPIError
     from nurture import tasks
+    from nurture.models import SignupRequest
+    from nurture.services import signup
 
-    subscriber = Subscriber.objects.create(email="conf@example.org", stage="in_remission")
+    request = SignupRequest.objects.create(
+        email="conf@example.org", stage="in_remission", language="en", consent_text="I agree."
+    )
     calls = []
+    real_send = signup.signup_request_email
 
     class Flaky:
         status_code = 503
 
-    def confirmation_email_send(*, subscriber_id):
-        calls.append(subscriber_id)
+    def flaky_send(*, request_id):
+        calls.append(request_id)
         if len(calls) == 1:
             raise AnymailRequestsAPIError("provider busy", response=Flaky())
-        return True
+        return real_send(request_id=request_id)
 
-    monkeypatch.setattr(sending, "confirmation_email_send", confirmation_email_send)
+    monkeypatch.setattr(signup, "signup_request_email", flaky_send)
     monkeypatch.setattr(sending, "retry_countdown", lambda attempts: 0)
-    assert tasks.send_confirmation_email.apply(args=[subscriber.pk]).get() is True
-    assert calls == [subscriber.pk, subscriber.pk]
-    assert tasks.send_confirmation_email.acks_late is False
+    assert tasks.process_signup.apply(args=[request.pk]).get() is True
+    assert calls == [request.pk, request.pk] and len(mailoutbox) == 1
+    assert Subscriber.objects.get().status == "pending"

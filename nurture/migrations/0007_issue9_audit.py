@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('nurture', '0005_nurture_webhooks_provider_events'),
+        ('nurture', '0006_issue10_public_surface'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
