@@ -253,7 +253,7 @@ class ProviderEvent(models.Model):
 
 class StaffTools(models.Model):
     """No table: holds the named permissions of the staff tools that are not one model's admin
-    (nurture.admin's custom views check them; the roles in migration 0008_issue9_roles grant them)."""
+    (nurture.admin's custom views check them; the roles in migration 0009_issue9_roles grant them)."""
 
     class Meta:
         managed = False

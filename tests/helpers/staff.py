@@ -14,17 +14,17 @@ PASSWORD = "pw-long-enough-for-staff"
 
 
 def ensure_roles() -> None:
-    """The groups as migration 0008_issue9_roles creates them: a transactional test's flush removes them."""
+    """The groups as migration 0009_issue9_roles creates them: a transactional test's flush removes them."""
     import importlib
 
     from django.apps import apps
 
     if Group.objects.filter(name__in=[CONTENT_EDITORS, SUBSCRIBER_CARE, AUDITORS]).count() < 3:
-        importlib.import_module("nurture.migrations.0008_issue9_roles").create_roles(apps, None)
+        importlib.import_module("nurture.migrations.0009_issue9_roles").create_roles(apps, None)
 
 
 def staff_user(username: str, *groups: str, superuser: bool = False, email: str = ""):
-    """A staff user in the named groups (created by migration 0008_issue9_roles), with a password."""
+    """A staff user in the named groups (created by migration 0009_issue9_roles), with a password."""
     if groups:
         ensure_roles()
     User = get_user_model()

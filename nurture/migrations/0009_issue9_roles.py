@@ -63,7 +63,7 @@ def remove_roles(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("nurture", "0007_issue9_audit"),
+        ("nurture", "0008_issue9_audit"),
         ("content", "0001_initial"),
         ("axes", "0010_accessattemptexpiration"),
         ("auth", "0012_alter_user_first_name_max_length"),
