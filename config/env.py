@@ -100,3 +100,16 @@ def env_rate(name: str, default: str) -> str:
 def env_list(name: str) -> list[str]:
     """Comma-separated values, blanks dropped."""
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def env_url_path(name: str, default: str) -> str:
+    """A URL path prefix such as "admin/" or "staff/tools/": letters, digits, "-", "_", "." and inner
+    "/", ending with "/", not starting with one."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip()
+    if not re.fullmatch(r"(?:[A-Za-z0-9._-]+/)+", value) or any(part in {".", ".."} for part in value.split("/")):
+        CONFIG_ERRORS.append((name, f"{name} must be a path such as 'admin/' (letters, digits, - _ ., ending with /), not {raw!r}."))
+        return default
+    return value

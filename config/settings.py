@@ -5,7 +5,10 @@ error naming the variable instead of a traceback.
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+
+from csp.constants import NONE, SELF
 
 from config.env import (
     env_bool,
@@ -16,6 +19,7 @@ from config.env import (
     env_rate,
     env_str,
     env_url,
+    env_url_path,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -34,13 +38,18 @@ CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS"
 SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000", schemes=("http", "https"))
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin on the two-factor site (config.admin_site.NurtureAdminSite).
+    "config.apps.NurtureAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "anymail",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
+    "csp",
     "django_celery_beat",
     "nurture.apps.NurtureConfig",
     "content.apps.ContentConfig",
@@ -48,13 +57,18 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: refuses a locked-out login before it reaches the view.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -104,6 +118,68 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# --- staff access (docs/security.md) ---------------------------------------------------------
+# The admin's path, e.g. "staff-7f3a/" to keep it off the common scanners' list.
+DJANGO_ADMIN_PATH = env_url_path("DJANGO_ADMIN_PATH", "admin/")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out username + address first
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Lockout (django-axes): this many failed logins per username and client address, then refused,
+# even with the right password, for the cool-off period. Staff see and clear lockouts in admin.
+NURTURE_LOGIN_FAILURE_LIMIT = env_int("NURTURE_LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=100)
+NURTURE_LOGIN_COOLOFF_MINUTES = env_int("NURTURE_LOGIN_COOLOFF_MINUTES", 30, minimum=1, maximum=7 * 24 * 60)
+AXES_FAILURE_LIMIT = NURTURE_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=NURTURE_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Attempts refused during a lockout do not extend it: the 429 page can say exactly when to retry.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# The client's address: nurture.web.client_ip (NURTURE_TRUSTED_PROXY_HEADER, below).
+AXES_CLIENT_IP_CALLABLE = "nurture.web.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "nurture.admin.lockout.lockout_response"
+AXES_VERBOSE = False
+# Staff sessions end after this long without a request (a working day by default); each request
+# renews it. Only staff have logged-in sessions.
+NURTURE_STAFF_SESSION_IDLE_MINUTES = env_int("NURTURE_STAFF_SESSION_IDLE_MINUTES", 8 * 60, minimum=5, maximum=7 * 24 * 60)
+SESSION_COOKIE_AGE = NURTURE_STAFF_SESSION_IDLE_MINUTES * 60
+SESSION_SAVE_EVERY_REQUEST = True
+# Two-factor sign-in (django-otp, TOTP) is required whenever DEBUG is off (config.admin_site).
+OTP_TOTP_ISSUER = "nurture"
+# The audit trail of staff looks at one person's data: kept this long, purged daily.
+NURTURE_AUDIT_RETENTION_DAYS = env_int("NURTURE_AUDIT_RETENTION_DAYS", 730, minimum=1, maximum=3650)
+
+# Content Security Policy (django-csp) on every page: our own origin only, no inline scripts or
+# styles. Pages that show an email's HTML set their own stricter policy
+# (nurture.emails.EMAIL_HTML_CSP), which the middleware leaves in place.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "frame-src": [SELF],
+        "frame-ancestors": [SELF],
+        "form-action": [SELF],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    }
+}
+# Responses that are an email's HTML (previews, "view as sent", "view in browser", the dev outbox)
+# carry this instead: nothing loads or runs but the email's own inline styles and https images.
+EMAIL_HTML_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+# Browser features no page here uses.
+PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer", "autoplay", "camera", "display-capture", "encrypted-media", "fullscreen", "geolocation",
+        "gyroscope", "magnetometer", "microphone", "midi", "payment", "picture-in-picture", "publickey-credentials-get",
+        "screen-wake-lock", "serial", "usb", "xr-spatial-tracking",
+    )
+}
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
@@ -276,9 +352,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_tokens"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # Django's own handlers for these (DEFAULT_LOGGING) would print request paths unredacted.
+    # django-axes logs every sign-in at INFO; its warnings (lockouts) are what matter.
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "axes": {"level": "WARNING"},
     },
 }
 

@@ -1,13 +1,21 @@
-"""The site's URLs: the language switch, staff tools and admin, provider webhooks, the public pages."""
+"""The site's URLs: the language switch, staff tools and admin, provider webhooks, the public pages.
+
+The admin (and the staff tools under it) lives at DJANGO_ADMIN_PATH, "admin/" unless set."""
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+
+ADMIN = settings.DJANGO_ADMIN_PATH
 
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),  # set_language: the page's language switch
     # Staff email tools and the overview live under /admin/ but outside the AdminSite, so they come first.
-    path("admin/", include("nurture.admin.urls")),
-    path("admin/", admin.site.urls),
+    path(ADMIN, include("nurture.admin.urls")),
+    path(ADMIN, admin.site.urls),
     # Provider webhooks, e.g. /anymail/postmark/tracking/ (docs/webhooks-and-retention.md).
     path("anymail/", include("nurture.web.webhooks")),
     path("", include("nurture.web.urls")),
 ]
+
+# A refusal names the permission that is missing (nurture.admin.base.permission_denied).
+handler403 = "nurture.admin.base.permission_denied"

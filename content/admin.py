@@ -140,7 +140,7 @@ class ArticleAdmin(admin.ModelAdmin):
     @admin.display(description="reviewer", ordering="reviewer")
     def reviewer_display(self, obj):
         if selectors.awaiting_translator_review(article=obj):
-            return format_html('<span style="color:#b45309">{}</span>', AWAITING_TRANSLATOR)
+            return format_html('<span class="nurture-caution">{}</span>', AWAITING_TRANSLATOR)
         return obj.reviewer or "—"
 
     @admin.display(description="review due")
@@ -148,7 +148,7 @@ class ArticleAdmin(admin.ModelAdmin):
         if not selectors.review_is_overdue(article=obj):
             return "—"
         last = f"last reviewed {obj.last_reviewed.isoformat()}" if obj.last_reviewed else "never reviewed"
-        return format_html('<strong style="color:#b91c1c;white-space:nowrap">⚠ Review overdue</strong><br><small>{}</small>', last)
+        return format_html('<strong class="nurture-overdue">⚠ Review overdue</strong><br><small>{}</small>', last)
 
     @admin.display(description="review state")
     def review_state(self, obj):
@@ -156,14 +156,14 @@ class ArticleAdmin(admin.ModelAdmin):
             return "New article: set its status, reviewer and review date below."
         notes = []
         if selectors.review_is_overdue(article=obj):
-            notes.append(("color:#b91c1c;font-weight:bold", f"⚠ {self._overdue_text(obj)}"))
+            notes.append(("nurture-warning-strong", f"⚠ {self._overdue_text(obj)}"))
         if selectors.awaiting_translator_review(article=obj):
-            notes.append(("color:#b45309;font-weight:bold", f"This translation is {AWAITING_TRANSLATOR}."))
+            notes.append(("nurture-caution-strong", f"This translation is {AWAITING_TRANSLATOR}."))
         if not obj.is_published:
-            notes.append(("color:#b45309", f"Not sent to anyone while {obj.get_status_display().lower()}."))
+            notes.append(("nurture-caution", f"Not sent to anyone while {obj.get_status_display().lower()}."))
         if not notes:
             return "Published and reviewed within the review period."
-        return format_html_join("", '<p style="{}">{}</p>', notes)
+        return format_html_join("", '<p class="{}">{}</p>', notes)
 
     @admin.display(description="imported from file")
     def import_state(self, obj):

@@ -119,3 +119,15 @@ def _close_stray_test_database_sessions(django_db_setup, django_db_blocker):
 
 # The headless Chromium fixture, for every test module (imported last: it reads REQUIRE_SERVICES above).
 from tests.helpers.browser import browser  # noqa: E402,F401
+
+
+@pytest.fixture
+def admin_client(db, admin_user):
+    """pytest-django's admin_client (a client of its own, not `client`), signed in with a verified
+    TOTP device: with DEBUG off (as in tests) the admin lets in only staff verified by a second
+    factor (config.admin_site)."""
+    from django.test import Client
+
+    from tests.helpers.staff import verified_login
+
+    return verified_login(Client(), admin_user)

@@ -2,7 +2,9 @@
 the custom staff views (previews, journey, overview) are routed by nurture.admin.urls."""
 from nurture.admin import (  # noqa: F401  (registration happens on import)
     articles,
+    audit,
     deliveries,
+    devices,
     events,
     figures,
     series,

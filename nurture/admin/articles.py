@@ -6,6 +6,7 @@ the same URL (admin:content_article_preview). Imported by nurture.admin (the con
 """
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.http import Http404, HttpResponse
 from django.urls import path, reverse
@@ -17,6 +18,8 @@ from content.models import Article
 from nurture.emails.layout import render_step_full
 from nurture.emails.links import personal_for
 from nurture.models import Series, Step, Subscriber
+
+from nurture.admin.base import require_permission
 
 PREVIEW_SUBJECT = "Article preview"
 
@@ -48,7 +51,7 @@ class ArticleWithPreviewAdmin(ArticleAdmin):
         return format_html(
             '<p>The saved version, in the email layout, rendered by the same code as a real email '
             '(whatever its status; links in it do nothing). <a href="{}" target="_blank">Open in a new tab</a></p>'
-            '<iframe src="{}" sandbox title="Email preview" style="width:100%;max-width:680px;height:480px;border:1px solid #ccc;background:#fff"></iframe>',
+            '<iframe src="{}" sandbox title="Email preview" class="nurture-article-frame"></iframe>',
             url, url,
         )
 
@@ -57,10 +60,13 @@ class ArticleWithPreviewAdmin(ArticleAdmin):
         return [path("<path:object_id>/preview/", preview, name="content_article_preview"), *super().get_urls()]
 
     def preview_view(self, request, object_id):
+        require_permission(request, "content.view_article")
         article = self.get_object(request, object_id)  # None for a bad or unknown id
-        if article is None or not self.has_view_permission(request, article):
+        if article is None:
             raise Http404("No such article.")
-        return HttpResponse(article_email_preview_html(article=article))
+        response = HttpResponse(article_email_preview_html(article=article))
+        response["Content-Security-Policy"] = settings.EMAIL_HTML_CSP
+        return response
 
 
 if admin.site.is_registered(Article):

@@ -1,9 +1,25 @@
-"""Shared admin bases: read-only model admins and actions that refuse tampered or oversized selections."""
+"""Shared admin bases: read-only model admins, actions that refuse tampered or oversized selections,
+and the permission checks every staff page goes through (docs/admin.md, "Who can see what").
+
+- `staff_view(permission)` wraps a custom staff view: the admin site's own sign-in rule (active
+  staff, verified by a second factor when DEBUG is off), then the named permission, else a 403
+  page that names it. A `BadQuery` raised inside becomes a plain 400 with its message.
+- `require_permission(request, permission)` is the same check inside a view (e.g. previewing as a
+  real subscriber needs one more permission than previewing with the sample reader).
+- `permission_denied` is the site's 403 handler (config/urls.py): it names the missing permission,
+  also for Django's own model admin pages, which refuse without saying which one.
+"""
 from __future__ import annotations
 
+from functools import wraps
+
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.http import HttpResponseRedirect
+from django.contrib.auth.models import Permission
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseBadRequest, HttpResponseRedirect
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -20,6 +36,13 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ViewOnlyAdmin(ReadOnlyAdmin):
+    """Not even deleted in the admin (figures computed from other rows; the append-only audit trail)."""
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 
@@ -51,3 +74,95 @@ def delivery_preview_link(delivery_id: int):
 
 def step_label(step: Step) -> str:
     return f"#{step.position + 1}: {step.subject}"
+
+
+# --- named permissions -------------------------------------------------------------------------
+
+PREVIEW_EMAILS = "nurture.preview_emails"
+PREVIEW_AS_SUBSCRIBER = "nurture.preview_as_subscriber"
+VIEW_OVERVIEW = "nurture.view_overview"
+VIEW_DELIVERY = "nurture.view_delivery"
+
+
+class BadQuery(Exception):
+    """Input a staff view cannot use (a malformed id or address): a 400 with this message."""
+
+
+def permission_label(permission: str) -> str:
+    """'nurture.view_delivery' -> '“nurture.view_delivery” (Can view delivery)'."""
+    app_label, _dot, codename = permission.partition(".")
+    name = (
+        Permission.objects.filter(content_type__app_label=app_label, codename=codename).values_list("name", flat=True).first()
+    )
+    return f"“{permission}” ({name})" if name else f"“{permission}”"
+
+
+def missing_permission(permission: str) -> PermissionDenied:
+    return PermissionDenied(
+        f"This page needs the permission {permission_label(permission)}, which your account does not have. "
+        "Ask an administrator for the role that includes it (docs/admin.md, “Who can see what”)."
+    )
+
+
+def require_permission(request, permission: str) -> None:
+    if not request.user.has_perm(permission):
+        raise missing_permission(permission)
+
+
+def staff_view(permission: str):
+    """Decorator for a custom staff view (see the module docstring)."""
+
+    def decorator(view):
+        @wraps(view)
+        def checked(request, *args, **kwargs):
+            require_permission(request, permission)
+            try:
+                return view(request, *args, **kwargs)
+            except BadQuery as error:
+                return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
+
+        # The site's own wrapper: sign-in (and second factor) first, NUL bytes refused, never cached.
+        return admin.site.admin_view(checked)
+
+    return decorator
+
+
+_ADMIN_VIEW_ACTIONS = {
+    "changelist": "view", "change": "view", "history": "view", "add": "add", "delete": "delete",
+    "config": "view", "qrcode": "view",  # django-otp's device pages
+}
+
+
+def _model_admin_permission(request) -> str | None:
+    """The permission a model admin page refused for, from its URL name (admin:<app>_<model>_<view>)."""
+    match = getattr(request, "resolver_match", None)
+    if match is None or match.namespace != "admin" or not match.url_name:
+        return None
+    for model in admin.site._registry:
+        prefix = f"{model._meta.app_label}_{model._meta.model_name}_"
+        view = match.url_name.removeprefix(prefix)
+        if view != match.url_name and view in _ADMIN_VIEW_ACTIONS:
+            action = "change" if view == "change" and request.method == "POST" else _ADMIN_VIEW_ACTIONS[view]
+            return f"{model._meta.app_label}.{action}_{model._meta.model_name}"
+    return None
+
+
+def permission_denied(request, exception=None):
+    """The 403 page (handler403): what is missing, never a bare "Forbidden"."""
+    message = str(exception or "")
+    if not message:
+        permission = _model_admin_permission(request)
+        message = str(missing_permission(permission)) if permission else "You do not have permission to open this page."
+    staff_side = request.path.startswith("/" + settings.DJANGO_ADMIN_PATH)
+    template = "admin/403.html" if staff_side else "403.html"
+    context = {**admin.site.each_context(request), "title": "Permission needed"} if staff_side else {}
+    return render(request, template, {**context, "message": message}, status=403)
+
+
+def audited_subscriber_ids(response, *, attribute: str = "pk") -> list[int]:
+    """The subscriber ids on a changelist page that was narrowed to people (a search or a filter)."""
+    context = getattr(response, "context_data", None) or {}
+    changelist = context.get("cl")
+    if changelist is None:
+        return []
+    return [getattr(row, attribute) for row in changelist.result_list]

@@ -1,4 +1,7 @@
-"""Admin for deliveries: read-only history; staff may requeue failed ones (sending.deliveries_requeue)."""
+"""Admin for deliveries: read-only history; staff may requeue failed ones (sending.deliveries_requeue).
+
+A delivery's page, the list narrowed to people (a search, or ?subscriber=<id>) and each requeue are in
+the audit trail (nurture.services.audit), ids only."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
@@ -8,8 +11,9 @@ from django.utils.html import format_html, format_html_join
 from nurture import selectors, tasks
 from nurture.models import Delivery
 from nurture.services import sending
+from nurture.services.audit import audit_record, audit_record_many
 
-from nurture.admin.base import ReadOnlyAdmin, SafeActionIdsMixin, delivery_preview_link, step_label
+from nurture.admin.base import ReadOnlyAdmin, SafeActionIdsMixin, audited_subscriber_ids, delivery_preview_link, step_label
 
 
 @admin.register(Delivery)
@@ -66,8 +70,26 @@ class DeliveryAdmin(SafeActionIdsMixin, ReadOnlyAdmin):
         ids = self._within_limit(request, queryset)
         if ids is None:
             return
+        before = dict(Delivery.objects.filter(pk__in=ids, status=Delivery.Status.FAILED).values_list("pk", "subscriber_id"))
         requeued = sending.deliveries_requeue(delivery_ids=ids, enqueue=tasks.enqueue_send_batches)
+        for delivery_id, subscriber_id in sorted(before.items()):
+            audit_record(user=request.user, action="change", subscriber_id=subscriber_id, delivery_id=delivery_id, detail="requeue")
         text = f"Requeued {requeued} failed deliver{'ies' if requeued != 1 else 'y'}: they will be sent again shortly."
         if len(ids) > requeued:
             text += f" {len(ids) - requeued} not requeued: only failed deliveries can be."
         self.message_user(request, text, messages.SUCCESS if requeued else messages.WARNING)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        original = (getattr(response, "context_data", None) or {}).get("original")
+        if request.method == "GET" and response.status_code == 200 and original is not None:
+            audit_record(user=request.user, action="view", subscriber_id=original.subscriber_id, delivery_id=original.pk,
+                         detail="delivery page")
+        return response
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        if request.GET.get("q") or any(key.startswith("subscriber") for key in request.GET):
+            ids = audited_subscriber_ids(response, attribute="subscriber_id")
+            audit_record_many(user=request.user, action="view", subscriber_ids=ids, detail="delivery list search")
+        return response

@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from nurture.models import ProviderEvent
+from nurture.services.audit import audit_record
 
 
 @admin.register(ProviderEvent)
@@ -23,3 +24,11 @@ class ProviderEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        event = (getattr(response, "context_data", None) or {}).get("original")
+        if request.method == "GET" and response.status_code == 200 and event is not None and event.delivery_id:
+            audit_record(user=request.user, action="view", subscriber_id=event.delivery.subscriber_id,
+                         delivery_id=event.delivery_id, detail="provider event page")
+        return response

@@ -6,9 +6,11 @@ from django.contrib import admin
 from nurture.models import StepFigures
 from nurture.selectors import with_engagement
 
+from nurture.admin.base import ViewOnlyAdmin
+
 
 @admin.register(StepFigures)
-class StepFiguresAdmin(admin.ModelAdmin):
+class StepFiguresAdmin(ViewOnlyAdmin):
     """What each step achieved: sent, and deliveries with a delivered / opened / clicked / bounced
     event (distinct deliveries). Read-only; steps are edited under Series."""
 
@@ -40,12 +42,3 @@ class StepFiguresAdmin(admin.ModelAdmin):
     @admin.display(description="bounced", ordering="bounced_count")
     def bounced(self, obj):
         return obj.bounced_count
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -3,6 +3,8 @@
 Per series: deliveries of the last 7 days by status, held-back steps, subscribers by status; then
 deliveries stuck in `sending` and those that failed in the last 24 hours, with their reasons.
 A thin view over nurture.selectors' set-based reads (a fixed number of queries, whatever the size).
+Needs nurture.view_overview (Auditors and Subscriber care); the lists of single deliveries and their
+failure reasons (which may quote an address) show only with nurture.view_delivery too.
 """
 from __future__ import annotations
 
@@ -10,18 +12,19 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import admin
-from django.contrib.admin.views.decorators import staff_member_required
 from django.shortcuts import render
 from django.utils import timezone
 
 from nurture import selectors
 from nurture.models import Delivery, Subscriber
 
+from nurture.admin.base import VIEW_DELIVERY, VIEW_OVERVIEW, staff_view
+
 DELIVERY_WINDOW = timedelta(days=7)
 FAILURE_WINDOW = timedelta(hours=24)
 
 
-@staff_member_required
+@staff_view(VIEW_OVERVIEW)
 def overview(request):
     now = timezone.now()
     series_rows = selectors.series_overview(since=now - DELIVERY_WINDOW)
@@ -57,5 +60,6 @@ def overview(request):
             "failed": selectors.deliveries_failed_since(since=now - FAILURE_WINDOW),
             "failure_reasons": selectors.failure_reasons_since(since=now - FAILURE_WINDOW),
             "row_limit": selectors.OVERVIEW_ROW_LIMIT,
+            "show_deliveries": request.user.has_perm(VIEW_DELIVERY),
         },
     )

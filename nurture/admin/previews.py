@@ -2,7 +2,11 @@
 see exactly what one delivery showed (its "view in browser" page, with links that do nothing).
 
 Mounted at /admin/nurture/email-preview/ (config/urls.py includes these before admin.site.urls).
-All views are staff-only and thin: the email comes from the same builder the sender uses
+Each view checks a named permission (nurture.admin.base.staff_view): previews, journeys and test
+sends need nurture.preview_emails; previewing as a real subscriber (?subscriber=<id or address>)
+needs nurture.preview_as_subscriber too, checked before any lookup, so a content editor learns
+nothing about who is subscribed; "view as sent" needs nurture.view_delivery. Every look at one
+person's data is in the audit trail (nurture.services.audit). All views are thin: the email comes from the same builder the sender uses
 (nurture.emails.build_step_email). Previews and test sends use links that do nothing
 (SAMPLE_TOKEN), so a click in a preview can never unsubscribe a real person, and a test
 send never creates a Delivery.
@@ -11,8 +15,10 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
@@ -24,6 +30,9 @@ from content.models import Article, Language, Stage
 from nurture import selectors
 from nurture.emails.messages import build_step_email, delivery_web_html
 from nurture.models import Delivery, Series, Step, Subscriber
+from nurture.services.audit import audit_record
+
+from nurture.admin.base import PREVIEW_AS_SUBSCRIBER, PREVIEW_EMAILS, VIEW_DELIVERY, BadQuery, require_permission, staff_view
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +51,10 @@ def _sample_subscriber(step: Step) -> Subscriber:
 
 
 def _chosen_subscriber(request, step: Step) -> tuple[Subscriber, str]:
-    """(subscriber, note) from ?subscriber=<id or email>; the sample one when absent or unknown."""
+    """(subscriber, note) from ?subscriber=<id or email>; the sample one when absent, or when no
+    subscriber matches (said in the note). Asking for a real subscriber needs
+    nurture.preview_as_subscriber, checked before the lookup; a value that is neither an id nor an
+    address is a BadQuery (400)."""
     wanted = (request.GET.get("subscriber") or "").strip()
     first_name = request.GET.get("first_name")
     if not wanted:
@@ -50,19 +62,39 @@ def _chosen_subscriber(request, step: Step) -> tuple[Subscriber, str]:
         if first_name is not None:
             sample.first_name = first_name[:100]
         return sample, ""
-    found = (
-        Subscriber.objects.filter(pk=int(wanted)).first() if wanted.isascii() and wanted.isdigit() and len(wanted) < 19 else selectors.subscriber_by_email(email=wanted)
-    )
+    require_permission(request, PREVIEW_AS_SUBSCRIBER)
+    if wanted.isascii() and wanted.isdigit():
+        if len(wanted) > 18:
+            raise BadQuery("“subscriber” is not a subscriber id (too long). Give an id or an email address.")
+        found = Subscriber.objects.filter(pk=int(wanted)).first()
+    else:
+        try:
+            validate_email(wanted)
+        except ValidationError:
+            raise BadQuery("“subscriber” must be a subscriber id or an email address.") from None
+        found = selectors.subscriber_by_email(email=wanted)
     if found is None:
         return _sample_subscriber(step), f"No subscriber matches {wanted!r}; showing a sample subscriber instead."
     return found, ""
+
+
+def _audit_as_subscriber(request, subscriber: Subscriber, detail: str) -> None:
+    if subscriber.pk is not None:
+        audit_record(user=request.user, action="view", subscriber_id=subscriber.pk, detail=detail)
+
+
+def _email_html_response(html: str) -> HttpResponse:
+    response = HttpResponse(html)
+    # The email has no scripts; make sure none could run inside the admin's origin.
+    response["Content-Security-Policy"] = settings.EMAIL_HTML_CSP
+    return response
 
 
 def _context(request, **extra) -> dict:
     return {**admin.site.each_context(request), **extra}
 
 
-@staff_member_required
+@staff_view(PREVIEW_EMAILS)
 def index(request):
     series = Series.objects.order_by("language", "stage").prefetch_related("steps")
     return render(
@@ -72,10 +104,11 @@ def index(request):
     )
 
 
-@staff_member_required
+@staff_view(PREVIEW_EMAILS)
 def step_preview(request, step_id: int):
     step = get_object_or_404(Step.objects.select_related("series"), pk=step_id)
     subscriber, note = _chosen_subscriber(request, step)
+    _audit_as_subscriber(request, subscriber, "email preview as subscriber")
     message = build_step_email(step=step, subscriber=subscriber, sample_links=True)
     if note:
         messages.warning(request, note)
@@ -94,23 +127,22 @@ def step_preview(request, step_id: int):
             html_url=html_url,
             language_differs=subscriber.language != step.series.language,
             query=request.GET.urlencode(),
+            can_preview_as_subscriber=request.user.has_perm(PREVIEW_AS_SUBSCRIBER),
         ),
     )
 
 
-@staff_member_required
+@staff_view(PREVIEW_EMAILS)
 @xframe_options_sameorigin  # shown in an iframe on the preview page
 def step_html(request, step_id: int):
     step = get_object_or_404(Step.objects.select_related("series"), pk=step_id)
     subscriber, _note = _chosen_subscriber(request, step)
+    _audit_as_subscriber(request, subscriber, "email preview html as subscriber")
     message = build_step_email(step=step, subscriber=subscriber, sample_links=True)
-    response = HttpResponse(message.alternatives[0][0])
-    # The email has no scripts; make sure none could run inside the admin's origin.
-    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:"
-    return response
+    return _email_html_response(message.alternatives[0][0])
 
 
-@staff_member_required
+@staff_view(PREVIEW_EMAILS)
 @require_POST
 def step_test_send(request, step_id: int):
     step = get_object_or_404(Step.objects.select_related("series"), pk=step_id)
@@ -124,6 +156,7 @@ def step_test_send(request, step_id: int):
         )
         return redirect(back)
     subscriber, _note = _chosen_subscriber(request, step)
+    _audit_as_subscriber(request, subscriber, "test send as subscriber")
     message = build_step_email(
         step=step, subscriber=subscriber, to=address, sample_links=True, subject_prefix=TEST_SUBJECT_PREFIX
     )
@@ -137,7 +170,7 @@ def step_test_send(request, step_id: int):
     return redirect(back)
 
 
-@staff_member_required
+@staff_view(PREVIEW_EMAILS)
 def journey(request):
     stage = request.GET.get("stage") or Stage.RECENTLY_DIAGNOSED
     language = request.GET.get("language") or Language.EN
@@ -170,7 +203,7 @@ def _delivery_or_none(delivery_id: int) -> Delivery | None:
     return Delivery.objects.select_related("subscriber", "step__series").filter(pk=delivery_id).first()
 
 
-@staff_member_required
+@staff_view(VIEW_DELIVERY)
 def delivery_preview(request, delivery_id: int):
     """What one delivery showed: the same page as its "view in browser" link (the articles and
     versions it went out with), for staff, with links that do nothing."""
@@ -178,6 +211,8 @@ def delivery_preview(request, delivery_id: int):
     if delivery is None:
         messages.error(request, f"There is no delivery with id {delivery_id}.")
         return redirect("admin:nurture_delivery_changelist")
+    audit_record(user=request.user, action="view", subscriber_id=delivery.subscriber_id, delivery_id=delivery.pk,
+                 detail="view as sent")
     articles = selectors.delivery_articles(delivery=delivery)
     current = dict(Article.objects.filter(pk__in=[a.pk for a in articles]).values_list("pk", "version"))
     return render(
@@ -193,15 +228,15 @@ def delivery_preview(request, delivery_id: int):
     )
 
 
-@staff_member_required
+@staff_view(VIEW_DELIVERY)
 @xframe_options_sameorigin  # shown in an iframe on the delivery page
 def delivery_html(request, delivery_id: int):
     delivery = _delivery_or_none(delivery_id)
     if delivery is None:
         return HttpResponse("There is no such delivery.", status=404, content_type="text/plain; charset=utf-8")
-    response = HttpResponse(delivery_web_html(delivery, sample_links=True))
-    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:"
-    return response
+    audit_record(user=request.user, action="view", subscriber_id=delivery.subscriber_id, delivery_id=delivery.pk,
+                 detail="view as sent html")
+    return _email_html_response(delivery_web_html(delivery, sample_links=True))
 
 
 urlpatterns = [

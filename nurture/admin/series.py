@@ -25,8 +25,8 @@ def _held_back_html(step: Step):
     text = _held_back_text(step)
     if not text:
         return "—"
-    colour = "#b91c1c" if text.startswith("Held back") else "#b45309"
-    return format_html('<span style="color:{}">⚠ {}</span>', colour, text)
+    css_class = "nurture-held-back" if text.startswith("Held back") else "nurture-caution"
+    return format_html('<span class="{}">⚠ {}</span>', css_class, text)
 
 
 def _article_list(step: Step) -> str:
@@ -74,7 +74,7 @@ class SeriesAdmin(admin.ModelAdmin):
         held = [s for s in obj.steps.all() if selectors.step_is_held_back(step=s)]
         if not held:
             return "—"
-        return format_html('<span style="color:#b91c1c">⚠ {}</span>', ", ".join(f"#{s.position + 1}" for s in held))
+        return format_html('<span class="nurture-held-back">⚠ {}</span>', ", ".join(f"#{s.position + 1}" for s in held))
 
 
 class StepArticleFormSet(forms.BaseInlineFormSet):

@@ -3,6 +3,9 @@ thin admin actions (docs/admin.md): change stage/language (subscriber_change_sta
 new series, history kept, no article twice), pause, resume, unsubscribe.
 
 Staff who may do this are those with the model's "change" permission; the rest see them read-only.
+Deleting a subscriber is an erasure (retention.subscriber_erase: their address stays suppressed).
+Every look at one person (their page, a search, the manage page) and every change is in the audit
+trail (nurture.services.audit), ids only.
 """
 from __future__ import annotations
 
@@ -19,8 +22,12 @@ from content.models import Language, Stage
 from nurture import selectors
 from nurture.models import ConsentRecord, Delivery, Subscriber
 from nurture.services import subscribers as subscriber_services
+from nurture.services.audit import audit_record, audit_record_many
+from nurture.services.retention import subscriber_erase
 
-from nurture.admin.base import ReadOnlyAdmin, SafeActionIdsMixin, delivery_preview_link, step_label
+from nurture.admin.base import (
+    ReadOnlyAdmin, SafeActionIdsMixin, audited_subscriber_ids, delivery_preview_link, require_permission, step_label,
+)
 
 
 class ConsentInline(admin.TabularInline):
@@ -203,6 +210,7 @@ class SubscriberAdmin(SafeActionIdsMixin, ReadOnlyAdmin):
             for subscriber in targets:
                 service(subscriber_id=subscriber.pk)
                 self.log_change(request, subscriber, f"{verb} through the admin.")
+                audit_record(user=request.user, action="change", subscriber_id=subscriber.pk, detail=name)
         left = len(ids) - len(targets)
         text = f"{verb} {len(targets)} subscriber{'s' if len(targets) != 1 else ''}."
         if left:
@@ -224,6 +232,7 @@ class SubscriberAdmin(SafeActionIdsMixin, ReadOnlyAdmin):
                 if (after.stage, after.language, after.series_id) != before:
                     moved += 1
                     self.log_change(request, after, "Stage/language changed through the admin: moved to the start of its series.")
+                    audit_record(user=request.user, action="change", subscriber_id=after.pk, detail="stage change")
         text = f"Moved {moved} subscriber{'s' if moved != 1 else ''} to the start of the series for the stage chosen."
         already = len(movable) - moved
         if already:
@@ -260,6 +269,7 @@ class SubscriberAdmin(SafeActionIdsMixin, ReadOnlyAdmin):
 
     def manage_view(self, request, object_id):
         """One subscriber's page for the same operations: change stage / language, pause, resume, unsubscribe."""
+        require_permission(request, "nurture.view_subscriber")  # before saying whether the id exists
         subscriber = self.get_object(request, object_id)  # None for a bad or unknown id
         if subscriber is None:
             self.message_user(request, f"There is no subscriber with id “{object_id}”.", messages.ERROR)
@@ -279,6 +289,7 @@ class SubscriberAdmin(SafeActionIdsMixin, ReadOnlyAdmin):
             return redirect(change_url)
         if request.method == "POST" and operation != "change_stage":
             self.message_user(request, "Choose one of the buttons on this page.", messages.ERROR)
+        audit_record(user=request.user, action="view", subscriber_id=subscriber.pk, detail="subscriber manage page")
         response = self._stage_page(request, [subscriber], form, from_changelist=False)
         response.context_data.update(
             subscriber=subscriber,
@@ -296,4 +307,36 @@ class SubscriberAdmin(SafeActionIdsMixin, ReadOnlyAdmin):
         extra = {**(extra_context or {})}
         if self.has_manage_permission(request):
             extra["manage_url"] = self._manage_url(object_id)
-        return super().change_view(request, object_id, form_url, extra)
+        response = super().change_view(request, object_id, form_url, extra)
+        original = (getattr(response, "context_data", None) or {}).get("original")
+        if request.method == "GET" and response.status_code == 200 and original is not None:
+            audit_record(user=request.user, action="view", subscriber_id=original.pk, detail="subscriber page")
+        return response
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        if request.GET.get("q"):  # looking someone up: each person found is a look at them
+            audit_record_many(user=request.user, action="view", subscriber_ids=audited_subscriber_ids(response),
+                              detail="subscriber search")
+        return response
+
+    # --- erasure ---------------------------------------------------------------------------------------
+
+    def get_deleted_objects(self, objs, request):
+        # Their deliveries and consent records go with them through subscriber_erase: deleting a
+        # subscriber needs only nurture.delete_subscriber, not the (never granted) delivery delete.
+        deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), protected
+
+    def delete_model(self, request, obj):
+        self._erase(request, [obj.pk])
+
+    def delete_queryset(self, request, queryset):
+        self._erase(request, list(queryset.values_list("pk", flat=True)))
+
+    @staticmethod
+    def _erase(request, subscriber_ids: list[int]) -> None:
+        with transaction.atomic():
+            for subscriber_id in subscriber_ids:
+                if subscriber_erase(subscriber_id=subscriber_id):
+                    audit_record(user=request.user, action="erase", subscriber_id=subscriber_id, detail="erasure")

@@ -15,6 +15,8 @@ Run daily by beat (`nurture.purge_expired_data`, schedule.PERIODIC_TASKS) and by
 - **provider webhook events**: NURTURE_EVENT_RETENTION_DAYS after they arrived.
 - **sign-up requests** (the choices waiting for a confirmation): like unconfirmed sign-ups,
   NURTURE_PENDING_RETENTION_DAYS after their confirmation link expired. A confirmed one goes at once.
+- **the staff audit trail**: NURTURE_AUDIT_RETENTION_DAYS (two years) after each entry
+  (nurture.services.audit.audit_purge_expired, the trail's only delete).
 
 Deletes go in bounded batches (ids first, then one DELETE per batch, each its own transaction),
 so a large backlog neither holds long locks nor loads every row; a run stops after `max_batches`
@@ -32,6 +34,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from nurture.models import ProviderEvent, SignupRequest, Subscriber, Suppression
+from nurture.services.audit import audit_purge_expired
 from nurture.services.suppression import address_suppress
 
 logger = logging.getLogger(__name__)
@@ -47,6 +50,7 @@ class PurgeResult:
     suppressed_subscribers: int = 0
     provider_events: int = 0
     signup_requests: int = 0
+    audit_entries: int = 0
 
 
 def expired_pending_subscribers(*, now: datetime) -> QuerySet[Subscriber]:
@@ -105,6 +109,7 @@ def expired_data_purge(*, now: datetime | None = None, batch_size: int = BATCH_S
         suppressed_subscribers=_delete_in_batches(expired_suppressed_subscribers, **options),
         provider_events=_delete_in_batches(expired_provider_events, **options),
         signup_requests=_delete_in_batches(expired_signup_requests, **options),
+        audit_entries=audit_purge_expired(**options),
     )
     logger.info("purge expired data %s", result)
     return result

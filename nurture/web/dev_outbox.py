@@ -44,4 +44,6 @@ def dev_outbox_message(request, path):
     content = part.get_content() if part else ""
     if part is not None and part.get_content_type() == "text/plain":
         return HttpResponse(content, content_type="text/plain; charset=utf-8")
-    return HttpResponse(content)
+    response = HttpResponse(content)
+    response["Content-Security-Policy"] = settings.EMAIL_HTML_CSP  # the email's inline styles, no script
+    return response

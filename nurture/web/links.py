@@ -4,6 +4,7 @@ plain page, an expired preference or view-online link offers a new one by email 
 about anyone (docs/security.md, "Public surface")."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -145,7 +146,10 @@ def view_online(request, token: str):
     except tokens.TokenError as error:
         return _bad_link(request, tokens.VIEW_ONLINE, token, error)
     manage_url = tokens.absolute_url(reverse("nurture:fresh_link", args=[token]))
-    return _private(HttpResponse(delivery_web_html(delivery, manage_url=manage_url)), referrer="no-referrer")
+    response = HttpResponse(delivery_web_html(delivery, manage_url=manage_url))
+    # The email's own inline styles, nothing else (the site's policy would block its styles).
+    response["Content-Security-Policy"] = settings.EMAIL_HTML_CSP
+    return _private(response, referrer="no-referrer")
 
 
 @require_http_methods(["GET", "POST"])

@@ -13,7 +13,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def staff_page(browser, live_server, client, django_user_model, settings):
     settings.SITE_URL = live_server.url
-    staff = django_user_model.objects.create_user("editor", "editor@example.org", "pw-long-enough", is_staff=True)
+    from tests.helpers.staff import CONTENT_EDITORS, staff_user
+
+    staff = staff_user("editor", CONTENT_EDITORS, email="editor@example.org")  # previews, test sends to themselves
     page = logged_in_page(browser=browser, live_server=live_server, client=client, user=staff, viewport={"width": 1200, "height": 1000})
     yield page
     page.context.close()
@@ -40,6 +42,6 @@ def test_journey_page_lists_the_series(staff_page, live_server):
     staff_page.select_option("#journey-stage", "in_remission")
     staff_page.select_option("#journey-language", "en")
     staff_page.get_by_role("button", name="Show the journey").click()
-    rows = staff_page.locator("tbody tr")
+    rows = staff_page.locator("#journey-emails tbody tr")  # not the sidebar's lists of models
     rows.first.wait_for(timeout=10_000)
     assert rows.count() == Step.objects.filter(series__stage="in_remission", series__language="en").count()

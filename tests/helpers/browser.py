@@ -53,7 +53,9 @@ def logged_in_page(*, browser, live_server, client, user, viewport: dict):
 
     load_default_library()
     render_cache.clear()
-    client.force_login(user)
+    from tests.helpers.staff import verified_login
+
+    verified_login(client, user)  # signed in with a second factor, as the admin requires with DEBUG off
     context = browser.new_context(viewport=viewport)
     context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
     return context.new_page()

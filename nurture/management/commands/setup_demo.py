@@ -33,6 +33,6 @@ class Command(BaseCommand):
             User.objects.create_superuser(DEMO_USERNAME, "demo-staff@example.org", password)
             self.stdout.write(self.style.WARNING(
                 "\nDemo staff login (shown once, for this local demo only):\n"
-                f"  http://127.0.0.1:8000/admin/  user: {DEMO_USERNAME}  password: {password}\n"
+                f"  http://127.0.0.1:8000/{settings.DJANGO_ADMIN_PATH}  user: {DEMO_USERNAME}  password: {password}\n"
                 f"  Forgot it? .venv/bin/python manage.py changepassword {DEMO_USERNAME}\n"
             ))

@@ -23,6 +23,7 @@ from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery, Series, Subscriber
 from nurture.services import planning, sending
 from tests.helpers.scheduler import active_subscriber, article, series
+from tests.helpers.staff import verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -270,7 +271,7 @@ def test_staff_with_view_permission_only_get_no_actions(client, django_user_mode
     reader = active_subscriber("reader@example.org", treatment)
     viewer = django_user_model.objects.create_user("viewer", "viewer@example.org", "pw-long-enough", is_staff=True)
     viewer.user_permissions.add(*Permission.objects.filter(codename__in=["view_subscriber", "view_delivery"]))
-    client.force_login(viewer)
+    verified_login(client, viewer)
     page = client.get(reverse(CHANGELIST)).content.decode()
     assert "reader@example.org" in page and 'value="change_stage"' not in page
     response = client.post(reverse(CHANGELIST), {"action": "pause", "index": "0", "_selected_action": [reader.pk]})

@@ -15,6 +15,7 @@ from nurture.emails.links import SAMPLE_TOKEN
 from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery, Step, Subscriber
 from support.library import load_default_library
+from tests.helpers.staff import verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -82,7 +83,12 @@ def test_view_link_for_someone_elses_delivery_is_refused(client, delivery):
 
 @pytest.fixture
 def staff(django_user_model):
-    return django_user_model.objects.create_user("editor", "editor@example.org", "pw-long-enough", is_staff=True)
+    """Subscriber care: previews, test sends, and previews as a real subscriber."""
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user("editor", "editor@example.org", "pw-long-enough", is_staff=True)
+    user.groups.add(Group.objects.get(name="Subscriber care"))
+    return user
 
 
 def test_staff_tools_need_a_staff_login(client, library):
@@ -100,7 +106,7 @@ def test_staff_tools_need_a_staff_login(client, library):
 
 
 def test_preview_as_sample_and_as_a_chosen_subscriber(client, staff, delivery):
-    client.force_login(staff)
+    verified_login(client, staff)
     step = delivery.step
     sample = client.get(reverse("email_preview:step", args=[step.pk]))
     assert sample.status_code == 200 and "a sample subscriber" in sample.content.decode()
@@ -124,7 +130,7 @@ def test_sample_links_in_previews_do_nothing(client, delivery):
 
 
 def test_test_send_goes_to_the_staff_member_and_creates_no_delivery(client, staff, delivery):
-    client.force_login(staff)
+    verified_login(client, staff)
     deliveries_before = Delivery.objects.count()
     response = client.post(
         reverse("email_preview:step_test_send", args=[delivery.step_id]) + f"?subscriber={delivery.subscriber_id}", follow=True
@@ -140,7 +146,7 @@ def test_test_send_goes_to_the_staff_member_and_creates_no_delivery(client, staf
 def test_test_send_without_a_staff_email_says_so(client, staff, library):
     staff.email = ""
     staff.save()
-    client.force_login(staff)
+    verified_login(client, staff)
     step = Step.objects.first()
     response = client.post(reverse("email_preview:step_test_send", args=[step.pk]), follow=True)
     assert "has no email address" in response.content.decode()
@@ -148,7 +154,7 @@ def test_test_send_without_a_staff_email_says_so(client, staff, library):
 
 
 def test_test_send_needs_post(client, staff, library):
-    client.force_login(staff)
+    verified_login(client, staff)
     assert client.get(reverse("email_preview:step_test_send", args=[Step.objects.first().pk])).status_code == 405
 
 
@@ -156,7 +162,7 @@ def test_journey_lists_every_email_with_its_date(client, staff, library, setting
     import time_machine
 
     settings.NURTURE_DAY_SECONDS = 86400
-    client.force_login(staff)
+    verified_login(client, staff)
     # 10:00 UTC: inside the daytime window, so each email goes exactly its delay after the last.
     with time_machine.travel("2026-03-02 10:00Z", tick=False):
         response = client.get(reverse("email_preview:journey"), {"stage": "in_remission", "language": "es"})
@@ -207,6 +213,6 @@ def test_journey_follows_the_planners_daytime_window_and_gap(library, settings):
 
 
 def test_journey_rejects_unknown_choices(client, staff, library):
-    client.force_login(staff)
+    verified_login(client, staff)
     response = client.get(reverse("email_preview:journey"), {"stage": "cured", "language": "fr"}, follow=True)
     assert response.status_code == 200 and "Choose a stage and a language" in response.content.decode()

@@ -1,0 +1,67 @@
+"""The admin site: Django's, with two-factor sign-in (django-otp, TOTP) whenever DEBUG is off.
+
+With DEBUG off a staff user gets in only with their password *and* a current code from a TOTP
+device enrolled for them (`manage.py otp_enrol USERNAME`); a session that was not verified by a
+device is treated as not staff. With DEBUG on (`make run`'s demo) the password alone is enough.
+The custom staff views (nurture.admin) ask this site's `has_permission` too, so they follow the
+same rule.
+"""
+from __future__ import annotations
+
+from functools import wraps
+
+from django.conf import settings
+from django.contrib.admin import AdminSite
+from django.http import HttpResponseBadRequest
+from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
+
+
+class NurtureAdminSite(OTPAdminSite):
+    site_header = "Nurture staff"
+    site_title = "Nurture staff"
+    index_title = "Nurture"
+
+    def __init__(self, name: str = "admin"):
+        super().__init__(name)
+
+    @staticmethod
+    def two_factor_required() -> bool:
+        return not settings.DEBUG
+
+    @property
+    def login_form(self):
+        return OTPAdminAuthenticationForm if self.two_factor_required() else None
+
+    @property
+    def login_template(self):
+        return OTPAdminSite.login_template if self.two_factor_required() else None
+
+    def has_permission(self, request) -> bool:
+        if self.two_factor_required():
+            return super().has_permission(request)  # active staff *and* verified by a device
+        return AdminSite.has_permission(self, request)
+
+    def admin_view(self, view, cacheable=False):
+        """Every admin page (and the custom staff views, through nurture.admin.base.staff_view): a
+        NUL byte anywhere in the query or form is a plain 400, before any view or query runs
+        (PostgreSQL refuses it in a query, which would be a 500)."""
+        inner = super().admin_view(view, cacheable)
+
+        @wraps(view)
+        def guarded(request, *args, **kwargs):
+            if _has_nul(request):
+                return HttpResponseBadRequest(
+                    "The request contains a character that is not allowed (a NUL byte). Nothing was changed.",
+                    content_type="text/plain; charset=utf-8",
+                )
+            return inner(request, *args, **kwargs)
+
+        return guarded
+
+
+def _has_nul(request) -> bool:
+    for data in (request.GET, request.POST):
+        for key, values in data.lists():
+            if "\x00" in key or any(isinstance(v, str) and "\x00" in v for v in values):
+                return True
+    return False

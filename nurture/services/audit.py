@@ -1,0 +1,85 @@
+"""The audit trail: who looked at or changed one person's data, when, and which subscriber or delivery.
+
+Ids only. The detail names the page or operation ("subscriber page", "stage change"), never an
+address, a name or a stage: `audit_record` refuses a detail that looks like one, so a careless
+call site fails in its tests instead of writing health data into the trail.
+
+Append-only: AuditEntry refuses updates and deletes through the ORM, and on PostgreSQL a trigger
+(migration 0010_issue9_audit) refuses them in the database too, except inside `audit_purge_expired`, the daily
+retention purge (NURTURE_AUDIT_RETENTION_DAYS, default two years).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from content.models import Stage
+from nurture.models import AuditEntry
+
+# The PostgreSQL trigger lets a DELETE through only while this transaction-local setting is on.
+PURGE_SETTING = "nurture.audit_purge"
+BATCH_SIZE = 1000
+MAX_BATCHES = 200
+
+_FORBIDDEN_WORDS = {value.replace("_", " ") for value in Stage.values} | {str(label).lower() for label in Stage.labels}
+
+
+def _checked_detail(detail: str) -> str:
+    text = (detail or "").strip()
+    lowered = text.lower().replace("_", " ")
+    if "@" in text or any(word in lowered for word in _FORBIDDEN_WORDS):
+        raise ValueError("An audit detail names the page or operation only: no address, name or stage.")
+    if len(text) > 200:
+        raise ValueError("An audit detail is at most 200 characters.")
+    return text
+
+
+def _user_fields(user) -> dict:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return {"user": None, "username": ""}
+    return {"user": user, "username": user.get_username()}
+
+
+def audit_record(*, user, action: str, subscriber_id: int | None = None, delivery_id: int | None = None,
+                 detail: str = "") -> AuditEntry:
+    """One entry: `user` did `action` (view, change, export, erase) to one subscriber and/or delivery."""
+    if action not in AuditEntry.Action.values:
+        raise ValueError(f"Unknown audit action {action!r}.")
+    if subscriber_id is None and delivery_id is None:
+        raise ValueError("An audit entry names a subscriber or a delivery.")
+    return AuditEntry.objects.create(
+        **_user_fields(user), action=action, subscriber_id=subscriber_id, delivery_id=delivery_id,
+        detail=_checked_detail(detail),
+    )
+
+
+def audit_record_many(*, user, action: str, subscriber_ids: Iterable[int], detail: str = "") -> int:
+    """One entry per subscriber, in one INSERT (a list page or a bulk action)."""
+    if action not in AuditEntry.Action.values:
+        raise ValueError(f"Unknown audit action {action!r}.")
+    text = _checked_detail(detail)
+    who = _user_fields(user)
+    entries = [AuditEntry(**who, action=action, subscriber_id=pk, detail=text) for pk in dict.fromkeys(subscriber_ids)]
+    AuditEntry.objects.bulk_create(entries)
+    return len(entries)
+
+
+def audit_purge_expired(*, now: datetime | None = None, batch_size: int = BATCH_SIZE, max_batches: int = MAX_BATCHES) -> int:
+    """Delete entries older than NURTURE_AUDIT_RETENTION_DAYS, in bounded batches. The only delete."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.NURTURE_AUDIT_RETENTION_DAYS)
+    deleted = 0
+    for _ in range(max_batches):
+        with transaction.atomic():
+            ids = list(AuditEntry.objects.filter(at__lt=cutoff).order_by("pk").values_list("pk", flat=True)[:batch_size])
+            if not ids:
+                break
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT set_config(%s, 'on', true)", [PURGE_SETTING])
+            batch = AuditEntry.objects.filter(pk__in=ids)
+            deleted += batch._raw_delete(batch.db)
+    return deleted
