@@ -19,6 +19,7 @@ ROLES = {
         "nurture.view_steparticle", "nurture.add_steparticle", "nurture.change_steparticle", "nurture.delete_steparticle",
         "nurture.view_stepfigures",
         "nurture.preview_emails",
+        "nurture.view_results",  # aggregates only (issue 15)
     ],
     # Subscribers, deliveries, suppressions, consent records, stage changes, pause/resume, requeue,
     # erasure, previews as a real subscriber, the sending overview.
