@@ -265,7 +265,9 @@ LOGGING = {
 _https = SITE_URL.startswith("https://") and not DEBUG
 _proxy_header = env_header("DJANGO_SECURE_PROXY_SSL_HEADER")
 SECURE_PROXY_SSL_HEADER = (_proxy_header, "https") if _proxy_header else None
-SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", _https)
+# Redirect to https by default only when Django can tell the scheme (else every request would
+# look like plain HTTP and redirect to itself); TLS ending at gunicorn itself: set it to 1.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", _https and bool(_proxy_header))
 # Health checks and Prometheus scrapes come from inside the network over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000 if _https else 0, minimum=0)
