@@ -276,6 +276,10 @@ SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", _https)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
+# Rotating DJANGO_SECRET_KEY: put the old key here (comma-separated) while links signed with it,
+# and sessions, are still in use (docs/operations.md, "Rotate keys").
+SECRET_KEY_FALLBACKS = [k.strip() for k in env_str("DJANGO_SECRET_KEY_FALLBACKS", "").split(",") if k.strip()]
+
 # --- operability -------------------------------------------------------------------------------
 # /metrics (Prometheus) answers only with "Authorization: Bearer <token>"; 404 while unset.
 NURTURE_METRICS_TOKEN = env_str("NURTURE_METRICS_TOKEN", "")
