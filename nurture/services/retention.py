@@ -95,7 +95,8 @@ def purge_expired_data(*, now: datetime | None = None, batch_size: int = BATCH_S
         suppressed_subscribers=_delete_in_batches(expired_suppressed_subscribers, **options),
         provider_events=_delete_in_batches(expired_provider_events, **options),
     )
-    logger.info("purge expired data %s", result)
+    # A run that deleted nothing is routine: DEBUG keeps `make run` readable.
+    logger.log(logging.INFO if any(vars(result).values()) else logging.DEBUG, "purge expired data %s", result)
     return result
 
 
