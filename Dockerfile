@@ -1,5 +1,5 @@
 # One image for the app services (migrate, web, worker, beat); the command differs per service in
-# docker-compose.yml. The web command is gunicorn (gunicorn.conf.py); runserver is only for `make run`.
+# docker-compose.yml. The web command is gunicorn (gunicorn.conf.py); Django's development server is only for `make run`.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     DJANGO_SETTINGS_MODULE=config.settings NURTURE_VAR_DIR=/app/var
