@@ -94,7 +94,7 @@ def count_provider_error(kind: str) -> None:
 
 def queue_depths() -> dict[str, int | None]:
     """Messages waiting in each queue (None when the broker does not answer)."""
-    from config.celery import app
+    from celery import current_app as app  # the project's app (config.celery) once settings load
 
     depths: dict[str, int | None] = {}
     try:

@@ -26,7 +26,7 @@ def free_port() -> int:
 
 
 def gunicorn_command(args: list[str] | None = None) -> list[str]:
-    return [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", *(args or ["nurture.wsgi:application"])]
+    return [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", *(args or ["config.wsgi:application"])]
 
 
 class WebServer:

@@ -22,12 +22,6 @@ class SignupResult:
     created: bool
 
 
-def _enqueue_confirmation(subscriber_id: int) -> None:
-    from nurture.tasks import send_confirmation_email
-
-    transaction.on_commit(lambda: send_confirmation_email.delay(subscriber_id))
-
-
 def _confirmation_sent_recently(subscriber: Subscriber) -> bool:
     since = timezone.now() - timedelta(minutes=settings.NURTURE_CONFIRM_RESEND_MINUTES)
     return subscriber.consents.filter(given_at__gte=since).exists()
@@ -35,9 +29,10 @@ def _confirmation_sent_recently(subscriber: Subscriber) -> bool:
 
 @transaction.atomic
 def subscriber_sign_up(
-    *, email: str, first_name: str, stage: str, language: str, time_zone: str, consent_text: str
+    *, email: str, first_name: str, stage: str, language: str, time_zone: str, consent_text: str, enqueue
 ) -> SignupResult:
-    """Create (or refresh) a pending subscriber and send the confirmation email once committed.
+    """Create (or refresh) a pending subscriber and send the confirmation email once committed
+    (`enqueue(subscriber_id)`: the view passes nurture.tasks.enqueue_confirmation).
 
     A second sign-up with the same address never creates a second row. An active subscriber's
     choices are not changed from an unauthenticated form; they use the preference link instead.
@@ -58,7 +53,7 @@ def subscriber_sign_up(
             existing = selectors.subscriber_by_email(email=email)
         else:
             ConsentRecord.objects.create(subscriber=subscriber, consent_text=consent_text, language=language)
-            _enqueue_confirmation(subscriber.pk)
+            transaction.on_commit(lambda: enqueue(subscriber.pk))
             logger.info("sign-up created subscriber=%s", subscriber.pk)
             return SignupResult(subscriber_id=subscriber.pk, created=True)
 
@@ -73,7 +68,7 @@ def subscriber_sign_up(
             first_name=first_name, stage=stage, language=language, time_zone=time_zone, status=Subscriber.Status.PENDING
         )
         ConsentRecord.objects.create(subscriber=existing, consent_text=consent_text, language=language)
-        _enqueue_confirmation(existing.pk)
+        transaction.on_commit(lambda: enqueue(existing.pk))
     logger.info("sign-up repeated subscriber=%s status=%s", existing.pk, existing.status)
     return SignupResult(subscriber_id=existing.pk, created=False)
 

@@ -14,7 +14,7 @@ from django.db import connection
 
 from nurture.models import Subscriber
 from support.web import WebServer, run_load, signup_form
-from tests.workers import database_url_for_subprocess, subprocess_env
+from support.workers import database_url_for_subprocess, subprocess_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 

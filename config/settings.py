@@ -1,0 +1,292 @@
+"""Django settings for nurture, read from environment variables (see README.md, "Configuration").
+
+Grouped by concern. Values go through config.env getters so a bad one becomes a system-check
+error naming the variable instead of a traceback.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from config.env import (
+    env_bool,
+    env_choice,
+    env_database,
+    env_float,
+    env_header,
+    env_int,
+    env_str,
+    env_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("NURTURE_VAR_DIR", str(BASE_DIR / "var")))
+
+# --- core -------------------------------------------------------------------------------------
+DEBUG = env_bool("DJANGO_DEBUG", False)
+# Without DJANGO_SECRET_KEY a development key is used and `manage.py check` warns (nurture.W001).
+INSECURE_DEV_SECRET_KEY = "dev-only-insecure-key-set-DJANGO_SECRET_KEY"
+SECRET_KEY = env_str("DJANGO_SECRET_KEY") or INSECURE_DEV_SECRET_KEY
+ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h.strip()]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000", schemes=("http", "https"))
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "anymail",
+    "django_celery_beat",
+    "nurture.apps.NurtureConfig",
+    "content.apps.ContentConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    # Static files (admin CSS) straight from the web process, before sessions and the rest.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "nurture.web.context_processors.organisation",
+            ],
+        },
+    },
+]
+
+# --- database ---------------------------------------------------------------------------------
+DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{VAR_DIR / 'nurture.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The local demo has web, worker and beat writing at once: WAL and immediate transactions
+    # make them wait for each other instead of failing with "database is locked".
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # One connection per web thread / worker process, kept DATABASE_CONN_MAX_AGE seconds and checked
+    # before reuse. The web server's fixed thread count bounds them: see "Database connections" in
+    # docs/operations.md for the formula.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Parallel test runs on one server (several developers, CI) each need their own test database.
+if env_str("NURTURE_TEST_DB_NAME"):
+    DATABASES["default"]["TEST"] = {"NAME": env_str("NURTURE_TEST_DB_NAME")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+# --- i18n -------------------------------------------------------------------------------------
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("es", "Español")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+# Outside DEBUG, `collectstatic` (run when the image is built) writes hashed, compressed copies and
+# WhiteNoise serves them with far-future cache headers. DEBUG (the local demo) serves the sources.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+# --- the web server (gunicorn.conf.py reads these) ---------------------------------------------
+# Each web process runs NURTURE_WEB_THREADS threads; each thread holds at most one database
+# connection, so one web machine holds at most WORKERS x THREADS (docs/operations.md, "Size").
+NURTURE_WEB_WORKERS = env_int("NURTURE_WEB_WORKERS", 2, minimum=1, maximum=64)
+NURTURE_WEB_THREADS = env_int("NURTURE_WEB_THREADS", 4, minimum=1, maximum=64)
+NURTURE_WEB_BIND = env_str("NURTURE_WEB_BIND", "0.0.0.0:8000")
+NURTURE_WEB_TIMEOUT = env_int("NURTURE_WEB_TIMEOUT", 30, minimum=5, maximum=600)
+
+# --- celery -----------------------------------------------------------------------------------
+# With no broker configured, kombu's filesystem transport under var/ needs no server.
+CELERY_BROKER_URL = env_url(
+    "CELERY_BROKER_URL", "filesystem://", schemes=("filesystem", "redis", "rediss", "amqp", "memory")
+)
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = VAR_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        # Without this kombu writes its broadcast (control) files to ./control in the working directory.
+        "control_folder": str(_broker_dir / "control"),
+        "store_processed": False,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Redis redelivers unacked messages after this; must exceed the longest send batch.
+        "visibility_timeout": env_int("NURTURE_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=60),
+    }
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Processes per worker (each holds at most one database connection). `--concurrency` overrides it.
+CELERY_WORKER_CONCURRENCY = env_int("NURTURE_WORKER_CONCURRENCY", 2, minimum=1, maximum=64)
+
+# --- the series engine -------------------------------------------------------------------------
+# How long one "day" of a series schedule lasts. 86400 in production; a few seconds for demos.
+NURTURE_DAY_SECONDS = env_int("NURTURE_DAY_SECONDS", 86400, minimum=1)
+NURTURE_PLAN_BATCH_SIZE = env_int("NURTURE_PLAN_BATCH_SIZE", 500, minimum=1, maximum=10000)
+NURTURE_SEND_BATCH_SIZE = env_int("NURTURE_SEND_BATCH_SIZE", 50, minimum=1, maximum=1000)
+NURTURE_CONFIRM_MAX_AGE_DAYS = env_int("NURTURE_CONFIRM_MAX_AGE_DAYS", 7, minimum=1)
+# A repeated sign-up for a pending or unsubscribed address re-sends the confirmation at most this often.
+NURTURE_CONFIRM_RESEND_MINUTES = env_int("NURTURE_CONFIRM_RESEND_MINUTES", 10, minimum=0)
+NURTURE_SEND_WINDOW_START_HOUR = env_int("NURTURE_SEND_WINDOW_START_HOUR", 9, minimum=0, maximum=23)
+NURTURE_SEND_WINDOW_END_HOUR = env_int("NURTURE_SEND_WINDOW_END_HOUR", 17, minimum=1, maximum=24)
+NURTURE_MIN_DAYS_BETWEEN_EMAILS = env_int("NURTURE_MIN_DAYS_BETWEEN_EMAILS", 2, minimum=0)
+NURTURE_SENDS_PER_SECOND = env_float("NURTURE_SENDS_PER_SECOND", 14.0, minimum=0.1)
+# With anymail's Mailgun backend, a send batch goes out as few batch calls (docs/scheduler.md).
+# Other backends always send one message per call.
+NURTURE_BATCH_SEND = env_bool("NURTURE_BATCH_SEND", True)
+NURTURE_SENDING_TIMEOUT_SECONDS = env_int("NURTURE_SENDING_TIMEOUT_SECONDS", 900, minimum=30)
+# Transient provider errors (429, 5xx, timeouts): exponential backoff with jitter, then give up.
+NURTURE_SEND_MAX_ATTEMPTS = env_int("NURTURE_SEND_MAX_ATTEMPTS", 6, minimum=1, maximum=50)
+NURTURE_RETRY_BASE_SECONDS = env_float("NURTURE_RETRY_BASE_SECONDS", 30.0, minimum=0.01)
+# Keep below the broker's visibility timeout: a countdown task is held unacked until it runs.
+NURTURE_RETRY_MAX_SECONDS = env_float("NURTURE_RETRY_MAX_SECONDS", 1800.0, minimum=0.01)
+# Data retention (services/retention.py, daily): unconfirmed sign-ups are deleted this many days
+# after their confirmation link expired; unsubscribed people this many days after leaving;
+# provider webhook events after this many days.
+NURTURE_PENDING_RETENTION_DAYS = env_int("NURTURE_PENDING_RETENTION_DAYS", 30, minimum=0, maximum=3650)
+NURTURE_UNSUBSCRIBED_RETENTION_DAYS = env_int("NURTURE_UNSUBSCRIBED_RETENTION_DAYS", 90, minimum=1, maximum=3650)
+NURTURE_EVENT_RETENTION_DAYS = env_int("NURTURE_EVENT_RETENTION_DAYS", 180, minimum=1, maximum=3650)
+NURTURE_CONTENT_REVIEW_MONTHS = env_int("NURTURE_CONTENT_REVIEW_MONTHS", 12, minimum=1)
+NURTURE_REQUIRE_SERVICES = env_bool("NURTURE_REQUIRE_SERVICES", False)
+
+# --- the organisation (shown in every email; placeholders are flagged by `manage.py check`) ----
+NURTURE_ORG_NAME = env_str("NURTURE_ORG_NAME", "Second Opinion Guide (demo organisation)")
+NURTURE_ORG_ADDRESS = env_str("NURTURE_ORG_ADDRESS", "[postal address not set]")
+NURTURE_ORG_HELPLINE = env_str("NURTURE_ORG_HELPLINE", "[helpline not set]")
+NURTURE_ORG_WEBSITE = env_str("NURTURE_ORG_WEBSITE", SITE_URL)
+NURTURE_UNSUBSCRIBE_MAILTO = env_str("NURTURE_UNSUBSCRIBE_MAILTO", "")
+NURTURE_LIST_ID = env_str("NURTURE_LIST_ID", "second-opinion-guide.nurture.invalid")
+
+# --- email ------------------------------------------------------------------------------------
+# Locally, emails are written as .eml files under var/outbox/ (listed at /dev/outbox/ in DEBUG).
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "nurture.mail.OutboxEmailBackend")
+NURTURE_OUTBOX_DIR = Path(env_str("NURTURE_OUTBOX_DIR", str(VAR_DIR / "outbox")))
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Second Opinion Guide <guide@example.org>")
+
+# django-anymail: provider settings are passed through from ANYMAIL_* variables, e.g.
+# ANYMAIL_POSTMARK_SERVER_TOKEN=... becomes ANYMAIL["POSTMARK_SERVER_TOKEN"].
+import os as _os  # noqa: E402
+
+ANYMAIL = {key[len("ANYMAIL_"):]: value for key, value in _os.environ.items() if key.startswith("ANYMAIL_")}
+# Open and click tracking stay off unless the organisation turns them on (health data). The
+# webhook stores open/click events only while the matching switch is on.
+NURTURE_TRACK_OPENS = env_bool("NURTURE_TRACK_OPENS", False)
+NURTURE_TRACK_CLICKS = env_bool("NURTURE_TRACK_CLICKS", False)
+ANYMAIL.setdefault("SEND_DEFAULTS", {"track_opens": NURTURE_TRACK_OPENS, "track_clicks": NURTURE_TRACK_CLICKS})
+# Provider webhooks (/anymail/<provider>/tracking/) need ANYMAIL_WEBHOOK_SECRET ("user:password",
+# the basic auth the provider sends); without it they answer 404 (nurture/web/webhooks.py).
+
+# --- logging ---------------------------------------------------------------------------------
+# Plain text locally; LOG_FORMAT=json gives one JSON object per line (with task and delivery ids).
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", choices=("plain", "json"))
+LOG_LEVEL = env_choice("LOG_LEVEL", "info", choices=("debug", "info", "warning", "error", "critical")).upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "context": {"()": "config.logs.ContextFilter"},
+        "redact": {"()": "config.logs.RedactAddresses"},
+        "quiet_periodic": {"()": "config.logs.QuietPeriodicTasks"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(process)d",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context", "redact"]},
+    },
+    "loggers": {
+        # Celery would give its task logger a plain handler of its own; this one keeps the format.
+        "celery.task": {"handlers": ["console"], "propagate": False},
+        # Periodic runs that found nothing to do (and beat sending them) log at DEBUG.
+        "celery.app.trace": {"filters": ["quiet_periodic"]},
+        "celery.worker.strategy": {"filters": ["quiet_periodic"]},
+        "celery.beat": {"filters": ["quiet_periodic"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+}
+
+# --- behind a TLS proxy ----------------------------------------------------------------------------
+# In production the site is https (SITE_URL) behind a proxy that ends TLS. Tell Django which header
+# the proxy sets (it must overwrite any such header from the client), e.g. X-Forwarded-Proto: then
+# HTTP requests are redirected to https, HSTS is sent and cookies are marked Secure.
+_https = SITE_URL.startswith("https://") and not DEBUG
+_proxy_header = env_header("DJANGO_SECURE_PROXY_SSL_HEADER")
+SECURE_PROXY_SSL_HEADER = (_proxy_header, "https") if _proxy_header else None
+# Redirect to https by default only when Django can tell the scheme (else every request would
+# look like plain HTTP and redirect to itself); TLS ending at gunicorn itself: set it to 1.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", _https and bool(_proxy_header))
+# Health checks and Prometheus scrapes come from inside the network over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000 if _https else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", _https)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# Rotating DJANGO_SECRET_KEY: put the old key here (comma-separated) while links signed with it,
+# and sessions, are still in use (docs/operations.md, "Rotate keys").
+SECRET_KEY_FALLBACKS = [k.strip() for k in env_str("DJANGO_SECRET_KEY_FALLBACKS", "").split(",") if k.strip()]
+
+# --- operability -------------------------------------------------------------------------------
+# /metrics (Prometheus) answers only with "Authorization: Bearer <token>"; 404 while unset.
+NURTURE_METRICS_TOKEN = env_str("NURTURE_METRICS_TOKEN", "")
+# Error reports to Sentry (or a compatible service) only when set; otherwise sentry_sdk is not imported.
+SENTRY_DSN = env_str("SENTRY_DSN", "")
+SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "production")
+if SENTRY_DSN:
+    from config.sentry import init_sentry  # noqa: E402
+
+    init_sentry(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT)
