@@ -14,7 +14,7 @@ import logging
 import re
 
 # An address ends in a name (a top-level domain), so "redis://:**@127.0.0.1" is left alone.
-ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b")
+ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&*+/=?^_{|}~-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b")
 REDACTED = "[address]"
 
 

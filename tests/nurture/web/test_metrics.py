@@ -59,8 +59,8 @@ def test_metrics_report_queues_lag_stuck_sends_counters_and_no_personal_data(cli
     use_broker_in_this_process(redis_url)
     now = timezone.now()
     the_series = series("in_treatment", [(0, ["first-article"]), (3, ["second-article"])])
-    active_subscriber("waiting.person@example.org", the_series, first_name="Maria", next_send_at=now - timedelta(minutes=10))
-    sent = active_subscriber("sent.person@example.org", the_series, next_send_at=now + timedelta(days=1))
+    active_subscriber("waiting.person@example.org", the_series, first_name="Maria", now=now - timedelta(minutes=10))
+    sent = active_subscriber("sent.person@example.org", the_series, now=now + timedelta(days=1))
     Delivery.objects.create(subscriber=sent, step=the_series.steps.get(position=0), status="sent", sent_at=now)
     Delivery.objects.create(
         subscriber=sent, step=the_series.steps.get(position=1), status="sending", sending_started_at=now - timedelta(hours=2)
@@ -130,12 +130,12 @@ def test_the_sender_counts_sends_and_provider_errors_by_kind(settings, redis_url
         the_series = series("in_treatment", [(0, ["first-article"])])
         for i in range(3):
             active_subscriber(f"s{i}@example.org", the_series)
-        planning.plan_due_deliveries()
+        planning.deliveries_plan_due()
         ids = list(Delivery.objects.order_by("id").values_list("id", flat=True))
         fake.state.bad_request_for = {"s0@example.org"}
         fake.state.first_faults = ["500"]
-        outcome = sending.send_deliveries(delivery_ids=ids)
-        sending.send_deliveries(delivery_ids=outcome.retry_ids)
+        outcome = sending.deliveries_send(delivery_ids=ids)
+        sending.deliveries_send(delivery_ids=outcome.retry_ids)
     import redis
 
     store = redis.Redis.from_url(redis_url)
