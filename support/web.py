@@ -44,10 +44,17 @@ class WebServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, ready_timeout: float = 60.0) -> "WebServer":
+        return self.launch().wait_ready(ready_timeout)
+
+    def launch(self) -> "WebServer":
+        """Start the process without waiting for it to answer (see wait_ready)."""
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
+        return self
+
+    def wait_ready(self, ready_timeout: float = 60.0) -> "WebServer":
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

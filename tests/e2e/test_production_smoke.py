@@ -97,7 +97,7 @@ def service_env(service: dict, *, database_url: str, redis_url: str, smtp_port: 
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": str(ROOT),
     })
-    named = {k: v for k, v in env.items() if k in service["environment"] and re.search(rf"\b({'|'.join(COMPOSE_HOSTS)})\b", str(v))}
+    named = {k: v for k, v in env.items() if k in service["environment"] and (v in COMPOSE_HOSTS or urlsplit(v).hostname in COMPOSE_HOSTS)}
     assert not named, f"compose host names left unmapped: {named}"
     return env
 
@@ -162,9 +162,11 @@ def test_compose_stack_serves_signs_up_confirms_and_sends(smoke_database, redis_
             for name in ("web", "worker", "worker-confirmations", "beat"):
                 assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
-            web = WebServer(env["web"], logs / "web.log", command=shlex.split(services["web"]["command"]))
-            started.append(web)
-            web.start()
+            # Two web replicas at once: they only serve (no start-up writes), so neither races the other.
+            web, replica = (WebServer(env["web"], logs / f"web{n}.log", command=shlex.split(services["web"]["command"])) for n in (1, 2))
+            started += [web, replica]
+            for server in (web.launch(), replica.launch()):
+                server.wait_ready()
             for name in ("worker", "worker-confirmations"):
                 started.append(ServiceProcess(name, services[name]["command"], env[name], logs).start("ready."))
             started.append(ServiceProcess("beat", services["beat"]["command"], env["beat"], logs).start("beat: Starting..."))
@@ -178,6 +180,7 @@ def test_compose_stack_serves_signs_up_confirms_and_sends(smoke_database, redis_
             assert stylesheet.status_code == 200 and stylesheet.headers["Content-Type"].startswith("text/css")
             assert "immutable" in stylesheet.headers.get("Cache-Control", "")
             assert http.get(web.url + "/healthz", timeout=30).status_code == 200
+            assert http.get(replica.url + "/healthz", timeout=30).status_code == 200
 
             signup = http.post(web.url + "/", data={
                 "email": "smoke@example.org", "first_name": "Sam", "stage": "in_treatment", "language": "en",
@@ -209,5 +212,5 @@ def test_compose_stack_serves_signs_up_confirms_and_sends(smoke_database, redis_
         log = process.log()
         assert "Traceback" not in log, f"{process.log_path.name}:\n{log[-4000:]}"
     # LOG_FORMAT=json (compose): the worker's lines are JSON objects with the task id in them.
-    worker_log = started[1].log()
+    worker_log = started[2].log()
     assert re.search(r'^\{.*"task_id": "[0-9a-f-]{36}".*\}$', worker_log, re.M), worker_log[-3000:]
