@@ -4,8 +4,6 @@ and benchmarks/bench_http.py."""
 from __future__ import annotations
 
 import http.client
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
+
+from support.workers import stop_process_group
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,14 +70,7 @@ class WebServer:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self, timeout: float = 30.0) -> None:
-        if not self.proc or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        stop_process_group(self.proc, timeout)
 
 
 def request(method: str, url: str, *, body: dict | None = None, headers: dict | None = None, timeout: float = 30.0):

@@ -14,7 +14,6 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,6 +24,7 @@ import yaml
 from django.db import connection
 
 from support.smtp_sink import SmtpSink
+from support.workers import CeleryProcess
 from support.web import WebServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
@@ -102,38 +102,6 @@ def service_env(service: dict, *, database_url: str, redis_url: str, smtp_port: 
     return env
 
 
-class ServiceProcess:
-    def __init__(self, name: str, command: str, env: dict, log_dir: Path):
-        self.name, self.argv, self.env = name, shlex.split(command), env
-        self.log_path = log_dir / f"{name}.log"
-        self.proc = None
-
-    def start(self, marker: str, timeout: float = 90.0) -> "ServiceProcess":
-        self.proc = subprocess.Popen(
-            self.argv, cwd=ROOT, env=self.env, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if marker in self.log():
-                return self
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.name} not ready in {timeout}s:\n{self.log()[-3000:]}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait(timeout=10)
-
-
 def text_of(message) -> str:
     return message.get_body(preferencelist=("plain",)).get_content()
 
@@ -167,9 +135,10 @@ def test_compose_stack_serves_signs_up_confirms_and_sends(smoke_database, redis_
             started += [web, replica]
             for server in (web.launch(), replica.launch()):
                 server.wait_ready()
-            for name in ("worker", "worker-confirmations"):
-                started.append(ServiceProcess(name, services[name]["command"], env[name], logs).start("ready."))
-            started.append(ServiceProcess("beat", services["beat"]["command"], env["beat"], logs).start("beat: Starting..."))
+            for name in ("worker", "worker-confirmations", "beat"):
+                kind = "beat" if name == "beat" else "worker"
+                argv = shlex.split(services[name]["command"])
+                started.append(CeleryProcess(kind, name, env[name], logs, argv=argv).start(ready_timeout=90))
 
             http = requests.Session()
             login = http.get(web.url + "/admin/login/", timeout=30)
