@@ -1,9 +1,8 @@
-"""Logging filters used by settings.LOGGING (both the plain and the JSON format).
+"""Logging filters used by settings.LOGGING (both the plain and the JSON format); the ones that keep
+personal data out of logs are in nurture/log_redaction.py.
 
 - ContextFilter adds the running Celery task's id and name (and a delivery id the caller passed as
   `extra={"delivery_id": ...}`) to every record, so JSON lines can be grouped by task.
-- RedactAddresses replaces anything shaped like an email address in the message with "[address]":
-  being on this list is health information, and logs travel further than the database.
 - QuietPeriodicTasks lowers to DEBUG what the periodic tasks say every few seconds when there was
   nothing to do (Celery's "received" and "succeeded: 0" lines, beat's "Sending due task"), so
   `make run` shows the sign-ups and sends rather than the ticking of the clock.
@@ -12,14 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-
-# An address ends in a name (a top-level domain), so "redis://:**@127.0.0.1" is left alone.
-ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&*+/=?^_{|}~-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b")
-REDACTED = "[address]"
-
-
-def redact(text: str) -> str:
-    return ADDRESS.sub(REDACTED, text)
 
 
 class ContextFilter(logging.Filter):
@@ -37,22 +28,6 @@ def _current_task():
     except ImportError:  # pragma: no cover - celery is a dependency
         return None
     return get_current_task()
-
-
-class RedactAddresses(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string: leave it to the handler to report
-            return True
-        if "@" in message:
-            record.msg, record.args = redact(message), None
-        if record.exc_info and not record.exc_text:
-            # Tracebacks end with the exception's message, which may quote an address.
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-        elif record.exc_text:
-            record.exc_text = redact(record.exc_text)
-        return True
 
 
 def periodic_task_names() -> set[str]:

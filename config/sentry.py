@@ -12,12 +12,11 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from config.logs import redact
+from nurture.log_redaction import redact_addresses, redact_paths
 
 STAGE = "[stage]"
 REMOVED = "[removed]"
 SENSITIVE_KEY = re.compile(r"stage|e-?mail|first_name|last_name|treatment|address|token|cookie|password|secret", re.I)
-PERSONAL_LINK = re.compile(r"/(confirm|unsubscribe|preferences|email|pause|carer)/[^/\s\"']+")
 
 
 def init_sentry(*, dsn: str, environment: str) -> None:
@@ -58,8 +57,7 @@ def stage_words() -> re.Pattern:
 
 
 def scrub_text(text: str) -> str:
-    text = redact(text)
-    text = PERSONAL_LINK.sub(lambda m: f"/{m.group(1)}/[token]", text)
+    text = redact_paths(redact_addresses(text))
     return stage_words().sub(STAGE, text)
 
 

@@ -14,6 +14,8 @@ from config.env import (
     env_float,
     env_header,
     env_int,
+    env_list,
+    env_rate,
     env_str,
     env_url,
 )
@@ -23,9 +25,12 @@ VAR_DIR = Path(env_str("NURTURE_VAR_DIR", str(BASE_DIR / "var")))
 
 # --- core -------------------------------------------------------------------------------------
 DEBUG = env_bool("DJANGO_DEBUG", False)
-# Without DJANGO_SECRET_KEY a development key is used and `manage.py check` warns (nurture.W001).
+# Without DJANGO_SECRET_KEY a development key is used; with DEBUG off start-up refuses it, and any
+# key that is short or appears in this repository (nurture.E030, docs/security.md).
 INSECURE_DEV_SECRET_KEY = "dev-only-insecure-key-set-DJANGO_SECRET_KEY"
 SECRET_KEY = env_str("DJANGO_SECRET_KEY") or INSECURE_DEV_SECRET_KEY
+# Key rotation: the previous key(s), comma-separated, still open links and sessions made with them.
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS")
 ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000", schemes=("http", "https"))
@@ -130,6 +135,38 @@ NURTURE_WEB_THREADS = env_int("NURTURE_WEB_THREADS", 4, minimum=1, maximum=64)
 NURTURE_WEB_BIND = env_str("NURTURE_WEB_BIND", "0.0.0.0:8000")
 NURTURE_WEB_TIMEOUT = env_int("NURTURE_WEB_TIMEOUT", 30, minimum=5, maximum=600)
 
+# --- cache (rate limits and per-address throttles) -------------------------------------------
+# Shared by every web and worker process: the Redis of CELERY_BROKER_URL by default; without Redis
+# (the local demo) an in-process cache, which `manage.py check` flags outside DEBUG (nurture.W031).
+_broker_for_cache = env_str("CELERY_BROKER_URL", "")
+CACHE_URL = env_url(
+    "CACHE_URL",
+    _broker_for_cache if _broker_for_cache.startswith(("redis://", "rediss://")) else "locmem://",
+    schemes=("redis", "rediss", "locmem"),
+)
+if CACHE_URL.startswith("locmem://"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "nurture"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL, "KEY_PREFIX": "nurture-cache"}}
+
+# --- the public surface (docs/security.md, "Public surface") -----------------------------------
+# Sign-up form posts per client address (django-ratelimit on the cache above).
+NURTURE_SIGNUP_RATE = env_rate("NURTURE_SIGNUP_RATE", "20/h")
+# The client address comes from this request header (e.g. X-Forwarded-For, its last entry: the
+# address our own proxy saw) only when set; otherwise from the connection (REMOTE_ADDR).
+NURTURE_TRUSTED_PROXY_HEADER = env_str("NURTURE_TRUSTED_PROXY_HEADER", "").strip()
+RATELIMIT_IP_META_KEY = "nurture.web.client_ip.client_ip"
+RATELIMIT_USE_CACHE = "default"
+# At most this many confirmation (and "already subscribed") emails per hour in all; above it new
+# sign-ups are accepted and their email waits for room.
+NURTURE_CONFIRMATIONS_PER_HOUR = env_int("NURTURE_CONFIRMATIONS_PER_HOUR", 300, minimum=1)
+# Sign-up emails to one mailbox (plus-tag and dot variants count as one) per day.
+NURTURE_SIGNUP_EMAILS_PER_ADDRESS_PER_DAY = env_int("NURTURE_SIGNUP_EMAILS_PER_ADDRESS_PER_DAY", 5, minimum=1)
+# Preference and view-online links stop working after this many days ("email me a fresh link").
+NURTURE_LINK_MAX_AGE_DAYS = env_int("NURTURE_LINK_MAX_AGE_DAYS", 90, minimum=1, maximum=3650)
+# Providers that send no message id: an event acts only for an address we emailed this recently.
+NURTURE_WEBHOOK_RECIPIENT_DAYS = env_int("NURTURE_WEBHOOK_RECIPIENT_DAYS", 30, minimum=1, maximum=365)
+
 # --- celery -----------------------------------------------------------------------------------
 # With no broker configured, kombu's filesystem transport under var/ needs no server.
 CELERY_BROKER_URL = env_url(
@@ -232,8 +269,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
+        # Tokens in /confirm/, /unsubscribe/, /preferences/, /email/ and /links/ paths never reach a log line.
+        "redact_tokens": {"()": "nurture.log_redaction.RedactTokens"},
+        # Nor does anything shaped like an email address.
+        "redact_addresses": {"()": "nurture.log_redaction.RedactAddresses"},
         "context": {"()": "config.logs.ContextFilter"},
-        "redact": {"()": "config.logs.RedactAddresses"},
         "quiet_periodic": {"()": "config.logs.QuietPeriodicTasks"},
     },
     "formatters": {
@@ -245,9 +285,14 @@ LOGGING = {
         },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context", "redact"]},
+        "console": {
+            "class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context", "redact_tokens", "redact_addresses"],
+        },
     },
     "loggers": {
+        # Django's own handlers for these (DEFAULT_LOGGING) would print request paths unredacted.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # Celery would give its task logger a plain handler of its own; this one keeps the format.
         "celery.task": {"handlers": ["console"], "propagate": False},
         # Periodic runs that found nothing to do (and beat sending them) log at DEBUG.
@@ -275,10 +320,6 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", _https)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-
-# Rotating DJANGO_SECRET_KEY: put the old key here (comma-separated) while links signed with it,
-# and sessions, are still in use (docs/operations.md, "Rotate keys").
-SECRET_KEY_FALLBACKS = [k.strip() for k in env_str("DJANGO_SECRET_KEY_FALLBACKS", "").split(",") if k.strip()]
 
 # --- operability -------------------------------------------------------------------------------
 # /metrics (Prometheus) answers only with "Authorization: Bearer <token>"; 404 while unset.

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 QUEUES = ("confirmations", "sends", "periodic", "celery")
 CONFIRMATIONS_QUEUE = "confirmations"
 ERROR_KINDS = ("transient", "permanent", "refused", "unknown")
-EMAIL_KINDS = ("series", "confirmation")
+EMAIL_KINDS = ("series", "confirmation", "links")  # links: "email me a fresh link"
 
 KEY_PREFIX = "nurture:metrics:"
 SENT_KEY = KEY_PREFIX + "emails_sent"  # hash: email kind -> count

@@ -12,8 +12,12 @@ from content.models import Article
 from nurture import selectors, tokens
 from nurture.emails.cache import render_step, step_language
 from nurture.emails.layout import PALETTE, inline_css, organisation, tidy_text
-from nurture.emails.links import greeting_for, link, personal_for
-from nurture.models import Delivery, Step, Subscriber
+from nurture.emails.links import Personal, greeting_for, link, personal_for
+from nurture.models import Delivery, SignupRequest, Step, Subscriber
+
+# Why a preference-link email goes out (templates/email/links.*).
+LINKS_ALREADY_SUBSCRIBED = "already"  # someone signed up with the address of an active subscriber
+LINKS_FRESH = "fresh"  # "email me a new link" / "send me new links"
 
 
 def domain() -> str:
@@ -82,33 +86,66 @@ def build_delivery_email(
     )
 
 
-def delivery_web_html(delivery: Delivery, *, sample_links: bool = False) -> str:
+def delivery_web_html(delivery: Delivery, *, sample_links: bool = False, manage_url: str = "") -> str:
     """The "view in browser" page: the same email as build_delivery_email (the same articles from
     selectors.delivery_articles, the same render), without the link to itself. For a sent delivery
     that is the article versions it went out with, even after staff edited them.
-    sample_links: the staff preview, whose links must not act on the real subscriber."""
+    sample_links: the staff preview, whose links must not act on the real subscriber.
+    manage_url: the public web copy's "change your choices" link, which must not be a preference
+    link (anyone the page's URL reaches would hold one); the "email me a new link" page."""
     step = delivery.step
     language = step_language(step)
     articles = selectors.delivery_articles(delivery=delivery)
     personal = personal_for(delivery.subscriber, language=language, sample_links=sample_links)
+    if manage_url and not sample_links:
+        personal = Personal(greeting=personal.greeting, preferences_url=manage_url, unsubscribe_url=personal.unsubscribe_url)
     html, _text = render_step(step=step, articles=articles, language=language, personal=personal)
     return html
 
 
-def build_confirmation_email(subscriber: Subscriber) -> EmailMultiAlternatives:
-    """Short and stage-free: it says what they asked for, not what we know about them."""
-    language = subscriber.language
+def _service_email(*, template: str, to: str, language: str, first_name: str, context: dict) -> EmailMultiAlternatives:
+    """A short service email (confirmation, preference link) from templates/email/<template>
+    .html, .txt and _subject.txt, in `language`, greeting `first_name`."""
     context = {
-        "language": language,
-        "greeting": greeting_for(subscriber.first_name, language=language),
-        "confirm_url": link("nurture:confirm", purpose=tokens.CONFIRM, subscriber_id=subscriber.pk),
-        "max_age_days": settings.NURTURE_CONFIRM_MAX_AGE_DAYS,
-        "org": organisation(),
-        "palette": PALETTE,
+        **context, "language": language, "greeting": greeting_for(first_name, language=language),
+        "org": organisation(), "palette": PALETTE,
     }
     with translation.override(language):
-        subject = render_to_string("email/confirmation_subject.txt", context).strip()
+        subject = render_to_string(f"email/{template}_subject.txt", context).strip()
         context["subject"] = subject
-        text = tidy_text(render_to_string("email/confirmation.txt", context))
-        html = inline_css(render_to_string("email/confirmation.html", context))
-    return _message(subject=subject, text=text, html=html, to=subscriber.email, message_id=make_msgid(domain=domain()))
+        text = tidy_text(render_to_string(f"email/{template}.txt", context))
+        html = inline_css(render_to_string(f"email/{template}.html", context))
+    return _message(subject=subject, text=text, html=html, to=to, message_id=make_msgid(domain=domain()))
+
+
+def build_confirmation_email(subscriber: Subscriber, *, signup_request: SignupRequest | None = None) -> EmailMultiAlternatives:
+    """Short and stage-free: it says what they asked for, not what we know about them. With a
+    sign-up request, in that sign-up's language and name, and its link names the request, whose
+    choices apply only when it is confirmed."""
+    extra = str(signup_request.pk) if signup_request else ""
+    return _service_email(
+        template="confirmation", to=subscriber.email,
+        language=signup_request.language if signup_request else subscriber.language,
+        first_name=signup_request.first_name if signup_request else subscriber.first_name,
+        context={
+            "confirm_url": link("nurture:confirm", purpose=tokens.CONFIRM, subscriber_id=subscriber.pk, extra=extra),
+            "max_age_days": settings.NURTURE_CONFIRM_MAX_AGE_DAYS,
+        },
+    )
+
+
+def build_links_email(subscriber: Subscriber, *, reason: str) -> EmailMultiAlternatives:
+    """A fresh preference link, to the address we hold, in their language: for someone already
+    subscribed who signed up again (reason LINKS_ALREADY_SUBSCRIBED), or who asked for a new link
+    (LINKS_FRESH). Stage-free, like the confirmation email."""
+    return _service_email(
+        template="links", to=subscriber.email, language=subscriber.language, first_name=subscriber.first_name,
+        context={
+            "reason": reason,
+            "preferences_url": link(
+                "nurture:preferences", purpose=tokens.PREFERENCES, subscriber_id=subscriber.pk,
+                link_version=subscriber.link_version,
+            ),
+            "max_age_days": settings.NURTURE_LINK_MAX_AGE_DAYS,
+        },
+    )

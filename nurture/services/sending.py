@@ -26,11 +26,11 @@ from django.core.mail import get_connection
 from django.db import transaction
 from django.utils import timezone
 
-from nurture import metrics, providers, selectors
+from nurture import metrics, providers
 from nurture.emails.cache import step_body_key
 from nurture.emails.merge import NotBatchable, build_batch_email
-from nurture.emails.messages import build_confirmation_email, build_delivery_email
-from nurture.models import Delivery, Subscriber
+from nurture.emails.messages import build_delivery_email
+from nurture.models import Delivery
 from nurture.services import throttle
 from nurture.services.deliveries import (
     NOT_CLAIMED, ClaimedDelivery, claimed_row, deliveries_mark_sent, delivery_claim_and_check, delivery_settle,
@@ -330,12 +330,3 @@ def deliveries_requeue(*, delivery_ids: list[int], enqueue) -> int:
     if ids:
         transaction.on_commit(lambda: enqueue(ids))
     return len(ids)
-
-
-def confirmation_email_send(*, subscriber_id: int) -> bool:
-    subscriber = Subscriber.objects.filter(pk=subscriber_id, status=Subscriber.Status.PENDING).first()
-    if subscriber is None or selectors.is_suppressed(email=subscriber.email):
-        return False
-    build_confirmation_email(subscriber).send()
-    metrics.count_emails_sent(1, kind="confirmation")
-    return True

@@ -12,6 +12,7 @@ urlpatterns = [
     path("unsubscribe/<str:token>/", links.unsubscribe, name="unsubscribe"),
     path("preferences/<str:token>/", links.preferences, name="preferences"),
     path("email/<str:token>/", links.view_online, name="view_online"),
+    path("links/<str:token>/", links.fresh_link, name="fresh_link"),
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics.metrics_view, name="metrics"),
     path("dev/outbox/", dev_outbox.dev_outbox, name="dev_outbox"),

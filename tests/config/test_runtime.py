@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from config.logs import QuietPeriodicTasks, RedactAddresses
+from config.logs import QuietPeriodicTasks
 from config.sentry import scrub
+from nurture.log_redaction import RedactAddresses
 
 ROOT = Path(__file__).resolve().parents[2]
 

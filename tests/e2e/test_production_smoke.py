@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shlex
 import subprocess
 import sys
@@ -79,13 +80,28 @@ def smoke_database(postgres):
     drop()
 
 
+# What an operator puts in the environment (or .env) for compose's ${VAR:?...} references.
+OPERATOR_ENV = {"DJANGO_SECRET_KEY": secrets.token_urlsafe(50)}
+
+
+def interpolate(value: str) -> str:
+    """compose's ${VAR}, ${VAR:-default} and ${VAR:?error} from OPERATOR_ENV."""
+    def one(match):
+        name, op, arg = match.group(1), match.group(2), match.group(3) or ""
+        if name in OPERATOR_ENV:
+            return OPERATOR_ENV[name]
+        assert op != ":?", f"docker-compose.yml needs {name} from the environment: {arg}"
+        return arg
+    return re.sub(r"\$\{([A-Za-z0-9_]+)(?:(:[?-])([^}]*))?\}", one, value)
+
+
 def service_env(service: dict, *, database_url: str, redis_url: str, smtp_port: int, var_dir: Path) -> dict:
     """The service's compose environment over the image's ENV, with compose host names mapped."""
     base = {
         k: v for k, v in os.environ.items()
         if not k.startswith(("DJANGO_", "NURTURE_", "CELERY_", "EMAIL_", "ANYMAIL_", "DATABASE_", "LOG_", "SENTRY_"))
     }
-    env = {**base, **dockerfile_env(), **{k: str(v) for k, v in service["environment"].items()}}
+    env = {**base, **dockerfile_env(), **{k: interpolate(str(v)) for k, v in service["environment"].items()}}
     env.update({
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": redis_url,
