@@ -66,9 +66,9 @@ def test_metrics_report_queues_lag_stuck_sends_counters_and_no_personal_data(cli
         subscriber=sent, step=the_series.steps.get(position=1), status="sending", sending_started_at=now - timedelta(hours=2)
     )
     # Tasks waiting: one confirmation email, two send batches (nothing consumes them here).
-    from nurture.tasks import send_confirmation_email, send_deliveries_task
+    from nurture.tasks import process_signup, send_deliveries_task
 
-    send_confirmation_email.apply_async((1,), queue="confirmations")
+    process_signup.apply_async((1,), queue="confirmations")
     send_deliveries_task.apply_async(([1],), queue="sends")
     send_deliveries_task.apply_async(([2],), queue="sends")
     # What the workers count: sends (one full minute ago: 120 of them) and provider errors.
