@@ -26,9 +26,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 logger = logging.getLogger(__name__)
 
-# The Celery queues (names shared with the task routes and the compose workers); `celery` is
-# Celery's default queue, where any task without a route lands.
-QUEUES = ("confirmations", "sends", "periodic", "celery")
+# The Celery queues (settings.CELERY_TASK_QUEUES; the compose workers consume them).
+QUEUES = ("confirmations", "sends", "periodic")
 CONFIRMATIONS_QUEUE = "confirmations"
 ERROR_KINDS = ("transient", "permanent", "refused", "unknown")
 EMAIL_KINDS = ("series", "confirmation", "links")  # links: "email me a fresh link"

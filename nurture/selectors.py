@@ -67,6 +67,16 @@ def is_suppressed(*, email: str) -> bool:
     return with_address(Suppression.objects.all(), email).exists()
 
 
+def suppressed_among(*, emails: list[str]) -> set[str]:
+    """Which of these addresses are suppressed (lower-cased), in one query through the Lower(email) index."""
+    lowered = {e.strip().lower() for e in emails}
+    if not lowered:
+        return set()
+    return set(
+        Suppression.objects.alias(email_lower=Lower("email")).filter(email_lower__in=lowered).values_list(Lower("email"), flat=True)
+    )
+
+
 def steps_from(*, series_id: int, position: int) -> QuerySet[Step]:
     return Step.objects.filter(series_id=series_id, position__gte=position).order_by("position")
 
@@ -159,6 +169,19 @@ def _sent_articles(*, delivery: Delivery, recorded: dict[int, int]) -> list[Arti
     return shown
 
 
+def deliveries_articles(*, deliveries: list[Delivery]) -> dict[int, list[Article]]:
+    """delivery_articles() for a batch of unsent deliveries, in one query: {delivery id: its planned
+    articles still sendable, in the step's order} (the sender's re-check)."""
+    by_step: dict[int, list[Article]] = {}
+    for link in sendable_links(step_ids={d.step_id for d in deliveries}).select_related("article"):
+        by_step.setdefault(link.step_id, []).append(link.article)
+    chosen = {}
+    for delivery in deliveries:
+        planned = {int(k) for k, v in (delivery.article_versions or {}).items() if str(k).isdigit() and isinstance(v, int)}
+        chosen[delivery.pk] = [a for a in by_step.get(delivery.step_id, []) if not planned or a.pk in planned]
+    return chosen
+
+
 def delivery_articles(*, delivery: Delivery) -> list[Article]:
     """The articles one delivery carries: the single answer for its email, its "view in browser"
     page and the staff preview, so all three show the same thing.
@@ -174,8 +197,7 @@ def delivery_articles(*, delivery: Delivery) -> list[Article]:
     recorded = {int(k): v for k, v in (delivery.article_versions or {}).items() if str(k).isdigit() and isinstance(v, int)}
     if delivery.status == Delivery.Status.SENT and recorded:
         return _sent_articles(delivery=delivery, recorded=recorded)
-    published = step_published_articles(step_id=delivery.step_id)
-    return [a for a in published if not recorded or a.pk in recorded]
+    return deliveries_articles(deliveries=[delivery])[delivery.pk]
 
 
 # --- series content as the planner reads it (once per series per run) ------------------------

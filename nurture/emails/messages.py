@@ -76,7 +76,7 @@ def build_delivery_email(
     already had); the sender passes the list it already read."""
     if articles is None:
         articles = selectors.delivery_articles(delivery=delivery)
-    return build_step_email(
+    message = build_step_email(
         step=delivery.step,
         subscriber=delivery.subscriber,
         delivery_id=delivery.pk,
@@ -84,6 +84,10 @@ def build_delivery_email(
         sample_links=sample_links,
         articles=articles,
     )
+    # The delivery id and nothing else (as a batch call's merge_metadata): the provider's webhook
+    # events carry it back, which settles a delivery whose answer we never heard (unknown outcome).
+    message.metadata = {"delivery": str(delivery.pk)}
+    return message
 
 
 def delivery_web_html(delivery: Delivery, *, sample_links: bool = False, manage_url: str = "") -> str:
