@@ -85,6 +85,29 @@ def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
     return raw.rstrip("/") if name == "SITE_URL" else raw
 
 
+def env_choice(name: str, default: str, *, choices: tuple[str, ...]) -> str:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value not in choices:
+        CONFIG_ERRORS.append((name, f"{name} must be one of {', '.join(choices)}, not {raw!r}."))
+        return default
+    return value
+
+
+def env_header(name: str) -> str:
+    """An HTTP header name such as X-Forwarded-Proto, as Django's request.META key
+    (HTTP_X_FORWARDED_PROTO); empty when unset."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return ""
+    if not all(part.isalnum() for part in raw.split("-")):
+        CONFIG_ERRORS.append((name, f"{name} must be an HTTP header name such as X-Forwarded-Proto, not {raw!r}."))
+        return ""
+    return "HTTP_" + raw.upper().replace("-", "_")
+
+
 _RATE = re.compile(r"^([1-9][0-9]*)/([1-9][0-9]*)?([smhd])$")
 
 

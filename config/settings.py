@@ -12,8 +12,10 @@ from csp.constants import NONE, SELF
 
 from config.env import (
     env_bool,
+    env_choice,
     env_database,
     env_float,
+    env_header,
     env_int,
     env_list,
     env_rate,
@@ -57,6 +59,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin CSS) straight from the web process, before sessions and the rest.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -101,6 +105,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # One connection per web thread / worker process, kept DATABASE_CONN_MAX_AGE seconds and checked
+    # before reuse. The web server's fixed thread count bounds them: see "Database connections" in
+    # docs/operations.md for the formula.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Parallel test runs on one server (several developers, CI) each need their own test database.
 if env_str("NURTURE_TEST_DB_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": env_str("NURTURE_TEST_DB_NAME")}
@@ -183,6 +192,24 @@ PERMISSIONS_POLICY = {
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# Outside DEBUG, `collectstatic` (run when the image is built) writes hashed, compressed copies and
+# WhiteNoise serves them with far-future cache headers. DEBUG (the local demo) serves the sources.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+# --- the web server (gunicorn.conf.py reads these) ---------------------------------------------
+# Each web process runs NURTURE_WEB_THREADS threads; each thread holds at most one database
+# connection, so one web machine holds at most WORKERS x THREADS (docs/operations.md, "Size").
+NURTURE_WEB_WORKERS = env_int("NURTURE_WEB_WORKERS", 2, minimum=1, maximum=64)
+NURTURE_WEB_THREADS = env_int("NURTURE_WEB_THREADS", 4, minimum=1, maximum=64)
+NURTURE_WEB_BIND = env_str("NURTURE_WEB_BIND", "0.0.0.0:8000")
+NURTURE_WEB_TIMEOUT = env_int("NURTURE_WEB_TIMEOUT", 30, minimum=5, maximum=600)
 
 # --- cache (rate limits and per-address throttles) -------------------------------------------
 # Shared by every web and worker process: the Redis of CELERY_BROKER_URL by default; without Redis
@@ -260,6 +287,8 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Processes per worker (each holds at most one database connection). `--concurrency` overrides it.
+CELERY_WORKER_CONCURRENCY = env_int("NURTURE_WORKER_CONCURRENCY", 2, minimum=1, maximum=64)
 
 # --- the series engine -------------------------------------------------------------------------
 # How long one "day" of a series schedule lasts. 86400 in production; a few seconds for demos.
@@ -342,24 +371,75 @@ ANYMAIL.setdefault("SEND_DEFAULTS", {"track_opens": NURTURE_TRACK_OPENS, "track_
 # Provider webhooks (/anymail/<provider>/tracking/) need ANYMAIL_WEBHOOK_SECRET ("user:password",
 # the basic auth the provider sends); without it they answer 404 (nurture/web/webhooks.py).
 
-# --- logging ----------------------------------------------------------------------------------
+# --- logging ---------------------------------------------------------------------------------
+# Plain text locally; LOG_FORMAT=json gives one JSON object per line (with task and delivery ids).
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", choices=("plain", "json"))
+LOG_LEVEL = env_choice("LOG_LEVEL", "info", choices=("debug", "info", "warning", "error", "critical")).upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    # Tokens in /confirm/, /unsubscribe/, /preferences/, /email/ and /links/ paths never reach a log line.
-    "filters": {"redact_tokens": {"()": "nurture.log_redaction.RedactTokens"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_tokens"]}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # Django's own handlers for these (DEFAULT_LOGGING) would print request paths unredacted.
-    # django-axes logs every sign-in at INFO; its warnings (lockouts) are what matter.
+    "filters": {
+        # Tokens in /confirm/, /unsubscribe/, /preferences/, /email/ and /links/ paths never reach a log line.
+        "redact_tokens": {"()": "nurture.log_redaction.RedactTokens"},
+        # Nor does anything shaped like an email address.
+        "redact_addresses": {"()": "nurture.log_redaction.RedactAddresses"},
+        "context": {"()": "config.logs.ContextFilter"},
+        "quiet_periodic": {"()": "config.logs.QuietPeriodicTasks"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(process)d",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context", "redact_tokens", "redact_addresses"],
+        },
+    },
     "loggers": {
+        # Django's own handlers for these (DEFAULT_LOGGING) would print request paths unredacted.
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # django-axes logs every sign-in at INFO; its warnings (lockouts) are what matter.
         "axes": {"level": "WARNING"},
+        # Celery would give its task logger a plain handler of its own; this one keeps the format.
+        "celery.task": {"handlers": ["console"], "propagate": False},
+        # Periodic runs that found nothing to do (and beat sending them) log at DEBUG.
+        "celery.app.trace": {"filters": ["quiet_periodic"]},
+        "celery.worker.strategy": {"filters": ["quiet_periodic"]},
+        "celery.beat": {"filters": ["quiet_periodic"]},
     },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = SITE_URL.startswith("https://")
-    CSRF_COOKIE_SECURE = SITE_URL.startswith("https://")
+# --- behind a TLS proxy ----------------------------------------------------------------------------
+# In production the site is https (SITE_URL) behind a proxy that ends TLS. Tell Django which header
+# the proxy sets (it must overwrite any such header from the client), e.g. X-Forwarded-Proto: then
+# HTTP requests are redirected to https, HSTS is sent and cookies are marked Secure.
+_https = SITE_URL.startswith("https://") and not DEBUG
+_proxy_header = env_header("DJANGO_SECURE_PROXY_SSL_HEADER")
+SECURE_PROXY_SSL_HEADER = (_proxy_header, "https") if _proxy_header else None
+# Redirect to https by default only when Django can tell the scheme (else every request would
+# look like plain HTTP and redirect to itself); TLS ending at gunicorn itself: set it to 1.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", _https and bool(_proxy_header))
+# Health checks and Prometheus scrapes come from inside the network over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000 if _https else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", _https)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# --- operability -------------------------------------------------------------------------------
+# /metrics (Prometheus) answers only with "Authorization: Bearer <token>"; 404 while unset.
+NURTURE_METRICS_TOKEN = env_str("NURTURE_METRICS_TOKEN", "")
+# Error reports to Sentry (or a compatible service) only when set; otherwise sentry_sdk is not imported.
+SENTRY_DSN = env_str("SENTRY_DSN", "")
+SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "production")
+if SENTRY_DSN:
+    from config.sentry import init_sentry  # noqa: E402
+
+    init_sentry(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT)

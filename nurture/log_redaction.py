@@ -1,4 +1,4 @@
-"""Keep link tokens out of every log line.
+"""Keep link tokens and email addresses out of every log line.
 
 The tokens in /confirm/, /unsubscribe/, /preferences/, /email/ and /links/ paths open a person's
 preferences or act for them, so a request path that reaches a log (the access log, Django's
@@ -34,4 +34,31 @@ class RedactTokens(logging.Filter):
         request = getattr(record, "request", None)
         if request is not None and _TOKEN_PATH.search(getattr(request, "path", "") or ""):
             record.request = None
+        return True
+
+
+# Being on this list is health information, and logs travel further than the database: anything
+# shaped like an email address is written "[address]". An address ends in a name (a top-level
+# domain), so a broker URL such as "redis://:**@127.0.0.1" is left alone.
+_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&*+/=?^_{|}~-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b")
+
+
+def redact_addresses(text: str) -> str:
+    return _ADDRESS.sub("[address]", text)
+
+
+class RedactAddresses(logging.Filter):
+    """In the message and in a traceback's text (an SMTP error may quote the recipient)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a badly formatted record: leave it to the handler to report
+            return True
+        if "@" in message:
+            record.msg, record.args = redact_addresses(message), ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact_addresses(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact_addresses(record.exc_text)
         return True

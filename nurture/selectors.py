@@ -47,6 +47,11 @@ def subscribers_due(*, now: datetime) -> QuerySet[Subscriber]:
     )
 
 
+def oldest_due_send_time(*, now: datetime) -> datetime | None:
+    """When the longest-waiting due subscriber became due (the planner's lag; /metrics)."""
+    return subscribers_due(now=now).values_list("next_send_at", flat=True).first()
+
+
 def confirmation_awaits(*, subscriber: Subscriber, request_id: int | None) -> bool:
     """Would this confirmation link still confirm something? Its sign-up request is open (not
     applied or superseded) for a pending or unsubscribed subscriber; a link without a request
@@ -327,6 +332,12 @@ def deliveries_stuck_sending(*, older_than: datetime) -> ProblemList:
     stuck = Delivery.objects.filter(status=Delivery.Status.SENDING, sending_started_at__lt=older_than)
     rows = list(stuck.select_related("step__series").order_by("sending_started_at")[:OVERVIEW_ROW_LIMIT])
     return ProblemList(stuck.count() if len(rows) == OVERVIEW_ROW_LIMIT else len(rows), rows)
+
+
+def delivery_counts_by_status() -> dict[str, int]:
+    """Every status with its number of deliveries, 0 included (/metrics)."""
+    counts = dict(Delivery.objects.order_by().values_list("status").annotate(n=Count("id")))
+    return {status: counts.get(status, 0) for status in Delivery.Status.values}
 
 
 def deliveries_failed_since(*, since: datetime) -> ProblemList:

@@ -51,16 +51,32 @@ def subprocess_env(*, broker_url: str, outbox_dir: Path, day_seconds: int, extra
     return env
 
 
-class CeleryProcess:
-    """One `celery worker` or `celery beat` process, logging to a file; stopped or killed on demand."""
+def stop_process_group(proc: subprocess.Popen | None, timeout: float = 20.0) -> None:
+    """SIGTERM a process started with start_new_session=True and its children; SIGKILL after `timeout`."""
+    if not proc or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
 
-    def __init__(self, kind: str, name: str, env: dict, log_dir: Path, args: list[str] | None = None):
+
+class CeleryProcess:
+    """One `celery worker` or `celery beat` process, logging to a file; stopped or killed on demand.
+    `argv` runs that exact command line instead of the test defaults (e.g. a compose service's)."""
+
+    def __init__(self, kind: str, name: str, env: dict, log_dir: Path, args: list[str] | None = None, argv: list[str] | None = None):
         self.kind, self.name, self.env = kind, name, env
         self.log_path = log_dir / f"{name}.log"
         self.args = args or []
+        self.argv = argv
         self.proc: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
+        if self.argv:
+            return self.argv
         base = [sys.executable, "-m", "celery", "-A", "config"]
         if self.kind == "worker":
             return base + [
@@ -97,13 +113,7 @@ class CeleryProcess:
             self.proc.wait(timeout=10)
 
     def stop(self, timeout: float = 20.0) -> None:
-        if not self.proc or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        stop_process_group(self.proc, timeout)
 
 
 def wait_for(predicate, *, timeout: float, interval: float = 0.2, message: str = "condition"):

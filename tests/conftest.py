@@ -36,6 +36,9 @@ def _unit_defaults(settings, tmp_path):
     settings.NURTURE_OUTBOX_DIR = tmp_path / "outbox"
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.SITE_URL = "https://guide.example.org"
+    # Outside DEBUG the settings serve hashed files that only `collectstatic` writes; in-process
+    # tests render pages (the admin's {% static %}) without it. The production smoke test runs it.
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
     # LocaleMiddleware leaves the last request's language active on this thread; start each test in English.
     translation.activate("en")
     # Rate limits, per-mailbox throttles and hourly ceilings count in the cache and in in-process

@@ -15,16 +15,21 @@ def compose():
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-def test_compose_has_the_six_services_with_health_checks():
+SERVICES = {"postgres", "redis", "migrate", "web", "worker", "worker-confirmations", "beat", "mailpit"}
+APP_SERVICES = ("migrate", "web", "worker", "worker-confirmations", "beat")
+
+
+def test_compose_has_every_service_and_the_long_running_ones_have_health_checks():
     services = compose()["services"]
-    assert set(services) == {"postgres", "redis", "web", "worker", "beat", "mailpit"}
+    assert set(services) == SERVICES
     for name, service in services.items():
-        assert "healthcheck" in service and service["healthcheck"]["test"], name
+        if name != "migrate":
+            assert "healthcheck" in service and service["healthcheck"]["test"], name
 
 
 def test_app_services_share_one_image_and_the_configuration_variables():
     services = compose()["services"]
-    app = [services[n] for n in ("web", "worker", "beat")]
+    app = [services[n] for n in APP_SERVICES]
     assert len({s["image"] for s in app}) == 1 and all(s["build"] == "." for s in app)
     for service in app:
         assert APP_VARIABLES <= set(service["environment"])
@@ -33,12 +38,56 @@ def test_app_services_share_one_image_and_the_configuration_variables():
     assert services["web"]["environment"]["EMAIL_HOST"] == "mailpit"
 
 
+def test_migrate_runs_once_and_the_app_services_wait_for_it():
+    services = compose()["services"]
+    migrate = services["migrate"]["command"]
+    assert all(step in migrate for step in ("migrate --noinput", "load_content", "ensure_schedule"))
+    assert services["migrate"]["restart"] == "no"
+    for name in ("web", "worker", "worker-confirmations", "beat"):
+        assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
+        assert "migrate" not in services[name]["command"], name  # replicas never race to migrate
+
+
+def test_workers_consume_separate_queues_and_confirmations_have_their_own():
+    services = compose()["services"]
+    queues = {name: re.search(r"-Q (\S+)", services[name]["command"]).group(1).split(",") for name in ("worker", "worker-confirmations")}
+    assert queues["worker-confirmations"] == ["confirmations"]
+    assert {"sends", "periodic"} <= set(queues["worker"]) and "confirmations" not in queues["worker"]
+
+
+def test_state_lives_in_named_volumes_and_redis_keeps_an_append_only_file():
+    data = compose()
+    services = data["services"]
+    assert "pgdata:/var/lib/postgresql/data" in services["postgres"]["volumes"]
+    assert any(v.startswith("redisdata:") for v in services["redis"]["volumes"])
+    assert set(data["volumes"]) >= {"pgdata", "redisdata"}
+    assert "--appendonly yes" in services["redis"]["command"]
+
+
+def test_the_image_runs_gunicorn_as_a_non_root_user_with_static_files_collected_at_build():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    users = re.findall(r"^USER (\S+)", dockerfile, re.M)
+    assert users and users[-1] not in ("root", "0")
+    cmd = re.search(r"^CMD (\[.*\])$", dockerfile, re.M).group(1)
+    import json
+    # The image's default command is exactly the web service's (the smoke test runs the latter).
+    assert json.loads(cmd) == compose()["services"]["web"]["command"].split()
+    assert json.loads(cmd)[0] == "gunicorn"
+    assert re.search(r"^RUN python manage.py collectstatic --noinput$", dockerfile, re.M)
+    assert dockerfile.index("collectstatic") < dockerfile.index("USER nurture")
+
+
+def test_runserver_appears_only_in_the_local_demo():
+    assert "runserver" in (ROOT / "Procfile.dev").read_text()
+    assert "runserver" not in (ROOT / "Dockerfile").read_text()
+    assert "runserver" not in (ROOT / "docker-compose.yml").read_text()
+
+
 def test_every_service_the_readme_names_is_in_compose():
     readme = (ROOT / "README.md").read_text()
-    section = readme.split("docker compose", 1)[1]
-    named = set(re.findall(r"`(postgres|redis|web|worker|beat|mailpit)`", section))
-    assert named == {"postgres", "redis", "web", "worker", "beat", "mailpit"}
-    assert named <= set(compose()["services"])
+    section = readme.split("## Running with docker compose", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`(postgres|redis|migrate|web|worker|worker-confirmations|beat|mailpit)`", section))
+    assert named == SERVICES
 
 
 def test_dependencies_are_pinned():
@@ -53,7 +102,7 @@ def test_dependencies_are_pinned():
 
 def test_every_environment_variable_the_settings_read_is_documented_in_the_readme():
     settings_source = (ROOT / "config" / "settings.py").read_text()
-    read = set(re.findall(r'env_(?:str|int|float|bool|url|database)\(\s*"([A-Z0-9_]+)"', settings_source))
+    read = set(re.findall(r'env_(?:str|int|float|bool|url|database|choice|header)\(\s*"([A-Z0-9_]+)"', settings_source))
     read |= set(re.findall(r'env_int\("([A-Z0-9_]+)"', (ROOT / "config" / "env.py").read_text()))
     readme = (ROOT / "README.md").read_text()
     undocumented = sorted(name for name in read if f"`{name}`" not in readme)

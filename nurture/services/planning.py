@@ -285,7 +285,8 @@ def deliveries_plan_due(
             result.deferred += batch.deferred
             if batch.subscribers_seen < batch_size:
                 break
-    logger.info(
+    logger.log(
+        logging.INFO if result.planned or result.completed else logging.DEBUG,  # nothing due: routine
         "planned deliveries=%d subscribers=%d deferred=%d completed=%d batches=%d",
         result.planned, result.subscribers_seen, result.deferred, result.completed, result.batches,
     )

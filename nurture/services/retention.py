@@ -111,7 +111,8 @@ def expired_data_purge(*, now: datetime | None = None, batch_size: int = BATCH_S
         signup_requests=_delete_in_batches(expired_signup_requests, **options),
         audit_entries=audit_purge_expired(**options),
     )
-    logger.info("purge expired data %s", result)
+    # A run that deleted nothing is routine: DEBUG keeps `make run` readable.
+    logger.log(logging.INFO if any(vars(result).values()) else logging.DEBUG, "purge expired data %s", result)
     return result
 
 

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.mail import get_connection
 from django.utils import timezone
 
+from nurture import metrics
 from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery
 from nurture.providers import PERMANENT, REFUSED, TRANSIENT, classify_send_error
@@ -176,7 +177,11 @@ def _record(results: list[tuple[Claimed, BaseException | None]], *, stamp: datet
             continue
         kind, summary = classify_send_error(exc), _error_summary(exc)
         attempts = item.delivery.attempts + 1
-        logger.warning("send delivery=%s attempt=%d error kind=%s type=%s status=%s", item.pk, attempts, kind, type(exc).__name__, getattr(exc, "status_code", None))
+        logger.warning(
+            "send delivery=%s attempt=%d error kind=%s type=%s status=%s", item.pk, attempts, kind, type(exc).__name__,
+            getattr(exc, "status_code", None), extra={"delivery_id": item.pk},
+        )
+        metrics.count_provider_error(kind)
         status, reason = _settle_error(item, kind, summary, attempts)
         if status == RETRY:
             wait = retry_countdown(attempts)
@@ -208,7 +213,7 @@ def _build(item: Claimed) -> bool:
         item.message = build_delivery_email(item.delivery, articles=item.articles)
         return True
     except Exception:  # a bug or bad content: nothing was sent; staff see why
-        logger.exception("building delivery=%s failed", item.pk)
+        logger.exception("building delivery=%s failed", item.pk, extra={"delivery_id": item.pk})
         return False
 
 

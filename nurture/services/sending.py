@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from nurture import providers
+from nurture import metrics, providers
 from nurture.models import Delivery
 from nurture.services.deliveries import (
     NOT_CLAIMED, deliveries_claim, deliveries_recheck, deliveries_release, deliveries_settle, infrastructure_errors, with_db_retry,
@@ -89,6 +89,7 @@ def deliveries_send(*, delivery_ids: list[int], wait_for_slot=None) -> BatchOutc
         outcome.retry_ids = sorted(set(outcome.retry_ids) | set(released))
         outcome.retry_countdown = max(outcome.retry_countdown, countdown)
     logger.info("send batch size=%d outcome=%s retry=%d", len(delivery_ids), outcome.counts, len(outcome.retry_ids))
+    metrics.count_emails_sent(outcome.counts.get(Delivery.Status.SENT, 0))
     return outcome
 
 

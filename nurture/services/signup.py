@@ -30,7 +30,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from nurture import selectors
+from nurture import metrics, selectors
 from nurture.emails.messages import LINKS_ALREADY_SUBSCRIBED, LINKS_FRESH, build_confirmation_email, build_links_email
 from nurture.models import SignupRequest, Subscriber
 from nurture.services import throttle
@@ -161,6 +161,7 @@ def signup_request_email(*, request_id: int) -> EmailOutcome:
         message = build_links_email(request.subscriber, reason=LINKS_ALREADY_SUBSCRIBED)
     throttle.wait_for_send_slot()  # the provider's ceiling, shared with the series emails
     message.send()
+    metrics.count_emails_sent(1, kind="confirmation")
     SignupRequest.objects.filter(pk=request.pk).update(emailed_at=timezone.now())
     if request.state == SignupRequest.State.ALREADY:
         request.delete()  # nothing waits on it: the choices are not kept
@@ -187,5 +188,6 @@ def subscriber_links_email(*, subscriber_id: int, mailbox_counted: bool = False)
     message = build_links_email(subscriber, reason=LINKS_FRESH)
     throttle.wait_for_send_slot()
     message.send()
+    metrics.count_emails_sent(1, kind="links")
     logger.info("fresh links sent subscriber=%s", subscriber.pk)
     return EmailOutcome(sent=True)

@@ -1,14 +1,13 @@
 from __future__ import annotations
 
 import unicodedata
-import zoneinfo
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from content.models import Language, Stage
-from nurture.models import Subscriber
+from nurture.models import Subscriber, known_time_zones
 
 CONSENT_TEXT = _(
     "Yes, please email me information about getting a second opinion, tailored to where I am. "
@@ -61,7 +60,7 @@ class SignupForm(forms.Form):
     def clean_time_zone(self):
         # Filled in by the page's script from the browser; an unknown or missing value falls back to UTC.
         value = self.cleaned_data.get("time_zone") or ""
-        return value if value in zoneinfo.available_timezones() else "UTC"
+        return value if value in known_time_zones() else "UTC"
 
 
 class PreferencesForm(forms.ModelForm):
