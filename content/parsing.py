@@ -19,6 +19,9 @@ SERIES_FILE = "_series.yaml"
 FRONT_MATTER_KEYS = ("slug", "title", "stages", "source_section", "status", "reviewer", "last_reviewed")
 SERIES_KEYS = ("name", "steps")
 STEP_KEYS = ("delay_days", "subject", "articles")
+# Optional per step: `before_treatment: true` marks what matters before treatment starts (for someone
+# who gave a treatment date, it is sent early enough to arrive before it).
+OPTIONAL_STEP_KEYS = ("before_treatment",)
 SUBJECT_MAX = 150  # nurture.models.Step.subject max_length
 TITLE_MAX = Article._meta.get_field("title").max_length
 MAX_DELAY_DAYS = 365
@@ -61,6 +64,7 @@ class StepEntry:
     delay_days: int
     subject: str
     article_slugs: list[str]
+    before_treatment: bool = False
 
 
 @dataclass
@@ -317,8 +321,12 @@ def read_series(path: Path, language: str, known_slugs: set[str], problems: list
                 problems.append(Problem(path, where, f"{stage} step {index + 1}: expected delay_days, subject and articles"))
                 continue
             for key in raw:
-                if key not in STEP_KEYS:
-                    problems.append(Problem(path, at(stage, "steps", index, key), f"{stage} step {index + 1}: unknown key '{key}' (allowed: {', '.join(STEP_KEYS)})"))
+                if key not in STEP_KEYS + OPTIONAL_STEP_KEYS:
+                    problems.append(Problem(path, at(stage, "steps", index, key), f"{stage} step {index + 1}: unknown key '{key}' (allowed: {', '.join(STEP_KEYS + OPTIONAL_STEP_KEYS)})"))
+            before_treatment = raw.get("before_treatment", False)
+            if not isinstance(before_treatment, bool):
+                problems.append(Problem(path, at(stage, "steps", index, "before_treatment"), f"{stage} step {index + 1}: before_treatment must be true or false"))
+                before_treatment = False
             for key in STEP_KEYS:
                 if key not in raw:
                     problems.append(Problem(path, where, f"{stage} step {index + 1}: '{key}' is missing"))
@@ -338,7 +346,9 @@ def read_series(path: Path, language: str, known_slugs: set[str], problems: list
                         problems.append(Problem(path, at(stage, "steps", index, "articles"), f"{stage} step {index + 1}: unknown article '{slug}' in '{language}'"))
                 if len(set(slugs)) != len(slugs):
                     problems.append(Problem(path, at(stage, "steps", index, "articles"), f"{stage} step {index + 1}: an article is listed twice"))
-            entry.steps.append(StepEntry(delay_days=delay, subject=subject or "", article_slugs=list(slugs or [])))
+            entry.steps.append(StepEntry(
+                delay_days=delay, subject=subject or "", article_slugs=list(slugs or []), before_treatment=before_treatment,
+            ))
         series.append(entry)
     return series if len(problems) == before else []
 

@@ -44,8 +44,19 @@ class Subscriber(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    # A pause chosen from an email's "Pause these emails" link (or the preference centre): the
+    # series resumes by itself at this instant (services.subscribers.subscribers_resume_due).
+    # Null while paused: paused until they resume themselves.
+    paused_until = models.DateTimeField(null=True, blank=True)
+    # The first email after a pause opens with a short "welcome back" line; the planner moves this
+    # onto the delivery it plans (Delivery.welcome_back).
+    welcome_back_due = models.BooleanField(default=False)
+    # Health data (like the stage): the day their treatment is planned to start, if they told us.
+    # Never in logs, links, provider payloads; goes with the subscriber row.
+    treatment_date = models.DateField(null=True, blank=True)
 
     class Meta:
+        permissions = [("export_subscriber", "Can export everything held about a subscriber")]
         constraints = [models.UniqueConstraint(Lower("email"), name="subscriber_email_ci_unique")]
         indexes = [
             # The planner's due query: active and next_send_at <= now. Partial, so it holds only
@@ -62,13 +73,72 @@ class Subscriber(models.Model):
 
 
 class ConsentRecord(models.Model):
-    """What a person agreed to, and when: kept as evidence of opt-in."""
+    """What a person agreed to or changed, and when: one record per change, kept as evidence.
+
+    `consent_text` is the wording they were shown, in their language; `source` says through which
+    page, link or staff action (e.g. "signup_page", "preferences_page", "pause_link", "admin").
+    Never the stage or a treatment date in the text: the kind says what changed."""
+
+    class Kind(models.TextChoices):
+        SIGNUP = "signup", _("Sign-up")
+        CONFIRM = "confirm", _("Confirmation")
+        STAGE_CHANGE = "stage_change", _("Stage changed")
+        LANGUAGE_CHANGE = "language_change", _("Language changed")
+        CADENCE_CHANGE = "cadence_change", _("How often changed")
+        CARER_REQUESTED = "carer_requested", _("Carer asked")
+        CARER_CONFIRMED = "carer_confirmed", _("Carer agreed")
+        CARER_STOPPED = "carer_stopped", _("Carer hand-off stopped")
+        TREATMENT_DATE_GIVEN = "treatment_date_given", _("Treatment date given")
+        TREATMENT_DATE_REMOVED = "treatment_date_removed", _("Treatment date removed")
+        PAUSE = "pause", _("Paused")
+        RESUME = "resume", _("Resumed")
+        UNSUBSCRIBE = "unsubscribe", _("Unsubscribed")
 
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="consents")
+    kind = models.CharField(max_length=30, choices=Kind.choices, default=Kind.SIGNUP)
+    source = models.CharField(max_length=40, blank=True)
     consent_text = models.TextField()
     language = models.CharField(max_length=2, choices=Language.choices)
     given_at = models.DateTimeField(auto_now_add=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "given_at"], name="consent_kind_given_idx")]
+
+
+class CarerHandoff(models.Model):
+    """A subscriber hands their emails to someone helping them. Nothing goes to the carer until the
+    carer confirms from their own inbox; either of them can stop it."""
+
+    class Mode(models.TextChoices):
+        INSTEAD = "instead", _("Instead of me")
+        AS_WELL = "as_well", _("As well as me")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for the carer to confirm")
+        ACTIVE = "active", _("Active")
+        STOPPED = "stopped", _("Stopped")
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="carer_handoffs")
+    carer_email = models.EmailField(max_length=254)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.INSTEAD)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    stopped_by = models.CharField(max_length=20, blank=True)  # subscriber / carer / staff / replaced
+
+    class Meta:
+        constraints = [
+            # At most one hand-off in play per subscriber.
+            models.UniqueConstraint(
+                fields=["subscriber"], name="carer_handoff_one_open",
+                condition=models.Q(status__in=["pending", "active"]),
+            ),
+        ]
+
+    def __str__(self):
+        return f"Carer hand-off #{self.pk} ({self.status})"
 
 
 class Series(models.Model):
@@ -94,6 +164,10 @@ class Step(models.Model):
     series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="steps")
     position = models.PositiveIntegerField(help_text="Order within the series, from 0.")
     delay_days = models.PositiveIntegerField(help_text="Days after the previous step (0: at once).")
+    before_treatment = models.BooleanField(
+        default=False,
+        help_text="Matters before treatment starts: for someone who gave a treatment date, sent early enough to arrive before it.",
+    )
     subject = models.CharField(
         max_length=150,
         help_text="Never name a diagnosis: subjects show on lock screens.",
@@ -156,6 +230,8 @@ class Delivery(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
+    # The first email after a pause: it opens with a short "welcome back" line.
+    welcome_back = models.BooleanField(default=False)
 
     class Meta:
         verbose_name_plural = "deliveries"

@@ -19,6 +19,12 @@ CONFIRM = "confirm"
 UNSUBSCRIBE = "unsubscribe"
 PREFERENCES = "preferences"
 VIEW_ONLINE = "view"
+PAUSE = "pause"
+# A carer's links carry the hand-off id as `extra`: the confirmation (expires like CONFIRM) and the
+# carer's own "stop" link (never expires).
+CARER_CONFIRM = "carer-confirm"
+CARER_STOP = "carer-stop"
+EXPIRING = (CONFIRM, CARER_CONFIRM)
 
 
 def make_token(*, purpose: str, subscriber_id: int, extra: str = "") -> str:
@@ -28,7 +34,7 @@ def make_token(*, purpose: str, subscriber_id: int, extra: str = "") -> str:
 
 def read_token(*, purpose: str, token: str) -> tuple[int, str]:
     """Returns (subscriber_id, extra). Confirmation links expire; opt-out links never do."""
-    max_age = timedelta(days=settings.NURTURE_CONFIRM_MAX_AGE_DAYS) if purpose == CONFIRM else None
+    max_age = timedelta(days=settings.NURTURE_CONFIRM_MAX_AGE_DAYS) if purpose in EXPIRING else None
     try:
         payload = signing.loads(token, salt=f"nurture.{purpose}", max_age=max_age)
     except signing.SignatureExpired as exc:

@@ -48,7 +48,9 @@ class PurgeResult:
 
 def expired_pending_subscribers(*, now: datetime) -> QuerySet[Subscriber]:
     cutoff = now - timedelta(days=settings.NURTURE_CONFIRM_MAX_AGE_DAYS + settings.NURTURE_PENDING_RETENTION_DAYS)
-    recent_sign_up = ConsentRecord.objects.filter(subscriber=OuterRef("pk"), given_at__gte=cutoff)
+    recent_sign_up = ConsentRecord.objects.filter(
+        subscriber=OuterRef("pk"), kind=ConsentRecord.Kind.SIGNUP, given_at__gte=cutoff
+    )
     return Subscriber.objects.filter(status=Subscriber.Status.PENDING, created_at__lt=cutoff).exclude(Exists(recent_sign_up))
 
 

@@ -1,6 +1,7 @@
 """Writes about subscribers: sign-up, confirmation, leaving, preferences."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 
@@ -9,11 +10,62 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
-from nurture import selectors, tokens
-from nurture.models import ConsentRecord, Delivery, Subscriber
+from content.models import Stage
+from nurture import selectors, tokens, wording
+from nurture.models import CarerHandoff, ConsentRecord, Delivery, Subscriber
 
 logger = logging.getLogger(__name__)
+
+
+# Pause lengths offered by the "Pause these emails" link: 2 weeks, 1 month, 3 months.
+PAUSE_WEEKS = (2, 4, 13)
+# A treatment date may be at most this far ahead.
+TREATMENT_DATE_MAX_DAYS = 365
+
+
+class InputError(ValueError):
+    """Bad input a person gave: shown as the field's error in their language; nothing was changed."""
+
+    def __init__(self, field: str, message):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def consent_record(
+    *, subscriber: Subscriber, kind: str, source: str, text, confirmed: bool = False
+) -> ConsentRecord:
+    """One record per change: what (kind), through which page or staff action (source), and the
+    wording shown, in the person's language (text: a lazy string or a function of none)."""
+    return ConsentRecord.objects.create(
+        subscriber=subscriber, kind=kind, source=source, language=subscriber.language,
+        consent_text=wording.in_language(text, subscriber.language),
+        confirmed_at=timezone.now() if confirmed else None,
+    )
+
+
+def treatment_date_problem(value: dt.date | None, *, today: dt.date | None = None):
+    """None when the date is acceptable (or not given); else the error to show."""
+    if value is None:
+        return None
+    today = today or timezone.localdate()
+    if value < today:
+        return _("The date cannot be in the past.")
+    if value > today + timedelta(days=TREATMENT_DATE_MAX_DAYS):
+        return _("The date must be within a year from today.")
+    return None
+
+
+def _check_treatment_date(stage: str, value: dt.date | None) -> dt.date | None:
+    """Kept only for the stage it is asked for; a bad date raises InputError."""
+    if stage != Stage.RECENTLY_DIAGNOSED:
+        return None
+    problem = treatment_date_problem(value)
+    if problem:
+        raise InputError("treatment_date", problem)
+    return value
 
 
 @dataclass(frozen=True)
@@ -30,19 +82,34 @@ def _enqueue_confirmation(subscriber_id: int) -> None:
 
 def _confirmation_sent_recently(subscriber: Subscriber) -> bool:
     since = timezone.now() - timedelta(minutes=settings.NURTURE_CONFIRM_RESEND_MINUTES)
-    return subscriber.consents.filter(given_at__gte=since).exists()
+    return subscriber.consents.filter(kind=ConsentRecord.Kind.SIGNUP, given_at__gte=since).exists()
+
+
+def _record_sign_up(subscriber: Subscriber, *, consent_text: str, source: str) -> None:
+    ConsentRecord.objects.create(
+        subscriber=subscriber, kind=ConsentRecord.Kind.SIGNUP, source=source,
+        consent_text=consent_text, language=subscriber.language,
+    )
+    if subscriber.treatment_date is not None:
+        consent_record(
+            subscriber=subscriber, kind=ConsentRecord.Kind.TREATMENT_DATE_GIVEN, source=source,
+            text=wording.TREATMENT_DATE_GIVEN,
+        )
 
 
 @transaction.atomic
 def subscriber_sign_up(
-    *, email: str, first_name: str, stage: str, language: str, time_zone: str, consent_text: str
+    *, email: str, first_name: str, stage: str, language: str, time_zone: str, consent_text: str,
+    treatment_date: dt.date | None = None, source: str = "signup_page",
 ) -> SignupResult:
     """Create (or refresh) a pending subscriber and send the confirmation email once committed.
 
     A second sign-up with the same address never creates a second row. An active subscriber's
     choices are not changed from an unauthenticated form; they use the preference link instead.
+    `treatment_date` (optional, recently diagnosed only) raises InputError when out of range.
     """
     email = email.strip()
+    treatment_date = _check_treatment_date(stage, treatment_date)
     if selectors.is_suppressed(email=email):
         # Bounced or complained before: store nothing and send nothing (staff can lift it in admin).
         logger.info("sign-up for a suppressed address ignored")
@@ -52,12 +119,13 @@ def subscriber_sign_up(
         try:
             with transaction.atomic():
                 subscriber = Subscriber.objects.create(
-                    email=email, first_name=first_name, stage=stage, language=language, time_zone=time_zone
+                    email=email, first_name=first_name, stage=stage, language=language, time_zone=time_zone,
+                    treatment_date=treatment_date,
                 )
         except IntegrityError:  # the same address signed up in a parallel request
             existing = selectors.subscriber_by_email(email=email)
         else:
-            ConsentRecord.objects.create(subscriber=subscriber, consent_text=consent_text, language=language)
+            _record_sign_up(subscriber, consent_text=consent_text, source=source)
             _enqueue_confirmation(subscriber.pk)
             logger.info("sign-up created subscriber=%s", subscriber.pk)
             return SignupResult(subscriber_id=subscriber.pk, created=True)
@@ -70,16 +138,18 @@ def subscriber_sign_up(
         # Nothing is sent to them until they confirm from their own inbox, so a sign-up by
         # someone else cannot start emails or use anyone's choices.
         Subscriber.objects.filter(pk=existing.pk).update(
-            first_name=first_name, stage=stage, language=language, time_zone=time_zone, status=Subscriber.Status.PENDING
+            first_name=first_name, stage=stage, language=language, time_zone=time_zone, status=Subscriber.Status.PENDING,
+            treatment_date=treatment_date,
         )
-        ConsentRecord.objects.create(subscriber=existing, consent_text=consent_text, language=language)
+        existing.refresh_from_db()
+        _record_sign_up(existing, consent_text=consent_text, source=source)
         _enqueue_confirmation(existing.pk)
     logger.info("sign-up repeated subscriber=%s status=%s", existing.pk, existing.status)
     return SignupResult(subscriber_id=existing.pk, created=False)
 
 
 @transaction.atomic
-def subscriber_confirm(*, subscriber_id: int) -> Subscriber:
+def subscriber_confirm(*, subscriber_id: int, source: str = "confirm_link") -> Subscriber:
     """Pending -> active at the start of their stage's series. Confirming twice changes nothing."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
     if subscriber.status != Subscriber.Status.PENDING:
@@ -93,19 +163,22 @@ def subscriber_confirm(*, subscriber_id: int) -> Subscriber:
     subscriber.unsubscribed_at = None
     subscriber.save()
     subscriber.consents.filter(confirmed_at__isnull=True).update(confirmed_at=now)
+    consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.CONFIRM, source=source, text=wording.CONFIRM, confirmed=True)
     logger.info("subscriber confirmed subscriber=%s", subscriber.pk)
     return subscriber
 
 
 @transaction.atomic
-def subscriber_unsubscribe(*, subscriber_id: int) -> Subscriber:
+def subscriber_unsubscribe(*, subscriber_id: int, source: str = "unsubscribe_link") -> Subscriber:
     """Leave at once: nothing more is planned, and queued deliveries are not sent (send re-checks status)."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
     if subscriber.status != Subscriber.Status.UNSUBSCRIBED:
         subscriber.status = Subscriber.Status.UNSUBSCRIBED
         subscriber.unsubscribed_at = timezone.now()
         subscriber.next_send_at = None
-        subscriber.save(update_fields=["status", "unsubscribed_at", "next_send_at"])
+        subscriber.paused_until = None
+        subscriber.save(update_fields=["status", "unsubscribed_at", "next_send_at", "paused_until"])
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.UNSUBSCRIBE, source=source, text=wording.UNSUBSCRIBE)
         logger.info("subscriber unsubscribed subscriber=%s", subscriber.pk)
     return subscriber
 
@@ -129,14 +202,24 @@ def _withdraw_queued(subscriber: Subscriber) -> int | None:
     return min(positions) if positions else None
 
 
-def _move_to_series(subscriber: Subscriber, *, stage: str, language: str) -> bool:
+def _move_to_series(subscriber: Subscriber, *, stage: str, language: str, source: str = "preferences_page") -> bool:
     """Start of the series for (stage, language). History (Delivery rows) stays, and the planner
     passes over any step whose articles they already had, so nothing is repeated. Returns whether
-    the series changed. The caller holds the row lock and saves."""
+    the series changed. The caller holds the row lock and saves. Records each change."""
     if (stage, language) == (subscriber.stage, subscriber.language) and subscriber.series_id is not None:
         return False
     _withdraw_queued(subscriber)  # the old series' next email must not follow them
+    stage_changed, language_changed = stage != subscriber.stage, language != subscriber.language
+    if stage_changed and stage != Stage.RECENTLY_DIAGNOSED and subscriber.treatment_date is not None:
+        # Kept only while it is used: the date plans the "recently diagnosed" series.
+        subscriber.treatment_date = None
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.TREATMENT_DATE_REMOVED, source=source,
+                       text=wording.TREATMENT_DATE_REMOVED)
     subscriber.stage, subscriber.language = stage, language
+    if stage_changed:
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.STAGE_CHANGE, source=source, text=wording.STAGE_CHANGE)
+    if language_changed:  # worded in the new language: the one they chose to read
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.LANGUAGE_CHANGE, source=source, text=wording.LANGUAGE_CHANGE)
     subscriber.series = selectors.series_for(stage=stage, language=language)
     subscriber.next_step_position = 0
     if subscriber.status == Subscriber.Status.ACTIVE:
@@ -148,11 +231,11 @@ def _move_to_series(subscriber: Subscriber, *, stage: str, language: str) -> boo
 
 
 @transaction.atomic
-def subscriber_change_stage(*, subscriber_id: int, stage: str, language: str | None = None) -> Subscriber:
+def subscriber_change_stage(*, subscriber_id: int, stage: str, language: str | None = None, source: str = "admin") -> Subscriber:
     """Staff (admin) and the preference centre move a subscriber through this one path."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
-    if _move_to_series(subscriber, stage=stage, language=language or subscriber.language):
-        subscriber.save(update_fields=["stage", "language", "series", "next_step_position", "next_send_at"])
+    if _move_to_series(subscriber, stage=stage, language=language or subscriber.language, source=source):
+        subscriber.save(update_fields=["stage", "language", "series", "next_step_position", "next_send_at", "treatment_date"])
     return subscriber
 
 
@@ -173,13 +256,17 @@ def delivery_from_view_token(*, token: str) -> Delivery:
 
 
 @transaction.atomic
-def subscriber_update_preferences(*, subscriber_id: int, first_name: str, stage: str, language: str, cadence: str) -> Subscriber:
+def subscriber_update_preferences(
+    *, subscriber_id: int, first_name: str, stage: str, language: str, cadence: str, source: str = "preferences_page"
+) -> Subscriber:
     """Save the preference centre. A new stage or language moves them to the start of that series;
     their history stays, and the planner never repeats an article they already had."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
     cadence_changed = cadence != subscriber.cadence
     subscriber.first_name, subscriber.cadence = first_name, cadence
-    moved = _move_to_series(subscriber, stage=stage, language=language)
+    moved = _move_to_series(subscriber, stage=stage, language=language, source=source)
+    if cadence_changed:
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.CADENCE_CHANGE, source=source, text=wording.CADENCE_CHANGE)
     if cadence_changed and not moved and subscriber.status == Subscriber.Status.ACTIVE and subscriber.next_send_at is not None:
         # Re-planned with the new cadence at once (the planner defers it if it is too soon).
         subscriber.next_send_at = min(subscriber.next_send_at, timezone.now())
@@ -188,27 +275,164 @@ def subscriber_update_preferences(*, subscriber_id: int, first_name: str, stage:
 
 
 @transaction.atomic
-def subscriber_pause(*, subscriber_id: int) -> Subscriber:
-    """Pause keeps their place (next_step_position); nothing is planned while paused."""
+def subscriber_set_treatment_date(
+    *, subscriber_id: int, treatment_date: dt.date | None, source: str = "preferences_page"
+) -> Subscriber:
+    """Give, change or remove the date treatment is planned to start (recently diagnosed only).
+    A bad date raises InputError and changes nothing. An active subscriber is re-planned at once:
+    the planner front-loads the "before treatment" steps (services.planning)."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
+    if treatment_date is not None and subscriber.stage != Stage.RECENTLY_DIAGNOSED:
+        raise InputError("treatment_date", _("A treatment date can only be given while recently diagnosed."))
+    problem = treatment_date_problem(treatment_date)
+    if problem:
+        raise InputError("treatment_date", problem)
+    if treatment_date == subscriber.treatment_date:
+        return subscriber
+    subscriber.treatment_date = treatment_date
+    if treatment_date is None:
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.TREATMENT_DATE_REMOVED, source=source, text=wording.TREATMENT_DATE_REMOVED)
+    else:
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.TREATMENT_DATE_GIVEN, source=source, text=wording.TREATMENT_DATE_GIVEN)
+    if subscriber.status == Subscriber.Status.ACTIVE:
+        subscriber.next_send_at = timezone.now()  # the planner still applies the gap and the daytime window
+    subscriber.save(update_fields=["treatment_date", "next_send_at"])
+    logger.info("treatment date %s subscriber=%s", "removed" if treatment_date is None else "set", subscriber.pk)
+    return subscriber
+
+
+@transaction.atomic
+def subscriber_pause(*, subscriber_id: int, weeks: int | None = None, source: str = "preferences_page") -> Subscriber:
+    """Pause keeps their place (next_step_position); nothing is planned while paused. With `weeks`
+    (one of PAUSE_WEEKS) the series resumes by itself afterwards (subscribers_resume_due); without,
+    it waits for them. Pausing again while paused sets the new end. Never an unsubscribe."""
+    if weeks is not None and weeks not in PAUSE_WEEKS:
+        raise InputError("weeks", _("Choose one of the pause lengths offered."))
+    subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
+    if subscriber.status not in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED):
+        return subscriber
     if subscriber.status == Subscriber.Status.ACTIVE:
         subscriber.status = Subscriber.Status.PAUSED
         withdrawn_position = _withdraw_queued(subscriber)
         if withdrawn_position is not None:  # that email waits for the resume instead of being lost
             subscriber.next_step_position = min(subscriber.next_step_position, withdrawn_position)
             subscriber.next_send_at = timezone.now()  # due again as soon as they resume
-        subscriber.save(update_fields=["status", "next_step_position", "next_send_at"])
+    subscriber.paused_until = timezone.now() + timedelta(weeks=weeks) if weeks else None
+    subscriber.save(update_fields=["status", "next_step_position", "next_send_at", "paused_until"])
+    consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.PAUSE, source=source, text=lambda: wording.pause(weeks))
+    logger.info("subscriber paused subscriber=%s", subscriber.pk)
     return subscriber
 
 
 @transaction.atomic
-def subscriber_resume(*, subscriber_id: int) -> Subscriber:
+def subscriber_resume(*, subscriber_id: int, source: str = "preferences_page") -> Subscriber:
     """Back where they were: the same next step. Due now if it was due while paused; the planner
-    still keeps the gap since their last email and their daytime window."""
+    still keeps the gap since their last email and their daytime window. Their first email after
+    opens with a short "welcome back" line."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
     if subscriber.status == Subscriber.Status.PAUSED:
         subscriber.status = Subscriber.Status.ACTIVE
         if subscriber.next_send_at is None or subscriber.next_send_at < timezone.now():
             subscriber.next_send_at = timezone.now()
-        subscriber.save(update_fields=["status", "next_send_at"])
+        subscriber.paused_until = None
+        subscriber.welcome_back_due = True
+        subscriber.save(update_fields=["status", "next_send_at", "paused_until", "welcome_back_due"])
+        automatic = source == "automatic"
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.RESUME, source=source,
+                       text=wording.RESUME_AUTOMATIC if automatic else wording.RESUME)
+        logger.info("subscriber resumed subscriber=%s", subscriber.pk)
     return subscriber
+
+
+def subscribers_resume_due(*, now: dt.datetime | None = None, limit: int = 10_000) -> int:
+    """Resume every pause whose end has come (run before each planning pass). Each in its own
+    transaction, through subscriber_resume; a pause ended early by the person is already gone."""
+    now = now or timezone.now()
+    ids = list(
+        Subscriber.objects.filter(status=Subscriber.Status.PAUSED, paused_until__lte=now)
+        .order_by("paused_until").values_list("pk", flat=True)[:limit]
+    )
+    for subscriber_id in ids:
+        subscriber_resume(subscriber_id=subscriber_id, source="automatic")
+    return len(ids)
+
+
+# --- someone else is helping: the carer hand-off ------------------------------------------------
+
+
+def carer_address_problem(*, subscriber: Subscriber, carer_email: str):
+    """None when the address can take the hand-off; else the error to show."""
+    address = carer_email.strip().lower()
+    if address == subscriber.email.strip().lower():
+        return _("This is your own address. Enter the address of the person helping you.")
+    if selectors.is_suppressed(email=address):
+        return _("We cannot send emails to this address. Please use another one.")
+    return None
+
+
+def _enqueue_carer_confirmation(handoff_id: int) -> None:
+    from nurture.tasks import send_carer_confirmation_email
+
+    transaction.on_commit(lambda: send_carer_confirmation_email.delay(handoff_id))
+
+
+@transaction.atomic
+def carer_request(*, subscriber_id: int, carer_email: str, mode: str, source: str = "preferences_page") -> CarerHandoff:
+    """Ask a carer to receive the emails. Nothing goes to them until they confirm from their own
+    inbox (carer_confirm). A request replaces any earlier one. Bad input raises InputError."""
+    subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
+    problem = carer_address_problem(subscriber=subscriber, carer_email=carer_email)
+    if problem:
+        raise InputError("carer_email", problem)
+    if mode not in CarerHandoff.Mode.values:
+        raise InputError("mode", _("Choose one of the options offered."))
+    now = timezone.now()
+    CarerHandoff.objects.filter(
+        subscriber=subscriber, status__in=[CarerHandoff.Status.PENDING, CarerHandoff.Status.ACTIVE]
+    ).update(status=CarerHandoff.Status.STOPPED, stopped_at=now, stopped_by="replaced")
+    handoff = CarerHandoff.objects.create(subscriber=subscriber, carer_email=carer_email.strip(), mode=mode)
+    text = wording.CARER_REQUESTED_INSTEAD if mode == CarerHandoff.Mode.INSTEAD else wording.CARER_REQUESTED_AS_WELL
+    consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.CARER_REQUESTED, source=source, text=text)
+    _enqueue_carer_confirmation(handoff.pk)
+    logger.info("carer hand-off requested subscriber=%s handoff=%s", subscriber.pk, handoff.pk)
+    return handoff
+
+
+@transaction.atomic
+def carer_confirm(*, handoff_id: int, source: str = "carer_link") -> CarerHandoff:
+    """The carer agrees, from the link in their own inbox: pending -> active. Twice changes nothing."""
+    handoff = CarerHandoff.objects.select_for_update().select_related("subscriber").get(pk=handoff_id)
+    if handoff.status == CarerHandoff.Status.PENDING:
+        handoff.status = CarerHandoff.Status.ACTIVE
+        handoff.confirmed_at = timezone.now()
+        handoff.save(update_fields=["status", "confirmed_at"])
+        consent_record(subscriber=handoff.subscriber, kind=ConsentRecord.Kind.CARER_CONFIRMED, source=source,
+                       text=wording.CARER_CONFIRMED, confirmed=True)
+        logger.info("carer hand-off confirmed handoff=%s", handoff.pk)
+    return handoff
+
+
+@transaction.atomic
+def carer_stop(*, handoff_id: int, by: str, source: str) -> CarerHandoff:
+    """Either of them stops it (by: subscriber / carer / staff). Emails go back to the subscriber only."""
+    handoff = CarerHandoff.objects.select_for_update().select_related("subscriber").get(pk=handoff_id)
+    if handoff.status != CarerHandoff.Status.STOPPED:
+        handoff.status = CarerHandoff.Status.STOPPED
+        handoff.stopped_at = timezone.now()
+        handoff.stopped_by = by
+        handoff.save(update_fields=["status", "stopped_at", "stopped_by"])
+        consent_record(subscriber=handoff.subscriber, kind=ConsentRecord.Kind.CARER_STOPPED, source=source, text=wording.CARER_STOPPED)
+        logger.info("carer hand-off stopped handoff=%s by=%s", handoff.pk, by)
+    return handoff
+
+
+def handoff_from_token(*, purpose: str, token: str) -> CarerHandoff:
+    """The hand-off a carer's link names. Raises tokens.TokenError for a bad link, including one
+    whose hand-off is gone or belongs to another subscriber."""
+    subscriber_id, extra = tokens.read_token(purpose=purpose, token=token)
+    if not extra.isdigit():
+        raise tokens.TokenError()
+    handoff = CarerHandoff.objects.select_related("subscriber").filter(pk=int(extra), subscriber_id=subscriber_id).first()
+    if handoff is None:
+        raise tokens.TokenError()
+    return handoff
