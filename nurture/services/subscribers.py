@@ -301,6 +301,11 @@ def subscriber_set_treatment_date(
     return subscriber
 
 
+def pause_end(*, weeks: int, now: dt.datetime) -> dt.datetime:
+    """A week is 7 NURTURE_DAY_SECONDS days (real days in production; short ones in demos and tests)."""
+    return now + timedelta(seconds=weeks * 7 * settings.NURTURE_DAY_SECONDS)
+
+
 @transaction.atomic
 def subscriber_pause(*, subscriber_id: int, weeks: int | None = None, source: str = "preferences_page") -> Subscriber:
     """Pause keeps their place (next_step_position); nothing is planned while paused. With `weeks`
@@ -317,7 +322,7 @@ def subscriber_pause(*, subscriber_id: int, weeks: int | None = None, source: st
         if withdrawn_position is not None:  # that email waits for the resume instead of being lost
             subscriber.next_step_position = min(subscriber.next_step_position, withdrawn_position)
             subscriber.next_send_at = timezone.now()  # due again as soon as they resume
-    subscriber.paused_until = timezone.now() + timedelta(weeks=weeks) if weeks else None
+    subscriber.paused_until = pause_end(weeks=weeks, now=timezone.now()) if weeks else None
     subscriber.save(update_fields=["status", "next_step_position", "next_send_at", "paused_until"])
     consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.PAUSE, source=source, text=lambda: wording.pause(weeks))
     logger.info("subscriber paused subscriber=%s", subscriber.pk)
