@@ -4,7 +4,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from nurture.services import planning, reconcile, retention, sending
+from nurture.services import planning, reconcile, retention, sending, subscribers
 
 
 def chunks(ids: list[int], size: int):
@@ -20,6 +20,8 @@ def enqueue_send_batches(delivery_ids: list[int], countdown: float | None = None
 
 @shared_task(name="nurture.plan_due_deliveries")
 def plan_due_deliveries_task() -> int:
+    # Pauses whose end has come resume first, so they are planned in this same run.
+    subscribers.subscribers_resume_due()
     # Each planning batch enqueues its send batches when it commits (memory holds one batch).
     return planning.plan_due_deliveries(on_batch_planned=enqueue_send_batches).planned
 
@@ -46,6 +48,17 @@ def reconcile_deliveries_task() -> dict:
 def send_confirmation_email(self, subscriber_id: int) -> bool:
     try:
         return sending.send_confirmation(subscriber_id=subscriber_id)
+    except Exception as exc:
+        if sending.classify_send_error(exc) != sending.TRANSIENT:
+            raise
+        raise self.retry(exc=exc, countdown=sending.retry_countdown(self.request.retries + 1))
+
+
+# The carer's confirmation: like the subscriber's, acknowledged on receipt, transient errors retried.
+@shared_task(name="nurture.send_carer_confirmation_email", bind=True, max_retries=5, acks_late=False)
+def send_carer_confirmation_email(self, handoff_id: int) -> bool:
+    try:
+        return sending.send_carer_confirmation(handoff_id=handoff_id)
     except Exception as exc:
         if sending.classify_send_error(exc) != sending.TRANSIENT:
             raise
