@@ -13,6 +13,7 @@ from django.utils import timezone
 from content.models import Stage
 from nurture.export import subscriber_export
 from nurture.models import CarerHandoff, ConsentRecord, Delivery, ProviderEvent, Subscriber, Suppression
+from nurture.services import carers
 from nurture.services import subscribers as services
 from tests.scheduler_helpers import active_subscriber, series
 
@@ -84,12 +85,12 @@ def test_a_pause_is_not_an_unsubscribe(subscriber):
 
 def test_carer_request_waits_for_the_carer_and_either_can_stop(subscriber, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):
-        handoff = services.carer_request(subscriber_id=subscriber.pk, carer_email="ben@example.org", mode="instead")
+        handoff = carers.carer_request(subscriber_id=subscriber.pk, carer_email="ben@example.org", mode="instead")
     assert handoff.status == CarerHandoff.Status.PENDING
-    services.carer_confirm(handoff_id=handoff.pk)
+    carers.carer_confirm(handoff_id=handoff.pk)
     handoff.refresh_from_db()
     assert handoff.status == CarerHandoff.Status.ACTIVE and handoff.confirmed_at
-    services.carer_stop(handoff_id=handoff.pk, by="carer", source="carer_link")
+    carers.carer_stop(handoff_id=handoff.pk, by="carer", source="carer_link")
     handoff.refresh_from_db()
     assert handoff.status == CarerHandoff.Status.STOPPED and handoff.stopped_by == "carer"
     assert kinds(subscriber) == ["carer_requested", "carer_confirmed", "carer_stopped"]
@@ -99,7 +100,7 @@ def test_carer_request_waits_for_the_carer_and_either_can_stop(subscriber, djang
 def test_carer_own_or_suppressed_address_is_refused_and_nothing_changes(subscriber, address):
     Suppression.objects.create(email="gone@example.org", reason="bounced")
     with pytest.raises(services.InputError) as error:
-        services.carer_request(subscriber_id=subscriber.pk, carer_email=address, mode="instead")
+        carers.carer_request(subscriber_id=subscriber.pk, carer_email=address, mode="instead")
     assert error.value.field == "carer_email"
     assert not CarerHandoff.objects.exists() and kinds(subscriber) == []
 
@@ -172,7 +173,7 @@ def test_export_holds_everything_and_the_command_prints_the_same(subscriber, cap
     )
     ProviderEvent.objects.create(provider="postmark", event_id="e1", event_type="delivered", delivery=delivery, timestamp=timezone.now())
     services.subscriber_pause(subscriber_id=subscriber.pk, weeks=2, source="pause_link")
-    handoff = services.carer_request(subscriber_id=subscriber.pk, carer_email="ben@example.org", mode="as_well")
+    handoff = carers.carer_request(subscriber_id=subscriber.pk, carer_email="ben@example.org", mode="as_well")
     data = subscriber_export(subscriber_id=subscriber.pk)
     assert data["profile"]["email"] == "ana@example.org" and data["profile"]["treatment_date"]
     assert [r["kind"] for r in data["consent_records"]] == ["treatment_date_given", "pause", "carer_requested"]
