@@ -2,8 +2,8 @@
 planned to start. Pure functions over the planner's steps; the planner (services.planning) and the
 journey preview both use them, so the preview shows what planning does.
 
-- Before that day: the steps marked "before treatment" come first (those not yet sent, in series
-  order), with no delay of their own, so they go as fast as the gap between emails, the cadence and
+- Before that day: the series' opening step (its welcome) if still ahead, then the steps marked
+  "before treatment" (those not yet sent, in series order), with no delay of their own, so they go as fast as the gap between emails, the cadence and
   the daytime window allow; then the other steps from the subscriber's place, as usual.
 - A before-treatment step that could not arrive before the day is passed over (decide() checks the
   time it would go against `starts_at`).
@@ -39,4 +39,5 @@ def plan_order(all_steps: list, *, position: int, starts_at: dt.datetime | None,
     if now >= starts_at:
         return later
     early = [replace(s, delay_days=0) for s in all_steps if s.before_treatment]
-    return early + later
+    opening = [s for s in later if s.position == 0]
+    return opening + early + [s for s in later if s.position != 0]
