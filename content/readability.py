@@ -108,3 +108,19 @@ def assess_text(text: str, *, language: str) -> Level:
 def assess(markdown_text: str, *, language: str) -> Level:
     """The level of an article body (Markdown, with or without front matter)."""
     return assess_text(prose(markdown_text), language=language)
+
+
+def publish_problem(*, body_markdown: str, language: str, status: str, override: str) -> str | None:
+    """Why this article may not be published as it stands (past the hard ceiling with no reviewer's
+    override reason), or None. Drafts and articles in review are never blocked: only publishing is."""
+    from content.models import Article
+
+    if status != Article.Status.PUBLISHED or (override or "").strip():
+        return None
+    level = assess(body_markdown, language=language)
+    if level.verdict != BLOCK:
+        return None
+    return (
+        f"Reading level {level.describe()}: too hard to publish. Make it plainer, or, as the reviewer, "
+        "give the reason in 'Reading level override reason'."
+    )
