@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 def setup_django(url: str) -> None:
     os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nurture.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("NURTURE_DAY_SECONDS", "60")  # short days: no local window, cap in "days"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django
@@ -109,7 +109,7 @@ def run_planner(label: str, *, total: int, due: int, series_id: int, batch_size:
     send_batches = []
     with CaptureQueriesContext(connection) as queries:
         started = time.perf_counter()
-        result = planning.plan_due_deliveries(batch_size=batch_size, on_batch_planned=lambda ids: send_batches.append(len(ids)))
+        result = planning.deliveries_plan_due(batch_size=batch_size, enqueue=lambda ids: send_batches.append(len(ids)))
         seconds = time.perf_counter() - started
     # Peak Python memory in a second run over the same due set (tracemalloc slows the code it
     # watches, so time is measured without it).
@@ -117,7 +117,7 @@ def run_planner(label: str, *, total: int, due: int, series_id: int, batch_size:
         cursor.execute("DELETE FROM nurture_delivery")
         cursor.execute("UPDATE nurture_subscriber SET next_step_position = 0, next_send_at = %s WHERE next_step_position > 0", [timezone.now() - timedelta(minutes=1)])
     tracemalloc.start()
-    planning.plan_due_deliveries(batch_size=batch_size, on_batch_planned=lambda ids: None)
+    planning.deliveries_plan_due(batch_size=batch_size, enqueue=lambda ids: None)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     row = {
@@ -145,10 +145,10 @@ def explain_due_query() -> str:
     from django.db import transaction
     from django.utils import timezone
 
-    from nurture.services import planning
+    from nurture import selectors
 
     with transaction.atomic():
-        qs = planning.due_subscribers(now=timezone.now()).select_for_update(skip_locked=True, of=("self",))[:500]
+        qs = selectors.subscribers_due(now=timezone.now()).select_for_update(skip_locked=True, of=("self",))[:500]
         return qs.explain()
 
 

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_render.py [--emails N] [--steps S]
 
-Runs against a throw-away SQLite database with the default library loaded (tests/library.py),
+Runs against a throw-away SQLite database with the default library loaded (support/library.py),
 so it needs no server. Prints measured figures; it asserts nothing about speed.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 def setup_django(db_path: str) -> None:
     os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nurture.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
     django.setup()
@@ -37,9 +37,13 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         setup_django(str(Path(tmp) / "bench.sqlite3"))
-        from nurture import emails, selectors
+        from nurture import selectors
+        from nurture.emails.cache import render_cache, render_step
+        from nurture.emails.layout import render_step_full
+        from nurture.emails.links import personal_for
+        from nurture.emails.messages import build_step_email
         from nurture.models import Step, Subscriber
-        from tests.library import load_default_library
+        from support.library import load_default_library
 
         load_default_library()
         steps = list(Step.objects.select_related("series").order_by("series__language", "position")[: args.steps])
@@ -56,26 +60,26 @@ def main() -> int:
             for i, subscriber in enumerate(subscribers):
                 step = steps[i % len(steps)]
                 language = step.series.language
-                personal = emails.personal_for(subscriber, language=language, delivery_id=i + 1)
+                personal = personal_for(subscriber, language=language, delivery_id=i + 1)
                 render(step=step, articles=articles[step.pk], language=language, personal=personal)
             return (time.perf_counter() - started) / len(subscribers)
 
         def whole_message() -> float:
             started = time.perf_counter()
             for i, subscriber in enumerate(subscribers):
-                emails.build_step_email(step=steps[i % len(steps)], subscriber=subscriber, delivery_id=i + 1).message().as_bytes()
+                build_step_email(step=steps[i % len(steps)], subscriber=subscriber, delivery_id=i + 1).message().as_bytes()
             return (time.perf_counter() - started) / len(subscribers)
 
         full_runs, cached_runs, message_runs = [], [], []
         for _ in range(3):
-            full_runs.append(run(emails.render_step_full))
-            emails.render_cache.clear()
-            cached_runs.append(run(emails.render_step))  # includes the one miss per step
+            full_runs.append(run(render_step_full))
+            render_cache.clear()
+            cached_runs.append(run(render_step))  # includes the one miss per step
             message_runs.append(whole_message())
         full, cached, message = min(full_runs), min(cached_runs), min(message_runs)
-        html_kb = len(emails.render_step_full(
+        html_kb = len(render_step_full(
             step=steps[0], articles=articles[steps[0].pk], language=steps[0].series.language,
-            personal=emails.personal_for(subscribers[0], language=steps[0].series.language, delivery_id=1),
+            personal=personal_for(subscribers[0], language=steps[0].series.language, delivery_id=1),
         )[0].encode()) / 1024
 
         print(f"emails per run: {len(subscribers)} over {len(steps)} steps; best of 3 runs; HTML part ~{html_kb:.0f} KiB")

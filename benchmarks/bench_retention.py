@@ -2,7 +2,7 @@
 
 Fills a scratch PostgreSQL database with active subscribers plus people who unsubscribed long ago
 (each with a consent record and two deliveries, one of them with a provider event), and old
-provider events, then runs the real `purge_expired_data` and prints wall time, SQL queries, peak
+provider events, then runs the real `expired_data_purge` and prints wall time, SQL queries, peak
 Python memory and what it deleted, for a backlog and for ten times that backlog (time should grow
 about tenfold, memory should not: batches are bounded).
 
@@ -80,14 +80,14 @@ def run(label: str, *, active: int, expired: int, step_ids: list[int]) -> dict:
     fill(active=active, expired=expired, step_ids=step_ids)
     with CaptureQueriesContext(connection) as queries:
         started = time.perf_counter()
-        result = retention.purge_expired_data()
+        result = retention.expired_data_purge()
         seconds = time.perf_counter() - started
     left = Subscriber.objects.count()
     # Peak Python memory in a second run over a fresh backlog (tracemalloc slows what it watches).
     reset()
     fill(active=active, expired=expired, step_ids=step_ids)
     tracemalloc.start()
-    retention.purge_expired_data()
+    retention.expired_data_purge()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     print(

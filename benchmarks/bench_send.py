@@ -3,7 +3,7 @@
 Real Celery worker processes over real Redis and PostgreSQL send N planned deliveries with
 anymail's real Postmark backend (one API call per email), or with --provider mailgun its real
 Mailgun backend and the batch endpoint (docs/scheduler.md), to the fake provider on 127.0.0.1
-(tests/fake_provider.py), under
+(support/fake_provider.py), under
 the shared sends-per-second ceiling. Prints throughput, the busiest one-second window seen by the
 provider (must not exceed the ceiling), per-email latency, whether every email was accepted exactly
 once, and the workers' peak memory.
@@ -67,8 +67,8 @@ def main() -> None:
     from nurture.models import Delivery, Series, Subscriber
     from nurture.services import planning
     from nurture.tasks import enqueue_send_batches
-    from tests.fake_provider import FakeMailgun, FakeProvider
-    from tests.workers import CeleryProcess, subprocess_env, use_broker_in_this_process
+    from support.fake_provider import FakeMailgun, FakeProvider
+    from support.workers import CeleryProcess, subprocess_env, use_broker_in_this_process
 
     call_command("migrate", verbosity=0)
     Delivery.objects.all().delete()
@@ -86,7 +86,7 @@ def main() -> None:
         for i in range(args.emails)
     )
     planned: list[int] = []
-    planning.plan_due_deliveries(now=now, on_batch_planned=planned.extend)
+    planning.deliveries_plan_due(now=now, enqueue=planned.extend)
     print(f"planned {len(planned)} deliveries for {args.emails} subscribers")
 
     use_broker_in_this_process(redis_url)

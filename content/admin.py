@@ -1,4 +1,6 @@
-"""Admin for the guide's articles: editing, the review workflow, an email preview and the version history.
+"""Admin for the guide's articles: editing, the review workflow and the version history.
+
+The engine adds the article's email preview (nurture/admin/articles.py: it needs the email layout).
 
 Saving goes through content.services.article_save (HTML, version, snapshot). The form runs the same Markdown
 checks as load_content, so staff cannot save what the import would reject.
@@ -9,31 +11,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.http import Http404, HttpResponse
-from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
-from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from content import selectors
 from content.models import Article, ArticleVersion, Stage
 from content.rendering import article_link_slugs, markdown_problems
 from content.services import article_has_staff_edits, article_save
-from nurture import emails
-from nurture.models import Series, Step, Subscriber
 
 AWAITING_TRANSLATOR = "awaiting review by a qualified translator"
-PREVIEW_SUBJECT = "Article preview"
-
-
-def article_email_preview_html(*, article: Article) -> str:
-    """The article alone in the real email layout, through the email builder's own render, with a
-    sample reader and links that do nothing (emails.SAMPLE_TOKEN). Drafts too: staff preview before
-    publishing. An unsaved Step stands in for the step, so nothing is stored or cached."""
-    step = Step(series=Series(stage=article.stages[0] if article.stages else "", language=article.language), subject=PREVIEW_SUBJECT)
-    reader = Subscriber(first_name="", language=article.language)
-    personal = emails.personal_for(reader, language=article.language, sample_links=True)
-    html, _text = emails.render_step_full(step=step, articles=[article], language=article.language, personal=personal)
-    return html
 
 
 class ArticleAdminForm(forms.ModelForm):
@@ -136,14 +121,14 @@ class ArticleAdmin(admin.ModelAdmin):
     list_display = ["title", "slug", "language", "status", "reviewer_display", "last_reviewed", "version", "review_flag"]
     list_filter = [StageFilter, "language", "status", ReviewOverdueFilter]
     search_fields = ["title", "slug", "body_markdown"]
-    readonly_fields = ["review_state", "version", "import_state", "email_preview"]
+    readonly_fields = ["review_state", "version", "import_state"]
     inlines = [ArticleVersionInline]
     fieldsets = [
         (None, {"fields": ["review_state"]}),
         ("Article", {"fields": ["slug", "language", "title", "stages", "source_section", "body_markdown"]}),
         ("Review", {"fields": ["status", "reviewer", "last_reviewed"],
                     "description": "Only published articles are sent. Record who reviewed this version and when."}),
-        ("Preview and history", {"fields": ["email_preview", "version", "import_state"]}),
+        ("History", {"fields": ["version", "import_state"]}),
     ]
 
     def get_readonly_fields(self, request, obj=None):
@@ -188,18 +173,6 @@ class ArticleAdmin(admin.ModelAdmin):
             return "Edited in admin since the last import: load_content keeps these edits unless run with --force."
         return "Matches its library file as last imported."
 
-    @admin.display(description="email preview")
-    def email_preview(self, obj):
-        if obj is None or obj.pk is None:
-            return "Save the article to see its preview."
-        url = reverse("admin:content_article_preview", args=[obj.pk])
-        return format_html(
-            '<p>The saved version, in the email layout, rendered by the same code as a real email '
-            '(whatever its status; links in it do nothing). <a href="{}" target="_blank">Open in a new tab</a></p>'
-            '<iframe src="{}" sandbox title="Email preview" style="width:100%;max-width:680px;height:480px;border:1px solid #ccc;background:#fff"></iframe>',
-            url, url,
-        )
-
     @staticmethod
     def _overdue_text(obj) -> str:
         if obj.last_reviewed is None:
@@ -207,16 +180,6 @@ class ArticleAdmin(admin.ModelAdmin):
         return f"Review overdue: last reviewed {obj.last_reviewed.isoformat()}, {selectors.review_period_months()} or more months ago"
 
     # --- views -------------------------------------------------------------------------------------
-
-    def get_urls(self):
-        preview = self.admin_site.admin_view(xframe_options_sameorigin(self.preview_view))
-        return [path("<path:object_id>/preview/", preview, name="content_article_preview"), *super().get_urls()]
-
-    def preview_view(self, request, object_id):
-        article = self.get_object(request, object_id)  # None for a bad or unknown id
-        if article is None or not self.has_view_permission(request, article):
-            raise Http404("No such article.")
-        return HttpResponse(article_email_preview_html(article=article))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if request.method == "GET":

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from django.core.exceptions import ValidationError
 
 from content import readability
 from content.models import Article, Language, Stage
@@ -25,7 +27,8 @@ STEP_KEYS = ("delay_days", "subject", "articles")
 # Optional per step: `before_treatment: true` marks what matters before treatment starts (for someone
 # who gave a treatment date, it is sent early enough to arrive before it).
 OPTIONAL_STEP_KEYS = ("before_treatment",)
-SUBJECT_MAX = 150  # nurture.models.Step.subject max_length
+# A series step's subject: the file check here and nurture.models.Step.subject share this length.
+SUBJECT_MAX_LENGTH = 150
 TITLE_MAX = Article._meta.get_field("title").max_length
 MAX_DELAY_DAYS = 365
 SLUG_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
@@ -46,6 +49,16 @@ class LibraryError(Exception):
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+@contextmanager
+def as_library_problem(path: Path):
+    """A model check the file checks did not foresee still ends as a named file problem, and the
+    transaction around the import rolls everything back."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise LibraryError([Problem(path, 0, "; ".join(exc.messages))]) from exc
 
 
 @dataclass
@@ -359,7 +372,7 @@ def read_series(path: Path, language: str, known_slugs: set[str], problems: list
             delay = raw.get("delay_days")
             if "delay_days" in raw and (not isinstance(delay, int) or isinstance(delay, bool) or not 0 <= delay <= MAX_DELAY_DAYS):
                 problems.append(Problem(path, at(stage, "steps", index, "delay_days"), f"{stage} step {index + 1}: delay_days must be a whole number of days from 0 to {MAX_DELAY_DAYS}"))
-            subject, error = _text(raw.get("subject"), "subject", max_length=SUBJECT_MAX)
+            subject, error = _text(raw.get("subject"), "subject", max_length=SUBJECT_MAX_LENGTH)
             if "subject" in raw and error:
                 problems.append(Problem(path, at(stage, "steps", index, "subject"), f"{stage} step {index + 1}: {error}"))
             slugs = raw.get("articles")

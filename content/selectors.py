@@ -1,7 +1,6 @@
-"""Reads about the guide's content: what is held back from sending and why, what is due for review.
+"""Reads about the guide's content: what is due for review, and what awaits a translator.
 
-What a step sends (its published articles in step order) is nurture.selectors.step_published_articles,
-which the email builder uses; these reads explain the rest to staff."""
+What a step sends, and why a step is held back, are the engine's questions (nurture.selectors)."""
 from __future__ import annotations
 
 import calendar
@@ -12,30 +11,6 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from content.models import Article
-from nurture.models import Step
-
-_STATUS_WORDS = {Article.Status.DRAFT: "in draft", Article.Status.IN_REVIEW: "in review"}
-
-
-def step_hold_reasons(*, step: Step) -> list[str]:
-    """Why a step (or part of it) cannot go out, in words staff can act on. Empty: the whole step is sendable.
-
-    Uses the step's prefetched `steparticle_set` when present, so an admin list costs one query per page.
-    """
-    links = sorted(step.steparticle_set.all(), key=lambda link: (link.order, link.pk))
-    if not links:
-        return ["the step has no articles"]
-    return [
-        f"article '{link.article.slug}' ({link.article.language}) is {_STATUS_WORDS.get(link.article.status, link.article.status)}"
-        for link in links
-        if link.article.status != Article.Status.PUBLISHED
-    ]
-
-
-def step_is_held_back(*, step: Step) -> bool:
-    """Held back: nothing in the step may be sent (no articles, or none published)."""
-    return not any(link.article.status == Article.Status.PUBLISHED for link in step.steparticle_set.all())
-
 
 def _months_before(day: dt.date, months: int) -> dt.date:
     month_index = day.year * 12 + (day.month - 1) - months

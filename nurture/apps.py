@@ -6,4 +6,4 @@ class NurtureConfig(AppConfig):
     verbose_name = "Nurture series"
 
     def ready(self):
-        from nurture import admin_webhooks, checks, receivers  # noqa: F401  (registers admin, system checks, signal receivers)
+        from nurture import receivers  # noqa: F401  (the provider-event signal receivers register on import)

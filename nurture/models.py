@@ -8,6 +8,7 @@ from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 from content.models import Article, Language, Stage
+from content.parsing import SUBJECT_MAX_LENGTH
 from nurture.validators import validate_subject_has_no_diagnosis
 
 
@@ -169,7 +170,7 @@ class Step(models.Model):
         help_text="Matters before treatment starts: for someone who gave a treatment date, sent early enough to arrive before it.",
     )
     subject = models.CharField(
-        max_length=150,
+        max_length=SUBJECT_MAX_LENGTH,
         help_text="Never name a diagnosis: subjects show on lock screens.",
         validators=[validate_subject_has_no_diagnosis],
     )

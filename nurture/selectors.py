@@ -1,7 +1,9 @@
-"""Reads: the queries the rest of the engine asks, in one place."""
+"""Reads: the queries the rest of the engine asks, in one place. Reads never call a service
+(nurture.services): what both need, such as the planner's pure rule, lives in nurture.rules."""
 from __future__ import annotations
 
 import copy
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,6 +12,7 @@ from django.db.models.functions import Lower
 
 from content.models import Article, ArticleVersion
 from nurture.models import Delivery, Series, Step, StepArticle, Subscriber, Suppression
+from nurture.rules import PlannedStep, decide
 
 
 def with_address(queryset: QuerySet, email: str) -> QuerySet:
@@ -33,6 +36,17 @@ def series_step_counts(*, stage: str, languages: set[str]) -> dict[str, int]:
     )
 
 
+def subscribers_due(*, now: datetime) -> QuerySet[Subscriber]:
+    """The planner's due query (served by the partial index subscriber_due_idx)."""
+    return (
+        Subscriber.objects.filter(status=Subscriber.Status.ACTIVE, next_send_at__lte=now)
+        .order_by("next_send_at")
+        .only(
+            "id", "series_id", "next_step_position", "next_send_at", "cadence", "time_zone", "confirmed_at", "last_sent_at"
+        )
+    )
+
+
 def is_suppressed(*, email: str) -> bool:
     return with_address(Suppression.objects.all(), email).exists()
 
@@ -41,13 +55,62 @@ def steps_from(*, series_id: int, position: int) -> QuerySet[Step]:
     return Step.objects.filter(series_id=series_id, position__gte=position).order_by("position")
 
 
+# --- what a step sends: the one rule ----------------------------------------------------------------
+# A step sends its published articles, in the step's order. The planner, the sender (through
+# delivery_articles), the admin's hold-back notes and the overview all ask through these.
+
+SENDABLE_STATUS = Article.Status.PUBLISHED
+
+
+def is_sendable(article: Article) -> bool:
+    """The rule for one article already in memory (prefetched links)."""
+    return article.status == SENDABLE_STATUS
+
+
+def sendable_filter(article_path: str = "article") -> Q:
+    """The same rule as a filter, `article_path` leading from the queried model to the article."""
+    return Q(**{f"{article_path}__status": SENDABLE_STATUS})
+
+
+def sendable_links(*, step_ids) -> QuerySet[StepArticle]:
+    """The sendable step-article links of these steps, each step's in the step's order."""
+    return StepArticle.objects.filter(sendable_filter(), step_id__in=step_ids).order_by("step_id", "order", "id")
+
+
+def steps_sendable_article_ids(*, step_ids) -> dict[int, list[int]]:
+    """step id -> its sendable article ids in order, in one query (the planner's read)."""
+    by_step: dict[int, list[int]] = defaultdict(list)
+    for step_id, article_id in sendable_links(step_ids=step_ids).values_list("step_id", "article_id"):
+        by_step[step_id].append(article_id)
+    return by_step
+
+
 def step_published_articles(*, step_id: int) -> list[Article]:
     """The step's published articles in the step's order (what its email carries)."""
-    return list(
-        Article.objects.filter(steparticle__step_id=step_id, status=Article.Status.PUBLISHED).order_by(
-            "steparticle__order", "steparticle__id"
-        )
-    )
+    return [link.article for link in sendable_links(step_ids=[step_id]).select_related("article")]
+
+
+_STATUS_WORDS = {Article.Status.DRAFT: "in draft", Article.Status.IN_REVIEW: "in review"}
+
+
+def step_hold_reasons(*, step: Step) -> list[str]:
+    """Why a step (or part of it) cannot go out, in words staff can act on. Empty: the whole step is sendable.
+
+    Uses the step's prefetched `steparticle_set` when present, so an admin list costs one query per page.
+    """
+    links = sorted(step.steparticle_set.all(), key=lambda link: (link.order, link.pk))
+    if not links:
+        return ["the step has no articles"]
+    return [
+        f"article '{link.article.slug}' ({link.article.language}) is {_STATUS_WORDS.get(link.article.status, link.article.status)}"
+        for link in links
+        if not is_sendable(link.article)
+    ]
+
+
+def step_is_held_back(*, step: Step) -> bool:
+    """Held back: nothing in the step may be sent (no articles, or none published)."""
+    return not any(is_sendable(link.article) for link in step.steparticle_set.all())
 
 
 def _as_snapshot(article: Article, snapshot: ArticleVersion) -> Article:
@@ -99,8 +162,71 @@ def delivery_articles(*, delivery: Delivery) -> list[Article]:
     return [a for a in published if not recorded or a.pk in recorded]
 
 
-def series_steps(*, series_id: int) -> QuerySet[Step]:
-    return Step.objects.filter(series_id=series_id).order_by("position").prefetch_related("articles")
+# --- series content as the planner reads it (once per series per run) ------------------------
+
+
+class SeriesSteps:
+    """Steps of each series with their sendable articles; loaded once per series per run."""
+
+    def __init__(self):
+        self._by_series: dict[int, list[PlannedStep]] = {}
+
+    def load(self, series_ids: set[int]) -> None:
+        missing = [sid for sid in series_ids if sid not in self._by_series]
+        if not missing:
+            return
+        steps = list(Step.objects.filter(series_id__in=missing).order_by("series_id", "position").values_list("id", "series_id", "position", "delay_days"))
+        articles = steps_sendable_article_ids(step_ids=[s[0] for s in steps])
+        for sid in missing:
+            self._by_series[sid] = []
+        for step_id, series_id, position, delay_days in steps:
+            self._by_series[series_id].append(PlannedStep(step_id, position, delay_days, tuple(articles.get(step_id, ()))))
+
+    def from_position(self, series_id: int | None, position: int) -> list[PlannedStep]:
+        if series_id is None:
+            return []
+        return [s for s in self._by_series.get(series_id, []) if s.position >= position]
+
+
+# --- the journey preview: the planner's rule run forward, nothing written -------------------
+
+
+@dataclass(frozen=True)
+class JourneyStep:
+    step_id: int
+    send_at: datetime
+    article_ids: tuple[int, ...]
+
+
+def _simulated_journey(*, series_id: int, start: datetime, time_zone: str = "UTC", cadence: str = "as_planned") -> list[JourneyStep]:
+    """The emails a subscriber confirming at `start` would get, and when: the planner's own rule
+    (decide / next_send_time: delays, the gap between emails, cadence, the local daytime window)
+    run forward on a simulated clock, with nothing written. Assumes the planner runs on time."""
+    series_steps = SeriesSteps()
+    series_steps.load({series_id})
+    steps = series_steps.from_position(series_id, 0)
+    subscriber = Subscriber(
+        series_id=series_id, time_zone=time_zone, cadence=cadence, confirmed_at=start, next_step_position=0
+    )
+    journey: list[JourneyStep] = []
+    received: set[int] = set()
+    done: set[int] = set()
+    now = start
+    for _ in range(3 * len(steps) + 1):  # each step is deferred at most once, then sent or passed
+        decision = decide(
+            subscriber=subscriber, steps=steps, received=received, steps_done=done,
+            last_email_at=journey[-1].send_at if journey else None, now=now,
+        )
+        if decision.step is not None:
+            journey.append(JourneyStep(decision.step.id, now, tuple(decision.article_ids)))
+            received.update(decision.article_ids)
+            done.add(decision.step.id)
+        subscriber.next_step_position = decision.next_step_position
+        steps = series_steps.from_position(series_id, decision.next_step_position)
+        if decision.next_send_at is None:
+            break
+        now = max(now, decision.next_send_at)
+    return journey
 
 
 @dataclass(frozen=True)
@@ -112,10 +238,8 @@ class JourneyEmail:
 
 def series_journey(*, series_id: int, start: datetime, time_zone: str = "UTC") -> list[JourneyEmail]:
     """The emails a subscriber confirming at `start` would get, and when, with the articles each
-    would carry: the planner's own rule run forward (planning.simulate_journey)."""
-    from nurture.services.planning import simulate_journey  # the planner reads selectors too
-
-    planned = simulate_journey(series_id=series_id, start=start, time_zone=time_zone)
+    would carry: the planner's own rule (nurture.rules) run forward on a simulated clock."""
+    planned = _simulated_journey(series_id=series_id, start=start, time_zone=time_zone)
     steps = Step.objects.in_bulk([p.step_id for p in planned])
     articles = Article.objects.in_bulk([a for p in planned for a in p.article_ids])
     return [
@@ -124,7 +248,7 @@ def series_journey(*, series_id: int, start: datetime, time_zone: str = "UTC") -
     ]
 
 
-# --- the staff overview (admin_overview): set-based counts, a fixed number of queries --------------
+# --- the staff overview (nurture.admin.overview): set-based counts, a fixed number of queries --------------
 
 OVERVIEW_ROW_LIMIT = 50  # rows listed per problem table; the counts cover all of them
 
@@ -149,7 +273,7 @@ def series_overview(*, since: datetime) -> list[SeriesOverview]:
     for series_id, status, count in Subscriber.objects.order_by().values_list("series_id", "status").annotate(n=Count("id")):
         rows.get(series_id, no_series).subscribers[status] = count
     held = (
-        Step.objects.annotate(published=Count("steparticle", filter=Q(steparticle__article__status=Article.Status.PUBLISHED)))
+        Step.objects.annotate(published=Count("steparticle", filter=sendable_filter("steparticle__article")))
         .filter(published=0)
         .order_by("series_id", "position")
         .values_list("series_id", "position", "subject")

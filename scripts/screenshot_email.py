@@ -30,20 +30,22 @@ SHOTS = [
 
 
 def render_sample_html(*, language: str, stage: str, position: int) -> str:
-    from nurture import emails, selectors
+    from nurture import selectors
+    from nurture.emails.layout import render_step_full
+    from nurture.emails.links import Personal, SAMPLE_TOKEN, greeting_for
     from nurture.models import Step
-    from tests.library import load_default_library
+    from support.library import load_default_library
 
     load_default_library()
     step = Step.objects.select_related("series").get(series__language=language, series__stage=stage, position=position)
-    sample = "https://guide.example.org/preferences/" + emails.SAMPLE_TOKEN + "/"
-    personal = emails.Personal(
-        greeting=emails.greeting_for("Alex", language=language),
+    sample = "https://guide.example.org/preferences/" + SAMPLE_TOKEN + "/"
+    personal = Personal(
+        greeting=greeting_for("Alex", language=language),
         preferences_url=sample,
         unsubscribe_url=sample.replace("/preferences/", "/unsubscribe/"),
         view_online_url=sample.replace("/preferences/", "/email/"),
     )
-    html, _text = emails.render_step_full(
+    html, _text = render_step_full(
         step=step, articles=selectors.step_published_articles(step_id=step.pk), language=language, personal=personal
     )
     return html
@@ -77,7 +79,7 @@ def main() -> int:
         os.environ.update(
             {
                 "DATABASE_URL": f"sqlite:///{tmp_path / 'shot.sqlite3'}",
-                "DJANGO_SETTINGS_MODULE": "nurture.settings",
+                "DJANGO_SETTINGS_MODULE": "config.settings",
                 "NURTURE_ORG_ADDRESS": "1 Example Street, Springfield, AB1 2CD",
                 "NURTURE_ORG_HELPLINE": "0800 000 000 (Mon-Fri, 9am-5pm)",
                 "NURTURE_ORG_WEBSITE": "https://guide.example.org",

@@ -22,7 +22,7 @@ def service_missing(reason: str):
 def _unit_defaults(settings, tmp_path):
     """Unit tests run Celery tasks eagerly and write emails to a private outbox."""
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    from nurture.celery import app
+    from config.celery import app
 
     app.conf.task_always_eager = True
     settings.NURTURE_OUTBOX_DIR = tmp_path / "outbox"
@@ -90,4 +90,4 @@ def _close_stray_test_database_sessions(django_db_setup, django_db_blocker):
 
 
 # The headless Chromium fixture, for every test module (imported last: it reads REQUIRE_SERVICES above).
-from tests.browser import browser  # noqa: E402,F401
+from tests.helpers.browser import browser  # noqa: E402,F401

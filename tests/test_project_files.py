@@ -52,9 +52,9 @@ def test_dependencies_are_pinned():
 
 
 def test_every_environment_variable_the_settings_read_is_documented_in_the_readme():
-    settings_source = (ROOT / "nurture" / "settings.py").read_text()
+    settings_source = (ROOT / "config" / "settings.py").read_text()
     read = set(re.findall(r'env_(?:str|int|float|bool|url|database)\(\s*"([A-Z0-9_]+)"', settings_source))
-    read |= set(re.findall(r'env_int\("([A-Z0-9_]+)"', (ROOT / "nurture" / "config.py").read_text()))
+    read |= set(re.findall(r'env_int\("([A-Z0-9_]+)"', (ROOT / "config" / "env.py").read_text()))
     readme = (ROOT / "README.md").read_text()
     undocumented = sorted(name for name in read if f"`{name}`" not in readme)
     assert len(read) > 20

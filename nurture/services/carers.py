@@ -34,16 +34,13 @@ def carer_address_problem(*, subscriber: Subscriber, carer_email: str):
     return None
 
 
-def _enqueue_carer_confirmation(handoff_id: int) -> None:
-    from nurture.tasks import send_carer_confirmation_email
-
-    transaction.on_commit(lambda: send_carer_confirmation_email.delay(handoff_id))
-
-
 @transaction.atomic
-def carer_request(*, subscriber_id: int, carer_email: str, mode: str, source: str = "preferences_page") -> CarerHandoff:
+def carer_request(
+    *, subscriber_id: int, carer_email: str, mode: str, enqueue, source: str = "preferences_page"
+) -> CarerHandoff:
     """Ask a carer to receive the emails. Nothing goes to them until they confirm from their own
-    inbox (carer_confirm). A request replaces any earlier one. Bad input raises InputError."""
+    inbox (carer_confirm). A request replaces any earlier one. Bad input raises InputError.
+    `enqueue(handoff_id)` sends the carer's confirmation once committed (nurture.tasks.enqueue_carer_confirmation)."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
     problem = carer_address_problem(subscriber=subscriber, carer_email=carer_email)
     if problem:
@@ -57,7 +54,7 @@ def carer_request(*, subscriber_id: int, carer_email: str, mode: str, source: st
     handoff = CarerHandoff.objects.create(subscriber=subscriber, carer_email=carer_email.strip(), mode=mode)
     text = wording.CARER_REQUESTED_INSTEAD if mode == CarerHandoff.Mode.INSTEAD else wording.CARER_REQUESTED_AS_WELL
     consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.CARER_REQUESTED, source=source, text=text)
-    _enqueue_carer_confirmation(handoff.pk)
+    transaction.on_commit(lambda: enqueue(handoff.pk))
     logger.info("carer hand-off requested subscriber=%s handoff=%s", subscriber.pk, handoff.pk)
     return handoff
 

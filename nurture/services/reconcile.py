@@ -27,7 +27,8 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from nurture.models import Delivery, Subscriber
+from nurture.models import Delivery
+from nurture.services.deliveries import deliveries_mark_sent
 
 logger = logging.getLogger(__name__)
 
@@ -43,23 +44,23 @@ class ReconcileResult:
     reenqueued: int = 0
 
 
-def reconcile_deliveries(
+def deliveries_reconcile(
     *, now: datetime | None = None, sending_timeout_seconds: int | None = None, enqueue=None
 ) -> ReconcileResult:
-    """`enqueue(delivery_ids)` sends ids to the send task (the Celery task passes it in)."""
+    """`enqueue(delivery_ids)` sends ids to the send task (the Celery task passes it in); it is
+    called once the writes are committed (each UPDATE here commits on its own). None: nothing is enqueued."""
     now = now or timezone.now()
     timeout = timedelta(seconds=sending_timeout_seconds or settings.NURTURE_SENDING_TIMEOUT_SECONDS)
     cutoff = now - timeout
     result = ReconcileResult()
     stale = Delivery.objects.filter(status=Delivery.Status.SENDING, sending_started_at__lt=cutoff)
 
-    # Provider accepted (its id is recorded): sent.
-    accepted = list(stale.exclude(provider_message_id="").values_list("id", "subscriber_id", "provider_call_started_at")[:RECONCILE_LIMIT])
-    for delivery_id, subscriber_id, called_at in accepted:
-        sent_at = called_at or now
-        if stale.filter(pk=delivery_id).update(status=Delivery.Status.SENT, sent_at=sent_at):
-            Subscriber.objects.filter(pk=subscriber_id).filter(Q(last_sent_at__isnull=True) | Q(last_sent_at__lt=sent_at)).update(last_sent_at=sent_at)
-            result.marked_sent += 1
+    # Provider accepted (its id is recorded): sent, when it was handed over.
+    accepted = list(stale.exclude(provider_message_id="").values_list("id", "provider_message_id", "provider_call_started_at")[:RECONCILE_LIMIT])
+    for delivery_id, provider_id, called_at in accepted:
+        result.marked_sent += deliveries_mark_sent(
+            provider_message_ids={delivery_id: provider_id}, sent_at=called_at or now, among=stale
+        )
 
     # Never handed to the provider: safe to send again.
     requeue_ids = list(stale.filter(provider_message_id="", provider_call_started_at__isnull=True).values_list("id", flat=True)[:RECONCILE_LIMIT])

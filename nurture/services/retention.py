@@ -1,7 +1,7 @@
 """Data retention: keep only what the service needs, delete what it no longer does.
 
 Run daily by beat (`nurture.purge_expired_data`, schedule.PERIODIC_TASKS) and by hand with
-`manage.py purge_expired_data`; both call `purge_expired_data`. What goes, and why
+`manage.py purge_expired_data`; both call `expired_data_purge`. What goes, and why
 (docs/webhooks-and-retention.md):
 
 - **unconfirmed sign-ups**: NURTURE_PENDING_RETENTION_DAYS after their confirmation link expired
@@ -88,7 +88,7 @@ def _delete_in_batches(expired, *, now: datetime, batch_size: int, max_batches: 
     return deleted
 
 
-def purge_expired_data(*, now: datetime | None = None, batch_size: int = BATCH_SIZE, max_batches: int = MAX_BATCHES) -> PurgeResult:
+def expired_data_purge(*, now: datetime | None = None, batch_size: int = BATCH_SIZE, max_batches: int = MAX_BATCHES) -> PurgeResult:
     now = now or timezone.now()
     options = {"now": now, "batch_size": batch_size, "max_batches": max_batches}
     result = PurgeResult(

@@ -23,7 +23,7 @@ def scaled_interval(production_seconds: int) -> int:
     return max(1, min(production_seconds, round(settings.NURTURE_DAY_SECONDS / 5)))
 
 
-def ensure_periodic_tasks() -> list[str]:
+def periodic_tasks_ensure() -> list[str]:
     """Create missing entries; re-scale ones still as nurture left them. Staff edits are kept."""
     changes = []
     for name, task, seconds in PERIODIC_TASKS:

@@ -63,12 +63,6 @@ class SignupResult:
     created: bool
 
 
-def _enqueue_confirmation(subscriber_id: int) -> None:
-    from nurture.tasks import send_confirmation_email
-
-    transaction.on_commit(lambda: send_confirmation_email.delay(subscriber_id))
-
-
 def _confirmation_sent_recently(subscriber: Subscriber) -> bool:
     since = timezone.now() - timedelta(minutes=settings.NURTURE_CONFIRM_RESEND_MINUTES)
     return subscriber.consents.filter(kind=ConsentRecord.Kind.SIGNUP, given_at__gte=since).exists()
@@ -88,10 +82,11 @@ def _record_sign_up(subscriber: Subscriber, *, consent_text: str, source: str) -
 
 @transaction.atomic
 def subscriber_sign_up(
-    *, email: str, first_name: str, stage: str, language: str, time_zone: str, consent_text: str,
+    *, email: str, first_name: str, stage: str, language: str, time_zone: str, consent_text: str, enqueue,
     treatment_date: dt.date | None = None, source: str = "signup_page",
 ) -> SignupResult:
-    """Create (or refresh) a pending subscriber and send the confirmation email once committed.
+    """Create (or refresh) a pending subscriber and send the confirmation email once committed
+    (`enqueue(subscriber_id)`: the view passes nurture.tasks.enqueue_confirmation).
 
     A second sign-up with the same address never creates a second row. An active subscriber's
     choices are not changed from an unauthenticated form; they use the preference link instead.
@@ -115,7 +110,7 @@ def subscriber_sign_up(
             existing = selectors.subscriber_by_email(email=email)
         else:
             _record_sign_up(subscriber, consent_text=consent_text, source=source)
-            _enqueue_confirmation(subscriber.pk)
+            transaction.on_commit(lambda: enqueue(subscriber.pk))
             logger.info("sign-up created subscriber=%s", subscriber.pk)
             return SignupResult(subscriber_id=subscriber.pk, created=True)
 
@@ -132,7 +127,7 @@ def subscriber_sign_up(
         )
         existing.refresh_from_db()
         _record_sign_up(existing, consent_text=consent_text, source=source)
-        _enqueue_confirmation(existing.pk)
+        transaction.on_commit(lambda: enqueue(existing.pk))
     logger.info("sign-up repeated subscriber=%s status=%s", existing.pk, existing.status)
     return SignupResult(subscriber_id=existing.pk, created=False)
 

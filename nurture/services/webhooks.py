@@ -1,10 +1,10 @@
 """Provider webhooks: anymail parses each provider's payload into an AnymailTrackingEvent and
-sends the `anymail.signals.tracking` signal; `record_tracking_event` stores it once and acts on it.
+sends the `anymail.signals.tracking` signal; `tracking_event_record` stores it once and acts on it.
 
 What each event does (docs/webhooks-and-retention.md):
 - hard bounce, complaint, provider-side unsubscribe, rejected as invalid/bounced/spam: the address
   goes on the suppression list (services/suppression.py) and its subscriber is never planned again;
-- soft bounce, deferred, delivered: stored only (figures);
+- soft bounce (each provider's own marking: nurture.providers), deferred, delivered: stored only (figures);
 - opened / clicked: stored only if the organisation turned that tracking on, for per-step figures.
 
 Health data: only the event's kind, reason, time and the delivery it concerns are kept. Not the
@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from nurture import providers
 from nurture.models import Delivery, ProviderEvent
 from nurture.services.suppression import address_suppress
 
@@ -48,22 +49,10 @@ def _text(value, limit: int) -> str:
     return value.strip()[:limit] if isinstance(value, str) else ""
 
 
-def _is_soft_bounce(esp_event) -> bool:
-    """anymail files some temporary failures under "bounced" (Postmark's SoftBounce, SendGrid's
-    blocked); they must not suppress an address that may work tomorrow."""
-    if not isinstance(esp_event, dict):
-        return False
-    return (
-        esp_event.get("Type") == "SoftBounce"  # Postmark
-        or esp_event.get("type") == "blocked"  # SendGrid
-        or esp_event.get("severity") == "temporary"  # Mailgun
-    )
-
-
-def suppresses(event: AnymailTrackingEvent) -> bool:
+def suppresses(event: AnymailTrackingEvent, *, provider: str) -> bool:
     if event.event_type in (EventType.COMPLAINED, EventType.UNSUBSCRIBED):
         return True
-    if event.event_type not in SUPPRESSING_TYPES or _is_soft_bounce(event.esp_event):
+    if event.event_type not in SUPPRESSING_TYPES or providers.is_soft_bounce(provider=provider, esp_event=event.esp_event):
         return False
     return event.reject_reason in SUPPRESSING_REASONS
 
@@ -88,7 +77,7 @@ def _timestamp(value) -> datetime:
     return timezone.now()
 
 
-def record_tracking_event(*, provider: str, event: AnymailTrackingEvent) -> RecordResult:
+def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> RecordResult:
     """Store the event once per (provider, event id); suppress the address on a hard failure.
     A duplicate changes nothing. An unknown message id is stored without a delivery."""
     provider = _text(provider, 40).lower() or "unknown"
@@ -106,8 +95,9 @@ def record_tracking_event(*, provider: str, event: AnymailTrackingEvent) -> Reco
     )
     # The event's recipient, or failing that the address we sent the delivery to.
     email = _text(event.recipient, 254) or (delivery.subscriber.email if delivery else "")
-    will_suppress = suppresses(event) and bool(email)
-    if suppresses(event) and not will_suppress:
+    suppressing = suppresses(event, provider=provider)
+    will_suppress = suppressing and bool(email)
+    if suppressing and not will_suppress:
         logger.warning("provider event provider=%s type=%s names no address and no known delivery", provider, event_type)
     with transaction.atomic():
         try:

@@ -1,11 +1,11 @@
 from django.core.management import BaseCommand
 
-from nurture.services.schedule import ensure_periodic_tasks
+from nurture.services.schedule import periodic_tasks_ensure
 
 
 class Command(BaseCommand):
     help = "Create the periodic tasks (planning, reconciliation, data retention) in the database schedule if missing."
 
     def handle(self, *args, **options):
-        changes = ensure_periodic_tasks()
+        changes = periodic_tasks_ensure()
         self.stdout.write("\n".join(changes) if changes else "Schedule already up to date.")

@@ -1,6 +1,6 @@
 from django.core.management import BaseCommand
 
-from nurture.services.retention import purge_expired_data
+from nurture.services.retention import expired_data_purge
 
 
 class Command(BaseCommand):
@@ -10,6 +10,6 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        result = purge_expired_data()
+        result = expired_data_purge()
         for name, count in result.__dict__.items():
             self.stdout.write(f"{name.replace('_', ' ')}: {count} deleted")

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import BaseCommand, call_command
 
-from nurture.services.schedule import ensure_periodic_tasks
+from nurture.services.schedule import periodic_tasks_ensure
 
 DEMO_USERNAME = "demo-staff"
 
@@ -25,7 +25,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("database migrated")
         call_command("load_content", stdout=self.stdout)
-        for change in ensure_periodic_tasks():
+        for change in periodic_tasks_ensure():
             self.stdout.write(f"schedule: {change}")
         User = get_user_model()
         if not User.objects.filter(username=DEMO_USERNAME).exists():

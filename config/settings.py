@@ -1,0 +1,215 @@
+"""Django settings for nurture, read from environment variables (see README.md, "Configuration").
+
+Grouped by concern. Values go through config.env getters so a bad one becomes a system-check
+error naming the variable instead of a traceback.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from config.env import (
+    env_bool,
+    env_database,
+    env_float,
+    env_int,
+    env_str,
+    env_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("NURTURE_VAR_DIR", str(BASE_DIR / "var")))
+
+# --- core -------------------------------------------------------------------------------------
+DEBUG = env_bool("DJANGO_DEBUG", False)
+# Without DJANGO_SECRET_KEY a development key is used and `manage.py check` warns (nurture.W001).
+INSECURE_DEV_SECRET_KEY = "dev-only-insecure-key-set-DJANGO_SECRET_KEY"
+SECRET_KEY = env_str("DJANGO_SECRET_KEY") or INSECURE_DEV_SECRET_KEY
+ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h.strip()]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000", schemes=("http", "https"))
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "anymail",
+    "django_celery_beat",
+    "nurture.apps.NurtureConfig",
+    "content.apps.ContentConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "nurture.web.context_processors.organisation",
+            ],
+        },
+    },
+]
+
+# --- database ---------------------------------------------------------------------------------
+DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{VAR_DIR / 'nurture.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The local demo has web, worker and beat writing at once: WAL and immediate transactions
+    # make them wait for each other instead of failing with "database is locked".
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+# Parallel test runs on one server (several developers, CI) each need their own test database.
+if env_str("NURTURE_TEST_DB_NAME"):
+    DATABASES["default"]["TEST"] = {"NAME": env_str("NURTURE_TEST_DB_NAME")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+# --- i18n -------------------------------------------------------------------------------------
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("es", "Español")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# --- celery -----------------------------------------------------------------------------------
+# With no broker configured, kombu's filesystem transport under var/ needs no server.
+CELERY_BROKER_URL = env_url(
+    "CELERY_BROKER_URL", "filesystem://", schemes=("filesystem", "redis", "rediss", "amqp", "memory")
+)
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = VAR_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        # Without this kombu writes its broadcast (control) files to ./control in the working directory.
+        "control_folder": str(_broker_dir / "control"),
+        "store_processed": False,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Redis redelivers unacked messages after this; must exceed the longest send batch.
+        "visibility_timeout": env_int("NURTURE_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=60),
+    }
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- the series engine -------------------------------------------------------------------------
+# How long one "day" of a series schedule lasts. 86400 in production; a few seconds for demos.
+NURTURE_DAY_SECONDS = env_int("NURTURE_DAY_SECONDS", 86400, minimum=1)
+NURTURE_PLAN_BATCH_SIZE = env_int("NURTURE_PLAN_BATCH_SIZE", 500, minimum=1, maximum=10000)
+NURTURE_SEND_BATCH_SIZE = env_int("NURTURE_SEND_BATCH_SIZE", 50, minimum=1, maximum=1000)
+NURTURE_CONFIRM_MAX_AGE_DAYS = env_int("NURTURE_CONFIRM_MAX_AGE_DAYS", 7, minimum=1)
+# A repeated sign-up for a pending or unsubscribed address re-sends the confirmation at most this often.
+NURTURE_CONFIRM_RESEND_MINUTES = env_int("NURTURE_CONFIRM_RESEND_MINUTES", 10, minimum=0)
+NURTURE_SEND_WINDOW_START_HOUR = env_int("NURTURE_SEND_WINDOW_START_HOUR", 9, minimum=0, maximum=23)
+NURTURE_SEND_WINDOW_END_HOUR = env_int("NURTURE_SEND_WINDOW_END_HOUR", 17, minimum=1, maximum=24)
+# Plain language (content.readability): English Flesch-Kincaid grade (warn above / block publishing
+# above), Spanish Fernández-Huerta ease (warn below / block below).
+NURTURE_READING_GRADE_WARN_EN = env_float("NURTURE_READING_GRADE_WARN_EN", 8.0, minimum=1.0)
+NURTURE_READING_GRADE_BLOCK_EN = env_float("NURTURE_READING_GRADE_BLOCK_EN", 12.0, minimum=1.0)
+NURTURE_READING_EASE_WARN_ES = env_float("NURTURE_READING_EASE_WARN_ES", 60.0, minimum=0.0)
+NURTURE_READING_EASE_BLOCK_ES = env_float("NURTURE_READING_EASE_BLOCK_ES", 45.0, minimum=0.0)
+NURTURE_MIN_DAYS_BETWEEN_EMAILS = env_int("NURTURE_MIN_DAYS_BETWEEN_EMAILS", 2, minimum=0)
+NURTURE_SENDS_PER_SECOND = env_float("NURTURE_SENDS_PER_SECOND", 14.0, minimum=0.1)
+# With anymail's Mailgun backend, a send batch goes out as few batch calls (docs/scheduler.md).
+# Other backends always send one message per call.
+NURTURE_BATCH_SEND = env_bool("NURTURE_BATCH_SEND", True)
+NURTURE_SENDING_TIMEOUT_SECONDS = env_int("NURTURE_SENDING_TIMEOUT_SECONDS", 900, minimum=30)
+# Transient provider errors (429, 5xx, timeouts): exponential backoff with jitter, then give up.
+NURTURE_SEND_MAX_ATTEMPTS = env_int("NURTURE_SEND_MAX_ATTEMPTS", 6, minimum=1, maximum=50)
+NURTURE_RETRY_BASE_SECONDS = env_float("NURTURE_RETRY_BASE_SECONDS", 30.0, minimum=0.01)
+# Keep below the broker's visibility timeout: a countdown task is held unacked until it runs.
+NURTURE_RETRY_MAX_SECONDS = env_float("NURTURE_RETRY_MAX_SECONDS", 1800.0, minimum=0.01)
+# Data retention (services/retention.py, daily): unconfirmed sign-ups are deleted this many days
+# after their confirmation link expired; unsubscribed people this many days after leaving;
+# provider webhook events after this many days.
+NURTURE_PENDING_RETENTION_DAYS = env_int("NURTURE_PENDING_RETENTION_DAYS", 30, minimum=0, maximum=3650)
+NURTURE_UNSUBSCRIBED_RETENTION_DAYS = env_int("NURTURE_UNSUBSCRIBED_RETENTION_DAYS", 90, minimum=1, maximum=3650)
+NURTURE_EVENT_RETENTION_DAYS = env_int("NURTURE_EVENT_RETENTION_DAYS", 180, minimum=1, maximum=3650)
+NURTURE_CONTENT_REVIEW_MONTHS = env_int("NURTURE_CONTENT_REVIEW_MONTHS", 12, minimum=1)
+NURTURE_REQUIRE_SERVICES = env_bool("NURTURE_REQUIRE_SERVICES", False)
+
+# --- the organisation (shown in every email; placeholders are flagged by `manage.py check`) ----
+NURTURE_ORG_NAME = env_str("NURTURE_ORG_NAME", "Second Opinion Guide (demo organisation)")
+NURTURE_ORG_ADDRESS = env_str("NURTURE_ORG_ADDRESS", "[postal address not set]")
+NURTURE_ORG_HELPLINE = env_str("NURTURE_ORG_HELPLINE", "[helpline not set]")
+NURTURE_ORG_WEBSITE = env_str("NURTURE_ORG_WEBSITE", SITE_URL)
+NURTURE_UNSUBSCRIBE_MAILTO = env_str("NURTURE_UNSUBSCRIBE_MAILTO", "")
+NURTURE_LIST_ID = env_str("NURTURE_LIST_ID", "second-opinion-guide.nurture.invalid")
+
+# --- email ------------------------------------------------------------------------------------
+# Locally, emails are written as .eml files under var/outbox/ (listed at /dev/outbox/ in DEBUG).
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "nurture.mail.OutboxEmailBackend")
+NURTURE_OUTBOX_DIR = Path(env_str("NURTURE_OUTBOX_DIR", str(VAR_DIR / "outbox")))
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Second Opinion Guide <guide@example.org>")
+
+# django-anymail: provider settings are passed through from ANYMAIL_* variables, e.g.
+# ANYMAIL_POSTMARK_SERVER_TOKEN=... becomes ANYMAIL["POSTMARK_SERVER_TOKEN"].
+import os as _os  # noqa: E402
+
+ANYMAIL = {key[len("ANYMAIL_"):]: value for key, value in _os.environ.items() if key.startswith("ANYMAIL_")}
+# Open and click tracking stay off unless the organisation turns them on (health data). The
+# webhook stores open/click events only while the matching switch is on.
+NURTURE_TRACK_OPENS = env_bool("NURTURE_TRACK_OPENS", False)
+NURTURE_TRACK_CLICKS = env_bool("NURTURE_TRACK_CLICKS", False)
+ANYMAIL.setdefault("SEND_DEFAULTS", {"track_opens": NURTURE_TRACK_OPENS, "track_clicks": NURTURE_TRACK_CLICKS})
+# Provider webhooks (/anymail/<provider>/tracking/) need ANYMAIL_WEBHOOK_SECRET ("user:password",
+# the basic auth the provider sends); without it they answer 404 (nurture/web/webhooks.py).
+
+# --- logging ----------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = SITE_URL.startswith("https://")
+    CSRF_COOKIE_SECURE = SITE_URL.startswith("https://")

@@ -1,0 +1,153 @@
+"""Admin for series and their steps. Steps show whether they are held back and why (an article not
+published), with the same reads the sender uses."""
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from nurture import selectors
+from nurture.models import Series, Step, StepArticle
+
+
+
+def _held_back_text(step: Step) -> str:
+    reasons = selectors.step_hold_reasons(step=step)
+    if not reasons:
+        return ""
+    if selectors.step_is_held_back(step=step):
+        return "Held back: " + "; ".join(reasons)
+    return "Sent without: " + "; ".join(reasons)
+
+
+def _held_back_html(step: Step):
+    text = _held_back_text(step)
+    if not text:
+        return "—"
+    colour = "#b91c1c" if text.startswith("Held back") else "#b45309"
+    return format_html('<span style="color:{}">⚠ {}</span>', colour, text)
+
+
+def _article_list(step: Step) -> str:
+    links = sorted(step.steparticle_set.all(), key=lambda link: (link.order, link.pk))
+    return ", ".join(link.article.slug for link in links) or "—"
+
+
+class StepInline(admin.TabularInline):
+    model = Step
+    fields = ["position", "delay_days", "subject", "articles_summary", "held_back"]
+    readonly_fields = ["articles_summary", "held_back"]
+    extra = 0
+    show_change_link = True
+    ordering = ["position"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("steparticle_set__article")
+
+    @admin.display(description="articles")
+    def articles_summary(self, obj):
+        return _article_list(obj) if obj.pk else "—"
+
+    @admin.display(description="held back")
+    def held_back(self, obj):
+        return _held_back_html(obj) if obj.pk else "—"
+
+
+@admin.register(Series)
+class SeriesAdmin(admin.ModelAdmin):
+    # Its change list links to the overview and the email previews (templates/admin/nurture/series/).
+    list_display = ["name", "stage", "language", "step_count", "held_back_steps"]
+    list_filter = ["stage", "language"]
+    search_fields = ["name"]
+    inlines = [StepInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("steps__steparticle_set__article")
+
+    @admin.display(description="steps")
+    def step_count(self, obj):
+        return len(obj.steps.all())
+
+    @admin.display(description="steps held back")
+    def held_back_steps(self, obj):
+        held = [s for s in obj.steps.all() if selectors.step_is_held_back(step=s)]
+        if not held:
+            return "—"
+        return format_html('<span style="color:#b91c1c">⚠ {}</span>', ", ".join(f"#{s.position + 1}" for s in held))
+
+
+class StepArticleFormSet(forms.BaseInlineFormSet):
+    """A step's articles must be in its series' language (also while the step is being added)."""
+
+    def clean(self):
+        super().clean()
+        step = self.instance
+        if not step.series_id:
+            return
+        language = step.series.language
+        for form in self.forms:
+            if not hasattr(form, "cleaned_data") or form.cleaned_data.get("DELETE"):
+                continue
+            article = form.cleaned_data.get("article")
+            if article is not None and article.language != language:
+                form.add_error("article", f"'{article.slug}' is in '{article.language}', but this series is in '{language}'.")
+
+
+class StepArticleInline(admin.TabularInline):
+    model = StepArticle
+    formset = StepArticleFormSet
+    fields = ["article", "order"]
+    autocomplete_fields = ["article"]
+    extra = 1
+    ordering = ["order"]
+
+
+class SeriesLanguageFilter(admin.SimpleListFilter):
+    title = "language"
+    parameter_name = "language"
+
+    def lookups(self, request, model_admin):
+        from content.models import Language
+
+        return Language.choices
+
+    def queryset(self, request, queryset):
+        from content.models import Language
+
+        if self.value() in Language.values:
+            return queryset.filter(series__language=self.value())
+        return queryset
+
+
+@admin.register(Step)
+class StepAdmin(admin.ModelAdmin):
+    list_display = ["step_label", "series_label", "position", "delay_days", "articles_summary", "held_back", "preview_link"]
+    list_filter = ["series", SeriesLanguageFilter]
+    search_fields = ["subject", "series__name"]
+    list_select_related = ["series"]
+    inlines = [StepArticleInline]
+    ordering = ["series", "position"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("steparticle_set__article")
+
+    @admin.display(description="step", ordering="subject")
+    def step_label(self, obj):
+        return f"#{obj.position + 1}: {obj.subject}"
+
+    @admin.display(description="series", ordering="series__stage")
+    def series_label(self, obj):
+        return f"{obj.series.get_stage_display()} ({obj.series.language})"
+
+    @admin.display(description="articles")
+    def articles_summary(self, obj):
+        return _article_list(obj)
+
+    @admin.display(description="held back")
+    def held_back(self, obj):
+        return _held_back_html(obj)
+
+    @admin.display(description="email")
+    def preview_link(self, obj):
+        return format_html('<a href="{}">Preview</a>', reverse("email_preview:step", args=[obj.pk]))

@@ -1,0 +1,129 @@
+"""The render cache: each step rendered once per language and article versions, with placeholders,
+then personalised per subscriber with a few string replacements."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from django.conf import settings
+
+from content.models import Article
+from nurture.emails.layout import (
+    PH_GREETING, PH_PREFERENCES_URL, PH_UNSUBSCRIBE_URL, PH_VIEW_ONLINE_URL, PLACEHOLDER_PATTERN, TEMPLATE_DIR,
+    escape_attribute, escape_text, keep_or_drop_view_online, organisation, render_step_template,
+)
+from nurture.emails.links import Personal
+from nurture.models import Step
+
+
+_PLACEHOLDERS = Personal(
+    greeting=PH_GREETING,
+    preferences_url=PH_PREFERENCES_URL,
+    unsubscribe_url=PH_UNSUBSCRIBE_URL,
+    view_online_url=PH_VIEW_ONLINE_URL,
+)
+
+
+class RenderCache:
+    """A small thread-safe LRU of step renders with placeholders, keyed by what changes them."""
+
+    def __init__(self, maxsize: int = 256):
+        self.maxsize = maxsize
+        self._items: OrderedDict[tuple, tuple[str, str]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get_or_render(self, key: tuple, render) -> tuple[str, str]:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return self._items[key]
+        value = render()  # outside the lock: two threads may render the same step once each, harmlessly
+        with self._lock:
+            self.misses += 1
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+render_cache = RenderCache()
+
+
+def _template_stamp() -> tuple:
+    """In DEBUG the email templates can change under a running process: key on their mtimes."""
+    if not settings.DEBUG:
+        return ()
+    return tuple(sorted((p.name, p.stat().st_mtime_ns) for p in TEMPLATE_DIR.glob("*") if p.is_file()))
+
+
+def cache_key(*, step: Step, articles: list[Article], language: str) -> tuple:
+    return (
+        step.pk,
+        language,
+        step.subject,
+        tuple((a.pk, a.version, a.updated_at) for a in articles),
+        tuple(organisation().values()),
+        settings.SITE_URL,
+        _template_stamp(),
+    )
+
+
+def personal_values(personal: Personal) -> dict[str, tuple[str, str]]:
+    """placeholder -> (value escaped for the HTML part, value for the text part). The single
+    source for personalise() and for an ESP's merge data (merge_values), so the two stay byte-equal."""
+    return {
+        PH_GREETING: (escape_text(personal.greeting), personal.greeting),
+        PH_PREFERENCES_URL: (escape_attribute(personal.preferences_url), personal.preferences_url),
+        PH_UNSUBSCRIBE_URL: (escape_attribute(personal.unsubscribe_url), personal.unsubscribe_url),
+        PH_VIEW_ONLINE_URL: (escape_attribute(personal.view_online_url), personal.view_online_url),
+    }
+
+
+def personalise(cached: tuple[str, str], personal: Personal) -> tuple[str, str]:
+    html, text = cached
+    keep = bool(personal.view_online_url)
+    html = keep_or_drop_view_online(html, keep)
+    text = keep_or_drop_view_online(text, keep)
+    values = personal_values(personal)
+    html_values = {placeholder: pair[0] for placeholder, pair in values.items()}
+    text_values = {placeholder: pair[1] for placeholder, pair in values.items()}
+    # One pass each: a substituted value (a name that happens to look like a placeholder) is never rescanned.
+    html = PLACEHOLDER_PATTERN.sub(lambda m: html_values[m.group(0)], html)
+    text = PLACEHOLDER_PATTERN.sub(lambda m: text_values[m.group(0)], text)
+    return html, text
+
+
+def step_render_with_placeholders(*, step: Step, articles: list[Article], language: str) -> tuple[str, str]:
+    """The cached (html, text) of a step, placeholders in, view-online markers still in."""
+    key = cache_key(step=step, articles=articles, language=language)
+    return render_cache.get_or_render(
+        key, lambda: render_step_template(step=step, articles=articles, language=language, personal=_PLACEHOLDERS)
+    )
+
+
+def render_step(*, step: Step, articles: list[Article], language: str, personal: Personal) -> tuple[str, str]:
+    """(html, text) for one subscriber: the cached step render, personalised."""
+    return personalise(step_render_with_placeholders(step=step, articles=articles, language=language), personal)
+
+
+def step_language(step: Step) -> str:
+    """The layout speaks the language of the step's content (its series)."""
+    return step.series.language
+
+
+def step_body_key(*, step: Step, articles: list[Article]) -> tuple:
+    """What makes two copies of a step's email one body before personalisation (the render
+    cache's key, in the step's language): a batch sender groups by it."""
+    return cache_key(step=step, articles=articles, language=step_language(step))

@@ -1,0 +1,199 @@
+"""The email layout: palette, organisation details, templates, CSS inlining, one full render of a step.
+
+A nurture email is the same for everyone who gets a step, except for the greeting and the personal
+links (nurture.emails.links). The heavy work here (template render + CSS inlining) runs once per step,
+language and article versions (nurture.emails.cache); the personal parts are placeholders, escaped
+exactly as the CSS inliner's serialiser would write them, so a cached copy is byte-identical to a full
+render (tests prove it).
+
+Health data: nothing here puts the subscriber's stage in a header, a tag, metadata or a subject.
+Step subjects are validated against diagnosis words (nurture.validators).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import css_inline
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils import translation
+
+from content.models import Article
+from nurture.emails.links import Personal
+from nurture.emails.text import html_to_text
+from nurture.models import Step
+
+
+# The guide every article is drawn from (a title, so it is not translated).
+GUIDE_TITLE = "Seeking a Second Opinion"
+
+
+# Colours of the layout. Every text/background pair used together has contrast >= 4.5:1
+# (tests/nurture/emails/test_layout.py computes it), in light and in dark mode.
+PALETTE = {
+    "page": "#eef1f5",  # behind the card
+    "card": "#ffffff",
+    "ink": "#1d2433",
+    "muted": "#4a5568",
+    "accent": "#0b5cad",
+    "note": "#eef4fb",
+    "rule": "#d5dbe3",
+    "dark_page": "#0d1117",
+    "dark_card": "#161b22",
+    "dark_ink": "#e6edf3",
+    "dark_muted": "#b1bac4",
+    "dark_accent": "#8cc4ff",
+    "dark_note": "#1c2533",
+    "dark_rule": "#30363d",
+}
+
+
+# (text, background) pairs that appear in the layout.
+CONTRAST_PAIRS = [
+    ("ink", "card"), ("muted", "card"), ("accent", "card"), ("ink", "note"), ("accent", "note"),
+    ("muted", "page"), ("accent", "page"),
+    ("dark_ink", "dark_card"), ("dark_muted", "dark_card"), ("dark_accent", "dark_card"),
+    ("dark_ink", "dark_note"), ("dark_accent", "dark_note"), ("dark_muted", "dark_page"), ("dark_accent", "dark_page"),
+]
+
+
+# Placeholders for the per-subscriber parts. Plain ASCII words: they survive HTML parsing,
+# CSS inlining and attribute serialisation unchanged.
+PH_GREETING = "NURTUREPH0greeting0"
+
+
+PH_PREFERENCES_URL = "NURTUREPH0preferences0"
+
+
+PH_UNSUBSCRIBE_URL = "NURTUREPH0unsubscribe0"
+
+
+PH_VIEW_ONLINE_URL = "NURTUREPH0viewonline0"
+
+
+PLACEHOLDER_PATTERN = re.compile("|".join((PH_GREETING, PH_PREFERENCES_URL, PH_UNSUBSCRIBE_URL, PH_VIEW_ONLINE_URL)))
+
+
+# The "view in browser" part is optional (no link on the web copy, in previews or test sends):
+# the templates wrap it in these markers, which are removed with it or without it.
+VIEW_ONLINE_START = "<!--nurture:view-online-->"
+
+
+VIEW_ONLINE_END = "<!--/nurture:view-online-->"
+
+
+_VIEW_ONLINE_BLOCK = re.compile(re.escape(VIEW_ONLINE_START) + ".*?" + re.escape(VIEW_ONLINE_END), re.S)
+
+
+_INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+
+
+TEMPLATE_DIR = Path(settings.BASE_DIR) / "templates" / "email"
+
+
+# Escaping as css-inline's HTML serialiser writes text and attribute values, so a substituted
+# value is byte-identical to the same value rendered by Django and re-serialised by the inliner.
+def escape_text(value: str) -> str:
+    return value.replace("&", "&amp;").replace("\u00a0", "&nbsp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def escape_attribute(value: str) -> str:
+    return value.replace("&", "&amp;").replace("\u00a0", "&nbsp;").replace('"', "&quot;")
+
+
+def keep_or_drop_view_online(content: str, keep: bool) -> str:
+    if keep:
+        return content.replace(VIEW_ONLINE_START, "").replace(VIEW_ONLINE_END, "")
+    return _VIEW_ONLINE_BLOCK.sub("", content)
+
+
+def organisation() -> dict:
+    website = settings.NURTURE_ORG_WEBSITE
+    return {
+        "name": settings.NURTURE_ORG_NAME,
+        "address": settings.NURTURE_ORG_ADDRESS,
+        "helpline": settings.NURTURE_ORG_HELPLINE,
+        "website": website,
+        "website_label": re.sub(r"^https?://", "", website).rstrip("/"),
+    }
+
+
+def inline_css(html: str) -> str:
+    return _INLINER.inline(html)
+
+
+_HEADING_TAG = re.compile(r"<(/?)h([1-5])\b", re.I)
+
+
+_LINK_WITHOUT_HREF = re.compile(r"<a\b(?![^>]*\bhref=)[^>]*>(.*?)</a>", re.S | re.I)
+
+
+def _demote_headings(body_html: str) -> str:
+    """Inside an article (its title is the h2), the article's own headings start at h3."""
+    return _HEADING_TAG.sub(lambda m: f"<{m.group(1)}h{min(max(int(m.group(2)) + 1, 3), 6)}", body_html)
+
+
+def _email_body_html(body_html: str) -> str:
+    # A link the sanitiser left without a target (e.g. to another article) reads as plain text.
+    return _demote_headings(_LINK_WITHOUT_HREF.sub(r"\1", body_html))
+
+
+@dataclass
+class ArticleView:
+    title: str
+    title_underline: str
+    body_html: str
+    body_text: str
+    sections: list[str] = field(default_factory=list)
+
+
+def _article_view(article: Article) -> ArticleView:
+    sections = [s.strip() for s in (article.source_section or "").split(";") if s.strip()]
+    return ArticleView(
+        title=article.title,
+        title_underline="=" * len(article.title),
+        body_html=_email_body_html(article.body_html),
+        body_text=html_to_text(article.body_html),
+        sections=sections,
+    )
+
+
+def _step_context(*, step: Step, articles: list[Article], language: str, personal: Personal) -> dict:
+    return {
+        "language": language,
+        "subject": step.subject,
+        "articles": [_article_view(a) for a in articles],
+        "guide_title": GUIDE_TITLE,
+        "org": organisation(),
+        "palette": PALETTE,
+        "greeting": personal.greeting,
+        "preferences_url": personal.preferences_url,
+        "unsubscribe_url": personal.unsubscribe_url,
+        "view_online_url": personal.view_online_url,
+        "view_online_start": VIEW_ONLINE_START,
+        "view_online_end": VIEW_ONLINE_END,
+    }
+
+
+def tidy_text(text: str) -> str:
+    """Template tags leave runs of blank lines; a plain-text reader wants at most one."""
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def render_step_template(*, step: Step, articles: list[Article], language: str, personal: Personal) -> tuple[str, str]:
+    """(html, text) for these values: template render + CSS inlining. The optional view-online
+    part keeps its markers; callers keep or drop it."""
+    context = _step_context(step=step, articles=articles, language=language, personal=personal)
+    with translation.override(language):
+        html = inline_css(render_to_string("email/step.html", context))
+        text = tidy_text(render_to_string("email/step.txt", context))
+    return html, text
+
+
+def render_step_full(*, step: Step, articles: list[Article], language: str, personal: Personal) -> tuple[str, str]:
+    """The reference render: what the cache must reproduce byte for byte."""
+    html, text = render_step_template(step=step, articles=articles, language=language, personal=personal)
+    keep = bool(personal.view_online_url)
+    return keep_or_drop_view_online(html, keep), keep_or_drop_view_online(text, keep)

@@ -1,0 +1,68 @@
+"""The per-subscriber parts of an email: greeting and signed links (preferences, unsubscribe, view online)."""
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext
+
+from nurture import tokens
+from nurture.models import Subscriber
+
+
+# Links in previews and test sends must not act on a real subscriber: they use this token,
+# which every view rejects with the plain bad-link page.
+SAMPLE_TOKEN = "sample-link"
+
+
+@dataclass(frozen=True)
+class Personal:
+    """What differs between two subscribers' copies of the same step."""
+
+    greeting: str
+    preferences_url: str
+    unsubscribe_url: str
+    view_online_url: str = ""  # empty: no "view in browser" link
+
+
+def clean_name(first_name: str) -> str:
+    """One line of printable text: control characters would not survive HTML parsing unchanged."""
+    name = "".join(ch for ch in (first_name or "") if unicodedata.category(ch)[0] != "C" or ch in " \t\n")
+    return " ".join(name.split())
+
+
+def greeting_for(first_name: str, *, language: str) -> str:
+    name = clean_name(first_name)
+    with translation.override(language):
+        return gettext("Hello %(name)s,") % {"name": name} if name else gettext("Hello,")
+
+
+def _link(route: str, *, purpose: str, subscriber_id: int | None, extra: str = "") -> str:
+    if subscriber_id is None:
+        return tokens.absolute_url(reverse(route, args=[SAMPLE_TOKEN]))
+    token = tokens.make_token(purpose=purpose, subscriber_id=subscriber_id, extra=extra)
+    return tokens.absolute_url(reverse(route, args=[token]))
+
+
+def link(route: str, *, purpose: str, subscriber_id: int) -> str:
+    return _link(route, purpose=purpose, subscriber_id=subscriber_id)
+
+
+def view_online_url(*, subscriber_id: int, delivery_id: int) -> str:
+    return _link("nurture:view_online", purpose=tokens.VIEW_ONLINE, subscriber_id=subscriber_id, extra=str(delivery_id))
+
+
+def personal_for(subscriber: Subscriber, *, language: str, delivery_id: int | None = None, sample_links: bool = False) -> Personal:
+    """sample_links: previews and test sends get links that do nothing (see SAMPLE_TOKEN)."""
+    subscriber_id = None if sample_links else subscriber.pk
+    online = ""
+    if delivery_id is not None and subscriber_id is not None:
+        online = view_online_url(subscriber_id=subscriber_id, delivery_id=delivery_id)
+    return Personal(
+        greeting=greeting_for(subscriber.first_name, language=language),
+        preferences_url=_link("nurture:preferences", purpose=tokens.PREFERENCES, subscriber_id=subscriber_id),
+        unsubscribe_url=_link("nurture:unsubscribe", purpose=tokens.UNSUBSCRIBE, subscriber_id=subscriber_id),
+        view_online_url=online,
+    )

@@ -1,0 +1,114 @@
+"""Email messages: headers (List-Unsubscribe, List-Id, Message-ID) and the builders for a step,
+a delivery, its web copy and the confirmation email."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.core.mail.message import make_msgid
+from django.template.loader import render_to_string
+from django.utils import translation
+
+from content.models import Article
+from nurture import selectors, tokens
+from nurture.emails.cache import render_step, step_language
+from nurture.emails.layout import PALETTE, inline_css, organisation, tidy_text
+from nurture.emails.links import greeting_for, link, personal_for
+from nurture.models import Delivery, Step, Subscriber
+
+
+def domain() -> str:
+    return settings.NURTURE_LIST_ID.split(".", 1)[-1] if "." in settings.NURTURE_LIST_ID else "nurture.invalid"
+
+
+def list_headers(*, unsubscribe_url: str) -> dict[str, str]:
+    """RFC 2369 / RFC 8058 headers. They carry only the signed link: no stage, no name."""
+    targets = [f"<{unsubscribe_url}>"]
+    if settings.NURTURE_UNSUBSCRIBE_MAILTO:
+        targets.append(f"<mailto:{settings.NURTURE_UNSUBSCRIBE_MAILTO}>")
+    return {
+        "List-Unsubscribe": ", ".join(targets),
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "List-Id": f"<{settings.NURTURE_LIST_ID}>",
+    }
+
+
+def _message(*, subject: str, text: str, html: str, to: str, message_id: str) -> EmailMultiAlternatives:
+    message = EmailMultiAlternatives(subject=subject, body=text, to=[to])
+    message.attach_alternative(html, "text/html")
+    message.extra_headers["Message-ID"] = message_id
+    # No anymail tags or metadata: they would reach the provider, and nothing there may hint at
+    # the stage. Webhooks find the delivery by the provider's message id instead.
+    return message
+
+
+def build_step_email(
+    *, step: Step, subscriber: Subscriber, to: str | None = None, delivery_id: int | None = None,
+    message_id: str = "", sample_links: bool = False, subject_prefix: str = "", articles: list[Article] | None = None,
+) -> EmailMultiAlternatives:
+    """One step's email for one subscriber (saved or a sample): the one builder for sends,
+    previews and test sends. A batch sender may pass `articles` (selectors.step_published_articles,
+    read once per step in the batch) to save one query per email."""
+    language = step_language(step)
+    if articles is None:
+        articles = selectors.step_published_articles(step_id=step.pk)
+    personal = personal_for(subscriber, language=language, delivery_id=delivery_id, sample_links=sample_links)
+    html, text = render_step(step=step, articles=articles, language=language, personal=personal)
+    message = _message(
+        subject=f"{subject_prefix}{step.subject}", text=text, html=html, to=to or subscriber.email,
+        message_id=message_id or make_msgid(domain=domain()),
+    )
+    message.extra_headers.update(list_headers(unsubscribe_url=personal.unsubscribe_url))
+    # Which version of each article this copy carries, for the sender to record on the delivery.
+    message.nurture_article_versions = {str(a.pk): a.version for a in articles}
+    return message
+
+
+def build_delivery_email(
+    delivery: Delivery, *, sample_links: bool = False, articles: list[Article] | None = None
+) -> EmailMultiAlternatives:
+    """The sender's entry point. Load the delivery with select_related("subscriber", "step__series").
+
+    It carries the delivery's own articles (selectors.delivery_articles: never one the subscriber
+    already had); the sender passes the list it already read."""
+    if articles is None:
+        articles = selectors.delivery_articles(delivery=delivery)
+    return build_step_email(
+        step=delivery.step,
+        subscriber=delivery.subscriber,
+        delivery_id=delivery.pk,
+        message_id=delivery.message_id,
+        sample_links=sample_links,
+        articles=articles,
+    )
+
+
+def delivery_web_html(delivery: Delivery, *, sample_links: bool = False) -> str:
+    """The "view in browser" page: the same email as build_delivery_email (the same articles from
+    selectors.delivery_articles, the same render), without the link to itself. For a sent delivery
+    that is the article versions it went out with, even after staff edited them.
+    sample_links: the staff preview, whose links must not act on the real subscriber."""
+    step = delivery.step
+    language = step_language(step)
+    articles = selectors.delivery_articles(delivery=delivery)
+    personal = personal_for(delivery.subscriber, language=language, sample_links=sample_links)
+    html, _text = render_step(step=step, articles=articles, language=language, personal=personal)
+    return html
+
+
+def build_confirmation_email(subscriber: Subscriber) -> EmailMultiAlternatives:
+    """Short and stage-free: it says what they asked for, not what we know about them."""
+    language = subscriber.language
+    context = {
+        "language": language,
+        "greeting": greeting_for(subscriber.first_name, language=language),
+        "confirm_url": link("nurture:confirm", purpose=tokens.CONFIRM, subscriber_id=subscriber.pk),
+        "max_age_days": settings.NURTURE_CONFIRM_MAX_AGE_DAYS,
+        "org": organisation(),
+        "palette": PALETTE,
+    }
+    with translation.override(language):
+        subject = render_to_string("email/confirmation_subject.txt", context).strip()
+        context["subject"] = subject
+        text = tidy_text(render_to_string("email/confirmation.txt", context))
+        html = inline_css(render_to_string("email/confirmation.html", context))
+    return _message(subject=subject, text=text, html=html, to=subscriber.email, message_id=make_msgid(domain=domain()))

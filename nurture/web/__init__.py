@@ -1,0 +1,1 @@
+"""The public side: sign-up, the links in emails, health, the provider webhooks."""

@@ -1,0 +1,18 @@
+"""The public URLs (included at the site root by config/urls.py, namespace "nurture")."""
+from django.urls import path
+
+from nurture.web import dev_outbox, health, links, signup
+
+app_name = "nurture"
+
+urlpatterns = [
+    path("", signup.signup, name="signup"),
+    path("thanks/", signup.signup_done, name="signup_done"),
+    path("confirm/<str:token>/", links.confirm, name="confirm"),
+    path("unsubscribe/<str:token>/", links.unsubscribe, name="unsubscribe"),
+    path("preferences/<str:token>/", links.preferences, name="preferences"),
+    path("email/<str:token>/", links.view_online, name="view_online"),
+    path("healthz", health.healthz, name="healthz"),
+    path("dev/outbox/", dev_outbox.dev_outbox, name="dev_outbox"),
+    path("dev/outbox/<str:name>", dev_outbox.dev_outbox, name="dev_outbox_message"),
+]

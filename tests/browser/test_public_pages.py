@@ -1,0 +1,79 @@
+"""The public pages in a real browser: a person signs up on a phone-sized screen, confirms, and stops."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from django.core import mail
+
+from nurture.models import Subscriber
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"  # tests/artifacts/ (git-ignored)
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def page(browser, live_server, settings):
+    settings.SITE_URL = live_server.url
+    context = browser.new_context(viewport=PHONE, locale="en-GB", timezone_id="America/Chicago")
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def test_bad_input_shows_field_errors_in_the_page(page, live_server):
+    page.goto(live_server.url + "/")
+    page.fill("#id_email", "not an email")
+    page.click("#main button[type=submit]")
+    page.wait_for_selector(".errorsummary")
+    errors = page.locator(".errorlist").all_inner_texts()
+    assert len(errors) >= 3  # email, stage and consent
+    assert page.input_value("#id_email") == "not an email"  # what they typed is kept
+    assert Subscriber.objects.count() == 0
+
+
+def test_sign_up_confirm_and_stop_in_the_browser(page, live_server):
+    page.goto(live_server.url + "/")
+    assert page.locator("html").get_attribute("lang") == "en"
+    page.fill("#id_email", "lee@example.org")
+    page.fill("#id_first_name", "Lee")
+    page.check("input[name=stage][value=recently_diagnosed]")
+    page.select_option("#id_language", "en")
+    page.check("#id_consent")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "signup-phone.png"), full_page=True)
+    page.click("#main button[type=submit]")
+    page.wait_for_url(re.compile(r"/thanks/$"))
+    assert "check your email" in page.inner_text("h1").lower()
+
+    subscriber = Subscriber.objects.get()
+    assert subscriber.time_zone == "America/Chicago"  # filled in from the browser
+    confirm_url = re.search(r"(http://\S+/confirm/\S+/)", mail.outbox[0].body).group(1)
+    page.goto(confirm_url)
+    subscriber.refresh_from_db()
+    assert subscriber.status == "pending"
+    page.click("#main button[type=submit]")
+    page.wait_for_selector("text=you are signed up")
+    subscriber.refresh_from_db()
+    assert subscriber.status == "active"
+
+    page.click("text=Manage your emails")
+    page.wait_for_selector("text=Your email choices")
+    page.click("button[value=unsubscribe]")
+    page.wait_for_selector("text=You will not receive any more emails")
+    subscriber.refresh_from_db()
+    assert subscriber.status == "unsubscribed"
+
+
+def test_pages_fit_a_phone_without_sideways_scrolling(page, live_server):
+    page.goto(live_server.url + "/")
+    scroll_width = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= PHONE["width"]
+    # every visible form control has a label a screen reader can announce
+    unlabeled = page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=hidden]), select')]
+              .filter(el => !(el.labels && el.labels.length)).map(el => el.name)"""
+    )
+    assert unlabeled == []

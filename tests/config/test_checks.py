@@ -1,0 +1,59 @@
+"""System checks on settings: a bad value stops start-up naming the variable (`manage.py check`)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_check(env_overrides: dict) -> subprocess.CompletedProcess:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NURTURE_")}
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("NURTURE_DAY_SECONDS", "soon"),
+        ("NURTURE_DAY_SECONDS", "0"),
+        ("DATABASE_URL", "nosuchdb://x"),
+        ("CELERY_BROKER_URL", "carrier-pigeon://x"),
+        ("EMAIL_PORT", "eighty"),
+        ("EMAIL_USE_TLS", "perhaps"),
+        ("SITE_URL", "guide.example.org"),
+    ],
+)
+def test_bad_setting_stops_start_up_naming_the_variable(name, value):
+    result = run_check({name: value})
+    assert result.returncode != 0
+    assert f"{name}: (nurture.E001)" in result.stderr
+
+
+def test_good_settings_pass_the_checks():
+    result = run_check({"NURTURE_DAY_SECONDS": "5", "DJANGO_SECRET_KEY": "x" * 50, "DJANGO_DEBUG": "1"})
+    assert result.returncode == 0, result.stderr
+
+
+def test_outbox_email_backend_outside_debug_is_warned_about():
+    result = run_check({"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 50})
+    assert "EMAIL_BACKEND: (nurture.W003)" in result.stderr
+    quiet = run_check({"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 50, "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend"})
+    assert "nurture.W003" not in quiet.stderr
+
+
+def test_organisation_placeholders_are_warned_about_in_production():
+    result = run_check({"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 50})
+    for name in ("NURTURE_ORG_NAME", "NURTURE_ORG_ADDRESS", "NURTURE_ORG_HELPLINE"):
+        assert f"{name}: (nurture.W002)" in result.stderr
+    configured = run_check({
+        "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 50, "NURTURE_ORG_NAME": "Cancer Information Service",
+        "NURTURE_ORG_ADDRESS": "1 High Street, Leeds", "NURTURE_ORG_HELPLINE": "0800 123 456",
+    })
+    assert "nurture.W002" not in configured.stderr

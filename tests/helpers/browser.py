@@ -1,0 +1,59 @@
+"""Headless Chromium (Debian's package) driven by Playwright, for tests of real pages."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests.conftest import REQUIRE_SERVICES
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium")
+    if not path:
+        reason = "needs Debian's chromium: run `bash scripts/install_browser.sh` as root"
+        if REQUIRE_SERVICES:
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop on this thread; the test's own ORM reads are
+    # still synchronous, so Django's async-safety guard would refuse them.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+    executable = chromium_path()
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+def logged_in_page(*, browser, live_server, client, user, viewport: dict):
+    """A browser page logged in as `user` (through the test client's session), with the default
+    library loaded and the render cache empty. The caller closes page.context."""
+    from nurture.emails.cache import render_cache
+    from support.library import load_default_library
+
+    load_default_library()
+    render_cache.clear()
+    client.force_login(user)
+    context = browser.new_context(viewport=viewport)
+    context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
+    return context.new_page()
