@@ -110,15 +110,18 @@ def deliveries_plan_batch(*, now: datetime, batch_size: int, series_steps: Serie
     series_steps.load({s.series_id for s in batch if s.series_id is not None})
     history = _history([s.pk for s in batch])
     new_deliveries: list[Delivery] = []
+    welcomed_back: list[int] = []
     completed = deferred = 0
     for subscriber in batch:
+        steps, starts_at = series_steps.for_subscriber(subscriber, now=now)  # a treatment date reorders them
         decision = decide(
             subscriber=subscriber,
-            steps=series_steps.from_position(subscriber.series_id, subscriber.next_step_position),
+            steps=steps,
             received=history.received[subscriber.pk],
             steps_done=history.steps_done[subscriber.pk],
             last_email_at=history.last_email_at.get(subscriber.pk),
             now=now,
+            starts_at=starts_at,
         )
         subscriber.next_step_position = decision.next_step_position
         subscriber.next_send_at = decision.next_send_at
@@ -130,8 +133,12 @@ def deliveries_plan_batch(*, now: datetime, batch_size: int, series_steps: Serie
                     subscriber_id=subscriber.pk,
                     step_id=decision.step.id,
                     article_versions={str(a): PLANNED_VERSION for a in decision.article_ids},
+                    # The first email after a pause opens with "welcome back".
+                    welcome_back=subscriber.welcome_back_due,
                 )
             )
+            if subscriber.welcome_back_due:
+                welcomed_back.append(subscriber.pk)
         elif decision.next_send_at is None:
             completed += 1
         else:
@@ -144,6 +151,8 @@ def deliveries_plan_batch(*, now: datetime, batch_size: int, series_steps: Serie
         moves[(subscriber.next_step_position, subscriber.next_send_at)].append(subscriber.pk)
     for (position, send_at), ids in moves.items():
         Subscriber.objects.filter(pk__in=ids).update(next_step_position=position, next_send_at=send_at)
+    if welcomed_back:
+        Subscriber.objects.filter(pk__in=welcomed_back).update(welcome_back_due=False)
     return BatchResult([d.pk for d in created], len(batch), completed, deferred)
 
 
