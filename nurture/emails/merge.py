@@ -11,9 +11,10 @@ from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import make_msgid
 
 from content.models import Article
+from nurture import selectors
 from nurture.emails.cache import personal_values, step_language, step_render_with_placeholders
 from nurture.emails.layout import (
-    PH_GREETING, PH_PREFERENCES_URL, PH_UNSUBSCRIBE_URL, PH_VIEW_ONLINE_URL, PLACEHOLDER_PATTERN,
+    PH_GREETING, PH_PAUSE_URL, PH_PREFERENCES_URL, PH_UNSUBSCRIBE_URL, PH_VIEW_ONLINE_URL, PLACEHOLDER_PATTERN,
     keep_or_drop_view_online,
 )
 from nurture.emails.links import Personal, personal_for
@@ -26,6 +27,7 @@ MERGE_FIELD_NAMES = {
     PH_PREFERENCES_URL: "preferences_url",
     PH_UNSUBSCRIBE_URL: "unsubscribe_url",
     PH_VIEW_ONLINE_URL: "view_online_url",
+    PH_PAUSE_URL: "pause_url",
 }
 
 
@@ -68,6 +70,9 @@ def build_batch_email(
     field_prefix = field_format.split("{}", 1)[0]
     if field_prefix in cached[0] or field_prefix in cached[1]:
         raise NotBatchable("the content itself contains the ESP's merge syntax")
+    if selectors.subscribers_with_carer(subscriber_ids=[d.subscriber_id for d in deliveries]):
+        # A carer's copy goes to another address (or to two): one by one, never in a shared call.
+        raise NotBatchable("a subscriber has handed their emails to a carer")
     html, text = merge_bodies(cached, field_format=field_format)
     addresses = [delivery.subscriber.email for delivery in deliveries]
     message = EmailMultiAlternatives(subject=step.subject, body=text, to=addresses)
@@ -76,7 +81,9 @@ def build_batch_email(
     message.extra_headers.update({name: shared[name] for name in ("List-Unsubscribe-Post", "List-Id")})
     message.merge_data, message.merge_headers, message.merge_metadata = {}, {}, {}
     for delivery, address in zip(deliveries, addresses):
-        personal = personal_for(delivery.subscriber, language=language, delivery_id=delivery.pk)
+        personal = personal_for(
+            delivery.subscriber, language=language, delivery_id=delivery.pk, welcome_back=delivery.welcome_back
+        )
         values = merge_values(personal)
         if any(field_prefix in value for value in values.values()):
             raise NotBatchable(f"delivery {delivery.pk}: a personal value contains the ESP's merge syntax")

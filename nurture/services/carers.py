@@ -16,14 +16,6 @@ from nurture.services.subscribers import InputError
 logger = logging.getLogger(__name__)
 
 
-def requester_label(subscriber: Subscriber) -> str:
-    """Who asked, as the carer is told: their name (if given) and address. Never their stage."""
-    from nurture.emails.links import clean_name
-
-    name = clean_name(subscriber.first_name)
-    return f"{name} ({subscriber.email})" if name else subscriber.email
-
-
 def carer_address_problem(*, subscriber: Subscriber, carer_email: str):
     """None when the address can take the hand-off; else the error to show."""
     address = carer_email.strip().lower()

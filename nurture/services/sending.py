@@ -29,8 +29,8 @@ from django.utils import timezone
 from nurture import providers, selectors
 from nurture.emails.cache import step_body_key
 from nurture.emails.merge import NotBatchable, build_batch_email
-from nurture.emails.messages import build_confirmation_email, build_delivery_email
-from nurture.models import Delivery, Subscriber
+from nurture.emails.messages import build_carer_confirmation_email, build_confirmation_email, build_delivery_email
+from nurture.models import CarerHandoff, Delivery, Subscriber
 from nurture.services import throttle
 from nurture.services.deliveries import (
     NOT_CLAIMED, ClaimedDelivery, claimed_row, deliveries_mark_sent, delivery_claim_and_check, delivery_settle,
@@ -332,4 +332,14 @@ def confirmation_email_send(*, subscriber_id: int) -> bool:
     if subscriber is None or selectors.is_suppressed(email=subscriber.email):
         return False
     build_confirmation_email(subscriber).send()
+    return True
+
+
+def carer_confirmation_email_send(*, handoff_id: int) -> bool:
+    """The carer's confirmation email, while the request is still waiting for them (not stopped or
+    replaced meanwhile) and their address is not suppressed."""
+    handoff = CarerHandoff.objects.select_related("subscriber").filter(pk=handoff_id, status=CarerHandoff.Status.PENDING).first()
+    if handoff is None or selectors.is_suppressed(email=handoff.carer_email):
+        return False
+    build_carer_confirmation_email(handoff).send()
     return True

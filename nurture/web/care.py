@@ -10,7 +10,8 @@ from django.shortcuts import render
 from django.utils import translation
 from django.views.decorators.http import require_http_methods
 
-from nurture import tokens
+from nurture import selectors, tasks, tokens
+from nurture.emails.links import requester_label
 from nurture.export import subscriber_export
 from nurture.models import CarerHandoff, Subscriber
 from nurture.services import carers
@@ -72,7 +73,7 @@ def _handoff_page(request, token: str, *, purpose: str, action, ask_template: st
         else:
             template = ask_template
         stop_token = tokens.make_token(purpose=tokens.CARER_STOP, subscriber_id=subscriber.pk, extra=str(handoff.pk))
-        context = {"handoff": handoff, "subscriber_address": carers.requester_label(subscriber), "stop_token": stop_token}
+        context = {"handoff": handoff, "subscriber_address": requester_label(subscriber), "stop_token": stop_token}
         return _private(render(request, template, context))
 
 
@@ -139,9 +140,7 @@ def care_action(request, subscriber: Subscriber, action: str) -> tuple[dict, boo
         if action == "treatment_date_remove":
             subscriber_services.subscriber_set_treatment_date(subscriber_id=subscriber.pk, treatment_date=None)
         elif action == "carer_stop":
-            handoff = CarerHandoff.objects.filter(
-                subscriber=subscriber, status__in=[CarerHandoff.Status.PENDING, CarerHandoff.Status.ACTIVE]
-            ).first()
+            handoff = selectors.open_carer_handoff(subscriber_id=subscriber.pk)
             if handoff is not None:
                 carers.carer_stop(handoff_id=handoff.pk, by="subscriber", source="preferences_page")
         elif not form.is_valid():
@@ -154,7 +153,8 @@ def care_action(request, subscriber: Subscriber, action: str) -> tuple[dict, boo
             )
         elif action == "carer":
             carers.carer_request(
-                subscriber_id=subscriber.pk, carer_email=form.cleaned_data["carer_email"], mode=form.cleaned_data["mode"]
+                subscriber_id=subscriber.pk, carer_email=form.cleaned_data["carer_email"], mode=form.cleaned_data["mode"],
+                enqueue=tasks.enqueue_carer_confirmation,
             )
     except subscriber_services.InputError as error:
         form.add_error(error.field, error.message)

@@ -7,11 +7,12 @@ from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from nurture import tokens
+from nurture import selectors, tokens
 from nurture.emails.messages import delivery_web_html
 from nurture.models import Subscriber
 from nurture.services import retention
 from nurture.services import subscribers as subscriber_services
+from nurture.web import care
 from nurture.web.forms import PreferencesForm
 
 
@@ -64,17 +65,20 @@ def preferences(request, token: str):
         return _bad_link(request, tokens.PREFERENCES, error)
     with translation.override(subscriber.language):
         form = PreferencesForm(instance=subscriber)
+        forms = care.care_forms(subscriber)
         saved = False
+        failed = False
         if request.method == "POST":
             action = request.POST.get("action", "save")
-            if action == "pause":
-                subscriber = subscriber_services.subscriber_pause(subscriber_id=subscriber.pk)
-                saved = True
+            if action in care.CARE_ACTIONS:  # pause, treatment date, carer: their own forms
+                forms, saved = care.care_action(request, subscriber, action)
+                failed = not saved
+                subscriber.refresh_from_db()
             elif action == "resume":
                 subscriber = subscriber_services.subscriber_resume(subscriber_id=subscriber.pk)
                 saved = True
             elif action == "unsubscribe":
-                subscriber = subscriber_services.subscriber_unsubscribe(subscriber_id=subscriber.pk)
+                subscriber = subscriber_services.subscriber_unsubscribe(subscriber_id=subscriber.pk, source="preferences_page")
                 return render(request, "nurture/unsubscribed.html", {"subscriber": subscriber, "token": token})
             elif action == "erase":  # first press: say what goes and what stays, ask again
                 return render(request, "nurture/erase_confirm.html", {"subscriber": subscriber})
@@ -93,16 +97,16 @@ def preferences(request, token: str):
                         cadence=data["cadence"],
                     )
                     form = PreferencesForm(instance=subscriber)
+                    forms = care.care_forms(subscriber)
                     saved = True
                 else:
                     subscriber.refresh_from_db()
     with translation.override(subscriber.language):
-        return render(
-            request,
-            "nurture/preferences.html",
-            {"form": form, "subscriber": subscriber, "saved": saved, "token": token},
-            status=400 if form.errors else 200,
-        )
+        context = {
+            "form": form, "subscriber": subscriber, "saved": saved, "token": token,
+            "handoff": selectors.open_carer_handoff(subscriber_id=subscriber.pk), **forms,
+        }
+        return render(request, "nurture/preferences.html", context, status=400 if form.errors or failed else 200)
 
 
 @require_http_methods(["GET"])

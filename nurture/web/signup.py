@@ -31,6 +31,7 @@ def signup(request):
                 time_zone=data["time_zone"],
                 consent_text=consent_text,
                 enqueue=tasks.enqueue_confirmation,
+                treatment_date=data.get("treatment_date"),
             )
             # The same page whether the address was new or known: it reveals nothing about who is subscribed.
             return redirect("nurture:signup_done")
