@@ -43,9 +43,9 @@ def stack(transactional_db, postgres, redis_url, tmp_path, settings):
     settings.NURTURE_OUTBOX_DIR = tmp_path / "outbox"
     settings.EMAIL_BACKEND = "nurture.mail.OutboxEmailBackend"
     call_command("load_content", verbosity=0)
-    from nurture.services.schedule import ensure_periodic_tasks
+    from nurture.services.schedule import periodic_tasks_ensure
 
-    ensure_periodic_tasks()
+    periodic_tasks_ensure()
     use_broker_in_this_process(redis_url)
     env = subprocess_env(broker_url=redis_url, outbox_dir=settings.NURTURE_OUTBOX_DIR, day_seconds=DAY_SECONDS)
     processes = [CeleryProcess("worker", "care-worker", env, tmp_path), CeleryProcess("beat", "care-beat", env, tmp_path)]
