@@ -24,10 +24,12 @@ def _bad_link(request, purpose: str, error: tokens.TokenError):
 
 
 def _private(response: HttpResponse) -> HttpResponse:
-    """The URL carries a token and the page personal data: no caches, no search engines, no Referer."""
+    """The URL carries a token and the page personal data: no caches, no search engines, no Referer
+    to other sites. ("same-origin", not "no-referrer": with no-referrer browsers post the page's own
+    forms with Origin: null, which the CSRF check rightly refuses.)"""
     response["Cache-Control"] = "private, no-store"
     response["X-Robots-Tag"] = "noindex, nofollow"
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     return response
 
 
