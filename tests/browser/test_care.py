@@ -60,7 +60,8 @@ def test_carer_flow_on_a_phone(phone, live_server):
     phone.click("button[value=carer]")
     phone.wait_for_selector("text=We asked tom@example.org to confirm")
     assert fits(phone)
-    phone.locator("#carer").screenshot(path=str(ARTIFACTS / "carer-asked-phone.png"))
+    phone.locator("#carer").scroll_into_view_if_needed()
+    phone.screenshot(path=str(ARTIFACTS / "carer-asked-phone.png"))
     handoff = CarerHandoff.objects.get()
     assert handoff.status == "pending" and handoff.mode == "as_well"
 
