@@ -27,6 +27,10 @@ _LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+", re.M)
 _EMPHASIS = re.compile(r"[*_`>]+")
 _TAG = re.compile(r"<[^>]+>")
 
+# Below this many words the formulas say nothing useful (one long word makes a "grade 13" line):
+# such a text is reported but never warned about or blocked.
+MIN_WORDS = 20
+
 # textstat keeps its language in module state; one measurement at a time.
 _lock = threading.Lock()
 
@@ -100,7 +104,7 @@ def assess_text(text: str, *, language: str) -> Level:
     else:
         measure = "Flesch-Kincaid grade"
         verdict = BLOCK if score > block_at else WARN if score > warn_at else OK
-    if not text.strip():
+    if len(text.split()) < MIN_WORDS:
         verdict = OK
     return Level(language=language, score=score, measure=measure, verdict=verdict, warn_at=warn_at, block_at=block_at)
 

@@ -54,25 +54,25 @@ def reconcile_deliveries_task() -> dict:
 
 # Acknowledged on receipt (not acks_late): a confirmation has no delivery row to claim, so a
 # redelivered task could send a second one. A transient provider error is retried instead.
-@shared_task(name="nurture.send_confirmation_email", bind=True, max_retries=5, acks_late=False)
-def send_confirmation_email(self, subscriber_id: int) -> bool:
+def _send_or_retry(task, send, **ids) -> bool:
+    """Send; on a transient provider error retry the task with backoff, anything else fails it."""
     try:
-        return sending.confirmation_email_send(subscriber_id=subscriber_id)
+        return send(**ids)
     except Exception as exc:
         if providers.classify_send_error(exc) != providers.TRANSIENT:
             raise
-        raise self.retry(exc=exc, countdown=sending.retry_countdown(self.request.retries + 1))
+        raise task.retry(exc=exc, countdown=sending.retry_countdown(task.request.retries + 1))
+
+
+@shared_task(name="nurture.send_confirmation_email", bind=True, max_retries=5, acks_late=False)
+def send_confirmation_email(self, subscriber_id: int) -> bool:
+    return _send_or_retry(self, sending.confirmation_email_send, subscriber_id=subscriber_id)
 
 
 # The carer's confirmation: like the subscriber's, acknowledged on receipt, transient errors retried.
 @shared_task(name="nurture.send_carer_confirmation_email", bind=True, max_retries=5, acks_late=False)
 def send_carer_confirmation_email(self, handoff_id: int) -> bool:
-    try:
-        return sending.carer_confirmation_email_send(handoff_id=handoff_id)
-    except Exception as exc:
-        if providers.classify_send_error(exc) != providers.TRANSIENT:
-            raise
-        raise self.retry(exc=exc, countdown=sending.retry_countdown(self.request.retries + 1))
+    return _send_or_retry(self, sending.carer_confirmation_email_send, handoff_id=handoff_id)
 
 
 @shared_task(name="nurture.purge_expired_data")

@@ -27,12 +27,14 @@ from nurture.services.exports import subscriber_export_by_staff
 from nurture.admin.base import ReadOnlyAdmin, SafeActionIdsMixin, delivery_preview_link, step_label
 
 
-class ConsentInline(admin.TabularInline):
-    model = ConsentRecord
-    fields = ["kind", "source", "language", "given_at", "confirmed_at", "consent_text"]
-    readonly_fields = fields
+class HistoryInline(admin.TabularInline):
+    """A read-only record list on the subscriber page: never added, changed or deleted here."""
+
     extra = 0
     can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -41,20 +43,16 @@ class ConsentInline(admin.TabularInline):
         return False
 
 
-class CarerHandoffInline(admin.TabularInline):
+class ConsentInline(HistoryInline):
+    model = ConsentRecord
+    fields = ["kind", "source", "language", "given_at", "confirmed_at", "consent_text"]
+
+
+class CarerHandoffInline(HistoryInline):
     """Who else receives the emails (only after they confirmed), and who stopped it."""
 
     model = CarerHandoff
     fields = ["carer_email", "mode", "status", "requested_at", "confirmed_at", "stopped_at", "stopped_by"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 KEEP_LANGUAGE = ""

@@ -102,44 +102,35 @@ def delivery_web_html(delivery: Delivery, *, sample_links: bool = False) -> str:
     return html
 
 
+def _confirmation_style_email(*, template: str, language: str, to: str, **context) -> EmailMultiAlternatives:
+    """A short one-link email (email/<template>_subject.txt, .txt, .html) in `language`."""
+    context.update(
+        language=language, max_age_days=settings.NURTURE_CONFIRM_MAX_AGE_DAYS, org=organisation(), palette=PALETTE
+    )
+    with translation.override(language):
+        subject = render_to_string(f"email/{template}_subject.txt", context).strip()
+        context["subject"] = subject
+        text = tidy_text(render_to_string(f"email/{template}.txt", context))
+        html = inline_css(render_to_string(f"email/{template}.html", context))
+    return _message(subject=subject, text=text, html=html, to=to, message_id=make_msgid(domain=domain()))
+
+
 def build_confirmation_email(subscriber: Subscriber) -> EmailMultiAlternatives:
     """Short and stage-free: it says what they asked for, not what we know about them."""
-    language = subscriber.language
-    context = {
-        "language": language,
-        "greeting": greeting_for(subscriber.first_name, language=language),
-        "confirm_url": link("nurture:confirm", purpose=tokens.CONFIRM, subscriber_id=subscriber.pk),
-        "max_age_days": settings.NURTURE_CONFIRM_MAX_AGE_DAYS,
-        "org": organisation(),
-        "palette": PALETTE,
-    }
-    with translation.override(language):
-        subject = render_to_string("email/confirmation_subject.txt", context).strip()
-        context["subject"] = subject
-        text = tidy_text(render_to_string("email/confirmation.txt", context))
-        html = inline_css(render_to_string("email/confirmation.html", context))
-    return _message(subject=subject, text=text, html=html, to=subscriber.email, message_id=make_msgid(domain=domain()))
+    return _confirmation_style_email(
+        template="confirmation", language=subscriber.language, to=subscriber.email,
+        greeting=greeting_for(subscriber.first_name, language=subscriber.language),
+        confirm_url=link("nurture:confirm", purpose=tokens.CONFIRM, subscriber_id=subscriber.pk),
+    )
 
 
 def build_carer_confirmation_email(handoff) -> EmailMultiAlternatives:
     """To the carer: who asked and what they would receive ("information about getting a second
     opinion"), never the stage or a date. In the subscriber's language (we know no other)."""
     subscriber = handoff.subscriber
-    language = subscriber.language
-    context = {
-        "language": language,
-        "requester": requester_label(subscriber),
-        "mode": handoff.mode,
-        "confirm_url": tokens.absolute_url(reverse("nurture:carer_confirm", args=[
-            tokens.make_token(purpose=tokens.CARER_CONFIRM, subscriber_id=subscriber.pk, extra=str(handoff.pk))
-        ])),
-        "max_age_days": settings.NURTURE_CONFIRM_MAX_AGE_DAYS,
-        "org": organisation(),
-        "palette": PALETTE,
-    }
-    with translation.override(language):
-        subject = render_to_string("email/carer_confirmation_subject.txt", context).strip()
-        context["subject"] = subject
-        text = tidy_text(render_to_string("email/carer_confirmation.txt", context))
-        html = inline_css(render_to_string("email/carer_confirmation.html", context))
-    return _message(subject=subject, text=text, html=html, to=handoff.carer_email, message_id=make_msgid(domain=domain()))
+    token = tokens.make_token(purpose=tokens.CARER_CONFIRM, subscriber_id=subscriber.pk, extra=str(handoff.pk))
+    return _confirmation_style_email(
+        template="carer_confirmation", language=subscriber.language, to=handoff.carer_email,
+        requester=requester_label(subscriber), mode=handoff.mode,
+        confirm_url=tokens.absolute_url(reverse("nurture:carer_confirm", args=[token])),
+    )

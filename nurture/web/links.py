@@ -14,12 +14,7 @@ from nurture.services import retention
 from nurture.services import subscribers as subscriber_services
 from nurture.web import care
 from nurture.web.forms import PreferencesForm
-
-
-def _bad_link(request, purpose: str, error: tokens.TokenError):
-    return render(
-        request, "nurture/bad_link.html", {"purpose": purpose, "expired": error.expired}, status=400
-    )
+from nurture.web.responses import bad_link, private
 
 
 def _one_button_page(request, token: str, *, purpose: str, action, ask_template: str, done_template: str):
@@ -28,7 +23,7 @@ def _one_button_page(request, token: str, *, purpose: str, action, ask_template:
     try:
         subscriber = subscriber_services.subscriber_from_token(purpose=purpose, token=token)
     except tokens.TokenError as error:
-        return _bad_link(request, purpose, error)
+        return bad_link(request, purpose, error)
     with translation.override(subscriber.language):
         if request.method == "POST":
             subscriber = action(subscriber_id=subscriber.pk)
@@ -62,7 +57,7 @@ def preferences(request, token: str):
     try:
         subscriber = subscriber_services.subscriber_from_token(purpose=tokens.PREFERENCES, token=token)
     except tokens.TokenError as error:
-        return _bad_link(request, tokens.PREFERENCES, error)
+        return bad_link(request, tokens.PREFERENCES, error)
     with translation.override(subscriber.language):
         form = PreferencesForm(instance=subscriber)
         forms = care.care_forms(subscriber)
@@ -115,10 +110,6 @@ def view_online(request, token: str):
     try:
         delivery = subscriber_services.delivery_from_view_token(token=token)
     except tokens.TokenError as error:
-        return _bad_link(request, tokens.VIEW_ONLINE, error)
-    response = HttpResponse(delivery_web_html(delivery))
+        return bad_link(request, tokens.VIEW_ONLINE, error)
     # The URL carries a token: keep it out of caches, search engines and Referer headers.
-    response["Cache-Control"] = "private, no-store"
-    response["X-Robots-Tag"] = "noindex, nofollow"
-    response["Referrer-Policy"] = "no-referrer"
-    return response
+    return private(HttpResponse(delivery_web_html(delivery)), referrer="no-referrer")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -25,6 +24,10 @@ HARD_ES = (
 )
 
 
+EASY_EN = "You can ask for a second opinion. It is fine to ask. Most doctors are glad to help. You can take your time. Talk to your doctor about it.\n"
+EASY_ES = "Puede pedir una segunda opinión. Está bien preguntar. Casi todos los médicos quieren ayudar. Puede tomarse su tiempo. Hable con su médico sobre esto.\n"
+
+
 def test_prose_leaves_out_front_matter_headings_and_link_targets():
     text = "---\ntitle: Something Extraordinarily Complicated\n---\n## A heading nobody reads as prose\n\nSee [the guide](https://example.org/a-very-long-address-indeed) now.\n\n- one item\n"
     prose = readability.prose(text)
@@ -32,17 +35,27 @@ def test_prose_leaves_out_front_matter_headings_and_link_targets():
 
 
 @pytest.mark.parametrize("language, text, verdict", [("en", HARD_EN, "block"), ("es", HARD_ES, "block"),
-                                                     ("en", "You can ask. It is fine to ask.\n", "ok"),
-                                                     ("es", "Puede preguntar. Está bien preguntar.\n", "ok")])
+                                                     ("en", EASY_EN, "ok"), ("es", EASY_ES, "ok")])
 def test_levels_and_verdicts(language, text, verdict):
     level = readability.assess(text, language=language)
     assert level.verdict == verdict, level
 
 
 def test_warn_between_the_levels(settings):
-    settings.NURTURE_READING_GRADE_WARN_EN = 2
-    level = readability.assess("Getting a second opinion can help you feel more sure about your treatment plan.\n", language="en")
-    assert level.verdict == "warn" and 2 < level.score <= settings.NURTURE_READING_GRADE_BLOCK_EN
+    long_sentence = (
+        "Getting a second opinion can help you feel more sure about your treatment plan and about the choices "
+        "you make together with your doctor and your family.\n"
+    )
+    level = readability.assess(long_sentence, language="en")
+    assert level.verdict == "block" and level.score > 12
+    settings.NURTURE_READING_GRADE_BLOCK_EN = 14
+    level = readability.assess(long_sentence, language="en")
+    assert level.verdict == "warn" and 8 < level.score <= 14
+
+
+def test_a_text_too_short_to_measure_is_never_warned_or_blocked():
+    level = readability.assess("Body of welcome-admin-interdisciplinary.\n", language="en")
+    assert level.score > 12 and level.verdict == "ok"
 
 
 def test_the_starter_library_meets_the_warning_level_in_both_languages(library_dir):

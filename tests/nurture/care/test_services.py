@@ -185,3 +185,26 @@ def test_export_holds_everything_and_the_command_prints_the_same(subscriber, cap
     assert data["carer_handoffs"][0]["carer_email"] == "ben@example.org" and data["carer_handoffs"][0]["status"] == handoff.status
     call_command("subscriber_export", "ANA@example.org")
     assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(data))
+
+
+# --- the treatment date never leaves the system ------------------------------------------------------
+
+
+def test_the_treatment_date_is_in_no_log_link_header_or_email(subscriber, caplog, settings):
+    import logging
+
+    from nurture.emails.messages import build_delivery_email
+    from nurture.services import planning
+
+    caplog.set_level(logging.DEBUG)
+    when = timezone.localdate() + dt.timedelta(days=45)
+    services.subscriber_set_treatment_date(subscriber_id=subscriber.pk, treatment_date=when)
+    planning.deliveries_plan_due(now=timezone.now())
+    delivery = Delivery.objects.select_related("subscriber", "step__series").get(subscriber=subscriber)
+    message = build_delivery_email(delivery)
+    raw = message.message().as_string()
+    forms = {when.isoformat(), when.strftime("%d/%m/%Y"), when.strftime("%m/%d/%Y"), when.strftime("%Y%m%d")}
+    assert not any(f in raw for f in forms)
+    assert not any(f in caplog.text for f in forms)
+    assert all(when.isoformat() not in r.consent_text for r in ConsentRecord.objects.all())
+    assert not getattr(message, "tags", None) and not getattr(message, "metadata", None)
