@@ -208,3 +208,31 @@ def test_the_treatment_date_is_in_no_log_link_header_or_email(subscriber, caplog
     assert not any(f in caplog.text for f in forms)
     assert all(when.isoformat() not in r.consent_text for r in ConsentRecord.objects.all())
     assert not getattr(message, "tags", None) and not getattr(message, "metadata", None)
+
+
+# --- where series emails go with a carer -----------------------------------------------------------
+
+
+def test_recipients_follow_the_confirmed_hand_off_only(subscriber):
+    from nurture import selectors
+    from nurture.emails.messages import build_delivery_email
+
+    delivery = Delivery.objects.create(subscriber=subscriber, step=subscriber.series.steps.get(position=0))
+    handoff = CarerHandoff.objects.create(subscriber=subscriber, carer_email="tom@example.org", mode="as_well")
+    assert selectors.delivery_recipients(subscriber=subscriber) == ["ana@example.org"]  # pending: not yet
+    CarerHandoff.objects.filter(pk=handoff.pk).update(status="active")
+    assert build_delivery_email(delivery).to == ["ana@example.org", "tom@example.org"]
+    CarerHandoff.objects.filter(pk=handoff.pk).update(mode="instead")
+    assert build_delivery_email(delivery).to == ["tom@example.org"]
+    Suppression.objects.create(email="tom@example.org", reason="bounced")
+    assert build_delivery_email(delivery).to == ["ana@example.org"]  # a bounced carer is left out
+
+
+def test_a_delivery_to_a_carer_is_never_put_in_an_esp_batch_call(subscriber):
+    from nurture.emails.merge import NotBatchable, build_batch_email
+    from nurture.selectors import delivery_articles
+
+    delivery = Delivery.objects.create(subscriber=subscriber, step=subscriber.series.steps.get(position=0))
+    CarerHandoff.objects.create(subscriber=subscriber, carer_email="tom@example.org", status="active")
+    with pytest.raises(NotBatchable):
+        build_batch_email([delivery], articles=delivery_articles(delivery=delivery), field_format="%recipient.{}%")
