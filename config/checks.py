@@ -1,6 +1,9 @@
 """System checks: a bad setting stops start-up with a message naming the variable."""
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
+
 from django.conf import settings
 from django.core import checks
 
@@ -49,15 +52,6 @@ def environment_values(app_configs=None, **kwargs):
 @checks.register(checks.Tags.security, deploy=False)
 def production_placeholders(app_configs=None, **kwargs):
     warnings = []
-    if settings.SECRET_KEY == settings.INSECURE_DEV_SECRET_KEY and not settings.DEBUG:
-        warnings.append(
-            checks.Warning(
-                "DJANGO_SECRET_KEY is not set; a development key is in use.",
-                hint="Set DJANGO_SECRET_KEY to a long random value in production.",
-                obj="DJANGO_SECRET_KEY",
-                id="nurture.W001",
-            )
-        )
     if not settings.DEBUG and not (getattr(settings, "ANYMAIL", None) or {}).get("WEBHOOK_SECRET"):
         warnings.append(
             checks.Warning(
@@ -90,3 +84,101 @@ def production_placeholders(app_configs=None, **kwargs):
                     )
                 )
     return warnings
+
+
+# --- the secret key (docs/security.md, "Public surface") -----------------------------------------
+MIN_SECRET_KEY_LENGTH = 50
+# Values that were ever written down: the development key, compose's old placeholder.
+KNOWN_PUBLIC_KEYS = {"dev-only-insecure-key-set-DJANGO_SECRET_KEY", "change-me-in-production"}
+_REPO_SKIP_DIRS = {".git", ".venv", "venv", "var", "node_modules", "__pycache__", ".pytest_cache", "staticfiles"}
+_REPO_TEXT_SUFFIXES = {
+    ".py", ".md", ".txt", ".yml", ".yaml", ".toml", ".cfg", ".ini", ".json", ".html", ".env", ".example", ".sh", ".po", "",
+}
+
+
+@lru_cache(maxsize=8)
+def _appears_in_repository(value: str) -> str | None:
+    """The first file of this checkout whose text contains `value` (a key copied from the docs,
+    the tests or compose is public), or None."""
+    needle = value.encode("utf-8")
+    root = Path(settings.BASE_DIR)
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir():
+                if entry.name not in _REPO_SKIP_DIRS and not entry.is_symlink():
+                    stack.append(entry)
+            elif entry.suffix in _REPO_TEXT_SUFFIXES or entry.name in ("Dockerfile", "Makefile"):
+                try:
+                    if entry.stat().st_size <= 2_000_000 and needle in entry.read_bytes():
+                        return str(entry.relative_to(root))
+                except OSError:
+                    continue
+    return None
+
+
+def secret_key_problem(value: str) -> str | None:
+    """Why `value` must not be used as a production key, or None."""
+    if not value or value in KNOWN_PUBLIC_KEYS or value == settings.INSECURE_DEV_SECRET_KEY:
+        return "is missing or is a public development key"
+    if len(value) < MIN_SECRET_KEY_LENGTH:
+        return f"is shorter than {MIN_SECRET_KEY_LENGTH} characters"
+    if len(set(value)) < 5:
+        return "has fewer than 5 different characters"
+    found = _appears_in_repository(value)
+    if found:
+        return f"appears in the repository ({found}), so it is public"
+    return None
+
+
+@checks.register(checks.Tags.security)
+def secret_key(app_configs=None, **kwargs):
+    """With DEBUG off, start-up refuses a key anyone could know: links in emails are sealed with it."""
+    if settings.DEBUG:
+        return []
+    errors = []
+    problem = secret_key_problem(settings.SECRET_KEY)
+    if problem:
+        errors.append(
+            checks.Error(
+                f"DJANGO_SECRET_KEY {problem}.",
+                hint="Set DJANGO_SECRET_KEY to a new random value of 50 or more characters, e.g. "
+                "`python -c 'from django.core.management.utils import get_random_secret_key as k; print(k())'`.",
+                obj="DJANGO_SECRET_KEY",
+                id="nurture.E030",
+            )
+        )
+    for index, fallback in enumerate(getattr(settings, "SECRET_KEY_FALLBACKS", [])):
+        problem = secret_key_problem(fallback)
+        if problem:
+            errors.append(
+                checks.Error(
+                    f"DJANGO_SECRET_KEY_FALLBACKS entry {index + 1} {problem}.",
+                    hint="Only keep earlier production keys there, and drop them once their links have expired.",
+                    obj="DJANGO_SECRET_KEY_FALLBACKS",
+                    id="nurture.E031",
+                )
+            )
+    return errors
+
+
+@checks.register(checks.Tags.caches)
+def shared_cache(app_configs=None, **kwargs):
+    """Rate limits and per-address throttles count in the cache: it must be shared by all processes."""
+    backend = settings.CACHES.get("default", {}).get("BACKEND", "")
+    if settings.DEBUG or backend.endswith("RedisCache"):
+        return []
+    return [
+        checks.Warning(
+            "The cache is in-process memory: the sign-up rate limit and the per-address throttle count "
+            "separately in each process.",
+            hint="Use Redis: set CELERY_BROKER_URL=redis://... (the cache follows it) or CACHE_URL=redis://...",
+            obj="CACHE_URL",
+            id="nurture.W031",
+        )
+    ]

@@ -7,6 +7,7 @@ CONFIG_ERRORS and falls back to the default.
 from __future__ import annotations
 
 import os
+import re
 
 import dj_database_url
 
@@ -82,3 +83,20 @@ def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
         CONFIG_ERRORS.append((name, f"{name} must start with one of {', '.join(s + '://' for s in schemes)}; got {raw!r}."))
         return default
     return raw.rstrip("/") if name == "SITE_URL" else raw
+
+
+_RATE = re.compile(r"^([1-9][0-9]*)/([1-9][0-9]*)?([smhd])$")
+
+
+def env_rate(name: str, default: str) -> str:
+    """A django-ratelimit rate such as "20/h" (20 per hour) or "5/10m" (5 per 10 minutes)."""
+    raw = (os.environ.get(name) or default).strip()
+    if not _RATE.match(raw):
+        CONFIG_ERRORS.append((name, f"{name} must be a rate like 20/h, 5/10m or 100/d, not {raw!r}."))
+        return default
+    return raw
+
+
+def env_list(name: str) -> list[str]:
+    """Comma-separated values, blanks dropped."""
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]

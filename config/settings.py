@@ -12,6 +12,8 @@ from config.env import (
     env_database,
     env_float,
     env_int,
+    env_list,
+    env_rate,
     env_str,
     env_url,
 )
@@ -21,9 +23,12 @@ VAR_DIR = Path(env_str("NURTURE_VAR_DIR", str(BASE_DIR / "var")))
 
 # --- core -------------------------------------------------------------------------------------
 DEBUG = env_bool("DJANGO_DEBUG", False)
-# Without DJANGO_SECRET_KEY a development key is used and `manage.py check` warns (nurture.W001).
+# Without DJANGO_SECRET_KEY a development key is used; with DEBUG off start-up refuses it, and any
+# key that is short or appears in this repository (nurture.E030, docs/security.md).
 INSECURE_DEV_SECRET_KEY = "dev-only-insecure-key-set-DJANGO_SECRET_KEY"
 SECRET_KEY = env_str("DJANGO_SECRET_KEY") or INSECURE_DEV_SECRET_KEY
+# Key rotation: the previous key(s), comma-separated, still open links and sessions made with them.
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS")
 ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000", schemes=("http", "https"))
@@ -102,6 +107,38 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+
+# --- cache (rate limits and per-address throttles) -------------------------------------------
+# Shared by every web and worker process: the Redis of CELERY_BROKER_URL by default; without Redis
+# (the local demo) an in-process cache, which `manage.py check` flags outside DEBUG (nurture.W031).
+_broker_for_cache = env_str("CELERY_BROKER_URL", "")
+CACHE_URL = env_url(
+    "CACHE_URL",
+    _broker_for_cache if _broker_for_cache.startswith(("redis://", "rediss://")) else "locmem://",
+    schemes=("redis", "rediss", "locmem"),
+)
+if CACHE_URL.startswith("locmem://"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "nurture"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL, "KEY_PREFIX": "nurture-cache"}}
+
+# --- the public surface (docs/security.md, "Public surface") -----------------------------------
+# Sign-up form posts per client address (django-ratelimit on the cache above).
+NURTURE_SIGNUP_RATE = env_rate("NURTURE_SIGNUP_RATE", "20/h")
+# The client address comes from this request header (e.g. X-Forwarded-For, its last entry: the
+# address our own proxy saw) only when set; otherwise from the connection (REMOTE_ADDR).
+NURTURE_TRUSTED_PROXY_HEADER = env_str("NURTURE_TRUSTED_PROXY_HEADER", "").strip()
+RATELIMIT_IP_META_KEY = "nurture.web.client_ip.client_ip"
+RATELIMIT_USE_CACHE = "default"
+# At most this many confirmation (and "already subscribed") emails per hour in all; above it new
+# sign-ups are accepted and their email waits for room.
+NURTURE_CONFIRMATIONS_PER_HOUR = env_int("NURTURE_CONFIRMATIONS_PER_HOUR", 300, minimum=1)
+# Sign-up emails to one mailbox (plus-tag and dot variants count as one) per day.
+NURTURE_SIGNUP_EMAILS_PER_ADDRESS_PER_DAY = env_int("NURTURE_SIGNUP_EMAILS_PER_ADDRESS_PER_DAY", 5, minimum=1)
+# Preference and view-online links stop working after this many days ("email me a fresh link").
+NURTURE_LINK_MAX_AGE_DAYS = env_int("NURTURE_LINK_MAX_AGE_DAYS", 90, minimum=1, maximum=3650)
+# Providers that send no message id: an event acts only for an address we emailed this recently.
+NURTURE_WEBHOOK_RECIPIENT_DAYS = env_int("NURTURE_WEBHOOK_RECIPIENT_DAYS", 30, minimum=1, maximum=365)
 
 # --- celery -----------------------------------------------------------------------------------
 # With no broker configured, kombu's filesystem transport under var/ needs no server.
@@ -206,8 +243,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Tokens in /confirm/, /unsubscribe/, /preferences/, /email/ and /links/ paths never reach a log line.
+    "filters": {"redact_tokens": {"()": "nurture.log_redaction.RedactTokens"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_tokens"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # Django's own handlers for these (DEFAULT_LOGGING) would print request paths unredacted.
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }
 
 if not DEBUG:

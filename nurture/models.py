@@ -55,6 +55,9 @@ class Subscriber(models.Model):
     # Health data (like the stage): the day their treatment is planned to start, if they told us.
     # Never in logs, links, provider payloads; goes with the subscriber row.
     treatment_date = models.DateField(null=True, blank=True)
+    # Bound into every preference and view-online link (nurture.tokens); raising it revokes them all
+    # ("send me new links"). Unsubscribe links are not bound to it: they must keep working.
+    link_version = models.PositiveIntegerField(default=0)
 
     class Meta:
         permissions = [("export_subscriber", "Can export everything held about a subscriber")]
@@ -140,6 +143,36 @@ class CarerHandoff(models.Model):
 
     def __str__(self):
         return f"Carer hand-off #{self.pk} ({self.status})"
+
+
+class SignupRequest(models.Model):
+    """One sign-up from the public form, as it arrived. The form stores this row and nothing else
+    (the same work for a new and a known address); a worker then decides what it means
+    (services/signup.py). The choices wait here until the person confirms from their inbox, so a
+    sign-up by someone else never changes what we hold about them."""
+
+    class State(models.TextChoices):
+        RECEIVED = "received", _("Received, not yet looked at")
+        CONFIRM = "confirm", _("Confirmation email due or sent")
+        ALREADY = "already", _("Already subscribed: preference link email due or sent")
+        CONFIRMED = "confirmed", _("Confirmed")
+        DROPPED = "dropped", _("Dropped (suppressed, throttled or superseded)")
+
+    email = models.EmailField(max_length=254)
+    first_name = models.CharField(max_length=100, blank=True)
+    stage = models.CharField(max_length=20, choices=Stage.choices)
+    language = models.CharField(max_length=2, choices=Language.choices)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    consent_text = models.TextField()
+    # Health data, optional (recently diagnosed only): applied to the subscriber on confirmation.
+    treatment_date = models.DateField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.RECEIVED)
+    subscriber = models.ForeignKey(Subscriber, null=True, blank=True, on_delete=models.CASCADE, related_name="signup_requests")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"Sign-up request #{self.pk} ({self.state})"
 
 
 class Series(models.Model):
@@ -278,6 +311,9 @@ class ProviderEvent(models.Model):
     reject_reason = models.CharField(max_length=20, blank=True)  # anymail's normalised RejectReason
     description = models.CharField(max_length=200, blank=True, help_text="The provider's short reason, addresses removed.")
     suppressed_address = models.BooleanField(default=False, help_text="This event put the address on the suppression list.")
+    # False: the event names a message we did not send to that address (or, for a provider that
+    # sends no message id, an address we have not emailed lately). Stored for staff, never acted on.
+    matched = models.BooleanField(default=True, help_text="The event matches a message we sent to that address.")
     timestamp = models.DateTimeField(help_text="When the provider says it happened.")
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

@@ -11,7 +11,7 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Lower
 
 from content.models import Article, ArticleVersion
-from nurture.models import CarerHandoff, Delivery, Series, Step, StepArticle, Subscriber, Suppression
+from nurture.models import CarerHandoff, Delivery, Series, SignupRequest, Step, StepArticle, Subscriber, Suppression
 from nurture.rules import PlannedStep, decide, plan_order, treatment_starts_at
 
 
@@ -46,6 +46,17 @@ def subscribers_due(*, now: datetime) -> QuerySet[Subscriber]:
             "treatment_date", "welcome_back_due",
         )
     )
+
+
+def confirmation_awaits(*, subscriber: Subscriber, request_id: int | None) -> bool:
+    """Would this confirmation link still confirm something? Its sign-up request is open (not
+    applied or superseded) for a pending or unsubscribed subscriber; a link without a request
+    (made before sign-up requests) only for a pending one."""
+    if request_id is None:
+        return subscriber.status == Subscriber.Status.PENDING
+    return subscriber.status in (Subscriber.Status.PENDING, Subscriber.Status.UNSUBSCRIBED) and SignupRequest.objects.filter(
+        pk=request_id, subscriber_id=subscriber.pk, state=SignupRequest.State.CONFIRM
+    ).exists()
 
 
 def is_suppressed(*, email: str) -> bool:

@@ -5,7 +5,7 @@ from celery import shared_task
 from django.conf import settings
 
 from nurture import providers
-from nurture.services import planning, reconcile, retention, sending, subscribers
+from nurture.services import planning, reconcile, retention, sending, signup, subscribers
 
 
 def chunks(ids: list[int], size: int):
@@ -20,12 +20,16 @@ def enqueue_send_batches(delivery_ids: list[int], countdown: float | None = None
         send_deliveries_task.apply_async((batch,), countdown=countdown)
 
 
+def enqueue_signup(request_id: int) -> None:
+    process_signup.delay(request_id)
+
+
 def enqueue_carer_confirmation(handoff_id: int) -> None:
     send_carer_confirmation_email.delay(handoff_id)
 
 
-def enqueue_confirmation(subscriber_id: int) -> None:
-    send_confirmation_email.delay(subscriber_id)
+def enqueue_fresh_links(subscriber_id: int, mailbox_counted: bool = False) -> None:
+    send_fresh_links.delay(subscriber_id, mailbox_counted)
 
 
 @shared_task(name="nurture.plan_due_deliveries")
@@ -52,27 +56,56 @@ def reconcile_deliveries_task() -> dict:
     return result.__dict__
 
 
-# Acknowledged on receipt (not acks_late): a confirmation has no delivery row to claim, so a
-# redelivered task could send a second one. A transient provider error is retried instead.
-def _send_or_retry(task, send, **ids) -> bool:
-    """Send; on a transient provider error retry the task with backoff, anything else fails it."""
+TRANSIENT_RETRIES = 5
+
+
+def _retry_signup_email(task, exc: BaseException | None, retry_in: float, args: tuple | None = None):
+    """A full hourly ceiling (retry_in > 0) waits as long as it takes, in steps the broker's
+    visibility timeout allows; a transient provider error is retried TRANSIENT_RETRIES times."""
+    if exc is not None:
+        if providers.classify_send_error(exc) != providers.TRANSIENT or task.request.retries >= TRANSIENT_RETRIES:
+            raise exc
+        raise task.retry(args=args, exc=exc, countdown=sending.retry_countdown(task.request.retries + 1))
+    if task.request.is_eager:
+        return  # eager mode (unit tests) re-runs a retry at once: leave the email waiting instead
+    raise task.retry(args=args, countdown=min(retry_in, settings.NURTURE_RETRY_MAX_SECONDS))
+
+
+# The form stored the sign-up; this decides what it means and sends its one email. Deciding runs
+# once (the request row records it), so a redelivered task (acks_late) neither decides twice nor
+# sends twice once the email is recorded as sent.
+@shared_task(name="nurture.process_signup", bind=True, max_retries=None, acks_late=True)
+def process_signup(self, request_id: int) -> bool:
+    signup.signup_request_process(request_id=request_id)
     try:
-        return send(**ids)
+        outcome = signup.signup_request_email(request_id=request_id)
     except Exception as exc:
-        if providers.classify_send_error(exc) != providers.TRANSIENT:
-            raise
-        raise task.retry(exc=exc, countdown=sending.retry_countdown(task.request.retries + 1))
+        _retry_signup_email(self, exc, 0.0)
+    if outcome.retry_in:
+        _retry_signup_email(self, None, outcome.retry_in)
+    return outcome.sent
 
 
-@shared_task(name="nurture.send_confirmation_email", bind=True, max_retries=5, acks_late=False)
-def send_confirmation_email(self, subscriber_id: int) -> bool:
-    return _send_or_retry(self, sending.confirmation_email_send, subscriber_id=subscriber_id)
+@shared_task(name="nurture.send_fresh_links", bind=True, max_retries=None, acks_late=False)
+def send_fresh_links(self, subscriber_id: int, mailbox_counted: bool = False) -> bool:
+    try:
+        outcome = signup.subscriber_links_email(subscriber_id=subscriber_id, mailbox_counted=mailbox_counted)
+    except Exception as exc:
+        # Counted against the mailbox already: a retry must not be refused by its own count.
+        _retry_signup_email(self, exc, 0.0, args=(subscriber_id, True))
+    if outcome.retry_in:
+        _retry_signup_email(self, None, outcome.retry_in, args=(subscriber_id, True))
+    return outcome.sent
 
 
-# The carer's confirmation: like the subscriber's, acknowledged on receipt, transient errors retried.
-@shared_task(name="nurture.send_carer_confirmation_email", bind=True, max_retries=5, acks_late=False)
+# The carer's confirmation (a carer hand-off asked for from the preference centre): acknowledged on
+# receipt, a transient provider error retried like the sign-up emails.
+@shared_task(name="nurture.send_carer_confirmation_email", bind=True, max_retries=None, acks_late=False)
 def send_carer_confirmation_email(self, handoff_id: int) -> bool:
-    return _send_or_retry(self, sending.carer_confirmation_email_send, handoff_id=handoff_id)
+    try:
+        return sending.carer_confirmation_email_send(handoff_id=handoff_id)
+    except Exception as exc:
+        _retry_signup_email(self, exc, 0.0)
 
 
 @shared_task(name="nurture.purge_expired_data")

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -38,7 +40,27 @@ def main() -> int:
         f"require_services={required}",
         flush=True,
     )
-    return pytest.main(sys.argv[1:])
+    if sys.argv[1:]:
+        return pytest.main(sys.argv[1:])
+    return run_whole_suite()
+
+
+def run_whole_suite() -> int:
+    """The whole suite in two runs: everything but the end-to-end tests spread over NURTURE_TEST_WORKERS
+    pytest-xdist workers (default 2; each has its own test database and Redis database), then the
+    end-to-end tests (real worker processes, fault injection, time-sensitive) one at a time, so they never
+    compete with other tests for the CPU."""
+    workers = os.environ.get("NURTURE_TEST_WORKERS", "2")
+    parallel = ["-n", workers] if workers not in {"0", "1"} else []
+    runs = [[*parallel, "-m", "not e2e"], ["-m", "e2e"]]
+    codes = []
+    for args in runs:
+        print(f"make test: pytest {' '.join(args)}", flush=True)
+        started = time.monotonic()
+        code = subprocess.call([sys.executable, "-m", "pytest", *args])
+        print(f"make test: pytest {' '.join(args)} exited {code} after {time.monotonic() - started:.0f} s", flush=True)
+        codes.append(0 if code == pytest.ExitCode.NO_TESTS_COLLECTED else code)
+    return max(codes)
 
 
 if __name__ == "__main__":

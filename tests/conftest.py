@@ -12,6 +12,14 @@ from django.utils import translation
 REQUIRE_SERVICES = os.environ.get("NURTURE_REQUIRE_SERVICES", "").lower() in {"1", "true", "yes"}
 
 
+def pytest_collection_modifyitems(config, items):
+    """Everything under tests/e2e/ starts real processes: mark it e2e, so `make test` runs it after the
+    parallel part, one test at a time."""
+    for item in items:
+        if "e2e" in item.path.parts:
+            item.add_marker(pytest.mark.e2e)
+
+
 def service_missing(reason: str):
     if REQUIRE_SERVICES:
         pytest.fail(f"{reason} (NURTURE_REQUIRE_SERVICES=1: a missing service is a failure)", pytrace=False)
@@ -30,6 +38,14 @@ def _unit_defaults(settings, tmp_path):
     settings.SITE_URL = "https://guide.example.org"
     # LocaleMiddleware leaves the last request's language active on this thread; start each test in English.
     translation.activate("en")
+    # Rate limits, per-mailbox throttles and hourly ceilings count in the cache and in in-process
+    # windows: every test starts with nothing counted.
+    from django.core.cache import cache
+
+    from nurture.services import throttle
+
+    cache.clear()
+    throttle.forget_in_process_limiters()
     yield
     translation.deactivate()
     app.conf.task_always_eager = False
@@ -53,9 +69,21 @@ def postgres(db):
     return connection
 
 
+def _redis_url_for_this_worker(url: str) -> str:
+    """Under pytest-xdist each worker gets its own Redis database (the base number counting down), as
+    pytest-django gives each its own test database, so one worker's flushdb never empties another's broker."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    base, _, db = url.rpartition("/")
+    return f"{base}/{(int(db or 0) - int(worker[2:])) % 16}"
+
+
 @pytest.fixture
 def redis_url():
     url = os.environ.get("NURTURE_TEST_REDIS_URL")
+    if url:
+        url = _redis_url_for_this_worker(url)
     if not url:
         service_missing("needs Redis: run `make test` with a server on 127.0.0.1:6379 or set NURTURE_TEST_REDIS_URL")
     import redis

@@ -8,8 +8,10 @@ from nurture.models import ProviderEvent
 
 @admin.register(ProviderEvent)
 class ProviderEventAdmin(admin.ModelAdmin):
-    list_display = ("timestamp", "provider", "event_type", "reject_reason", "suppressed_address", "delivery")
-    list_filter = ("provider", "event_type", "suppressed_address")
+    # "matched": False for an event about a message we did not send to that address; such events
+    # are kept for staff to look into and never acted on (docs/security.md, "Public surface").
+    list_display = ("timestamp", "provider", "event_type", "reject_reason", "matched", "suppressed_address", "delivery")
+    list_filter = ("provider", "event_type", "matched", "suppressed_address")
     search_fields = ("provider_message_id", "event_id")
     date_hierarchy = "timestamp"
     list_select_related = ("delivery",)

@@ -13,8 +13,12 @@ from content.models import Article
 from nurture import selectors, tokens
 from nurture.emails.cache import render_step, step_language
 from nurture.emails.layout import PALETTE, inline_css, organisation, tidy_text
-from nurture.emails.links import greeting_for, link, personal_for, requester_label
-from nurture.models import Delivery, Step, Subscriber
+from nurture.emails.links import Personal, greeting_for, link, personal_for, requester_label
+from nurture.models import Delivery, SignupRequest, Step, Subscriber
+
+# Why a preference-link email goes out (templates/email/links.*).
+LINKS_ALREADY_SUBSCRIBED = "already"  # someone signed up with the address of an active subscriber
+LINKS_FRESH = "fresh"  # "email me a new link" / "send me new links"
 
 
 def domain() -> str:
@@ -89,24 +93,35 @@ def build_delivery_email(
     )
 
 
-def delivery_web_html(delivery: Delivery, *, sample_links: bool = False) -> str:
+def delivery_web_html(delivery: Delivery, *, sample_links: bool = False, manage_url: str = "") -> str:
     """The "view in browser" page: the same email as build_delivery_email (the same articles from
     selectors.delivery_articles, the same render), without the link to itself. For a sent delivery
     that is the article versions it went out with, even after staff edited them.
-    sample_links: the staff preview, whose links must not act on the real subscriber."""
+    sample_links: the staff preview, whose links must not act on the real subscriber.
+    manage_url: the public web copy's "change your choices" link, which must not be a preference
+    link (anyone the page's URL reaches would hold one); the "email me a new link" page."""
     step = delivery.step
     language = step_language(step)
     articles = selectors.delivery_articles(delivery=delivery)
-    personal = personal_for(delivery.subscriber, language=language, sample_links=sample_links, welcome_back=delivery.welcome_back)
+    personal = personal_for(
+        delivery.subscriber, language=language, sample_links=sample_links, welcome_back=delivery.welcome_back
+    )
+    if manage_url and not sample_links:
+        # The pause link, like the preference link, must not travel with a shareable page.
+        personal = Personal(
+            greeting=personal.greeting, preferences_url=manage_url, unsubscribe_url=personal.unsubscribe_url, pause_url=manage_url
+        )
     html, _text = render_step(step=step, articles=articles, language=language, personal=personal)
     return html
 
 
-def _confirmation_style_email(*, template: str, language: str, to: str, **context) -> EmailMultiAlternatives:
-    """A short one-link email (email/<template>_subject.txt, .txt, .html) in `language`."""
-    context.update(
-        language=language, max_age_days=settings.NURTURE_CONFIRM_MAX_AGE_DAYS, org=organisation(), palette=PALETTE
-    )
+def _service_email(*, template: str, to: str, language: str, first_name: str, context: dict) -> EmailMultiAlternatives:
+    """A short service email (confirmation, preference link) from templates/email/<template>
+    .html, .txt and _subject.txt, in `language`, greeting `first_name`."""
+    context = {
+        **context, "language": language, "greeting": greeting_for(first_name, language=language),
+        "org": organisation(), "palette": PALETTE,
+    }
     with translation.override(language):
         subject = render_to_string(f"email/{template}_subject.txt", context).strip()
         context["subject"] = subject
@@ -115,12 +130,36 @@ def _confirmation_style_email(*, template: str, language: str, to: str, **contex
     return _message(subject=subject, text=text, html=html, to=to, message_id=make_msgid(domain=domain()))
 
 
-def build_confirmation_email(subscriber: Subscriber) -> EmailMultiAlternatives:
-    """Short and stage-free: it says what they asked for, not what we know about them."""
-    return _confirmation_style_email(
-        template="confirmation", language=subscriber.language, to=subscriber.email,
-        greeting=greeting_for(subscriber.first_name, language=subscriber.language),
-        confirm_url=link("nurture:confirm", purpose=tokens.CONFIRM, subscriber_id=subscriber.pk),
+def build_confirmation_email(subscriber: Subscriber, *, signup_request: SignupRequest | None = None) -> EmailMultiAlternatives:
+    """Short and stage-free: it says what they asked for, not what we know about them. With a
+    sign-up request, in that sign-up's language and name, and its link names the request, whose
+    choices apply only when it is confirmed."""
+    extra = str(signup_request.pk) if signup_request else ""
+    return _service_email(
+        template="confirmation", to=subscriber.email,
+        language=signup_request.language if signup_request else subscriber.language,
+        first_name=signup_request.first_name if signup_request else subscriber.first_name,
+        context={
+            "confirm_url": link("nurture:confirm", purpose=tokens.CONFIRM, subscriber_id=subscriber.pk, extra=extra),
+            "max_age_days": settings.NURTURE_CONFIRM_MAX_AGE_DAYS,
+        },
+    )
+
+
+def build_links_email(subscriber: Subscriber, *, reason: str) -> EmailMultiAlternatives:
+    """A fresh preference link, to the address we hold, in their language: for someone already
+    subscribed who signed up again (reason LINKS_ALREADY_SUBSCRIBED), or who asked for a new link
+    (LINKS_FRESH). Stage-free, like the confirmation email."""
+    return _service_email(
+        template="links", to=subscriber.email, language=subscriber.language, first_name=subscriber.first_name,
+        context={
+            "reason": reason,
+            "preferences_url": link(
+                "nurture:preferences", purpose=tokens.PREFERENCES, subscriber_id=subscriber.pk,
+                link_version=subscriber.link_version,
+            ),
+            "max_age_days": settings.NURTURE_LINK_MAX_AGE_DAYS,
+        },
     )
 
 
@@ -129,8 +168,12 @@ def build_carer_confirmation_email(handoff) -> EmailMultiAlternatives:
     opinion"), never the stage or a date. In the subscriber's language (we know no other)."""
     subscriber = handoff.subscriber
     token = tokens.make_token(purpose=tokens.CARER_CONFIRM, subscriber_id=subscriber.pk, extra=str(handoff.pk))
-    return _confirmation_style_email(
-        template="carer_confirmation", language=subscriber.language, to=handoff.carer_email,
-        requester=requester_label(subscriber), mode=handoff.mode,
-        confirm_url=tokens.absolute_url(reverse("nurture:carer_confirm", args=[token])),
+    return _service_email(
+        template="carer_confirmation", to=handoff.carer_email, language=subscriber.language, first_name="",
+        context={
+            "requester": requester_label(subscriber),
+            "mode": handoff.mode,
+            "confirm_url": tokens.absolute_url(reverse("nurture:carer_confirm", args=[token])),
+            "max_age_days": settings.NURTURE_CONFIRM_MAX_AGE_DAYS,
+        },
     )

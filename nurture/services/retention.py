@@ -6,13 +6,15 @@ Run daily by beat (`nurture.purge_expired_data`, schedule.PERIODIC_TASKS) and by
 
 - **unconfirmed sign-ups**: NURTURE_PENDING_RETENTION_DAYS after their confirmation link expired
   (NURTURE_CONFIRM_MAX_AGE_DAYS after their latest sign-up), the subscriber row with its consent
-  records. Counted from the latest sign-up, so someone who signs up again gets a fresh period.
+  records. Counted from the latest sign-up request, so someone who signs up again gets a fresh period.
 - **people who left**: NURTURE_UNSUBSCRIBED_RETENTION_DAYS after they unsubscribed, the whole row
   (name, stage, time zone, consent records) and their deliveries, which say which stage's series
   they had. Nothing stops a new sign-up, and that needs a new confirmation, so no email reaches
   them without it. The same for suppressed subscribers, counted from their suppression; the
   Suppression row (address and reason only) stays, so a suppressed address is never written to.
 - **provider webhook events**: NURTURE_EVENT_RETENTION_DAYS after they arrived.
+- **sign-up requests** (the choices waiting for a confirmation): like unconfirmed sign-ups,
+  NURTURE_PENDING_RETENTION_DAYS after their confirmation link expired. A confirmed one goes at once.
 
 Deletes go in bounded batches (ids first, then one DELETE per batch, each its own transaction),
 so a large backlog neither holds long locks nor loads every row; a run stops after `max_batches`
@@ -29,7 +31,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from nurture.models import ConsentRecord, ProviderEvent, Subscriber, Suppression
+from nurture.models import ProviderEvent, SignupRequest, Subscriber, Suppression
 from nurture.services.suppression import address_suppress
 
 logger = logging.getLogger(__name__)
@@ -44,14 +46,20 @@ class PurgeResult:
     unsubscribed_subscribers: int = 0
     suppressed_subscribers: int = 0
     provider_events: int = 0
+    signup_requests: int = 0
 
 
 def expired_pending_subscribers(*, now: datetime) -> QuerySet[Subscriber]:
     cutoff = now - timedelta(days=settings.NURTURE_CONFIRM_MAX_AGE_DAYS + settings.NURTURE_PENDING_RETENTION_DAYS)
-    recent_sign_up = ConsentRecord.objects.filter(
-        subscriber=OuterRef("pk"), kind=ConsentRecord.Kind.SIGNUP, given_at__gte=cutoff
-    )
+    recent_sign_up = SignupRequest.objects.filter(subscriber=OuterRef("pk"), created_at__gte=cutoff)
     return Subscriber.objects.filter(status=Subscriber.Status.PENDING, created_at__lt=cutoff).exclude(Exists(recent_sign_up))
+
+
+def expired_signup_requests(*, now: datetime) -> QuerySet[SignupRequest]:
+    """Unconfirmed sign-ups, like unconfirmed subscribers: NURTURE_PENDING_RETENTION_DAYS after
+    their confirmation link expired (their choices can no longer apply to anyone)."""
+    cutoff = now - timedelta(days=settings.NURTURE_CONFIRM_MAX_AGE_DAYS + settings.NURTURE_PENDING_RETENTION_DAYS)
+    return SignupRequest.objects.filter(created_at__lt=cutoff)
 
 
 def expired_unsubscribed_subscribers(*, now: datetime) -> QuerySet[Subscriber]:
@@ -96,6 +104,7 @@ def expired_data_purge(*, now: datetime | None = None, batch_size: int = BATCH_S
         unsubscribed_subscribers=_delete_in_batches(expired_unsubscribed_subscribers, **options),
         suppressed_subscribers=_delete_in_batches(expired_suppressed_subscribers, **options),
         provider_events=_delete_in_batches(expired_provider_events, **options),
+        signup_requests=_delete_in_batches(expired_signup_requests, **options),
     )
     logger.info("purge expired data %s", result)
     return result

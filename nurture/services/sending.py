@@ -26,11 +26,11 @@ from django.core.mail import get_connection
 from django.db import transaction
 from django.utils import timezone
 
-from nurture import providers, selectors
+from nurture import providers
 from nurture.emails.cache import step_body_key
 from nurture.emails.merge import NotBatchable, build_batch_email
-from nurture.emails.messages import build_carer_confirmation_email, build_confirmation_email, build_delivery_email
-from nurture.models import CarerHandoff, Delivery, Subscriber
+from nurture.emails.messages import build_carer_confirmation_email, build_delivery_email
+from nurture.models import CarerHandoff, Delivery
 from nurture.services import throttle
 from nurture.services.deliveries import (
     NOT_CLAIMED, ClaimedDelivery, claimed_row, deliveries_mark_sent, delivery_claim_and_check, delivery_settle,
@@ -325,14 +325,6 @@ def deliveries_requeue(*, delivery_ids: list[int], enqueue) -> int:
     if ids:
         transaction.on_commit(lambda: enqueue(ids))
     return len(ids)
-
-
-def confirmation_email_send(*, subscriber_id: int) -> bool:
-    subscriber = Subscriber.objects.filter(pk=subscriber_id, status=Subscriber.Status.PENDING).first()
-    if subscriber is None or selectors.is_suppressed(email=subscriber.email):
-        return False
-    build_confirmation_email(subscriber).send()
-    return True
 
 
 def carer_confirmation_email_send(*, handoff_id: int) -> bool:

@@ -1,4 +1,5 @@
-"""Writes about subscribers: sign-up, confirmation, leaving, preferences."""
+"""Writes about subscribers: confirmation, leaving, preferences, links, pause, treatment date.
+(Sign-up: services/signup.py; carer hand-off: services/carers.py.)"""
 from __future__ import annotations
 
 import datetime as dt
@@ -14,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from content.models import Stage
 from nurture import selectors, tokens, wording
-from nurture.models import ConsentRecord, Delivery, Subscriber
+from nurture.models import ConsentRecord, Delivery, SignupRequest, Subscriber
 from nurture.services.consent import consent_record
 
 logger = logging.getLogger(__name__)
@@ -57,88 +58,30 @@ def _check_treatment_date(stage: str, value: dt.date | None) -> dt.date | None:
     return value
 
 
-@dataclass(frozen=True)
-class SignupResult:
-    subscriber_id: int | None
-    created: bool
-
-
-def _confirmation_sent_recently(subscriber: Subscriber) -> bool:
-    since = timezone.now() - timedelta(minutes=settings.NURTURE_CONFIRM_RESEND_MINUTES)
-    return subscriber.consents.filter(kind=ConsentRecord.Kind.SIGNUP, given_at__gte=since).exists()
-
-
-def _record_sign_up(subscriber: Subscriber, *, consent_text: str, source: str) -> None:
-    ConsentRecord.objects.create(
-        subscriber=subscriber, kind=ConsentRecord.Kind.SIGNUP, source=source,
-        consent_text=consent_text, language=subscriber.language,
-    )
-    if subscriber.treatment_date is not None:
-        consent_record(
-            subscriber=subscriber, kind=ConsentRecord.Kind.TREATMENT_DATE_GIVEN, source=source,
-            text=wording.TREATMENT_DATE_GIVEN,
-        )
-
-
 @transaction.atomic
-def subscriber_sign_up(
-    *, email: str, first_name: str, stage: str, language: str, time_zone: str, consent_text: str, enqueue,
-    treatment_date: dt.date | None = None, source: str = "signup_page",
-) -> SignupResult:
-    """Create (or refresh) a pending subscriber and send the confirmation email once committed
-    (`enqueue(subscriber_id)`: the view passes nurture.tasks.enqueue_confirmation).
-
-    A second sign-up with the same address never creates a second row. An active subscriber's
-    choices are not changed from an unauthenticated form; they use the preference link instead.
-    `treatment_date` (optional, recently diagnosed only) raises InputError when out of range.
-    """
-    email = email.strip()
-    treatment_date = _check_treatment_date(stage, treatment_date)
-    if selectors.is_suppressed(email=email):
-        # Bounced or complained before: store nothing and send nothing (staff can lift it in admin).
-        logger.info("sign-up for a suppressed address ignored")
-        return SignupResult(subscriber_id=None, created=False)
-    existing = selectors.subscriber_by_email(email=email)
-    if existing is None:
-        try:
-            with transaction.atomic():
-                subscriber = Subscriber.objects.create(
-                    email=email, first_name=first_name, stage=stage, language=language, time_zone=time_zone,
-                    treatment_date=treatment_date,
-                )
-        except IntegrityError:  # the same address signed up in a parallel request
-            existing = selectors.subscriber_by_email(email=email)
-        else:
-            _record_sign_up(subscriber, consent_text=consent_text, source=source)
-            transaction.on_commit(lambda: enqueue(subscriber.pk))
-            logger.info("sign-up created subscriber=%s", subscriber.pk)
-            return SignupResult(subscriber_id=subscriber.pk, created=True)
-
-    if existing.status in (Subscriber.Status.PENDING, Subscriber.Status.UNSUBSCRIBED):
-        if _confirmation_sent_recently(existing):
-            # The form can be posted by anyone for any address: don't let it flood an inbox.
-            logger.info("sign-up repeated within the resend interval subscriber=%s", existing.pk)
-            return SignupResult(subscriber_id=existing.pk, created=False)
-        # Nothing is sent to them until they confirm from their own inbox, so a sign-up by
-        # someone else cannot start emails or use anyone's choices.
-        Subscriber.objects.filter(pk=existing.pk).update(
-            first_name=first_name, stage=stage, language=language, time_zone=time_zone, status=Subscriber.Status.PENDING,
-            treatment_date=treatment_date,
-        )
-        existing.refresh_from_db()
-        _record_sign_up(existing, consent_text=consent_text, source=source)
-        transaction.on_commit(lambda: enqueue(existing.pk))
-    logger.info("sign-up repeated subscriber=%s status=%s", existing.pk, existing.status)
-    return SignupResult(subscriber_id=existing.pk, created=False)
-
-
-@transaction.atomic
-def subscriber_confirm(*, subscriber_id: int, source: str = "confirm_link") -> Subscriber:
-    """Pending -> active at the start of their stage's series. Confirming twice changes nothing."""
+def subscriber_confirm(*, subscriber_id: int, request_id: int | None = None, source: str = "confirm_link") -> Subscriber:
+    """Pending (or unsubscribed) -> active at the start of their stage's series, from the
+    confirmation link in their inbox. The choices of that sign-up (`request_id`, carried by the
+    link) apply only now; until then nothing we held about them changed. Confirming twice, or a
+    link whose sign-up was superseded by a later confirmation, changes nothing."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
-    if subscriber.status != Subscriber.Status.PENDING:
+    request = None
+    if request_id is not None:
+        request = SignupRequest.objects.filter(
+            pk=request_id, subscriber_id=subscriber.pk, state=SignupRequest.State.CONFIRM
+        ).first()
+        if request is None:
+            return subscriber
+    if subscriber.status != Subscriber.Status.PENDING and not (
+        request is not None and subscriber.status == Subscriber.Status.UNSUBSCRIBED
+    ):
         return subscriber
     now = timezone.now()
+    if request is not None:
+        subscriber.first_name, subscriber.time_zone = request.first_name, request.time_zone
+        subscriber.stage, subscriber.language = request.stage, request.language
+        # Health data: kept only for the stage it plans (recently diagnosed).
+        subscriber.treatment_date = request.treatment_date if request.stage == Stage.RECENTLY_DIAGNOSED else None
     subscriber.status = Subscriber.Status.ACTIVE
     subscriber.confirmed_at = now
     subscriber.series = selectors.series_for(stage=subscriber.stage, language=subscriber.language)
@@ -146,10 +89,61 @@ def subscriber_confirm(*, subscriber_id: int, source: str = "confirm_link") -> S
     subscriber.next_send_at = now
     subscriber.unsubscribed_at = None
     subscriber.save()
+    if request is not None:
+        # The evidence of opt-in: what they agreed to when they signed up, confirmed now.
+        consent = ConsentRecord.objects.create(
+            subscriber=subscriber, kind=ConsentRecord.Kind.SIGNUP, source="signup_page",
+            consent_text=request.consent_text, language=request.language, confirmed_at=now,
+        )
+        ConsentRecord.objects.filter(pk=consent.pk).update(given_at=request.created_at)
+        if subscriber.treatment_date is not None:
+            consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.TREATMENT_DATE_GIVEN, source="signup_page",
+                           text=wording.TREATMENT_DATE_GIVEN, confirmed=True)
+        # Applied: the choices are no longer needed, and other open sign-ups' links stop working.
+        SignupRequest.objects.filter(subscriber_id=subscriber.pk).delete()
     subscriber.consents.filter(confirmed_at__isnull=True).update(confirmed_at=now)
     consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.CONFIRM, source=source, text=wording.CONFIRM, confirmed=True)
     logger.info("subscriber confirmed subscriber=%s", subscriber.pk)
     return subscriber
+
+
+def confirm_from_token(*, token: str) -> tuple[Subscriber, int | None]:
+    """The subscriber and sign-up request a confirmation link names. Raises tokens.TokenError."""
+    subscriber_id, extra = tokens.read_token(purpose=tokens.CONFIRM, token=token)
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is None:
+        raise tokens.TokenRevoked()
+    return subscriber, (int(extra) if extra.isdigit() else None)
+
+
+@transaction.atomic
+def subscriber_links_renew(*, subscriber_id: int, enqueue) -> Subscriber:
+    """"Send me new links": every preference and view-online link sent so far stops working, and
+    a new preference link is emailed. (Unsubscribe links keep working: they can only stop emails,
+    and must for 60 days and more.) The page that asked is itself revoked, so it can ask once:
+    no mailbox throttle, the hourly ceiling still applies. `enqueue(subscriber_id, mailbox_counted)`:
+    the view passes nurture.tasks.enqueue_fresh_links."""
+    subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
+    subscriber.link_version += 1
+    subscriber.save(update_fields=["link_version"])
+    transaction.on_commit(lambda: enqueue(subscriber.pk, True))
+    logger.info("subscriber links renewed subscriber=%s", subscriber.pk)
+    return subscriber
+
+
+def subscriber_links_request(*, token: str, purposes: tuple[str, ...], enqueue) -> None:
+    """"Email me a new link" from a link of one of `purposes`, current or expired. The worker
+    decides whether anyone gets an email (services/signup.subscriber_links_email)."""
+    for purpose in purposes:
+        try:
+            subscriber_id, _extra = tokens.read_token(purpose=purpose, token=token)
+        except tokens.TokenExpired as error:
+            subscriber_id = error.subscriber_id
+        except tokens.TokenError:
+            continue
+        with transaction.atomic():
+            transaction.on_commit(lambda: enqueue(subscriber_id, False))
+        return
 
 
 @transaction.atomic
@@ -167,12 +161,14 @@ def subscriber_unsubscribe(*, subscriber_id: int, source: str = "unsubscribe_lin
     return subscriber
 
 
+
+
 def subscriber_from_token(*, purpose: str, token: str) -> Subscriber:
     """Raises tokens.TokenError for a bad link, including one whose subscriber no longer exists."""
     subscriber_id, _extra = tokens.read_token(purpose=purpose, token=token)
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
     if subscriber is None:
-        raise tokens.TokenError()
+        raise tokens.TokenRevoked()
     return subscriber
 
 
@@ -228,14 +224,14 @@ def delivery_from_view_token(*, token: str) -> Delivery:
     including one whose delivery is gone or belongs to another subscriber."""
     subscriber_id, extra = tokens.read_token(purpose=tokens.VIEW_ONLINE, token=token)
     if not extra.isdigit():
-        raise tokens.TokenError()
+        raise tokens.TokenInvalid()
     delivery = (
         Delivery.objects.select_related("subscriber", "step__series")
         .filter(pk=int(extra), subscriber_id=subscriber_id)
         .first()
     )
     if delivery is None:
-        raise tokens.TokenError()
+        raise tokens.TokenRevoked()
     return delivery
 
 

@@ -15,7 +15,7 @@ import math
 import time
 
 from django.conf import settings
-from limits import RateLimitItemPerSecond
+from limits import RateLimitItemPerHour, RateLimitItemPerSecond
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
@@ -81,3 +81,39 @@ def wait_for_send_slots(count: int) -> float:
     """One slot per email, also when several go in one batch call (the ceiling is emails per
     second), all taken at once just before the call."""
     return provider_rate_limit().acquire(cost=count)
+
+
+# --- the hourly ceiling on sign-up emails (confirmations, "already subscribed", fresh links) -----
+CONFIRMATIONS_KEY = "signup-emails"
+_confirmations = None
+_confirmations_config = None
+
+
+def _confirmations_limiter() -> tuple[MovingWindowRateLimiter, RateLimitItemPerHour]:
+    global _confirmations, _confirmations_config
+    config = (settings.CELERY_BROKER_URL, settings.NURTURE_CONFIRMATIONS_PER_HOUR)
+    if _confirmations is None or _confirmations_config != config:
+        broker_url, per_hour = config
+        _confirmations = (
+            MovingWindowRateLimiter(storage_from_string(storage_url_for(broker_url))),
+            RateLimitItemPerHour(per_hour, 1, namespace=NAMESPACE),
+        )
+        _confirmations_config = config
+    return _confirmations
+
+
+def take_confirmation_slot() -> float:
+    """0.0 when one more sign-up email fits this hour's ceiling (NURTURE_CONFIRMATIONS_PER_HOUR,
+    shared by every worker through Redis) and has been counted; otherwise the seconds until one
+    may fit. The caller waits without holding a worker (a retry with that countdown)."""
+    limiter, item = _confirmations_limiter()
+    if limiter.hit(item, CONFIRMATIONS_KEY):
+        return 0.0
+    reset_at = limiter.get_window_stats(item, CONFIRMATIONS_KEY).reset_time
+    return max(1.0, reset_at - time.time())
+
+
+def forget_in_process_limiters() -> None:
+    """Start the in-process (memory://) windows afresh: tests, where one process runs many cases."""
+    global _limit, _limit_config, _confirmations, _confirmations_config
+    _limit = _limit_config = _confirmations = _confirmations_config = None

@@ -3,7 +3,9 @@ sends the `anymail.signals.tracking` signal; `tracking_event_record` stores it o
 
 What each event does (docs/webhooks-and-retention.md):
 - hard bounce, complaint, provider-side unsubscribe, rejected as invalid/bounced/spam: the address
-  goes on the suppression list (services/suppression.py) and its subscriber is never planned again;
+  goes on the suppression list (services/suppression.py) and its subscriber is never planned again,
+  but only when the event matches a message we sent to that address (`match_event`); any other
+  event is stored with matched=False, shown to staff and not acted on;
 - soft bounce (each provider's own marking: nurture.providers), deferred, delivered: stored only (figures);
 - opened / clicked: stored only if the organisation turned that tracking on, for per-step figures.
 
@@ -17,7 +19,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
@@ -25,7 +27,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from nurture import providers
+from nurture import providers, selectors
 from nurture.models import Delivery, ProviderEvent
 from nurture.services.suppression import address_suppress
 
@@ -77,9 +79,43 @@ def _timestamp(value) -> datetime:
     return timezone.now()
 
 
+@dataclass(frozen=True)
+class EventMatch:
+    matched: bool
+    delivery: Delivery | None = None
+    email: str = ""  # the address an act may touch: ours, never just the event's word
+
+
+def match_event(*, message_id: str, recipient: str) -> EventMatch:
+    """Does this event concern a message we sent? With a message id: only if it is a delivery we
+    sent, and (when the event names a recipient) to that very address. Without one (providers
+    that send none): only if the recipient is a subscriber we emailed in the last
+    NURTURE_WEBHOOK_RECIPIENT_DAYS days. A forged or stray event matches nothing."""
+    if message_id:
+        delivery = (
+            Delivery.objects.select_related("subscriber")
+            .filter(provider_message_id=message_id)
+            .exclude(provider_message_id="")  # lets PostgreSQL use the partial index
+            .first()
+        )
+        if delivery is None:
+            return EventMatch(matched=False)
+        address = delivery.subscriber.email
+        if recipient and recipient.strip().lower() != address.strip().lower():
+            return EventMatch(matched=False, delivery=delivery)
+        return EventMatch(matched=True, delivery=delivery, email=address)
+    if not recipient:
+        return EventMatch(matched=False)
+    since = timezone.now() - timedelta(days=settings.NURTURE_WEBHOOK_RECIPIENT_DAYS)
+    subscriber = selectors.subscriber_by_email(email=recipient)
+    if subscriber is None or subscriber.last_sent_at is None or subscriber.last_sent_at < since:
+        return EventMatch(matched=False)
+    return EventMatch(matched=True, email=subscriber.email)
+
+
 def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> RecordResult:
-    """Store the event once per (provider, event id); suppress the address on a hard failure.
-    A duplicate changes nothing. An unknown message id is stored without a delivery."""
+    """Store the event once per (provider, event id); suppress the address on a hard failure of a
+    message we sent to it. A duplicate changes nothing. An unmatched event is stored, inert."""
     provider = _text(provider, 40).lower() or "unknown"
     event_type = _text(event.event_type, 20) or EventType.UNKNOWN
     tracking_setting = ENGAGEMENT_SETTING.get(event_type)
@@ -87,18 +123,16 @@ def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> Reco
         return RecordResult(stored=False)  # tracking is off: keep nothing about who read what
 
     message_id = _text(event.message_id, 255)
-    delivery = (
-        Delivery.objects.select_related("subscriber")
-        .filter(provider_message_id=message_id)
-        .exclude(provider_message_id="")  # lets PostgreSQL use the partial index
-        .first() if message_id else None
-    )
-    # The event's recipient, or failing that the address we sent the delivery to.
-    email = _text(event.recipient, 254) or (delivery.subscriber.email if delivery else "")
+    recipient = _text(event.recipient, 254)
+    match = match_event(message_id=message_id, recipient=recipient)
+    delivery = match.delivery
     suppressing = suppresses(event, provider=provider)
-    will_suppress = suppressing and bool(email)
+    will_suppress = suppressing and bool(match.email)
     if suppressing and not will_suppress:
-        logger.warning("provider event provider=%s type=%s names no address and no known delivery", provider, event_type)
+        logger.warning(
+            "provider event provider=%s type=%s matches no message we sent to that address: stored, not acted on",
+            provider, event_type,
+        )
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -111,6 +145,7 @@ def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> Reco
                     reject_reason=_text(event.reject_reason, 20),
                     description=_ADDRESS.sub("[address]", _text(event.description, 400))[:200],
                     suppressed_address=will_suppress,
+                    matched=match.matched,
                     timestamp=_timestamp(event.timestamp),
                 )
         except IntegrityError:  # this (provider, event id) is already stored: a redelivered webhook
@@ -118,7 +153,7 @@ def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> Reco
             return RecordResult(stored=False)
         if will_suppress:
             # In the same transaction: an event stored is an event acted on.
-            address_suppress(email=email, reason=f"{_reason_label(event)} ({provider} webhook)")
+            address_suppress(email=match.email, reason=f"{_reason_label(event)} ({provider} webhook)")
     logger.info(
         "provider event provider=%s type=%s delivery=%s suppressed=%s",
         provider, event_type, delivery.pk if delivery else None, will_suppress,

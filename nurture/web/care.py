@@ -17,7 +17,7 @@ from nurture.models import CarerHandoff, Subscriber
 from nurture.services import carers
 from nurture.services import subscribers as subscriber_services
 from nurture.web.forms import CarerForm, PauseForm, TreatmentDateForm
-from nurture.web.responses import bad_link, private
+from nurture.web.links import _bad_link, _private
 
 
 def _prefs_token(subscriber_id: int) -> str:
@@ -30,7 +30,7 @@ def pause(request, token: str):
     try:
         subscriber = subscriber_services.subscriber_from_token(purpose=tokens.PAUSE, token=token)
     except tokens.TokenError as error:
-        return bad_link(request, tokens.PAUSE, error)
+        return _bad_link(request, tokens.PAUSE, token, error)
     with translation.override(subscriber.language):
         context = {"subscriber": subscriber, "prefs_token": _prefs_token(subscriber.pk)}
         can_pause = subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED)
@@ -44,16 +44,16 @@ def pause(request, token: str):
                 except subscriber_services.InputError as error:
                     form.add_error(error.field, error.message)
                 else:
-                    return private(render(request, "nurture/paused.html", {**context, "subscriber": subscriber}))
-            return private(render(request, "nurture/pause.html", {**context, "form": form}, status=400))
-        return private(render(request, "nurture/pause.html", {**context, "form": PauseForm()}))
+                    return _private(render(request, "nurture/paused.html", {**context, "subscriber": subscriber}))
+            return _private(render(request, "nurture/pause.html", {**context, "form": form}, status=400))
+        return _private(render(request, "nurture/pause.html", {**context, "form": PauseForm()}))
 
 
 def _handoff_page(request, token: str, *, purpose: str, action, ask_template: str, done_template: str):
     try:
         handoff = carers.handoff_from_token(purpose=purpose, token=token)
     except tokens.TokenError as error:
-        return bad_link(request, purpose, error)
+        return _bad_link(request, purpose, token, error)
     subscriber = handoff.subscriber
     with translation.override(subscriber.language):
         if request.method == "POST":
@@ -63,7 +63,7 @@ def _handoff_page(request, token: str, *, purpose: str, action, ask_template: st
             template = ask_template
         stop_token = tokens.make_token(purpose=tokens.CARER_STOP, subscriber_id=subscriber.pk, extra=str(handoff.pk))
         context = {"handoff": handoff, "subscriber_address": requester_label(subscriber), "stop_token": stop_token}
-        return private(render(request, template, context))
+        return _private(render(request, template, context))
 
 
 @require_http_methods(["GET", "POST"])
@@ -94,14 +94,14 @@ def preferences_export(request, token: str):
     try:
         subscriber = subscriber_services.subscriber_from_token(purpose=tokens.PREFERENCES, token=token)
     except tokens.TokenError as error:
-        return bad_link(request, tokens.PREFERENCES, error)
+        return _bad_link(request, tokens.PREFERENCES, token, error)
     data = subscriber_export(subscriber_id=subscriber.pk)
     if request.GET.get("format") == "html":
         with translation.override(subscriber.language):
-            return private(render(request, "nurture/export.html", {"data": data, "token": token}))
+            return _private(render(request, "nurture/export.html", {"data": data, "token": token}))
     response = HttpResponse(json.dumps(data, indent=2, ensure_ascii=False), content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="my-data.json"'
-    return private(response)
+    return _private(response)
 
 
 # --- the preference centre's care actions ----------------------------------------------------------

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import unicodedata
 import zoneinfo
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from content.models import Language, Stage
@@ -12,6 +14,35 @@ from nurture.services.carers import carer_address_problem
 from nurture.services.subscribers import treatment_date_problem
 
 CONSENT_TEXT = wording.SIGNUP
+
+
+# The sign-up page's hidden field: people never see or reach it, robots fill it in.
+HONEYPOT_FIELD = "website"
+# Between letters: a space, a hyphen or an apostrophe (straight or typographic).
+NAME_JOINERS = {" ", "-", "'", "\u2019"}
+NAME_ERROR = _("Please use letters only (any alphabet), with spaces, hyphens or apostrophes between words.")
+
+
+def clean_first_name_value(value: str) -> str:
+    """Letters of any script (with their combining marks), and single spaces, hyphens or
+    apostrophes between them: a name, never a sentence with a link or a number in it."""
+    name = " ".join((value or "").split())
+    if not name:
+        return ""
+    previous_joiner = True  # no joiner first
+    for char in name:
+        category = unicodedata.category(char)
+        if category[0] in ("L", "M"):
+            if category[0] == "M" and previous_joiner:
+                raise ValidationError(NAME_ERROR, code="name")
+            previous_joiner = False
+        elif char in NAME_JOINERS and not previous_joiner:
+            previous_joiner = True
+        else:
+            raise ValidationError(NAME_ERROR, code="name")
+    if previous_joiner:
+        raise ValidationError(NAME_ERROR, code="name")
+    return name
 
 
 class SignupForm(forms.Form):
@@ -37,7 +68,7 @@ class SignupForm(forms.Form):
         return _clean_treatment_date(self.cleaned_data.get("treatment_date"))
 
     def clean_first_name(self):
-        return " ".join(self.cleaned_data["first_name"].split())
+        return clean_first_name_value(self.cleaned_data["first_name"])
 
     def clean_time_zone(self):
         # Filled in by the page's script from the browser; an unknown or missing value falls back to UTC.
@@ -59,7 +90,7 @@ class PreferencesForm(forms.ModelForm):
         fields = ["first_name", "stage", "language", "cadence"]
 
     def clean_first_name(self):
-        return " ".join(self.cleaned_data["first_name"].split())
+        return clean_first_name_value(self.cleaned_data["first_name"])
 
 
 # --- care features (issue 14) ----------------------------------------------------------------------

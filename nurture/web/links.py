@@ -1,20 +1,44 @@
-"""The pages behind the links in emails: confirm, unsubscribe, preferences, view in browser."""
+"""The pages behind the links in emails: confirm, unsubscribe, preferences, view in browser, and
+"email me a new link". Tokens are opaque and purpose-bound (nurture/tokens.py); a bad link gets the
+plain page, an expired preference or view-online link offers a new one by email and shows nothing
+about anyone (docs/security.md, "Public surface")."""
 from __future__ import annotations
 
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from nurture import selectors, tokens
+from nurture import selectors, tasks, tokens
 from nurture.emails.messages import delivery_web_html
 from nurture.models import Subscriber
 from nurture.services import retention
 from nurture.services import subscribers as subscriber_services
-from nurture.web import care
 from nurture.web.forms import PreferencesForm
-from nurture.web.responses import bad_link, private
+from nurture.web.signup import rate_limited
+
+# Links whose expiry offers "email me a new link".
+REFRESHABLE = (tokens.PREFERENCES, tokens.VIEW_ONLINE, tokens.PAUSE)
+
+
+def _private(response: HttpResponse, *, referrer: str = "same-origin") -> HttpResponse:
+    # The URL carries a token: keep it out of caches, search engines and other sites' Referer headers.
+    response["Cache-Control"] = "private, no-store"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    # Pages with forms need "same-origin": with "no-referrer" a browser sends "Origin: null" and
+    # Django's CSRF check refuses the post.
+    response["Referrer-Policy"] = referrer
+    return response
+
+
+def _bad_link(request, purpose: str, token: str, error: tokens.TokenError):
+    fresh_link = reverse("nurture:fresh_link", args=[token]) if error.expired and purpose in REFRESHABLE else ""
+    return _private(render(
+        request, "nurture/bad_link.html",
+        {"purpose": purpose, "expired": error.expired, "fresh_link": fresh_link}, status=400,
+    ))
 
 
 def _one_button_page(request, token: str, *, purpose: str, action, ask_template: str, done_template: str):
@@ -23,24 +47,32 @@ def _one_button_page(request, token: str, *, purpose: str, action, ask_template:
     try:
         subscriber = subscriber_services.subscriber_from_token(purpose=purpose, token=token)
     except tokens.TokenError as error:
-        return bad_link(request, purpose, error)
+        return _bad_link(request, purpose, token, error)
     with translation.override(subscriber.language):
         if request.method == "POST":
             subscriber = action(subscriber_id=subscriber.pk)
-            return render(request, done_template, {"subscriber": subscriber, "token": _prefs_token(subscriber)})
-        return render(request, ask_template, {"subscriber": subscriber})
-
-
-def _prefs_token(subscriber: Subscriber) -> str:
-    return tokens.make_token(purpose=tokens.PREFERENCES, subscriber_id=subscriber.pk)
+            return _private(render(request, done_template, {"subscriber": subscriber}))
+        return _private(render(request, ask_template, {"subscriber": subscriber}))
 
 
 @require_http_methods(["GET", "POST"])
 def confirm(request, token: str):
-    return _one_button_page(
-        request, token, purpose=tokens.CONFIRM, action=subscriber_services.subscriber_confirm,
-        ask_template="nurture/confirm.html", done_template="nurture/confirmed.html",
-    )
+    """The sign-up's choices apply only here (subscriber_confirm with the request the link names)."""
+    try:
+        subscriber, request_id = subscriber_services.confirm_from_token(token=token)
+    except tokens.TokenError as error:
+        return _bad_link(request, tokens.CONFIRM, token, error)
+    awaiting = selectors.confirmation_awaits(subscriber=subscriber, request_id=request_id)
+    if request.method == "POST" and awaiting:
+        subscriber = subscriber_services.subscriber_confirm(subscriber_id=subscriber.pk, request_id=request_id)
+        with translation.override(subscriber.language):
+            context = {"subscriber": subscriber, "token": tokens.make_token(
+                purpose=tokens.PREFERENCES, subscriber_id=subscriber.pk, link_version=subscriber.link_version
+            )}
+            return _private(render(request, "nurture/confirmed.html", context))
+    # GET, or a link that no longer confirms anything (used, or superseded by a later sign-up).
+    with translation.override(subscriber.language):
+        return _private(render(request, "nurture/confirm.html", {"subscriber": subscriber, "awaiting": awaiting}))
 
 
 @csrf_exempt  # RFC 8058 one-click POSTs come from mail clients, which carry no CSRF token.
@@ -57,12 +89,13 @@ def preferences(request, token: str):
     try:
         subscriber = subscriber_services.subscriber_from_token(purpose=tokens.PREFERENCES, token=token)
     except tokens.TokenError as error:
-        return bad_link(request, tokens.PREFERENCES, error)
+        return _bad_link(request, tokens.PREFERENCES, token, error)
+    from nurture.web import care  # the care actions (care imports this module's helpers)
+
     with translation.override(subscriber.language):
         form = PreferencesForm(instance=subscriber)
         forms = care.care_forms(subscriber)
-        saved = False
-        failed = False
+        saved = failed = False
         if request.method == "POST":
             action = request.POST.get("action", "save")
             if action in care.CARE_ACTIONS:  # pause, treatment date, carer: their own forms
@@ -74,12 +107,15 @@ def preferences(request, token: str):
                 saved = True
             elif action == "unsubscribe":
                 subscriber = subscriber_services.subscriber_unsubscribe(subscriber_id=subscriber.pk, source="preferences_page")
-                return render(request, "nurture/unsubscribed.html", {"subscriber": subscriber, "token": token})
+                return _private(render(request, "nurture/unsubscribed.html", {"subscriber": subscriber}))
+            elif action == "new_links":  # every earlier preference / view link stops working
+                subscriber_services.subscriber_links_renew(subscriber_id=subscriber.pk, enqueue=tasks.enqueue_fresh_links)
+                return _private(render(request, "nurture/new_links_sent.html"))
             elif action == "erase":  # first press: say what goes and what stays, ask again
-                return render(request, "nurture/erase_confirm.html", {"subscriber": subscriber})
+                return _private(render(request, "nurture/erase_confirm.html", {"subscriber": subscriber}))
             elif action == "erase_confirmed":
                 retention.subscriber_erase(subscriber_id=subscriber.pk)
-                return render(request, "nurture/erased.html")
+                return _private(render(request, "nurture/erased.html"))
             else:
                 form = PreferencesForm(request.POST, instance=Subscriber.objects.get(pk=subscriber.pk))
                 if form.is_valid():
@@ -101,15 +137,30 @@ def preferences(request, token: str):
             "form": form, "subscriber": subscriber, "saved": saved, "token": token,
             "handoff": selectors.open_carer_handoff(subscriber_id=subscriber.pk), **forms,
         }
-        return render(request, "nurture/preferences.html", context, status=400 if form.errors or failed else 200)
+        return _private(render(request, "nurture/preferences.html", context, status=400 if form.errors or failed else 200))
 
 
 @require_http_methods(["GET"])
 def view_online(request, token: str):
-    """An email as a web page, from its signed "view in browser" link. Any bad link: the plain page."""
+    """An email as a web page, from its "view in browser" link. Its "manage your emails" link
+    leads to the "email me a new link" page: this page mints no preference or erase link."""
     try:
         delivery = subscriber_services.delivery_from_view_token(token=token)
     except tokens.TokenError as error:
-        return bad_link(request, tokens.VIEW_ONLINE, error)
-    # The URL carries a token: keep it out of caches, search engines and Referer headers.
-    return private(HttpResponse(delivery_web_html(delivery)), referrer="no-referrer")
+        return _bad_link(request, tokens.VIEW_ONLINE, token, error)
+    manage_url = tokens.absolute_url(reverse("nurture:fresh_link", args=[token]))
+    return _private(HttpResponse(delivery_web_html(delivery, manage_url=manage_url)), referrer="no-referrer")
+
+
+@require_http_methods(["GET", "POST"])
+def fresh_link(request, token: str):
+    """"Email me a new link" for a preference or view-online link, current or expired. The POST
+    answers the same page whatever the link was (ours or not, the person still here or not); the
+    email, if any, goes to the address on file, decided in the worker."""
+    if request.method == "POST":
+        refused = rate_limited(request, group="nurture.fresh_link")
+        if refused is not None:
+            return refused
+        subscriber_services.subscriber_links_request(token=token, purposes=REFRESHABLE, enqueue=tasks.enqueue_fresh_links)
+        return _private(render(request, "nurture/fresh_link.html", {"sent": True}))
+    return _private(render(request, "nurture/fresh_link.html", {"sent": False}))

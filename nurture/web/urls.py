@@ -16,6 +16,7 @@ urlpatterns = [
     path("carer/confirm/<str:token>/", care.carer_confirm, name="carer_confirm"),
     path("carer/stop/<str:token>/", care.carer_stop, name="carer_stop"),
     path("email/<str:token>/", links.view_online, name="view_online"),
+    path("links/<str:token>/", links.fresh_link, name="fresh_link"),
     path("healthz", health.healthz, name="healthz"),
     path("dev/outbox/", dev_outbox.dev_outbox, name="dev_outbox"),
     path("dev/outbox/<str:name>", dev_outbox.dev_outbox, name="dev_outbox_message"),

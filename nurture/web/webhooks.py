@@ -5,6 +5,10 @@ only warns and accepts anyone's posts, and a forged "bounce" would suppress any 
 without a secret the URLs answer 404 (and `manage.py check` warns, nurture.W020). A payload
 anymail cannot parse (not JSON, missing fields, an inbound message sent to a tracking URL)
 answers 400 instead of a 500 the provider would keep retrying.
+
+Only the configured provider's tracking URL answers: the provider of the anymail EMAIL_BACKEND
+(anymail.backends.<provider>.EmailBackend). Other providers' URLs, and every inbound URL, answer
+404, so nobody can feed us events in another provider's format (docs/security.md).
 """
 from __future__ import annotations
 
@@ -24,11 +28,19 @@ def webhook_secret() -> str:
     return str((getattr(settings, "ANYMAIL", None) or {}).get("WEBHOOK_SECRET") or "")
 
 
-def _guarded(view):
+def configured_provider() -> str:
+    """"postmark" for anymail.backends.postmark.EmailBackend; "" for a non-anymail backend."""
+    parts = str(settings.EMAIL_BACKEND).split(".")
+    return parts[2] if len(parts) == 4 and parts[:2] == ["anymail", "backends"] else ""
+
+
+def _guarded(view, name: str):
     @functools.wraps(view)
     def guarded_view(request, *args, **kwargs):
         if not webhook_secret():
             return HttpResponse("Provider webhooks are off: ANYMAIL_WEBHOOK_SECRET is not set.", status=404, content_type="text/plain")
+        if name != f"{configured_provider()}_tracking_webhook":
+            return HttpResponse("Not the configured email provider's tracking URL.", status=404, content_type="text/plain")
         try:
             return view(request, *args, **kwargs)
         except AnymailWebhookValidationFailure:
@@ -45,7 +57,8 @@ def _guarded(view):
 
 
 urlpatterns = [
-    URLPattern(pattern.pattern, _guarded(pattern.callback), pattern.default_args, pattern.name)
+    URLPattern(pattern.pattern, _guarded(pattern.callback, pattern.name), pattern.default_args, pattern.name)
     for pattern in anymail_urls.urlpatterns
+    if str(pattern.name).endswith("_tracking_webhook")  # tracking only: no inbound mail handling
 ]
 app_name = anymail_urls.app_name

@@ -77,3 +77,19 @@ def test_pages_fit_a_phone_without_sideways_scrolling(page, live_server):
               .filter(el => !(el.labels && el.labels.length)).map(el => el.name)"""
     )
     assert unlabeled == []
+
+
+def test_the_honeypot_is_out_of_sight_and_out_of_the_tab_order(page, live_server):
+    """People never see or reach the `website` field; only a robot reading the HTML fills it in."""
+    page.goto(live_server.url + "/")
+    honeypot = page.locator("#id_website")
+    assert honeypot.count() == 1
+    box = honeypot.bounding_box()
+    assert box is None or box["x"] + box["width"] <= 0  # drawn far off the left edge, if at all
+    assert honeypot.get_attribute("tabindex") == "-1" and honeypot.get_attribute("autocomplete") == "off"
+    page.focus("#id_email")
+    reached = set()
+    for _ in range(30):  # walk the whole tab order from the email field
+        page.keyboard.press("Tab")
+        reached.add(page.evaluate("document.activeElement && document.activeElement.id"))
+    assert "id_website" not in reached and "id_consent" in reached

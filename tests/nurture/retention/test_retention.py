@@ -10,9 +10,9 @@ import time_machine
 from django.core.management import call_command
 
 from config.celery import app
-from nurture import tasks
-from nurture.models import ConsentRecord, Delivery, ProviderEvent, Subscriber, Suppression
-from nurture.services import planning, retention, sending
+from nurture.models import ConsentRecord, Delivery, ProviderEvent, SignupRequest, Subscriber, Suppression
+from nurture.services import planning, retention
+from nurture.services import signup as signup_services
 from nurture.services import subscribers as subscriber_services
 from nurture.services.suppression import address_suppress
 from tests.helpers.scheduler import active_subscriber, series
@@ -31,12 +31,14 @@ def retention_settings(settings):
     settings.NURTURE_DAY_SECONDS = 10
 
 
-def sign_up(email: str) -> Subscriber:
-    result = subscriber_services.subscriber_sign_up(
+def sign_up(email: str) -> Subscriber | None:
+    """The form's write and the worker's decision (services/signup.py), without the email."""
+    request_id = signup_services.signup_request_store(
         email=email, first_name="Ana", stage="in_treatment", language="en", time_zone="UTC", consent_text="I agree.",
-        enqueue=tasks.enqueue_confirmation,
+        enqueue=lambda request_id: None,  # the worker's decision is made just below
     )
-    return Subscriber.objects.get(pk=result.subscriber_id)
+    signup_services.signup_request_process(request_id=request_id)
+    return Subscriber.objects.filter(email__iexact=email).first()
 
 
 def purge(at: datetime, **options) -> retention.PurgeResult:
@@ -55,7 +57,8 @@ def test_unconfirmed_sign_ups_go_after_the_link_expired_plus_the_grace_period():
         sign_up("recent@example.org")
     with time_machine.travel(START + timedelta(days=1), tick=False):
         confirmed = sign_up("confirmed@example.org")
-        subscriber_services.subscriber_confirm(subscriber_id=confirmed.pk)
+        request = SignupRequest.objects.get(subscriber=confirmed)
+        subscriber_services.subscriber_confirm(subscriber_id=confirmed.pk, request_id=request.pk)
 
     # Day 36: the first link expired on day 7, its grace ends on day 37.
     assert purge(START + timedelta(days=36, hours=23)).pending_subscribers == 0
@@ -70,7 +73,7 @@ def test_signing_up_again_starts_a_new_period():
     with time_machine.travel(START, tick=False):
         sign_up("again@example.org")
     with time_machine.travel(START + timedelta(days=30), tick=False):
-        sign_up("again@example.org")  # a fresh confirmation link, a fresh consent record
+        sign_up("again@example.org")  # a fresh confirmation link, a fresh sign-up request
     assert purge(START + timedelta(days=40)).pending_subscribers == 0
     assert purge(START + timedelta(days=30 + 38)).pending_subscribers == 1
     assert not emails()
@@ -116,11 +119,8 @@ def test_suppressed_people_lose_their_row_but_the_address_stays_suppressed(djang
     assert not emails()
     assert Suppression.objects.get().email == "bounced@example.org"
     with django_capture_on_commit_callbacks(execute=True):
-        result = subscriber_services.subscriber_sign_up(
-            email="Bounced@example.org", first_name="Ana", stage="in_treatment", language="en", time_zone="UTC", consent_text="I agree.",
-            enqueue=tasks.enqueue_confirmation,
-        )
-    assert result.subscriber_id is None and not Subscriber.objects.exists()  # nothing stored for it
+        assert sign_up("Bounced@example.org") is None
+    assert not Subscriber.objects.exists() and not SignupRequest.objects.exists()  # nothing stored for it
     assert mailoutbox == []  # no confirmation email to a suppressed address
 
 
@@ -183,7 +183,7 @@ def test_erasing_on_request_deletes_the_row_and_keeps_only_a_suppression_marker(
     assert not Subscriber.objects.exists() and not Delivery.objects.exists()
     assert list(Suppression.objects.values_list("email", "reason")) == [("erase.me@example.org", "asked us to delete their data")]
     assert not retention.subscriber_erase(subscriber_id=subscriber.pk)  # twice: nothing left, no error
-    assert sending.confirmation_email_send(subscriber_id=subscriber.pk) is False
+    assert not signup_services.subscriber_links_email(subscriber_id=subscriber.pk).sent
 
 
 @pytest.mark.parametrize(
@@ -226,3 +226,14 @@ def test_delete_my_data_pages_are_in_spanish_for_spanish_subscribers(client):
     url = f"/preferences/{tokens.make_token(purpose=tokens.PREFERENCES, subscriber_id=subscriber.pk)}/"
     assert "Borrar mis datos" in client.get(url).content.decode()
     assert "¿Borrar sus datos?" in client.post(url, {"action": "erase"}).content.decode()
+
+
+def test_unconfirmed_sign_up_requests_go_with_the_same_period():
+    """A stranger's sign-up for someone we hold waits unconfirmed: its choices are purged in time."""
+    with time_machine.travel(START, tick=False):
+        held = Subscriber.objects.create(email="held@example.org", stage="in_remission", status="unsubscribed", unsubscribed_at=START)
+        sign_up("held@example.org")
+    assert SignupRequest.objects.filter(subscriber=held).exists()
+    assert purge(START + timedelta(days=36)).signup_requests == 0
+    assert purge(START + timedelta(days=38)).signup_requests == 1
+    assert not SignupRequest.objects.exists()

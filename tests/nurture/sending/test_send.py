@@ -191,7 +191,10 @@ def test_send_rate_limit_is_shared_between_senders(redis_url):
     for t in threads:
         t.join(timeout=60)
     assert len(stamps) == 2 * per_sender
-    busiest = sends_in_any_window(stamps, 0.98)  # a little under 1 s: clock reads are not atomic with the hit
+    # A little under 1 s: a stamp is read after its hit, and a busy machine can delay that read by tens of
+    # milliseconds, moving it into the next window. A limiter that let 2 senders each take the full rate
+    # would still show ~40 here.
+    busiest = sends_in_any_window(stamps, 0.9)
     print(f"{len(stamps)} sends by 2 senders sharing {rate:.0f}/s: busiest second had {busiest}, "
           f"all took {max(stamps) - min(stamps):.2f}s")
     assert busiest <= rate
@@ -259,26 +262,31 @@ def test_backoff_doubles_with_jitter_up_to_the_cap(attempts, low, high):
     assert len(set(values)) > 1  # jittered, not one fixed delay
 
 
-def test_confirmation_email_retries_a_transient_provider_error(settings, monkeypatch):
-    """The confirmation task is acknowledged on receipt (no row to claim against a redelivery), so
-    a transient error must be retried by the task itself; a permanent one is not."""
+def test_a_sign_up_email_retries_a_transient_provider_error(settings, monkeypatch, mailoutbox):
+    """The sign-up task (nurture.process_signup) retries a transient provider error itself; the
+    decision is made once (the request row records it), and the email goes once."""
     from anymail.exceptions import AnymailRequestsAPIError
     from nurture import tasks
+    from nurture.models import SignupRequest
+    from nurture.services import signup
 
-    subscriber = Subscriber.objects.create(email="conf@example.org", stage="in_remission")
+    request = SignupRequest.objects.create(
+        email="conf@example.org", stage="in_remission", language="en", consent_text="I agree."
+    )
     calls = []
+    real_send = signup.signup_request_email
 
     class Flaky:
         status_code = 503
 
-    def confirmation_email_send(*, subscriber_id):
-        calls.append(subscriber_id)
+    def flaky_send(*, request_id):
+        calls.append(request_id)
         if len(calls) == 1:
             raise AnymailRequestsAPIError("provider busy", response=Flaky())
-        return True
+        return real_send(request_id=request_id)
 
-    monkeypatch.setattr(sending, "confirmation_email_send", confirmation_email_send)
+    monkeypatch.setattr(signup, "signup_request_email", flaky_send)
     monkeypatch.setattr(sending, "retry_countdown", lambda attempts: 0)
-    assert tasks.send_confirmation_email.apply(args=[subscriber.pk]).get() is True
-    assert calls == [subscriber.pk, subscriber.pk]
-    assert tasks.send_confirmation_email.acks_late is False
+    assert tasks.process_signup.apply(args=[request.pk]).get() is True
+    assert calls == [request.pk, request.pk] and len(mailoutbox) == 1
+    assert Subscriber.objects.get().status == "pending"
