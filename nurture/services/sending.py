@@ -26,7 +26,7 @@ from django.core.mail import get_connection
 from django.db import transaction
 from django.utils import timezone
 
-from nurture import providers
+from nurture import providers, selectors
 from nurture.emails.cache import step_body_key
 from nurture.emails.merge import NotBatchable, build_batch_email
 from nurture.emails.messages import build_carer_confirmation_email, build_delivery_email

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
 
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -46,16 +45,6 @@ def treatment_date_problem(value: dt.date | None, *, today: dt.date | None = Non
     if value > today + timedelta(days=TREATMENT_DATE_MAX_DAYS):
         return _("The date must be within a year from today.")
     return None
-
-
-def _check_treatment_date(stage: str, value: dt.date | None) -> dt.date | None:
-    """Kept only for the stage it is asked for; a bad date raises InputError."""
-    if stage != Stage.RECENTLY_DIAGNOSED:
-        return None
-    problem = treatment_date_problem(value)
-    if problem:
-        raise InputError("treatment_date", problem)
-    return value
 
 
 @transaction.atomic

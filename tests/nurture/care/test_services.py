@@ -135,20 +135,38 @@ def test_leaving_the_recently_diagnosed_stage_removes_the_date(subscriber):
     assert kinds(subscriber) == ["treatment_date_given", "treatment_date_removed", "stage_change"]
 
 
-def test_sign_up_with_a_treatment_date_records_both(settings):
-    result = services.subscriber_sign_up(
-        email="new@example.org", first_name="", stage="recently_diagnosed", language="es", time_zone="UTC",
-        consent_text="Sí", enqueue=print, treatment_date=timezone.localdate() + dt.timedelta(days=30),
-    )
-    subscriber = Subscriber.objects.get(pk=result.subscriber_id)
-    assert kinds(subscriber) == ["signup", "treatment_date_given"]
+def test_sign_up_with_a_treatment_date_records_it_on_confirmation(client, django_capture_on_commit_callbacks):
+    import re
+
+    from django.core import mail
+
+    when = timezone.localdate() + dt.timedelta(days=30)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/", {
+            "email": "new@example.org", "stage": "recently_diagnosed", "language": "es", "consent": "on",
+            "treatment_date": when.isoformat(),
+        })
+    assert response.status_code == 302
+    subscriber = Subscriber.objects.get()
+    assert subscriber.treatment_date is None  # waits on the sign-up request until confirmed
+    confirm = re.search(r"https://guide\.example\.org(/confirm/[^/\s]+/)", mail.outbox[0].body).group(1)
+    assert client.post(confirm).status_code == 200
+    subscriber.refresh_from_db()
+    assert subscriber.treatment_date == when
+    assert kinds(subscriber) == ["signup", "treatment_date_given", "confirm"]
     assert ConsentRecord.objects.get(subscriber=subscriber, kind="treatment_date_given").consent_text.startswith("Di la fecha")
-    # Not kept for another stage.
-    other = services.subscriber_sign_up(
-        email="other@example.org", first_name="", stage="in_treatment", language="en", time_zone="UTC",
-        consent_text="Yes", enqueue=print, treatment_date=timezone.localdate() + dt.timedelta(days=30),
-    )
-    assert Subscriber.objects.get(pk=other.subscriber_id).treatment_date is None
+    assert ConsentRecord.objects.get(subscriber=subscriber, kind="signup").source == "signup_page"
+
+
+def test_a_treatment_date_is_not_kept_for_another_stage(client, django_capture_on_commit_callbacks):
+    from nurture.models import SignupRequest
+
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post("/", {
+            "email": "other@example.org", "stage": "in_treatment", "language": "en", "consent": "on",
+            "treatment_date": (timezone.localdate() + dt.timedelta(days=30)).isoformat(),
+        })
+    assert SignupRequest.objects.get().treatment_date is None
 
 
 def test_language_and_cadence_changes_are_recorded_in_the_new_language(subscriber):

@@ -11,7 +11,7 @@ from django.core import mail
 from django.utils import timezone
 
 from nurture import tokens
-from nurture.models import CarerHandoff, ConsentRecord, Subscriber, Suppression
+from nurture.models import CarerHandoff, ConsentRecord, SignupRequest, Subscriber, Suppression
 from tests.helpers.scheduler import active_subscriber, series
 
 pytestmark = pytest.mark.django_db
@@ -180,10 +180,10 @@ def test_sign_up_with_a_treatment_date_and_its_bad_input(client):
     past = (timezone.localdate() - dt.timedelta(days=3)).isoformat()
     page = client.post("/", {**base, "treatment_date": past})
     assert page.status_code == 400 and "treatment_date" in page.context["form"].errors
-    assert not Subscriber.objects.exists()
+    assert not SignupRequest.objects.exists() and not Subscriber.objects.exists()
     when = timezone.localdate() + dt.timedelta(days=40)
     assert client.post("/", {**base, "treatment_date": when.isoformat()}).status_code == 302
-    assert Subscriber.objects.get().treatment_date == when
+    assert SignupRequest.objects.get().treatment_date == when  # applied when they confirm
     assert client.post("/", {**base, "email": "x@example.org"}).status_code == 302  # optional
 
 
