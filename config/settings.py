@@ -166,6 +166,21 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Queues by purpose (docs/scheduler.md): a worker consumes all three unless told otherwise (-Q),
+# round-robin, so periodic work and confirmations never wait behind a backlog of series emails.
+# A task not listed goes to `periodic`.
+from kombu import Queue  # noqa: E402
+
+CELERY_TASK_QUEUES = (Queue("confirmations"), Queue("sends"), Queue("periodic"))
+CELERY_TASK_DEFAULT_QUEUE = "periodic"
+CELERY_TASK_ROUTES = {
+    "nurture.send_deliveries": {"queue": "sends"},
+    "nurture.process_signup": {"queue": "confirmations"},  # confirmation / already-subscribed emails
+    "nurture.send_fresh_links": {"queue": "confirmations"},
+    "nurture.plan_due_deliveries": {"queue": "periodic"},
+    "nurture.reconcile_deliveries": {"queue": "periodic"},
+    "nurture.purge_expired_data": {"queue": "periodic"},
+}
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -191,6 +206,21 @@ NURTURE_SENDS_PER_SECOND = env_float("NURTURE_SENDS_PER_SECOND", 14.0, minimum=0
 # Other backends always send one message per call.
 NURTURE_BATCH_SEND = env_bool("NURTURE_BATCH_SEND", True)
 NURTURE_SENDING_TIMEOUT_SECONDS = env_int("NURTURE_SENDING_TIMEOUT_SECONDS", 900, minimum=30)
+# Provider calls in flight per worker process (a thread pool); the shared ceiling still holds.
+NURTURE_SEND_CONCURRENCY = env_int("NURTURE_SEND_CONCURRENCY", 8, minimum=1, maximum=64)
+# A write that meets a lost database connection reconnects and retries, this many tries in all
+# (0.1 s, 0.3 s, 0.9 s ... up to 5 s apart); a provider's "accepted" then goes to the journal.
+NURTURE_DB_RETRY_ATTEMPTS = env_int("NURTURE_DB_RETRY_ATTEMPTS", 6, minimum=1, maximum=20)
+# Where accepted answers wait when the database is away (replayed by the next task); a volume.
+NURTURE_JOURNAL_DIR = Path(env_str("NURTURE_JOURNAL_DIR", str(VAR_DIR / "journal")))
+# After an infrastructure error (database, Redis) a batch's rows go back to queued for about this long.
+NURTURE_RELEASE_BACKOFF_SECONDS = env_float("NURTURE_RELEASE_BACKOFF_SECONDS", 10.0, minimum=0.01)
+# A delivery whose outcome is unknown (read timeout, worker lost mid-call) waits this long for the
+# provider's webhook event, then is failed "unknown outcome" for staff.
+NURTURE_UNKNOWN_OUTCOME_SECONDS = env_int("NURTURE_UNKNOWN_OUTCOME_SECONDS", 86400, minimum=1)
+# The reconciler's sweeper re-enqueues queued deliveries due for longer than this when the broker's
+# send queue is empty (their task was lost, e.g. a broker restart without persistence).
+NURTURE_SWEEP_AFTER_SECONDS = env_int("NURTURE_SWEEP_AFTER_SECONDS", 30, minimum=1)
 # Transient provider errors (429, 5xx, timeouts): exponential backoff with jitter, then give up.
 NURTURE_SEND_MAX_ATTEMPTS = env_int("NURTURE_SEND_MAX_ATTEMPTS", 6, minimum=1, maximum=50)
 NURTURE_RETRY_BASE_SECONDS = env_float("NURTURE_RETRY_BASE_SECONDS", 30.0, minimum=0.01)

@@ -245,6 +245,9 @@ class Delivery(models.Model):
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
         SKIPPED = "skipped", _("Skipped")
+        # Handed to the provider, no answer heard (read timeout, worker lost mid-call): the
+        # provider may have it. Settled by its webhook events, or failed after a window.
+        UNKNOWN = "unknown", _("Unknown outcome")
 
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="deliveries")
     step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="deliveries")

@@ -49,6 +49,10 @@ class Provider:
         if isinstance(exc, AnymailAPIError):
             status = getattr(exc, "status_code", None)
             if status is None:  # no HTTP answer: anymail wraps requests' timeout/connection errors
+                if isinstance(exc, requests.ReadTimeout):
+                    # The request went out and no answer came in time: the provider may have it.
+                    return UNKNOWN
+                # Connect timeouts, refused or dropped connections: retried (docs/scheduler.md).
                 return TRANSIENT if isinstance(exc, (requests.ConnectionError, requests.Timeout)) else UNKNOWN
             return TRANSIENT if status == 429 or status >= 500 else PERMANENT
         if isinstance(exc, AnymailError):  # anymail's own checks (unsupported feature, bad address...)

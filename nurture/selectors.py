@@ -11,7 +11,7 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Lower
 
 from content.models import Article, ArticleVersion
-from nurture.models import CarerHandoff, Delivery, Series, SignupRequest, Step, StepArticle, Subscriber, Suppression
+from nurture.models import Delivery, Series, SignupRequest, Step, StepArticle, Subscriber, Suppression
 from nurture.rules import PlannedStep, decide, plan_order, treatment_starts_at
 
 
@@ -63,34 +63,13 @@ def is_suppressed(*, email: str) -> bool:
     return with_address(Suppression.objects.all(), email).exists()
 
 
-def active_carer(*, subscriber_id: int) -> CarerHandoff | None:
-    """The carer hand-off in force (confirmed by the carer, not stopped), if any."""
-    return CarerHandoff.objects.filter(subscriber_id=subscriber_id, status=CarerHandoff.Status.ACTIVE).first()
-
-
-def open_carer_handoff(*, subscriber_id: int) -> CarerHandoff | None:
-    """The hand-off in play (waiting for the carer, or in force), if any: at most one."""
-    return CarerHandoff.objects.filter(
-        subscriber_id=subscriber_id, status__in=[CarerHandoff.Status.PENDING, CarerHandoff.Status.ACTIVE]
-    ).first()
-
-
-def delivery_recipients(*, subscriber: Subscriber) -> list[str]:
-    """Where a series email goes: the subscriber, or the carer who confirmed (instead of them, or as
-    well). A carer address that has since bounced or complained is left out."""
-    handoff = active_carer(subscriber_id=subscriber.pk)
-    if handoff is None or is_suppressed(email=handoff.carer_email):
-        return [subscriber.email]
-    if handoff.mode == CarerHandoff.Mode.INSTEAD:
-        return [handoff.carer_email]
-    return [subscriber.email, handoff.carer_email]
-
-
-def subscribers_with_carer(*, subscriber_ids: list[int]) -> set[int]:
-    """Which of these subscribers have a carer hand-off in force (one query)."""
+def suppressed_among(*, emails: list[str]) -> set[str]:
+    """Which of these addresses are suppressed (lower-cased), in one query through the Lower(email) index."""
+    lowered = {e.strip().lower() for e in emails}
+    if not lowered:
+        return set()
     return set(
-        CarerHandoff.objects.filter(subscriber_id__in=subscriber_ids, status=CarerHandoff.Status.ACTIVE)
-        .values_list("subscriber_id", flat=True)
+        Suppression.objects.alias(email_lower=Lower("email")).filter(email_lower__in=lowered).values_list(Lower("email"), flat=True)
     )
 
 
@@ -186,6 +165,19 @@ def _sent_articles(*, delivery: Delivery, recorded: dict[int, int]) -> list[Arti
     return shown
 
 
+def deliveries_articles(*, deliveries: list[Delivery]) -> dict[int, list[Article]]:
+    """delivery_articles() for a batch of unsent deliveries, in one query: {delivery id: its planned
+    articles still sendable, in the step's order} (the sender's re-check)."""
+    by_step: dict[int, list[Article]] = {}
+    for link in sendable_links(step_ids={d.step_id for d in deliveries}).select_related("article"):
+        by_step.setdefault(link.step_id, []).append(link.article)
+    chosen = {}
+    for delivery in deliveries:
+        planned = {int(k) for k, v in (delivery.article_versions or {}).items() if str(k).isdigit() and isinstance(v, int)}
+        chosen[delivery.pk] = [a for a in by_step.get(delivery.step_id, []) if not planned or a.pk in planned]
+    return chosen
+
+
 def delivery_articles(*, delivery: Delivery) -> list[Article]:
     """The articles one delivery carries: the single answer for its email, its "view in browser"
     page and the staff preview, so all three show the same thing.
@@ -201,8 +193,7 @@ def delivery_articles(*, delivery: Delivery) -> list[Article]:
     recorded = {int(k): v for k, v in (delivery.article_versions or {}).items() if str(k).isdigit() and isinstance(v, int)}
     if delivery.status == Delivery.Status.SENT and recorded:
         return _sent_articles(delivery=delivery, recorded=recorded)
-    published = step_published_articles(step_id=delivery.step_id)
-    return [a for a in published if not recorded or a.pk in recorded]
+    return deliveries_articles(deliveries=[delivery])[delivery.pk]
 
 
 # --- series content as the planner reads it (once per series per run) ------------------------

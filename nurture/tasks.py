@@ -1,11 +1,24 @@
-"""Celery tasks: thin interfaces over the services. They take ids, never model instances."""
+"""Celery tasks: thin interfaces over the services. They take ids, never model instances.
+
+Queues by purpose (settings CELERY_TASK_ROUTES): `sends` (series email batches), `confirmations`
+(confirmation emails), `periodic` (plan, reconcile, purge). A worker consumes all three by
+default, round-robin between queues that have work, so a periodic task or a confirmation waits at
+most for the send batch a worker is in, never for a backlog of them."""
 from __future__ import annotations
+
+import contextlib
+import logging
 
 from celery import shared_task
 from django.conf import settings
 
 from nurture import providers
-from nurture.services import planning, reconcile, retention, sending, signup, subscribers
+from nurture.services import answer_journal, planning, reconcile, retention, sending, signup, subscribers
+from nurture.services.deliveries import infrastructure_errors
+
+logger = logging.getLogger(__name__)
+
+RECONCILE_LOCK = "nurture:reconcile-lock"
 
 
 def chunks(ids: list[int], size: int):
@@ -32,6 +45,29 @@ def enqueue_fresh_links(subscriber_id: int, mailbox_counted: bool = False) -> No
     send_fresh_links.delay(subscriber_id, mailbox_counted)
 
 
+@contextlib.contextmanager
+def single_flight(name: str, *, timeout: int):
+    """One holder at a time across all workers (a Redis lock that expires after `timeout` s, so a
+    killed holder cannot block for ever). Yields False if someone else holds it. Without a Redis
+    broker (the local demo, one machine) there is nothing to share: always True."""
+    url = settings.CELERY_BROKER_URL
+    if not url.startswith(("redis://", "rediss://")):
+        yield True
+        return
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+    lock = client.lock(name, timeout=timeout, blocking=False)
+    acquired = lock.acquire()
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with contextlib.suppress(redis.exceptions.RedisError):
+                lock.release()
+        client.close()
+
+
 @shared_task(name="nurture.plan_due_deliveries")
 def plan_due_deliveries_task() -> int:
     # Pauses whose end has come resume first, so they are planned in this same run.
@@ -44,16 +80,26 @@ def plan_due_deliveries_task() -> int:
 def send_deliveries_task(delivery_ids: list[int]) -> dict:
     # acks_late + reject_on_worker_lost: a batch whose worker dies goes back to the broker; the
     # claim inside makes the redelivered batch skip what was sent or is being sent.
+    if answer_journal.pending_files():
+        try:
+            answer_journal.answers_journal_replay()
+        except infrastructure_errors():
+            logger.exception("journal replay failed; kept for the next task")
     outcome = sending.deliveries_send(delivery_ids=delivery_ids)
     if outcome.retry_ids:
         enqueue_send_batches(outcome.retry_ids, countdown=outcome.retry_countdown)
+    if outcome.error is not None:
+        # Released and re-enqueued above: now the task may fail, with the real error.
+        raise outcome.error
     return outcome.counts
 
 
 @shared_task(name="nurture.reconcile_deliveries")
 def reconcile_deliveries_task() -> dict:
-    result = reconcile.deliveries_reconcile(enqueue=enqueue_send_batches)
-    return result.__dict__
+    with single_flight(RECONCILE_LOCK, timeout=max(60, settings.NURTURE_SWEEP_AFTER_SECONDS * 2)) as mine:
+        if not mine:
+            return {"skipped": "another reconcile is running"}
+        return reconcile.deliveries_reconcile(enqueue=enqueue_send_batches).__dict__
 
 
 TRANSIENT_RETRIES = 5

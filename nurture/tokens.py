@@ -2,17 +2,12 @@
 
 A token is the authenticated encryption of a small record (subscriber id, the subscriber's link
 version, when it was issued, and an optional extra such as a delivery or sign-up request id), so
-it carries no readable or guessable id and cannot be made without the secret key. The construction
-is SIV-style (the idea of RFC 5297) with HMAC-SHA256 as the pseudo-random function, from the
-standard library:
-
-    tag        = HMAC(mac key of the purpose, record)[:16]
-    ciphertext = record XOR HMAC(encryption key of the purpose, tag || counter) ...
-    token      = base64url(tag || ciphertext)
-
-Both keys are derived from SECRET_KEY and the purpose, so a token made for one purpose is
-meaningless for another. Tokens are read with SECRET_KEY and then each of SECRET_KEY_FALLBACKS
-(key rotation, docs/security.md). Made by the same key, the same record gives the same token.
+it carries no readable or guessable id and cannot be made without the secret key. The cipher is
+AES-SIV (RFC 5297, deterministic authenticated encryption) from the `cryptography` package, with the
+purpose as associated data and a key derived from SECRET_KEY and the purpose: a token made for one
+purpose is meaningless for another. Tokens are read with SECRET_KEY and then each of
+SECRET_KEY_FALLBACKS (key rotation, docs/security.md). Made by the same key, the same record gives
+the same token.
 
 Lifetimes (docs/security.md, "Public surface"):
 - confirmation links: NURTURE_CONFIRM_MAX_AGE_DAYS;
@@ -21,20 +16,24 @@ Lifetimes (docs/security.md, "Public surface"):
 - unsubscribe links: no expiry (one-click unsubscribe must keep working long after the email);
   they die with the subscriber row (erase).
 
-Old-format tokens (Django signing, `[id]` readable) are refused like any forgery.
+Old-format tokens (Django signing, `[id]` readable) are refused like any forgery, with one
+exception so nobody loses their way out: an old-format *unsubscribe* link, signed with a key the
+site still holds (the start-up check refuses weak keys), works for LEGACY_UNSUBSCRIBE_DAYS after it
+was made. It can only unsubscribe; it shows nothing.
 """
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import struct
 import time
 from datetime import timedelta
 from functools import lru_cache
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from django.conf import settings
-from django.utils.crypto import constant_time_compare, salted_hmac
+from django.core import signing
+from django.utils.crypto import salted_hmac
 
 
 class TokenError(Exception):
@@ -83,6 +82,8 @@ _FORMAT = 1
 _HEADER = struct.Struct(">BQII")  # format, subscriber id, link version, issued (unix seconds)
 _TAG_BYTES = 16
 _MAX_TOKEN_CHARS = 400
+# Unsubscribe links in emails sent before opaque tokens keep working this long (CAN-SPAM asks 30 days).
+LEGACY_UNSUBSCRIBE_DAYS = 60
 
 
 def max_age(purpose: str) -> timedelta | None:
@@ -94,27 +95,13 @@ def max_age(purpose: str) -> timedelta | None:
 
 
 @lru_cache(maxsize=64)
-def _keys(purpose: str, secret: str) -> tuple[bytes, bytes]:
-    mac_key = salted_hmac(f"nurture.tokens.{purpose}.mac", b"", secret=secret, algorithm="sha256").digest()
-    enc_key = salted_hmac(f"nurture.tokens.{purpose}.enc", b"", secret=secret, algorithm="sha256").digest()
-    return mac_key, enc_key
-
-
-def _keystream(enc_key: bytes, tag: bytes, length: int) -> bytes:
-    blocks = []
-    for counter in range((length + 31) // 32):
-        blocks.append(hmac.new(enc_key, tag + counter.to_bytes(4, "big"), hashlib.sha256).digest())
-    return b"".join(blocks)[:length]
-
-
-def _xor(data: bytes, stream: bytes) -> bytes:
-    return bytes(a ^ b for a, b in zip(data, stream))
+def _cipher(purpose: str, secret: str) -> AESSIV:
+    # 64 bytes: AES-256-SIV (one half for the MAC, one for the cipher).
+    return AESSIV(salted_hmac(f"nurture.tokens.{purpose}", b"", secret=secret, algorithm="sha512").digest())
 
 
 def _seal(record: bytes, *, purpose: str, secret: str) -> str:
-    mac_key, enc_key = _keys(purpose, secret)
-    tag = hmac.new(mac_key, record, hashlib.sha256).digest()[:_TAG_BYTES]
-    sealed = tag + _xor(record, _keystream(enc_key, tag, len(record)))
+    sealed = _cipher(purpose, secret).encrypt(record, [purpose.encode()])
     return base64.urlsafe_b64encode(sealed).decode("ascii").rstrip("=")
 
 
@@ -127,14 +114,26 @@ def _open(token: str, *, purpose: str) -> bytes:
         raise TokenInvalid() from exc
     if len(sealed) < _TAG_BYTES + _HEADER.size:
         raise TokenInvalid()
-    tag, ciphertext = sealed[:_TAG_BYTES], sealed[_TAG_BYTES:]
     for secret in [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]:
-        mac_key, enc_key = _keys(purpose, secret)
-        record = _xor(ciphertext, _keystream(enc_key, tag, len(ciphertext)))
-        expected = hmac.new(mac_key, record, hashlib.sha256).digest()[:_TAG_BYTES]
-        if constant_time_compare(expected, tag):
-            return record
+        try:
+            return _cipher(purpose, secret).decrypt(sealed, [purpose.encode()])
+        except InvalidTag:
+            continue
     raise TokenInvalid()
+
+
+def _legacy_unsubscribe(token: str) -> int | None:
+    """The subscriber id of an old-format (Django signing) unsubscribe link made by a key the site
+    still holds, at most LEGACY_UNSUBSCRIBE_DAYS ago; else None."""
+    try:
+        payload = signing.loads(
+            token, salt=f"nurture.{UNSUBSCRIBE}", max_age=timedelta(days=LEGACY_UNSUBSCRIBE_DAYS)
+        )
+    except signing.BadSignature:  # includes SignatureExpired
+        return None
+    if isinstance(payload, list) and len(payload) == 1 and type(payload[0]) is int:
+        return payload[0]
+    return None
 
 
 def _current_link_version(subscriber_id: int) -> int | None:
@@ -158,7 +157,13 @@ def read_token(*, purpose: str, token: str) -> tuple[int, str]:
     """Returns (subscriber_id, extra), or raises TokenInvalid / TokenRevoked / TokenExpired.
     Expiry is decided before the database is asked, so an expired link says nothing about
     whether its subscriber still exists."""
-    record = _open(token, purpose=purpose)
+    try:
+        record = _open(token, purpose=purpose)
+    except TokenInvalid:
+        legacy_id = _legacy_unsubscribe(token) if purpose == UNSUBSCRIBE else None
+        if legacy_id is None:
+            raise
+        return legacy_id, ""
     try:
         fmt, subscriber_id, link_version, issued = _HEADER.unpack_from(record)
         extra = record[_HEADER.size:].decode("utf-8")

@@ -3,8 +3,9 @@ backend (ANYMAIL POSTMARK_API_URL pointed here); and FakeMailgun, speaking Mailg
 API (one call, many recipients, %recipient.KEY% merge fields) for anymail's real Mailgun backend.
 
 It records every message it accepts (one entry per acceptance, with our Message-ID header), and
-can be told to misbehave: answer the first requests with 429 / 500 / a timeout / a dropped
-connection, answer 400 for chosen recipients (a permanent error), refuse chosen recipients as
+can be told to misbehave: answer after a latency like a real provider's, answer 500 to everything
+for a while (an outage), accept a message and withhold the answer (the client's read timeout),
+answer the first requests with 429 / 500 / a timeout / a dropped connection, answer 400 for chosen recipients (a permanent error), refuse chosen recipients as
 inactive (Postmark's 422 / ErrorCode 406), or call a hook before answering (to kill a worker at a
 chosen moment). Runs as threads in the test process; worker subprocesses reach it over loopback.
 """
@@ -43,6 +44,11 @@ class FakeProviderState:
     requests: list[str] = field(default_factory=list)  # recipient of every request, in arrival order
     calls: list[dict] = field(default_factory=list)  # FakeMailgun: each API call's form fields, as received
     delivered: list[dict] = field(default_factory=list)  # FakeMailgun: each recipient's message after merging
+    latency_seconds: float = 0.0  # every answer waits this long (a real provider's round trip)
+    fail_until: float = 0.0  # wall-clock time until which every request is answered 500 (an outage)
+    withhold_for: set[str] = field(default_factory=set)  # accepted, then no answer (the client's read timeout)
+    in_flight: int = 0  # requests being answered now, and the most at once (calls overlapping)
+    max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def acceptances_by_message_id(self) -> Counter:
@@ -59,6 +65,12 @@ def _header(payload: dict, name: str) -> str:
         if item.get("Name", "").lower() == name.lower():
             return item.get("Value", "")
     return ""
+
+
+class _Server(ThreadingHTTPServer):
+    # Senders open several connections at once (a pool of threads per worker): a listen backlog
+    # of 5 (the default) would drop some, and the client would see a connect timeout.
+    request_queue_size = 128
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -79,6 +91,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def do_POST(self):
+        state = self.state
+        with state.lock:
+            state.in_flight += 1
+            state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            if state.latency_seconds:
+                time.sleep(state.latency_seconds)
+            self._post()
+        finally:
+            with state.lock:
+                state.in_flight -= 1
+
+    def _post(self):
         length = int(self.headers.get("Content-Length") or 0)
         payload = json.loads(self.rfile.read(length) or b"{}")
         if self.path.rstrip("/") != "/email" or self.headers.get("X-Postmark-Server-Token") is None:
@@ -90,6 +115,8 @@ class _Handler(BaseHTTPRequestHandler):
             state.requests.append(to)
             state.request_times.append(time.time())
             fault = state.first_faults.pop(0) if state.first_faults else None
+            if fault is None and time.time() < state.fail_until:
+                fault = "500"
         if fault == "429":
             self._answer(429, {"ErrorCode": 429, "Message": "Rate limit exceeded"})
             return
@@ -126,6 +153,10 @@ class _Handler(BaseHTTPRequestHandler):
             )
         if state.after_accept is not None:
             state.after_accept(payload)
+        if to.lower() in state.withhold_for:
+            time.sleep(state.timeout_seconds)  # accepted, but the answer never comes in time
+            self.close_connection = True
+            return
         self._answer(
             200,
             {"To": to, "SubmittedAt": "2026-01-01T00:00:00Z", "MessageID": provider_id, "ErrorCode": 0, "Message": "OK"},
@@ -136,7 +167,7 @@ class FakeProvider:
     def __init__(self):
         self.state = FakeProviderState()
         handler = type("Handler", (_Handler,), {"state": self.state})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = _Server(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
@@ -177,7 +208,7 @@ class _MailgunHandler(_Handler):
     several "to" and a "recipient-variables" JSON table keyed by address; the API answers for the
     whole call (one id), and any bad address fails the whole call with 400, as Mailgun does."""
 
-    def do_POST(self):
+    def _post(self):
         from urllib.parse import parse_qs
 
         length = int(self.headers.get("Content-Length") or 0)
@@ -240,7 +271,7 @@ class FakeMailgun(FakeProvider):
     def __init__(self):
         self.state = FakeProviderState()
         handler = type("Handler", (_MailgunHandler,), {"state": self.state})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = _Server(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 

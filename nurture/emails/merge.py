@@ -11,7 +11,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import make_msgid
 
 from content.models import Article
-from nurture import selectors
+from nurture import recipients
 from nurture.emails.cache import personal_values, step_language, step_render_with_placeholders
 from nurture.emails.layout import (
     PH_GREETING, PH_PAUSE_URL, PH_PREFERENCES_URL, PH_UNSUBSCRIBE_URL, PH_VIEW_ONLINE_URL, PLACEHOLDER_PATTERN,
@@ -70,7 +70,7 @@ def build_batch_email(
     field_prefix = field_format.split("{}", 1)[0]
     if field_prefix in cached[0] or field_prefix in cached[1]:
         raise NotBatchable("the content itself contains the ESP's merge syntax")
-    if selectors.subscribers_with_carer(subscriber_ids=[d.subscriber_id for d in deliveries]):
+    if recipients.subscribers_with_carer(subscriber_ids=[d.subscriber_id for d in deliveries]):
         # A carer's copy goes to another address (or to two): one by one, never in a shared call.
         raise NotBatchable("a subscriber has handed their emails to a carer")
     html, text = merge_bodies(cached, field_format=field_format)

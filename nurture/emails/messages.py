@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from content.models import Article
-from nurture import selectors, tokens
+from nurture import recipients, selectors, tokens
 from nurture.emails.cache import render_step, step_language
 from nurture.emails.layout import PALETTE, inline_css, organisation, tidy_text
 from nurture.emails.links import Personal, greeting_for, link, personal_for, requester_label
@@ -81,16 +81,20 @@ def build_delivery_email(
     carer they handed their emails to (instead, or as well) once the carer confirmed."""
     if articles is None:
         articles = selectors.delivery_articles(delivery=delivery)
-    return build_step_email(
+    message = build_step_email(
         step=delivery.step,
         subscriber=delivery.subscriber,
-        to=None if sample_links else selectors.delivery_recipients(subscriber=delivery.subscriber),
+        to=None if sample_links else recipients.delivery_recipients(subscriber=delivery.subscriber),
         welcome_back=delivery.welcome_back,
         delivery_id=delivery.pk,
         message_id=delivery.message_id,
         sample_links=sample_links,
         articles=articles,
     )
+    # The delivery id and nothing else (as a batch call's merge_metadata): the provider's webhook
+    # events carry it back, which settles a delivery whose answer we never heard (unknown outcome).
+    message.metadata = {"delivery": str(delivery.pk)}
+    return message
 
 
 def delivery_web_html(delivery: Delivery, *, sample_links: bool = False, manage_url: str = "") -> str:

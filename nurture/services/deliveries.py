@@ -1,85 +1,223 @@
-"""A delivery row's state changes during a send, each one writer: claim (queued -> sending) with the
-re-check that it may still go, settle (-> skipped / failed), and mark sent.
+"""A delivery row's state changes during a send, each one writer, set-based: each is a fixed number of
+statements whatever the batch size, and each survives a dropped database connection. The batch
+send (services/sending.py, send_calls.py, esp_batch.py), the reconciler (services/reconcile.py),
+the answer journal and provider webhooks all go through these, so "claimed", "sent" and "skipped"
+mean one thing wherever they happen.
 
-The single send and the batch send (services/sending.py) and the reconciler (services/reconcile.py)
-all go through these, so "claimed", "sent" and "skipped" mean one thing wherever they happen.
+    queued --claim (one UPDATE ... RETURNING)--> sending --stamp (one UPDATE per handed chunk)-->
+        sent (one UPDATE per distinct article list) | queued (released: one UPDATE, one next_attempt_at)
+        | failed / skipped / unknown (one UPDATE per reason)
+
+Every write after the claim is conditional on the claim still holding (status 'sending' with this
+batch's stamp), so a row the reconciler took back is never written over, and every write is
+idempotent: retrying one after a lost connection (with_db_retry) cannot do anything twice. The
+claim itself is retried with the same stamp and also matches rows it already took.
 """
 from __future__ import annotations
 
+import logging
+import time
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db.models import Case, CharField, Q, QuerySet, Value, When
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
+from django.db.models import Case, CharField, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from content.models import Article
 from nurture import selectors
 from nurture.models import Delivery, Subscriber
+
+logger = logging.getLogger(__name__)
+
+DB_ERRORS = (OperationalError, InterfaceError)
+
+
+def infrastructure_errors() -> tuple[type[BaseException], ...]:
+    """Errors of our own infrastructure (database, Redis, the broker), never of the provider: a
+    batch that meets one releases what it claimed and re-enqueues it."""
+    import kombu.exceptions
+    import redis.exceptions
+
+    return (*DB_ERRORS, redis.exceptions.RedisError, kombu.exceptions.OperationalError, ConnectionRefusedError)
+
+
+def _drop_connection() -> None:
+    try:
+        connection.close()
+    except Exception:  # the connection is already gone; Django forgets it either way
+        connection.connection = None
+
+
+def with_db_retry(fn, *, what: str, attempts: int | None = None):
+    """Run fn(); on a lost or broken database connection, reconnect and run it again, with backoff
+    (0.1 s, 0.3 s, 0.9 s ... capped at 5 s), NURTURE_DB_RETRY_ATTEMPTS times in all. fn must be
+    idempotent. Raises the last error when they are used up."""
+    attempts = attempts or settings.NURTURE_DB_RETRY_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except DB_ERRORS as exc:
+            if connection.in_atomic_block or attempt == attempts:
+                raise
+            delay = min(5.0, 0.1 * 3 ** (attempt - 1))
+            logger.warning("database error during %s (attempt %d/%d, retrying in %.1fs): %s", what, attempt, attempts, delay, type(exc).__name__)
+            _drop_connection()
+            time.sleep(delay)
+
+
+# --- claim and re-check ----------------------------------------------------------------------------
+
+
+def deliveries_claim(*, delivery_ids: list[int], stamp: datetime) -> list[int]:
+    """queued -> sending for the whole batch in one UPDATE ... RETURNING: two workers (or a batch
+    the broker redelivered) never take the same row. Also returns rows this very claim (same stamp)
+    already took, so a retry after a lost connection is harmless."""
+    if not delivery_ids:
+        return []
+    table = Delivery._meta.db_table
+    marks = ", ".join(["%s"] * len(delivery_ids))
+    sql = (
+        f"UPDATE {table} SET status = %s, sending_started_at = %s, provider_call_started_at = NULL "
+        f"WHERE id IN ({marks}) AND (status = %s OR (status = %s AND sending_started_at = %s AND provider_call_started_at IS NULL)) "
+        "RETURNING id"
+    )
+    params = [Delivery.Status.SENDING, stamp, *delivery_ids, Delivery.Status.QUEUED, Delivery.Status.SENDING, stamp]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+@dataclass
+class Claimed:
+    """A claimed, re-checked delivery and the articles its email carries."""
+
+    delivery: Delivery
+    articles: list
+    message: object = None  # the built email, once built
+
+    @property
+    def pk(self) -> int:
+        return self.delivery.pk
+
+
+def _skip_reason(delivery: Delivery, suppressed: set[str], articles: list) -> str:
+    subscriber = delivery.subscriber
+    if subscriber.status != Subscriber.Status.ACTIVE:
+        return f"subscriber is {subscriber.status}"
+    if delivery.step.series_id != subscriber.series_id:
+        return "subscriber moved to another series"
+    if subscriber.email.strip().lower() in suppressed:
+        return "address is suppressed"
+    if not articles:
+        return "no published article left in this step"
+    return ""
+
+
+def deliveries_recheck(*, delivery_ids: list[int], stamp: datetime) -> tuple[list[Claimed], dict[str, list[int]]]:
+    """Checked again just before sending, not only at planning: they may have left, paused, moved
+    to another series or bounced since. Four reads for the whole batch (rows with subscriber and
+    step, suppressions, articles), read-only. Returns the rows to send, in id order, and
+    {reason: ids} of rows to skip."""
+    deliveries = list(
+        Delivery.objects.select_related("subscriber", "step__series")
+        .filter(pk__in=delivery_ids, status=Delivery.Status.SENDING, sending_started_at=stamp)
+        .order_by("pk")
+    )
+    suppressed = selectors.suppressed_among(emails=[d.subscriber.email for d in deliveries])
+    articles = selectors.deliveries_articles(deliveries=deliveries)
+    keep, skip = [], defaultdict(list)
+    for delivery in deliveries:
+        reason = _skip_reason(delivery, suppressed, articles[delivery.pk])
+        if reason:
+            skip[reason].append(delivery.pk)
+        else:
+            keep.append(Claimed(delivery, articles[delivery.pk]))
+    return keep, dict(skip)
+
+
+def _ours(delivery_ids, stamp: datetime):
+    return Delivery.objects.filter(pk__in=list(delivery_ids), status=Delivery.Status.SENDING, sending_started_at=stamp)
+
+
+def deliveries_settle(*, delivery_ids: list[int], stamp: datetime, status: str, reason: str) -> int:
+    """sending -> failed / skipped / unknown (reason kept for staff), one UPDATE, only where our claim holds."""
+    if not delivery_ids:
+        return 0
+    now = timezone.now()
+    return _ours(delivery_ids, stamp).update(
+        status=status, failure_reason=reason[:2000], failed_at=now if status == Delivery.Status.FAILED else None
+    )
+
+
+def deliveries_stamp_handed(*, items: list[Claimed], stamp: datetime) -> list[Claimed]:
+    """The last moment before the provider may have them: provider_call_started_at, our
+    Message-ID and the attempt count, in one UPDATE for the chunk; only rows whose claim still
+    holds (the reconciler may have taken a row stuck too long). From here an unknown end is never
+    resent. Returns the rows handed over. Idempotent: it sets values, it does not add."""
+    if not items:
+        return []
+    now = timezone.now()
+    ids = [item.pk for item in items]
+    updated = _ours(ids, stamp).update(
+        provider_call_started_at=now,
+        message_id=Case(*(When(pk=i.pk, then=Value(_message_id(i))) for i in items), output_field=CharField()),
+        attempts=Case(*(When(pk=i.pk, then=Value(i.delivery.attempts + 1)) for i in items), output_field=IntegerField()),
+    )
+    if updated == len(items):
+        return items
+    held = set(_ours(ids, stamp).filter(provider_call_started_at=now).values_list("pk", flat=True))
+    return [item for item in items if item.pk in held]
+
+
+def _message_id(item: Claimed) -> str:
+    message = item.message
+    headers = getattr(message, "merge_headers", None)
+    if headers:
+        return headers[item.delivery.subscriber.email]["Message-ID"]
+    return message.extra_headers.get("Message-ID", "")
+
+
+def deliveries_release(
+    *, delivery_ids: list[int], stamp: datetime, countdown: float, handed: bool, reason: str | None = None
+) -> list[int]:
+    """Back to queued (the provider does not have them), all with ONE next_attempt_at: the batch
+    backs off together and the reconciler respects it. handed=False takes only rows never handed
+    to the provider (a row handed over whose answer is not written may be accepted: never
+    released); handed=True is for rows the provider answered with a transient error. Returns the
+    ids released (our claim held)."""
+    if not delivery_ids:
+        return []
+    next_at = timezone.now() + timedelta(seconds=countdown)
+    held = list(_ours(delivery_ids, stamp).filter(provider_call_started_at__isnull=not handed).values_list("pk", flat=True))
+    fields = {"status": Delivery.Status.QUEUED, "provider_call_started_at": None, "next_attempt_at": next_at}
+    if reason is not None:
+        fields["failure_reason"] = reason[:2000]
+    _ours(held, stamp).update(**fields)
+    return held
+
+
+# --- the provider's answer -------------------------------------------------------------------------
 
 NOT_CLAIMED = "not-claimed"
 
 
-def delivery_claim(*, delivery_id: int) -> datetime | None:
-    """queued -> sending in one UPDATE, so two workers never take the same row. Returns the claim
-    stamp (sending_started_at) that later writes check, or None if the row was not queued."""
-    stamp = timezone.now()
-    claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.QUEUED).update(
-        status=Delivery.Status.SENDING, sending_started_at=stamp, provider_call_started_at=None
-    )
-    return stamp if claimed else None
+@dataclass(frozen=True)
+class SentAnswer:
+    delivery_id: int
+    subscriber_id: int
+    provider_message_id: str
+    article_versions: dict
 
 
-def claimed_row(delivery_id: int, stamp: datetime) -> QuerySet[Delivery]:
-    """The row, only while our claim holds (the reconciler may have taken one stuck too long)."""
-    return Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.SENDING, sending_started_at=stamp)
-
-
-def delivery_settle(*, delivery_id: int, stamp: datetime, status: str, reason: str) -> str:
-    """sending -> skipped or failed (reason kept for staff), if our claim still holds. Returns `status`."""
-    now = timezone.now()
-    claimed_row(delivery_id, stamp).update(
-        status=status, failure_reason=reason, failed_at=now if status == Delivery.Status.FAILED else None
-    )
-    return status
-
-
-def _may_still_go(delivery: Delivery) -> tuple[str, list[Article]]:
-    """Checked again just before sending, not only at planning: they may have left, paused, moved
-    to another series or bounced since. Returns (reason to skip, "" if none) and the articles to
-    send: only those planned for this delivery (never one they already had), still published."""
-    subscriber = delivery.subscriber
-    if subscriber.status != Subscriber.Status.ACTIVE:
-        return f"subscriber is {subscriber.status}", []
-    if delivery.step.series_id != subscriber.series_id:
-        return "subscriber moved to another series", []
-    if selectors.is_suppressed(email=subscriber.email):
-        return "address is suppressed", []
-    articles = selectors.delivery_articles(delivery=delivery)
-    if not articles:
-        return "no published article left in this step", []
-    return "", articles
-
-
-@dataclass
-class ClaimedDelivery:
-    delivery: Delivery  # loaded with its subscriber and step__series
-    stamp: datetime  # the claim's sending_started_at
-    articles: list[Article]  # what it carries
-
-
-def delivery_claim_and_check(*, delivery_id: int) -> tuple[ClaimedDelivery | None, str]:
-    """Claim the row and re-check it may go: (the claimed delivery, "") when it goes on to the
-    provider, else (None, what became of it): NOT_CLAIMED (sent, being sent or settled elsewhere)
-    or skipped, with the reason written on the row."""
-    stamp = delivery_claim(delivery_id=delivery_id)
-    if stamp is None:
-        return None, NOT_CLAIMED
-    delivery = Delivery.objects.select_related("subscriber", "step__series").get(pk=delivery_id)
-    reason, articles = _may_still_go(delivery)
-    if reason:
-        return None, delivery_settle(delivery_id=delivery_id, stamp=stamp, status=Delivery.Status.SKIPPED, reason=reason)
-    return ClaimedDelivery(delivery, stamp, articles), ""
+# Rows an accepted answer may land on: still being sent, already marked unknown (the reconciler
+# or a read timeout), or failed for want of an answer (the unknown window passed before the
+# journal was replayed or the provider's event came).
+ANSWERABLE = Q(status__in=[Delivery.Status.SENDING, Delivery.Status.UNKNOWN]) | Q(
+    status=Delivery.Status.FAILED, failure_reason__startswith="unknown outcome"
+)
 
 
 def deliveries_mark_sent(
@@ -90,7 +228,7 @@ def deliveries_mark_sent(
     ({delivery id: id}), no failure reason, and `article_versions` (what was rendered) when given.
     Each subscriber's last_sent_at moves forward to `sent_at`, never back. `among`: only rows still
     in it are written (the reconciler: still stuck). Two UPDATEs, whatever the number of rows.
-    Returns the number of deliveries marked."""
+    Idempotent. Returns the number of deliveries marked."""
     ids = list(provider_message_ids)
     if not ids:
         return 0
@@ -99,7 +237,7 @@ def deliveries_mark_sent(
         provider_id = Value(provider_message_ids[ids[0]])
     else:
         provider_id = Case(*(When(pk=pk, then=Value(mid)) for pk, mid in provider_message_ids.items()), output_field=CharField())
-    values = {"status": Delivery.Status.SENT, "sent_at": sent_at, "provider_message_id": provider_id, "failure_reason": ""}
+    values = {"status": Delivery.Status.SENT, "sent_at": sent_at, "provider_message_id": provider_id, "failure_reason": "", "failed_at": None}
     if article_versions is not None:
         values["article_versions"] = article_versions
     marked = rows.update(**values)
@@ -108,3 +246,46 @@ def deliveries_mark_sent(
             deliveries__pk__in=ids, deliveries__status=Delivery.Status.SENT, deliveries__sent_at=sent_at
         ).filter(Q(last_sent_at__isnull=True) | Q(last_sent_at__lt=sent_at)).update(last_sent_at=sent_at)
     return marked
+
+
+def deliveries_record_sent(*, answers: list[SentAnswer], sent_at: datetime | None = None, journal: bool = True) -> int:
+    """Accepted answers, written at once: one mark-sent per distinct article list (a batch is
+    mostly one), retried through a lost connection. If the database stays away through the
+    retries, the answers go to the journal (services/answer_journal.py) to be applied when it is
+    back (journal=False: the replay itself, which keeps its entries on failure instead)."""
+    from nurture.services.answer_journal import answers_journal_write
+
+    if not answers:
+        return 0
+    sent_at = sent_at or timezone.now()
+    by_versions: dict[str, list[SentAnswer]] = defaultdict(list)
+    for answer in answers:
+        by_versions[repr(sorted(answer.article_versions.items()))].append(answer)
+
+    def write() -> int:
+        return sum(
+            deliveries_mark_sent(
+                provider_message_ids={a.delivery_id: a.provider_message_id for a in group}, sent_at=sent_at,
+                article_versions=group[0].article_versions, among=Delivery.objects.filter(ANSWERABLE),
+            )
+            for group in by_versions.values()
+        )
+
+    if not journal:
+        return write()
+    try:
+        return with_db_retry(write, what="recording sent")
+    except DB_ERRORS:
+        logger.exception("could not record %d accepted answers; journalling them", len(answers))
+        answers_journal_write(answers=[a.__dict__ for a in answers], sent_at=sent_at)
+        return 0
+
+
+def delivery_settle_unknown(*, delivery_id: int, accepted: bool, provider_message_id: str, reason: str, at: datetime) -> int:
+    """An unknown outcome settled by the provider's word (its webhook event): accepted -> sent, with
+    the provider's id so later events find it; else failed with `reason`. Only while the row still
+    awaits an answer (unknown, or failed for want of one). Returns rows written (0 or 1)."""
+    awaiting = Delivery.objects.filter(ANSWERABLE).exclude(status=Delivery.Status.SENDING)
+    if accepted:
+        return deliveries_mark_sent(provider_message_ids={delivery_id: provider_message_id}, sent_at=at, among=awaiting)
+    return awaiting.filter(pk=delivery_id).update(status=Delivery.Status.FAILED, failed_at=at, failure_reason=reason[:2000])

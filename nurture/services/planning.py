@@ -35,7 +35,8 @@ from nurture.selectors import SeriesSteps
 logger = logging.getLogger(__name__)
 
 # Deliveries in these states count as "had it": the article is not planned again.
-RECEIVED_STATES = (Delivery.Status.QUEUED, Delivery.Status.SENDING, Delivery.Status.SENT)
+# `unknown` too: the provider may have delivered it, so its articles are not planned again.
+RECEIVED_STATES = (Delivery.Status.QUEUED, Delivery.Status.SENDING, Delivery.Status.SENT, Delivery.Status.UNKNOWN)
 # A planned, unsent delivery's article_versions holds its article ids with this in place of a version.
 PLANNED_VERSION = 0
 

@@ -1,20 +1,28 @@
-"""Reconciling deliveries a lost worker left behind. Run periodically (schedule.PERIODIC_TASKS).
+"""Reconciling: the safety net for deliveries a lost worker, a lost broker message or a silent
+provider left behind. Run periodically (schedule.PERIODIC_TASKS, every 30 s), one run at a time.
 
-A delivery in `sending` for longer than NURTURE_SENDING_TIMEOUT_SECONDS belongs to a worker that
-died (SIGKILL, OOM, machine lost) or hung. It is never blindly resent:
-
-- the provider's message id is recorded: the provider accepted it -> sent;
-- it was never handed to the provider (no provider_call_started_at: the worker died while
-  rendering or waiting for a send slot) -> back to queued and re-enqueued: exactly once still;
-- it was handed to the provider but no answer was recorded: the provider may or may not have it
-  and anymail offers no general way to ask. We choose AT MOST ONCE: failed with reason
-  "unknown outcome: worker lost mid-send", for staff to check in the provider's activity log
-  (our Message-ID is stored) and requeue if it never arrived. A second copy of a health email is
-  worse for the reader than a late one, and the window is one HTTP call wide.
-
-Queued deliveries whose send task was lost (e.g. the process died between the planner's commit
-and its enqueue, or a retry's countdown message died with a worker) are re-enqueued once they
-are overdue by the same timeout; the claim keeps a duplicate task harmless.
+1. Journalled answers (services/answer_journal.py) are applied first: the provider accepted them.
+2. A delivery in `sending` for longer than NURTURE_SENDING_TIMEOUT_SECONDS belongs to a worker
+   that died (SIGKILL, OOM, machine lost) or hung. It is never blindly resent:
+   - the provider's message id is recorded: the provider accepted it -> sent;
+   - never handed to the provider (no provider_call_started_at: the worker died while rendering
+     or waiting for a send slot) -> back to queued and re-enqueued: exactly once still;
+   - handed over but no answer recorded: the provider may or may not have it -> `unknown`,
+     like a read timeout. Not resent.
+3. An `unknown` delivery is settled by the provider's webhook events when they come
+   (services/webhooks.py: matched by our Message-ID, the delivery id in the metadata, or the
+   provider's id). With no event within NURTURE_UNKNOWN_OUTCOME_SECONDS of the call it becomes
+   failed, "unknown outcome", for staff to check in the provider's activity log (our Message-ID is
+   stored) and requeue if it never arrived. A second copy of a health email is worse for the
+   reader than a late one.
+4. The sweeper: a queued delivery whose send task was lost (the broker restarted without
+   persistence, a process died between commit and enqueue, the worker holding its retry was
+   killed) is re-enqueued once it is due (next_attempt_at, else queued_at) by more than
+   NURTURE_SWEEP_AFTER_SECONDS and the broker's `sends` queue is empty: the broker is FIFO, so
+   while a backlog is waiting, a row behind it is not late, and duplicates do not pile up. A
+   batch's backoff is respected: its rows share one next_attempt_at. The claim keeps a duplicate
+   task harmless. With a broker whose queue cannot be read (the local filesystem demo), the old
+   rule: re-enqueue once overdue by the sending timeout.
 """
 from __future__ import annotations
 
@@ -28,31 +36,51 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from nurture.models import Delivery
+from nurture.services.answer_journal import answers_journal_replay
 from nurture.services.deliveries import deliveries_mark_sent
 
 logger = logging.getLogger(__name__)
 
 UNKNOWN_OUTCOME_REASON = "unknown outcome: worker lost mid-send"
+UNKNOWN_EXPIRED_REASON = "unknown outcome: no word from the provider"
 RECONCILE_LIMIT = 5000  # per run; a later run takes the rest
+SEND_QUEUE = "sends"
 
 
 @dataclass
 class ReconcileResult:
+    journal_applied: int = 0
     marked_sent: int = 0
     requeued: int = 0
     unknown_outcome: int = 0
+    unknown_expired: int = 0
     reenqueued: int = 0
 
 
+def send_queue_length(broker_url: str | None = None) -> int | None:
+    """Messages waiting in the broker's `sends` queue, or None if it cannot be read."""
+    url = broker_url or settings.CELERY_BROKER_URL
+    if not url.startswith(("redis://", "rediss://")):
+        return None
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        return int(client.llen(SEND_QUEUE))
+    finally:
+        client.close()
+
+
 def deliveries_reconcile(
-    *, now: datetime | None = None, sending_timeout_seconds: int | None = None, enqueue=None
+    *, now: datetime | None = None, sending_timeout_seconds: int | None = None, enqueue=None, queue_length=send_queue_length
 ) -> ReconcileResult:
     """`enqueue(delivery_ids)` sends ids to the send task (the Celery task passes it in); it is
-    called once the writes are committed (each UPDATE here commits on its own). None: nothing is enqueued."""
+    called once the writes are committed (each UPDATE here commits on its own). None: nothing is
+    enqueued. `queue_length()` reads the broker's send queue (None: it cannot be read)."""
+    result = ReconcileResult(journal_applied=answers_journal_replay())
     now = now or timezone.now()
     timeout = timedelta(seconds=sending_timeout_seconds or settings.NURTURE_SENDING_TIMEOUT_SECONDS)
     cutoff = now - timeout
-    result = ReconcileResult()
     stale = Delivery.objects.filter(status=Delivery.Status.SENDING, sending_started_at__lt=cutoff)
 
     # Provider accepted (its id is recorded): sent, when it was handed over.
@@ -69,22 +97,39 @@ def deliveries_reconcile(
             status=Delivery.Status.QUEUED, next_attempt_at=now, failure_reason="requeued: worker lost before the provider call"
         )
 
-    # Handed over, answer lost: at most once.
+    # Handed over, answer lost: unknown, for the provider's word (never resent).
     result.unknown_outcome = stale.filter(provider_message_id="", provider_call_started_at__isnull=False).update(
-        status=Delivery.Status.FAILED, failed_at=now, failure_reason=UNKNOWN_OUTCOME_REASON
+        status=Delivery.Status.UNKNOWN, failure_reason=UNKNOWN_OUTCOME_REASON
     )
 
-    # Queued but overdue by the timeout: its task was lost. Enqueue again (the claim dedupes).
-    overdue = list(
-        Delivery.objects.filter(status=Delivery.Status.QUEUED)
-        .annotate(due_at=Coalesce(F("next_attempt_at"), F("queued_at")))
-        .filter(Q(due_at__lt=cutoff) | Q(pk__in=requeue_ids))
-        .order_by("id")
-        .values_list("id", flat=True)[:RECONCILE_LIMIT]
-    )
-    if overdue and enqueue is not None:
-        enqueue(overdue)
-        result.reenqueued = len(overdue)
-    if any((result.marked_sent, result.requeued, result.unknown_outcome, result.reenqueued)):
+    # Unknown for longer than the window, no event: failed, for staff to decide.
+    window = now - timedelta(seconds=settings.NURTURE_UNKNOWN_OUTCOME_SECONDS)
+    result.unknown_expired = Delivery.objects.filter(status=Delivery.Status.UNKNOWN).filter(
+        Q(provider_call_started_at__lt=window) | Q(provider_call_started_at__isnull=True, sending_started_at__lt=window)
+    ).update(status=Delivery.Status.FAILED, failed_at=now, failure_reason=UNKNOWN_EXPIRED_REASON)
+
+    # Queued with no live task: the sweeper.
+    if enqueue is not None:
+        waiting = queue_length()
+        if waiting is None:
+            overdue_before = cutoff
+        elif waiting == 0:
+            overdue_before = now - timedelta(seconds=settings.NURTURE_SWEEP_AFTER_SECONDS)
+        else:
+            overdue_before = None  # a backlog is waiting in the broker: nobody behind it is late
+        ids = list(requeue_ids)
+        if overdue_before is not None:
+            ids += list(
+                Delivery.objects.filter(status=Delivery.Status.QUEUED)
+                .annotate(due_at=Coalesce(F("next_attempt_at"), F("queued_at")))
+                .filter(due_at__lt=overdue_before)
+                .exclude(pk__in=requeue_ids)
+                .order_by("id")
+                .values_list("id", flat=True)[:RECONCILE_LIMIT]
+            )
+        if ids:
+            enqueue(sorted(ids))
+            result.reenqueued = len(ids)
+    if any(vars(result).values()):
         logger.warning("reconciled %s", result)
     return result

@@ -9,8 +9,9 @@ AUTO_MARK = "Managed by nurture: interval follows NURTURE_DAY_SECONDS until edit
 # (periodic task name, celery task, seconds in production); scaled down with short demo days.
 PERIODIC_TASKS = [
     ("Plan due deliveries", "nurture.plan_due_deliveries", 60),
-    # Settles deliveries a lost worker left in "sending" and re-enqueues queued ones whose task was lost.
-    ("Reconcile stuck deliveries", "nurture.reconcile_deliveries", 300),
+    # Settles deliveries a lost worker left in "sending" or unknown too long, and re-enqueues queued
+    # ones whose task was lost (a broker restart): often, so they wait a minute, not a quarter hour.
+    ("Reconcile stuck deliveries", "nurture.reconcile_deliveries", 30),
     # Deletes data past its retention period (services/retention.py).
     ("Purge expired data", "nurture.purge_expired_data", 86400),
 ]
@@ -30,11 +31,15 @@ def periodic_tasks_ensure() -> list[str]:
         every = scaled_interval(seconds)
         interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=IntervalSchedule.SECONDS)
         existing = PeriodicTask.objects.filter(name=name).first()
+        # A run not started within its interval is dropped (the next one is due anyway), so a
+        # worker that was busy or down never finds a pile of the same periodic task.
+        expire = every
         if existing is None:
-            PeriodicTask.objects.create(name=name, task=task, interval=interval, description=AUTO_MARK)
+            PeriodicTask.objects.create(name=name, task=task, interval=interval, description=AUTO_MARK, expire_seconds=expire)
             changes.append(f"created {name!r} every {every}s")
-        elif existing.description == AUTO_MARK and existing.interval_id != interval.pk:
+        elif existing.description == AUTO_MARK and (existing.interval_id != interval.pk or existing.expire_seconds != expire):
             existing.interval = interval
+            existing.expire_seconds = expire
             existing.save()
             changes.append(f"re-scaled {name!r} to every {every}s")
     return changes

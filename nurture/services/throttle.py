@@ -41,12 +41,22 @@ class SendRateLimit:
         if not 1 <= cost <= self.item.amount:
             raise ValueError(f"a call of {cost} emails cannot fit a ceiling of {self.item.amount} per window")
         started = time.monotonic()
-        while not self.limiter.hit(self.item, self.key, cost=cost):
+        while wait := self.try_acquire(cost=cost):
             if time.monotonic() - started > max_wait:
                 raise TimeoutError(f"no send slot within {max_wait}s")
-            reset_at = self.limiter.get_window_stats(self.item, self.key).reset_time
-            time.sleep(min(1.0, max(0.005, reset_at - time.time())))
+            time.sleep(wait)
         return time.monotonic() - started
+
+    def try_acquire(self, *, cost: int = 1) -> float:
+        """Take `cost` slots now if the window has room: returns 0.0. Otherwise takes nothing and
+        returns how long to wait before asking again (at most a second). The sender waits on its
+        calls in flight meanwhile instead of sleeping."""
+        if not 1 <= cost <= self.item.amount:
+            raise ValueError(f"a call of {cost} emails cannot fit a ceiling of {self.item.amount} per window")
+        if self.limiter.hit(self.item, self.key, cost=cost):
+            return 0.0
+        reset_at = self.limiter.get_window_stats(self.item, self.key).reset_time
+        return min(1.0, max(0.005, reset_at - time.time()))
 
 
 def storage_url_for(broker_url: str) -> str:
@@ -70,6 +80,11 @@ def provider_rate_limit() -> SendRateLimit:
 
 def wait_for_send_slot() -> float:
     return provider_rate_limit().acquire()
+
+
+def try_send_slots(count: int) -> float:
+    """Non-blocking: 0.0 if `count` slots were taken, else seconds to wait before asking again."""
+    return provider_rate_limit().try_acquire(cost=count)
 
 
 def max_emails_per_call() -> int:

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from nurture import providers, selectors
 from nurture.models import Delivery, ProviderEvent
+from nurture.services.deliveries import ANSWERABLE, delivery_settle_unknown
 from nurture.services.suppression import address_suppress
 
 logger = logging.getLogger(__name__)
@@ -86,18 +87,16 @@ class EventMatch:
     email: str = ""  # the address an act may touch: ours, never just the event's word
 
 
-def match_event(*, message_id: str, recipient: str) -> EventMatch:
+def match_event(*, message_id: str, recipient: str, metadata=None) -> EventMatch:
     """Does this event concern a message we sent? With a message id: only if it is a delivery we
-    sent, and (when the event names a recipient) to that very address. Without one (providers
-    that send none): only if the recipient is a subscriber we emailed in the last
-    NURTURE_WEBHOOK_RECIPIENT_DAYS days. A forged or stray event matches nothing."""
-    if message_id:
-        delivery = (
-            Delivery.objects.select_related("subscriber")
-            .filter(provider_message_id=message_id)
-            .exclude(provider_message_id="")  # lets PostgreSQL use the partial index
-            .first()
-        )
+    sent, and (when the event names a recipient) to that very address. A delivery whose answer we
+    never heard (`unknown`: no provider id recorded) is found by our own Message-ID (Mailgun
+    reports it) or the delivery id in the metadata we send (Postmark reports it), with the same
+    address check. Without either (providers that send none): only if the recipient is a
+    subscriber we emailed in the last NURTURE_WEBHOOK_RECIPIENT_DAYS days. A forged or stray event
+    matches nothing."""
+    if message_id or _metadata_delivery_id(metadata):
+        delivery = _delivery_for(message_id=message_id, metadata=metadata)
         if delivery is None:
             return EventMatch(matched=False)
         address = delivery.subscriber.email
@@ -124,7 +123,7 @@ def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> Reco
 
     message_id = _text(event.message_id, 255)
     recipient = _text(event.recipient, 254)
-    match = match_event(message_id=message_id, recipient=recipient)
+    match = match_event(message_id=message_id, recipient=recipient, metadata=event.metadata)
     delivery = match.delivery
     suppressing = suppresses(event, provider=provider)
     will_suppress = suppressing and bool(match.email)
@@ -154,11 +153,49 @@ def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> Reco
         if will_suppress:
             # In the same transaction: an event stored is an event acted on.
             address_suppress(email=match.email, reason=f"{_reason_label(event)} ({provider} webhook)")
+        if match.matched and delivery is not None and delivery.status in (Delivery.Status.UNKNOWN, Delivery.Status.FAILED):
+            _settle_unknown(delivery, event_type=event_type, message_id=message_id, suppressing=suppressing, at=_timestamp(event.timestamp))
     logger.info(
         "provider event provider=%s type=%s delivery=%s suppressed=%s",
         provider, event_type, delivery.pk if delivery else None, will_suppress,
     )
     return RecordResult(stored=True, suppressed=will_suppress)
+
+
+def _metadata_delivery_id(metadata) -> int | None:
+    delivery_id = metadata.get("delivery") if isinstance(metadata, dict) else None
+    return int(delivery_id) if isinstance(delivery_id, (str, int)) and str(delivery_id).isdigit() else None
+
+
+def _delivery_for(*, message_id: str, metadata) -> Delivery | None:
+    """By the provider's id we recorded; for a delivery whose answer we never heard, by our own
+    Message-ID or the delivery id in the metadata (only while it awaits that answer)."""
+    rows = Delivery.objects.select_related("subscriber")
+    if message_id:
+        found = rows.filter(provider_message_id=message_id).exclude(provider_message_id="").first()  # the partial index
+        found = found or rows.filter(ANSWERABLE, message_id=message_id).first()
+        if found is not None:
+            return found
+    delivery_id = _metadata_delivery_id(metadata)
+    return rows.filter(ANSWERABLE, pk=delivery_id).first() if delivery_id is not None else None
+
+
+# Events that say the provider had the message, whatever became of it later.
+_PROVIDER_HAD_IT = {
+    EventType.QUEUED, EventType.SENT, EventType.DELIVERED, EventType.DEFERRED, EventType.BOUNCED, EventType.OPENED,
+    EventType.CLICKED, EventType.COMPLAINED, EventType.UNSUBSCRIBED, EventType.AUTORESPONDED,
+}
+
+
+def _settle_unknown(delivery: Delivery, *, event_type: str, message_id: str, suppressing: bool, at: datetime) -> None:
+    """A delivery whose answer we never heard, settled by the provider's word: a hard bounce or a
+    rejection -> failed (the address is suppressed above); any other sign it had it -> sent."""
+    if suppressing and event_type in (EventType.BOUNCED, EventType.REJECTED) or event_type in (EventType.REJECTED, EventType.FAILED):
+        delivery_settle_unknown(delivery_id=delivery.pk, accepted=False, provider_message_id=message_id,
+                                reason=f"provider event: {event_type}", at=at)
+    elif event_type in _PROVIDER_HAD_IT:
+        delivery_settle_unknown(delivery_id=delivery.pk, accepted=True, provider_message_id=message_id or delivery.message_id,
+                                reason="", at=at)
 
 
 def _reason_label(event: AnymailTrackingEvent) -> str:

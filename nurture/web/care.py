@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.utils import translation
 from django.views.decorators.http import require_http_methods
 
-from nurture import selectors, tasks, tokens
+from nurture import recipients, tasks, tokens
 from nurture.emails.links import requester_label
 from nurture.export import subscriber_export
 from nurture.models import CarerHandoff, Subscriber
@@ -129,7 +129,7 @@ def care_action(request, subscriber: Subscriber, action: str) -> tuple[dict, boo
         if action == "treatment_date_remove":
             subscriber_services.subscriber_set_treatment_date(subscriber_id=subscriber.pk, treatment_date=None)
         elif action == "carer_stop":
-            handoff = selectors.open_carer_handoff(subscriber_id=subscriber.pk)
+            handoff = recipients.open_carer_handoff(subscriber_id=subscriber.pk)
             if handoff is not None:
                 carers.carer_stop(handoff_id=handoff.pk, by="subscriber", source="preferences_page")
         elif not form.is_valid():

@@ -11,7 +11,7 @@ from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from nurture import selectors, tasks, tokens
+from nurture import recipients, selectors, tasks, tokens
 from nurture.emails.messages import delivery_web_html
 from nurture.models import Subscriber
 from nurture.services import retention
@@ -135,7 +135,7 @@ def preferences(request, token: str):
     with translation.override(subscriber.language):
         context = {
             "form": form, "subscriber": subscriber, "saved": saved, "token": token,
-            "handoff": selectors.open_carer_handoff(subscriber_id=subscriber.pk), **forms,
+            "handoff": recipients.open_carer_handoff(subscriber_id=subscriber.pk), **forms,
         }
         return _private(render(request, "nurture/preferences.html", context, status=400 if form.errors or failed else 200))
 

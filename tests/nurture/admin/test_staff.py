@@ -434,7 +434,7 @@ def test_overview_counts_per_series_and_lists_problems(admin_client, two_series)
     assert response.status_code == 200
     rows = {row["series"].pk if row["series"] else None: row for row in response.context["table"]}
     statuses = [value for value, _ in Delivery.Status.choices]
-    assert dict(zip(statuses, rows[treatment.pk]["deliveries"])) == {"queued": 0, "sending": 0, "sent": 2, "failed": 2, "skipped": 0}
+    assert dict(zip(statuses, rows[treatment.pk]["deliveries"])) == {"queued": 0, "sending": 0, "sent": 2, "failed": 2, "skipped": 0, "unknown": 0}
     assert dict(zip(statuses, rows[remission.pk]["deliveries"]))["sending"] == 2
     sub_statuses = [value for value, _ in Subscriber.Status.choices]
     assert dict(zip(sub_statuses, rows[treatment.pk]["subscribers"]))["active"] == 2

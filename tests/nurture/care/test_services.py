@@ -232,12 +232,12 @@ def test_the_treatment_date_is_in_no_log_link_header_or_email(subscriber, caplog
 
 
 def test_recipients_follow_the_confirmed_hand_off_only(subscriber):
-    from nurture import selectors
+    from nurture import recipients
     from nurture.emails.messages import build_delivery_email
 
     delivery = Delivery.objects.create(subscriber=subscriber, step=subscriber.series.steps.get(position=0))
     handoff = CarerHandoff.objects.create(subscriber=subscriber, carer_email="tom@example.org", mode="as_well")
-    assert selectors.delivery_recipients(subscriber=subscriber) == ["ana@example.org"]  # pending: not yet
+    assert recipients.delivery_recipients(subscriber=subscriber) == ["ana@example.org"]  # pending: not yet
     CarerHandoff.objects.filter(pk=handoff.pk).update(status="active")
     assert build_delivery_email(delivery).to == ["ana@example.org", "tom@example.org"]
     CarerHandoff.objects.filter(pk=handoff.pk).update(mode="instead")

@@ -83,6 +83,27 @@ def test_forged_and_old_format_tokens_open_nothing(client, settings):
     assert client.get(f"/preferences/{forged}/").status_code == 400
 
 
+def test_an_old_format_unsubscribe_link_still_unsubscribes_for_60_days_and_shows_nothing(client, settings):
+    """Emails sent before the opaque tokens carry old-format unsubscribe links: nobody may lose their
+    way out, so for LEGACY_UNSUBSCRIBE_DAYS such a link (made with a key the site holds) still works,
+    for unsubscribing only."""
+    subscriber = Subscriber.objects.create(email="early@example.org", stage="in_treatment", status="active")
+    with time_machine.travel("2026-01-01 12:00Z", tick=False):
+        legacy = signing.dumps([subscriber.pk], salt="nurture.unsubscribe", compress=False)
+        other_key = signing.dumps([subscriber.pk], salt="nurture.unsubscribe", key="some-other-key-" + "x" * 50)
+        legacy_preferences = signing.dumps([subscriber.pk], salt="nurture.preferences", compress=False)
+    with time_machine.travel("2026-02-25 12:00Z", tick=False):  # 55 days later
+        assert client.get(f"/unsubscribe/{other_key}/").status_code == 400
+        assert client.get(f"/preferences/{legacy_preferences}/").status_code == 400
+        page = client.get(f"/unsubscribe/{legacy}/")
+        assert page.status_code == 200 and b"in_treatment" not in page.content
+        assert client.post(f"/unsubscribe/{legacy}/").status_code == 200
+    subscriber.refresh_from_db()
+    assert subscriber.status == "unsubscribed"
+    with time_machine.travel("2026-03-03 12:00Z", tick=False):  # 61 days after it was made
+        assert client.get(f"/unsubscribe/{legacy}/").status_code == 400
+
+
 def test_key_rotation_keeps_links_made_with_the_previous_key(client, settings):
     subscriber = Subscriber.objects.create(email="r@example.org", stage="in_remission", status="active")
     settings.SECRET_KEY = "old-key-" + "o1" * 30

@@ -17,5 +17,5 @@ def grant(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("nurture", "0007_issue14_care"), ("auth", "0012_alter_user_first_name_max_length"), ("contenttypes", "0002_remove_content_type_name")]
+    dependencies = [("nurture", "0008_issue14_care"), ("auth", "0012_alter_user_first_name_max_length"), ("contenttypes", "0002_remove_content_type_name")]
     operations = [migrations.RunPython(grant, migrations.RunPython.noop)]

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('nurture', '0006_issue10_public_surface'),
+        ('nurture', '0007_issue12_delivery_unknown'),
     ]
 
     operations = [

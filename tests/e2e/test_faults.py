@@ -1,0 +1,136 @@
+"""Infrastructure faults through real processes: Celery workers (and beat) over real Redis and
+PostgreSQL, anymail's real Postmark backend against the fake provider on loopback (30 ms a call).
+Each scenario lives in support/fault_scenarios.py, shared with scripts/fault_run.py (which runs
+them at 3,000 deliveries and prints the figures in docs/scheduler.md); here they run small and
+assert. "Exactly once" is read from the fake provider's record of acceptances."""
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from support.fake_provider import FakeProvider
+from support.fault_scenarios import Stack, scenario_db_terminate, scenario_periodic_backlog, scenario_provider_outage, \
+    scenario_redis_restart, scenario_withheld_answer
+from support.redis_server import RedisServer
+from support.workers import use_broker_in_this_process
+
+pytestmark = [pytest.mark.e2e, pytest.mark.services]
+
+LATENCY = 0.03  # a real provider's round trip is 30-200 ms
+
+
+@pytest.fixture
+def fake():
+    with FakeProvider() as provider:
+        provider.state.latency_seconds = LATENCY
+        yield provider
+
+
+def stack(fake, broker_url, tmp_path, **env):
+    use_broker_in_this_process(broker_url)
+    return Stack(provider=fake, broker_url=broker_url, log_dir=tmp_path, **env)
+
+
+def test_database_connections_terminated_mid_send_every_accepted_email_ends_sent(transactional_db, postgres, redis_url, tmp_path, fake):
+    s = stack(fake, redis_url, tmp_path, NURTURE_SENDS_PER_SECOND=100, NURTURE_SEND_BATCH_SIZE=50)
+    try:
+        run = scenario_db_terminate(s, n=400, kills=4, every=1.0, timeout=120)
+    finally:
+        s.close()
+    print("\n" + run.line())
+    assert run.notes["sessions_terminated"] >= 4  # the workers really lost their connections
+    assert run.settle_seconds is not None, run.line()
+    assert run.duplicates == 0 and run.lost == 0 and run.failed == 0 and run.unknown == 0, run.line()
+    assert run.sent == run.planned == run.accepted
+    logs = "".join(p.log() for p in s.processes)
+    assert "database error during" in logs  # the retry path ran
+
+
+def test_redis_restarted_without_persistence_mid_send_every_delivery_settles_within_two_minutes(
+    transactional_db, postgres, tmp_path, fake, settings
+):
+    from nurture.services.schedule import periodic_tasks_ensure
+
+    settings.NURTURE_DAY_SECONDS = 86400  # the production schedule: reconcile (with its sweeper) every 30 s
+    periodic_tasks_ensure()
+    with RedisServer(persistence=False) as redis_server:
+        s = stack(fake, redis_server.url, tmp_path, NURTURE_SENDS_PER_SECOND=40, NURTURE_SEND_BATCH_SIZE=50)
+        try:
+            run = scenario_redis_restart(s, redis_server, n=1000, timeout=130)
+        finally:
+            s.close()
+    print("\n" + run.line())
+    assert run.notes["queued_at_kill"] > 0, "the restart should land while sends are queued"
+    assert run.settle_seconds is not None and run.settle_seconds <= 120, run.line()
+    assert run.duplicates == 0 and run.lost == 0 and run.failed == 0, run.line()
+    assert run.sent == run.planned
+
+
+def test_sixty_second_provider_outage_bounded_probes_then_all_sent_once(transactional_db, postgres, redis_url, tmp_path, fake, settings):
+    # Shorter backoff than production (30 s doubling to 30 min) so the run stays under 3 minutes;
+    # the sweeper's threshold is cut to 5 s so it would re-enqueue at once if it ignored backoff.
+    settings.NURTURE_SWEEP_AFTER_SECONDS = 5
+    s = stack(fake, redis_url, tmp_path, NURTURE_SENDS_PER_SECOND=100, NURTURE_SEND_BATCH_SIZE=50,
+              NURTURE_RETRY_BASE_SECONDS=5, NURTURE_RETRY_MAX_SECONDS=20, NURTURE_SEND_MAX_ATTEMPTS=12)
+    try:
+        run = scenario_provider_outage(s, n=200, outage=60, batch=50, timeout=100)
+    finally:
+        s.close()
+    print("\n" + run.line())
+    batches = run.notes["batches"]
+    # Backoff of 2.5-5, 5-10, then 10-20 s: at most 8 steps in 60 s, one probe per batch per step,
+    # plus the calls already in flight when the outage began (8 threads x 2 workers).
+    assert run.notes["calls_during_outage"] <= batches * 8 + 16, run.line()
+    assert run.notes["reconciler_reenqueued"] == 0, "the reconciler must respect the batches' backoff"
+    assert run.settle_seconds is not None, run.line()
+    assert run.duplicates == 0 and run.lost == 0 and run.failed == 0 and run.sent == run.planned, run.line()
+
+
+def test_periodic_tasks_and_confirmations_run_on_time_during_a_20k_backlog(transactional_db, postgres, redis_url, tmp_path, fake):
+    s = stack(fake, redis_url, tmp_path, NURTURE_SENDS_PER_SECOND=200, NURTURE_SEND_BATCH_SIZE=50)
+    try:
+        run = scenario_periodic_backlog(s, n=20000, rate=200, timeout=60)
+    finally:
+        s.close()
+    print("\n" + run.line())
+    # One FIFO queue made them wait for the whole backlog (~100 s here); on their own queues they
+    # wait at most for the send batch a worker is in (50 emails at 200/s shared by two workers).
+    assert run.notes["backlog_left"] > 10000, "the backlog must still be there when they are measured"
+    assert run.notes["plan_waited"] != "never" and float(run.notes["plan_waited"][:-1]) < 15, run.line()
+    assert run.notes["confirmation_waited"] != "never" and float(run.notes["confirmation_waited"][:-1]) < 15, run.line()
+    assert run.duplicates == 0
+
+
+SECRET = "postmark-hook:correct-horse-battery"
+
+
+def test_withheld_answer_is_unknown_never_resent_and_settled_by_the_providers_event(
+    transactional_db, postgres, redis_url, tmp_path, fake, client, settings
+):
+    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": SECRET}
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"  # only the configured provider's webhook answers
+    fake.state.timeout_seconds = 3.0  # the answer is withheld longer than the worker's EMAIL_TIMEOUT
+
+    def deliver_webhook(delivery, accepted):
+        # Postmark's Delivery webhook: its MessageID (which we never heard) and our metadata.
+        payload = {
+            "RecordType": "Delivery", "MessageStream": "outbound", "ServerID": 23, "MessageID": accepted.provider_message_id,
+            "Recipient": delivery.subscriber.email, "Tag": "", "DeliveredAt": "2026-11-27T10:00:00Z",
+            "Details": "Test delivery webhook details", "Metadata": {"delivery": str(delivery.pk)},
+        }
+        response = client.post("/anymail/postmark/tracking/", data=json.dumps(payload), content_type="application/json",
+                               HTTP_AUTHORIZATION="Basic " + base64.b64encode(SECRET.encode()).decode())
+        assert response.status_code == 200
+
+    s = stack(fake, redis_url, tmp_path, EMAIL_TIMEOUT=1, NURTURE_SENDS_PER_SECOND=50, NURTURE_SEND_BATCH_SIZE=10)
+    try:
+        run = scenario_withheld_answer(s, n=20, deliver_webhook=deliver_webhook, timeout=60)
+    finally:
+        s.close()
+    print("\n" + run.line())
+    assert run.notes["held_status_before_event"] == "unknown"
+    assert run.notes["held_requests"] == 1  # not retried: the provider may have had it (it did)
+    assert run.notes["held_status_after_event"] == "sent"
+    assert run.duplicates == 0 and run.lost == 0 and run.sent == run.planned == 20
