@@ -177,6 +177,7 @@ CELERY_TASK_ROUTES = {
     "nurture.send_deliveries": {"queue": "sends"},
     "nurture.process_signup": {"queue": "confirmations"},  # confirmation / already-subscribed emails
     "nurture.send_fresh_links": {"queue": "confirmations"},
+    "nurture.send_carer_confirmation_email": {"queue": "confirmations"},  # a carer's confirmation (issue 14)
     "nurture.plan_due_deliveries": {"queue": "periodic"},
     "nurture.reconcile_deliveries": {"queue": "periodic"},
     "nurture.purge_expired_data": {"queue": "periodic"},
