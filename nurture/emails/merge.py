@@ -57,7 +57,8 @@ class NotBatchable(ValueError):
 
 
 def build_batch_email(
-    deliveries: list[Delivery], *, articles: list[Article], field_format: str
+    deliveries: list[Delivery], *, articles: list[Article], field_format: str,
+    recipient_lists: list[list[str]] | None = None,
 ) -> EmailMultiAlternatives:
     """One step's email for several deliveries (same step, language and articles; each address
     once), for an ESP batch call through anymail: one body with merge fields, and per recipient
@@ -70,7 +71,11 @@ def build_batch_email(
     field_prefix = field_format.split("{}", 1)[0]
     if field_prefix in cached[0] or field_prefix in cached[1]:
         raise NotBatchable("the content itself contains the ESP's merge syntax")
-    if recipients.subscribers_with_carer(subscriber_ids=[d.subscriber_id for d in deliveries]):
+    if recipient_lists is not None:
+        with_carer = any(addresses != [d.subscriber.email] for d, addresses in zip(deliveries, recipient_lists))
+    else:
+        with_carer = bool(recipients.subscribers_with_carer(subscriber_ids=[d.subscriber_id for d in deliveries]))
+    if with_carer:
         # A carer's copy goes to another address (or to two): one by one, never in a shared call.
         raise NotBatchable("a subscriber has handed their emails to a carer")
     html, text = merge_bodies(cached, field_format=field_format)

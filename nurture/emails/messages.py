@@ -72,19 +72,23 @@ def build_step_email(
 
 
 def build_delivery_email(
-    delivery: Delivery, *, sample_links: bool = False, articles: list[Article] | None = None
+    delivery: Delivery, *, sample_links: bool = False, articles: list[Article] | None = None,
+    to: list[str] | None = None,
 ) -> EmailMultiAlternatives:
     """The sender's entry point. Load the delivery with select_related("subscriber", "step__series").
 
     It carries the delivery's own articles (selectors.delivery_articles: never one the subscriber
     already had); the sender passes the list it already read. It goes to the subscriber, or to the
-    carer they handed their emails to (instead, or as well) once the carer confirmed."""
+    carer they handed their emails to (instead, or as well) once the carer confirmed; the sender
+    passes those addresses (`to`, read with its batch), so building asks the database nothing."""
+    if to is None and not sample_links:
+        to = recipients.delivery_recipients(subscriber=delivery.subscriber)
     if articles is None:
         articles = selectors.delivery_articles(delivery=delivery)
     message = build_step_email(
         step=delivery.step,
         subscriber=delivery.subscriber,
-        to=None if sample_links else recipients.delivery_recipients(subscriber=delivery.subscriber),
+        to=None if sample_links else to,
         welcome_back=delivery.welcome_back,
         delivery_id=delivery.pk,
         message_id=delivery.message_id,

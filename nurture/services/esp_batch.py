@@ -58,7 +58,10 @@ def send_in_batch_calls(items: list[Claimed], *, stamp: datetime, outcome: Batch
 def _send_batch_call(call: list[Claimed], *, stamp, connection, endpoint, outcome: BatchOutcome) -> float | None:
     """One ESP call for `call`. Returns the retry countdown after a transient error, else None."""
     try:
-        message = build_batch_email([i.delivery for i in call], articles=call[0].articles, field_format=endpoint.merge_field_format)
+        message = build_batch_email(
+            [i.delivery for i in call], articles=call[0].articles, field_format=endpoint.merge_field_format,
+            recipient_lists=[i.recipients for i in call] if all(i.recipients is not None for i in call) else None,
+        )
     except NotBatchable:
         logger.info("batch call of %d not batchable; sending one by one", len(call))
         sub = BatchOutcome()
