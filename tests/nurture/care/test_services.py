@@ -255,3 +255,22 @@ def test_a_delivery_to_a_carer_is_never_put_in_an_esp_batch_call(subscriber):
     CarerHandoff.objects.create(subscriber=subscriber, carer_email="tom@example.org", status="active")
     with pytest.raises(NotBatchable):
         build_batch_email([delivery], articles=delivery_articles(delivery=delivery), field_format="%recipient.{}%")
+
+
+def test_recipients_for_a_batch_in_one_query_and_the_sender_asks_nothing_more(subscriber, django_assert_num_queries):
+    from nurture.emails.messages import build_delivery_email
+    from nurture.recipients import recipients_for
+
+    other = active_subscriber("other@example.org", subscriber.series)
+    CarerHandoff.objects.create(subscriber=subscriber, carer_email="tom@example.org", status="active")
+    with django_assert_num_queries(2):  # the hand-offs, and whether a carer address is suppressed
+        addresses = recipients_for(subscribers=[subscriber, other])
+    assert addresses == {subscriber.pk: ["tom@example.org"], other.pk: ["other@example.org"]}
+    step = subscriber.series.steps.get(position=0)
+    delivery = Delivery.objects.select_related("subscriber", "step__series").get(
+        pk=Delivery.objects.create(subscriber=subscriber, step=step).pk
+    )
+    articles = list(step.articles.all())
+    with django_assert_num_queries(0):
+        message = build_delivery_email(delivery, articles=articles, to=addresses[subscriber.pk])
+    assert message.to == ["tom@example.org"]
