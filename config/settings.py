@@ -280,6 +280,7 @@ CELERY_TASK_ROUTES = {
     "nurture.send_deliveries": {"queue": "sends"},
     "nurture.process_signup": {"queue": "confirmations"},  # confirmation / already-subscribed emails
     "nurture.send_fresh_links": {"queue": "confirmations"},
+    "nurture.send_carer_confirmation_email": {"queue": "confirmations"},  # a carer's confirmation (issue 14)
     "nurture.plan_due_deliveries": {"queue": "periodic"},
     "nurture.reconcile_deliveries": {"queue": "periodic"},
     "nurture.purge_expired_data": {"queue": "periodic"},
@@ -300,6 +301,12 @@ NURTURE_CONFIRM_MAX_AGE_DAYS = env_int("NURTURE_CONFIRM_MAX_AGE_DAYS", 7, minimu
 NURTURE_CONFIRM_RESEND_MINUTES = env_int("NURTURE_CONFIRM_RESEND_MINUTES", 10, minimum=0)
 NURTURE_SEND_WINDOW_START_HOUR = env_int("NURTURE_SEND_WINDOW_START_HOUR", 9, minimum=0, maximum=23)
 NURTURE_SEND_WINDOW_END_HOUR = env_int("NURTURE_SEND_WINDOW_END_HOUR", 17, minimum=1, maximum=24)
+# Plain language (content.readability): English Flesch-Kincaid grade (warn above / block publishing
+# above), Spanish Fernández-Huerta ease (warn below / block below).
+NURTURE_READING_GRADE_WARN_EN = env_float("NURTURE_READING_GRADE_WARN_EN", 8.0, minimum=1.0)
+NURTURE_READING_GRADE_BLOCK_EN = env_float("NURTURE_READING_GRADE_BLOCK_EN", 12.0, minimum=1.0)
+NURTURE_READING_EASE_WARN_ES = env_float("NURTURE_READING_EASE_WARN_ES", 60.0, minimum=0.0)
+NURTURE_READING_EASE_BLOCK_ES = env_float("NURTURE_READING_EASE_BLOCK_ES", 45.0, minimum=0.0)
 NURTURE_MIN_DAYS_BETWEEN_EMAILS = env_int("NURTURE_MIN_DAYS_BETWEEN_EMAILS", 2, minimum=0)
 NURTURE_SENDS_PER_SECOND = env_float("NURTURE_SENDS_PER_SECOND", 14.0, minimum=0.1)
 # With anymail's Mailgun backend, a send batch goes out as few batch calls (docs/scheduler.md).

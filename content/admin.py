@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils.html import format_html, format_html_join
 
-from content import selectors
+from content import readability, selectors
 from content.models import Article, ArticleVersion, Stage
 from content.rendering import article_link_slugs, markdown_problems
 from content.services import article_has_staff_edits, article_save
@@ -26,7 +26,10 @@ class ArticleAdminForm(forms.ModelForm):
 
     class Meta:
         model = Article
-        fields = ["slug", "language", "title", "stages", "source_section", "body_markdown", "status", "reviewer", "last_reviewed"]
+        fields = [
+            "slug", "language", "title", "stages", "source_section", "body_markdown", "status", "reviewer", "last_reviewed",
+            "reading_level_override",
+        ]
         widgets = {
             "body_markdown": forms.Textarea(attrs={"rows": 24, "cols": 100}),
             "title": forms.TextInput(attrs={"size": 80}),
@@ -59,6 +62,13 @@ class ArticleAdminForm(forms.ModelForm):
                        for line, slug in article_link_slugs(body) if slug not in known]
             if missing:
                 self.add_error("body_markdown", missing)
+        if body and language:  # past the reading-level ceiling: publishing needs the reviewer's reason
+            problem = readability.publish_problem(
+                body_markdown=body, language=language, status=cleaned.get("status", ""),
+                override=cleaned.get("reading_level_override", ""),
+            )
+            if problem:
+                self.add_error("reading_level_override", problem)
         return cleaned
 
 
@@ -118,16 +128,21 @@ class ArticleVersionInline(admin.TabularInline):
 @admin.register(Article)
 class ArticleAdmin(admin.ModelAdmin):
     form = ArticleAdminForm
-    list_display = ["title", "slug", "language", "status", "reviewer_display", "last_reviewed", "version", "review_flag"]
+    list_display = [
+        "title", "slug", "language", "status", "reviewer_display", "last_reviewed", "version", "reading_level", "review_flag",
+    ]
     list_filter = [StageFilter, "language", "status", ReviewOverdueFilter]
     search_fields = ["title", "slug", "body_markdown"]
-    readonly_fields = ["review_state", "version", "import_state"]
+    readonly_fields = ["review_state", "reading_level", "version", "import_state"]
     inlines = [ArticleVersionInline]
     fieldsets = [
         (None, {"fields": ["review_state"]}),
         ("Article", {"fields": ["slug", "language", "title", "stages", "source_section", "body_markdown"]}),
         ("Review", {"fields": ["status", "reviewer", "last_reviewed"],
                     "description": "Only published articles are sent. Record who reviewed this version and when."}),
+        ("Plain language", {"fields": ["reading_level", "reading_level_override"],
+                            "description": "Measured on the body only (no headings or link targets). English: "
+                            "Flesch-Kincaid grade, lower is easier. Spanish: Fernández-Huerta, higher is easier."}),
         ("History", {"fields": ["version", "import_state"]}),
     ]
 
@@ -165,6 +180,14 @@ class ArticleAdmin(admin.ModelAdmin):
             return "Published and reviewed within the review period."
         return format_html_join("", '<p class="{}">{}</p>', notes)
 
+    @admin.display(description="reading level")
+    def reading_level(self, obj):
+        if obj is None or obj.pk is None:
+            return "Shown once saved."
+        level = readability.assess(obj.body_markdown, language=obj.language)
+        css = {readability.OK: "nurture-ok", readability.WARN: "nurture-caution", readability.BLOCK: "nurture-held-back"}[level.verdict]
+        return format_html('<span class="{}">{}</span>', css, level.describe())
+
     @admin.display(description="imported from file")
     def import_state(self, obj):
         if obj is None or obj.pk is None or not obj.imported_hash:
@@ -190,3 +213,6 @@ class ArticleAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         article_save(article=obj)
+        level = readability.assess(obj.body_markdown, language=obj.language)
+        if level.verdict != readability.OK:
+            messages.warning(request, f"Reading level {level.describe()}. Shorter sentences and everyday words help.")

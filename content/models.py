@@ -35,6 +35,11 @@ class Article(models.Model):
     reviewer = models.CharField(max_length=200, blank=True)
     last_reviewed = models.DateField(null=True, blank=True)
     version = models.PositiveIntegerField(default=1, editable=False)
+    # A reviewer's reason to publish past the reading-level ceiling (content.readability); blank: none.
+    reading_level_override = models.TextField(
+        blank=True,
+        help_text="Only to publish an article past the reading-level ceiling: who reviewed it and why it cannot be plainer.",
+    )
     # Fingerprint of the article's fields as last imported from its file (content.services.article_fingerprint).
     # The file changed: its fingerprint differs from this. Staff changed it: the article's own does.
     imported_hash = models.CharField(max_length=64, blank=True, editable=False)

@@ -14,13 +14,19 @@ from pathlib import Path
 import yaml
 from django.core.exceptions import ValidationError
 
+from content import readability
 from content.models import Article, Language, Stage
 from content.rendering import article_link_slugs, markdown_problems, normalise_markdown
 
 SERIES_FILE = "_series.yaml"
 FRONT_MATTER_KEYS = ("slug", "title", "stages", "source_section", "status", "reviewer", "last_reviewed")
+# Optional: a reviewer's reason to publish an article past the reading-level ceiling (content.readability).
+OPTIONAL_FRONT_MATTER_KEYS = ("reading_level_override",)
 SERIES_KEYS = ("name", "steps")
 STEP_KEYS = ("delay_days", "subject", "articles")
+# Optional per step: `before_treatment: true` marks what matters before treatment starts (for someone
+# who gave a treatment date, it is sent early enough to arrive before it).
+OPTIONAL_STEP_KEYS = ("before_treatment",)
 # A series step's subject: the file check here and nurture.models.Step.subject share this length.
 SUBJECT_MAX_LENGTH = 150
 TITLE_MAX = Article._meta.get_field("title").max_length
@@ -67,6 +73,8 @@ class ArticleFile:
     reviewer: str
     last_reviewed: dt.date | None
     body_markdown: str
+    reading_level_override: str = ""
+    reading_level: "readability.Level | None" = None
 
 
 @dataclass
@@ -74,6 +82,7 @@ class StepEntry:
     delay_days: int
     subject: str
     article_slugs: list[str]
+    before_treatment: bool = False
 
 
 @dataclass
@@ -89,6 +98,15 @@ class SeriesEntry:
 class Library:
     articles: list[ArticleFile]
     series: list[SeriesEntry]
+
+    def reading_warnings(self) -> list[str]:
+        """Articles past the warning level (past the ceiling they are problems, unless overridden)."""
+        return [
+            f"{display_path(a.path)}: reading level {a.reading_level.describe()}"
+            + (f"; published with the override: {a.reading_level_override}" if a.reading_level.verdict == readability.BLOCK else "")
+            for a in self.articles
+            if a.reading_level is not None and a.reading_level.verdict != readability.OK
+        ]
 
 
 def display_path(path: Path) -> str:
@@ -212,8 +230,8 @@ def read_article(path: Path, language: str, problems: list[Problem]) -> ArticleF
         problems.append(Problem(path, lines.get((key,), front_line), message))
 
     for key in data:
-        if key not in FRONT_MATTER_KEYS:
-            problem(key, f"unknown front-matter key '{key}' (allowed: {', '.join(FRONT_MATTER_KEYS)})")
+        if key not in FRONT_MATTER_KEYS + OPTIONAL_FRONT_MATTER_KEYS:
+            problem(key, f"unknown front-matter key '{key}' (allowed: {', '.join(FRONT_MATTER_KEYS + OPTIONAL_FRONT_MATTER_KEYS)})")
     for key in FRONT_MATTER_KEYS:
         if key not in data:
             problems.append(Problem(path, front_line, f"front-matter key '{key}' is missing"))
@@ -262,14 +280,26 @@ def read_article(path: Path, language: str, problems: list[Problem]) -> ArticleF
         except ValueError as exc:
             problem("last_reviewed", f"'last_reviewed' {raw_date!r} is not a valid date (YYYY-MM-DD): {exc}")
 
+    override, error = _text(data.get("reading_level_override"), "reading_level_override", allow_empty=True, max_length=500)
+    if error:
+        problem("reading_level_override", error)
+
     for offset, message in markdown_problems(body):
         problems.append(Problem(path, body_line + offset - 1, message))
 
     if len(problems) > before:
         return None
+    level = readability.assess(body, language=language)
+    if level.verdict == readability.BLOCK and status == Article.Status.PUBLISHED and not override:
+        problems.append(Problem(path, body_line, (
+            f"reading level {level.describe()}: too hard to publish; make it plainer, "
+            "or give a reviewer's reason in 'reading_level_override'"
+        )))
+        return None
     return ArticleFile(
         path=path, language=language, slug=slug, title=title, stages=list(stages), source_section=source_section,
         status=status, reviewer=reviewer, last_reviewed=last_reviewed, body_markdown=normalise_markdown(body),
+        reading_level_override=override or "", reading_level=level,
     )
 
 
@@ -330,8 +360,12 @@ def read_series(path: Path, language: str, known_slugs: set[str], problems: list
                 problems.append(Problem(path, where, f"{stage} step {index + 1}: expected delay_days, subject and articles"))
                 continue
             for key in raw:
-                if key not in STEP_KEYS:
-                    problems.append(Problem(path, at(stage, "steps", index, key), f"{stage} step {index + 1}: unknown key '{key}' (allowed: {', '.join(STEP_KEYS)})"))
+                if key not in STEP_KEYS + OPTIONAL_STEP_KEYS:
+                    problems.append(Problem(path, at(stage, "steps", index, key), f"{stage} step {index + 1}: unknown key '{key}' (allowed: {', '.join(STEP_KEYS + OPTIONAL_STEP_KEYS)})"))
+            before_treatment = raw.get("before_treatment", False)
+            if not isinstance(before_treatment, bool):
+                problems.append(Problem(path, at(stage, "steps", index, "before_treatment"), f"{stage} step {index + 1}: before_treatment must be true or false"))
+                before_treatment = False
             for key in STEP_KEYS:
                 if key not in raw:
                     problems.append(Problem(path, where, f"{stage} step {index + 1}: '{key}' is missing"))
@@ -351,7 +385,9 @@ def read_series(path: Path, language: str, known_slugs: set[str], problems: list
                         problems.append(Problem(path, at(stage, "steps", index, "articles"), f"{stage} step {index + 1}: unknown article '{slug}' in '{language}'"))
                 if len(set(slugs)) != len(slugs):
                     problems.append(Problem(path, at(stage, "steps", index, "articles"), f"{stage} step {index + 1}: an article is listed twice"))
-            entry.steps.append(StepEntry(delay_days=delay, subject=subject or "", article_slugs=list(slugs or [])))
+            entry.steps.append(StepEntry(
+                delay_days=delay, subject=subject or "", article_slugs=list(slugs or []), before_treatment=before_treatment,
+            ))
         series.append(entry)
     return series if len(problems) == before else []
 

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Callable
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from content import readability
 from content.models import Article, ArticleVersion
 from content.parsing import ArticleFile, as_library_problem
 from content.rendering import normalise_markdown, render_article_html
@@ -50,6 +52,12 @@ def article_save(*, article: Article) -> Article:
     article.title = article.title.strip()
     article.body_html = render_article_html(article.body_markdown)
     article.full_clean(exclude=["body_html", "version", "imported_hash"])
+    problem = readability.publish_problem(
+        body_markdown=article.body_markdown, language=article.language, status=article.status,
+        override=article.reading_level_override,
+    )
+    if problem:  # past the hard ceiling: published only with a reviewer's reason
+        raise ValidationError({"reading_level_override": problem})
     previous = Article.objects.select_for_update().filter(pk=article.pk).first() if article.pk else None
     if previous is None:
         article.version = 1
@@ -167,6 +175,7 @@ def _import_article(entry: ArticleFile, *, force: bool, changes: ImportChanges) 
     article.status = entry.status
     article.reviewer = entry.reviewer
     article.last_reviewed = entry.last_reviewed
+    article.reading_level_override = entry.reading_level_override
     article.imported_hash = file_hash
     article_save(article=article)
 

@@ -7,3 +7,4 @@ class NurtureConfig(AppConfig):
 
     def ready(self):
         from nurture import receivers  # noqa: F401  (the provider-event signal receivers register on import)
+        from nurture.emails import reading  # noqa: F401  (registers the layout's reading-level check)

@@ -10,8 +10,9 @@ at least their cadence (weekly 7, monthly 30 days) after it, and inside their lo
 """
 from __future__ import annotations
 
+import datetime as dt
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 
@@ -114,6 +115,7 @@ class PlannedStep:
     position: int
     delay_days: int
     article_ids: tuple[int, ...]  # published articles, in the step's order
+    before_treatment: bool = False  # front-loaded for someone with a treatment date (plan_order)
 
 
 @dataclass
@@ -141,6 +143,7 @@ def timing_settings() -> dict:
 def decide(
     *, subscriber: Subscriber, steps: list[PlannedStep], received: set[int], steps_done: set[int], last_email_at: datetime | None, now: datetime,
     rules: dict | None = None,
+    starts_at: datetime | None = None,
 ) -> Decision:
     """Pick the next step worth sending and check the timing rule. Pure given its inputs.
 
@@ -148,6 +151,10 @@ def decide(
     had; only those new articles go in the email (never an article twice). Steps with nothing new
     are passed over; a step that already has a delivery row (even failed) is never planned again.
     `rules`: timing_settings(), when the caller has read them already.
+
+    With a treatment date (`starts_at`, and `steps` in plan_order's order): a before-treatment step
+    that could not go before that instant is passed over (its moment has passed), and sending one
+    early does not move the subscriber's place in the series.
     """
     rules = rules or {}
     known = [t for t in (last_email_at, subscriber.last_sent_at) if t is not None]
@@ -167,8 +174,12 @@ def decide(
             started_at=subscriber.confirmed_at,
             **rules,
         )
+        early = starts_at is not None and step.before_treatment
+        if early and allowed_at >= starts_at:
+            continue  # it could not arrive before treatment starts
+        place = subscriber.next_step_position if early else step.position
         if allowed_at > now:  # not yet: come back then, keep the place
-            return Decision(None, [], step.position, allowed_at)
+            return Decision(None, [], place, allowed_at)
         following = steps[index + 1] if index + 1 < len(steps) else None
         next_at = None
         if following is not None:
@@ -180,7 +191,43 @@ def decide(
                 now=now,
                 **rules,
             )
-        return Decision(step, new_articles, step.position + 1, next_at)
+        return Decision(step, new_articles, place if early else step.position + 1, next_at)
     # Nothing left to send in this series: the series is complete for them.
-    end = (steps[-1].position + 1) if steps else subscriber.next_step_position
+    end = max([subscriber.next_step_position, *(s.position + 1 for s in steps)])
     return Decision(None, [], end, None)
+
+
+# --- a date to plan around: the order of a series around a treatment date --------------------------
+# For someone who gave the date their treatment is planned to start (the planner and the journey
+# preview both use this, so the preview shows what planning does):
+# - before that day: the series' opening step (its welcome) if still ahead, then the steps marked
+#   "before treatment" not yet sent, in series order and with no delay of their own (so they go as
+#   fast as the gap between emails, the cadence and the daytime window allow), then the other
+#   steps from the subscriber's place as usual; one that could not arrive before the day is passed
+#   over (decide() checks it against `starts_at`);
+# - from that day on: the before-treatment steps not yet sent are skipped; the rest go as usual.
+# The date is health data: read here and in the subscriber row only, never logged.
+
+
+def treatment_starts_at(treatment_date: dt.date | None, *, time_zone: str) -> dt.datetime | None:
+    """The start of that day in the subscriber's zone, as an aware UTC instant (None: no date)."""
+    if treatment_date is None:
+        return None
+    try:
+        tz = zoneinfo.ZoneInfo(time_zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        tz = zoneinfo.ZoneInfo("UTC")
+    return dt.datetime.combine(treatment_date, dt.time(0), tzinfo=tz).astimezone(dt_timezone.utc)
+
+
+def plan_order(all_steps: list, *, position: int, starts_at: dt.datetime | None, now: dt.datetime) -> list:
+    """The steps to consider, in order, for a subscriber at `position` (see above).
+    `all_steps`: the series' PlannedSteps in position order. Without a date: steps from `position`."""
+    if starts_at is None:
+        return [s for s in all_steps if s.position >= position]
+    later = [s for s in all_steps if s.position >= position and not s.before_treatment]
+    if now >= starts_at:
+        return later
+    early = [replace(s, delay_days=0) for s in all_steps if s.before_treatment]
+    opening = [s for s in later if s.position == 0]
+    return opening + early + [s for s in later if s.position != 0]

@@ -12,7 +12,7 @@ from django.db.models.functions import Lower
 
 from content.models import Article, ArticleVersion
 from nurture.models import Delivery, Series, SignupRequest, Step, StepArticle, Subscriber, Suppression
-from nurture.rules import PlannedStep, decide
+from nurture.rules import PlannedStep, decide, plan_order, treatment_starts_at
 
 
 def with_address(queryset: QuerySet, email: str) -> QuerySet:
@@ -42,7 +42,8 @@ def subscribers_due(*, now: datetime) -> QuerySet[Subscriber]:
         Subscriber.objects.filter(status=Subscriber.Status.ACTIVE, next_send_at__lte=now)
         .order_by("next_send_at")
         .only(
-            "id", "series_id", "next_step_position", "next_send_at", "cadence", "time_zone", "confirmed_at", "last_sent_at"
+            "id", "series_id", "next_step_position", "next_send_at", "cadence", "time_zone", "confirmed_at", "last_sent_at",
+            "treatment_date", "welcome_back_due",
         )
     )
 
@@ -213,17 +214,33 @@ class SeriesSteps:
         missing = [sid for sid in series_ids if sid not in self._by_series]
         if not missing:
             return
-        steps = list(Step.objects.filter(series_id__in=missing).order_by("series_id", "position").values_list("id", "series_id", "position", "delay_days"))
+        steps = list(
+            Step.objects.filter(series_id__in=missing).order_by("series_id", "position")
+            .values_list("id", "series_id", "position", "delay_days", "before_treatment")
+        )
         articles = steps_sendable_article_ids(step_ids=[s[0] for s in steps])
         for sid in missing:
             self._by_series[sid] = []
-        for step_id, series_id, position, delay_days in steps:
-            self._by_series[series_id].append(PlannedStep(step_id, position, delay_days, tuple(articles.get(step_id, ()))))
+        for step_id, series_id, position, delay_days, before_treatment in steps:
+            self._by_series[series_id].append(
+                PlannedStep(step_id, position, delay_days, tuple(articles.get(step_id, ())), before_treatment)
+            )
 
     def from_position(self, series_id: int | None, position: int) -> list[PlannedStep]:
         if series_id is None:
             return []
         return [s for s in self._by_series.get(series_id, []) if s.position >= position]
+
+    def for_subscriber(self, subscriber: Subscriber, *, now: datetime) -> tuple[list[PlannedStep], datetime | None]:
+        """(the steps to consider in order, the treatment start instant or None): the series from
+        their place or, with a treatment date, in rules.plan_order's order."""
+        if subscriber.series_id is None:
+            return [], None
+        starts_at = treatment_starts_at(subscriber.treatment_date, time_zone=subscriber.time_zone)
+        steps = plan_order(
+            self._by_series.get(subscriber.series_id, []), position=subscriber.next_step_position, starts_at=starts_at, now=now
+        )
+        return steps, starts_at
 
 
 # --- the journey preview: the planner's rule run forward, nothing written -------------------
@@ -236,34 +253,38 @@ class JourneyStep:
     article_ids: tuple[int, ...]
 
 
-def _simulated_journey(*, series_id: int, start: datetime, time_zone: str = "UTC", cadence: str = "as_planned") -> list[JourneyStep]:
+def _simulated_journey(
+    *, series_id: int, start: datetime, time_zone: str = "UTC", cadence: str = "as_planned", treatment_date=None
+) -> list[JourneyStep]:
     """The emails a subscriber confirming at `start` would get, and when: the planner's own rule
-    (decide / next_send_time: delays, the gap between emails, cadence, the local daytime window)
-    run forward on a simulated clock, with nothing written. Assumes the planner runs on time."""
+    (decide / next_send_time: delays, the gap between emails, cadence, the local daytime window;
+    with a treatment date, the front-loaded order) run forward on a simulated clock, with nothing
+    written. Assumes the planner runs on time."""
     series_steps = SeriesSteps()
     series_steps.load({series_id})
-    steps = series_steps.from_position(series_id, 0)
     subscriber = Subscriber(
-        series_id=series_id, time_zone=time_zone, cadence=cadence, confirmed_at=start, next_step_position=0
+        series_id=series_id, time_zone=time_zone, cadence=cadence, confirmed_at=start, next_step_position=0,
+        treatment_date=treatment_date,
     )
+    steps, starts_at = series_steps.for_subscriber(subscriber, now=start)
     journey: list[JourneyStep] = []
     received: set[int] = set()
     done: set[int] = set()
     now = start
-    for _ in range(3 * len(steps) + 1):  # each step is deferred at most once, then sent or passed
+    for _ in range(4 * len(steps) + 2):  # each step is deferred at most once, then sent or passed
         decision = decide(
             subscriber=subscriber, steps=steps, received=received, steps_done=done,
-            last_email_at=journey[-1].send_at if journey else None, now=now,
+            last_email_at=journey[-1].send_at if journey else None, now=now, starts_at=starts_at,
         )
         if decision.step is not None:
             journey.append(JourneyStep(decision.step.id, now, tuple(decision.article_ids)))
             received.update(decision.article_ids)
             done.add(decision.step.id)
         subscriber.next_step_position = decision.next_step_position
-        steps = series_steps.from_position(series_id, decision.next_step_position)
         if decision.next_send_at is None:
             break
         now = max(now, decision.next_send_at)
+        steps, starts_at = series_steps.for_subscriber(subscriber, now=now)
     return journey
 
 
@@ -274,10 +295,11 @@ class JourneyEmail:
     articles: list[Article]
 
 
-def series_journey(*, series_id: int, start: datetime, time_zone: str = "UTC") -> list[JourneyEmail]:
+def series_journey(*, series_id: int, start: datetime, time_zone: str = "UTC", treatment_date=None) -> list[JourneyEmail]:
     """The emails a subscriber confirming at `start` would get, and when, with the articles each
-    would carry: the planner's own rule (nurture.rules) run forward on a simulated clock."""
-    planned = _simulated_journey(series_id=series_id, start=start, time_zone=time_zone)
+    would carry: the planner's own rule (nurture.rules) run forward on a simulated clock. With a
+    sample `treatment_date`, the plan around it."""
+    planned = _simulated_journey(series_id=series_id, start=start, time_zone=time_zone, treatment_date=treatment_date)
     steps = Step.objects.in_bulk([p.step_id for p in planned])
     articles = Article.objects.in_bulk([a for p in planned for a in p.article_ids])
     return [

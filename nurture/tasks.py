@@ -13,7 +13,7 @@ from celery import shared_task
 from django.conf import settings
 
 from nurture import providers
-from nurture.services import answer_journal, planning, reconcile, results, retention, sending, signup
+from nurture.services import answer_journal, planning, reconcile, results, retention, sending, signup, subscribers
 from nurture.services.deliveries import infrastructure_errors
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,10 @@ def enqueue_send_batches(delivery_ids: list[int], countdown: float | None = None
 
 def enqueue_signup(request_id: int) -> None:
     process_signup.delay(request_id)
+
+
+def enqueue_carer_confirmation(handoff_id: int) -> None:
+    send_carer_confirmation_email.delay(handoff_id)
 
 
 def enqueue_fresh_links(subscriber_id: int, mailbox_counted: bool = False) -> None:
@@ -66,6 +70,8 @@ def single_flight(name: str, *, timeout: int):
 
 @shared_task(name="nurture.plan_due_deliveries")
 def plan_due_deliveries_task() -> int:
+    # Pauses whose end has come resume first, so they are planned in this same run.
+    subscribers.subscribers_resume_due()
     # Each planning batch enqueues its send batches when it commits (memory holds one batch).
     return planning.deliveries_plan_due(enqueue=enqueue_send_batches).planned
 
@@ -136,6 +142,16 @@ def send_fresh_links(self, subscriber_id: int, mailbox_counted: bool = False) ->
     if outcome.retry_in:
         _retry_signup_email(self, None, outcome.retry_in, args=(subscriber_id, True))
     return outcome.sent
+
+
+# The carer's confirmation (a carer hand-off asked for from the preference centre): acknowledged on
+# receipt, a transient provider error retried like the sign-up emails.
+@shared_task(name="nurture.send_carer_confirmation_email", bind=True, max_retries=None, acks_late=False)
+def send_carer_confirmation_email(self, handoff_id: int) -> bool:
+    try:
+        return sending.carer_confirmation_email_send(handoff_id=handoff_id)
+    except Exception as exc:
+        _retry_signup_email(self, exc, 0.0)
 
 
 @shared_task(name="nurture.purge_expired_data")

@@ -69,6 +69,11 @@ CONFIRM = "confirm"
 UNSUBSCRIBE = "unsubscribe"
 PREFERENCES = "preferences"
 VIEW_ONLINE = "view"
+PAUSE = "pause"  # "Pause these emails" in every series email (like preferences: expiring, revocable)
+# A carer's links carry the hand-off id as `extra`: the confirmation (expires like CONFIRM) and the
+# carer's own "stop" link.
+CARER_CONFIRM = "carer-confirm"
+CARER_STOP = "carer-stop"
 
 # Purposes whose links stay valid only while the subscriber's link_version is unchanged.
 NOT_REVOCABLE = {CONFIRM, UNSUBSCRIBE}
@@ -82,7 +87,7 @@ LEGACY_UNSUBSCRIBE_DAYS = 60
 
 
 def max_age(purpose: str) -> timedelta | None:
-    if purpose == CONFIRM:
+    if purpose in (CONFIRM, CARER_CONFIRM):
         return timedelta(days=settings.NURTURE_CONFIRM_MAX_AGE_DAYS)
     if purpose == UNSUBSCRIBE:
         return None

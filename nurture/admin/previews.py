@@ -13,6 +13,8 @@ send never creates a Delivery.
 """
 from __future__ import annotations
 
+import datetime
+
 import logging
 
 from django.conf import settings
@@ -179,7 +181,17 @@ def journey(request):
         return redirect("email_preview:index")
     series = selectors.series_for(stage=stage, language=language)
     start = timezone.now()
-    emails_planned = selectors.series_journey(series_id=series.pk, start=start) if series else []
+    # A sample treatment date (recently diagnosed only): the plan around it, as the planner makes it.
+    raw_date = (request.GET.get("treatment_date") or "").strip()
+    treatment_date, date_error = None, ""
+    if raw_date and stage == Stage.RECENTLY_DIAGNOSED:
+        try:
+            treatment_date = datetime.date.fromisoformat(raw_date)
+        except ValueError:
+            date_error = "Give the sample treatment date as YYYY-MM-DD."
+    emails_planned = (
+        selectors.series_journey(series_id=series.pk, start=start, treatment_date=treatment_date) if series else []
+    )
     return render(
         request,
         "admin/nurture/email_preview/journey.html",
@@ -195,6 +207,9 @@ def journey(request):
             languages=Language.choices,
             chosen_stage=stage,
             chosen_language=language,
+            treatment_date=treatment_date,
+            treatment_date_raw=raw_date,
+            date_error=date_error,
         ),
     )
 

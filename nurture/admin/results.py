@@ -16,7 +16,6 @@ from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.contrib import admin
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -24,6 +23,7 @@ from django.utils import timezone
 from content.models import Stage
 from nurture import results
 from nurture.admin import charts
+from nurture.admin.base import staff_view
 from nurture.models import Series
 
 PERMISSION = "nurture.view_results"
@@ -127,11 +127,8 @@ def _bad_request(request, message: str, *, series_list, status: int = 400) -> Ht
     return render(request, TEMPLATE, context, status=status)
 
 
-@staff_member_required
+@staff_view(PERMISSION)  # sign-in with the second factor first, then the named permission (403 naming it)
 def results_page(request):
-    if not request.user.has_perm(PERMISSION):
-        context = {**admin.site.each_context(request), "title": "Results", "permission": PERMISSION}
-        return render(request, "admin/nurture/results/forbidden.html", context, status=403)
     now = timezone.now()
     series_list = list(Series.objects.order_by("stage", "language"))
     try:

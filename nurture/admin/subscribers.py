@@ -9,10 +9,13 @@ trail (nurture.services.audit), ids only.
 """
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db import transaction
+from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -20,28 +23,43 @@ from django.views.decorators.http import require_http_methods
 
 from content.models import Language, Stage
 from nurture import selectors
-from nurture.models import ConsentRecord, Delivery, Subscriber
+from nurture.models import CarerHandoff, ConsentRecord, Delivery, Subscriber
 from nurture.services import subscribers as subscriber_services
 from nurture.services.audit import audit_record, audit_record_many
 from nurture.services.retention import subscriber_erase
+from nurture.services.exports import subscriber_export_by_staff
 
 from nurture.admin.base import (
     ReadOnlyAdmin, SafeActionIdsMixin, audited_subscriber_ids, delivery_preview_link, require_permission, step_label,
 )
 
 
-class ConsentInline(admin.TabularInline):
-    model = ConsentRecord
-    fields = ["language", "given_at", "confirmed_at", "consent_text"]
-    readonly_fields = fields
+class HistoryInline(admin.TabularInline):
+    """A read-only record list on the subscriber page: never added, changed or deleted here."""
+
     extra = 0
     can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
 
     def has_add_permission(self, request, obj=None):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class ConsentInline(HistoryInline):
+    model = ConsentRecord
+    fields = ["kind", "source", "language", "given_at", "confirmed_at", "consent_text"]
+
+
+class CarerHandoffInline(HistoryInline):
+    """Who else receives the emails (only after they confirmed), and who stopped it."""
+
+    model = CarerHandoff
+    fields = ["carer_email", "mode", "status", "requested_at", "confirmed_at", "stopped_at", "stopped_by"]
 
 
 KEEP_LANGUAGE = ""
@@ -124,14 +142,30 @@ class SubscriberAdmin(SafeActionIdsMixin, ReadOnlyAdmin):
     # else changes through the actions below (services), never by saving fields.
     readonly_fields = [
         "email", "first_name", "status", "stage", "language", "cadence", "time_zone", "series", "next_step",
-        "next_send_at", "last_sent_at", "created_at", "confirmed_at", "unsubscribed_at",
+        "next_send_at", "last_sent_at", "created_at", "confirmed_at", "unsubscribed_at", "paused_until", "treatment_date",
     ]
     fields = readonly_fields
-    inlines = [DeliveryInline, ConsentInline]
-    actions = ["change_stage", "pause", "resume", "unsubscribe"]
+    inlines = [DeliveryInline, ConsentInline, CarerHandoffInline]
+    actions = ["change_stage", "pause", "resume", "unsubscribe", "export_data"]
 
     def has_manage_permission(self, request, obj=None):
         return request.user.has_perm("nurture.change_subscriber")
+
+    def has_export_permission(self, request, obj=None):
+        return request.user.has_perm("nurture.export_subscriber")  # the "Subscriber care" role
+
+    @admin.action(description="Export everything held about the selected subscriber (JSON)", permissions=["export"])
+    def export_data(self, request, queryset):
+        """The same JSON as the person's own "Download my data"; each export is in the audit trail."""
+        ids = list(queryset.values_list("pk", flat=True)[:2])
+        if len(ids) != 1:
+            messages.error(request, "Choose exactly one subscriber to export. Nothing was exported.")
+            return None
+        data = subscriber_export_by_staff(user=request.user, subscriber_id=ids[0], channel="admin")
+        response = HttpResponse(json.dumps(data, indent=2, ensure_ascii=False), content_type="application/json; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="subscriber-{ids[0]}.json"'
+        response["Cache-Control"] = "private, no-store"
+        return response
 
     @admin.display(description="next step")
     def next_step(self, obj):
@@ -208,7 +242,7 @@ class SubscriberAdmin(SafeActionIdsMixin, ReadOnlyAdmin):
         targets = list(Subscriber.objects.filter(pk__in=ids, status__in=applies_to).order_by("pk"))
         with transaction.atomic():  # all or nothing
             for subscriber in targets:
-                service(subscriber_id=subscriber.pk)
+                service(subscriber_id=subscriber.pk, source="admin")  # recorded as a staff action
                 self.log_change(request, subscriber, f"{verb} through the admin.")
                 audit_record(user=request.user, action="change", subscriber_id=subscriber.pk, detail=name)
         left = len(ids) - len(targets)

@@ -9,7 +9,7 @@ from django.conf import settings
 
 from content.models import Article
 from nurture.emails.layout import (
-    PH_GREETING, PH_PREFERENCES_URL, PH_UNSUBSCRIBE_URL, PH_VIEW_ONLINE_URL, PLACEHOLDER_PATTERN, TEMPLATE_DIR,
+    PH_GREETING, PH_PAUSE_URL, PH_PREFERENCES_URL, PH_UNSUBSCRIBE_URL, PH_VIEW_ONLINE_URL, PLACEHOLDER_PATTERN, TEMPLATE_DIR,
     escape_attribute, escape_text, keep_or_drop_view_online, organisation, render_step_template,
 )
 from nurture.emails.links import Personal
@@ -21,6 +21,7 @@ _PLACEHOLDERS = Personal(
     preferences_url=PH_PREFERENCES_URL,
     unsubscribe_url=PH_UNSUBSCRIBE_URL,
     view_online_url=PH_VIEW_ONLINE_URL,
+    pause_url=PH_PAUSE_URL,
 )
 
 
@@ -88,6 +89,7 @@ def personal_values(personal: Personal) -> dict[str, tuple[str, str]]:
         PH_PREFERENCES_URL: (escape_attribute(personal.preferences_url), personal.preferences_url),
         PH_UNSUBSCRIBE_URL: (escape_attribute(personal.unsubscribe_url), personal.unsubscribe_url),
         PH_VIEW_ONLINE_URL: (escape_attribute(personal.view_online_url), personal.view_online_url),
+        PH_PAUSE_URL: (escape_attribute(personal.pause_url), personal.pause_url),
     }
 
 

@@ -71,9 +71,10 @@ PH_UNSUBSCRIBE_URL = "NURTUREPH0unsubscribe0"
 
 
 PH_VIEW_ONLINE_URL = "NURTUREPH0viewonline0"
+PH_PAUSE_URL = "NURTUREPH0pause0"
 
 
-PLACEHOLDER_PATTERN = re.compile("|".join((PH_GREETING, PH_PREFERENCES_URL, PH_UNSUBSCRIBE_URL, PH_VIEW_ONLINE_URL)))
+PLACEHOLDER_PATTERN = re.compile("|".join((PH_GREETING, PH_PREFERENCES_URL, PH_UNSUBSCRIBE_URL, PH_VIEW_ONLINE_URL, PH_PAUSE_URL)))
 
 
 # The "view in browser" part is optional (no link on the web copy, in previews or test sends):
@@ -171,6 +172,7 @@ def _step_context(*, step: Step, articles: list[Article], language: str, persona
         "greeting": personal.greeting,
         "preferences_url": personal.preferences_url,
         "unsubscribe_url": personal.unsubscribe_url,
+        "pause_url": personal.pause_url,
         "view_online_url": personal.view_online_url,
         "view_online_start": VIEW_ONLINE_START,
         "view_online_end": VIEW_ONLINE_END,

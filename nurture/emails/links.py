@@ -25,6 +25,7 @@ class Personal:
     preferences_url: str
     unsubscribe_url: str
     view_online_url: str = ""  # empty: no "view in browser" link
+    pause_url: str = ""  # "Pause these emails" (/pause/<token>/)
 
 
 def clean_name(first_name: str) -> str:
@@ -33,9 +34,20 @@ def clean_name(first_name: str) -> str:
     return " ".join(name.split())
 
 
-def greeting_for(first_name: str, *, language: str) -> str:
+def requester_label(subscriber: Subscriber) -> str:
+    """Who asked, as a carer is told: their name (if given) and address. Never their stage."""
+    name = clean_name(subscriber.first_name)
+    return f"{name} ({subscriber.email})" if name else subscriber.email
+
+
+def greeting_for(first_name: str, *, language: str, welcome_back: bool = False) -> str:
+    """The opening line; the first email after a pause also says "welcome back, here is where we were"."""
     name = clean_name(first_name)
     with translation.override(language):
+        if welcome_back:
+            if name:
+                return gettext("Hello %(name)s, welcome back. Here is where we were.") % {"name": name}
+            return gettext("Hello, welcome back. Here is where we were.")
         return gettext("Hello %(name)s,") % {"name": name} if name else gettext("Hello,")
 
 
@@ -59,17 +71,22 @@ def view_online_url(*, subscriber_id: int, delivery_id: int, link_version: int |
     )
 
 
-def personal_for(subscriber: Subscriber, *, language: str, delivery_id: int | None = None, sample_links: bool = False) -> Personal:
-    """sample_links: previews and test sends get links that do nothing (see SAMPLE_TOKEN)."""
+def personal_for(
+    subscriber: Subscriber, *, language: str, delivery_id: int | None = None, sample_links: bool = False,
+    welcome_back: bool = False,
+) -> Personal:
+    """sample_links: previews and test sends get links that do nothing (see SAMPLE_TOKEN).
+    welcome_back: the first email after a pause (Delivery.welcome_back)."""
     subscriber_id = None if sample_links else subscriber.pk
     online = ""
     if delivery_id is not None and subscriber_id is not None:
         online = view_online_url(subscriber_id=subscriber_id, delivery_id=delivery_id, link_version=subscriber.link_version)
     return Personal(
-        greeting=greeting_for(subscriber.first_name, language=language),
+        greeting=greeting_for(subscriber.first_name, language=language, welcome_back=welcome_back),
         preferences_url=_link(
             "nurture:preferences", purpose=tokens.PREFERENCES, subscriber_id=subscriber_id, link_version=subscriber.link_version
         ),
         unsubscribe_url=_link("nurture:unsubscribe", purpose=tokens.UNSUBSCRIBE, subscriber_id=subscriber_id),
         view_online_url=online,
+        pause_url=_link("nurture:pause", purpose=tokens.PAUSE, subscriber_id=subscriber_id, link_version=subscriber.link_version),
     )

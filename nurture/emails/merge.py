@@ -11,9 +11,10 @@ from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import make_msgid
 
 from content.models import Article
+from nurture import recipients
 from nurture.emails.cache import personal_values, step_language, step_render_with_placeholders
 from nurture.emails.layout import (
-    PH_GREETING, PH_PREFERENCES_URL, PH_UNSUBSCRIBE_URL, PH_VIEW_ONLINE_URL, PLACEHOLDER_PATTERN,
+    PH_GREETING, PH_PAUSE_URL, PH_PREFERENCES_URL, PH_UNSUBSCRIBE_URL, PH_VIEW_ONLINE_URL, PLACEHOLDER_PATTERN,
     keep_or_drop_view_online,
 )
 from nurture.emails.links import Personal, personal_for
@@ -26,6 +27,7 @@ MERGE_FIELD_NAMES = {
     PH_PREFERENCES_URL: "preferences_url",
     PH_UNSUBSCRIBE_URL: "unsubscribe_url",
     PH_VIEW_ONLINE_URL: "view_online_url",
+    PH_PAUSE_URL: "pause_url",
 }
 
 
@@ -55,7 +57,8 @@ class NotBatchable(ValueError):
 
 
 def build_batch_email(
-    deliveries: list[Delivery], *, articles: list[Article], field_format: str, marker: str = "", check_values: bool = True
+    deliveries: list[Delivery], *, articles: list[Article], field_format: str, marker: str = "",
+    check_values: bool = True, recipient_lists: list[list[str]] | None = None,
 ) -> EmailMultiAlternatives:
     """One step's email for several deliveries (same step, language and articles; each address
     once), for an ESP batch call through anymail: one body with merge fields, and per recipient
@@ -70,6 +73,13 @@ def build_batch_email(
     field_prefix = marker or field_format.format("\0").split("\0", 1)[0]
     if any(field_prefix in part for part in (cached[0], cached[1], step.subject)):
         raise NotBatchable("the content itself contains the ESP's merge syntax")
+    if recipient_lists is not None:
+        with_carer = any(addresses != [d.subscriber.email] for d, addresses in zip(deliveries, recipient_lists))
+    else:
+        with_carer = bool(recipients.subscribers_with_carer(subscriber_ids=[d.subscriber_id for d in deliveries]))
+    if with_carer:
+        # A carer's copy goes to another address (or to two): one by one, never in a shared call.
+        raise NotBatchable("a subscriber has handed their emails to a carer")
     html, text = merge_bodies(cached, field_format=field_format)
     addresses = [delivery.subscriber.email for delivery in deliveries]
     message = EmailMultiAlternatives(subject=step.subject, body=text, to=addresses)
@@ -78,7 +88,9 @@ def build_batch_email(
     message.extra_headers.update({name: shared[name] for name in ("List-Unsubscribe-Post", "List-Id")})
     message.merge_data, message.merge_headers, message.merge_metadata = {}, {}, {}
     for delivery, address in zip(deliveries, addresses):
-        personal = personal_for(delivery.subscriber, language=language, delivery_id=delivery.pk)
+        personal = personal_for(
+            delivery.subscriber, language=language, delivery_id=delivery.pk, welcome_back=delivery.welcome_back
+        )
         values = merge_values(personal)
         if check_values and any(field_prefix in value for value in values.values()):
             raise NotBatchable(f"delivery {delivery.pk}: a personal value contains the ESP's merge syntax")

@@ -6,13 +6,14 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import make_msgid
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import translation
 
 from content.models import Article
-from nurture import selectors, tokens
+from nurture import recipients, selectors, tokens
 from nurture.emails.cache import render_step, step_language
 from nurture.emails.layout import PALETTE, inline_css, organisation, tidy_text
-from nurture.emails.links import Personal, greeting_for, link, personal_for
+from nurture.emails.links import Personal, greeting_for, link, personal_for, requester_label
 from nurture.models import Delivery, SignupRequest, Step, Subscriber
 
 # Why a preference-link email goes out (templates/email/links.*).
@@ -36,8 +37,8 @@ def list_headers(*, unsubscribe_url: str) -> dict[str, str]:
     }
 
 
-def _message(*, subject: str, text: str, html: str, to: str, message_id: str) -> EmailMultiAlternatives:
-    message = EmailMultiAlternatives(subject=subject, body=text, to=[to])
+def _message(*, subject: str, text: str, html: str, to: str | list[str], message_id: str) -> EmailMultiAlternatives:
+    message = EmailMultiAlternatives(subject=subject, body=text, to=[to] if isinstance(to, str) else list(to))
     message.attach_alternative(html, "text/html")
     message.extra_headers["Message-ID"] = message_id
     # No anymail tags or metadata: they would reach the provider, and nothing there may hint at
@@ -46,8 +47,9 @@ def _message(*, subject: str, text: str, html: str, to: str, message_id: str) ->
 
 
 def build_step_email(
-    *, step: Step, subscriber: Subscriber, to: str | None = None, delivery_id: int | None = None,
+    *, step: Step, subscriber: Subscriber, to: str | list[str] | None = None, delivery_id: int | None = None,
     message_id: str = "", sample_links: bool = False, subject_prefix: str = "", articles: list[Article] | None = None,
+    welcome_back: bool = False,
 ) -> EmailMultiAlternatives:
     """One step's email for one subscriber (saved or a sample): the one builder for sends,
     previews and test sends. A batch sender may pass `articles` (selectors.step_published_articles,
@@ -55,7 +57,9 @@ def build_step_email(
     language = step_language(step)
     if articles is None:
         articles = selectors.step_published_articles(step_id=step.pk)
-    personal = personal_for(subscriber, language=language, delivery_id=delivery_id, sample_links=sample_links)
+    personal = personal_for(
+        subscriber, language=language, delivery_id=delivery_id, sample_links=sample_links, welcome_back=welcome_back
+    )
     html, text = render_step(step=step, articles=articles, language=language, personal=personal)
     message = _message(
         subject=f"{subject_prefix}{step.subject}", text=text, html=html, to=to or subscriber.email,
@@ -68,17 +72,24 @@ def build_step_email(
 
 
 def build_delivery_email(
-    delivery: Delivery, *, sample_links: bool = False, articles: list[Article] | None = None
+    delivery: Delivery, *, sample_links: bool = False, articles: list[Article] | None = None,
+    to: list[str] | None = None,
 ) -> EmailMultiAlternatives:
     """The sender's entry point. Load the delivery with select_related("subscriber", "step__series").
 
     It carries the delivery's own articles (selectors.delivery_articles: never one the subscriber
-    already had); the sender passes the list it already read."""
+    already had); the sender passes the list it already read. It goes to the subscriber, or to the
+    carer they handed their emails to (instead, or as well) once the carer confirmed; the sender
+    passes those addresses (`to`, read with its batch), so building asks the database nothing."""
+    if to is None and not sample_links:
+        to = recipients.delivery_recipients(subscriber=delivery.subscriber)
     if articles is None:
         articles = selectors.delivery_articles(delivery=delivery)
     message = build_step_email(
         step=delivery.step,
         subscriber=delivery.subscriber,
+        to=None if sample_links else to,
+        welcome_back=delivery.welcome_back,
         delivery_id=delivery.pk,
         message_id=delivery.message_id,
         sample_links=sample_links,
@@ -100,9 +111,14 @@ def delivery_web_html(delivery: Delivery, *, sample_links: bool = False, manage_
     step = delivery.step
     language = step_language(step)
     articles = selectors.delivery_articles(delivery=delivery)
-    personal = personal_for(delivery.subscriber, language=language, sample_links=sample_links)
+    personal = personal_for(
+        delivery.subscriber, language=language, sample_links=sample_links, welcome_back=delivery.welcome_back
+    )
     if manage_url and not sample_links:
-        personal = Personal(greeting=personal.greeting, preferences_url=manage_url, unsubscribe_url=personal.unsubscribe_url)
+        # The pause link, like the preference link, must not travel with a shareable page.
+        personal = Personal(
+            greeting=personal.greeting, preferences_url=manage_url, unsubscribe_url=personal.unsubscribe_url, pause_url=manage_url
+        )
     html, _text = render_step(step=step, articles=articles, language=language, personal=personal)
     return html
 
@@ -151,5 +167,21 @@ def build_links_email(subscriber: Subscriber, *, reason: str) -> EmailMultiAlter
                 link_version=subscriber.link_version,
             ),
             "max_age_days": settings.NURTURE_LINK_MAX_AGE_DAYS,
+        },
+    )
+
+
+def build_carer_confirmation_email(handoff) -> EmailMultiAlternatives:
+    """To the carer: who asked and what they would receive ("information about getting a second
+    opinion"), never the stage or a date. In the subscriber's language (we know no other)."""
+    subscriber = handoff.subscriber
+    token = tokens.make_token(purpose=tokens.CARER_CONFIRM, subscriber_id=subscriber.pk, extra=str(handoff.pk))
+    return _service_email(
+        template="carer_confirmation", to=handoff.carer_email, language=subscriber.language, first_name="",
+        context={
+            "requester": requester_label(subscriber),
+            "mode": handoff.mode,
+            "confirm_url": tokens.absolute_url(reverse("nurture:carer_confirm", args=[token])),
+            "max_age_days": settings.NURTURE_CONFIRM_MAX_AGE_DAYS,
         },
     )

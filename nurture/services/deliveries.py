@@ -27,7 +27,7 @@ from django.db import InterfaceError, OperationalError, connection
 from django.db.models import Case, CharField, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from nurture import selectors
+from nurture import recipients, selectors
 from nurture.models import Delivery, Subscriber
 
 logger = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ class Claimed:
     delivery: Delivery
     articles: list
     message: object = None  # the built email, once built
+    recipients: list | None = None  # the subscriber, or their carer (nurture.recipients); read in the re-check
 
     @property
     def pk(self) -> int:
@@ -128,13 +129,16 @@ def deliveries_recheck(*, delivery_ids: list[int], stamp: datetime) -> tuple[lis
     )
     suppressed = selectors.suppressed_among(emails=[d.subscriber.email for d in deliveries])
     articles = selectors.deliveries_articles(deliveries=deliveries)
+    # Where each email goes (a carer who confirmed), read here with the batch's other reads, so
+    # building the emails asks the database nothing.
+    addresses = recipients.recipients_for(subscribers=[d.subscriber for d in deliveries])
     keep, skip = [], defaultdict(list)
     for delivery in deliveries:
         reason = _skip_reason(delivery, suppressed, articles[delivery.pk])
         if reason:
             skip[reason].append(delivery.pk)
         else:
-            keep.append(Claimed(delivery, articles[delivery.pk]))
+            keep.append(Claimed(delivery, articles[delivery.pk], recipients=addresses[delivery.subscriber_id]))
     return keep, dict(skip)
 
 

@@ -61,6 +61,7 @@ def _send_batch_call(call: list[Claimed], *, stamp, connection, endpoint, outcom
         message = build_batch_email(
             [i.delivery for i in call], articles=call[0].articles, field_format=endpoint.merge_field_format,
             marker=endpoint.syntax_marker, check_values=endpoint.values_may_be_read,
+            recipient_lists=[i.recipients for i in call] if all(i.recipients is not None for i in call) else None,
         )
     except NotBatchable:
         logger.info("batch call of %d not batchable; sending one by one", len(call))

@@ -22,20 +22,24 @@ from nurture.models import Series, Step, StepArticle
 # --- fingerprints -----------------------------------------------------------------------------------
 
 
-def _series_fingerprint(name: str, steps: list[tuple[int, str, list[str]]]) -> str:
-    payload = {"name": name.strip(), "steps": [[delay, subject.strip(), list(slugs)] for delay, subject, slugs in steps]}
+def _series_fingerprint(name: str, steps: list[tuple[int, str, list[str], bool]]) -> str:
+    # A "before treatment" mark adds to its step's entry; unmarked steps hash as before it existed.
+    payload = {"name": name.strip(), "steps": [
+        [delay, subject.strip(), list(slugs), *(["before_treatment"] if before else [])]
+        for delay, subject, slugs, before in steps
+    ]}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
 def _entry_fingerprint(entry: SeriesEntry) -> str:
-    return _series_fingerprint(entry.name, [(s.delay_days, s.subject, s.article_slugs) for s in entry.steps])
+    return _series_fingerprint(entry.name, [(s.delay_days, s.subject, s.article_slugs, s.before_treatment) for s in entry.steps])
 
 
 def _db_series_fingerprint(series: Series) -> str:
     steps = []
     for step in series.steps.order_by("position"):
         slugs = list(StepArticle.objects.filter(step=step).order_by("order").values_list("article__slug", flat=True))
-        steps.append((step.delay_days, step.subject, slugs))
+        steps.append((step.delay_days, step.subject, slugs, step.before_treatment))
     return _series_fingerprint(series.name, steps)
 
 
@@ -49,6 +53,7 @@ class ImportReport:
     articles: ImportChanges = field(default_factory=ImportChanges)
     series: ImportChanges = field(default_factory=ImportChanges)
     steps_kept_with_deliveries: list[str] = field(default_factory=list)
+    reading_warnings: list[str] = field(default_factory=list)  # articles past the reading-level warning
 
     @property
     def changed(self) -> bool:
@@ -65,6 +70,7 @@ def _write_steps(series: Series, entry: SeriesEntry, report: ImportReport) -> No
         step = existing.pop(position, None) or Step(series=series, position=position)
         step.delay_days = step_entry.delay_days
         step.subject = step_entry.subject
+        step.before_treatment = step_entry.before_treatment
         step.full_clean(exclude=["series"])
         step.save()
         StepArticle.objects.filter(step=step).delete()
@@ -101,7 +107,9 @@ def library_import(*, library_dir: Path | None = None, force: bool = False) -> I
     is left alone when its file changed too, unless force=True; the report names both kinds.
     """
     library = read_library(Path(library_dir) if library_dir else default_library_dir())
-    report = ImportReport(articles_total=len(library.articles), series_total=len(library.series))
+    report = ImportReport(
+        articles_total=len(library.articles), series_total=len(library.series), reading_warnings=library.reading_warnings()
+    )
     with transaction.atomic():
         report.articles = articles_import(entries=library.articles, force=force)
         for series_entry in library.series:

@@ -21,7 +21,7 @@ import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -45,7 +45,10 @@ PLANNED_VERSION = 0
 # --- the due set (selectors.subscribers_due), locked --------------------------------------------------------------------------------
 
 
-DUE_FIELDS = ("id", "series_id", "next_step_position", "cadence", "time_zone", "confirmed_at", "last_sent_at")
+DUE_FIELDS = (
+    "id", "series_id", "next_step_position", "cadence", "time_zone", "confirmed_at", "last_sent_at",
+    "treatment_date", "welcome_back_due",
+)
 
 
 @dataclass(slots=True)
@@ -60,6 +63,8 @@ class DueSubscriber:
     time_zone: str
     confirmed_at: datetime | None
     last_sent_at: datetime | None
+    treatment_date: date | None  # health data: read here, never logged
+    welcome_back_due: bool
     next_send_at: datetime | None = None  # where the planner moves them (not read: the rule decides)
 
     @property
@@ -147,18 +152,22 @@ def deliveries_plan_batch(*, now: datetime, batch_size: int, series_steps: Serie
     _commit_without_waiting_for_disk()
     series_steps.load({s.series_id for s in batch if s.series_id is not None})
     history = _history([s.pk for s in batch])
-    new_deliveries: list[tuple[int, int, dict]] = []  # (subscriber id, step id, planned article ids)
+    # (subscriber id, step id, planned article ids, opens with "welcome back")
+    new_deliveries: list[tuple[int, int, dict, bool]] = []
+    welcomed_back: list[int] = []
     completed = deferred = 0
     rules = timing_settings()
     for subscriber in batch:
+        steps, starts_at = series_steps.for_subscriber(subscriber, now=now)  # a treatment date reorders them
         decision = decide(
             subscriber=subscriber,
-            steps=series_steps.from_position(subscriber.series_id, subscriber.next_step_position),
+            steps=steps,
             received=history.received[subscriber.pk],
             steps_done=history.steps_done[subscriber.pk],
             last_email_at=history.last_email_at.get(subscriber.pk),
             now=now,
             rules=rules,
+            starts_at=starts_at,
         )
         subscriber.next_step_position = decision.next_step_position
         subscriber.next_send_at = decision.next_send_at
@@ -166,18 +175,24 @@ def deliveries_plan_batch(*, now: datetime, batch_size: int, series_steps: Serie
             # The planned article ids travel with the delivery (the version, 0 here, is
             # recorded by the sender: the versions it actually rendered replace this list).
             new_deliveries.append(
-                (subscriber.pk, decision.step.id, {str(a): PLANNED_VERSION for a in decision.article_ids})
+                # The first email after a pause opens with "welcome back".
+                (subscriber.pk, decision.step.id, {str(a): PLANNED_VERSION for a in decision.article_ids},
+                 subscriber.welcome_back_due)
             )
+            if subscriber.welcome_back_due:
+                welcomed_back.append(subscriber.pk)
         elif decision.next_send_at is None:
             completed += 1
         else:
             deferred += 1
     created = _insert_deliveries(new_deliveries, now=now)
     _move_subscribers([(s.pk, s.next_step_position, s.next_send_at) for s in batch])
+    if welcomed_back:
+        Subscriber.objects.filter(pk__in=welcomed_back).update(welcome_back_due=False)
     return BatchResult(created, len(batch), completed, deferred)
 
 
-def _insert_deliveries(rows: list[tuple[int, int, dict]], *, now: datetime) -> list[int]:
+def _insert_deliveries(rows: list[tuple[int, int, dict, bool]], *, now: datetime) -> list[int]:
     """New queued deliveries in one statement; returns their ids (in no particular order). On
     PostgreSQL one INSERT ... SELECT FROM jsonb_to_recordset(one JSON document): a single
     parameter, encoded by the C json encoder, instead of a dozen per row through the ORM, so 10k
@@ -186,15 +201,16 @@ def _insert_deliveries(rows: list[tuple[int, int, dict]], *, now: datetime) -> l
         return []
     if connection.vendor != "postgresql":
         created = Delivery.objects.bulk_create(
-            Delivery(subscriber_id=sub, step_id=step, article_versions=versions) for sub, step, versions in rows
+            Delivery(subscriber_id=sub, step_id=step, article_versions=versions, welcome_back=welcome)
+            for sub, step, versions, welcome in rows
         )
         return [d.pk for d in created]
-    document = json.dumps([{"s": sub, "t": step, "v": versions} for sub, step, versions in rows])
+    document = json.dumps([{"s": sub, "t": step, "v": versions, "w": welcome} for sub, step, versions, welcome in rows])
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO nurture_delivery (subscriber_id, step_id, article_versions, status, message_id, "
-            "provider_message_id, attempts, failure_reason, queued_at) "
-            "SELECT v.s, v.t, v.v, %s, '', '', 0, '', %s FROM jsonb_to_recordset(%s::jsonb) AS v(s bigint, t bigint, v jsonb) "
+            "provider_message_id, attempts, failure_reason, queued_at, welcome_back) "
+            "SELECT v.s, v.t, v.v, %s, '', '', 0, '', %s, v.w FROM jsonb_to_recordset(%s::jsonb) AS v(s bigint, t bigint, v jsonb, w boolean) "
             "RETURNING id",
             [Delivery.Status.QUEUED, now, document],
         )

@@ -210,7 +210,7 @@ def _settle_error(item: Claimed, kind: str, summary: str, attempts: int) -> tupl
 
 def _build(item: Claimed) -> bool:
     try:
-        item.message = build_delivery_email(item.delivery, articles=item.articles)
+        item.message = build_delivery_email(item.delivery, articles=item.articles, to=item.recipients)
         return True
     except Exception:  # a bug or bad content: nothing was sent; staff see why
         logger.exception("building delivery=%s failed", item.pk, extra={"delivery_id": item.pk})

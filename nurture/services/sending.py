@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from nurture import metrics, providers
-from nurture.models import Delivery
+from nurture import metrics, providers, selectors
+from nurture.emails.messages import build_carer_confirmation_email
+from nurture.models import CarerHandoff, Delivery
 from nurture.services.deliveries import (
     NOT_CLAIMED, deliveries_claim, deliveries_recheck, deliveries_release, deliveries_settle, infrastructure_errors, with_db_retry,
 )
@@ -127,3 +128,13 @@ def deliveries_requeue(*, delivery_ids: list[int], enqueue) -> int:
     if ids:
         transaction.on_commit(lambda: enqueue(ids))
     return len(ids)
+
+
+def carer_confirmation_email_send(*, handoff_id: int) -> bool:
+    """The carer's confirmation email, while the request is still waiting for them (not stopped or
+    replaced meanwhile) and their address is not suppressed."""
+    handoff = CarerHandoff.objects.select_related("subscriber").filter(pk=handoff_id, status=CarerHandoff.Status.PENDING).first()
+    if handoff is None or selectors.is_suppressed(email=handoff.carer_email):
+        return False
+    build_carer_confirmation_email(handoff).send()
+    return True

@@ -30,6 +30,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from content.models import Stage
 from nurture import metrics, selectors
 from nurture.emails.messages import LINKS_ALREADY_SUBSCRIBED, LINKS_FRESH, build_confirmation_email, build_links_email
 from nurture.models import SignupRequest, Subscriber
@@ -77,13 +78,15 @@ def mailbox_take(*, email: str) -> bool:
 
 @transaction.atomic
 def signup_request_store(
-    *, email: str, first_name: str, stage: str, language: str, time_zone: str, consent_text: str, enqueue
+    *, email: str, first_name: str, stage: str, language: str, time_zone: str, consent_text: str, enqueue,
+    treatment_date=None,
 ) -> int:
     """The form's only write: the same for every address. The worker decides once committed
-    (`enqueue(request_id)`: the view passes nurture.tasks.enqueue_signup)."""
+    (`enqueue(request_id)`: the view passes nurture.tasks.enqueue_signup). A treatment date (the form
+    checked its range) is kept only for the recently diagnosed stage, and applies on confirmation."""
     request = SignupRequest.objects.create(
         email=email.strip(), first_name=first_name, stage=stage, language=language, time_zone=time_zone,
-        consent_text=consent_text,
+        consent_text=consent_text, treatment_date=treatment_date if stage == Stage.RECENTLY_DIAGNOSED else None,
     )
     transaction.on_commit(lambda: enqueue(request.pk))
     return request.pk

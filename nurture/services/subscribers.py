@@ -1,19 +1,54 @@
-"""Writes about subscribers: confirmation, leaving, preferences, links. (Sign-up: services/signup.py.)"""
+"""Writes about subscribers: confirmation, leaving, preferences, links, pause, treatment date.
+(Sign-up: services/signup.py; carer hand-off: services/carers.py.)"""
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
-from nurture import selectors, tokens
+from content.models import Stage
+from nurture import selectors, tokens, wording
 from nurture.models import ConsentRecord, Delivery, SignupRequest, Subscriber
+from nurture.services.consent import consent_record
 
 logger = logging.getLogger(__name__)
 
 
+# Pause lengths offered by the "Pause these emails" link: 2 weeks, 1 month, 3 months.
+PAUSE_WEEKS = (2, 4, 13)
+# A treatment date may be at most this far ahead.
+TREATMENT_DATE_MAX_DAYS = 365
+
+
+class InputError(ValueError):
+    """Bad input a person gave: shown as the field's error in their language; nothing was changed."""
+
+    def __init__(self, field: str, message):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def treatment_date_problem(value: dt.date | None, *, today: dt.date | None = None):
+    """None when the date is acceptable (or not given); else the error to show."""
+    if value is None:
+        return None
+    today = today or timezone.localdate()
+    if value < today:
+        return _("The date cannot be in the past.")
+    if value > today + timedelta(days=TREATMENT_DATE_MAX_DAYS):
+        return _("The date must be within a year from today.")
+    return None
+
+
 @transaction.atomic
-def subscriber_confirm(*, subscriber_id: int, request_id: int | None = None) -> Subscriber:
+def subscriber_confirm(*, subscriber_id: int, request_id: int | None = None, source: str = "confirm_link") -> Subscriber:
     """Pending (or unsubscribed) -> active at the start of their stage's series, from the
     confirmation link in their inbox. The choices of that sign-up (`request_id`, carried by the
     link) apply only now; until then nothing we held about them changed. Confirming twice, or a
@@ -34,6 +69,8 @@ def subscriber_confirm(*, subscriber_id: int, request_id: int | None = None) -> 
     if request is not None:
         subscriber.first_name, subscriber.time_zone = request.first_name, request.time_zone
         subscriber.stage, subscriber.language = request.stage, request.language
+        # Health data: kept only for the stage it plans (recently diagnosed).
+        subscriber.treatment_date = request.treatment_date if request.stage == Stage.RECENTLY_DIAGNOSED else None
     subscriber.status = Subscriber.Status.ACTIVE
     subscriber.confirmed_at = now
     subscriber.series = selectors.series_for(stage=subscriber.stage, language=subscriber.language)
@@ -44,12 +81,17 @@ def subscriber_confirm(*, subscriber_id: int, request_id: int | None = None) -> 
     if request is not None:
         # The evidence of opt-in: what they agreed to when they signed up, confirmed now.
         consent = ConsentRecord.objects.create(
-            subscriber=subscriber, consent_text=request.consent_text, language=request.language, confirmed_at=now
+            subscriber=subscriber, kind=ConsentRecord.Kind.SIGNUP, source="signup_page",
+            consent_text=request.consent_text, language=request.language, confirmed_at=now,
         )
         ConsentRecord.objects.filter(pk=consent.pk).update(given_at=request.created_at)
+        if subscriber.treatment_date is not None:
+            consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.TREATMENT_DATE_GIVEN, source="signup_page",
+                           text=wording.TREATMENT_DATE_GIVEN, confirmed=True)
         # Applied: the choices are no longer needed, and other open sign-ups' links stop working.
         SignupRequest.objects.filter(subscriber_id=subscriber.pk).delete()
     subscriber.consents.filter(confirmed_at__isnull=True).update(confirmed_at=now)
+    consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.CONFIRM, source=source, text=wording.CONFIRM, confirmed=True)
     logger.info("subscriber confirmed subscriber=%s", subscriber.pk)
     return subscriber
 
@@ -94,16 +136,20 @@ def subscriber_links_request(*, token: str, purposes: tuple[str, ...], enqueue) 
 
 
 @transaction.atomic
-def subscriber_unsubscribe(*, subscriber_id: int) -> Subscriber:
+def subscriber_unsubscribe(*, subscriber_id: int, source: str = "unsubscribe_link") -> Subscriber:
     """Leave at once: nothing more is planned, and queued deliveries are not sent (send re-checks status)."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
     if subscriber.status != Subscriber.Status.UNSUBSCRIBED:
         subscriber.status = Subscriber.Status.UNSUBSCRIBED
         subscriber.unsubscribed_at = timezone.now()
         subscriber.next_send_at = None
-        subscriber.save(update_fields=["status", "unsubscribed_at", "next_send_at"])
+        subscriber.paused_until = None
+        subscriber.save(update_fields=["status", "unsubscribed_at", "next_send_at", "paused_until"])
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.UNSUBSCRIBE, source=source, text=wording.UNSUBSCRIBE)
         logger.info("subscriber unsubscribed subscriber=%s", subscriber.pk)
     return subscriber
+
+
 
 
 def subscriber_from_token(*, purpose: str, token: str) -> Subscriber:
@@ -125,14 +171,24 @@ def _withdraw_queued(subscriber: Subscriber) -> int | None:
     return min(positions) if positions else None
 
 
-def _move_to_series(subscriber: Subscriber, *, stage: str, language: str) -> bool:
+def _move_to_series(subscriber: Subscriber, *, stage: str, language: str, source: str = "preferences_page") -> bool:
     """Start of the series for (stage, language). History (Delivery rows) stays, and the planner
     passes over any step whose articles they already had, so nothing is repeated. Returns whether
-    the series changed. The caller holds the row lock and saves."""
+    the series changed. The caller holds the row lock and saves. Records each change."""
     if (stage, language) == (subscriber.stage, subscriber.language) and subscriber.series_id is not None:
         return False
     _withdraw_queued(subscriber)  # the old series' next email must not follow them
+    stage_changed, language_changed = stage != subscriber.stage, language != subscriber.language
+    if stage_changed and stage != Stage.RECENTLY_DIAGNOSED and subscriber.treatment_date is not None:
+        # Kept only while it is used: the date plans the "recently diagnosed" series.
+        subscriber.treatment_date = None
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.TREATMENT_DATE_REMOVED, source=source,
+                       text=wording.TREATMENT_DATE_REMOVED)
     subscriber.stage, subscriber.language = stage, language
+    if stage_changed:
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.STAGE_CHANGE, source=source, text=wording.STAGE_CHANGE)
+    if language_changed:  # worded in the new language: the one they chose to read
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.LANGUAGE_CHANGE, source=source, text=wording.LANGUAGE_CHANGE)
     subscriber.series = selectors.series_for(stage=stage, language=language)
     subscriber.next_step_position = 0
     if subscriber.status == Subscriber.Status.ACTIVE:
@@ -144,11 +200,11 @@ def _move_to_series(subscriber: Subscriber, *, stage: str, language: str) -> boo
 
 
 @transaction.atomic
-def subscriber_change_stage(*, subscriber_id: int, stage: str, language: str | None = None) -> Subscriber:
+def subscriber_change_stage(*, subscriber_id: int, stage: str, language: str | None = None, source: str = "admin") -> Subscriber:
     """Staff (admin) and the preference centre move a subscriber through this one path."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
-    if _move_to_series(subscriber, stage=stage, language=language or subscriber.language):
-        subscriber.save(update_fields=["stage", "language", "series", "next_step_position", "next_send_at"])
+    if _move_to_series(subscriber, stage=stage, language=language or subscriber.language, source=source):
+        subscriber.save(update_fields=["stage", "language", "series", "next_step_position", "next_send_at", "treatment_date"])
     return subscriber
 
 
@@ -169,13 +225,17 @@ def delivery_from_view_token(*, token: str) -> Delivery:
 
 
 @transaction.atomic
-def subscriber_update_preferences(*, subscriber_id: int, first_name: str, stage: str, language: str, cadence: str) -> Subscriber:
+def subscriber_update_preferences(
+    *, subscriber_id: int, first_name: str, stage: str, language: str, cadence: str, source: str = "preferences_page"
+) -> Subscriber:
     """Save the preference centre. A new stage or language moves them to the start of that series;
     their history stays, and the planner never repeats an article they already had."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
     cadence_changed = cadence != subscriber.cadence
     subscriber.first_name, subscriber.cadence = first_name, cadence
-    moved = _move_to_series(subscriber, stage=stage, language=language)
+    moved = _move_to_series(subscriber, stage=stage, language=language, source=source)
+    if cadence_changed:
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.CADENCE_CHANGE, source=source, text=wording.CADENCE_CHANGE)
     if cadence_changed and not moved and subscriber.status == Subscriber.Status.ACTIVE and subscriber.next_send_at is not None:
         # Re-planned with the new cadence at once (the planner defers it if it is too soon).
         subscriber.next_send_at = min(subscriber.next_send_at, timezone.now())
@@ -184,27 +244,88 @@ def subscriber_update_preferences(*, subscriber_id: int, first_name: str, stage:
 
 
 @transaction.atomic
-def subscriber_pause(*, subscriber_id: int) -> Subscriber:
-    """Pause keeps their place (next_step_position); nothing is planned while paused."""
+def subscriber_set_treatment_date(
+    *, subscriber_id: int, treatment_date: dt.date | None, source: str = "preferences_page"
+) -> Subscriber:
+    """Give, change or remove the date treatment is planned to start (recently diagnosed only).
+    A bad date raises InputError and changes nothing. An active subscriber is re-planned at once:
+    the planner front-loads the "before treatment" steps (services.planning)."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
+    if treatment_date is not None and subscriber.stage != Stage.RECENTLY_DIAGNOSED:
+        raise InputError("treatment_date", _("A treatment date can only be given while recently diagnosed."))
+    problem = treatment_date_problem(treatment_date)
+    if problem:
+        raise InputError("treatment_date", problem)
+    if treatment_date == subscriber.treatment_date:
+        return subscriber
+    subscriber.treatment_date = treatment_date
+    if treatment_date is None:
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.TREATMENT_DATE_REMOVED, source=source, text=wording.TREATMENT_DATE_REMOVED)
+    else:
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.TREATMENT_DATE_GIVEN, source=source, text=wording.TREATMENT_DATE_GIVEN)
+    if subscriber.status == Subscriber.Status.ACTIVE:
+        subscriber.next_send_at = timezone.now()  # the planner still applies the gap and the daytime window
+    subscriber.save(update_fields=["treatment_date", "next_send_at"])
+    logger.info("treatment date %s subscriber=%s", "removed" if treatment_date is None else "set", subscriber.pk)
+    return subscriber
+
+
+def pause_end(*, weeks: int, now: dt.datetime) -> dt.datetime:
+    """A week is 7 NURTURE_DAY_SECONDS days (real days in production; short ones in demos and tests)."""
+    return now + timedelta(seconds=weeks * 7 * settings.NURTURE_DAY_SECONDS)
+
+
+@transaction.atomic
+def subscriber_pause(*, subscriber_id: int, weeks: int | None = None, source: str = "preferences_page") -> Subscriber:
+    """Pause keeps their place (next_step_position); nothing is planned while paused. With `weeks`
+    (one of PAUSE_WEEKS) the series resumes by itself afterwards (subscribers_resume_due); without,
+    it waits for them. Pausing again while paused sets the new end. Never an unsubscribe."""
+    if weeks is not None and weeks not in PAUSE_WEEKS:
+        raise InputError("weeks", _("Choose one of the pause lengths offered."))
+    subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
+    if subscriber.status not in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED):
+        return subscriber
     if subscriber.status == Subscriber.Status.ACTIVE:
         subscriber.status = Subscriber.Status.PAUSED
         withdrawn_position = _withdraw_queued(subscriber)
         if withdrawn_position is not None:  # that email waits for the resume instead of being lost
             subscriber.next_step_position = min(subscriber.next_step_position, withdrawn_position)
             subscriber.next_send_at = timezone.now()  # due again as soon as they resume
-        subscriber.save(update_fields=["status", "next_step_position", "next_send_at"])
+    subscriber.paused_until = pause_end(weeks=weeks, now=timezone.now()) if weeks else None
+    subscriber.save(update_fields=["status", "next_step_position", "next_send_at", "paused_until"])
+    consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.PAUSE, source=source, text=lambda: wording.pause(weeks))
+    logger.info("subscriber paused subscriber=%s", subscriber.pk)
     return subscriber
 
 
 @transaction.atomic
-def subscriber_resume(*, subscriber_id: int) -> Subscriber:
+def subscriber_resume(*, subscriber_id: int, source: str = "preferences_page") -> Subscriber:
     """Back where they were: the same next step. Due now if it was due while paused; the planner
-    still keeps the gap since their last email and their daytime window."""
+    still keeps the gap since their last email and their daytime window. Their first email after
+    opens with a short "welcome back" line."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
     if subscriber.status == Subscriber.Status.PAUSED:
         subscriber.status = Subscriber.Status.ACTIVE
         if subscriber.next_send_at is None or subscriber.next_send_at < timezone.now():
             subscriber.next_send_at = timezone.now()
-        subscriber.save(update_fields=["status", "next_send_at"])
+        subscriber.paused_until = None
+        subscriber.welcome_back_due = True
+        subscriber.save(update_fields=["status", "next_send_at", "paused_until", "welcome_back_due"])
+        automatic = source == "automatic"
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.RESUME, source=source,
+                       text=wording.RESUME_AUTOMATIC if automatic else wording.RESUME)
+        logger.info("subscriber resumed subscriber=%s", subscriber.pk)
     return subscriber
+
+
+def subscribers_resume_due(*, now: dt.datetime | None = None, limit: int = 10_000) -> int:
+    """Resume every pause whose end has come (run before each planning pass). Each in its own
+    transaction, through subscriber_resume; a pause ended early by the person is already gone."""
+    now = now or timezone.now()
+    ids = list(
+        Subscriber.objects.filter(status=Subscriber.Status.PAUSED, paused_until__lte=now)
+        .order_by("paused_until").values_list("pk", flat=True)[:limit]
+    )
+    for subscriber_id in ids:
+        subscriber_resume(subscriber_id=subscriber_id, source="automatic")
+    return len(ids)

@@ -7,12 +7,12 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from content.models import Language, Stage
-from nurture.models import Subscriber, known_time_zones
+from nurture import wording
+from nurture.models import CarerHandoff, Subscriber, known_time_zones
+from nurture.services.carers import carer_address_problem
+from nurture.services.subscribers import treatment_date_problem
 
-CONSENT_TEXT = _(
-    "Yes, please email me information about getting a second opinion, tailored to where I am. "
-    "I can change my choices or stop at any time from any email."
-)
+CONSENT_TEXT = wording.SIGNUP
 
 
 # The sign-up page's hidden field: people never see or reach it, robots fill it in.
@@ -54,6 +54,18 @@ class SignupForm(forms.Form):
     time_zone = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
     consent = forms.BooleanField(label=CONSENT_TEXT, required=True)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Optional, for "recently diagnosed" only (the service keeps it for no other stage).
+        self.fields["treatment_date"] = treatment_date_field()
+        self.fields["treatment_date"].help_text = _(
+            "Only if you are recently diagnosed. Leave it empty if you do not know yet."
+        )
+        self.order_fields(["email", "first_name", "stage", "treatment_date", "language", "time_zone", "consent"])
+
+    def clean_treatment_date(self):
+        return _clean_treatment_date(self.cleaned_data.get("treatment_date"))
+
     def clean_first_name(self):
         return clean_first_name_value(self.cleaned_data["first_name"])
 
@@ -78,3 +90,69 @@ class PreferencesForm(forms.ModelForm):
 
     def clean_first_name(self):
         return clean_first_name_value(self.cleaned_data["first_name"])
+
+
+# --- care features (issue 14) ----------------------------------------------------------------------
+
+PAUSE_CHOICES = [(2, _("2 weeks")), (4, _("1 month")), (13, _("3 months"))]
+_NOT_OFFERED = _("Choose one of the pause lengths offered.")
+
+
+class PauseForm(forms.Form):
+    """The pause link's one field, `weeks` (2, 4 or 13). In the preference centre it may be left
+    out (required=False): the pause then lasts until they resume."""
+
+    weeks = forms.TypedChoiceField(
+        label=_("How long would you like a break?"), choices=PAUSE_CHOICES, coerce=int, empty_value=None,
+        widget=forms.RadioSelect, error_messages={"invalid_choice": _NOT_OFFERED, "required": _NOT_OFFERED},
+    )
+
+    def __init__(self, *args, required: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["weeks"].required = required
+        if required:
+            self.fields["weeks"].initial = 2
+
+
+def treatment_date_field() -> forms.DateField:
+    return forms.DateField(
+        label=_("Date your treatment is planned to start (optional)"),
+        help_text=_("Leave it empty if you do not know yet."),
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        error_messages={"invalid": _("Enter a date, for example 2027-03-15.")},
+    )
+
+
+def _clean_treatment_date(value):
+    problem = treatment_date_problem(value)
+    if problem:
+        raise forms.ValidationError(problem)
+    return value
+
+
+class TreatmentDateForm(forms.Form):
+    treatment_date = treatment_date_field()
+
+    def clean_treatment_date(self):
+        return _clean_treatment_date(self.cleaned_data.get("treatment_date"))
+
+
+class CarerForm(forms.Form):
+    carer_email = forms.EmailField(label=_("Email address of the person helping you"), max_length=254)
+    mode = forms.ChoiceField(
+        label=_("Send my emails to them"), choices=CarerHandoff.Mode.choices, widget=forms.RadioSelect,
+        initial=CarerHandoff.Mode.INSTEAD,
+    )
+
+    def __init__(self, *args, subscriber: Subscriber, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.subscriber = subscriber
+
+    def clean_carer_email(self):
+        address = self.cleaned_data["carer_email"].strip()
+        problem = carer_address_problem(subscriber=self.subscriber, carer_email=address)
+        if problem:
+            raise forms.ValidationError(problem)
+        return address

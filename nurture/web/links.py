@@ -12,7 +12,7 @@ from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from nurture import selectors, tasks, tokens
+from nurture import recipients, selectors, tasks, tokens
 from nurture.emails.messages import delivery_web_html
 from nurture.models import Subscriber
 from nurture.services import retention
@@ -21,7 +21,7 @@ from nurture.web.forms import PreferencesForm
 from nurture.web.signup import rate_limited
 
 # Links whose expiry offers "email me a new link".
-REFRESHABLE = (tokens.PREFERENCES, tokens.VIEW_ONLINE)
+REFRESHABLE = (tokens.PREFERENCES, tokens.VIEW_ONLINE, tokens.PAUSE)
 
 
 def _private(response: HttpResponse, *, referrer: str = "same-origin") -> HttpResponse:
@@ -91,19 +91,23 @@ def preferences(request, token: str):
         subscriber = subscriber_services.subscriber_from_token(purpose=tokens.PREFERENCES, token=token)
     except tokens.TokenError as error:
         return _bad_link(request, tokens.PREFERENCES, token, error)
+    from nurture.web import care  # the care actions (care imports this module's helpers)
+
     with translation.override(subscriber.language):
         form = PreferencesForm(instance=subscriber)
-        saved = False
+        forms = care.care_forms(subscriber)
+        saved = failed = False
         if request.method == "POST":
             action = request.POST.get("action", "save")
-            if action == "pause":
-                subscriber = subscriber_services.subscriber_pause(subscriber_id=subscriber.pk)
-                saved = True
+            if action in care.CARE_ACTIONS:  # pause, treatment date, carer: their own forms
+                forms, saved = care.care_action(request, subscriber, action)
+                failed = not saved
+                subscriber.refresh_from_db()
             elif action == "resume":
                 subscriber = subscriber_services.subscriber_resume(subscriber_id=subscriber.pk)
                 saved = True
             elif action == "unsubscribe":
-                subscriber = subscriber_services.subscriber_unsubscribe(subscriber_id=subscriber.pk)
+                subscriber = subscriber_services.subscriber_unsubscribe(subscriber_id=subscriber.pk, source="preferences_page")
                 return _private(render(request, "nurture/unsubscribed.html", {"subscriber": subscriber}))
             elif action == "new_links":  # every earlier preference / view link stops working
                 subscriber_services.subscriber_links_renew(subscriber_id=subscriber.pk, enqueue=tasks.enqueue_fresh_links)
@@ -125,16 +129,16 @@ def preferences(request, token: str):
                         cadence=data["cadence"],
                     )
                     form = PreferencesForm(instance=subscriber)
+                    forms = care.care_forms(subscriber)
                     saved = True
                 else:
                     subscriber.refresh_from_db()
     with translation.override(subscriber.language):
-        return _private(render(
-            request,
-            "nurture/preferences.html",
-            {"form": form, "subscriber": subscriber, "saved": saved, "token": token},
-            status=400 if form.errors else 200,
-        ))
+        context = {
+            "form": form, "subscriber": subscriber, "saved": saved, "token": token,
+            "handoff": recipients.open_carer_handoff(subscriber_id=subscriber.pk), **forms,
+        }
+        return _private(render(request, "nurture/preferences.html", context, status=400 if form.errors or failed else 200))
 
 
 @require_http_methods(["GET"])

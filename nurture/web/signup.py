@@ -63,6 +63,7 @@ def signup(request):
                 time_zone=data["time_zone"],
                 consent_text=consent_text,
                 enqueue=tasks.enqueue_signup,
+                treatment_date=data.get("treatment_date"),
             )
             return redirect("nurture:signup_done")
         language = form.data.get("language") if form.data.get("language") in ("en", "es") else None

@@ -45,6 +45,8 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.WARNING(
                     f"kept staff edits to {kind} {label}: its file changed too; run with --force to replace them"
                 ))
+        for warning in report.reading_warnings:
+            self.stdout.write(self.style.WARNING(warning))
         for label in report.steps_kept_with_deliveries:
             self.stdout.write(self.style.WARNING(
                 f"kept {label}: no longer in the file, but it has deliveries; remove its articles in admin if it should stop"

@@ -17,6 +17,7 @@ from nurture.models import Delivery, ProviderEvent, StepDailyResults, Subscriber
 from nurture.services.results import results_summarise
 from nurture.services.schedule import periodic_tasks_ensure
 from tests.helpers.scheduler import series
+from tests.helpers.staff import verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -207,7 +208,7 @@ def auditor(django_user_model):
 
 
 def page(client, user, **params):
-    client.force_login(user)
+    verified_login(client, user)
     return client.get(URL, params)
 
 
@@ -222,6 +223,13 @@ def test_staff_without_the_permission_get_a_403_naming_it(client, django_user_mo
     response = page(client, clerk)
     assert response.status_code == 403
     assert "nurture.view_results" in response.content.decode()
+
+
+def test_a_staff_session_without_its_second_factor_is_sent_to_the_login(client, auditor, settings):
+    settings.DEBUG = False
+    client.force_login(auditor)  # password only: no verified device in the session
+    response = client.get(URL)
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
 
 def test_non_staff_are_sent_to_the_login(client, django_user_model):
@@ -327,7 +335,7 @@ def test_the_page_makes_the_same_number_of_queries_whatever_the_volume(client, a
     from django.test.utils import CaptureQueriesContext
 
     summarise()
-    client.force_login(auditor)
+    verified_login(client, auditor)
 
     def queries() -> int:
         with CaptureQueriesContext(connection) as captured:

@@ -340,7 +340,7 @@ def test_a_new_signup_changes_nothing_until_confirmed(client, status, django_cap
     assert client.post(confirm).status_code == 200
     person.refresh_from_db()
     assert (person.first_name, person.stage, person.language, person.status) == ("Mallory", "recently_diagnosed", "es", "active")
-    assert ConsentRecord.objects.get(subscriber=person).confirmed_at is not None
+    assert ConsentRecord.objects.get(subscriber=person, kind="signup").confirmed_at is not None
     assert not SignupRequest.objects.exists()
 
 

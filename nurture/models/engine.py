@@ -1,9 +1,10 @@
+"""The engine's records: subscribers and what they agreed to, series and steps, deliveries, suppressions,
+provider events."""
 from __future__ import annotations
 
 import functools
 import zoneinfo
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
@@ -54,11 +55,22 @@ class Subscriber(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    # A pause chosen from an email's "Pause these emails" link (or the preference centre): the
+    # series resumes by itself at this instant (services.subscribers.subscribers_resume_due).
+    # Null while paused: paused until they resume themselves.
+    paused_until = models.DateTimeField(null=True, blank=True)
+    # The first email after a pause opens with a short "welcome back" line; the planner moves this
+    # onto the delivery it plans (Delivery.welcome_back).
+    welcome_back_due = models.BooleanField(default=False)
+    # Health data (like the stage): the day their treatment is planned to start, if they told us.
+    # Never in logs, links, provider payloads; goes with the subscriber row.
+    treatment_date = models.DateField(null=True, blank=True)
     # Bound into every preference and view-online link (nurture.tokens); raising it revokes them all
     # ("send me new links"). Unsubscribe links are not bound to it: they must keep working.
     link_version = models.PositiveIntegerField(default=0)
 
     class Meta:
+        permissions = [("export_subscriber", "Can export everything held about a subscriber")]
         constraints = [models.UniqueConstraint(Lower("email"), name="subscriber_email_ci_unique")]
         indexes = [
             # The planner's due query: active and next_send_at <= now. Partial, so it holds only
@@ -75,13 +87,72 @@ class Subscriber(models.Model):
 
 
 class ConsentRecord(models.Model):
-    """What a person agreed to, and when: kept as evidence of opt-in."""
+    """What a person agreed to or changed, and when: one record per change, kept as evidence.
+
+    `consent_text` is the wording they were shown, in their language; `source` says through which
+    page, link or staff action (e.g. "signup_page", "preferences_page", "pause_link", "admin").
+    Never the stage or a treatment date in the text: the kind says what changed."""
+
+    class Kind(models.TextChoices):
+        SIGNUP = "signup", _("Sign-up")
+        CONFIRM = "confirm", _("Confirmation")
+        STAGE_CHANGE = "stage_change", _("Stage changed")
+        LANGUAGE_CHANGE = "language_change", _("Language changed")
+        CADENCE_CHANGE = "cadence_change", _("How often changed")
+        CARER_REQUESTED = "carer_requested", _("Carer asked")
+        CARER_CONFIRMED = "carer_confirmed", _("Carer agreed")
+        CARER_STOPPED = "carer_stopped", _("Carer hand-off stopped")
+        TREATMENT_DATE_GIVEN = "treatment_date_given", _("Treatment date given")
+        TREATMENT_DATE_REMOVED = "treatment_date_removed", _("Treatment date removed")
+        PAUSE = "pause", _("Paused")
+        RESUME = "resume", _("Resumed")
+        UNSUBSCRIBE = "unsubscribe", _("Unsubscribed")
 
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="consents")
+    kind = models.CharField(max_length=30, choices=Kind.choices, default=Kind.SIGNUP)
+    source = models.CharField(max_length=40, blank=True)
     consent_text = models.TextField()
     language = models.CharField(max_length=2, choices=Language.choices)
     given_at = models.DateTimeField(auto_now_add=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "given_at"], name="consent_kind_given_idx")]
+
+
+class CarerHandoff(models.Model):
+    """A subscriber hands their emails to someone helping them. Nothing goes to the carer until the
+    carer confirms from their own inbox; either of them can stop it."""
+
+    class Mode(models.TextChoices):
+        INSTEAD = "instead", _("Instead of me")
+        AS_WELL = "as_well", _("As well as me")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for the carer to confirm")
+        ACTIVE = "active", _("Active")
+        STOPPED = "stopped", _("Stopped")
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="carer_handoffs")
+    carer_email = models.EmailField(max_length=254)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.INSTEAD)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    stopped_by = models.CharField(max_length=20, blank=True)  # subscriber / carer / staff / replaced
+
+    class Meta:
+        constraints = [
+            # At most one hand-off in play per subscriber.
+            models.UniqueConstraint(
+                fields=["subscriber"], name="carer_handoff_one_open",
+                condition=models.Q(status__in=["pending", "active"]),
+            ),
+        ]
+
+    def __str__(self):
+        return f"Carer hand-off #{self.pk} ({self.status})"
 
 
 class SignupRequest(models.Model):
@@ -103,6 +174,8 @@ class SignupRequest(models.Model):
     language = models.CharField(max_length=2, choices=Language.choices)
     time_zone = models.CharField(max_length=64, default="UTC")
     consent_text = models.TextField()
+    # Health data, optional (recently diagnosed only): applied to the subscriber on confirmation.
+    treatment_date = models.DateField(null=True, blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.RECEIVED)
     subscriber = models.ForeignKey(Subscriber, null=True, blank=True, on_delete=models.CASCADE, related_name="signup_requests")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -135,6 +208,10 @@ class Step(models.Model):
     series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="steps")
     position = models.PositiveIntegerField(help_text="Order within the series, from 0.")
     delay_days = models.PositiveIntegerField(help_text="Days after the previous step (0: at once).")
+    before_treatment = models.BooleanField(
+        default=False,
+        help_text="Matters before treatment starts: for someone who gave a treatment date, sent early enough to arrive before it.",
+    )
     subject = models.CharField(
         max_length=SUBJECT_MAX_LENGTH,
         help_text="Never name a diagnosis: subjects show on lock screens.",
@@ -200,6 +277,8 @@ class Delivery(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
+    # The first email after a pause: it opens with a short "welcome back" line.
+    welcome_back = models.BooleanField(default=False)
 
     class Meta:
         verbose_name_plural = "deliveries"
@@ -259,105 +338,3 @@ class ProviderEvent(models.Model):
 
     def __str__(self):
         return f"{self.provider} {self.event_type} #{self.pk}"
-
-
-class StepDailyResults(models.Model):
-    """What one step achieved among the emails it sent on one day (UTC): counts only, never a person.
-
-    Filled by services/results.py (the beat task "nurture.results_summarise"), read by the results
-    page (nurture/results.py). Each figure counts deliveries of the step sent that day: delivered,
-    bounced, complained, opened, clicked (a provider event of that type, distinct deliveries), and
-    unsubscribed / paused (the person left or paused within NURTURE_RESULTS_LEAVE_WINDOW_DAYS after
-    this email, and it was the last one they had before). Kept when people are later erased."""
-
-    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="daily_results")
-    day = models.DateField()
-    sent = models.PositiveIntegerField(default=0)
-    delivered = models.PositiveIntegerField(default=0)
-    bounced = models.PositiveIntegerField(default=0)
-    complained = models.PositiveIntegerField(default=0)
-    opened = models.PositiveIntegerField(default=0)
-    clicked = models.PositiveIntegerField(default=0)
-    unsubscribed = models.PositiveIntegerField(default=0)
-    paused = models.PositiveIntegerField(default=0)
-    summarised_at = models.DateTimeField()
-
-    class Meta:
-        verbose_name = "step results per day"
-        verbose_name_plural = "step results per day"
-        default_permissions = ()
-        # The results page (/admin/nurture/results/) checks it; migration 0009_issue15_results_permission grants it
-        # to the "Content editors" and "Auditors" roles.
-        permissions = [("view_results", "Can see the results page (aggregate counts only)")]
-        constraints = [models.UniqueConstraint(fields=["step", "day"], name="step_daily_results_unique")]
-        indexes = [models.Index(fields=["day"], name="step_daily_results_day_idx")]
-
-    def __str__(self):
-        return f"Step #{self.step_id} on {self.day}"
-
-
-class StaffTools(models.Model):
-    """No table: holds the named permissions of the staff tools that are not one model's admin
-    (nurture.admin's custom views check them; the roles in migration 0011_issue9_roles grant them)."""
-
-    class Meta:
-        managed = False
-        default_permissions = ()
-        permissions = [
-            ("preview_emails", "Can preview emails with a sample reader, see journeys and test-send to themselves"),
-            ("preview_as_subscriber", "Can preview an email as a real subscriber (shows their name and stage)"),
-            ("view_overview", "Can see the sending overview's counts"),
-        ]
-
-
-class AuditEntryQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise PermissionError("The audit trail is append-only: entries are never changed.")
-
-    def delete(self):
-        raise PermissionError("The audit trail is append-only: entries go only through the retention purge.")
-
-
-class AuditEntry(models.Model):
-    """One look at (or change to) one person's data by a staff user. Ids only: never the address,
-    name or stage. Append-only: rows are never updated, and deleted only by the retention purge
-    (nurture.services.audit.audit_purge_expired); on PostgreSQL a trigger enforces both."""
-
-    class Action(models.TextChoices):
-        VIEW = "view", "view"
-        CHANGE = "change", "change"
-        EXPORT = "export", "export"
-        ERASE = "erase", "erase"
-
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
-    # Who: the user id and username stay as written when the staff account is later deleted (no
-    # database constraint, nothing cascades: the trail is never updated).
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
-    )
-    username = models.CharField(max_length=150)
-    action = models.CharField(max_length=8, choices=Action.choices)
-    # Plain ids, not foreign keys: the entry outlives an erased subscriber or delivery.
-    subscriber_id = models.BigIntegerField(null=True, blank=True, db_index=True)
-    delivery_id = models.BigIntegerField(null=True, blank=True)
-    detail = models.CharField(max_length=200, blank=True, help_text="Which page or operation; never personal data.")
-
-    objects = AuditEntryQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-at", "-pk"]
-        default_permissions = ("view",)
-        permissions = [("export_auditentry", "Can export the audit trail as CSV")]
-        verbose_name = "audit entry"
-        verbose_name_plural = "audit trail"
-
-    def __str__(self):
-        return f"Audit #{self.pk}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise PermissionError("The audit trail is append-only: entries are never changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("The audit trail is append-only: entries go only through the retention purge.")

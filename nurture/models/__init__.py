@@ -1,0 +1,24 @@
+"""The nurture app's models, one module per side: the engine's records (engine.py) and what staff
+work with around them (staff.py). Import them from here: `from nurture.models import Subscriber`."""
+from nurture.models.engine import (
+    CarerHandoff,
+    ConsentRecord,
+    Delivery,
+    ProviderEvent,
+    Series,
+    SignupRequest,
+    Step,
+    StepArticle,
+    StepFigures,
+    Subscriber,
+    Suppression,
+    known_time_zones,
+    validate_time_zone,
+)
+from nurture.models.staff import AuditEntry, AuditEntryQuerySet, StaffTools, StepDailyResults
+
+__all__ = [
+    "AuditEntry", "AuditEntryQuerySet", "CarerHandoff", "ConsentRecord", "Delivery", "ProviderEvent", "Series",
+    "SignupRequest", "StaffTools", "Step", "StepArticle", "StepDailyResults", "StepFigures", "Subscriber",
+    "Suppression", "known_time_zones", "validate_time_zone",
+]

@@ -1,0 +1,152 @@
+"""Care features through the public pages with a real Celery worker and beat over real Redis and
+PostgreSQL (a series "day" is one second, so a 2-week pause lasts 14 seconds: time travel by short days).
+
+- pause from an email's link, nothing sent while paused, automatic resume at the step where it
+  stopped, with the "welcome back" line;
+- a carer gets nothing until they confirm from their own inbox; then the emails go to them;
+- a treatment date given at sign-up front-loads the "before treatment" steps in real planning."""
+from __future__ import annotations
+
+import datetime as dt
+import email
+import re
+import time
+from email import policy
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from nurture import tokens
+from nurture.models import CarerHandoff, ConsentRecord, Delivery, Step, Subscriber
+from support.workers import CeleryProcess, subprocess_env, use_broker_in_this_process, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.services]
+
+DAY_SECONDS = 1
+
+
+def messages(outbox: Path, to: str | None = None):
+    files = sorted(outbox.glob("*.eml")) if outbox.is_dir() else []
+    found = [email.message_from_bytes(p.read_bytes(), policy=policy.default) for p in files]
+    return [m for m in found if to is None or to in str(m["To"])]
+
+
+def text_of(message) -> str:
+    return message.get_body(preferencelist=("plain",)).get_content()
+
+
+@pytest.fixture
+def stack(transactional_db, postgres, redis_url, tmp_path, settings):
+    settings.NURTURE_DAY_SECONDS = DAY_SECONDS
+    settings.NURTURE_OUTBOX_DIR = tmp_path / "outbox"
+    settings.EMAIL_BACKEND = "nurture.mail.OutboxEmailBackend"
+    call_command("load_content", verbosity=0)
+    from nurture.services.schedule import periodic_tasks_ensure
+
+    periodic_tasks_ensure()
+    use_broker_in_this_process(redis_url)
+    env = subprocess_env(broker_url=redis_url, outbox_dir=settings.NURTURE_OUTBOX_DIR, day_seconds=DAY_SECONDS)
+    processes = [CeleryProcess("worker", "care-worker", env, tmp_path), CeleryProcess("beat", "care-beat", env, tmp_path)]
+    try:
+        for process in processes:
+            process.start()
+        yield settings.NURTURE_OUTBOX_DIR
+        for process in processes:
+            assert "Traceback" not in process.log(), process.log()[-3000:]
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def sign_up_and_confirm(client, outbox: Path, address: str, **extra) -> Subscriber:
+    response = client.post("/", {"email": address, "stage": "recently_diagnosed", "language": "en", "consent": "on", **extra})
+    assert response.status_code == 302, response.content[:2000]
+    confirmation = wait_for(lambda: messages(outbox, address), timeout=60, message="the confirmation email")[0]
+    confirm_url = re.search(r"https://guide\.example\.org(/confirm/[^/\s]+/)", text_of(confirmation)).group(1)
+    assert client.post(confirm_url).status_code == 200
+    return Subscriber.objects.get(email=address)
+
+
+def test_pause_from_the_email_link_then_automatic_resume_where_it_stopped(stack, client):
+    outbox = stack
+    subscriber = sign_up_and_confirm(client, outbox, "pia@example.org")
+    first = wait_for(lambda: messages(outbox, "pia@example.org")[1:], timeout=60, message="the first series email")[0]
+    pause_url = re.search(r"https://guide\.example\.org(/pause/[^/\s]+/)", text_of(first)).group(1)
+
+    assert client.get(pause_url).status_code == 200  # opening the link changes nothing
+    assert Subscriber.objects.get(pk=subscriber.pk).status == "active"
+    assert client.post(pause_url, {"weeks": "3"}).status_code == 400  # not offered: nothing changes
+    assert Subscriber.objects.get(pk=subscriber.pk).status == "active"
+    paused_at = timezone.now()
+    page = client.post(pause_url, {"weeks": "2"})
+    assert page.status_code == 200
+    subscriber.refresh_from_db()
+    assert subscriber.status == "paused"
+    assert subscriber.paused_until >= paused_at + dt.timedelta(seconds=14 * DAY_SECONDS)
+    count_at_pause = len(messages(outbox, "pia@example.org"))
+    sent_steps = set(Delivery.objects.filter(subscriber=subscriber, status="sent").values_list("step__position", flat=True))
+
+    time.sleep(8)  # the next step (3 days) was due in this time; paused: nothing goes
+    assert len(messages(outbox, "pia@example.org")) == count_at_pause
+    assert Subscriber.objects.get(pk=subscriber.pk).status == "paused"
+
+    after = wait_for(lambda: messages(outbox, "pia@example.org")[count_at_pause:], timeout=60, message="the email after the pause")[0]
+    subscriber.refresh_from_db()
+    assert subscriber.status == "active" and subscriber.paused_until is None
+    resumed = Delivery.objects.filter(subscriber=subscriber, status="sent").exclude(step__position__in=sent_steps).order_by("sent_at").first()
+    assert resumed.sent_at >= paused_at + dt.timedelta(seconds=14 * DAY_SECONDS)
+    assert resumed.step.position == max(sent_steps) + 1  # where it stopped, nothing skipped
+    assert resumed.welcome_back and "welcome back" in text_of(after)
+    kinds = list(ConsentRecord.objects.filter(subscriber=subscriber).values_list("kind", "source"))
+    assert ("pause", "pause_link") in kinds and ("resume", "automatic") in kinds and not any(k == "unsubscribe" for k, _ in kinds)
+
+
+def test_carer_gets_nothing_until_they_confirm_then_the_emails_go_to_them(stack, client):
+    outbox = stack
+    subscriber = sign_up_and_confirm(client, outbox, "rosa@example.org", first_name="Rosa")
+    wait_for(lambda: messages(outbox, "rosa@example.org")[1:], timeout=60, message="the first series email")
+    prefs = f"/preferences/{tokens.make_token(purpose=tokens.PREFERENCES, subscriber_id=subscriber.pk)}/"
+
+    refused = client.post(prefs, {"action": "carer", "carer_email": "ROSA@example.org", "mode": "instead"})
+    assert refused.status_code == 400 and not CarerHandoff.objects.exists()
+    assert client.post(prefs, {"action": "carer", "carer_email": "tom@example.org", "mode": "instead"}).status_code == 200
+
+    ask = wait_for(lambda: messages(outbox, "tom@example.org"), timeout=60, message="the carer's confirmation email")[0]
+    body = text_of(ask)
+    assert "rosa@example.org" in body and "second opinion" in body
+    assert "recently" not in body.lower() and "diagnos" not in body.lower()  # no stage in that email
+
+    # Before the carer confirms, the series goes on to Rosa only.
+    wait_for(lambda: messages(outbox, "rosa@example.org")[2:], timeout=60, message="the second series email, to Rosa")
+    assert [m["Subject"] for m in messages(outbox, "tom@example.org")] == [ask["Subject"]]
+
+    confirm_url = re.search(r"https://guide\.example\.org(/carer/confirm/[^/\s]+/)", body).group(1)
+    assert client.get(confirm_url).status_code == 200
+    assert CarerHandoff.objects.get().status == "pending"  # opening the link confirms nothing
+    assert client.post(confirm_url).status_code == 200
+    assert CarerHandoff.objects.get().status == "active"
+
+    series_email = wait_for(lambda: messages(outbox, "tom@example.org")[1:], timeout=60, message="a series email to the carer")[0]
+    assert series_email["Subject"] in set(Step.objects.values_list("subject", flat=True))
+    assert "rosa@example.org" not in str(series_email["To"])  # instead of Rosa
+    kinds = list(ConsentRecord.objects.filter(subscriber=subscriber).values_list("kind", flat=True))
+    assert kinds.index("carer_requested") < kinds.index("carer_confirmed")
+
+
+def test_treatment_date_at_sign_up_front_loads_the_before_treatment_steps(stack, client):
+    outbox = stack
+    soon = timezone.localdate() + dt.timedelta(days=30)
+    subscriber = sign_up_and_confirm(client, outbox, "lia@example.org", treatment_date=soon.isoformat())
+    assert subscriber.treatment_date == soon
+    steps = list(subscriber.series.steps.order_by("position"))
+    before = [s.subject for s in steps if s.before_treatment]
+    assert len(before) >= 4
+    wanted = 1 + len(before)
+    got = wait_for(lambda: (m := messages(outbox, "lia@example.org")[1:]) and len(m) >= wanted and m, timeout=90,
+                   message="the welcome and the before-treatment emails")
+    assert [m["Subject"] for m in got[:wanted]] == [steps[0].subject, *before]
+    for message in got:  # the date is never in what leaves the system
+        raw = message.as_string()
+        assert soon.isoformat() not in raw and soon.strftime("%d/%m/%Y") not in raw
