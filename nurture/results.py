@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from django.conf import settings
 from django.db.models import F, Max, QuerySet, Sum
 
-from nurture.models import Series, Step, StepDailyResults, Subscriber
+from nurture.models import ConsentRecord, Series, Step, StepDailyResults, Subscriber
 
 MIN_CELL = 5  # counts of 1..MIN_CELL-1 people are suppressed
 SUPPRESSED = "<5"
@@ -34,13 +34,13 @@ def departure_times(*, kind: str) -> QuerySet | None:
     """When people left ("unsubscribe") or paused ("pause"): a queryset with `who` (subscriber id)
     and `at` (when) for each, or None when nothing records it.
 
-    Unsubscribes: Subscriber.unsubscribed_at. Pauses: nothing on this branch records when a pause
-    happened (a paused Subscriber has no timestamp), so None and the page shows "—".
-    When ConsentRecord gains its kinds (issue 14), point both here, e.g.
-    ConsentRecord.objects.filter(kind=kind).annotate(who=F("subscriber_id"), at=F("given_at")).
-    """
+    Unsubscribes: Subscriber.unsubscribed_at (it also covers people who left before consent records
+    had kinds). Pauses: the consent record each pause writes (kind "pause", through the pause link,
+    the preference centre or staff), read through its (kind, given_at) index."""
     if kind == "unsubscribe":
         return Subscriber.objects.filter(unsubscribed_at__isnull=False).annotate(who=F("pk"), at=F("unsubscribed_at"))
+    if kind == "pause":
+        return ConsentRecord.objects.filter(kind=ConsentRecord.Kind.PAUSE).annotate(who=F("subscriber_id"), at=F("given_at"))
     return None
 
 

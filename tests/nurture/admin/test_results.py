@@ -13,7 +13,7 @@ from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 
 from nurture import results
-from nurture.models import Delivery, ProviderEvent, StepDailyResults, Subscriber
+from nurture.models import ConsentRecord, Delivery, ProviderEvent, StepDailyResults, Subscriber
 from nurture.services.results import results_summarise
 from nurture.services.schedule import periodic_tasks_ensure
 from tests.helpers.scheduler import series
@@ -99,6 +99,21 @@ def test_step_figures_match_the_hand_built_deliveries(world):
     assert third.figures["sent"] == 0
     assert second.leave_rate == 0.5 and first.leave_rate == 0.0
     assert [r.highlighted for r in rows] == [False, True, False]
+
+
+def test_pauses_within_the_window_count_against_the_last_email_and_are_not_leaving(world):
+    # Five of the cohort pause (through their pause link) a day after the first email, before the
+    # second: they count as paused after #1, and a pause is never an unsubscribe.
+    pausing = people(world["en"], 6, prefix="pause")
+    send(pausing, world["steps"][0], NOW - timedelta(days=3))
+    for person in pausing[:5]:
+        ConsentRecord.objects.create(subscriber=person, kind=ConsentRecord.Kind.PAUSE, source="pause_link",
+                                     consent_text="Paused", language="en")
+    ConsentRecord.objects.filter(subscriber__in=pausing[:5]).update(given_at=NOW - timedelta(days=2))
+    summarise()
+    first = results.series_results(series_id=world["en"].pk, period=last_days(7))[0]
+    assert (first.figures["paused"], first.figures["unsubscribed"], first.figures["sent"]) == (5, 0, 18)
+    assert results.pauses_recorded()
 
 
 def test_an_unmatched_provider_event_counts_nowhere(world):
@@ -274,8 +289,8 @@ def test_the_csv_holds_every_table_with_the_period_and_generation_time(client, a
     header = rows.index(["Per step"]) + 1
     assert rows[header] == ["Step", "Subject", "Sent", "Delivered", "Bounced", "Complained", "Unsubscribed within 7 days",
                             "Paused within 7 days"]
-    assert rows[header + 1] == ["#1", "Step 1", "12", "7", "<5", "0", "0", "—"]
-    assert rows[header + 2] == ["#2", "Step 2", "10", "10", "0", "0", "5", "—"]
+    assert rows[header + 1] == ["#1", "Step 1", "12", "7", "<5", "0", "0", "0"]
+    assert rows[header + 2] == ["#2", "Step 2", "10", "10", "0", "0", "5", "0"]
     weekly = rows.index(["Emails sent per week, by stage and language"]) + 1
     assert rows[weekly] == ["Week from", "In treatment, en", "In treatment, es"]
     assert rows[weekly + 1:weekly + 3] == [["2026-11-09", "0", "0"], ["2026-11-16", "22", "6"]]
