@@ -53,6 +53,16 @@ def test_bad_input_rerenders_with_field_error_and_stores_nothing(client, change,
     assert b'class="errorlist"' in response.content
 
 
+@pytest.mark.parametrize("time_zone", ["A" * 65, "Europe/London\x00", "Mars/Olympus"])
+def test_an_odd_time_zone_is_utc_never_an_error_the_person_cannot_see(client, django_capture_on_commit_callbacks, time_zone):
+    # The field is hidden and the page's script fills it only while empty: an error on it would be
+    # a 400 with nothing highlighted, and the same 400 on every retry.
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/", {**VALID, "time_zone": time_zone})
+    assert response.status_code == 302
+    assert Subscriber.objects.get().time_zone == "UTC"
+
+
 def test_tampered_token_gets_plain_page(client):
     for url in ("/confirm/abc/", "/unsubscribe/abc:def/", "/preferences/zzz/"):
         response = client.get(url)
