@@ -96,6 +96,24 @@ def test_confirm_needs_a_post(client):
     assert subscriber.status == "active" and subscriber.next_send_at is not None
 
 
+@pytest.mark.parametrize("language, words", [("en", "allow cookies"), ("es", "Permita las cookies")])
+def test_a_press_without_the_cookie_gets_a_plain_page_saying_what_to_do(language, words):
+    # Cookies blocked in the browser: Django's technical English CSRF page (unstyled under the CSP)
+    # would be all a person sees on pressing "confirm".
+    from django.test import Client
+
+    from nurture import tokens
+
+    subscriber = Subscriber.objects.create(email="c@example.org", stage="in_remission")
+    token = tokens.make_token(purpose=tokens.CONFIRM, subscriber_id=subscriber.pk)
+    response = Client(enforce_csrf_checks=True).post(f"/confirm/{token}/", HTTP_ACCEPT_LANGUAGE=language)
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert words in page and "CSRF" not in page and "/static/nurture/site" in page
+    subscriber.refresh_from_db()
+    assert subscriber.status == "pending"
+
+
 def test_one_click_unsubscribe_post_without_csrf(client):
     from django.test import Client
     from nurture import tokens
