@@ -13,7 +13,24 @@ from functools import wraps
 from django.conf import settings
 from django.contrib.admin import AdminSite
 from django.http import HttpResponseBadRequest
+from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
+
+
+class TwoFactorLoginForm(OTPAdminAuthenticationForm):
+    """django-otp's admin sign-in, where someone with one device need not choose it: the page asks
+    for username, password and code only (the device choice appears only after a right password),
+    and django-otp refuses a code without a chosen device ("Please select a device."). With one
+    confirmed device it is the choice; with several they still choose (django-otp's reason: not
+    to count a failed try against every device)."""
+
+    def _chosen_device(self, user):
+        device = super()._chosen_device(user)
+        if device is None and not self.cleaned_data.get("otp_device"):
+            devices = list(devices_for_user(user, confirmed=True, for_verify=True))  # locked, as django-otp locks a chosen one
+            if len(devices) == 1:
+                device = devices[0]
+        return device
 
 
 class NurtureAdminSite(OTPAdminSite):
@@ -30,7 +47,7 @@ class NurtureAdminSite(OTPAdminSite):
 
     @property
     def login_form(self):
-        return OTPAdminAuthenticationForm if self.two_factor_required() else None
+        return TwoFactorLoginForm if self.two_factor_required() else None
 
     @property
     def login_template(self):

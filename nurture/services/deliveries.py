@@ -84,7 +84,10 @@ def deliveries_claim(*, delivery_ids: list[int], stamp: datetime) -> list[int]:
         f"WHERE id IN ({marks}) AND (status = %s OR (status = %s AND sending_started_at = %s AND provider_call_started_at IS NULL)) "
         "RETURNING id"
     )
-    params = [Delivery.Status.SENDING, stamp, *delivery_ids, Delivery.Status.QUEUED, Delivery.Status.SENDING, stamp]
+    # Raw SQL: the stamp goes in as the ORM writes it (on SQLite, naive UTC text), or the ORM's
+    # `sending_started_at=stamp` filters of the re-check and the settle would never match it.
+    at = connection.ops.adapt_datetimefield_value(stamp)
+    params = [Delivery.Status.SENDING, at, *delivery_ids, Delivery.Status.QUEUED, Delivery.Status.SENDING, at]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return sorted(row[0] for row in cursor.fetchall())

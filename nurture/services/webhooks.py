@@ -49,7 +49,8 @@ class RecordResult:
 
 
 def _text(value, limit: int) -> str:
-    return value.strip()[:limit] if isinstance(value, str) else ""
+    # NUL characters dropped: PostgreSQL text refuses them (a 500, and the provider retrying for ever).
+    return value.replace("\x00", "").strip()[:limit] if isinstance(value, str) else ""
 
 
 def suppresses(event: AnymailTrackingEvent, *, provider: str) -> bool:

@@ -44,6 +44,15 @@ def clean_first_name_value(value: str) -> str:
     return name
 
 
+class _BrowserTimeZoneField(forms.CharField):
+    """Hidden and filled from the browser, so never an error the person cannot see (a 400 with
+    nothing highlighted, again on every retry): a value too long or with a NUL is unknown, as any
+    other unknown value, and clean_time_zone makes it UTC."""
+
+    def run_validators(self, value):
+        return None
+
+
 class SignupForm(forms.Form):
     """The documented sign-up interface; the organisation's own site may post these fields to `/`."""
 
@@ -51,7 +60,7 @@ class SignupForm(forms.Form):
     first_name = forms.CharField(label=_("First name (optional)"), max_length=100, required=False)
     stage = forms.ChoiceField(label=_("Which best describes you now?"), choices=Stage.choices, widget=forms.RadioSelect)
     language = forms.ChoiceField(label=_("Language for your emails"), choices=Language.choices, initial=Language.EN)
-    time_zone = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+    time_zone = _BrowserTimeZoneField(required=False, widget=forms.HiddenInput)
     consent = forms.BooleanField(label=CONSENT_TEXT, required=True)
 
     def __init__(self, *args, **kwargs):

@@ -168,3 +168,11 @@ def fresh_link(request, token: str):
         subscriber_services.subscriber_links_request(token=token, purposes=REFRESHABLE, enqueue=tasks.enqueue_fresh_links)
         return _private(render(request, "nurture/fresh_link.html", {"sent": True}))
     return _private(render(request, "nurture/fresh_link.html", {"sent": False}))
+
+
+def csrf_failure(request, reason: str = ""):
+    """CSRF_FAILURE_VIEW: a button pressed without the form's cookie (cookies blocked, a page left
+    open from another browser) gets a plain page saying what to do, in the site's layout and
+    language, instead of Django's technical English page (whose inline styles the CSP blocks).
+    The reason is not shown: it is for developers."""
+    return _private(render(request, "nurture/csrf_failed.html", status=403))

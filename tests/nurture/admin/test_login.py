@@ -61,6 +61,18 @@ def test_with_debug_off_a_wrong_code_is_refused_and_a_valid_code_lets_in(client,
     assert _in_admin(client)
 
 
+def test_with_debug_off_the_login_page_as_shown_lets_in_with_password_and_code(client, settings):
+    # The page shows username, password and code only (no device choice until the password was
+    # right): one post of those three signs in someone with one device, as README says.
+    settings.DEBUG = False
+    device = totp_device(staff_user("lead", superuser=True))
+    page = client.get(reverse("admin:login")).content.decode()
+    assert 'name="otp_token"' in page and 'name="otp_device"' not in page
+    response = _login(client, "lead", otp_token=current_code(device))
+    assert response.status_code == 302, re.findall(r'errornote[^>]*>([^<]*)', response.content.decode())
+    assert _in_admin(client)
+
+
 def test_a_session_without_a_verified_device_is_not_staff(client, settings):
     settings.DEBUG = False
     client.force_login(staff_user("lead", superuser=True))  # password only, no device verified

@@ -53,6 +53,16 @@ def test_bad_input_rerenders_with_field_error_and_stores_nothing(client, change,
     assert b'class="errorlist"' in response.content
 
 
+@pytest.mark.parametrize("time_zone", ["A" * 65, "Europe/London\x00", "Mars/Olympus"])
+def test_an_odd_time_zone_is_utc_never_an_error_the_person_cannot_see(client, django_capture_on_commit_callbacks, time_zone):
+    # The field is hidden and the page's script fills it only while empty: an error on it would be
+    # a 400 with nothing highlighted, and the same 400 on every retry.
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/", {**VALID, "time_zone": time_zone})
+    assert response.status_code == 302
+    assert Subscriber.objects.get().time_zone == "UTC"
+
+
 def test_tampered_token_gets_plain_page(client):
     for url in ("/confirm/abc/", "/unsubscribe/abc:def/", "/preferences/zzz/"):
         response = client.get(url)
@@ -84,6 +94,24 @@ def test_confirm_needs_a_post(client):
     client.post(f"/confirm/{token}/")
     subscriber.refresh_from_db()
     assert subscriber.status == "active" and subscriber.next_send_at is not None
+
+
+@pytest.mark.parametrize("language, words", [("en", "allow cookies"), ("es", "Permita las cookies")])
+def test_a_press_without_the_cookie_gets_a_plain_page_saying_what_to_do(language, words):
+    # Cookies blocked in the browser: Django's technical English CSRF page (unstyled under the CSP)
+    # would be all a person sees on pressing "confirm".
+    from django.test import Client
+
+    from nurture import tokens
+
+    subscriber = Subscriber.objects.create(email="c@example.org", stage="in_remission")
+    token = tokens.make_token(purpose=tokens.CONFIRM, subscriber_id=subscriber.pk)
+    response = Client(enforce_csrf_checks=True).post(f"/confirm/{token}/", HTTP_ACCEPT_LANGUAGE=language)
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert words in page and "CSRF" not in page and "/static/nurture/site" in page
+    subscriber.refresh_from_db()
+    assert subscriber.status == "pending"
 
 
 def test_one_click_unsubscribe_post_without_csrf(client):

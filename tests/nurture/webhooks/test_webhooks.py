@@ -238,6 +238,9 @@ def test_addresses_in_the_description_are_removed(client, sent):
         '{"RecordType": "Delivery", "MessageID": "' + "x" * 5000 + '", "DeliveredAt": 12}',
         '{"FromFull": {"Email": "a@example.org"}, "Subject": "an inbound message sent to the tracking URL"}',
         '"just a string"',
+        # NUL characters, which PostgreSQL text refuses: in the message id, the address, the event id, the description.
+        '{"RecordType": "Bounce", "Type": "HardBounce", "ID": "7\\u0000", "MessageID": "pm\\u0000id", "Email": "a\\u0000@example.org", "Description": "\\u0000"}',
+        '{"RecordType": "Delivery", "Recipient": "a\\u0000b@example.org", "MessageID": "\\u0000", "DeliveredAt": "2026-01-01T00:00:00Z"}',
     ],
 )
 def test_odd_payloads_never_cause_a_500(client, sent, payload):
