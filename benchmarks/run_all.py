@@ -196,8 +196,9 @@ def _engine_send(*, args, provider_kind: str, latency_ms: float, emails: int, ra
     redis.Redis.from_url(args.redis_url).flushdb()
     use_broker_in_this_process(args.redis_url)
     log_dir = Path(tempfile.mkdtemp(prefix=f"bench-{label}-", dir=args.out))
-    fake = FakeMailgun() if provider_kind == "mailgun" else FakeProvider()
+    fake = FakeMailgun(keep_alive=True) if provider_kind == "mailgun" else FakeProvider(keep_alive=True)
     fake.state.latency = latency_ms / 1000
+    fake.state.merge_bodies = False
     with fake as provider:
         env = subprocess_env(
             broker_url=args.redis_url, outbox_dir=log_dir / "outbox", day_seconds=60,
@@ -211,13 +212,14 @@ def _engine_send(*, args, provider_kind: str, latency_ms: float, emails: int, ra
         profiler = start_profile(args, workers[0].proc.pid, profile_raw) if profile else None
         settled = (Delivery.Status.SENT, Delivery.Status.FAILED, Delivery.Status.SKIPPED)
         try:
-            previous_batch = settings.NURTURE_SEND_BATCH_SIZE
-            settings.NURTURE_SEND_BATCH_SIZE = batch
+            # Enqueued here as the planner would in a worker: batches sized by the workers' settings.
+            previous = settings.NURTURE_SEND_BATCH_SIZE, settings.NURTURE_SENDS_PER_SECOND
+            settings.NURTURE_SEND_BATCH_SIZE, settings.NURTURE_SENDS_PER_SECOND = batch, rate
             try:
                 started = time.monotonic()
                 enqueue_send_batches(planned)
             finally:
-                settings.NURTURE_SEND_BATCH_SIZE = previous_batch
+                settings.NURTURE_SEND_BATCH_SIZE, settings.NURTURE_SENDS_PER_SECOND = previous
             done, last_progress, progress_at = 0, -1, time.monotonic()
             while done < len(planned):
                 time.sleep(0.05 if len(planned) < 5000 else 0.25)
@@ -373,7 +375,7 @@ def sample_body(out: Path) -> tuple[Path, int]:
 def postoffice_send(*, args, python: Path, body: Path, latency_ms: float, emails: int) -> dict:
     from support.fake_provider import FakeProvider
 
-    with FakeProvider() as provider:
+    with FakeProvider(keep_alive=True) as provider:
         provider.state.latency = latency_ms / 1000
         answer = subprocess.run(
             [str(python), str(ROOT / "benchmarks" / "postoffice_job.py"), "--database-url", args.postoffice_database_url,
@@ -619,7 +621,8 @@ def write_docs(path: Path, *, rows: list[Row], meta: dict) -> None:
         f"Machine: {m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM, Python {m['python']}, "
         f"PostgreSQL {meta['services']['postgresql']}, Redis {meta['services']['redis']}; "
         f"django-post-office {meta['post_office_version']} ({meta['po_processes']} processes x {meta['po_threads']} threads); "
-        f"engine: {meta['workers']} worker processes; email body {meta['body_kib']:.1f} KiB (text + HTML).",
+        f"engine: {meta['workers']} worker processes, {meta.get('concurrency', '?')} calls in flight each, send batches of up to "
+        f"{meta.get('send_batch', '?')}; email body {meta['body_kib']:.1f} KiB (text + HTML).",
         "",
         table(rows),
         "",
@@ -641,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (the test suite runs this)")
     parser.add_argument("--emails", type=int, help="emails per engine / post-office comparison")
     parser.add_argument("--workers", type=int, help="engine worker processes")
-    parser.add_argument("--send-batch", type=int, default=50, help="engine send batch (NURTURE_SEND_BATCH_SIZE)")
+    parser.add_argument("--send-batch", type=int, help="engine send batch (NURTURE_SEND_BATCH_SIZE; default: the engine's own)")
     parser.add_argument("--mailgun-emails", type=int)
     parser.add_argument("--mailgun-batch", type=int)
     parser.add_argument("--rss-emails", type=lambda s: [int(x) for x in s.split(",")])
@@ -695,6 +698,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["NURTURE_DAY_SECONDS"] = "60"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     setup_django(base)
+    from django.conf import settings
+
+    # The engine runs with its own defaults unless told otherwise (--send-batch, --engine-env).
+    args.send_batch = args.send_batch or settings.NURTURE_SEND_BATCH_SIZE
+    args.concurrency = int(args.engine_env.get("NURTURE_SEND_CONCURRENCY", settings.NURTURE_SEND_CONCURRENCY))
 
     print(f"make bench ({size}): engine db {base.rsplit('@', 1)[-1]}, post-office db "
           f"{args.postoffice_database_url.rsplit('@', 1)[-1]}, redis {args.redis_url.rsplit('@', 1)[-1]}, out {args.out}", flush=True)
@@ -705,7 +713,8 @@ def main(argv: list[str] | None = None) -> int:
         "date": stamp.strftime("%Y-%m-%d %H:%M UTC"), "size": f"{size} sizes except {', '.join(overridden)}" if overridden else f"{size} sizes", "machine": m, "services": service_versions(args.redis_url),
         "command": "make bench" + (f" ARGS='{' '.join(argv)}'" if argv else ""),
         "post_office_version": args.post_office_version, "po_processes": args.po_processes, "po_threads": args.po_threads,
-        "workers": args.workers, "out": os.path.relpath(args.out, ROOT) if args.out.startswith(str(ROOT)) else args.out,
+        "workers": args.workers, "concurrency": args.concurrency, "send_batch": args.send_batch,
+        "out": os.path.relpath(args.out, ROOT) if args.out.startswith(str(ROOT)) else args.out,
         "body_kib": args.body_kib,
         "seconds": time.monotonic() - started,
     }

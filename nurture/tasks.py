@@ -13,7 +13,7 @@ from celery import shared_task
 from django.conf import settings
 
 from nurture import providers
-from nurture.services import answer_journal, planning, reconcile, results, retention, sending, signup, subscribers
+from nurture.services import answer_journal, planning, reconcile, results, retention, sending, signup, subscribers, throttle
 from nurture.services.deliveries import infrastructure_errors
 
 logger = logging.getLogger(__name__)
@@ -28,8 +28,8 @@ def chunks(ids: list[int], size: int):
 
 # The enqueuers a service is handed as its `enqueue` argument (services never import this module).
 def enqueue_send_batches(delivery_ids: list[int], countdown: float | None = None) -> None:
-    """Batches of ids, not one task per email."""
-    for batch in chunks(list(delivery_ids), settings.NURTURE_SEND_BATCH_SIZE):
+    """Batches of ids (throttle.send_batch_size), not one task per email."""
+    for batch in chunks(list(delivery_ids), throttle.send_batch_size()):
         send_deliveries_task.apply_async((batch,), countdown=countdown)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import translation
 from django.utils.translation import gettext
 
@@ -51,11 +51,27 @@ def greeting_for(first_name: str, *, language: str, welcome_back: bool = False) 
         return gettext("Hello %(name)s,") % {"name": name} if name else gettext("Hello,")
 
 
+_TOKEN_MARK = "TOKEN"
+_route_parts: dict[tuple, tuple[str, str]] = {}
+
+
+def _route_url(route: str, token: str) -> str:
+    """reverse(route, args=[token]), made once per route and URL configuration: a sender builds four
+    links per email, and tokens (base64url) are never quoted, so the route's text around the token
+    is all reverse() would add."""
+    key = (route, get_urlconf(), get_script_prefix())
+    if key not in _route_parts:
+        before, _, after = reverse(route, args=[_TOKEN_MARK]).partition(_TOKEN_MARK)
+        _route_parts[key] = (before, after)
+    before, after = _route_parts[key]
+    return f"{before}{token}{after}"
+
+
 def _link(route: str, *, purpose: str, subscriber_id: int | None, extra: str = "", link_version: int | None = None) -> str:
     if subscriber_id is None:
-        return tokens.absolute_url(reverse(route, args=[SAMPLE_TOKEN]))
+        return tokens.absolute_url(_route_url(route, SAMPLE_TOKEN))
     token = tokens.make_token(purpose=purpose, subscriber_id=subscriber_id, extra=extra, link_version=link_version)
-    return tokens.absolute_url(reverse(route, args=[token]))
+    return tokens.absolute_url(_route_url(route, token))
 
 
 def link(route: str, *, purpose: str, subscriber_id: int, extra: str = "", link_version: int | None = None) -> str:

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
-from django.db.models import Case, CharField, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from nurture import recipients, selectors
@@ -86,7 +86,7 @@ def deliveries_claim(*, delivery_ids: list[int], stamp: datetime) -> list[int]:
     )
     # Raw SQL: the stamp goes in as the ORM writes it (on SQLite, naive UTC text), or the ORM's
     # `sending_started_at=stamp` filters of the re-check and the settle would never match it.
-    at = connection.ops.adapt_datetimefield_value(stamp)
+    at = _at(stamp)
     params = [Delivery.Status.SENDING, at, *delivery_ids, Delivery.Status.QUEUED, Delivery.Status.SENDING, at]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -166,17 +166,29 @@ def deliveries_stamp_handed(*, items: list[Claimed], stamp: datetime) -> list[Cl
     resent. Returns the rows handed over. Idempotent: it sets values, it does not add."""
     if not items:
         return []
-    now = timezone.now()
-    ids = [item.pk for item in items]
-    updated = _ours(ids, stamp).update(
-        provider_call_started_at=now,
-        message_id=Case(*(When(pk=i.pk, then=Value(_message_id(i))) for i in items), output_field=CharField()),
-        attempts=Case(*(When(pk=i.pk, then=Value(i.delivery.attempts + 1)) for i in items), output_field=IntegerField()),
+    # Raw SQL with a VALUES table (PostgreSQL and SQLite alike): this runs once per chunk of calls,
+    # and the ORM's CASE/WHEN form cost more CPU than the provider call it guards.
+    table = Delivery._meta.db_table
+    rows = ", ".join(["(%s, %s, %s)"] * len(items))
+    sql = (
+        f"UPDATE {table} SET provider_call_started_at = %s, message_id = v.column2, attempts = v.column3 "
+        f"FROM (VALUES {rows}) AS v WHERE {table}.id = v.column1 AND {table}.status = %s "
+        f"AND {table}.sending_started_at = %s RETURNING {table}.id"
     )
-    if updated == len(items):
-        return items
-    held = set(_ours(ids, stamp).filter(provider_call_started_at=now).values_list("pk", flat=True))
+    params = [_at(timezone.now())]
+    for item in items:
+        params += [item.pk, _message_id(item), item.delivery.attempts + 1]
+    params += [Delivery.Status.SENDING, _at(stamp)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        held = {row[0] for row in cursor.fetchall()}
     return [item for item in items if item.pk in held]
+
+
+def _at(moment: datetime):
+    """A datetime as the ORM writes it (on SQLite, naive UTC text), for raw SQL that the ORM's
+    own filters must match later."""
+    return connection.ops.adapt_datetimefield_value(moment)
 
 
 def _message_id(item: Claimed) -> str:
@@ -222,8 +234,9 @@ class SentAnswer:
 # Rows an accepted answer may land on: still being sent, already marked unknown (the reconciler
 # or a read timeout), or failed for want of an answer (the unknown window passed before the
 # journal was replayed or the provider's event came).
+UNKNOWN_OUTCOME = "unknown outcome"  # how a failure for want of an answer starts its reason
 ANSWERABLE = Q(status__in=[Delivery.Status.SENDING, Delivery.Status.UNKNOWN]) | Q(
-    status=Delivery.Status.FAILED, failure_reason__startswith="unknown outcome"
+    status=Delivery.Status.FAILED, failure_reason__startswith=UNKNOWN_OUTCOME
 )
 
 
@@ -233,26 +246,44 @@ def deliveries_mark_sent(
 ) -> int:
     """The provider has them: status sent at `sent_at`, with each delivery's provider message id
     ({delivery id: id}), no failure reason, and `article_versions` (what was rendered) when given.
-    Each subscriber's last_sent_at moves forward to `sent_at`, never back. `among`: only rows still
-    in it are written (the reconciler: still stuck). Two UPDATEs, whatever the number of rows.
-    Idempotent. Returns the number of deliveries marked."""
-    ids = list(provider_message_ids)
-    if not ids:
+    Only rows still awaiting an answer are written (ANSWERABLE), and with `among` only rows still in
+    it (the reconciler: still stuck). Each subscriber's last_sent_at moves forward to `sent_at`,
+    never back. Two UPDATEs, whatever the number of rows. Idempotent. Returns the number of
+    deliveries marked."""
+    if not provider_message_ids:
         return 0
-    rows = (Delivery.objects.all() if among is None else among).filter(pk__in=ids)
-    if len(ids) == 1:
-        provider_id = Value(provider_message_ids[ids[0]])
-    else:
-        provider_id = Case(*(When(pk=pk, then=Value(mid)) for pk, mid in provider_message_ids.items()), output_field=CharField())
-    values = {"status": Delivery.Status.SENT, "sent_at": sent_at, "provider_message_id": provider_id, "failure_reason": "", "failed_at": None}
+    # Raw SQL with a VALUES table, as deliveries_stamp_handed: once per group of answers.
+    table, subscribers = Delivery._meta.db_table, Subscriber._meta.db_table
+    rows = ", ".join(["(%s, %s)"] * len(provider_message_ids))
+    # ANSWERABLE, spelled out; `among` (a queryset) as a subquery.
+    where = f"({table}.status IN (%s, %s) OR ({table}.status = %s AND {table}.failure_reason LIKE %s))"
+    where_params = [Delivery.Status.SENDING, Delivery.Status.UNKNOWN, Delivery.Status.FAILED, f"{UNKNOWN_OUTCOME}%"]
+    if among is not None:
+        among_sql, among_params = among.filter(pk__in=list(provider_message_ids)).values("pk").query.sql_with_params()
+        where, where_params = f"{where} AND {table}.id IN ({among_sql})", [*where_params, *among_params]
+    at = _at(sent_at)
+    sets, set_params = "", []
     if article_versions is not None:
-        values["article_versions"] = article_versions
-    marked = rows.update(**values)
-    if marked:
-        Subscriber.objects.filter(
-            deliveries__pk__in=ids, deliveries__status=Delivery.Status.SENT, deliveries__sent_at=sent_at
-        ).filter(Q(last_sent_at__isnull=True) | Q(last_sent_at__lt=sent_at)).update(last_sent_at=sent_at)
-    return marked
+        sets, set_params = ", article_versions = %s", [connection.ops.adapt_json_value(article_versions, None)]
+    params = [Delivery.Status.SENT, at, *set_params]
+    for pk, provider_id in provider_message_ids.items():
+        params += [pk, provider_id]
+    sql = (
+        f"UPDATE {table} SET status = %s, sent_at = %s, provider_message_id = v.column2, failure_reason = '', "
+        f"failed_at = NULL{sets} FROM (VALUES {rows}) AS v WHERE {table}.id = v.column1 AND {where} "
+        f"RETURNING {table}.subscriber_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *where_params])
+        marked = cursor.fetchall()
+        subscriber_ids = sorted({row[0] for row in marked})
+        if subscriber_ids:
+            marks = ", ".join(["%s"] * len(subscriber_ids))
+            cursor.execute(
+                f"UPDATE {subscribers} SET last_sent_at = %s WHERE id IN ({marks}) AND (last_sent_at IS NULL OR last_sent_at < %s)",
+                [at, *subscriber_ids, at],
+            )
+    return len(marked)
 
 
 def deliveries_record_sent(*, answers: list[SentAnswer], sent_at: datetime | None = None, journal: bool = True) -> int:
@@ -273,7 +304,7 @@ def deliveries_record_sent(*, answers: list[SentAnswer], sent_at: datetime | Non
         return sum(
             deliveries_mark_sent(
                 provider_message_ids={a.delivery_id: a.provider_message_id for a in group}, sent_at=sent_at,
-                article_versions=group[0].article_versions, among=Delivery.objects.filter(ANSWERABLE),
+                article_versions=group[0].article_versions,
             )
             for group in by_versions.values()
         )

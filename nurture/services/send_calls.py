@@ -217,40 +217,102 @@ def _build(item: Claimed) -> bool:
         return False
 
 
+class ProviderHealth:
+    """What this worker process last heard from the provider. A batch starts with one call alone
+    (a probe) unless the process's last answer was an acceptance, less than PROBE_AFTER_SECONDS ago:
+    a provider that is down (or has just been) sees one call per batch per backoff step, and a
+    healthy one is not paced by a probe every batch."""
+
+    PROBE_AFTER_SECONDS = 30.0
+
+    def __init__(self):
+        self.accepted_at: float | None = None
+        self.lock = threading.Lock()
+
+    def heard(self, results) -> None:
+        with self.lock:
+            for _item, exc in results:
+                if exc is None:
+                    self.accepted_at = time.monotonic()
+                elif classify_send_error(exc) == TRANSIENT:
+                    self.accepted_at = None  # the next batch probes again
+                    return
+
+    def needs_probe(self) -> bool:
+        with self.lock:
+            return self.accepted_at is None or time.monotonic() - self.accepted_at > self.PROBE_AFTER_SECONDS
+
+    def forget(self) -> None:
+        with self.lock:
+            self.accepted_at = None
+
+
+provider_health = ProviderHealth()
+
+# Answers of calls that returned are written together, at most this long after the first of them
+# (or sooner: when the pool is half free, at the end, or on an error): one mark-sent per group of
+# calls, not per call.
+RECORD_WITHIN_SECONDS = 0.1
+
+
 def send_one_by_one(items: list[Claimed], *, stamp: datetime, outcome: BatchOutcome, slots: Slots) -> None:
-    """One call per email, up to NURTURE_SEND_CONCURRENCY in flight. The first goes alone (a probe);
-    once one was accepted, chunks fill the free threads. A transient error stops new calls: the
-    ones in flight finish and are recorded, the rest back off with the failed one."""
+    """One call per email, up to NURTURE_SEND_CONCURRENCY in flight. Unless the provider has just
+    accepted a call from this process, the first goes alone (a probe). Free threads are refilled
+    half a pool at a time: the answers that came back are written (one mark-sent), the next chunk is
+    stamped (one UPDATE) and handed over. A transient error stops new calls: the ones in flight
+    finish and are recorded, the rest back off with the failed one."""
     pool, connections = _executor(), Connections()
-    pending, in_flight = deque(items), {}
-    ramped, backoff = False, None
-    try:
-        while in_flight or (pending and backoff is None):
-            wait = None
-            room = (settings.NURTURE_SEND_CONCURRENCY if ramped else 1) - len(in_flight)
-            if pending and backoff is None and room > 0:
-                n = min(room, len(pending), slots.most_at_once())
-                wait = slots.try_take(n)
-                if not wait:
-                    chunk = [pending.popleft() for _ in range(n)]
-                    _hand_over(chunk, stamp=stamp, outcome=outcome, pool=pool, connections=connections, in_flight=in_flight)
-                    continue
-            if not in_flight:
-                time.sleep(wait)
-                continue
-            done, _ = futures.wait(list(in_flight), timeout=wait, return_when=futures.FIRST_COMPLETED)
-            results = [(in_flight.pop(f), f.result()) for f in done]
-            if not results:
-                continue
-            ramped = ramped or any(exc is None for _, exc in results)
+    width = settings.NURTURE_SEND_CONCURRENCY
+    pending, in_flight, answered = deque(items), {}, []
+    ramped, backoff, first_answer_at = not provider_health.needs_probe(), None, None
+
+    def record() -> None:
+        nonlocal answered, backoff, first_answer_at
+        if answered:
+            results, answered, first_answer_at = answered, [], None
             countdown = _record(results, stamp=stamp, outcome=outcome)
             if countdown is not None:
                 backoff = countdown if backoff is None else max(backoff, countdown)
+
+    try:
+        while in_flight or (pending and backoff is None):
+            wait = None
+            room = (width if ramped else 1) - len(in_flight)
+            refill_at = min(len(pending), max(1, width // 2) if ramped else 1)
+            if pending and backoff is None and room > 0 and (room >= refill_at or not in_flight):
+                n = min(room, len(pending), slots.most_at_once())
+                wait = slots.try_take(n)
+                if not wait:
+                    record()  # answers first, then the next calls
+                    if backoff is None:
+                        chunk = [pending.popleft() for _ in range(n)]
+                        _hand_over(chunk, stamp=stamp, outcome=outcome, pool=pool, connections=connections, in_flight=in_flight)
+                    continue
+            if not in_flight:
+                record()
+                if wait:
+                    time.sleep(wait)
+                continue
+            if first_answer_at is not None:
+                left = max(0.0, first_answer_at + RECORD_WITHIN_SECONDS - time.monotonic())
+                wait = left if wait is None else min(wait, left)
+            done, _ = futures.wait(list(in_flight), timeout=wait, return_when=futures.FIRST_COMPLETED)
+            results = [(in_flight.pop(f), f.result()) for f in done]
+            if results:
+                provider_health.heard(results)
+                ramped = ramped or any(exc is None for _, exc in results)
+                answered.extend(results)
+                first_answer_at = first_answer_at or time.monotonic()
+            errors = any(exc is not None for _, exc in results)
+            due = first_answer_at is not None and time.monotonic() - first_answer_at >= RECORD_WITHIN_SECONDS
+            if errors or due or len(answered) >= max(1, width // 2) or not in_flight:
+                record()
     finally:
         # Whatever stopped us, calls already made are awaited and their answers recorded.
         if in_flight:
             done, _ = futures.wait(list(in_flight))
-            _record([(in_flight.pop(f), f.result()) for f in done], stamp=stamp, outcome=outcome)
+            answered.extend((in_flight.pop(f), f.result()) for f in done)
+        record()
         connections.close()
     if backoff is not None and pending:
         # The untried rest backs off with the failed call, all with one next_attempt_at.

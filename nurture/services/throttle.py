@@ -92,6 +92,20 @@ def max_emails_per_call() -> int:
     return provider_rate_limit().item.amount
 
 
+# A send task holds about this many seconds of sending at the ceiling, at most: big batches keep
+# many calls in flight without draining the pool between tasks, but at a low ceiling a batch of
+# NURTURE_SEND_BATCH_SIZE would hold its worker (and the periodic tasks queued behind it) for minutes.
+SEND_BATCH_SECONDS = 10
+SMALLEST_SEND_BATCH = 10
+
+
+def send_batch_size() -> int:
+    """Delivery ids per send task: NURTURE_SEND_BATCH_SIZE, or about SEND_BATCH_SECONDS of sending
+    at NURTURE_SENDS_PER_SECOND if that is fewer (500 at a high ceiling, 140 at 14/s)."""
+    by_ceiling = max(SMALLEST_SEND_BATCH, int(settings.NURTURE_SENDS_PER_SECOND * SEND_BATCH_SECONDS))
+    return min(settings.NURTURE_SEND_BATCH_SIZE, by_ceiling)
+
+
 def wait_for_send_slots(count: int) -> float:
     """One slot per email, also when several go in one batch call (the ceiling is emails per
     second), all taken at once just before the call."""

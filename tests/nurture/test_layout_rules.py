@@ -67,6 +67,7 @@ def test_mark_sent_moves_last_sent_at_forward_never_back():
     subscriber = active_subscriber("forward@example.org", series("in_treatment", [(0, ["first-article"])]))
     planning.deliveries_plan_due()
     delivery_id = Delivery.objects.get(subscriber=subscriber).pk
+    Delivery.objects.filter(pk=delivery_id).update(status="sending")  # handed over, awaiting its answer
     later, earlier = timezone.now(), timezone.now() - timedelta(days=3)
     Subscriber.objects.filter(pk=subscriber.pk).update(last_sent_at=later)
     assert deliveries_mark_sent(provider_message_ids={delivery_id: "pm-1"}, sent_at=earlier) == 1

@@ -91,6 +91,31 @@ def test_a_provider_that_is_down_gets_one_probe_per_batch_and_the_batch_backs_of
     assert rows.filter(attempts=1).count() == 1  # only the probe was tried
 
 
+def test_no_probe_right_after_an_acceptance_and_a_probe_again_after_a_transient_error(provider, settings):
+    settings.NURTURE_SEND_CONCURRENCY = 4
+    assert sending.deliveries_send(delivery_ids=planned(1, prefix="ok")).counts == {"sent": 1}
+    provider.state.fail_until = 10**10  # then the provider goes down
+    first = sending.deliveries_send(delivery_ids=planned(10, prefix="a"))
+    # It had just accepted a call from this process: the batch starts with a full pool, not a probe.
+    assert len(provider.state.requests) == 1 + 4
+    assert len(first.retry_ids) == 10
+    second = sending.deliveries_send(delivery_ids=planned(10, prefix="b"))
+    # Its last answer was an error: the next batch probes with one call.
+    assert len(provider.state.requests) == 1 + 4 + 1
+    assert len(second.retry_ids) == 10
+
+
+def test_answers_are_written_in_groups_not_one_statement_per_call(provider, settings):
+    settings.NURTURE_SEND_CONCURRENCY = 8
+    ids = planned(33)
+    with CaptureQueriesContext(connection) as queries:
+        assert sending.deliveries_send(delivery_ids=ids).counts == {"sent": 33}
+    marks = [q for q in queries.captured_queries if "SET status = 'sent'" in q["sql"]]
+    # The probe's answer, then groups of about half a pool: far fewer statements than emails.
+    assert 1 < len(marks) <= 33 // 2, len(marks)
+    assert sorted(provider.state.acceptances_by_message_id().values()) == [1] * 33
+
+
 def test_a_redis_error_mid_batch_releases_the_rest_and_reports_it(provider, monkeypatch):
     ids = planned(6)
     taken = []
