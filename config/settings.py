@@ -297,6 +297,8 @@ CELERY_WORKER_CONCURRENCY = env_int("NURTURE_WORKER_CONCURRENCY", 2, minimum=1, 
 # How long one "day" of a series schedule lasts. 86400 in production; a few seconds for demos.
 NURTURE_DAY_SECONDS = env_int("NURTURE_DAY_SECONDS", 86400, minimum=1)
 NURTURE_PLAN_BATCH_SIZE = env_int("NURTURE_PLAN_BATCH_SIZE", 500, minimum=1, maximum=10000)
+# Planners at once when more than one batch is due (PostgreSQL, each on its own connection).
+NURTURE_PLAN_THREADS = env_int("NURTURE_PLAN_THREADS", 2, minimum=1, maximum=8)
 # Delivery ids per send task, at most; fewer at a low ceiling (services/throttle.send_batch_size).
 NURTURE_SEND_BATCH_SIZE = env_int("NURTURE_SEND_BATCH_SIZE", 500, minimum=1, maximum=1000)
 NURTURE_CONFIRM_MAX_AGE_DAYS = env_int("NURTURE_CONFIRM_MAX_AGE_DAYS", 7, minimum=1)

@@ -19,13 +19,14 @@ import contextlib
 import fcntl
 import json
 import logging
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from nurture.models import Delivery, StepArticle, Subscriber
@@ -93,6 +94,20 @@ def _commit_without_waiting_for_disk() -> None:
             cursor.execute("SET LOCAL synchronous_commit = off")
 
 
+def _history_rows(subscriber_ids: list[int]) -> list[tuple]:
+    """(subscriber id, step id, status, article_versions, queued_at, sent_at) of their deliveries.
+    On PostgreSQL the ids go as one array parameter: the ORM's IN list resolves each of hundreds
+    of parameters in Python, a visible part of a planning run."""
+    fields = ("subscriber_id", "step_id", "status", "article_versions", "queued_at", "sent_at")
+    if connection.vendor != "postgresql":
+        return list(Delivery.objects.filter(subscriber_id__in=subscriber_ids).values_list(*fields))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(fields)} FROM nurture_delivery WHERE subscriber_id = ANY(%s)", [subscriber_ids])
+        rows = cursor.fetchall()
+    # Django reads jsonb as text and leaves decoding to the field: decode it as the field would.
+    return [(sub, step, status, json.loads(v) if isinstance(v, str) else v, queued, sent) for sub, step, status, v, queued, sent in rows]
+
+
 @dataclass
 class History:
     """What a batch of subscribers already has: received article ids, steps with a delivery,
@@ -106,11 +121,7 @@ class History:
 def _history(subscriber_ids: list[int]) -> History:
     """Two queries for the whole batch, whatever its size."""
     history = History()
-    rows = list(
-        Delivery.objects.filter(subscriber_id__in=subscriber_ids).values_list(
-            "subscriber_id", "step_id", "status", "article_versions", "queued_at", "sent_at"
-        )
-    )
+    rows = _history_rows(subscriber_ids)
     steps_without_record: set[int] = set()
     for subscriber_id, step_id, status, article_versions, queued_at, sent_at in rows:
         history.steps_done[subscriber_id].add(step_id)
@@ -279,7 +290,11 @@ def deliveries_plan_due(
     """Plan everything due at `now`, one bounded batch per transaction.
 
     `enqueue(delivery_ids)` is called on each batch's commit (the task passes the send-batch
-    enqueuer; None: nothing is enqueued), so memory holds one batch, never the whole due set."""
+    enqueuer; None: nothing is enqueued), so memory holds one batch per planner, never the whole
+    due set. When the first batch was full (more is due) and the database can SKIP LOCKED, the rest
+    is planned by NURTURE_PLAN_THREADS planners at once, each on its own connection: one planner's
+    Python overlaps another's statements, and SKIP LOCKED keeps each subscriber to one of them.
+    Inside an open transaction (tests) everything runs in the caller's connection."""
     now = now or timezone.now()
     batch_size = batch_size or settings.NURTURE_PLAN_BATCH_SIZE
     result = PlanResult()
@@ -287,23 +302,62 @@ def deliveries_plan_due(
         if not acquired:
             logger.info("planner already running elsewhere; nothing planned by this run")
             return result
-        series_steps = SeriesSteps()
-        for _ in range(max_batches):
-            with transaction.atomic():
-                batch = deliveries_plan_batch(now=now, batch_size=batch_size, series_steps=series_steps)
-                if batch.delivery_ids and enqueue is not None:
-                    ids = batch.delivery_ids
-                    transaction.on_commit(lambda ids=ids: enqueue(ids))
-            result.batches += 1
-            result.planned += len(batch.delivery_ids)
-            result.subscribers_seen += batch.subscribers_seen
-            result.completed += batch.completed
-            result.deferred += batch.deferred
-            if batch.subscribers_seen < batch_size:
-                break
+        full = _plan_batches(now=now, batch_size=batch_size, max_batches=1, enqueue=enqueue, result=result)
+        if full and max_batches > 1:
+            threads = settings.NURTURE_PLAN_THREADS
+            if threads > 1 and connection.features.has_select_for_update_skip_locked and not connection.in_atomic_block:
+                _plan_in_threads(threads, now=now, batch_size=batch_size, max_batches=max_batches - 1, enqueue=enqueue, result=result)
+            else:
+                _plan_batches(now=now, batch_size=batch_size, max_batches=max_batches - 1, enqueue=enqueue, result=result)
     logger.log(
         logging.INFO if result.planned or result.completed else logging.DEBUG,  # nothing due: routine
         "planned deliveries=%d subscribers=%d deferred=%d completed=%d batches=%d",
         result.planned, result.subscribers_seen, result.deferred, result.completed, result.batches,
     )
     return result
+
+
+def _plan_batches(*, now: datetime, batch_size: int, max_batches: int, enqueue, result: PlanResult, lock=None) -> bool:
+    """Batches until one comes back short (nothing more due) or max_batches; adds to `result`.
+    Returns True if the last batch was full (more may be due)."""
+    series_steps = SeriesSteps()
+    for _ in range(max_batches):
+        with transaction.atomic():
+            batch = deliveries_plan_batch(now=now, batch_size=batch_size, series_steps=series_steps)
+            if batch.delivery_ids and enqueue is not None:
+                ids = batch.delivery_ids
+                transaction.on_commit(lambda ids=ids: enqueue(ids))
+        with lock or contextlib.nullcontext():
+            result.batches += 1
+            result.planned += len(batch.delivery_ids)
+            result.subscribers_seen += batch.subscribers_seen
+            result.completed += batch.completed
+            result.deferred += batch.deferred
+        if batch.subscribers_seen < batch_size:
+            return False
+    return True
+
+
+def _plan_in_threads(threads: int, *, max_batches: int, result: PlanResult, **plan) -> None:
+    """`threads` planners (this thread and threads - 1 more), each with its own connection."""
+    lock, errors = threading.Lock(), []
+    share = -(-max_batches // threads)
+
+    def planner() -> None:
+        try:
+            _plan_batches(max_batches=share, result=result, lock=lock, **plan)
+        except Exception as exc:  # re-raised in the caller's thread below
+            errors.append(exc)
+        finally:
+            connections.close_all()  # this thread's connections only
+
+    others = [threading.Thread(target=planner, name=f"planner-{i}") for i in range(1, threads)]
+    for thread in others:
+        thread.start()
+    try:
+        _plan_batches(max_batches=share, result=result, lock=lock, **plan)
+    finally:
+        for thread in others:
+            thread.join()
+    if errors:
+        raise errors[0]

@@ -237,6 +237,48 @@ def test_two_planners_at_once_plan_each_subscriber_once(postgres, settings):
     assert Delivery.objects.filter(step__position=0).count() == 400
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_large_due_set_is_planned_by_several_threads_each_subscriber_once(postgres, settings, monkeypatch):
+    """More than a batch due: NURTURE_PLAN_THREADS planners share the rest, each on its own
+    connection, and SKIP LOCKED gives each subscriber to one of them."""
+    settings.NURTURE_DAY_SECONDS = 10
+    settings.NURTURE_PLAN_THREADS = 3
+    the_series = series("in_treatment", [(0, ["t1"]), (0, ["t2"])])
+    now = datetime.now(UTC)
+    Subscriber.objects.bulk_create(
+        [
+            Subscriber(email=f"t{i}@example.org", stage="in_treatment", language="en", series=the_series,
+                       status=Subscriber.Status.ACTIVE, next_send_at=now, confirmed_at=now)
+            for i in range(600)
+        ]
+    )
+    threads_seen, real_batch = set(), planning.deliveries_plan_batch
+
+    def batch(**kwargs):
+        threads_seen.add(threading.current_thread().name)
+        return real_batch(**kwargs)
+
+    monkeypatch.setattr(planning, "deliveries_plan_batch", batch)
+    enqueued = []
+    result = planning.deliveries_plan_due(now=now, batch_size=20, enqueue=enqueued.extend)
+    assert result.planned == 600 == Delivery.objects.count() == len(set(enqueued))
+    assert Delivery.objects.filter(step__position=0).values("subscriber_id").distinct().count() == 600
+    assert len(threads_seen) == 3, threads_seen
+    again = planning.deliveries_plan_due(now=now, batch_size=20)
+    assert again.planned == 0  # nothing left due, nothing planned twice
+
+
+def test_inside_a_transaction_the_planner_stays_on_the_callers_connection(settings):
+    """A caller's open transaction (a test, an atomic block) must see every row the planner
+    writes: no second connection, whatever NURTURE_PLAN_THREADS says."""
+    settings.NURTURE_PLAN_THREADS = 4
+    the_series = series("in_treatment", [(0, ["u1"])])
+    for i in range(45):
+        active_subscriber(f"u{i}@example.org", the_series)
+    result = planning.deliveries_plan_due(batch_size=10)
+    assert result.planned == 45 == Delivery.objects.count()
+
+
 def test_without_skip_locked_a_second_planner_waits_its_turn(settings, tmp_path, monkeypatch):
     """SQLite (the local demo) cannot SKIP LOCKED: a file lock lets one planner run at a time."""
     import fcntl
