@@ -9,7 +9,12 @@ backend to the fake provider whose URL it is given.
 It queues N emails of the given body (post_office's bulk `send_many`, timed separately), then
 sends them with `send_queued_mail_until_done(processes=P)` and THREADS_PER_PROCESS=T: the
 documented parallel mode (`manage.py send_queued_mail --processes P`). Every other post_office
-setting stays at its default. Prints one JSON line with the figures.
+setting stays at its default. Prints one JSON line with the figures, the CPU seconds its processes
+spent sending among them.
+
+With --floor it sends the same N emails with anymail's Postmark backend directly, one connection in
+one thread, no queue and no database: the per-call cost that the engine and post-office share (the
+backend building the request, requests and http.client), measured as this process's CPU per call.
 """
 from __future__ import annotations
 
@@ -65,6 +70,32 @@ def peak_rss_mib() -> float:
     return 0.0
 
 
+def cpu_seconds() -> float:
+    """CPU of this process and of its children that have ended (post_office's pool)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def floor(args, body: dict) -> dict:
+    from django.core.mail import EmailMultiAlternatives, get_connection
+
+    connection = get_connection("anymail.backends.postmark.EmailBackend")
+    connection.open()
+    messages = []
+    for i in range(args.emails):
+        message = EmailMultiAlternatives(subject=body["subject"], body=body["text"], to=[f"floor{i}@example.org"],
+                                         headers=body.get("headers") or {}, connection=connection)
+        message.attach_alternative(body["html"], "text/html")
+        messages.append(message)
+    cpu, started = cpu_seconds(), time.perf_counter()
+    for message in messages:
+        message.send()
+    return {"emails": args.emails, "sent": args.emails, "send_seconds": time.perf_counter() - started,
+            "cpu_seconds": cpu_seconds() - cpu}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--database-url", required=True)
@@ -73,7 +104,13 @@ def main() -> int:
     parser.add_argument("--body", required=True, help="JSON file: subject, text, html, headers")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=5)
+    parser.add_argument("--floor", action="store_true", help="anymail's backend alone, one thread (see above)")
     args = parser.parse_args()
+    if args.floor:
+        configure(database_url=args.database_url, api_url=args.api_url, threads=1)
+        with open(args.body) as handle:
+            print(json.dumps(floor(args, json.load(handle))))
+        return 0
 
     configure(database_url=args.database_url, api_url=args.api_url, threads=args.threads)
     from django.core.management import call_command
@@ -107,9 +144,10 @@ def main() -> int:
     from post_office.mail import send_queued_mail_until_done
 
     lockfile = os.path.join(tempfile.mkdtemp(prefix="bench-post-office-"), "post_office")
-    started = time.perf_counter()
+    cpu, started = cpu_seconds(), time.perf_counter()
     send_queued_mail_until_done(lockfile=lockfile, processes=args.processes)
     send_seconds = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu
 
     counts = {status: Email.objects.filter(status=status).count() for status in (0, 1, 2, 3)}  # sent, failed, queued, requeued
     print(
@@ -122,6 +160,7 @@ def main() -> int:
                 "left_queued": counts[2] + counts[3],
                 "queue_seconds": queue_seconds,
                 "send_seconds": send_seconds,
+                "cpu_seconds": cpu,
                 "peak_rss_mib": peak_rss_mib(),
             }
         )

@@ -142,6 +142,23 @@ def peak_rss_mib(pid: int) -> float:
     return total / 1024
 
 
+def cpu_seconds_of(pid: int) -> float:
+    """CPU (user + system) of a worker: its main process and its pool children, summed."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    total = 0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def reset_tables() -> None:
     from django.db import connection
 
@@ -216,6 +233,7 @@ def _engine_send(*, args, provider_kind: str, latency_ms: float, emails: int, ra
             previous = settings.NURTURE_SEND_BATCH_SIZE, settings.NURTURE_SENDS_PER_SECOND
             settings.NURTURE_SEND_BATCH_SIZE, settings.NURTURE_SENDS_PER_SECOND = batch, rate
             try:
+                cpu_before = sum(cpu_seconds_of(w.proc.pid) for w in workers)
                 started = time.monotonic()
                 enqueue_send_batches(planned)
             finally:
@@ -229,6 +247,7 @@ def _engine_send(*, args, provider_kind: str, latency_ms: float, emails: int, ra
                 elif time.monotonic() - progress_at > args.stall_seconds:
                     raise RuntimeError(f"{label}: no progress for {args.stall_seconds}s at {done}/{len(planned)}")
             elapsed = time.monotonic() - started
+            cpu = sum(cpu_seconds_of(w.proc.pid) for w in workers) - cpu_before
             rss = [peak_rss_mib(w.proc.pid) for w in workers]
         finally:
             if profiler is not None:
@@ -247,12 +266,14 @@ def _engine_send(*, args, provider_kind: str, latency_ms: float, emails: int, ra
         calls = len(provider.state.calls) if provider_kind == "mailgun" else len(provider.state.requests)
     if profiler is not None:
         summary = summarise_profile(profile_raw)
-        (Path(args.out) / f"profile-{label}.txt").write_text(f"py-spy, worker {label}-0's pool process, {len(planned)} emails\n\n{summary}\n")
+        (Path(args.out) / f"profile-{label}.txt").write_text(
+            f"py-spy --gil (on-CPU samples), worker {label}-0's pool process, {len(planned)} emails\n\n{summary}\n")
     result = {
         "label": label, "provider": provider_kind, "latency_ms": latency_ms, "emails": len(planned), "sent": sent,
         "seconds": elapsed, "per_second": sent / elapsed if elapsed else 0.0, "plan_seconds": plan_seconds,
         "busiest_second": busiest_second(stamps), "accepted_twice": sum(1 for c in counts.values() if c > 1),
         "api_calls": calls, "peak_rss_mib": max(rss) if rss else 0.0, "ceiling": rate, "batch": batch,
+        "cpu_seconds": cpu, "cpu_ms_per_email": 1000 * cpu / max(1, len(planned)),
         "workers": args.workers,
     }
     print(f"  engine {label}{' (profiled, not measured)' if profile else ''}: {sent}/{len(planned)} sent in {elapsed:.2f}s = {result['per_second']:.1f}/s, "
@@ -274,12 +295,13 @@ def py_spy(args) -> Path:
 
 
 def start_profile(args, pid: int, out: Path) -> subprocess.Popen | None:
-    """py-spy sampling the worker's pool process (where tasks run), raw collapsed stacks, idle
-    samples included: the pool runs one task at a time, so waiting is where its time goes."""
+    """py-spy sampling the worker's pool process (where tasks run), raw collapsed stacks, only
+    samples of the thread holding the GIL (`--gil`): where the process's CPU goes, across the task
+    thread and the send threads. The sending is CPU-bound now, so that is what bounds it."""
     children = Path(f"/proc/{pid}/task/{pid}/children")
     target = int(children.read_text().split()[0]) if children.exists() and children.read_text().split() else pid
     return subprocess.Popen([str(py_spy(args)), "record", "--pid", str(target), "--format", "raw", "--rate", "200",
-                             "--output", str(out), "--nonblocking", "--idle"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--output", str(out), "--nonblocking", "--gil"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 KINDS_OF_WORK = (  # (kind, markers in a frame's file path), checked from the innermost frame out
@@ -288,6 +310,7 @@ KINDS_OF_WORK = (  # (kind, markers in a frame's file path), checked from the in
     ("provider call (anymail, requests, HTTP)", ("anymail/", "requests/", "urllib3/", "http/client")),
     ("building the email", ("emails/", "email/", "css_inline", "django/template/")),
     ("Django ORM (building queries)", ("django/db/",)),
+    ("Celery (task and result handling)", ("celery/", "billiard/")),
 )
 
 
@@ -324,7 +347,9 @@ def summarise_profile(raw: Path, top: int = 20) -> str:
     lines += ["", "self (where it was running):"]
     lines += [f"  {100 * n / samples:5.1f}%  {f}" for f, n in self_counts.most_common(top)]
     lines += ["", "total (on the stack), the engine's own functions:"]
-    own = [(f, n) for f, n in total_counts.most_common() if any(k in f for k in ("sending.py", "emails.py", "throttle.py", "tasks.py", "merge.py", "messages.py", "cache.py", "links.py", "providers.py"))]
+    own = [(f, n) for f, n in total_counts.most_common() if any(k in f for k in (
+        "sending.py", "send_calls.py", "deliveries.py", "esp_batch.py", "throttle.py", "tasks.py", "merge.py", "messages.py",
+        "cache.py", "links.py", "providers.py", "tokens.py"))]
     lines += [f"  {100 * n / samples:5.1f}%  {f}" for f, n in own[:top]]
     return "\n".join(lines)
 
@@ -372,7 +397,9 @@ def sample_body(out: Path) -> tuple[Path, int]:
     return path, len(message.body.encode()) + len(html.encode())
 
 
-def postoffice_send(*, args, python: Path, body: Path, latency_ms: float, emails: int) -> dict:
+def postoffice_send(*, args, python: Path, body: Path, latency_ms: float, emails: int, floor: bool = False) -> dict:
+    """django-post-office sending `emails` (or, floor=True, anymail's backend alone in one thread:
+    postoffice_job.py --floor) in its own venv, against a fake Postmark in this process."""
     from support.fake_provider import FakeProvider
 
     with FakeProvider(keep_alive=True) as provider:
@@ -380,7 +407,7 @@ def postoffice_send(*, args, python: Path, body: Path, latency_ms: float, emails
         answer = subprocess.run(
             [str(python), str(ROOT / "benchmarks" / "postoffice_job.py"), "--database-url", args.postoffice_database_url,
              "--api-url", provider.url, "--emails", str(emails), "--body", str(body),
-             "--processes", str(args.po_processes), "--threads", str(args.po_threads)],
+             "--processes", str(args.po_processes), "--threads", str(args.po_threads), *(["--floor"] if floor else [])],
             capture_output=True, text=True, cwd=tempfile.gettempdir(), env={k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
         )
         if answer.returncode != 0:
@@ -389,6 +416,11 @@ def postoffice_send(*, args, python: Path, body: Path, latency_ms: float, emails
         result["busiest_second"] = busiest_second(list(provider.state.request_times))
         result["accepted"] = len(provider.state.accepted)
     result["per_second"] = result["sent"] / result["send_seconds"] if result["send_seconds"] else 0.0
+    result["cpu_ms_per_email"] = 1000 * result["cpu_seconds"] / max(1, result["sent"])
+    if floor:
+        print(f"  anymail's Postmark backend alone, one thread: {result['sent']} calls, "
+              f"{result['cpu_ms_per_email']:.2f} ms CPU per call", flush=True)
+        return result
     result["per_second_with_queueing"] = result["sent"] / (result["send_seconds"] + result["queue_seconds"])
     print(f"  post-office {result['version']} latency {latency_ms:g} ms: {result['sent']}/{emails} sent in "
           f"{result['send_seconds']:.2f}s = {result['per_second']:.1f}/s ({result['per_second_with_queueing']:.1f}/s "
@@ -548,6 +580,15 @@ def run(args) -> list[Row]:
             f"accepted twice {engine['accepted_twice']}",
             {"engine": engine, "post_office": post},
         ))
+        if latency == 0:
+            floor = postoffice_send(args=args, python=python, body=body, latency_ms=0, emails=args.emails, floor=True)
+            rows.append(Row(
+                "cpu_per_email_0ms", f"CPU per email sent, latency 0 ms (the sender's own processes; the fake provider apart)",
+                engine["cpu_ms_per_email"], post["cpu_ms_per_email"], "ms", "", None,
+                f"anymail's Postmark backend alone, one thread, no queue: {floor['cpu_ms_per_email']:.2f} ms per call "
+                f"(the part both pay)",
+                {"engine": {k: engine[k] for k in ("cpu_seconds", "sent", "emails", "accepted_twice")}, "post_office": post, "floor": floor},
+            ))
 
     # 2. the Mailgun batch path
     mailgun = engine_send(args=args, provider_kind="mailgun", latency_ms=50, emails=args.mailgun_emails,
