@@ -27,18 +27,19 @@ def group_for_batch_calls(claimed: list[Claimed], *, limit: int) -> list[list[Cl
     """One call per identical body: same step, language and article versions (the render cache's
     key). Each address at most once per call (the ESP keys merge data by address) and at most
     `limit` recipients. Order within a call follows the batch."""
-    calls_by_body: dict[tuple, list[list[Claimed]]] = {}
+    calls_by_body: dict[tuple, list[tuple[list[Claimed], set[str]]]] = {}
     for item in claimed:
         key = step_body_key(step=item.delivery.step, articles=item.articles)
         calls = calls_by_body.setdefault(key, [])
         address = item.delivery.subscriber.email.lower()
-        for call in calls:
-            if len(call) < limit and all(other.delivery.subscriber.email.lower() != address for other in call):
+        for call, addresses in calls:
+            if len(call) < limit and address not in addresses:
                 call.append(item)
+                addresses.add(address)
                 break
         else:
-            calls.append([item])
-    return [call for calls in calls_by_body.values() for call in calls]
+            calls.append(([item], {address}))
+    return [call for calls in calls_by_body.values() for call, _addresses in calls]
 
 
 def send_in_batch_calls(items: list[Claimed], *, stamp: datetime, outcome: BatchOutcome, endpoint) -> None:
