@@ -304,22 +304,28 @@ def start_profile(args, pid: int, out: Path) -> subprocess.Popen | None:
                              "--output", str(out), "--nonblocking", "--gil"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+PROVIDER_CALL = ("provider call (anymail, requests, HTTP)", ("anymail/", "requests/", "urllib3/", "http/client"))
 KINDS_OF_WORK = (  # (kind, markers in a frame's file path), checked from the innermost frame out
     ("database (psycopg)", ("psycopg/",)),
     ("Redis (rate limit, broker)", ("redis/", "limits/", "kombu/")),
-    ("provider call (anymail, requests, HTTP)", ("anymail/", "requests/", "urllib3/", "http/client")),
-    ("building the email", ("emails/", "email/", "css_inline", "django/template/")),
+    ("building the email", ("nurture/emails/", "django/core/mail/", "css_inline", "django/template/")),
     ("Django ORM (building queries)", ("django/db/",)),
     ("Celery (task and result handling)", ("celery/", "billiard/")),
 )
 
 
 def _kind_of_work(stack: str) -> str:
-    for frame in reversed(stack.split(";")):
+    """The provider call wins wherever it is on the stack: everything anymail does (it parses
+    addresses with Python's email package, encodes JSON, reads the proxy environment through
+    requests) is the call's cost. Otherwise the innermost frame that says which."""
+    frames = stack.split(";")
+    if any(marker in frame for frame in frames for marker in PROVIDER_CALL[1]):
+        return PROVIDER_CALL[0]
+    for frame in reversed(frames):
         for kind, markers in KINDS_OF_WORK:
             if any(marker in frame for marker in markers):
                 return kind
-    return "other (Celery, task code, Python)"
+    return "other (task code, Python)"
 
 
 def summarise_profile(raw: Path, top: int = 20) -> str:

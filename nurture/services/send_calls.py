@@ -84,7 +84,7 @@ class Slots:
         self.wait_for_slot = wait_for_slot
 
     def most_at_once(self) -> int:
-        return 1 if self.wait_for_slot else throttle.max_emails_per_call()
+        return 1 if self.wait_for_slot else throttle.slots_per_chunk()
 
     def try_take(self, n: int) -> float:
         if self.wait_for_slot:

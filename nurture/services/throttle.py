@@ -59,6 +59,21 @@ class SendRateLimit:
         return min(1.0, max(0.005, reset_at - time.time()))
 
 
+# The limiter grants this much under the provider's ceiling (and at least one send a second under
+# it, from 2/s up; measured by make bench: docs/benchmarks.md): a call reaches the provider a few milliseconds after its slot was granted, later
+# on a busy worker, so sends granted a full window apart can land in one of the provider's seconds.
+HEADROOM = 0.10
+
+
+def granted_rate(ceiling: float) -> float:
+    """Sends per second the limiter grants for NURTURE_SENDS_PER_SECOND = ceiling: 13 for 14,
+    450 for 500; a ceiling under 2/s as it is."""
+    if ceiling < 2:
+        return ceiling
+    whole = math.floor(ceiling)
+    return whole - max(1, round(whole * HEADROOM))
+
+
 def storage_url_for(broker_url: str) -> str:
     return broker_url if broker_url.startswith(("redis://", "rediss://")) else "memory://"
 
@@ -73,7 +88,7 @@ def provider_rate_limit() -> SendRateLimit:
     config = (settings.CELERY_BROKER_URL, settings.NURTURE_SENDS_PER_SECOND)
     if _limit is None or _limit_config != config:
         broker_url, rate = config
-        _limit = SendRateLimit(storage_url_for(broker_url), rate)
+        _limit = SendRateLimit(storage_url_for(broker_url), granted_rate(rate))
         _limit_config = config
     return _limit
 
@@ -90,6 +105,14 @@ def try_send_slots(count: int) -> float:
 def max_emails_per_call() -> int:
     """A batch call may carry at most one window's worth of emails, or it could never fit."""
     return provider_rate_limit().item.amount
+
+
+def slots_per_chunk() -> int:
+    """One call per email: slots are taken for at most a tenth of a window's emails at once (1 at
+    14/s, 50 at 500/s). Calls granted together reach the provider together, a few milliseconds
+    late; a burst as wide as the window would then land partly in the provider's next second,
+    where the next burst lands too."""
+    return max(1, provider_rate_limit().item.amount // 10)
 
 
 # A send task holds about this many seconds of sending at the ceiling, at most: big batches keep

@@ -76,12 +76,13 @@ def test_two_workers_and_two_planners_send_each_email_exactly_once(stack):
 def test_worker_killed_mid_batch_then_restarted_sends_each_email_exactly_once(stack):
     provider, worker = stack
     subscribers_due(18)
-    # 3 sends per one-second window: the limiter lets 3 go at once, then holds the worker for the
+    # 3 sends per one-second window (a ceiling of 4, one under it granted: throttle.granted_rate):
+    # the limiter lets 3 go at once, then holds the worker for the
     # rest of the second. Just after the 6th is sent the worker is waiting for a slot (for most of a
     # second), so the kill lands between provider calls, not inside one.
     # One call at a time (NURTURE_SEND_CONCURRENCY=1): with a pool, chunks of 3 calls would be in
     # flight at the kill, which is the held-call case below, not this one.
-    first = worker("doomed", NURTURE_SENDS_PER_SECOND=3, NURTURE_SEND_BATCH_SIZE=18, NURTURE_SEND_CONCURRENCY=1)
+    first = worker("doomed", NURTURE_SENDS_PER_SECOND=4, NURTURE_SEND_BATCH_SIZE=18, NURTURE_SEND_CONCURRENCY=1)
     plan_due_deliveries_task.delay()
     wait_for(lambda: Delivery.objects.filter(status="sent").count() >= 6, timeout=30, interval=0.005, message="6 sent")
     first.kill()  # SIGKILL, mid-batch: no clean-up, the batch's message stays unacked in Redis

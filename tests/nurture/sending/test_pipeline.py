@@ -127,7 +127,7 @@ def test_a_redis_error_mid_batch_releases_the_rest_and_reports_it(provider, monk
         return 0.0
 
     monkeypatch.setattr(throttle, "try_send_slots", slots)
-    monkeypatch.setattr(throttle, "max_emails_per_call", lambda: 1)
+    monkeypatch.setattr(throttle, "slots_per_chunk", lambda: 1)
     outcome = sending.deliveries_send(delivery_ids=ids)
     assert isinstance(outcome.error, redis.exceptions.ConnectionError)
     assert outcome.counts.get("sent") == 2

@@ -218,6 +218,22 @@ def test_rate_setting_maps_to_whole_sends_per_window(rate, amount, seconds):
     assert (item.amount, item.get_expiry()) == (amount, seconds)
 
 
+@pytest.mark.parametrize("ceiling, granted", [(14, 13), (14.7, 13), (500, 450), (2, 1), (1.5, 1.5), (0.5, 0.5)])
+def test_the_limiter_grants_a_little_under_the_providers_ceiling(settings, ceiling, granted):
+    settings.NURTURE_SENDS_PER_SECOND = ceiling
+    assert throttle.granted_rate(ceiling) == granted
+    throttle.forget_in_process_limiters()
+    assert throttle.provider_rate_limit().item.amount == throttle.rate_limit_item(granted).amount
+
+
+def test_one_call_per_email_takes_a_tenth_of_a_window_at_once(settings):
+    throttle.forget_in_process_limiters()
+    settings.NURTURE_SENDS_PER_SECOND = 14
+    assert throttle.slots_per_chunk() == 1
+    settings.NURTURE_SENDS_PER_SECOND = 500
+    assert throttle.slots_per_chunk() == 45  # a tenth of the 450 granted per second
+
+
 def test_staff_requeue_moves_only_failed_deliveries_and_enqueues_on_commit(django_capture_on_commit_callbacks):
     ids = planned(3)
     Delivery.objects.filter(pk=ids[0]).update(status="failed", failure_reason=reconcile.UNKNOWN_OUTCOME_REASON)
