@@ -96,7 +96,7 @@ def preferences(request, token: str):
     with translation.override(subscriber.language):
         form = PreferencesForm(instance=subscriber)
         forms = care.care_forms(subscriber)
-        saved = failed = False
+        saved = failed = unknown_action = False
         if request.method == "POST":
             action = request.POST.get("action", "save")
             if action in care.CARE_ACTIONS:  # pause, treatment date, carer: their own forms
@@ -117,6 +117,8 @@ def preferences(request, token: str):
             elif action == "erase_confirmed":
                 retention.subscriber_erase(subscriber_id=subscriber.pk)
                 return _private(render(request, "nurture/erased.html"))
+            elif action != "save":  # not one of this page's buttons: change nothing, say so
+                unknown_action = failed = True
             else:
                 form = PreferencesForm(request.POST, instance=Subscriber.objects.get(pk=subscriber.pk))
                 if form.is_valid():
@@ -135,7 +137,7 @@ def preferences(request, token: str):
                     subscriber.refresh_from_db()
     with translation.override(subscriber.language):
         context = {
-            "form": form, "subscriber": subscriber, "saved": saved, "token": token,
+            "form": form, "subscriber": subscriber, "saved": saved, "token": token, "unknown_action": unknown_action,
             "handoff": recipients.open_carer_handoff(subscriber_id=subscriber.pk), **forms,
         }
         return _private(render(request, "nurture/preferences.html", context, status=400 if form.errors or failed else 200))

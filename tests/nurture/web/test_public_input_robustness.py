@@ -28,3 +28,18 @@ def test_public_pages_never_answer_500_to_odd_input(client):
     assert r.status_code == 405
     r = client.post(f"/email/{good['view']}/")
     assert r.status_code < 500
+
+
+def test_an_unknown_preferences_action_changes_nothing_and_says_so(client):
+    from nurture.models import Subscriber
+    from tests.helpers.scheduler import active_subscriber, series
+
+    subscriber = active_subscriber("unknown-action@example.org", series("in_treatment", [(0, ["u-a"])]))
+    before = Subscriber.objects.filter(pk=subscriber.pk).values().get()
+    token = tokens.make_token(purpose=tokens.PREFERENCES, subscriber_id=subscriber.pk)
+    r = client.post(f"/preferences/{token}/", {"action": "bogus"})
+    assert r.status_code == 400
+    page = r.content.decode()
+    assert "We did not recognise that request, so nothing was changed" in page
+    assert 'class="errorlist"' not in page  # no field errors for fields nobody sent
+    assert Subscriber.objects.filter(pk=subscriber.pk).values().get() == before
