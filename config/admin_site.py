@@ -12,17 +12,34 @@ from functools import wraps
 
 from django.conf import settings
 from django.contrib.admin import AdminSite
+from django.contrib.auth.signals import user_login_failed
+from django.core.exceptions import ValidationError
 from django.http import HttpResponseBadRequest
+from django.utils.translation import gettext_lazy as _
 from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 
 
 class TwoFactorLoginForm(OTPAdminAuthenticationForm):
-    """django-otp's admin sign-in, where someone with one device need not choose it: the page asks
-    for username, password and code only (the device choice appears only after a right password),
-    and django-otp refuses a code without a chosen device ("Please select a device."). With one
-    confirmed device it is the choice; with several they still choose (django-otp's reason: not
-    to count a failed try against every device)."""
+    """django-otp's admin sign-in, asking for username, password and code at once, and telling
+    nothing about which of them was wrong.
+
+    django-otp's own form answers a right password with a different page (a device list, the
+    password kept in its field, "Please enter your OTP token"): that tells someone guessing
+    passwords when they found one. Here every failure gets the same message and the same page
+    (no device list, the password field empty), and a right password with a wrong or missing code
+    counts as a failed sign-in for the lockout (django-axes) like a wrong password.
+
+    A user with one confirmed device uses it; with several, the code is tried against each
+    (django-otp's match_token), since there is no device list to choose from."""
+
+    error_messages = {
+        **OTPAdminAuthenticationForm.error_messages,
+        "invalid_login": _(
+            "Please enter a correct %(username)s, password and current code from your authenticator app. "
+            "Note that the username and password may be case-sensitive."
+        ),
+    }
 
     def _chosen_device(self, user):
         device = super()._chosen_device(user)
@@ -31,6 +48,21 @@ class TwoFactorLoginForm(OTPAdminAuthenticationForm):
             if len(devices) == 1:
                 device = devices[0]
         return device
+
+    def _update_form(self, user):
+        """django-otp fills in the device list and keeps the password after a right password: here
+        the page stays as it was, whatever was right."""
+
+    def clean(self):
+        try:
+            return super().clean()
+        except ValidationError as error:
+            if self.user_cache is not None:  # the password was right; the code was not
+                user_login_failed.send(
+                    sender=__name__, credentials={"username": self.cleaned_data.get("username")}, request=self.request
+                )
+                self.user_cache = None
+            raise self.get_invalid_login_error() from error
 
 
 class NurtureAdminSite(OTPAdminSite):

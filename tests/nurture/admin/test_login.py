@@ -73,6 +73,37 @@ def test_with_debug_off_the_login_page_as_shown_lets_in_with_password_and_code(c
     assert _in_admin(client)
 
 
+def _answer(response) -> str:
+    """The sign-in page as a guesser sees it, the CSRF token and the typed username aside."""
+    page = response.content.decode()
+    page = re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", page)
+    return page
+
+
+@pytest.mark.parametrize("code", ["", "000000"])
+def test_a_right_password_with_a_wrong_or_missing_code_looks_like_a_wrong_password(client, settings, code):
+    """Someone guessing passwords must not learn when one was right: the same message, no device
+    list, no password kept in its field, whatever of the three was wrong."""
+    settings.DEBUG = False
+    totp_device(staff_user("lead", superuser=True))
+    wrong_password = _login(client, "lead", password="not-the-password", otp_token=code)
+    right_password = _login(client, "lead", otp_token=code)
+    assert wrong_password.status_code == right_password.status_code == 200
+    assert _answer(wrong_password) == _answer(right_password)
+    page = _answer(right_password)
+    assert "Please enter a correct username, password and current code" in page
+    assert 'name="otp_device"' not in page and PASSWORD not in page
+    assert not _in_admin(client)
+
+
+def test_a_right_password_with_a_wrong_code_counts_towards_the_lockout(client, settings):
+    settings.DEBUG = False
+    totp_device(staff_user("lead", superuser=True))
+    for _ in range(2):
+        _login(client, "lead", otp_token="000000")
+    assert AccessAttempt.objects.get(username="lead").failures_since_start == 2
+
+
 def test_a_session_without_a_verified_device_is_not_staff(client, settings):
     settings.DEBUG = False
     client.force_login(staff_user("lead", superuser=True))  # password only, no device verified
