@@ -53,13 +53,18 @@ class _BrowserTimeZoneField(forms.CharField):
         return None
 
 
+# A choice that is not offered: say so without repeating what was sent (Django's own message
+# echoes the value, which may be thousands of characters of someone's junk).
+_CHOOSE_ONE = {"invalid_choice": _("Please choose one of the options shown.")}
+
+
 class SignupForm(forms.Form):
     """The documented sign-up interface; the organisation's own site may post these fields to `/`."""
 
     email = forms.EmailField(label=_("Email address"), max_length=254)
     first_name = forms.CharField(label=_("First name (optional)"), max_length=100, required=False)
-    stage = forms.ChoiceField(label=_("Which best describes you now?"), choices=Stage.choices, widget=forms.RadioSelect)
-    language = forms.ChoiceField(label=_("Language for your emails"), choices=Language.choices, initial=Language.EN)
+    stage = forms.ChoiceField(label=_("Which best describes you now?"), choices=Stage.choices, widget=forms.RadioSelect, error_messages=_CHOOSE_ONE)
+    language = forms.ChoiceField(label=_("Language for your emails"), choices=Language.choices, initial=Language.EN, error_messages=_CHOOSE_ONE)
     time_zone = _BrowserTimeZoneField(required=False, widget=forms.HiddenInput)
     consent = forms.BooleanField(label=CONSENT_TEXT, required=True)
 
@@ -87,10 +92,11 @@ class SignupForm(forms.Form):
 class PreferencesForm(forms.ModelForm):
     # Same wording as the sign-up form, and no empty "---------" choice for the radio buttons.
     first_name = forms.CharField(label=_("First name (optional)"), max_length=100, required=False)
-    stage = forms.ChoiceField(label=_("Which best describes you now?"), choices=Stage.choices, widget=forms.RadioSelect)
-    language = forms.ChoiceField(label=_("Language for your emails"), choices=Language.choices)
+    stage = forms.ChoiceField(label=_("Which best describes you now?"), choices=Stage.choices, widget=forms.RadioSelect, error_messages=_CHOOSE_ONE)
+    language = forms.ChoiceField(label=_("Language for your emails"), choices=Language.choices, error_messages=_CHOOSE_ONE)
     cadence = forms.ChoiceField(
-        label=_("How often would you like our emails?"), choices=Subscriber.Cadence.choices, widget=forms.RadioSelect
+        label=_("How often would you like our emails?"), choices=Subscriber.Cadence.choices, widget=forms.RadioSelect,
+        error_messages=_CHOOSE_ONE,
     )
 
     class Meta:
@@ -152,7 +158,7 @@ class CarerForm(forms.Form):
     carer_email = forms.EmailField(label=_("Email address of the person helping you"), max_length=254)
     mode = forms.ChoiceField(
         label=_("Send my emails to them"), choices=CarerHandoff.Mode.choices, widget=forms.RadioSelect,
-        initial=CarerHandoff.Mode.INSTEAD,
+        initial=CarerHandoff.Mode.INSTEAD, error_messages=_CHOOSE_ONE,
     )
 
     def __init__(self, *args, subscriber: Subscriber, **kwargs):

@@ -43,3 +43,12 @@ def test_an_unknown_preferences_action_changes_nothing_and_says_so(client):
     assert "We did not recognise that request, so nothing was changed" in page
     assert 'class="errorlist"' not in page  # no field errors for fields nobody sent
     assert Subscriber.objects.filter(pk=subscriber.pk).values().get() == before
+
+
+def test_a_choice_that_is_not_offered_is_refused_without_echoing_it(client):
+    junk = "x" * 3000 + "<b>junk</b>"
+    r = client.post("/", {"email": "echo@example.org", "first_name": "", "stage": junk, "language": junk, "consent": "on"})
+    assert r.status_code == 400
+    page = r.content.decode()
+    assert "Please choose one of the options shown." in page
+    assert "x" * 100 not in page and "junk" not in page
