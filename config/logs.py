@@ -65,3 +65,16 @@ class QuietPeriodicTasks(logging.Filter):
         if "return_value" in args:  # "Task ... succeeded in 0.01s: <return value>"
             return bool(NOTHING_DONE.fullmatch(str(args["return_value"]).replace("True", "1")))
         return "eta" in args  # "Task ... received"
+
+
+class WebhookAuthFailures(logging.Filter):
+    """A provider-webhook call with wrong credentials is a misconfiguration or someone probing: a
+    WARNING of one line. anymail raises a SuspiciousOperation for it, which Django logs at ERROR
+    with the whole traceback, and an error-level record would page whoever watches errors (and
+    reach Sentry) every time a stranger posts to the URL."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info = record.exc_text = None
+        record.stack_info = None
+        return True

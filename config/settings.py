@@ -398,6 +398,7 @@ LOGGING = {
         "redact_addresses": {"()": "nurture.log_redaction.RedactAddresses"},
         "context": {"()": "config.logs.ContextFilter"},
         "quiet_periodic": {"()": "config.logs.QuietPeriodicTasks"},
+        "webhook_auth": {"()": "config.logs.WebhookAuthFailures"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
@@ -416,6 +417,8 @@ LOGGING = {
         # Django's own handlers for these (DEFAULT_LOGGING) would print request paths unredacted.
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # A webhook call with wrong credentials: a one-line WARNING, not an ERROR with a traceback.
+        "django.security.AnymailWebhookValidationFailure": {"filters": ["webhook_auth"]},
         # django-axes logs every sign-in at INFO; its warnings (lockouts) are what matter.
         "axes": {"level": "WARNING"},
         # Celery would give its task logger a plain handler of its own; this one keeps the format.

@@ -202,6 +202,32 @@ def test_wrong_or_missing_credentials_are_refused_and_nothing_is_stored(client, 
     assert Subscriber.objects.get(email="bounce.me@example.org").status == "active"
 
 
+def test_wrong_credentials_are_a_one_line_warning_not_an_error_with_a_traceback(client, sent):
+    import logging
+
+    class Keep(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.records = []
+
+        def emit(self, record):
+            self.records.append(record)
+
+    keep = Keep()
+    django_logger = logging.getLogger("django")  # where Django's records go (it does not propagate to the root)
+    django_logger.addHandler(keep)
+    try:
+        response = client.post(URL, data=json.dumps(bounce(sent["bounce.me@example.org"])), content_type="application/json",
+                               **auth("postmark-hook:wrong"))
+    finally:
+        django_logger.removeHandler(keep)
+    assert response.status_code in (400, 403)
+    security = [r for r in keep.records if r.name.startswith("django.security")]
+    assert security, [r.name for r in keep.records]
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in security)
+    assert not [r for r in keep.records if r.levelno >= logging.ERROR]
+
+
 def test_without_a_webhook_secret_the_webhook_is_off(client, sent, settings):
     settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "fake-token"}
     response = client.post(URL, data=json.dumps(bounce(sent["bounce.me@example.org"])), content_type="application/json")
