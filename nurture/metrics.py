@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 QUEUES = ("confirmations", "sends", "periodic")
 CONFIRMATIONS_QUEUE = "confirmations"
 ERROR_KINDS = ("transient", "permanent", "refused", "unknown")
-EMAIL_KINDS = ("series", "confirmation", "links")  # links: "email me a fresh link"
+EMAIL_KINDS = ("series", "confirmation", "links", "carer_confirmation")  # links: "email me a fresh link"
 
 KEY_PREFIX = "nurture:metrics:"
 SENT_KEY = KEY_PREFIX + "emails_sent"  # hash: email kind -> count

@@ -145,13 +145,17 @@ def send_fresh_links(self, subscriber_id: int, mailbox_counted: bool = False) ->
 
 
 # The carer's confirmation (a carer hand-off asked for from the preference centre): acknowledged on
-# receipt, a transient provider error retried like the sign-up emails.
+# receipt, under the sign-up emails' throttles, a transient provider error retried like theirs.
 @shared_task(name="nurture.send_carer_confirmation_email", bind=True, max_retries=None, acks_late=False)
-def send_carer_confirmation_email(self, handoff_id: int) -> bool:
+def send_carer_confirmation_email(self, handoff_id: int, mailbox_counted: bool = False) -> bool:
     try:
-        return sending.carer_confirmation_email_send(handoff_id=handoff_id)
+        outcome = sending.carer_confirmation_email_send(handoff_id=handoff_id, mailbox_counted=mailbox_counted)
     except Exception as exc:
-        _retry_signup_email(self, exc, 0.0)
+        # Counted against the mailbox already: a retry must not be refused by its own count.
+        _retry_signup_email(self, exc, 0.0, args=(handoff_id, True))
+    if outcome.retry_in:
+        _retry_signup_email(self, None, outcome.retry_in, args=(handoff_id, True))
+    return outcome.sent
 
 
 @shared_task(name="nurture.purge_expired_data")

@@ -36,6 +36,7 @@ from nurture.models import CarerHandoff, Delivery
 from nurture.services.deliveries import (
     NOT_CLAIMED, deliveries_claim, deliveries_recheck, deliveries_release, deliveries_settle, infrastructure_errors, with_db_retry,
 )
+from nurture.services.signup import EmailOutcome, throttled_email_send
 from nurture.services.esp_batch import group_for_batch_calls, send_in_batch_calls  # noqa: F401 (group_for_batch_calls: the batch API)
 from nurture.services.send_calls import (  # noqa: F401 (retry_countdown, BatchOutcome: the sending API)
     RETRY, BatchOutcome, Slots, _error_summary, release_countdown, retry_countdown, send_one_by_one,
@@ -130,11 +131,17 @@ def deliveries_requeue(*, delivery_ids: list[int], enqueue) -> int:
     return len(ids)
 
 
-def carer_confirmation_email_send(*, handoff_id: int) -> bool:
+def carer_confirmation_email_send(*, handoff_id: int, mailbox_counted: bool = False) -> EmailOutcome:
     """The carer's confirmation email, while the request is still waiting for them (not stopped or
-    replaced meanwhile) and their address is not suppressed."""
+    replaced meanwhile) and their address is not suppressed; under the same per-mailbox throttle
+    and hourly ceiling as sign-up emails, so that nobody can fill a stranger's inbox by naming them
+    as their carer again and again. mailbox_counted: a retry, already counted against the mailbox."""
     handoff = CarerHandoff.objects.select_related("subscriber").filter(pk=handoff_id, status=CarerHandoff.Status.PENDING).first()
     if handoff is None or selectors.is_suppressed(email=handoff.carer_email):
-        return False
-    build_carer_confirmation_email(handoff).send()
-    return True
+        return EmailOutcome(sent=False)
+    outcome = throttled_email_send(
+        email=handoff.carer_email, mailbox_counted=mailbox_counted, kind="carer_confirmation",
+        build=lambda: build_carer_confirmation_email(handoff),
+    )
+    logger.info("carer confirmation handoff=%s sent=%s", handoff.pk, outcome.sent)
+    return outcome

@@ -182,15 +182,26 @@ def subscriber_links_email(*, subscriber_id: int, mailbox_counted: bool = False)
         return EmailOutcome(sent=False)
     if selectors.is_suppressed(email=subscriber.email):
         return EmailOutcome(sent=False)
-    if not mailbox_counted and not mailbox_take(email=subscriber.email):
-        logger.info("fresh links throttled subscriber=%s", subscriber.pk)
+    outcome = throttled_email_send(
+        email=subscriber.email, mailbox_counted=mailbox_counted, kind="links",
+        build=lambda: build_links_email(subscriber, reason=LINKS_FRESH),
+    )
+    logger.info("fresh links subscriber=%s sent=%s", subscriber.pk, outcome.sent)
+    return outcome
+
+
+def throttled_email_send(*, email: str, mailbox_counted: bool, kind: str, build) -> EmailOutcome:
+    """A service email someone can ask for again and again (a fresh link, a carer's
+    confirmation): one count against the mailbox (over its throttle: dropped), then the hourly
+    ceiling (full: retry_in, it waits), then the provider's ceiling; `build()` makes the message.
+    mailbox_counted: a retry, already counted."""
+    if not mailbox_counted and not mailbox_take(email=email):
         return EmailOutcome(sent=False)
     wait = throttle.take_confirmation_slot()
     if wait:
         return EmailOutcome(sent=False, retry_in=wait)
-    message = build_links_email(subscriber, reason=LINKS_FRESH)
-    throttle.wait_for_send_slot()
+    message = build()
+    throttle.wait_for_send_slot()  # the provider's ceiling, shared with the series emails
     message.send()
-    metrics.count_emails_sent(1, kind="links")
-    logger.info("fresh links sent subscriber=%s", subscriber.pk)
+    metrics.count_emails_sent(1, kind=kind)
     return EmailOutcome(sent=True)

@@ -274,3 +274,32 @@ def test_recipients_for_a_batch_in_one_query_and_the_sender_asks_nothing_more(su
     with django_assert_num_queries(0):
         message = build_delivery_email(delivery, articles=articles, to=addresses[subscriber.pk])
     assert message.to == ["tom@example.org"]
+
+
+def test_the_carer_confirmation_is_under_the_sign_up_emails_throttles(subscriber, settings, django_capture_on_commit_callbacks):
+    """Naming a stranger as one's carer again and again must not fill their inbox: the carer's
+    confirmation counts against their mailbox like a sign-up email, and waits for the hourly ceiling."""
+    from django.core import mail
+    from django.core.cache import cache
+
+    from nurture.services import sending, throttle
+
+    cache.clear()
+    throttle.forget_in_process_limiters()
+    settings.NURTURE_CONFIRM_RESEND_MINUTES = 0
+    settings.NURTURE_SIGNUP_EMAILS_PER_ADDRESS_PER_DAY = 2
+    settings.NURTURE_CONFIRMATIONS_PER_HOUR = 1000
+    outcomes = []
+    for _ in range(4):
+        handoff = carers.carer_request(subscriber_id=subscriber.pk, carer_email="Stranger+x@Example.org", mode="instead", enqueue=print)
+        outcomes.append(sending.carer_confirmation_email_send(handoff_id=handoff.pk).sent)
+    assert outcomes == [True, True, False, False]
+    assert len(mail.outbox) == 2
+    settings.NURTURE_SIGNUP_EMAILS_PER_ADDRESS_PER_DAY = 100
+    settings.NURTURE_CONFIRMATIONS_PER_HOUR = 1
+    throttle.forget_in_process_limiters()
+    first = carers.carer_request(subscriber_id=subscriber.pk, carer_email="one@example.org", mode="instead", enqueue=print)
+    assert sending.carer_confirmation_email_send(handoff_id=first.pk).sent
+    second = carers.carer_request(subscriber_id=subscriber.pk, carer_email="two@example.org", mode="instead", enqueue=print)
+    waiting = sending.carer_confirmation_email_send(handoff_id=second.pk)
+    assert not waiting.sent and waiting.retry_in > 0  # the hourly ceiling: it waits, it is not dropped
