@@ -36,6 +36,12 @@ def _unit_defaults(settings, tmp_path):
     settings.NURTURE_OUTBOX_DIR = tmp_path / "outbox"
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.SITE_URL = "https://guide.example.org"
+    # The daytime send window is open all day in tests, so what a test plans never depends on the
+    # hour the suite runs at (with the production 09-17 window, a test planning with real days and
+    # the real clock defers everything between 17:00 and 09:00 UTC). Tests about the window set
+    # its hours and pin the clock themselves (tests/nurture/planning/test_planner.py `real_days`).
+    settings.NURTURE_SEND_WINDOW_START_HOUR = 0
+    settings.NURTURE_SEND_WINDOW_END_HOUR = 24
     # Outside DEBUG the settings serve hashed files that only `collectstatic` writes; in-process
     # tests render pages (the admin's {% static %}) without it. The production smoke test runs it.
     settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
