@@ -12,10 +12,11 @@ from django.urls import path, reverse
 
 from nurture.models import AuditEntry
 
-from nurture.admin.base import ViewOnlyAdmin, require_permission
+from nurture.admin.base import CheckedListAdmin, ListQueryRefused, ViewOnlyAdmin, require_permission
 
 EXPORT_PERMISSION = "nurture.export_auditentry"
-CSV_HEADER = ["id", "at", "staff user", "action", "subscriber id", "delivery id", "detail"]
+# "suppression id" came later (issue 19): appended, so the earlier columns keep their places.
+CSV_HEADER = ["id", "at", "staff user", "action", "subscriber id", "delivery id", "detail", "suppression id"]
 
 
 class SubscriberIdFilter(admin.SimpleListFilter):
@@ -52,12 +53,13 @@ class _Echo:
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(ViewOnlyAdmin):
-    list_display = ["at", "username", "action", "subscriber_id", "delivery_id", "detail"]
+class AuditEntryAdmin(CheckedListAdmin, ViewOnlyAdmin):
+    list_display = ["at", "username", "action", "subscriber_id", "delivery_id", "suppression_id", "detail"]
+    declared_filters_only = True  # the filters beside the list, and the date hierarchy
     list_filter = [("user", admin.RelatedOnlyFieldListFilter), "action", SubscriberIdFilter]
     date_hierarchy = "at"
     list_per_page = 100
-    fields = ["at", "user_id", "username", "action", "subscriber_id", "delivery_id", "detail"]
+    fields = ["at", "user_id", "username", "action", "subscriber_id", "delivery_id", "suppression_id", "detail"]
     readonly_fields = fields
     actions = None
 
@@ -77,16 +79,17 @@ class AuditEntryAdmin(ViewOnlyAdmin):
         require_permission(request, EXPORT_PERMISSION)
         try:
             entries = self.get_changelist_instance(request).get_queryset(request).order_by("at", "pk")
-        except IncorrectLookupParameters:
+        except (IncorrectLookupParameters, ListQueryRefused):
             return HttpResponseBadRequest("These filters are not ones the audit trail has. Nothing was exported.",
                                           content_type="text/plain; charset=utf-8")
         writer = csv.writer(_Echo())
 
         def rows():
             yield writer.writerow(CSV_HEADER)
-            columns = ("pk", "at", "username", "action", "subscriber_id", "delivery_id", "detail")
-            for pk, at, username, action, subscriber_id, delivery_id, detail in entries.values_list(*columns).iterator(chunk_size=5000):
-                yield writer.writerow([pk, at.isoformat(), username, action, subscriber_id or "", delivery_id or "", detail])
+            columns = ("pk", "at", "username", "action", "subscriber_id", "delivery_id", "detail", "suppression_id")
+            for pk, at, username, action, subscriber_id, delivery_id, detail, suppression_id in entries.values_list(*columns).iterator(chunk_size=5000):
+                yield writer.writerow([pk, at.isoformat(), username, action, subscriber_id or "", delivery_id or "", detail,
+                                       suppression_id or ""])
 
         response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="audit-trail.csv"'

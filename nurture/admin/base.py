@@ -11,11 +11,15 @@ and the permission checks every staff page goes through (docs/admin.md, "Who can
 """
 from __future__ import annotations
 
+import re
 from functools import wraps
 
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.exceptions import DisallowedModelAdminLookup
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseBadRequest, HttpResponseRedirect
@@ -166,3 +170,89 @@ def audited_subscriber_ids(response, *, attribute: str = "pk") -> list[int]:
     if changelist is None:
         return []
     return [getattr(row, attribute) for row in changelist.result_list]
+
+
+# --- list pages: only the filters they declare, and no 500 from a query string ----------------------
+
+
+class ListQueryRefused(Exception):
+    """A list query string the admin does not offer or cannot read: a plain 400 with this message."""
+
+
+_PARAMETER_NAME = re.compile(r"[A-Za-z0-9_]{1,60}")
+
+
+def _named(parameter: str) -> str:
+    # Name a parameter only when it is a plain field path: never echo what someone typed (an address).
+    return f"“{parameter}”" if _PARAMETER_NAME.fullmatch(parameter) else "one of the parameters"
+
+
+class CheckedChangeList(ChangeList):
+    """Django's change list, with two guards (docs/security.md, "Staff lookups and small cells"):
+
+    - a date-hierarchy value out of range (`?at__year=99999999999`, year 9999's "next year") or any
+      other unreadable lookup is a 400 naming the parameter, never an OverflowError (a 500) or
+      Django's redirect to a "Database error" page;
+    - on an admin with `declared_filters_only`, any field lookup in the query string that is not one
+      of the admin's own list filters, its date hierarchy or its `extra_list_lookups` is refused:
+      Django would otherwise accept `?email=`, `?first_name=` or `?treatment_date__gte=` on any local
+      field, and narrow a list to one person with no trace.
+    """
+
+    def get_filters(self, request):
+        asked = set(self.get_filters_params())
+        try:
+            found = super().get_filters(request)
+        except DisallowedModelAdminLookup as error:
+            raise ListQueryRefused(f"This list cannot be filtered that way ({error}).") from None
+        except (IncorrectLookupParameters, OverflowError, ValueError) as error:
+            date_field = self.date_hierarchy or "date"
+            raise ListQueryRefused(
+                f"The {date_field} filter takes a year from 1 to 9998 with a real month and day ({type(error).__name__})."
+            ) from None
+        remaining = found[2]
+        if getattr(self.model_admin, "declared_filters_only", False):
+            extra = set(getattr(self.model_admin, "extra_list_lookups", ()))
+            refused = sorted(key for key in remaining if key in asked and key not in extra)
+            if refused:
+                raise ListQueryRefused(
+                    f"This list does not offer filtering by {_named(refused[0])}: use the filters beside the list "
+                    "or the search box. Nothing was shown."
+                )
+        return found
+
+    def get_queryset(self, request, exclude_parameters=None):
+        try:
+            return super().get_queryset(request, exclude_parameters)
+        except IncorrectLookupParameters:
+            raise ListQueryRefused("One of the filters has a value this list cannot use. Nothing was shown.") from None
+
+
+class CheckedListAdmin:
+    """Mixin for a ModelAdmin whose list uses CheckedChangeList. `declared_filters_only = True`
+    refuses lookups outside the admin's filters; `extra_list_lookups` names the few others it takes."""
+
+    declared_filters_only = False
+    extra_list_lookups: tuple[str, ...] = ()
+
+    def get_changelist(self, request, **kwargs):
+        return CheckedChangeList
+
+    def changelist_view(self, request, extra_context=None):
+        try:
+            return super().changelist_view(request, extra_context)
+        except ListQueryRefused as error:
+            return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
+
+
+def list_narrowed(request) -> str | None:
+    """How a list page was narrowed or reordered (a search, a filter, an ordering, a page), or None for
+    the plain first page. A narrowed list can single a person out, so each person it shows is a look."""
+    keys = set(request.GET) - {"_facets"}
+    if not keys:
+        return None
+    if request.GET.get("q"):
+        return "search"
+    if keys <= {"o", "p", "all"}:
+        return "ordering or page"
+    return "filter"

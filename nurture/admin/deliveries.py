@@ -13,16 +13,21 @@ from nurture.models import Delivery
 from nurture.services import sending
 from nurture.services.audit import audit_record, audit_record_many
 
-from nurture.admin.base import ReadOnlyAdmin, SafeActionIdsMixin, audited_subscriber_ids, delivery_preview_link, step_label
+from nurture.admin.base import (
+    CheckedListAdmin, ReadOnlyAdmin, SafeActionIdsMixin, audited_subscriber_ids, delivery_preview_link, step_label,
+)
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(SafeActionIdsMixin, ReadOnlyAdmin):
+class DeliveryAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
     list_display = [
         "id", "subscriber_link", "step_display", "status", "failure_reason_short", "attempts", "message_id",
         "provider_message_id", "provider_call_started_at", "next_attempt_at", "queued_at", "sent_at", "preview",
     ]
     list_filter = ["status", "step__series"]
+    # The filters beside the list, and one subscriber's deliveries (audited below); nothing else.
+    declared_filters_only = True
+    extra_list_lookups = ("subscriber", "subscriber__id__exact")
     list_select_related = ["step__series"]
     search_fields = ["subscriber__email", "provider_message_id", "message_id"]
     readonly_fields = [

@@ -30,7 +30,8 @@ from nurture.services.retention import subscriber_erase
 from nurture.services.exports import subscriber_export_by_staff
 
 from nurture.admin.base import (
-    ReadOnlyAdmin, SafeActionIdsMixin, audited_subscriber_ids, delivery_preview_link, require_permission, step_label,
+    CheckedListAdmin, ReadOnlyAdmin, SafeActionIdsMixin, audited_subscriber_ids, delivery_preview_link, list_narrowed,
+    require_permission, step_label,
 )
 
 
@@ -133,9 +134,12 @@ class DeliveryInline(admin.TabularInline):
 
 
 @admin.register(Subscriber)
-class SubscriberAdmin(SafeActionIdsMixin, ReadOnlyAdmin):
+class SubscriberAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
     list_display = ["id", "email", "status", "language", "stage", "cadence", "series", "next_step_position", "next_send_at", "created_at"]
     list_filter = ["status", "language", "cadence"]
+    # Only these filters and the search box: ?email=, ?id=, ?first_name=, ?treatment_date__gte= (Django
+    # would take any field) are refused with a 400, and every narrowed list is audited (changelist_view).
+    declared_filters_only = True
     list_select_related = ["series"]
     search_fields = ["email"]
     # No form: the address comes from the confirmed sign-up and is never edited here; everything
@@ -349,9 +353,10 @@ class SubscriberAdmin(SafeActionIdsMixin, ReadOnlyAdmin):
 
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)
-        if request.GET.get("q"):  # looking someone up: each person found is a look at them
-            audit_record_many(user=request.user, action="view", subscriber_ids=audited_subscriber_ids(response),
-                              detail="subscriber search")
+        narrowed = list_narrowed(request)
+        if narrowed:  # a search, filter, ordering or page can single someone out: each person shown is a look
+            detail = "subscriber search" if narrowed == "search" else f"subscriber list {narrowed}"
+            audit_record_many(user=request.user, action="view", subscriber_ids=audited_subscriber_ids(response), detail=detail)
         return response
 
     # --- erasure ---------------------------------------------------------------------------------------

@@ -87,6 +87,8 @@ class AuditEntry(models.Model):
     # Plain ids, not foreign keys: the entry outlives an erased subscriber or delivery.
     subscriber_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     delivery_id = models.BigIntegerField(null=True, blank=True)
+    # A look at the suppression list: the row seen (its subscriber may be erased, or never existed).
+    suppression_id = models.BigIntegerField(null=True, blank=True)
     detail = models.CharField(max_length=200, blank=True, help_text="Which page or operation; never personal data.")
 
     objects = AuditEntryQuerySet.as_manager()

@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from content.models import Stage
-from nurture.models import AuditEntry
+from nurture.models import AuditEntry, Subscriber
 
 # The PostgreSQL trigger lets a DELETE through only while this transaction-local setting is on.
 PURGE_SETTING = "nurture.audit_purge"
@@ -45,15 +46,16 @@ def _user_fields(user) -> dict:
 
 
 def audit_record(*, user, action: str, subscriber_id: int | None = None, delivery_id: int | None = None,
-                 detail: str = "") -> AuditEntry:
-    """One entry: `user` did `action` (view, change, export, erase) to one subscriber and/or delivery."""
+                 suppression_id: int | None = None, detail: str = "") -> AuditEntry:
+    """One entry: `user` did `action` (view, change, export, erase) to one subscriber, delivery
+    and/or suppression-list row."""
     if action not in AuditEntry.Action.values:
         raise ValueError(f"Unknown audit action {action!r}.")
-    if subscriber_id is None and delivery_id is None:
-        raise ValueError("An audit entry names a subscriber or a delivery.")
+    if subscriber_id is None and delivery_id is None and suppression_id is None:
+        raise ValueError("An audit entry names a subscriber, a delivery or a suppression.")
     return AuditEntry.objects.create(
         **_user_fields(user), action=action, subscriber_id=subscriber_id, delivery_id=delivery_id,
-        detail=_checked_detail(detail),
+        suppression_id=suppression_id, detail=_checked_detail(detail),
     )
 
 
@@ -64,6 +66,23 @@ def audit_record_many(*, user, action: str, subscriber_ids: Iterable[int], detai
     text = _checked_detail(detail)
     who = _user_fields(user)
     entries = [AuditEntry(**who, action=action, subscriber_id=pk, detail=text) for pk in dict.fromkeys(subscriber_ids)]
+    AuditEntry.objects.bulk_create(entries)
+    return len(entries)
+
+
+def audit_record_suppressions(*, user, suppressions: list[tuple[int, str]], detail: str) -> int:
+    """One "view" entry per suppression-list row shown ((id, address) pairs), in two queries: the
+    address is never written; the row's id is, and the id of the subscriber with that address, if any."""
+    text = _checked_detail(detail)
+    who = _user_fields(user)
+    addresses = {email.strip().lower() for _pk, email in suppressions}
+    owners = Subscriber.objects.alias(low=Lower("email")).filter(low__in=addresses).values_list("email", "pk")
+    owner_of = {email.lower(): pk for email, pk in owners}
+    entries = [
+        AuditEntry(**who, action=AuditEntry.Action.VIEW, suppression_id=pk, subscriber_id=owner_of.get(email.strip().lower()),
+                   detail=text)
+        for pk, email in suppressions
+    ]
     AuditEntry.objects.bulk_create(entries)
     return len(entries)
 

@@ -147,7 +147,7 @@ BAD_QUERIES = [
 def test_bad_query_strings_never_500(admin_client, library):
     for url_name, params in BAD_QUERIES:
         response = admin_client.get(reverse(url_name), params)
-        assert response.status_code in {200, 302}, (url_name, params, response.status_code)
+        assert response.status_code in {200, 302, 400}, (url_name, params, response.status_code)
 
 
 def test_bad_object_ids_are_not_found_not_errors(admin_client, library):
@@ -300,7 +300,7 @@ def test_subscriber_and_delivery_admin_are_read_only_lists(admin_client, library
     series = Series.objects.get(stage="in_treatment", language="en")
     subscriber = Subscriber.objects.create(email="reader@example.org", stage="in_treatment", language="en", series=series)
     delivery = Delivery.objects.create(subscriber=subscriber, step=series.steps.first(), status=Delivery.Status.SENT)
-    for name, params in (("nurture_subscriber", {}), ("nurture_delivery", {"status": "sent"}), ("nurture_series", {})):
+    for name, params in (("nurture_subscriber", {}), ("nurture_delivery", {"status__exact": "sent"}), ("nurture_series", {})):
         response = admin_client.get(reverse(f"admin:{name}_changelist"), params)
         assert response.status_code == 200
     response = admin_client.get(reverse("admin:nurture_delivery_change", args=[delivery.pk]))
