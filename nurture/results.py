@@ -2,8 +2,11 @@
 
 Everything here reads the daily summary (StepDailyResults, filled by services/results.py), never the
 deliveries themselves, so each read is a few indexed rows whatever the volume. Counts only: no
-person's address, name or stage; any count of 1 to 4 people is shown as "<5" (MIN_CELL) so nobody
-can be singled out. Reads only: this module never writes.
+person's address, name or stage. Small cells stay small (docs/security.md, "Staff lookups and small
+cells"): a count of 1 to 4 people shows as "<5" (MIN_CELL); one more cell of any row, column or
+total holding a "<5" shows as "x" (`cells_to_hide`), computed over every series at once so no page
+or table undoes another's; and a custom range's counts are rounded to the nearest ROUND_TO, so two
+overlapping ranges cannot be subtracted. Reads only: this module never writes.
 """
 from __future__ import annotations
 
@@ -18,9 +21,12 @@ from nurture.models import ConsentRecord, Series, Step, StepDailyResults, Subscr
 
 MIN_CELL = 5  # counts of 1..MIN_CELL-1 people are suppressed
 SUPPRESSED = "<5"
+HIDDEN = "x"  # a cell hidden so that a "<5" cannot be worked out from the others (secondary suppression)
+ROUND_TO = 5  # a custom range's counts are rounded to this
 PERIODS = {"7d": 7, "30d": 30, "90d": 90}
 DEFAULT_PERIOD = "30d"
 MAX_CUSTOM_DAYS = 731
+FIRST_DAY = date(2000, 1, 1)  # no email of ours is older: an earlier date is a typing mistake
 DEPARTURE_KINDS = ("unsubscribe", "pause")
 # Figures counted from provider events, each named after its (anymail) event type.
 EVENT_FIGURES = ("delivered", "bounced", "complained", "opened", "clicked")
@@ -51,23 +57,36 @@ def pauses_recorded() -> bool:
 # --- small cells --------------------------------------------------------------------------------
 
 
-def cell(count: int | None) -> int | str:
-    """A count as shown and exported: 1..4 become "<5"; 0 stays 0 (it singles nobody out)."""
-    if count is None:
-        return "—"
-    return SUPPRESSED if 0 < count < MIN_CELL else count
-
-
-def drawable(count: int) -> int | None:
-    """A count as a chart may draw it: None (left out) when it is shown as "<5"."""
-    return None if cell(count) == SUPPRESSED else count
-
-
 def rate(part: int, whole: int) -> float | None:
     """part / whole, or None when either count is too small to show (or nothing was sent)."""
     if whole < MIN_CELL or 0 < part < MIN_CELL:
         return None
     return part / whole
+
+
+def cells_to_hide(counts: dict, lines: list[list]) -> tuple[set, set]:
+    """(primary, secondary): the keys of `counts` shown as "<5" (1..4 people) and those hidden as "x"
+    so that no line gives one away. A line is any set of cells a reader could add up: a row, a column,
+    or a total with its parts. While some line holds exactly one hidden cell, its smallest other
+    non-zero cell is hidden too (ties by key, so every page hides the same cells)."""
+    primary = {key for key, n in counts.items() if 0 < n < MIN_CELL}
+    hidden = set(primary)
+    changed = True
+    while changed:
+        changed = False
+        for line in lines:
+            if sum(key in hidden for key in line) != 1:
+                continue
+            others = [key for key in line if key not in hidden and counts.get(key, 0) > 0]
+            if others:
+                hidden.add(min(others, key=lambda key: (counts[key], repr(key))))
+                changed = True
+    return primary, hidden - primary
+
+
+def round_count(count: int) -> int:
+    """To the nearest ROUND_TO (halves up): 5..7 -> 5, 8..12 -> 10."""
+    return ROUND_TO * ((count + ROUND_TO // 2) // ROUND_TO)
 
 
 # --- the period ---------------------------------------------------------------------------------
@@ -111,6 +130,10 @@ def resolve_period(*, period: str | None, start: str | None, end: str | None, to
         first, last = _parse_day("start", start), _parse_day("end", end)
         if first > last:
             raise PeriodError("end", "end must be on or after start.")
+        if first < FIRST_DAY:
+            raise PeriodError("start", f"start must be on or after {FIRST_DAY.isoformat()}.")
+        if first > today:
+            raise PeriodError("start", "start must be today or earlier: nothing has been sent after today.")
         if (last - first).days + 1 > MAX_CUSTOM_DAYS:
             raise PeriodError("end", f"A custom period covers at most {MAX_CUSTOM_DAYS} days.")
         return Period("custom", first, last)
@@ -136,36 +159,32 @@ def last_summarised_at() -> datetime | None:
 @dataclass
 class StepResult:
     step_id: int
+    series_id: int
     position: int
     subject: str
-    figures: dict[str, int]
-    highlighted: bool = False
+    figures: dict[str, int]  # exact counts: never shown as they are (see PeriodFigures)
 
     @property
     def leave_rate(self) -> float | None:
         return rate(self.figures["unsubscribed"], self.figures["sent"])
 
 
+def steps_by_series(*, period: Period, series_id: int | None = None) -> dict[int, list[StepResult]]:
+    """{series id: its steps in order, with their exact figures over the period} (zeros for a step
+    that sent nothing), for one series or every series: two queries."""
+    in_period = _in_period(period) if series_id is None else _in_period(period).filter(step__series_id=series_id)
+    totals = {row["step_id"]: row for row in in_period.order_by().values("step_id").annotate(**{f: Sum(f) for f in FIGURES})}
+    steps = Step.objects.order_by("series_id", "position").only("id", "series_id", "position", "subject")
+    result: dict[int, list[StepResult]] = defaultdict(list)
+    for step in steps if series_id is None else steps.filter(series_id=series_id):
+        figures = {f: (totals.get(step.pk) or {}).get(f) or 0 for f in FIGURES}
+        result[step.series_id].append(StepResult(step.pk, step.series_id, step.position, step.subject, figures))
+    return dict(result)
+
+
 def series_results(*, series_id: int, period: Period) -> list[StepResult]:
-    """Each step of the series, in order, with its figures over the period (zeros for a step that
-    sent nothing); the step with the highest leave rate is `highlighted` (none while every step's
-    unsubscribe count is too small to show)."""
-    totals = {
-        row["step_id"]: row
-        for row in _in_period(period)
-        .filter(step__series_id=series_id)
-        .order_by()
-        .values("step_id")
-        .annotate(**{f: Sum(f) for f in FIGURES})
-    }
-    results = [
-        StepResult(step.pk, step.position, step.subject, {f: (totals.get(step.pk) or {}).get(f) or 0 for f in FIGURES})
-        for step in Step.objects.filter(series_id=series_id).order_by("position").only("id", "position", "subject")
-    ]
-    rated = [r for r in results if r.leave_rate is not None and r.figures["unsubscribed"] >= MIN_CELL]
-    if rated:
-        max(rated, key=lambda r: (r.leave_rate, -r.position)).highlighted = True
-    return results
+    """Each step of one series, in order, with its exact figures over the period."""
+    return steps_by_series(period=period, series_id=series_id).get(series_id, [])
 
 
 def week_start(day: date) -> date:
@@ -200,32 +219,92 @@ def weekly_sends(*, period: Period) -> WeeklySends:
     return result
 
 
+# --- what the page may show: every table of one period, protected together ---------------------
+
+
 @dataclass
-class Comparison:
+class PeriodFigures:
+    """Every count the results page and its CSV show for one period, across every series (so the
+    same cells are hidden whichever series a page is about), and what each count shows as."""
+
+    period: Period
+    figures: tuple[str, ...]  # the per-step figures on the page
     series: list[Series]
-    positions: list[int]
-    # (position, series id) -> {"sent": n, "unsubscribed": n}
-    cells: dict[tuple[int, int], dict[str, int]]
+    steps: dict[int, list[StepResult]]  # series id -> steps in order
+    weekly: WeeklySends
+    primary: set = field(default_factory=set)  # shown as "<5"
+    secondary: set = field(default_factory=set)  # shown as "x"
 
-    def rate(self, position: int, series_id: int) -> float | None:
-        figures = self.cells.get((position, series_id), {"sent": 0, "unsubscribed": 0})
-        return rate(figures["unsubscribed"], figures["sent"])
+    @property
+    def rounded(self) -> bool:
+        return self.period.key == "custom"
+
+    def shown(self, key, count: int) -> int | str:
+        if key in self.primary:
+            return SUPPRESSED
+        if key in self.secondary:
+            return HIDDEN
+        return round_count(count) if self.rounded else count
+
+    def step_shown(self, step: StepResult, figure: str) -> int | str:
+        return self.shown(("step", step.step_id, figure), step.figures[figure])
+
+    def week_shown(self, key: tuple[str, str], index: int) -> int | str:
+        return self.shown(("week", key, index), self.weekly.rows[key][index])
+
+    def leave_rate(self, step: StepResult) -> float | None:
+        """Unsubscribed / sent from the counts as shown (rounded ones for a custom range), so a rate
+        never gives back a count the table hides; None when either is hidden or nothing was sent."""
+        part, whole = self.step_shown(step, "unsubscribed"), self.step_shown(step, "sent")
+        if not (isinstance(part, int) and isinstance(whole, int)) or whole < MIN_CELL:
+            return None
+        return part / whole
+
+    def highlighted(self, series_id: int) -> StepResult | None:
+        """The step with the highest leave rate: none while no step's unsubscribe count is shown as 5 or more."""
+        rated = [
+            s for s in self.steps.get(series_id, [])
+            if self.leave_rate(s) is not None and self.step_shown(s, "unsubscribed") >= MIN_CELL
+        ]
+        return max(rated, key=lambda s: (self.leave_rate(s), -s.position)) if rated else None
+
+    @property
+    def positions(self) -> list[int]:
+        return sorted({s.position for steps in self.steps.values() for s in steps})
+
+    def at_position(self, series_id: int, position: int) -> StepResult | None:
+        return next((s for s in self.steps.get(series_id, []) if s.position == position), None)
 
 
-def step_comparison(*, period: Period) -> Comparison:
-    """The same step position across every stage and language, side by side: sent and unsubscribed."""
-    series = list(Series.objects.order_by("stage", "language"))
-    positions = sorted(set(Step.objects.values_list("position", flat=True)))
-    cells: dict[tuple[int, int], dict[str, int]] = defaultdict(lambda: {"sent": 0, "unsubscribed": 0})
-    grouped = (
-        _in_period(period)
-        .order_by()
-        .values("step__position", "step__series_id")
-        .annotate(sent=Sum("sent"), unsubscribed=Sum("unsubscribed"))
+def period_figures(*, period: Period, figures: tuple[str, ...]) -> PeriodFigures:
+    """The page's figures for `period` with primary and secondary suppression over every line a reader
+    could add up: each step's row, each figure's column within a series, the same step position
+    across series (the comparison table), each week's row and column, and each stage and language's
+    weeks against its steps' sends (the same total two ways)."""
+    result = PeriodFigures(
+        period=period, figures=figures, series=list(Series.objects.order_by("stage", "language")),
+        steps=steps_by_series(period=period), weekly=weekly_sends(period=period),
     )
-    for row in grouped:
-        cells[(row["step__position"], row["step__series_id"])] = {"sent": row["sent"], "unsubscribed": row["unsubscribed"]}
-    return Comparison(series, positions, dict(cells))
+    counts: dict = {}
+    lines: list[list] = []
+    by_position: dict[int, list] = defaultdict(list)
+    for steps in result.steps.values():
+        for step in steps:
+            row = [("step", step.step_id, f) for f in figures]
+            counts.update((key, step.figures[key[2]]) for key in row)
+            lines.append(row)
+            by_position[step.position] += [("step", step.step_id, "sent"), ("step", step.step_id, "unsubscribed")]
+        lines += [[("step", step.step_id, f) for step in steps] for f in figures]
+    lines += by_position.values()
+    for key, values in result.weekly.rows.items():
+        weeks = [("week", key, i) for i in range(len(values))]
+        counts.update(zip(weeks, values))
+        sends = [("step", step.step_id, "sent") for series in result.series if (series.stage, series.language) == key
+                 for step in result.steps.get(series.pk, [])]
+        lines += [weeks, weeks + sends]
+    lines += [[("week", key, i) for key in result.weekly.rows] for i in range(len(result.weekly.weeks))]
+    result.primary, result.secondary = cells_to_hide(counts, lines)
+    return result
 
 
 def leave_window_days() -> int:

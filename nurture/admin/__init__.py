@@ -6,7 +6,6 @@ from nurture.admin import (  # noqa: F401  (registration happens on import)
     deliveries,
     devices,
     events,
-    figures,
     series,
     subscribers,
     suppressions,

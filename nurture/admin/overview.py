@@ -4,7 +4,9 @@ Per series: deliveries of the last 7 days by status, held-back steps, subscriber
 deliveries stuck in `sending` and those that failed in the last 24 hours, with their reasons.
 A thin view over nurture.selectors' set-based reads (a fixed number of queries, whatever the size).
 Needs nurture.view_overview (Auditors and Subscriber care); the lists of single deliveries and their
-failure reasons (which may quote an address) show only with nurture.view_delivery too.
+failure reasons (which may quote an address) show only with nurture.view_delivery too. Without it
+(Auditors), the per-series counts are protected as the results page's are: 1 to 4 shows as "<5",
+and one more cell of its row, column or total as "x" (nurture.results.cells_to_hide).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from django.contrib import admin
 from django.shortcuts import render
 from django.utils import timezone
 
-from nurture import selectors
+from nurture import results, selectors
 from nurture.models import Delivery, Subscriber
 
 from nurture.admin.base import VIEW_DELIVERY, VIEW_OVERVIEW, staff_view
@@ -43,6 +45,8 @@ def overview(request):
         "deliveries": [sum(r["deliveries"][i] for r in table) for i in range(len(delivery_statuses))],
         "subscribers": [sum(r["subscribers"][i] for r in table) for i in range(len(subscriber_statuses))],
     }
+    if not request.user.has_perm(VIEW_DELIVERY):  # those who may not see the people behind the counts
+        _protect_small_counts(table, totals)
     sending_timeout = timedelta(seconds=settings.NURTURE_SENDING_TIMEOUT_SECONDS)
     return render(
         request,
@@ -63,3 +67,27 @@ def overview(request):
             "show_deliveries": request.user.has_perm(VIEW_DELIVERY),
         },
     )
+
+
+def _protect_small_counts(table: list[dict], totals: dict) -> None:
+    """Replace each count the reader may not see exactly by "<5" or "x", in place: the lines are each
+    row's deliveries and subscribers, and each column with its total."""
+    counts, lines = {}, []
+    for group in ("deliveries", "subscribers"):
+        for row_index, row in enumerate(table):
+            keys = [(group, row_index, i) for i in range(len(row[group]))]
+            counts.update(zip(keys, row[group]))
+            lines.append(keys)
+        for i, total in enumerate(totals[group]):
+            counts[("total", group, i)] = total
+            lines.append([(group, row_index, i) for row_index in range(len(table))] + [("total", group, i)])
+        lines.append([("total", group, i) for i in range(len(totals[group]))])
+    primary, secondary = results.cells_to_hide(counts, lines)
+
+    def shown(key):
+        return results.SUPPRESSED if key in primary else results.HIDDEN if key in secondary else counts[key]
+
+    for group in ("deliveries", "subscribers"):
+        for row_index, row in enumerate(table):
+            row[group] = [shown((group, row_index, i)) for i in range(len(row[group]))]
+        totals[group] = [shown(("total", group, i)) for i in range(len(totals[group]))]

@@ -5,8 +5,9 @@ where people leave, sends per week, and the same step across stages and language
 
 Needs the permission nurture.view_results (roles "Content editors" and "Auditors"); staff without
 it get a 403 page naming it. Counts only, from the daily summary (nurture/results.py): no address,
-name or stage of a person, and counts of 1 to 4 people shown as "<5". The CSV holds every table
-of the page (counts only, no rates) with the period and when it was generated.
+name or stage of a person; counts of 1 to 4 people shown as "<5", one more cell of their row,
+column or total as "x", and a custom range's counts rounded (nurture/results.py, PeriodFigures).
+The CSV holds every table of the page (counts only, no rates) with the period and when it was generated.
 """
 from __future__ import annotations
 
@@ -52,47 +53,52 @@ def _series_label(series: Series) -> str:
     return f"{Stage(series.stage).label}, {series.language}"
 
 
-def _step_table(steps: list[results.StepResult], *, window: int, tracked: list[str]) -> Table:
-    pauses = results.pauses_recorded()
-    figures = ["sent", "delivered", "bounced", "complained", "unsubscribed", "paused", *tracked]
+def _step_table(data: results.PeriodFigures, series: Series, *, window: int) -> Table:
     names = {
         "unsubscribed": f"Unsubscribed within {window} days",
         "paused": f"Paused within {window} days",
     }
     table = Table(
         "results-steps", "Per step",
-        [Column("Step"), Column("Subject"), *(Column(names.get(f, f.capitalize())) for f in figures),
+        [Column("Step"), Column("Subject"), *(Column(names.get(f, f.capitalize())) for f in data.figures),
          Column("Leave rate", in_csv=False)],
     )
-    for step in steps:
-        cells = [
-            results.cell(step.figures[f]) if (f != "paused" or pauses) else "—" for f in figures
-        ]
-        table.rows.append(([f"#{step.position + 1}", step.subject, *cells, _percent(step.leave_rate)], step.highlighted))
+    highlighted = data.highlighted(series.pk)
+    for step in data.steps.get(series.pk, []):
+        cells = [data.step_shown(step, f) for f in data.figures]
+        table.rows.append(([f"#{step.position + 1}", step.subject, *cells, _percent(data.leave_rate(step))], step is highlighted))
     return table
 
 
-def _weekly_table(weekly: results.WeeklySends) -> tuple[Table, list[str]]:
-    layer_names = [f"{Stage(stage).label}, {language}" for stage, language in weekly.rows]
+def _weekly_table(data: results.PeriodFigures) -> tuple[Table, list[str]]:
+    layer_names = [f"{Stage(stage).label}, {language}" for stage, language in data.weekly.rows]
     table = Table("results-weekly", "Emails sent per week, by stage and language", [Column("Week from"), *map(Column, layer_names)])
-    for i, monday in enumerate(weekly.weeks):
-        table.rows.append(([monday.isoformat(), *(results.cell(values[i]) for values in weekly.rows.values())], False))
+    for i, monday in enumerate(data.weekly.weeks):
+        table.rows.append(([monday.isoformat(), *(data.week_shown(key, i) for key in data.weekly.rows)], False))
     return table, layer_names
 
 
-def _comparison_table(comparison: results.Comparison) -> Table:
+def _comparison_table(data: results.PeriodFigures) -> Table:
     columns = [Column("Step")]
-    for series in comparison.series:
+    for series in data.series:
         label = _series_label(series)
         columns += [Column(f"{label}: sent"), Column(f"{label}: unsubscribed"), Column(f"{label}: leave rate", in_csv=False)]
     table = Table("results-compare", "The same step across stages and languages", columns)
-    for position in comparison.positions:
+    for position in data.positions:
         cells: list = [f"#{position + 1}"]
-        for series in comparison.series:
-            figures = comparison.cells.get((position, series.pk), {"sent": 0, "unsubscribed": 0})
-            cells += [results.cell(figures["sent"]), results.cell(figures["unsubscribed"]), _percent(comparison.rate(position, series.pk))]
+        for series in data.series:
+            step = data.at_position(series.pk, position)
+            if step is None:
+                cells += [0, 0, "—"]
+            else:
+                cells += [data.step_shown(step, "sent"), data.step_shown(step, "unsubscribed"), _percent(data.leave_rate(step))]
         table.rows.append((cells, False))
     return table
+
+
+def _drawable(value) -> int | None:
+    """A count as a chart may draw it: left out when the table hides it."""
+    return value if isinstance(value, int) else None
 
 
 def _csv_safe(value) -> str:
@@ -109,8 +115,10 @@ def _csv_response(*, tables: list[Table], period: results.Period, series: Series
     writer.writerow(["Results", series.name, _series_label(series)])
     writer.writerow(["Period", period.start.isoformat(), period.end.isoformat()])
     writer.writerow(["Generated at", generated_at.isoformat(timespec="seconds")])
-    writer.writerow(["Note", f"Counts only; 1 to {results.MIN_CELL - 1} people shown as {results.SUPPRESSED}; "
-                             f"unsubscribed and paused count within {window} days after the step"])
+    writer.writerow(["Note", f"Counts only; 1 to {results.MIN_CELL - 1} people shown as {results.SUPPRESSED}, and one more "
+                             f"cell of their row, column or total as {results.HIDDEN}; "
+                             + (f"counts rounded to the nearest {results.ROUND_TO} (a custom period); " if period.key == "custom" else "")
+                             + f"unsubscribed and paused count within {window} days after the step"])
     for table in tables:
         keep = [i for i, column in enumerate(table.columns) if column.in_csv]
         writer.writerow([])
@@ -150,35 +158,39 @@ def results_page(request):
 
     window = results.leave_window_days()
     tracked = [f for f, on in (("opened", settings.NURTURE_TRACK_OPENS), ("clicked", settings.NURTURE_TRACK_CLICKS)) if on]
-    steps = results.series_results(series_id=series.pk, period=period)
-    weekly = results.weekly_sends(period=period)
-    step_table = _step_table(steps, window=window, tracked=tracked)
-    weekly_table, layer_names = _weekly_table(weekly)
-    compare_table = _comparison_table(results.step_comparison(period=period))
+    data = results.period_figures(
+        period=period, figures=("sent", "delivered", "bounced", "complained", "unsubscribed", "paused", *tracked),
+    )
+    steps = data.steps.get(series.pk, [])
+    step_table = _step_table(data, series, window=window)
+    weekly_table, layer_names = _weekly_table(data)
+    compare_table = _comparison_table(data)
     tables = [step_table, weekly_table, compare_table]
     if fmt == "csv":
         return _csv_response(tables=tables, period=period, series=series, generated_at=now, window=window)
 
+    highlighted = data.highlighted(series.pk)
+
     def bar(step, value, shown):
-        return charts.Bar(f"#{step.position + 1} {step.subject}", value, shown, step.highlighted)
+        return charts.Bar(f"#{step.position + 1} {step.subject}", value, shown, step is highlighted)
 
     funnel = charts.bar_chart(
         chart_id="chart-funnel", title=f"Funnel: {series.name}",
         desc=f"How many people each step reached from {period.label}; the table beside it has the numbers.",
-        bars=[bar(s, results.drawable(s.figures["sent"]), str(results.cell(s.figures["sent"]))) for s in steps],
+        bars=[bar(s, _drawable(data.step_shown(s, "sent")), str(data.step_shown(s, "sent"))) for s in steps],
     )
     leave = charts.bar_chart(
         chart_id="chart-leave", title=f"Leave rate per step: {series.name}",
         desc=f"Share of people sent each step who unsubscribed within {window} days; the highest is marked.",
-        bars=[bar(s, s.leave_rate, _percent(s.leave_rate)) for s in steps],
+        bars=[bar(s, data.leave_rate(s), _percent(data.leave_rate(s))) for s in steps],
     )
     weekly_chart = charts.stacked_columns(
         chart_id="chart-weekly", title="Emails sent per week, by stage and language",
         desc=f"Weeks from {period.label}, each column split by stage and language; the table beside it has the numbers.",
-        columns=[w.strftime("%d %b") for w in weekly.weeks],
-        layers=[(name, [results.drawable(v) for v in values]) for name, values in zip(layer_names, weekly.rows.values())],
+        columns=[w.strftime("%d %b") for w in data.weekly.weeks],
+        layers=[(name, [_drawable(data.week_shown(key, i)) for i in range(len(data.weekly.weeks))])
+                for name, key in zip(layer_names, data.weekly.rows)],
     )
-    highlighted = next((s for s in steps if s.highlighted), None)
     query = request.GET.copy()
     query["format"] = "csv"
     context = {
@@ -195,7 +207,7 @@ def results_page(request):
         "tracked": tracked,
         "pauses_recorded": results.pauses_recorded(),
         "highlighted": highlighted,
-        "highlighted_rate": _percent(highlighted.leave_rate) if highlighted else "",
+        "highlighted_rate": _percent(data.leave_rate(highlighted)) if highlighted else "",
         "step_table": step_table,
         "weekly_table": weekly_table,
         "compare_table": compare_table,
@@ -204,5 +216,7 @@ def results_page(request):
         "weekly_chart": weekly_chart,
         "csv_query": query.urlencode(),
         "min_cell": results.MIN_CELL,
+        "hidden_mark": results.HIDDEN,
+        "rounded_to": results.ROUND_TO if data.rounded else None,
     }
     return render(request, TEMPLATE, context)

@@ -22,10 +22,10 @@ pytestmark = pytest.mark.django_db
 SEEDED_EMAIL = "zebulon.quartermaine@example.net"
 SEEDED_NAME = "Zebulon"
 
-EDITOR_MODELS = {"content.article", "nurture.series", "nurture.step", "nurture.stepfigures"}
+EDITOR_MODELS = {"content.article", "nurture.series", "nurture.step"}
 CARE_MODELS = {
     "nurture.subscriber", "nurture.delivery", "nurture.suppression", "nurture.providerevent",
-    "nurture.series", "nurture.step", "nurture.stepfigures",
+    "nurture.series", "nurture.step",
 }
 AUDITOR_MODELS = {"nurture.auditentry", "axes.accessattempt", "axes.accesslog", "axes.accessfailurelog"}
 

@@ -98,7 +98,6 @@ def test_step_figures_match_the_hand_built_deliveries(world):
     assert (second.figures["sent"], second.figures["delivered"], second.figures["unsubscribed"]) == (10, 10, 5)
     assert third.figures["sent"] == 0
     assert second.leave_rate == 0.5 and first.leave_rate == 0.0
-    assert [r.highlighted for r in rows] == [False, True, False]
 
 
 def test_pauses_within_the_window_count_against_the_last_email_and_are_not_leaving(world):
@@ -164,17 +163,25 @@ def test_named_periods():
 
 
 def test_small_cells_are_suppressed_and_rates_of_small_counts_hidden():
-    assert [results.cell(n) for n in (0, 1, 4, 5, 12)] == [0, "<5", "<5", 5, 12]
-    assert [results.drawable(n) for n in (0, 3, 5)] == [0, None, 5]
+    assert results.cells_to_hide({"a": 0, "b": 1, "c": 4, "d": 5, "e": 12}, []) == ({"b", "c"}, set())
+    assert [results.round_count(n) for n in (5, 7, 8, 12, 13, 22)] == [5, 5, 10, 10, 15, 20]
     assert results.rate(2, 100) is None and results.rate(5, 4) is None and results.rate(5, 10) == 0.5
     assert results.rate(0, 10) == 0.0
+
+
+def test_a_line_with_one_small_cell_hides_its_smallest_other_cell():
+    counts = {"a": 2, "b": 9, "c": 30, "d": 0, "e": 6}
+    primary, secondary = results.cells_to_hide(counts, [["a", "b", "c", "d"], ["b", "e"]])
+    assert primary == {"a"} and secondary == {"b", "e"}  # b for a's line; then e, since b's other line had only b
 
 
 def test_no_step_is_highlighted_while_departures_are_too_few_to_show(world):
     Subscriber.objects.filter(pk__in=[s.pk for s in world["cohort"][1:5]]).update(unsubscribed_at=None, status="active")
     summarise()
     rows = results.series_results(series_id=world["en"].pk, period=last_days(7))
-    assert rows[1].figures["unsubscribed"] == 1 and not any(r.highlighted for r in rows)
+    assert rows[1].figures["unsubscribed"] == 1
+    data = results.period_figures(period=last_days(7), figures=("sent", "unsubscribed"))
+    assert data.highlighted(world["en"].pk) is None
 
 
 def test_weekly_sends_and_the_comparison(world):
@@ -183,11 +190,12 @@ def test_weekly_sends_and_the_comparison(world):
     weekly = results.weekly_sends(period=period)
     assert weekly.weeks[0] == date(2026, 10, 19) and weekly.weeks[-1] == date(2026, 11, 16)
     assert weekly.rows[("in_treatment", "en")][-1] == 22 and weekly.rows[("in_treatment", "es")][-1] == 6
-    comparison = results.step_comparison(period=period)
-    assert comparison.positions == [0, 1, 2]
-    assert comparison.cells[(0, world["es"].pk)] == {"sent": 6, "unsubscribed": 0}
-    assert comparison.cells[(1, world["en"].pk)] == {"sent": 10, "unsubscribed": 5}
-    assert comparison.rate(1, world["en"].pk) == 0.5
+    data = results.period_figures(period=period, figures=("sent", "unsubscribed"))
+    assert data.positions == [0, 1, 2]
+    es_first, en_second = data.at_position(world["es"].pk, 0), data.at_position(world["en"].pk, 1)
+    assert (es_first.figures["sent"], es_first.figures["unsubscribed"]) == (6, 0)
+    assert (en_second.figures["sent"], en_second.figures["unsubscribed"]) == (10, 5)
+    assert data.leave_rate(en_second) == 0.5 and data.highlighted(world["en"].pk) == en_second
 
 
 def test_the_summary_keeps_old_days_after_erasure_and_recomputes_recent_ones(world):
@@ -256,13 +264,19 @@ def test_non_staff_are_sent_to_the_login(client, django_user_model):
 def test_the_page_shows_the_figures_charts_and_highlight(client, auditor, world, settings, monkeypatch):
     summarise()
     monkeypatch.setattr("nurture.admin.results.timezone.now", lambda: NOW)
+    ProviderEvent.objects.filter(event_type="bounced").delete()  # no small cell: every figure shows
+    summarise()
     response = page(client, auditor, series=world["en"].pk, period="7d")
     assert response.status_code == 200
     html = response.content.decode()
     assert html.count('role="img"') == 3 and "<title id=\"chart-funnel-title\">" in html and "<desc" in html
     assert 'id="results-highest"' in html and "#2" in html and "50.0%" in html
     assert '<tr class="is-highlighted"><th scope="row">#2' in html
-    assert "&lt;5" in html  # the two bounces
+    assert "&lt;5</td>" not in html and "<td>x</td>" not in html
+    events(Delivery.objects.filter(step=world["steps"][0]).order_by("pk")[:2], "bounced")
+    summarise()
+    html = page(client, auditor, series=world["en"].pk, period="7d").content.decode()
+    assert "<td>&lt;5</td>" in html and "<td>x</td>" in html  # the two bounces, and what would give them away
     assert "Opened" not in html and "Clicked" not in html  # tracking off
     assert "<script" not in html.split('id="content"')[-1] and ' style="' not in html.split('id="content"')[-1]
     settings.NURTURE_TRACK_OPENS = True
@@ -278,6 +292,7 @@ def test_no_personal_data_in_the_page_or_the_csv(client, auditor, world):
 
 
 def test_the_csv_holds_every_table_with_the_period_and_generation_time(client, auditor, world, monkeypatch):
+    ProviderEvent.objects.filter(event_type="bounced").delete()  # no small cell: the rounding alone
     summarise()
     monkeypatch.setattr("nurture.admin.results.timezone.now", lambda: NOW)
     response = page(client, auditor, series=world["en"].pk, start="2026-11-14", end="2026-11-20", format="csv")
@@ -289,13 +304,15 @@ def test_the_csv_holds_every_table_with_the_period_and_generation_time(client, a
     header = rows.index(["Per step"]) + 1
     assert rows[header] == ["Step", "Subject", "Sent", "Delivered", "Bounced", "Complained", "Unsubscribed within 7 days",
                             "Paused within 7 days"]
-    assert rows[header + 1] == ["#1", "Step 1", "12", "7", "<5", "0", "0", "0"]
+    # A custom period: every count rounded to the nearest 5 (12 -> 10, 7 -> 5, 22 -> 20, 6 -> 5).
+    assert rows[header + 1] == ["#1", "Step 1", "10", "5", "0", "0", "0", "0"]
     assert rows[header + 2] == ["#2", "Step 2", "10", "10", "0", "0", "5", "0"]
     weekly = rows.index(["Emails sent per week, by stage and language"]) + 1
     assert rows[weekly] == ["Week from", "In treatment, en", "In treatment, es"]
-    assert rows[weekly + 1:weekly + 3] == [["2026-11-09", "0", "0"], ["2026-11-16", "22", "6"]]
+    assert rows[weekly + 1:weekly + 3] == [["2026-11-09", "0", "0"], ["2026-11-16", "20", "5"]]
     compare = rows.index(["The same step across stages and languages"]) + 1
     assert rows[compare + 2][:3] == ["#2", "10", "5"]
+    assert any("rounded to the nearest 5" in cell for row in rows for cell in row)
     assert not any("leave rate" in cell.lower() or cell.endswith("%") for row in rows for cell in row)  # counts only
 
 
