@@ -48,11 +48,15 @@ def treatment_date_problem(value: dt.date | None, *, today: dt.date | None = Non
 
 
 @transaction.atomic
-def subscriber_confirm(*, subscriber_id: int, request_id: int | None = None, source: str = "confirm_link") -> Subscriber:
+def subscriber_confirm(*, subscriber_id: int, request_id: int | None = None, source: str = "confirm_link",
+                       choices: dict | None = None) -> Subscriber:
     """Pending (or unsubscribed) -> active at the start of their stage's series, from the
     confirmation link in their inbox. The choices of that sign-up (`request_id`, carried by the
-    link) apply only now; until then nothing we held about them changed. Confirming twice, or a
-    link whose sign-up was superseded by a later confirmation, changes nothing."""
+    link) apply only now; until then nothing we held about them changed. `choices` (some of
+    CONFIRM_CHOICES, checked by the confirm page's form) are what the person chose on the confirm
+    page, which showed the sign-up's: they win, so a sign-up someone else posted with their address
+    never applies unseen. Confirming twice, or a link whose sign-up was superseded by a later
+    confirmation, changes nothing."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
     request = None
     if request_id is not None:
@@ -66,11 +70,13 @@ def subscriber_confirm(*, subscriber_id: int, request_id: int | None = None, sou
     ):
         return subscriber
     now = timezone.now()
-    if request is not None:
-        subscriber.first_name, subscriber.time_zone = request.first_name, request.time_zone
-        subscriber.stage, subscriber.language = request.stage, request.language
+    chosen = {**(_choices_of(request) if request is not None else {}), **(choices or {})}
+    if chosen:
+        for name in CONFIRM_CHOICES:
+            setattr(subscriber, name, chosen.get(name, getattr(subscriber, name)))
         # Health data: kept only for the stage it plans (recently diagnosed).
-        subscriber.treatment_date = request.treatment_date if request.stage == Stage.RECENTLY_DIAGNOSED else None
+        if subscriber.stage != Stage.RECENTLY_DIAGNOSED:
+            subscriber.treatment_date = None
     subscriber.status = Subscriber.Status.ACTIVE
     subscriber.confirmed_at = now
     subscriber.series = selectors.series_for(stage=subscriber.stage, language=subscriber.language)
@@ -94,6 +100,23 @@ def subscriber_confirm(*, subscriber_id: int, request_id: int | None = None, sou
     consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.CONFIRM, source=source, text=wording.CONFIRM, confirmed=True)
     logger.info("subscriber confirmed subscriber=%s", subscriber.pk)
     return subscriber
+
+
+# What a sign-up chooses, shown on the confirm page and changeable there before it applies.
+CONFIRM_CHOICES = ("first_name", "stage", "language", "time_zone", "treatment_date")
+
+
+def _choices_of(record) -> dict:
+    return {name: getattr(record, name) for name in CONFIRM_CHOICES}
+
+
+def confirm_choices(*, subscriber: Subscriber, request_id: int | None) -> dict:
+    """The choices a confirmation link would apply: its open sign-up's, else (a link made before
+    sign-up requests) what we hold."""
+    request = None
+    if request_id is not None:
+        request = SignupRequest.objects.filter(pk=request_id, subscriber_id=subscriber.pk, state=SignupRequest.State.CONFIRM).first()
+    return _choices_of(request or subscriber)
 
 
 def confirm_from_token(*, token: str) -> tuple[Subscriber, int | None]:

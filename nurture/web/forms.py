@@ -58,7 +58,17 @@ class _BrowserTimeZoneField(forms.CharField):
 _CHOOSE_ONE = {"invalid_choice": _("Please choose one of the options shown.")}
 
 
-class SignupForm(forms.Form):
+class _SignupChoicesCleaning:
+    """The checks a sign-up's choices get, on the sign-up form and again on the confirm page."""
+
+    def clean_treatment_date(self):
+        return _clean_treatment_date(self.cleaned_data.get("treatment_date"))
+
+    def clean_first_name(self):
+        return clean_first_name_value(self.cleaned_data["first_name"])
+
+
+class SignupForm(_SignupChoicesCleaning, forms.Form):
     """The documented sign-up interface; the organisation's own site may post these fields to `/`."""
 
     email = forms.EmailField(label=_("Email address"), max_length=254)
@@ -77,16 +87,40 @@ class SignupForm(forms.Form):
         )
         self.order_fields(["email", "first_name", "stage", "treatment_date", "language", "time_zone", "consent"])
 
-    def clean_treatment_date(self):
-        return _clean_treatment_date(self.cleaned_data.get("treatment_date"))
-
-    def clean_first_name(self):
-        return clean_first_name_value(self.cleaned_data["first_name"])
-
     def clean_time_zone(self):
         # Filled in by the page's script from the browser; an unknown or missing value falls back to UTC.
         value = self.cleaned_data.get("time_zone") or ""
         return value if value in known_time_zones() else "UTC"
+
+
+class ConfirmForm(_SignupChoicesCleaning, forms.Form):
+    """The confirm page (/confirm/<token>/): the choices that will apply, as the sign-up gave them,
+    for the person to check and change before confirming. Someone else may have posted the sign-up
+    with their address: nothing they chose applies unseen."""
+
+    first_name = forms.CharField(label=_("First name (optional)"), max_length=100, required=False)
+    stage = forms.ChoiceField(label=_("Which best describes you now?"), choices=Stage.choices, widget=forms.RadioSelect, error_messages=_CHOOSE_ONE)
+    language = forms.ChoiceField(label=_("Language for your emails"), choices=Language.choices, error_messages=_CHOOSE_ONE)
+    time_zone = forms.ChoiceField(
+        label=_("Your time zone"), help_text=_("We send your emails during the day where you live."), error_messages=_CHOOSE_ONE,
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = [(zone, zone.replace("_", " ")) for zone in sorted(known_time_zones())]
+        self.fields["treatment_date"] = treatment_date_field()
+        self.fields["treatment_date"].help_text = _(
+            "Only if you are recently diagnosed. Leave it empty if you do not know yet."
+        )
+        self.order_fields(["first_name", "stage", "treatment_date", "language", "time_zone"])
+
+    @classmethod
+    def from_post(cls, post, choices: dict) -> ConfirmForm:
+        """Bound to what was posted; a field left out of the post keeps the sign-up's value (a script
+        or an older page may post the button alone). A field posted with a bad value is an error."""
+        data = {name: "" if value is None else str(value) for name, value in choices.items()}
+        data.update({name: post[name] for name in data if name in post})
+        return cls(data)
 
 
 class PreferencesForm(forms.ModelForm):

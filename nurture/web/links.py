@@ -17,7 +17,7 @@ from nurture.emails.messages import delivery_web_html
 from nurture.models import Subscriber
 from nurture.services import retention
 from nurture.services import subscribers as subscriber_services
-from nurture.web.forms import PreferencesForm
+from nurture.web.forms import ConfirmForm, PreferencesForm
 from nurture.web.signup import rate_limited
 
 # Links whose expiry offers "email me a new link".
@@ -58,22 +58,34 @@ def _one_button_page(request, token: str, *, purpose: str, action, ask_template:
 
 @require_http_methods(["GET", "POST"])
 def confirm(request, token: str):
-    """The sign-up's choices apply only here (subscriber_confirm with the request the link names)."""
+    """GET shows the choices that will apply (the sign-up's), changeable, and a button; it changes
+    nothing (mail scanners open links). POST confirms with the choices posted (subscriber_confirm
+    with the request the link names); a bad value is a 400 with the field's error, nothing confirmed."""
     try:
         subscriber, request_id = subscriber_services.confirm_from_token(token=token)
     except tokens.TokenError as error:
         return _bad_link(request, tokens.CONFIRM, token, error)
-    awaiting = selectors.confirmation_awaits(subscriber=subscriber, request_id=request_id)
-    if request.method == "POST" and awaiting:
-        subscriber = subscriber_services.subscriber_confirm(subscriber_id=subscriber.pk, request_id=request_id)
+    if not selectors.confirmation_awaits(subscriber=subscriber, request_id=request_id):
+        # A link that no longer confirms anything (used, or superseded by a later sign-up).
         with translation.override(subscriber.language):
-            context = {"subscriber": subscriber, "token": tokens.make_token(
-                purpose=tokens.PREFERENCES, subscriber_id=subscriber.pk, link_version=subscriber.link_version
-            )}
-            return _private(render(request, "nurture/confirmed.html", context))
-    # GET, or a link that no longer confirms anything (used, or superseded by a later sign-up).
-    with translation.override(subscriber.language):
-        return _private(render(request, "nurture/confirm.html", {"subscriber": subscriber, "awaiting": awaiting}))
+            return _private(render(request, "nurture/confirm.html", {"subscriber": subscriber, "awaiting": False}))
+    choices = subscriber_services.confirm_choices(subscriber=subscriber, request_id=request_id)
+    if request.method == "POST":
+        form = ConfirmForm.from_post(request.POST, choices)
+        if form.is_valid():
+            subscriber = subscriber_services.subscriber_confirm(
+                subscriber_id=subscriber.pk, request_id=request_id, choices=form.cleaned_data,
+            )
+            with translation.override(subscriber.language):
+                context = {"subscriber": subscriber, "token": tokens.make_token(
+                    purpose=tokens.PREFERENCES, subscriber_id=subscriber.pk, link_version=subscriber.link_version
+                )}
+                return _private(render(request, "nurture/confirmed.html", context))
+        language = form.data.get("language") if form.data.get("language") in ("en", "es") else choices["language"]
+        with translation.override(language):
+            return _private(render(request, "nurture/confirm.html", {"awaiting": True, "form": form}, status=400))
+    with translation.override(choices["language"]):
+        return _private(render(request, "nurture/confirm.html", {"awaiting": True, "form": ConfirmForm(initial=choices)}))
 
 
 @csrf_exempt  # RFC 8058 one-click POSTs come from mail clients, which carry no CSRF token.
