@@ -64,22 +64,37 @@ def rate(part: int, whole: int) -> float | None:
     return part / whole
 
 
-def cells_to_hide(counts: dict, lines: list[list]) -> tuple[set, set]:
+def cells_to_hide(counts: dict, lines: list[list], cost=None) -> tuple[set, set]:
     """(primary, secondary): the keys of `counts` shown as "<5" (1..4 people) and those hidden as "x"
     so that no line gives one away. A line is any set of cells a reader could add up: a row, a column,
-    or a total with its parts. While some line holds exactly one hidden cell, its smallest other
-    non-zero cell is hidden too (ties by key, so every page hides the same cells)."""
+    or a total with its parts. While some line holds exactly one hidden cell, one more of its non-zero
+    cells is hidden: the one that leaves the fewest other lines with a single hidden cell (so hidden
+    cells pair up instead of spreading), then the lowest `cost(key)` (what the page can best do
+    without), then the smallest count, then the key (so every page hides the same cells)."""
     primary = {key for key, n in counts.items() if 0 < n < MIN_CELL}
     hidden = set(primary)
+    lines_of: dict = defaultdict(list)
+    for index, line in enumerate(lines):
+        for key in line:
+            lines_of[key].append(index)
+    hidden_in = [sum(key in hidden for key in line) for line in lines]
+
+    def score(key, line_index):
+        new_singles = sum(1 for i in lines_of[key] if i != line_index and hidden_in[i] == 0)
+        return (new_singles, cost(key) if cost else 0, counts[key], repr(key))
+
     changed = True
     while changed:
         changed = False
-        for line in lines:
-            if sum(key in hidden for key in line) != 1:
+        for index, line in enumerate(lines):
+            if hidden_in[index] != 1:
                 continue
             others = [key for key in line if key not in hidden and counts.get(key, 0) > 0]
             if others:
-                hidden.add(min(others, key=lambda key: (counts[key], repr(key))))
+                chosen = min(others, key=lambda key: score(key, index))
+                hidden.add(chosen)
+                for i in lines_of[chosen]:
+                    hidden_in[i] += 1
                 changed = True
     return primary, hidden - primary
 
@@ -303,8 +318,17 @@ def period_figures(*, period: Period, figures: tuple[str, ...]) -> PeriodFigures
                  for step in result.steps.get(series.pk, [])]
         lines += [weeks, weeks + sends]
     lines += [[("week", key, i) for key in result.weekly.rows] for i in range(len(result.weekly.weeks))]
-    result.primary, result.secondary = cells_to_hide(counts, lines)
+    result.primary, result.secondary = cells_to_hide(counts, lines, cost=_hiding_cost)
     return result
+
+
+# Which cells the page can best do without when one more must be hidden: the provider's figures first,
+# then pauses, departures (the leave rate) and last the sends (the funnel); a week's count costs least.
+_FIGURE_COST = {"delivered": 0, "bounced": 0, "complained": 0, "opened": 0, "clicked": 0, "paused": 1, "unsubscribed": 2, "sent": 3}
+
+
+def _hiding_cost(key) -> int:
+    return _FIGURE_COST.get(key[2], 0) if key[0] == "step" else 0
 
 
 def leave_window_days() -> int:
