@@ -90,6 +90,19 @@ class NurtureAdminSite(OTPAdminSite):
             return super().has_permission(request)  # active staff *and* verified by a device
         return AdminSite.has_permission(self, request)
 
+    def register(self, model_or_iterable, admin_class=None, **options):
+        """Every model admin, ours and third-party ones (users, lockouts, devices, periodic tasks), gets
+        the guarded change list (nurture.admin.base.CheckedListAdmin): a date filter out of range in
+        the query string is a plain 400, never a 500."""
+        from django.contrib.admin import ModelAdmin
+
+        from nurture.admin.base import CheckedListAdmin  # here: the engine's admin needs the app registry
+
+        admin_class = admin_class or ModelAdmin
+        if not issubclass(admin_class, CheckedListAdmin):
+            admin_class = type(admin_class.__name__, (CheckedListAdmin, admin_class), {"__module__": admin_class.__module__})
+        return super().register(model_or_iterable, admin_class, **options)
+
     def admin_view(self, view, cacheable=False):
         """Every admin page (and the custom staff views, through nurture.admin.base.staff_view): a
         NUL byte anywhere in the query or form is a plain 400, before any view or query runs

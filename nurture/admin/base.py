@@ -225,12 +225,23 @@ class CheckedChangeList(ChangeList):
         try:
             return super().get_queryset(request, exclude_parameters)
         except IncorrectLookupParameters:
-            raise ListQueryRefused("One of the filters has a value this list cannot use. Nothing was shown.") from None
+            raise ListQueryRefused(_UNUSABLE) from None
+
+    def get_results(self, request):
+        # A year lookup's bounds are computed only when the query runs (`?last_login__year=9…9`).
+        try:
+            return super().get_results(request)
+        except (OverflowError, ValueError):
+            raise ListQueryRefused(_UNUSABLE) from None
+
+
+_UNUSABLE = "One of the filters has a value this list cannot use (a date out of range?). Nothing was shown."
 
 
 class CheckedListAdmin:
-    """Mixin for a ModelAdmin whose list uses CheckedChangeList. `declared_filters_only = True`
-    refuses lookups outside the admin's filters; `extra_list_lookups` names the few others it takes."""
+    """Mixin for a ModelAdmin whose list uses CheckedChangeList (the admin site adds it to every model
+    admin, ours and third-party ones: config.admin_site). `declared_filters_only = True` refuses lookups
+    outside the admin's filters; `extra_list_lookups` names the few others it takes."""
 
     declared_filters_only = False
     extra_list_lookups: tuple[str, ...] = ()
