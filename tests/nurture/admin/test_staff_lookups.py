@@ -3,7 +3,7 @@
 each narrowed, reordered or paged list writes one audit entry per person (or suppression row) shown."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 from django.urls import reverse
@@ -14,6 +14,7 @@ from content.services import article_save
 from nurture.models import AuditEntry, Delivery, ProviderEvent, Subscriber, Suppression
 from tests.helpers.scheduler import active_subscriber, series
 from tests.helpers.staff import AUDITORS, SUBSCRIBER_CARE, staff_user, verified_login
+from tests.nurture.admin.test_audit import carer  # noqa: F401  (the fixture: subscriber care, signed in)
 
 pytestmark = pytest.mark.django_db
 
@@ -41,13 +42,6 @@ def world():
     delivery = Delivery.objects.create(subscriber=person, step=diagnosed.steps.get(position=0), status="sent",
                                        sent_at=timezone.now())
     return {"subscriber": person, "others": others, "delivery": delivery}
-
-
-@pytest.fixture
-def carer(client):
-    user = staff_user("carer", SUBSCRIBER_CARE)
-    verified_login(client, user)
-    return user
 
 
 @pytest.mark.parametrize("params", [
