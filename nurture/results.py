@@ -5,8 +5,9 @@ deliveries themselves, so each read is a few indexed rows whatever the volume. C
 person's address, name or stage. Small cells stay small (docs/security.md, "Staff lookups and small
 cells"): a count of 1 to 4 people shows as "<5" (MIN_CELL); one more cell of any row, column or
 total holding a "<5" shows as "x" (`cells_to_hide`), computed over every series at once so no page
-or table undoes another's; and a custom range's counts are rounded to the nearest ROUND_TO, so two
-overlapping ranges cannot be subtracted. Reads only: this module never writes.
+or table undoes another's; and every shown count is rounded to the nearest ROUND_TO, so two overlapping
+periods cannot be subtracted (custom ranges overlap at will; the named periods nest, 7 days inside 30,
+and move with the day). Reads only: this module never writes.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from nurture.models import ConsentRecord, Series, Step, StepDailyResults, Subscr
 MIN_CELL = 5  # counts of 1..MIN_CELL-1 people are suppressed
 SUPPRESSED = "<5"
 HIDDEN = "x"  # a cell hidden so that a "<5" cannot be worked out from the others (secondary suppression)
-ROUND_TO = 5  # a custom range's counts are rounded to this
+ROUND_TO = 5  # every shown count is rounded to this
 PERIODS = {"7d": 7, "30d": 30, "90d": 90}
 DEFAULT_PERIOD = "30d"
 MAX_CUSTOM_DAYS = 731
@@ -250,16 +251,12 @@ class PeriodFigures:
     primary: set = field(default_factory=set)  # shown as "<5"
     secondary: set = field(default_factory=set)  # shown as "x"
 
-    @property
-    def rounded(self) -> bool:
-        return self.period.key == "custom"
-
     def shown(self, key, count: int) -> int | str:
         if key in self.primary:
             return SUPPRESSED
         if key in self.secondary:
             return HIDDEN
-        return round_count(count) if self.rounded else count
+        return round_count(count)
 
     def step_shown(self, step: StepResult, figure: str) -> int | str:
         return self.shown(("step", step.step_id, figure), step.figures[figure])
@@ -268,7 +265,7 @@ class PeriodFigures:
         return self.shown(("week", key, index), self.weekly.rows[key][index])
 
     def leave_rate(self, step: StepResult) -> float | None:
-        """Unsubscribed / sent from the counts as shown (rounded ones for a custom range), so a rate
+        """Unsubscribed / sent from the counts as shown (rounded), so a rate
         never gives back a count the table hides; None when either is hidden or nothing was sent."""
         part, whole = self.step_shown(step, "unsubscribed"), self.step_shown(step, "sent")
         if not (isinstance(part, int) and isinstance(whole, int)) or whole < MIN_CELL:

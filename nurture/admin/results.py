@@ -6,7 +6,7 @@ where people leave, sends per week, and the same step across stages and language
 Needs the permission nurture.view_results (roles "Content editors" and "Auditors"); staff without
 it get a 403 page naming it. Counts only, from the daily summary (nurture/results.py): no address,
 name or stage of a person; counts of 1 to 4 people shown as "<5", one more cell of their row,
-column or total as "x", and a custom range's counts rounded (nurture/results.py, PeriodFigures).
+column or total as "x", and every other count rounded to 5 (nurture/results.py, PeriodFigures).
 The CSV holds every table of the page (counts only, no rates) with the period and when it was generated.
 """
 from __future__ import annotations
@@ -117,7 +117,7 @@ def _csv_response(*, tables: list[Table], period: results.Period, series: Series
     writer.writerow(["Generated at", generated_at.isoformat(timespec="seconds")])
     writer.writerow(["Note", f"Counts only; 1 to {results.MIN_CELL - 1} people shown as {results.SUPPRESSED}, and one more "
                              f"cell of their row, column or total as {results.HIDDEN}; "
-                             + (f"counts rounded to the nearest {results.ROUND_TO} (a custom period); " if period.key == "custom" else "")
+                             + f"counts rounded to the nearest {results.ROUND_TO}; "
                              + f"unsubscribed and paused count within {window} days after the step"])
     for table in tables:
         keep = [i for i, column in enumerate(table.columns) if column.in_csv]
@@ -217,6 +217,6 @@ def results_page(request):
         "csv_query": query.urlencode(),
         "min_cell": results.MIN_CELL,
         "hidden_mark": results.HIDDEN,
-        "rounded_to": results.ROUND_TO if data.rounded else None,
+        "rounded_to": results.ROUND_TO,
     }
     return render(request, TEMPLATE, context)
