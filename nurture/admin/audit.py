@@ -23,7 +23,7 @@ class SubscriberIdFilter(admin.SimpleListFilter):
     """A box for one subscriber id (?subscriber_id=123); anything but digits is ignored."""
 
     title = "subscriber id"
-    parameter_name = "subscriber_id"
+    parameter_name = "subscriber_id"  # also the field it filters
     template = "admin/nurture/auditentry/id_filter.html"
 
     def lookups(self, request, model_admin):
@@ -38,13 +38,20 @@ class SubscriberIdFilter(admin.SimpleListFilter):
         for name, value in changelist.params.items():
             if name not in (self.parameter_name, "p", "e"):
                 hidden.extend((name, v) for v in (value if isinstance(value, list) else [value]))
-        yield {"value": self.value() or "", "hidden": hidden}
+        yield {"name": self.parameter_name, "value": self.value() or "", "hidden": hidden}
 
     def queryset(self, request, queryset):
         value = (self.value() or "").strip()
         if value.isascii() and value.isdigit() and len(value) <= 18:
-            return queryset.filter(subscriber_id=int(value))
+            return queryset.filter(**{self.parameter_name: int(value)})
         return queryset
+
+
+class SuppressionIdFilter(SubscriberIdFilter):
+    """A box for one suppression-list row's id (?suppression_id=7): who looked at it, and when."""
+
+    title = "suppression id"
+    parameter_name = "suppression_id"
 
 
 class _Echo:
@@ -56,7 +63,7 @@ class _Echo:
 class AuditEntryAdmin(CheckedListAdmin, ViewOnlyAdmin):
     list_display = ["at", "username", "action", "subscriber_id", "delivery_id", "suppression_id", "detail"]
     declared_filters_only = True  # the filters beside the list, and the date hierarchy
-    list_filter = [("user", admin.RelatedOnlyFieldListFilter), "action", SubscriberIdFilter]
+    list_filter = [("user", admin.RelatedOnlyFieldListFilter), "action", SubscriberIdFilter, SuppressionIdFilter]
     date_hierarchy = "at"
     list_per_page = 100
     fields = ["at", "user_id", "username", "action", "subscriber_id", "delivery_id", "suppression_id", "detail"]

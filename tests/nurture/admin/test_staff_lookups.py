@@ -204,3 +204,19 @@ def test_no_admin_list_has_a_date_filter_that_500s(admin_client, world, suffix, 
         for name in _date_fields(model):
             response = admin_client.get(url, {f"{name}{suffix}": value})
             assert response.status_code in (200, 302, 400, 403), (url, name, suffix, response.status_code)
+
+
+def test_auditors_find_the_looks_at_one_suppression_row(client, world):
+    erased = Suppression.objects.create(email="gone@example.com", reason="erased")
+    carer_user = staff_user("carer", SUBSCRIBER_CARE)
+    verified_login(client, carer_user)
+    client.get(SUPPRESSIONS, {"q": "gone@"})
+    client.get(SUBSCRIBERS, {"q": "private.person"})
+    client.logout()
+    verified_login(client, staff_user("auditor", AUDITORS))
+    url = reverse("admin:nurture_auditentry_changelist")
+    page = client.get(url, {"suppression_id": str(erased.pk)})
+    assert page.status_code == 200
+    assert [(e.suppression_id, e.username) for e in page.context["cl"].result_list] == [(erased.pk, "carer")]
+    assert 'name="suppression_id"' in page.content.decode() and 'name="subscriber_id"' in page.content.decode()
+    assert client.get(url, {"suppression_id": "x" * 30}).status_code == 200  # not digits: ignored
