@@ -392,10 +392,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        # Tokens in /confirm/, /unsubscribe/, /preferences/, /email/ and /links/ paths never reach a log line.
-        "redact_tokens": {"()": "nurture.log_redaction.RedactTokens"},
-        # Nor does anything shaped like an email address.
-        "redact_addresses": {"()": "nurture.log_redaction.RedactAddresses"},
+        # No token-shaped path segment, query string or address reaches a log line, in the message,
+        # the traceback or an extra such as Django's `request` (nurture/log_redaction.py).
+        "redact": {"()": "nurture.log_redaction.RedactPersonalData"},
         "context": {"()": "config.logs.ContextFilter"},
         "quiet_periodic": {"()": "config.logs.QuietPeriodicTasks"},
         "webhook_auth": {"()": "config.logs.WebhookAuthFailures"},
@@ -410,7 +409,7 @@ LOGGING = {
     },
     "handlers": {
         "console": {
-            "class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context", "redact_tokens", "redact_addresses"],
+            "class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context", "redact"],
         },
     },
     "loggers": {
