@@ -69,6 +69,8 @@ MIDDLEWARE = [
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    # After CSRF: a per-client limit on POSTs to the pages a link opens (nurture/web/token_limit.py).
+    "nurture.web.token_limit.TokenPostLimit",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -232,6 +234,9 @@ else:
 NURTURE_SIGNUP_RATE = env_rate("NURTURE_SIGNUP_RATE", "20/h")
 # The client address comes from this request header (e.g. X-Forwarded-For, its last entry: the
 # address our own proxy saw) only when set; otherwise from the connection (REMOTE_ADDR).
+# POSTs from one client to the pages a link opens (preferences, pause, carer confirmation...), per
+# client address; over it a 429. Stopping emails (unsubscribe, a carer's stop) is never limited.
+NURTURE_TOKEN_POST_RATE = env_rate("NURTURE_TOKEN_POST_RATE", "30/10m")
 NURTURE_TRUSTED_PROXY_HEADER = env_str("NURTURE_TRUSTED_PROXY_HEADER", "").strip()
 RATELIMIT_IP_META_KEY = "nurture.web.client_ip.client_ip"
 RATELIMIT_USE_CACHE = "default"
