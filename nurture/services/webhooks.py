@@ -217,20 +217,18 @@ def _settle_unknown(delivery: Delivery, *, event_type: str, message_id: str, sup
                                 reason="", at=at)
 
 
-def _consent_source(event: AnymailTrackingEvent) -> str:
-    """The consent record's source for a suppression by this event."""
-    return {
-        EventType.BOUNCED: "bounce",
-        EventType.COMPLAINED: "complaint",
-        EventType.UNSUBSCRIBED: "provider_unsubscribe",
-        EventType.REJECTED: "provider_refused",
-    }.get(event.event_type, "provider_event")
+# Why a provider event suppresses: (the reason staff read on the suppression, the consent record's source).
+_SUPPRESSION_CAUSE = {
+    EventType.BOUNCED: ("hard bounce", "bounce"),
+    EventType.COMPLAINED: ("spam complaint", "complaint"),
+    EventType.UNSUBSCRIBED: ("unsubscribed at the provider", "provider_unsubscribe"),
+    EventType.REJECTED: ("rejected by the provider", "provider_refused"),
+}
 
 
 def _reason_label(event: AnymailTrackingEvent) -> str:
-    return {
-        EventType.BOUNCED: "hard bounce",
-        EventType.COMPLAINED: "spam complaint",
-        EventType.UNSUBSCRIBED: "unsubscribed at the provider",
-        EventType.REJECTED: "rejected by the provider",
-    }.get(event.event_type, "provider event")
+    return _SUPPRESSION_CAUSE.get(event.event_type, ("provider event", ""))[0]
+
+
+def _consent_source(event: AnymailTrackingEvent) -> str:
+    return _SUPPRESSION_CAUSE.get(event.event_type, ("", "provider_event"))[1]
