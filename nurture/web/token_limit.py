@@ -9,8 +9,9 @@ page is limited without being listed here.
 
 Stopping is never limited: a person must always be able to stop our emails, however many times
 their connection posted before (a shared office or mobile network, a mail client retrying the
-one-click List-Unsubscribe POST). So `unsubscribe` and the carer's `carer_stop` are exempt; they
-change nothing when repeated and send nobody an email a stranger could aim.
+one-click List-Unsubscribe POST). So `unsubscribe` and the carer's `carer_stop` are exempt, and so
+are the preference page's "Stop all emails" and "Delete my data" buttons; they change nothing when
+repeated and send nobody an email a stranger could aim.
 """
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ from nurture.web.signup import rate_limited
 
 # Routes (in the "nurture" namespace) a person uses to stop emails: never refused.
 STOP_ROUTES = {"unsubscribe", "carer_stop"}
+# The buttons of other token pages that stop emails or erase the data (the preference page's "Stop
+# all emails" and "Delete my data"): never refused either.
+STOP_ACTIONS = {"unsubscribe", "erase", "erase_confirmed"}
 
 
 class TokenPostLimit:
@@ -33,6 +37,6 @@ class TokenPostLimit:
         if request.method != "POST" or "token" not in view_kwargs:
             return None
         match = request.resolver_match
-        if match is None or match.url_name in STOP_ROUTES:
+        if match is None or match.url_name in STOP_ROUTES or request.POST.get("action") in STOP_ACTIONS:
             return None
         return rate_limited(request, group="nurture.token_post", rate=settings.NURTURE_TOKEN_POST_RATE, from_link=True)

@@ -48,6 +48,10 @@ def test_unsubscribing_always_works_even_over_the_limit(client, subscriber):
     for _ in range(5):
         client.post(f"/preferences/{token}/", {"action": "nonsense"})
     assert client.post(f"/preferences/{token}/", {"action": "nonsense"}).status_code == 429
+    # The preference page's own "Stop all emails" button still works too.
+    stop = client.post(f"/preferences/{token}/", {"action": "unsubscribe"})
+    assert stop.status_code == 200 and Subscriber.objects.get(pk=subscriber.pk).status == "unsubscribed"
+    Subscriber.objects.filter(pk=subscriber.pk).update(status="active")
     unsubscribe = tokens.make_token(purpose=tokens.UNSUBSCRIBE, subscriber_id=subscriber.pk)
     for _ in range(3):  # a mail client's one-click POST, retried
         assert client.post(f"/unsubscribe/{unsubscribe}/", {"List-Unsubscribe": "One-Click"}).status_code != 429
