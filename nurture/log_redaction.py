@@ -63,7 +63,8 @@ def _token_routes() -> re.Pattern | None:
             walk(get_resolver().url_patterns)
         except Exception:  # URLs not loadable yet (start-up): the shape rule still applies; try again later
             return None
-        _routes = re.compile(r"(/(?:%s))[^/\s\"'?#]+" % "|".join(re.escape(p) for p in sorted(prefixes, key=len, reverse=True) if p))
+        alternatives = "|".join(re.escape(p) for p in sorted(prefixes, key=len, reverse=True) if p)
+        _routes = re.compile(r"(/(?:%s))[^/\s\"'?#]+" % alternatives if alternatives else r"()(?!)")
     return _routes
 
 
