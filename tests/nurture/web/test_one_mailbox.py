@@ -116,10 +116,13 @@ def test_the_migration_fills_the_mailbox_of_older_rows_and_stops_their_other_spe
 
     migration = import_module("nurture.migrations.0014_issue19_one_mailbox")
     the_series = series("in_treatment", [(0, ["a1"])])
-    Suppression.objects.create(email="Gone@Example.org", reason="older row")  # no mailbox, as before
+    Suppression.objects.create(email="Gone@Example.org", reason="older row")
+    Suppression.objects.update(mailbox="")  # as rows stood before the field
+    assert not selectors.is_suppressed(email="gone@example.org")
     quoted = active_subscriber('"gone"@example.org', the_series)
     stays = active_subscriber("stays@example.org", the_series)
     migration.fill_mailboxes(apps, None)
     assert Suppression.objects.get().mailbox == "gone@example.org"
     assert Subscriber.objects.get(pk=quoted.pk).status == "suppressed"
     assert Subscriber.objects.get(pk=stays.pk).status == "active"
+    assert selectors.is_suppressed(email="gone+again@example.org")
