@@ -32,6 +32,11 @@ def fill_mailboxes(apps, schema_editor):
     for subscriber in Subscriber.objects.exclude(status="suppressed").only("pk", "email", "language").iterator():
         if _mailbox_of(subscriber.email) in suppressed:
             Subscriber.objects.filter(pk=subscriber.pk).update(status="suppressed", next_send_at=None)
+            # A row of their own spelling, so retention finds their suppression by their address.
+            if not Suppression.objects.filter(email__iexact=subscriber.email).exists():
+                Suppression.objects.create(
+                    email=subscriber.email, mailbox=_mailbox_of(subscriber.email), reason="same mailbox as a suppressed address",
+                )
             ConsentRecord.objects.create(
                 subscriber_id=subscriber.pk, kind="suppressed", source="migration", language=subscriber.language,
                 consent_text="Emails to this address stopped: another spelling of the same mailbox is on the suppression list.",

@@ -32,25 +32,29 @@ def address_suppress(*, email: str, reason: str, source: str = "suppression") ->
     if not email:
         return False
     mailbox = mailbox_of(email)
-    created = False
-    if not selectors.is_suppressed(email=email):
-        try:
-            with transaction.atomic():
-                Suppression.objects.create(email=email, reason=reason[:200])
-            created = True
-        except IntegrityError:  # suppressed at the same moment by a webhook or another worker
-            pass
+    created = not selectors.is_suppressed(email=email) and _row_add(email, reason)
     marked = 0
     candidates = _subscribers_of(mailbox) if created else selectors.with_address(Subscriber.objects.all(), email)
     for subscriber in candidates.exclude(status=Subscriber.Status.SUPPRESSED).select_for_update():
         if mailbox_of(subscriber.email) != mailbox:
             continue
         Subscriber.objects.filter(pk=subscriber.pk).update(status=Subscriber.Status.SUPPRESSED, next_send_at=None)
+        if not selectors.with_address(Suppression.objects.all(), subscriber.email).exists():
+            _row_add(subscriber.email, reason)  # a row of their own spelling: retention finds it by their address
         consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.SUPPRESSED, source=source[:40], text=wording.SUPPRESSED)
         marked += 1
     if created or marked:
         logger.info("address suppressed new_row=%s subscribers_marked=%d", created, marked)
     return created
+
+
+def _row_add(email: str, reason: str) -> bool:
+    try:
+        with transaction.atomic():
+            Suppression.objects.create(email=email, reason=reason[:200])
+        return True
+    except IntegrityError:  # suppressed at the same moment by a webhook or another worker
+        return False
 
 
 def _subscribers_of(mailbox: str):
