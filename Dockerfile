@@ -12,7 +12,9 @@ COPY . .
 # Static files (the admin's CSS and JS) collected, hashed and compressed into /app/var/static at
 # build time; WhiteNoise serves them. They stay owned by root: the app user cannot change them.
 RUN python manage.py collectstatic --noinput
-RUN mkdir -p /app/var/outbox && chown nurture /app/var /app/var/outbox
+# The journal's directory exists owned by the app user, so the named volume mounted there
+# (docker-compose.yml) starts with that owner.
+RUN mkdir -p /app/var/outbox /app/var/journal && chown nurture /app/var /app/var/outbox /app/var/journal
 USER nurture
 EXPOSE 8000
 CMD ["gunicorn", "--config", "gunicorn.conf.py", "config.wsgi:application"]

@@ -182,3 +182,25 @@ def shared_cache(app_configs=None, **kwargs):
             id="nurture.W031",
         )
     ]
+
+
+@checks.register(checks.Tags.security)
+def trusted_proxy(app_configs=None, **kwargs):
+    """Behind a proxy (an https SITE_URL, or DJANGO_SECURE_PROXY_SSL_HEADER set) every connection
+    comes from the proxy's address: without the trusted client-address header, all clients share
+    one bucket, so the sign-up and token-page limits become site-wide and five bad passwords lock a
+    username out for everyone."""
+    behind_proxy = settings.SITE_URL.startswith("https://") or bool(settings.SECURE_PROXY_SSL_HEADER)
+    if settings.DEBUG or not behind_proxy or settings.NURTURE_TRUSTED_PROXY_HEADER:
+        return []
+    return [
+        checks.Warning(
+            "The site looks to be behind a proxy (https SITE_URL or DJANGO_SECURE_PROXY_SSL_HEADER) but "
+            "NURTURE_TRUSTED_PROXY_HEADER is not set: every client gets the proxy's address, so rate limits "
+            "and the sign-in lockout apply to everyone at once.",
+            hint="Set NURTURE_TRUSTED_PROXY_HEADER to the header your proxy overwrites with the client's "
+            "address, e.g. X-Forwarded-For (docs/operations.md).",
+            obj="NURTURE_TRUSTED_PROXY_HEADER",
+            id="nurture.W032",
+        )
+    ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from nurture.log_redaction import redact_addresses, redact_paths
+from nurture.log_redaction import redact_text
 
 STAGE = "[stage]"
 REMOVED = "[removed]"
@@ -57,7 +57,7 @@ def stage_words() -> re.Pattern:
 
 
 def scrub_text(text: str) -> str:
-    text = redact_paths(redact_addresses(text))
+    text = redact_text(text)
     return stage_words().sub(STAGE, text)
 
 

@@ -69,6 +69,8 @@ MIDDLEWARE = [
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    # After CSRF: a per-client limit on POSTs to the pages a link opens (nurture/web/token_limit.py).
+    "nurture.web.token_limit.TokenPostLimit",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -232,6 +234,9 @@ else:
 NURTURE_SIGNUP_RATE = env_rate("NURTURE_SIGNUP_RATE", "20/h")
 # The client address comes from this request header (e.g. X-Forwarded-For, its last entry: the
 # address our own proxy saw) only when set; otherwise from the connection (REMOTE_ADDR).
+# POSTs from one client to the pages a link opens (preferences, pause, carer confirmation...), per
+# client address; over it a 429. Stopping emails (unsubscribe, a carer's stop) is never limited.
+NURTURE_TOKEN_POST_RATE = env_rate("NURTURE_TOKEN_POST_RATE", "30/10m")
 NURTURE_TRUSTED_PROXY_HEADER = env_str("NURTURE_TRUSTED_PROXY_HEADER", "").strip()
 RATELIMIT_IP_META_KEY = "nurture.web.client_ip.client_ip"
 RATELIMIT_USE_CACHE = "default"
@@ -392,10 +397,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        # Tokens in /confirm/, /unsubscribe/, /preferences/, /email/ and /links/ paths never reach a log line.
-        "redact_tokens": {"()": "nurture.log_redaction.RedactTokens"},
-        # Nor does anything shaped like an email address.
-        "redact_addresses": {"()": "nurture.log_redaction.RedactAddresses"},
+        # No token-shaped path segment, query string or address reaches a log line, in the message,
+        # the traceback or an extra such as Django's `request` (nurture/log_redaction.py).
+        "redact": {"()": "nurture.log_redaction.RedactPersonalData"},
         "context": {"()": "config.logs.ContextFilter"},
         "quiet_periodic": {"()": "config.logs.QuietPeriodicTasks"},
         "webhook_auth": {"()": "config.logs.WebhookAuthFailures"},
@@ -410,7 +414,7 @@ LOGGING = {
     },
     "handlers": {
         "console": {
-            "class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context", "redact_tokens", "redact_addresses"],
+            "class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context", "redact"],
         },
     },
     "loggers": {

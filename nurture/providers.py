@@ -48,6 +48,10 @@ class Provider:
     backend = ""  # the EMAIL_BACKEND path
     # A batch endpoint that fills per-recipient values into one body without a stored template.
     batch_endpoint: BatchEndpoint | None = None
+    # Whether every event the provider's webhook sends names the message it is about (the id its
+    # send response gave). If so, an event without one is about no message we sent: it is stored
+    # and not acted on. Only for a provider we do not know is an event matched by its recipient.
+    events_carry_message_id = False
 
     def classify_error(self, exc: BaseException) -> str:
         if isinstance(exc, AnymailRecipientsRefused) or isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -77,6 +81,7 @@ class Provider:
 
 class Mailgun(Provider):
     name = "mailgun"
+    events_carry_message_id = True
     backend = "anymail.backends.mailgun.EmailBackend"
     # %recipient.KEY% from "recipient-variables"; one id for the whole call; at most 1000 recipients.
     batch_endpoint = BatchEndpoint(
@@ -89,6 +94,7 @@ class Mailgun(Provider):
 
 class Postmark(Provider):
     name = "postmark"
+    events_carry_message_id = True
     backend = "anymail.backends.postmark.EmailBackend"
 
     def is_soft_bounce(self, esp_event) -> bool:
@@ -97,6 +103,7 @@ class Postmark(Provider):
 
 class SparkPost(Provider):
     name = "sparkpost"
+    events_carry_message_id = True
     backend = "anymail.backends.sparkpost.EmailBackend"
     # Handlebars {{{KEY}}} (triple braces: inserted as given; our values are escaped already) from
     # each recipient's substitution_data; values are never read as template text. Its webhooks
@@ -122,6 +129,7 @@ class SparkPost(Provider):
 
 class SendGrid(Provider):
     name = "sendgrid"
+    events_carry_message_id = True
     backend = "anymail.backends.sendgrid.EmailBackend"
 
     def is_soft_bounce(self, esp_event) -> bool:
@@ -147,6 +155,11 @@ def batch_endpoint() -> BatchEndpoint | None:
     if not settings.NURTURE_BATCH_SEND:
         return None
     return BATCH_ENDPOINTS.get(settings.EMAIL_BACKEND)
+
+
+def events_carry_message_id(*, provider: str) -> bool:
+    """Whether the named provider's events always name their message (see Provider)."""
+    return any(p.events_carry_message_id for p in PROVIDERS if p.name == (provider or "").lower())
 
 
 def is_soft_bounce(*, provider: str, esp_event) -> bool:

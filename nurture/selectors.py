@@ -11,6 +11,7 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Lower
 
 from content.models import Article, ArticleVersion
+from nurture.addresses import mailbox_of
 from nurture.models import Delivery, Series, SignupRequest, Step, StepArticle, Subscriber, Suppression
 from nurture.rules import PlannedStep, decide, plan_order, treatment_starts_at
 
@@ -65,17 +66,19 @@ def confirmation_awaits(*, subscriber: Subscriber, request_id: int | None) -> bo
 
 
 def is_suppressed(*, email: str) -> bool:
-    return with_address(Suppression.objects.all(), email).exists()
+    """Is its mailbox suppressed, under any spelling (`gone+again@`, `"gone"@`: nurture.addresses)?"""
+    return Suppression.objects.filter(mailbox=mailbox_of(email)).exists()
 
 
 def suppressed_among(*, emails: list[str]) -> set[str]:
-    """Which of these addresses are suppressed (lower-cased), in one query through the Lower(email) index."""
-    lowered = {e.strip().lower() for e in emails}
-    if not lowered:
+    """Which of these addresses (lower-cased, as given) reach a suppressed mailbox, in one query."""
+    by_mailbox = defaultdict(set)
+    for email in emails:
+        by_mailbox[mailbox_of(email)].add(email.strip().lower())
+    if not by_mailbox:
         return set()
-    return set(
-        Suppression.objects.alias(email_lower=Lower("email")).filter(email_lower__in=lowered).values_list(Lower("email"), flat=True)
-    )
+    hits = Suppression.objects.filter(mailbox__in=list(by_mailbox)).values_list("mailbox", flat=True)
+    return {email for mailbox in hits for email in by_mailbox[mailbox]}
 
 
 def steps_from(*, series_id: int, position: int) -> QuerySet[Step]:

@@ -24,6 +24,7 @@ was made. It can only unsubscribe; it shows nothing.
 from __future__ import annotations
 
 import base64
+import re
 import struct
 import time
 from datetime import timedelta
@@ -82,6 +83,7 @@ _FORMAT = 1
 _HEADER = struct.Struct(">BQII")  # format, subscriber id, link version, issued (unix seconds)
 _TAG_BYTES = 16
 _MAX_TOKEN_CHARS = 400
+_CANONICAL = re.compile(r"[A-Za-z0-9_-]+")  # unpadded URL-safe base64, as _seal writes it
 # Unsubscribe links in emails sent before opaque tokens keep working this long (CAN-SPAM asks 30 days).
 LEGACY_UNSUBSCRIBE_DAYS = 60
 
@@ -108,10 +110,16 @@ def _seal(record: bytes, *, purpose: str, secret: str) -> str:
 def _open(token: str, *, purpose: str) -> bytes:
     if not isinstance(token, str) or not 0 < len(token) <= _MAX_TOKEN_CHARS:
         raise TokenInvalid()
+    if not _CANONICAL.fullmatch(token):
+        raise TokenInvalid()
     try:
         sealed = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (ValueError, TypeError) as exc:
         raise TokenInvalid() from exc
+    # One spelling per token: the decoder would also take "+" for "-", padding, and other values
+    # of the last character's unused bits, so a link altered that way would still open the page.
+    if base64.urlsafe_b64encode(sealed).decode("ascii").rstrip("=") != token:
+        raise TokenInvalid()
     if len(sealed) < _TAG_BYTES + _HEADER.size:
         raise TokenInvalid()
     for secret in [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]:

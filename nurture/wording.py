@@ -37,6 +37,11 @@ CARER_CONFIRMED = _(
     "I can stop at any time."
 )
 CARER_STOPPED = _("Stop sending the emails to the person helping.")
+NAME_CHANGE = _("I changed the name you greet me by.")
+# Not something the person was shown: the record of why emails to their address stopped without
+# their asking on our pages (a bounce, a spam complaint, a "stop" at the email provider, or the
+# provider refusing the address); the record's source says which.
+SUPPRESSED = _("Emails to this address stopped: it could not receive them, or its owner asked the email provider to stop them.")
 
 
 def pause(weeks: int | None) -> str:

@@ -64,6 +64,15 @@ def test_state_lives_in_named_volumes_and_redis_keeps_an_append_only_file():
     assert "--appendonly yes" in services["redis"]["command"]
 
 
+def test_the_answer_journal_of_the_sending_worker_is_on_a_volume_the_app_user_owns():
+    """docs/scheduler.md: the journal must outlive the worker container (issue 19)."""
+    data = compose()
+    assert "journal" in data["volumes"]
+    mounts = dict(v.split(":", 1) for v in data["services"]["worker"].get("volumes", []))
+    assert mounts.get("journal") == "/app/var/journal"  # NURTURE_JOURNAL_DIR: NURTURE_VAR_DIR/journal
+    assert re.search(r"mkdir -p [^\n]*/app/var/journal[^\n]*chown nurture[^\n]*/app/var/journal", (ROOT / "Dockerfile").read_text())
+
+
 def test_the_image_runs_gunicorn_as_a_non_root_user_with_static_files_collected_at_build():
     dockerfile = (ROOT / "Dockerfile").read_text()
     users = re.findall(r"^USER (\S+)", dockerfile, re.M)

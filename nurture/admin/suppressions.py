@@ -26,7 +26,7 @@ class SuppressionAdmin(CheckedListAdmin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         # Through the one suppression service, so a subscriber with this address stops at once.
         if not change:
-            address_suppress(email=obj.email, reason=obj.reason or "added by staff")
+            address_suppress(email=obj.email, reason=obj.reason or "added by staff", source="admin")
             obj.pk = selectors.with_address(Suppression.objects.all(), obj.email).get().pk
 
     def change_view(self, request, object_id, form_url="", extra_context=None):

@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from content.models import Article, Language, Stage
 from content.parsing import SUBJECT_MAX_LENGTH
+from nurture.addresses import mailbox_of
 from nurture.validators import validate_subject_has_no_diagnosis
 
 
@@ -107,6 +108,8 @@ class ConsentRecord(models.Model):
         PAUSE = "pause", _("Paused")
         RESUME = "resume", _("Resumed")
         UNSUBSCRIBE = "unsubscribe", _("Unsubscribed")
+        NAME_CHANGE = "name_change", _("Name changed")
+        SUPPRESSED = "suppressed", _("Emails stopped (bounce, complaint or the provider)")
 
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="consents")
     kind = models.CharField(max_length=30, choices=Kind.choices, default=Kind.SIGNUP)
@@ -303,11 +306,18 @@ class Suppression(models.Model):
     """An address we must not write to again (hard bounce, complaint, refused by the provider)."""
 
     email = models.EmailField(max_length=254)
+    # The mailbox the address reaches (nurture.addresses.mailbox_of), what every check compares, so
+    # a suppressed or erased mailbox gets nothing under any spelling. Set on save.
+    mailbox = models.CharField(max_length=254, db_index=True, default="", editable=False)
     reason = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(Lower("email"), name="suppression_email_ci_unique")]
+
+    def save(self, *args, **kwargs):
+        self.mailbox = mailbox_of(self.email)
+        super().save(*args, **kwargs)
 
 
 class ProviderEvent(models.Model):

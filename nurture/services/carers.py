@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from nurture import selectors, tokens, wording
+from nurture.addresses import same_mailbox
 from nurture.models import CarerHandoff, ConsentRecord, Subscriber
 from nurture.services.consent import consent_record
 from nurture.services.subscribers import InputError
@@ -18,8 +19,8 @@ logger = logging.getLogger(__name__)
 
 def carer_address_problem(*, subscriber: Subscriber, carer_email: str):
     """None when the address can take the hand-off; else the error to show."""
-    address = carer_email.strip().lower()
-    if address == subscriber.email.strip().lower():
+    address = carer_email.strip()
+    if same_mailbox(address, subscriber.email):
         return _("This is your own address. Enter the address of the person helping you.")
     if selectors.is_suppressed(email=address):
         return _("We cannot send emails to this address. Please use another one.")

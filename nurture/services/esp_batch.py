@@ -123,7 +123,7 @@ def _record_batch_answer(handed: list[Claimed], message, *, stamp, outcome: Batc
     deliveries_record_sent(answers=accepted)
     outcome.count(Delivery.Status.SENT, len(accepted))
     for item in refused:
-        with_db_retry(lambda: address_suppress(email=item.delivery.subscriber.email, reason="refused by the email provider"), what="suppressing")
+        with_db_retry(lambda: address_suppress(email=item.delivery.subscriber.email, reason="refused by the email provider", source="provider_refused"), what="suppressing")
         outcome.count(Delivery.Status.FAILED, with_db_retry(lambda: deliveries_settle(
             delivery_ids=[item.pk], stamp=stamp, status=Delivery.Status.FAILED, reason="recipient refused by the provider"), what="refused"))
     for item, status in invalid:

@@ -125,7 +125,7 @@ def subscriber_erase(*, subscriber_id: int) -> bool:
     subscriber = Subscriber.objects.select_for_update().filter(pk=subscriber_id).first()
     if subscriber is None:
         return False
-    address_suppress(email=subscriber.email, reason="asked us to delete their data")
+    address_suppress(email=subscriber.email, reason="asked us to delete their data", source="erasure")
     subscriber.delete()
     logger.info("subscriber erased on request subscriber=%s", subscriber_id)
     return True

@@ -5,7 +5,7 @@
    same work and the same time, and the answer is the same page.
 2. The worker: `signup_request_process` decides what the sign-up means, then
    `signup_request_email` sends its one email under three ceilings:
-   - per mailbox (plus-tag and dot variants are one mailbox): one sign-up email per
+   - per mailbox (nurture.addresses.mailbox_of: every spelling of one inbox is one key): one sign-up email per
      NURTURE_CONFIRM_RESEND_MINUTES and NURTURE_SIGNUP_EMAILS_PER_ADDRESS_PER_DAY a day; over it
      the sign-up is dropped;
    - NURTURE_CONFIRMATIONS_PER_HOUR in all: over it the email waits (the task retries later);
@@ -32,28 +32,15 @@ from django.utils import timezone
 
 from content.models import Stage
 from nurture import metrics, selectors
+from nurture.addresses import address_normalise, mailbox_of
 from nurture.emails.messages import LINKS_ALREADY_SUBSCRIBED, LINKS_FRESH, build_confirmation_email, build_links_email
 from nurture.models import SignupRequest, Subscriber
 from nurture.services import throttle
 
 logger = logging.getLogger(__name__)
 
-# Providers where dots in the local part do not matter.
-_DOTLESS_DOMAINS = {"gmail.com", "googlemail.com"}
-
-
-def canonical_mailbox(email: str) -> str:
-    """One key per mailbox for throttling: lower case, no +tag, no dots in the local part, and
-    googlemail.com as gmail.com. Used for counting only; the address itself is stored as typed.
-    (Dots are ignored on every domain: counting two real mailboxes as one only slows emails.)"""
-    local, _, domain = email.strip().lower().rpartition("@")
-    local = local.split("+", 1)[0].replace(".", "")
-    domain = "gmail.com" if domain in _DOTLESS_DOMAINS else domain
-    return f"{local}@{domain}"
-
-
 def _mailbox_key(email: str, window: str) -> str:
-    digest = hashlib.sha256(canonical_mailbox(email).encode("utf-8")).hexdigest()[:32]
+    digest = hashlib.sha256(mailbox_of(email).encode("utf-8")).hexdigest()[:32]
     return f"nurture:mailbox:{window}:{digest}"
 
 
@@ -85,7 +72,7 @@ def signup_request_store(
     (`enqueue(request_id)`: the view passes nurture.tasks.enqueue_signup). A treatment date (the form
     checked its range) is kept only for the recently diagnosed stage, and applies on confirmation."""
     request = SignupRequest.objects.create(
-        email=email.strip(), first_name=first_name, stage=stage, language=language, time_zone=time_zone,
+        email=address_normalise(email), first_name=first_name, stage=stage, language=language, time_zone=time_zone,
         consent_text=consent_text, treatment_date=treatment_date if stage == Stage.RECENTLY_DIAGNOSED else None,
     )
     transaction.on_commit(lambda: enqueue(request.pk))

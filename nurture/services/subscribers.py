@@ -255,8 +255,11 @@ def subscriber_update_preferences(
     their history stays, and the planner never repeats an article they already had."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
     cadence_changed = cadence != subscriber.cadence
+    name_changed = first_name != subscriber.first_name
     subscriber.first_name, subscriber.cadence = first_name, cadence
     moved = _move_to_series(subscriber, stage=stage, language=language, source=source)
+    if name_changed:
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.NAME_CHANGE, source=source, text=wording.NAME_CHANGE)
     if cadence_changed:
         consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.CADENCE_CHANGE, source=source, text=wording.CADENCE_CHANGE)
     if cadence_changed and not moved and subscriber.status == Subscriber.Status.ACTIVE and subscriber.next_send_at is not None:

@@ -8,35 +8,60 @@ email check the list (selectors.is_suppressed), and a suppressed subscriber is n
 from __future__ import annotations
 
 import logging
+import re
 
 from django.db import IntegrityError, transaction
 
-from nurture import selectors
-from nurture.models import Subscriber, Suppression
+from nurture import selectors, wording
+from nurture.addresses import SAME_PROVIDER, mailbox_of
+from nurture.models import ConsentRecord, Subscriber, Suppression
+from nurture.services.consent import consent_record
 
 logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
-def address_suppress(*, email: str, reason: str) -> bool:
-    """Put `email` on the suppression list (idempotent, case-insensitive) and mark a subscriber
-    with that address suppressed, so the planner stops planning them and queued deliveries are
-    skipped at send time. Returns whether a new suppression row was made. `reason` is staff-facing
-    and must never name a stage or diagnosis."""
+def address_suppress(*, email: str, reason: str, source: str = "suppression") -> bool:
+    """Put the mailbox `email` reaches on the suppression list (idempotent, every spelling of it:
+    nurture.addresses.mailbox_of) and mark the subscribers who use it suppressed, each with a
+    consent record saying why (`source`: "bounce", "complaint", "provider_unsubscribe",
+    "provider_refused", "erasure", "admin"), so the planner stops planning them and queued
+    deliveries are skipped at send time. Returns whether a new suppression row was made. `reason`
+    is staff-facing and must never name a stage or diagnosis."""
     email = email.strip()
     if not email:
         return False
-    created = False
-    if not selectors.is_suppressed(email=email):
-        try:
-            with transaction.atomic():
-                Suppression.objects.create(email=email, reason=reason[:200])
-            created = True
-        except IntegrityError:  # suppressed at the same moment by a webhook or another worker
-            pass
-    marked = selectors.with_address(Subscriber.objects.all(), email).exclude(status=Subscriber.Status.SUPPRESSED).update(
-        status=Subscriber.Status.SUPPRESSED, next_send_at=None
-    )
+    mailbox = mailbox_of(email)
+    created = not selectors.is_suppressed(email=email) and _row_add(email, reason)
+    marked = 0
+    candidates = _subscribers_of(mailbox) if created else selectors.with_address(Subscriber.objects.all(), email)
+    for subscriber in candidates.exclude(status=Subscriber.Status.SUPPRESSED).select_for_update():
+        if mailbox_of(subscriber.email) != mailbox:
+            continue
+        Subscriber.objects.filter(pk=subscriber.pk).update(status=Subscriber.Status.SUPPRESSED, next_send_at=None)
+        if not selectors.with_address(Suppression.objects.all(), subscriber.email).exists():
+            _row_add(subscriber.email, reason)  # a row of their own spelling: retention finds it by their address
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.SUPPRESSED, source=source[:40], text=wording.SUPPRESSED)
+        marked += 1
     if created or marked:
         logger.info("address suppressed new_row=%s subscribers_marked=%d", created, marked)
     return created
+
+
+def _row_add(email: str, reason: str) -> bool:
+    try:
+        with transaction.atomic():
+            Suppression.objects.create(email=email, reason=reason[:200])
+        return True
+    except IntegrityError:  # suppressed at the same moment by a webhook or another worker
+        return False
+
+
+def _subscribers_of(mailbox: str):
+    """Subscribers whose address may reach `mailbox` under any spelling (dots, a +tag, quotes,
+    case): a scan of the table, made only when a new suppression row is (rare)."""
+    local, _at, domain = mailbox.rpartition("@")
+    domains = [d for d, same in [(domain, domain), *[(alias, to) for alias, to in SAME_PROVIDER.items()]] if same == domain]
+    spelled = "".join(re.escape(char) + r'[."\\]*' for char in local)
+    pattern = r'^["\\.]*' + spelled + r'(\+[^@]*)?"?@(' + "|".join(re.escape(d) for d in domains) + r")\.?$"
+    return Subscriber.objects.filter(email__iregex=pattern)

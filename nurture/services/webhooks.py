@@ -88,13 +88,14 @@ class EventMatch:
     email: str = ""  # the address an act may touch: ours, never just the event's word
 
 
-def match_event(*, message_id: str, recipient: str, metadata=None) -> EventMatch:
+def match_event(*, message_id: str, recipient: str, metadata=None, provider: str = "") -> EventMatch:
     """Does this event concern a message we sent? With a message id: only if it is a delivery we
     sent, and (when the event names a recipient) to that very address. A delivery whose answer we
     never heard (`unknown`: no provider id recorded) is found by our own Message-ID (Mailgun
     reports it) or the delivery id in the metadata we send (Postmark reports it), with the same
-    address check. Without either (providers that send none): only if the recipient is a
-    subscriber we emailed in the last NURTURE_WEBHOOK_RECIPIENT_DAYS days. A forged or stray event
+    address check. Without either: for a provider known to name the message in its events
+    (providers.events_carry_message_id), nothing; only for a provider whose events carry no id,
+    if the recipient is a subscriber we emailed in the last NURTURE_WEBHOOK_RECIPIENT_DAYS days. A forged or stray event
     matches nothing."""
     if message_id or _metadata_delivery_id(metadata):
         delivery = _delivery_for(message_id=message_id, metadata=metadata, recipient=recipient)
@@ -104,7 +105,8 @@ def match_event(*, message_id: str, recipient: str, metadata=None) -> EventMatch
         if recipient and recipient.strip().lower() != address.strip().lower():
             return EventMatch(matched=False, delivery=delivery)
         return EventMatch(matched=True, delivery=delivery, email=address)
-    if not recipient:
+    if not recipient or providers.events_carry_message_id(provider=provider):
+        # A provider that names its messages: an event without the name is not about one we sent.
         return EventMatch(matched=False)
     since = timezone.now() - timedelta(days=settings.NURTURE_WEBHOOK_RECIPIENT_DAYS)
     subscriber = selectors.subscriber_by_email(email=recipient)
@@ -124,7 +126,7 @@ def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> Reco
 
     message_id = _text(event.message_id, 255)
     recipient = _text(event.recipient, 254)
-    match = match_event(message_id=message_id, recipient=recipient, metadata=event.metadata)
+    match = match_event(message_id=message_id, recipient=recipient, metadata=event.metadata, provider=provider)
     delivery = match.delivery
     suppressing = suppresses(event, provider=provider)
     will_suppress = suppressing and bool(match.email)
@@ -153,7 +155,7 @@ def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> Reco
             return RecordResult(stored=False)
         if will_suppress:
             # In the same transaction: an event stored is an event acted on.
-            address_suppress(email=match.email, reason=f"{_reason_label(event)} ({provider} webhook)")
+            address_suppress(email=match.email, reason=f"{_reason_label(event)} ({provider} webhook)", source=_consent_source(event))
         if match.matched and delivery is not None and delivery.status in (Delivery.Status.UNKNOWN, Delivery.Status.FAILED):
             _settle_unknown(delivery, event_type=event_type, message_id=message_id, suppressing=suppressing, at=_timestamp(event.timestamp))
     logger.info(
@@ -215,10 +217,18 @@ def _settle_unknown(delivery: Delivery, *, event_type: str, message_id: str, sup
                                 reason="", at=at)
 
 
+# Why a provider event suppresses: (the reason staff read on the suppression, the consent record's source).
+_SUPPRESSION_CAUSE = {
+    EventType.BOUNCED: ("hard bounce", "bounce"),
+    EventType.COMPLAINED: ("spam complaint", "complaint"),
+    EventType.UNSUBSCRIBED: ("unsubscribed at the provider", "provider_unsubscribe"),
+    EventType.REJECTED: ("rejected by the provider", "provider_refused"),
+}
+
+
 def _reason_label(event: AnymailTrackingEvent) -> str:
-    return {
-        EventType.BOUNCED: "hard bounce",
-        EventType.COMPLAINED: "spam complaint",
-        EventType.UNSUBSCRIBED: "unsubscribed at the provider",
-        EventType.REJECTED: "rejected by the provider",
-    }.get(event.event_type, "provider event")
+    return _SUPPRESSION_CAUSE.get(event.event_type, ("provider event", ""))[0]
+
+
+def _consent_source(event: AnymailTrackingEvent) -> str:
+    return _SUPPRESSION_CAUSE.get(event.event_type, ("", "provider_event"))[1]

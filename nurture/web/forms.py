@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from content.models import Language, Stage
 from nurture import wording
+from nurture.addresses import address_normalise, validate_plain_address
 from nurture.models import CarerHandoff, Subscriber, known_time_zones
 from nurture.services.carers import carer_address_problem
 from nurture.services.subscribers import treatment_date_problem
@@ -53,6 +54,18 @@ class _BrowserTimeZoneField(forms.CharField):
         return None
 
 
+class AddressField(forms.EmailField):
+    """Every form field that takes an address: a plain address only (no quoted local part, no
+    IP-literal domain: the same mailbox under another spelling), written with its domain in lower
+    case (nurture.addresses)."""
+
+    default_validators = [*forms.EmailField.default_validators, validate_plain_address]
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return address_normalise(value) if value else value
+
+
 # A choice that is not offered: say so without repeating what was sent (Django's own message
 # echoes the value, which may be thousands of characters of someone's junk).
 _CHOOSE_ONE = {"invalid_choice": _("Please choose one of the options shown.")}
@@ -71,7 +84,7 @@ class _SignupChoicesCleaning:
 class SignupForm(_SignupChoicesCleaning, forms.Form):
     """The documented sign-up interface; the organisation's own site may post these fields to `/`."""
 
-    email = forms.EmailField(label=_("Email address"), max_length=254)
+    email = AddressField(label=_("Email address"), max_length=254)
     first_name = forms.CharField(label=_("First name (optional)"), max_length=100, required=False)
     stage = forms.ChoiceField(label=_("Which best describes you now?"), choices=Stage.choices, widget=forms.RadioSelect, error_messages=_CHOOSE_ONE)
     language = forms.ChoiceField(label=_("Language for your emails"), choices=Language.choices, initial=Language.EN, error_messages=_CHOOSE_ONE)
@@ -189,7 +202,7 @@ class TreatmentDateForm(forms.Form):
 
 
 class CarerForm(forms.Form):
-    carer_email = forms.EmailField(label=_("Email address of the person helping you"), max_length=254)
+    carer_email = AddressField(label=_("Email address of the person helping you"), max_length=254)
     mode = forms.ChoiceField(
         label=_("Send my emails to them"), choices=CarerHandoff.Mode.choices, widget=forms.RadioSelect,
         initial=CarerHandoff.Mode.INSTEAD, error_messages=_CHOOSE_ONE,

@@ -21,11 +21,12 @@ from nurture.services import signup as signup_services
 from nurture.web.forms import CONSENT_TEXT, HONEYPOT_FIELD, SignupForm
 
 
-def rate_limited(request, *, group: str):
-    """Count this post against the client's NURTURE_SIGNUP_RATE (django-ratelimit, on the shared
-    cache; the client address from nurture.web.client_ip). Returns a 429 page, or None."""
+def rate_limited(request, *, group: str, rate: str = "", from_link: bool = False):
+    """Count this post against the client's `rate` (NURTURE_SIGNUP_RATE unless given;
+    django-ratelimit, on the shared cache; the client address from nurture.web.client_ip). Returns
+    a 429 page, or None. from_link: the page a link opened (it says how to stop emails meanwhile)."""
     usage = get_usage(
-        request, group=group, key="ip", rate=settings.NURTURE_SIGNUP_RATE, method="POST", increment=True
+        request, group=group, key="ip", rate=rate or settings.NURTURE_SIGNUP_RATE, method="POST", increment=True
     )
     if usage is None or not usage["should_limit"]:
         return None
@@ -33,7 +34,8 @@ def rate_limited(request, *, group: str):
     language = request.POST.get("language") if request.POST.get("language") in ("en", "es") else None
     with translation.override(language or translation.get_language() or "en"):
         response = render(
-            request, "nurture/too_many.html", {"retry_minutes": max(1, math.ceil(seconds / 60))}, status=429
+            request, "nurture/too_many.html", {"retry_minutes": max(1, math.ceil(seconds / 60)), "from_link": from_link},
+            status=429,
         )
     response["Retry-After"] = str(seconds)
     return response

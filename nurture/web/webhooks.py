@@ -48,8 +48,9 @@ def _guarded(view, name: str):
         except AnymailConfigurationError as exc:  # e.g. the provider's inbound hook set to a tracking URL
             logger.error("webhook misconfigured at the provider path=%s: %s", request.path, exc)
             return HttpResponseBadRequest("This URL takes tracking events only.", content_type="text/plain")
-        except (ValueError, KeyError, TypeError, AttributeError, IndexError, AnymailError) as exc:
-            # JSONDecodeError is a ValueError. The type only: the message may quote the payload.
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, AnymailError) as exc:
+            # JSONDecodeError is a ValueError; JSON nested thousands deep is a RecursionError. The
+            # type only: the message may quote the payload.
             logger.warning("webhook payload refused path=%s error=%s", request.path, type(exc).__name__)
             return HttpResponseBadRequest("Unreadable webhook payload.", content_type="text/plain")
 

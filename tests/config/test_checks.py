@@ -57,3 +57,21 @@ def test_organisation_placeholders_are_warned_about_in_production():
         "NURTURE_ORG_ADDRESS": "1 High Street, Leeds", "NURTURE_ORG_HELPLINE": "0800 123 456",
     })
     assert "nurture.W002" not in configured.stderr
+
+
+@pytest.mark.parametrize(
+    "site_url, ssl_header, trusted, warned",
+    [
+        ("https://guide.example.org", None, "", True),
+        ("http://localhost:8000", ("HTTP_X_FORWARDED_PROTO", "https"), "", True),
+        ("https://guide.example.org", ("HTTP_X_FORWARDED_PROTO", "https"), "X-Forwarded-For", False),
+        ("http://localhost:8000", None, "", False),
+    ],
+)
+def test_behind_a_proxy_without_the_trusted_client_address_header_the_check_warns(settings, site_url, ssl_header, trusted, warned):
+    """Issue 19: behind the documented proxy every client shared the proxy's address."""
+    from config.checks import trusted_proxy
+
+    settings.DEBUG = False
+    settings.SITE_URL, settings.SECURE_PROXY_SSL_HEADER, settings.NURTURE_TRUSTED_PROXY_HEADER = site_url, ssl_header, trusted
+    assert [w.id for w in trusted_proxy()] == (["nurture.W032"] if warned else [])

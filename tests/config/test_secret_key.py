@@ -34,6 +34,7 @@ PRODUCTION = {
     "NURTURE_ORG_NAME": "Cancer Information Service",
     "NURTURE_ORG_ADDRESS": "1 High Street, Leeds",
     "NURTURE_ORG_HELPLINE": "0800 123 456",
+    "NURTURE_TRUSTED_PROXY_HEADER": "X-Forwarded-For",  # behind the TLS proxy (nurture.W032)
 }
 
 

@@ -207,7 +207,7 @@ def test_tokens_never_reach_the_log(client):
 
     stream = io.StringIO()
     def configured(name):  # the handlers from LOGGING (pytest adds capturing handlers of its own)
-        return {h for h in logging.getLogger(name).handlers if any(type(f).__name__ == "RedactTokens" for f in h.filters)}
+        return {h for h in logging.getLogger(name).handlers if any(type(f).__name__ == "RedactPersonalData" for f in h.filters)}
 
     handlers = configured(None) | configured("django") | configured("django.server")
     assert configured(None) and configured("django") and configured("django.server")

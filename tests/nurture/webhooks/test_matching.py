@@ -58,7 +58,7 @@ def test_without_a_message_id_only_a_recently_emailed_recipient_matches(sent, se
     Subscriber.objects.filter(email="stays@example.org").update(last_sent_at=timezone.now() - timedelta(days=31))
     Subscriber.objects.filter(email="bounce.me@example.org").update(last_sent_at=timezone.now() - timedelta(days=2))
     for n, recipient in enumerate(["stays@example.org", "stranger@example.net", "Bounce.Me@example.org"]):
-        webhooks.tracking_event_record(provider="postmark", event=complaint_without_id(recipient, f"no-id-{n}"))
+        webhooks.tracking_event_record(provider="an-esp-without-ids", event=complaint_without_id(recipient, f"no-id-{n}"))
     assert list(ProviderEvent.objects.order_by("event_id").values_list("matched", flat=True)) == [False, False, True]
     assert not selectors.is_suppressed(email="stays@example.org")
     assert not selectors.is_suppressed(email="stranger@example.net")
