@@ -117,7 +117,7 @@ def test_the_migration_fills_the_mailbox_of_older_rows_and_stops_their_other_spe
 
     from django.apps import apps
 
-    migration = import_module("nurture.migrations.0014_issue19_one_mailbox")
+    migration = import_module("nurture.migrations.0015_issue19_one_mailbox")
     the_series = series("in_treatment", [(0, ["a1"])])
     Suppression.objects.create(email="Gone@Example.org", reason="older row")
     Suppression.objects.update(mailbox="")  # as rows stood before the field

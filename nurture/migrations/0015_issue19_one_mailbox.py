@@ -46,7 +46,7 @@ def fill_mailboxes(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('nurture', '0013_issue14_care_permission'),
+        ("nurture", "0014_issue19_audit_suppression"),
     ]
 
     operations = [
