@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from nurture import providers, selectors
 from nurture.models import Delivery, ProviderEvent
+from nurture.services.carers import carer_address_failed
 from nurture.services.deliveries import ANSWERABLE, delivery_settle_unknown
 from nurture.services.suppression import address_suppress
 
@@ -100,7 +101,7 @@ def match_event(*, message_id: str, recipient: str, metadata=None) -> EventMatch
         delivery = _delivery_for(message_id=message_id, metadata=metadata, recipient=recipient)
         if delivery is None:
             return EventMatch(matched=False)
-        address = delivery.subscriber.email
+        address = delivery.to_address  # a carer's copy: the carer's address, never the subscriber's
         if recipient and recipient.strip().lower() != address.strip().lower():
             return EventMatch(matched=False, delivery=delivery)
         return EventMatch(matched=True, delivery=delivery, email=address)
@@ -113,9 +114,11 @@ def match_event(*, message_id: str, recipient: str, metadata=None) -> EventMatch
     return EventMatch(matched=True, email=subscriber.email)
 
 
-def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> RecordResult:
+def tracking_event_record(*, provider: str, event: AnymailTrackingEvent, notify=None) -> RecordResult:
     """Store the event once per (provider, event id); suppress the address on a hard failure of a
-    message we sent to it. A duplicate changes nothing. An unmatched event is stored, inert."""
+    message we sent to it. A duplicate changes nothing. An unmatched event is stored, inert.
+    A carer's copy suppresses the carer's address only, and ends the hand-off: `notify(handoff_id,
+    event)` tells the subscriber (the receiver passes nurture.tasks.enqueue_carer_notice)."""
     provider = _text(provider, 40).lower() or "unknown"
     event_type = _text(event.event_type, 20) or EventType.UNKNOWN
     tracking_setting = ENGAGEMENT_SETTING.get(event_type)
@@ -154,6 +157,9 @@ def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> Reco
         if will_suppress:
             # In the same transaction: an event stored is an event acted on.
             address_suppress(email=match.email, reason=f"{_reason_label(event)} ({provider} webhook)")
+            if delivery is not None and delivery.for_carer:
+                carer_address_failed(handoff_id=delivery.carer_handoff_id, complaint=event_type == EventType.COMPLAINED,
+                                     notify=notify or _no_notice)
         if match.matched and delivery is not None and delivery.status in (Delivery.Status.UNKNOWN, Delivery.Status.FAILED):
             _settle_unknown(delivery, event_type=event_type, message_id=message_id, suppressing=suppressing, at=_timestamp(event.timestamp))
     logger.info(
@@ -161,6 +167,10 @@ def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> Reco
         provider, event_type, delivery.pk if delivery else None, will_suppress,
     )
     return RecordResult(stored=True, suppressed=will_suppress)
+
+
+def _no_notice(handoff_id: int, event: str) -> None:
+    logger.warning("carer hand-off ended without a notice to the subscriber handoff=%s event=%s", handoff_id, event)
 
 
 def _metadata_delivery_id(metadata) -> int | None:
@@ -186,7 +196,7 @@ def _delivery_for(*, message_id: str, metadata, recipient: str = "") -> Delivery
     """By the provider's id we recorded (one of a batch call's deliveries: _one_of_a_call); for a
     delivery whose answer we never heard, by our own Message-ID or the delivery id in the metadata
     (only while it awaits that answer)."""
-    rows = Delivery.objects.select_related("subscriber")
+    rows = Delivery.objects.select_related("subscriber", "carer_handoff")
     if message_id:
         sharing = rows.filter(provider_message_id=message_id).exclude(provider_message_id="")  # the partial index
         found = _one_of_a_call(sharing, delivery_id=_metadata_delivery_id(metadata), recipient=recipient)
