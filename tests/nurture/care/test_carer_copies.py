@@ -345,3 +345,24 @@ def test_the_carer_confirmation_names_the_subscriber_by_first_name_only(ana):
     [ask] = mail.outbox
     raw = ask.message().as_string()
     assert "ana@example.org" not in raw and "Ana asked us" in ask.body
+
+
+def test_the_carer_confirmation_counts_against_the_carer_mailbox(ana, settings):
+    """Naming a stranger as one's carer again and again (even from several subscribers' links) must
+    not fill their inbox: the carer's confirmation counts against their mailbox like a sign-up email."""
+    from django.core.cache import cache
+
+    cache.clear()
+    throttle.forget_in_process_limiters()
+    settings.NURTURE_CONFIRM_RESEND_MINUTES = 0
+    settings.NURTURE_SIGNUP_EMAILS_PER_ADDRESS_PER_DAY = 2
+    settings.NURTURE_CARER_REQUESTS_PER_DAY = 100
+    mail.outbox.clear()
+    outcomes = []
+    for _ in range(4):
+        handoff = carers.carer_request(subscriber_id=ana.pk, carer_email="Stranger+x@Example.org", mode="instead",
+                                       enqueue=noop, notify=noop)
+        outcomes.append(sending.carer_confirmation_email_send(handoff_id=handoff.pk).sent)
+    assert outcomes == [True, True, False, False]
+    assert len(mail.outbox) == 2
+    throttle.forget_in_process_limiters()
