@@ -2,7 +2,8 @@
 
 The due set is `status=active and next_send_at <= now`, read in bounded batches through the
 partial index subscriber_due_idx, so a run costs what is due rather than what exists. Each batch
-costs a fixed number of queries (subscribers, their delivery history, one insert, one update),
+costs a fixed number of queries (subscribers, their delivery history, their carer hand-offs in
+force, one insert, one update),
 whatever its size; series steps are read once per run. Rows are locked with SKIP LOCKED where the
 database supports it (PostgreSQL), so several planners (two beats, several machines) never plan
 the same subscriber twice; elsewhere (SQLite, the local demo) a file lock lets one planner run at
