@@ -153,26 +153,27 @@ def send_fresh_links(self, subscriber_id: int, mailbox_counted: bool = False) ->
 # error retried like a sign-up email's.
 @shared_task(name="nurture.send_carer_confirmation_email", bind=True, max_retries=None, acks_late=False)
 def send_carer_confirmation_email(self, handoff_id: int, mailbox_counted: bool = False) -> bool:
+    # A retry is counted against the mailbox already: it must not be refused by its own count.
+    return _send_or_retry(self, lambda: sending.carer_confirmation_email_send(handoff_id=handoff_id, mailbox_counted=mailbox_counted),
+                          retry_args=(handoff_id, True))
+
+
+def _send_or_retry(task, send, *, retry_args: tuple) -> bool:
+    """A service email's send (`send()` -> EmailOutcome), retried as a sign-up email is."""
     try:
-        outcome = sending.carer_confirmation_email_send(handoff_id=handoff_id, mailbox_counted=mailbox_counted)
+        outcome = send()
     except Exception as exc:
-        # Counted against the mailbox already: a retry must not be refused by its own count.
-        _retry_signup_email(self, exc, 0.0, args=(handoff_id, True))
+        _retry_signup_email(task, exc, 0.0, args=retry_args)
     if outcome.retry_in:
-        _retry_signup_email(self, None, outcome.retry_in, args=(handoff_id, True))
+        _retry_signup_email(task, None, outcome.retry_in, args=retry_args)
     return outcome.sent
 
 
 # The subscriber's notice of a step of their carer hand-off (request, in force, stopped): `carers` queue.
 @shared_task(name="nurture.send_carer_notice", bind=True, max_retries=None, acks_late=False)
 def send_carer_notice(self, handoff_id: int, event: str) -> bool:
-    try:
-        outcome = sending.carer_notice_email_send(handoff_id=handoff_id, event=event)
-    except Exception as exc:
-        _retry_signup_email(self, exc, 0.0, args=(handoff_id, event))
-    if outcome.retry_in:
-        _retry_signup_email(self, None, outcome.retry_in, args=(handoff_id, event))
-    return outcome.sent
+    return _send_or_retry(self, lambda: sending.carer_notice_email_send(handoff_id=handoff_id, event=event),
+                          retry_args=(handoff_id, event))
 
 
 @shared_task(name="nurture.purge_expired_data")

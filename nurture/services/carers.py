@@ -114,33 +114,30 @@ def _activate_if_agreed(handoff: CarerHandoff, *, notify) -> None:
     logger.info("carer hand-off active handoff=%s", handoff.pk)
 
 
-@transaction.atomic
-def carer_confirm(*, handoff_id: int, notify, source: str = "carer_link") -> CarerHandoff:
-    """The carer agrees, from the link in their own inbox. Twice changes nothing."""
+def _agree(*, handoff_id: int, side: str, kind: str, text, source: str, notify) -> CarerHandoff:
+    """One side's agreement (`side`: the timestamp field it sets), recorded once; twice changes nothing."""
     handoff = CarerHandoff.objects.select_for_update().select_related("subscriber").get(pk=handoff_id)
-    if handoff.status == CarerHandoff.Status.PENDING and handoff.carer_confirmed_at is None:
-        handoff.carer_confirmed_at = timezone.now()
-        handoff.save(update_fields=["carer_confirmed_at"])
-        consent_record(subscriber=handoff.subscriber, kind=ConsentRecord.Kind.CARER_CONFIRMED, source=source,
-                       text=wording.CARER_CONFIRMED, confirmed=True)
-        logger.info("carer hand-off confirmed by the carer handoff=%s", handoff.pk)
+    if handoff.status == CarerHandoff.Status.PENDING and getattr(handoff, side) is None:
+        setattr(handoff, side, timezone.now())
+        handoff.save(update_fields=[side])
+        consent_record(subscriber=handoff.subscriber, kind=kind, source=source, text=text, confirmed=True)
+        logger.info("carer hand-off agreed handoff=%s side=%s", handoff.pk, side)
         _activate_if_agreed(handoff, notify=notify)
     return handoff
+
+
+@transaction.atomic
+def carer_confirm(*, handoff_id: int, notify, source: str = "carer_link") -> CarerHandoff:
+    """The carer agrees, from the link in their own inbox."""
+    return _agree(handoff_id=handoff_id, side="carer_confirmed_at", kind=ConsentRecord.Kind.CARER_CONFIRMED,
+                  text=wording.CARER_CONFIRMED, source=source, notify=notify)
 
 
 @transaction.atomic
 def carer_subscriber_confirm(*, handoff_id: int, notify, source: str = "subscriber_link") -> CarerHandoff:
-    """The subscriber confirms "instead of me", from the link in their own inbox (the request
-    notice). Twice changes nothing."""
-    handoff = CarerHandoff.objects.select_for_update().select_related("subscriber").get(pk=handoff_id)
-    if handoff.status == CarerHandoff.Status.PENDING and handoff.subscriber_confirmed_at is None:
-        handoff.subscriber_confirmed_at = timezone.now()
-        handoff.save(update_fields=["subscriber_confirmed_at"])
-        consent_record(subscriber=handoff.subscriber, kind=ConsentRecord.Kind.CARER_REQUESTED, source=source,
-                       text=wording.CARER_REQUESTED_INSTEAD, confirmed=True)
-        logger.info("carer hand-off confirmed by the subscriber handoff=%s", handoff.pk)
-        _activate_if_agreed(handoff, notify=notify)
-    return handoff
+    """The subscriber confirms "instead of me", from the link in their own inbox (the request notice)."""
+    return _agree(handoff_id=handoff_id, side="subscriber_confirmed_at", kind=ConsentRecord.Kind.CARER_REQUESTED,
+                  text=wording.CARER_REQUESTED_INSTEAD, source=source, notify=notify)
 
 
 @transaction.atomic
