@@ -366,3 +366,22 @@ def test_the_carer_confirmation_counts_against_the_carer_mailbox(ana, settings):
     assert outcomes == [True, True, False, False]
     assert len(mail.outbox) == 2
     throttle.forget_in_process_limiters()
+
+
+def test_an_unknown_outcome_of_a_carer_copy_is_settled_by_the_carer_event_only(ana, django_capture_on_commit_callbacks):
+    """A carer's copy whose answer was never heard is found by its own delivery id and settled by an
+    event naming the carer's address; the same id with the subscriber's address matches nothing."""
+    handoff_in_force(ana, mode="as_well")
+    carer_copy = next(d for d in planned(ana) if d.carer_handoff_id)
+    Delivery.objects.filter(pk=carer_copy.pk).update(status="unknown", message_id="<c1@guide.example.org>",
+                                                     failure_reason="unknown outcome: ReadTimeout")
+    wrong = webhooks.match_event(message_id="", recipient="ana@example.org", metadata={"delivery": str(carer_copy.pk)})
+    assert not wrong.matched and not wrong.email
+    right = webhooks.match_event(message_id="", recipient="tom@example.org", metadata={"delivery": str(carer_copy.pk)})
+    assert right.matched and right.email == "tom@example.org" and right.delivery.pk == carer_copy.pk
+    event = AnymailTrackingEvent(event_type="delivered", message_id="pm-late-1", recipient="tom@example.org",
+                                 metadata={"delivery": str(carer_copy.pk)}, event_id="ev-late-1", esp_event={})
+    with django_capture_on_commit_callbacks(execute=True):
+        webhooks.tracking_event_record(provider="postmark", event=event, notify=noop)
+    carer_copy.refresh_from_db()
+    assert carer_copy.status == "sent" and carer_copy.provider_message_id == "pm-late-1"
