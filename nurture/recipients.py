@@ -4,8 +4,9 @@ to once the hand-off is in force (services/carers.py) - as well as theirs, or in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from nurture.models import CarerHandoff
+from nurture.models import CarerHandoff, Delivery
 from nurture.selectors import suppressed_among
 
 
@@ -44,3 +45,13 @@ def carers_in_force(*, subscriber_ids: list[int]) -> dict[int, CarerCopy]:
         for subscriber_id, pk, mode, email in rows
         if email.strip().lower() not in suppressed
     }
+
+
+def carer_copy_sent_to(*, email: str, since: datetime) -> Delivery | None:
+    """The latest carer's copy sent to `email` since `since`, if any: how an event from a provider
+    that sends no message id is matched to a carer (services/webhooks.match_event)."""
+    return (
+        Delivery.objects.select_related("subscriber", "carer_handoff")
+        .filter(carer_handoff__carer_email__iexact=email.strip(), sent_at__gte=since)
+        .order_by("-sent_at").first()
+    )

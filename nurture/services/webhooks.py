@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from nurture import providers, selectors
+from nurture import providers, recipients, selectors
 from nurture.models import Delivery, ProviderEvent
 from nurture.services.carers import carer_address_failed
 from nurture.services.deliveries import ANSWERABLE, delivery_settle_unknown
@@ -95,7 +95,8 @@ def match_event(*, message_id: str, recipient: str, metadata=None) -> EventMatch
     never heard (`unknown`: no provider id recorded) is found by our own Message-ID (Mailgun
     reports it) or the delivery id in the metadata we send (Postmark reports it), with the same
     address check. Without either (providers that send none): only if the recipient is a
-    subscriber we emailed in the last NURTURE_WEBHOOK_RECIPIENT_DAYS days. A forged or stray event
+    subscriber (or a carer, through their copy) we emailed in the last NURTURE_WEBHOOK_RECIPIENT_DAYS
+    days. A forged or stray event
     matches nothing."""
     if message_id or _metadata_delivery_id(metadata):
         delivery = _delivery_for(message_id=message_id, metadata=metadata, recipient=recipient)
@@ -110,7 +111,10 @@ def match_event(*, message_id: str, recipient: str, metadata=None) -> EventMatch
     since = timezone.now() - timedelta(days=settings.NURTURE_WEBHOOK_RECIPIENT_DAYS)
     subscriber = selectors.subscriber_by_email(email=recipient)
     if subscriber is None or subscriber.last_sent_at is None or subscriber.last_sent_at < since:
-        return EventMatch(matched=False)
+        carer_copy = recipients.carer_copy_sent_to(email=recipient, since=since)  # a carer we emailed lately
+        if carer_copy is None:
+            return EventMatch(matched=False)
+        return EventMatch(matched=True, delivery=carer_copy, email=carer_copy.to_address)
     return EventMatch(matched=True, email=subscriber.email)
 
 

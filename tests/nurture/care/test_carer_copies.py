@@ -385,3 +385,19 @@ def test_an_unknown_outcome_of_a_carer_copy_is_settled_by_the_carer_event_only(a
         webhooks.tracking_event_record(provider="postmark", event=event, notify=noop)
     carer_copy.refresh_from_db()
     assert carer_copy.status == "sent" and carer_copy.provider_message_id == "pm-late-1"
+
+
+def test_a_provider_without_message_ids_matches_a_carer_we_emailed_lately(ana, django_capture_on_commit_callbacks):
+    handoff = handoff_in_force(ana, mode="as_well")
+    assert not webhooks.match_event(message_id="", recipient="tom@example.org").matched  # nothing sent to Tom yet
+    sent_copies(planned(ana))
+    match = webhooks.match_event(message_id="", recipient="TOM@example.org")
+    assert match.matched and match.email == "tom@example.org" and match.delivery.carer_handoff_id == handoff.pk
+    event = AnymailTrackingEvent(event_type="complained", message_id=None, recipient="tom@example.org",
+                                 event_id="ev-no-id-1", esp_event={})
+    with django_capture_on_commit_callbacks(execute=True):
+        assert webhooks.tracking_event_record(provider="sendgrid", event=event, notify=noop).suppressed
+    handoff.refresh_from_db()
+    ana.refresh_from_db()
+    assert handoff.stopped_by == "complaint" and ana.status == "active"
+    assert list(Suppression.objects.values_list("email", flat=True)) == ["tom@example.org"]
