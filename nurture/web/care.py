@@ -17,7 +17,7 @@ from nurture import recipients, tasks, tokens
 from nurture.emails.links import requester_label
 from nurture.emails.messages import delivery_web_html
 from nurture.export import subscriber_export
-from nurture.models import CarerHandoff, Delivery, Subscriber
+from nurture.models import Delivery, Subscriber
 from nurture.services import carers
 from nurture.services import subscribers as subscriber_services
 from nurture.web.forms import CarerForm, PauseForm, TreatmentDateForm
@@ -67,47 +67,40 @@ def _handoff_page(request, token: str, *, purpose: str, action, ask_template: st
         return _private(render(request, template, context))
 
 
-@require_http_methods(["GET", "POST"])
-def carer_confirm(request, token: str):
-    """The carer's own confirmation: GET explains who asked and what they would get; the POST agrees."""
-    def agree(handoff: CarerHandoff) -> CarerHandoff:
-        return carers.carer_confirm(handoff_id=handoff.pk, notify=tasks.enqueue_carer_notice)
+def _handoff_view(purpose: str, action, ask_template: str, done_template: str = "", *, doc: str):
+    """A one-button page behind a hand-off link: GET shows it, only the POST runs `action(handoff)`."""
+    @require_http_methods(["GET", "POST"])
+    def view(request, token: str):
+        return _handoff_page(request, token, purpose=purpose, action=action, ask_template=ask_template,
+                             done_template=done_template or ask_template)
 
-    return _handoff_page(request, token, purpose=tokens.CARER_CONFIRM, action=agree,
-                         ask_template="nurture/carer_confirm.html", done_template="nurture/carer_confirmed.html")
-
-
-@csrf_exempt  # RFC 8058: the carer's copies carry this link as their one-click List-Unsubscribe.
-@require_http_methods(["GET", "POST"])
-def carer_stop(request, token: str):
-    """The carer's "stop receiving these emails": GET asks, the POST stops the hand-off (and only
-    it: the subscriber's own emails go on)."""
-    def stop(handoff: CarerHandoff) -> CarerHandoff:
-        return carers.carer_stop(handoff_id=handoff.pk, by="carer", source="carer_link", notify=tasks.enqueue_carer_notice)
-
-    return _handoff_page(request, token, purpose=tokens.CARER_STOP, action=stop,
-                         ask_template="nurture/carer_stop.html", done_template="nurture/carer_stop.html")
+    view.__doc__ = doc
+    return view
 
 
-@require_http_methods(["GET", "POST"])
-def carer_approve(request, token: str):
-    """The subscriber's own confirmation of "instead of me", from the notice in their inbox."""
-    def approve(handoff: CarerHandoff) -> CarerHandoff:
-        return carers.carer_subscriber_confirm(handoff_id=handoff.pk, notify=tasks.enqueue_carer_notice)
-
-    return _handoff_page(request, token, purpose=tokens.CARER_APPROVE, action=approve,
-                         ask_template="nurture/carer_approve.html", done_template="nurture/carer_approve.html")
-
-
-@require_http_methods(["GET", "POST"])
-def carer_cancel(request, token: str):
-    """The subscriber's "cancel this" from their notice: GET asks, the POST ends the hand-off."""
-    def cancel(handoff: CarerHandoff) -> CarerHandoff:
-        return carers.carer_stop(handoff_id=handoff.pk, by="subscriber", source="carer_notice_link",
-                                 notify=tasks.enqueue_carer_notice)
-
-    return _handoff_page(request, token, purpose=tokens.CARER_CANCEL, action=cancel,
-                         ask_template="nurture/carer_cancel.html", done_template="nurture/carer_cancel.html")
+carer_confirm = _handoff_view(
+    tokens.CARER_CONFIRM, lambda h: carers.carer_confirm(handoff_id=h.pk, notify=tasks.enqueue_carer_notice),
+    "nurture/carer_confirm.html", "nurture/carer_confirmed.html",
+    doc="The carer's own confirmation: GET explains who asked and what they would get; the POST agrees.",
+)
+# RFC 8058: the carer's copies carry this link as their one-click List-Unsubscribe (no CSRF token).
+carer_stop = csrf_exempt(_handoff_view(
+    tokens.CARER_STOP,
+    lambda h: carers.carer_stop(handoff_id=h.pk, by="carer", source="carer_link", notify=tasks.enqueue_carer_notice),
+    "nurture/carer_stop.html",
+    doc="The carer's own stop: ends the hand-off, and only it (the subscriber's own emails go on).",
+))
+carer_approve = _handoff_view(
+    tokens.CARER_APPROVE, lambda h: carers.carer_subscriber_confirm(handoff_id=h.pk, notify=tasks.enqueue_carer_notice),
+    "nurture/carer_approve.html",
+    doc='The subscriber\'s own confirmation of "instead of me", from the notice in their inbox.',
+)
+carer_cancel = _handoff_view(
+    tokens.CARER_CANCEL,
+    lambda h: carers.carer_stop(handoff_id=h.pk, by="subscriber", source="carer_notice_link", notify=tasks.enqueue_carer_notice),
+    "nurture/carer_cancel.html",
+    doc="The subscriber's \"cancel this\" from their carer notice: the POST ends the hand-off.",
+)
 
 
 @require_http_methods(["GET"])
