@@ -401,3 +401,14 @@ def test_a_provider_without_message_ids_matches_a_carer_we_emailed_lately(ana, d
     ana.refresh_from_db()
     assert handoff.stopped_by == "complaint" and ana.status == "active"
     assert list(Suppression.objects.values_list("email", flat=True)) == ["tom@example.org"]
+
+
+def test_when_instead_ends_a_queued_carer_copy_goes_to_the_subscriber(ana):
+    handoff = handoff_in_force(ana, mode="instead")
+    [queued] = planned(ana)
+    assert queued.carer_handoff_id == handoff.pk and queued.status == "queued"
+    carers.carer_stop(handoff_id=handoff.pk, by="carer", source="carer_link", notify=noop)
+    mail.outbox.clear()
+    assert sending.delivery_send(delivery_id=queued.pk).status == "sent"
+    [message] = mail.outbox
+    assert message.to == ["ana@example.org"] and "/preferences/" in message.body  # the subscriber's own copy
