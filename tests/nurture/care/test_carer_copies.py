@@ -412,3 +412,16 @@ def test_when_instead_ends_a_queued_carer_copy_goes_to_the_subscriber(ana):
     assert sending.delivery_send(delivery_id=queued.pk).status == "sent"
     [message] = mail.outbox
     assert message.to == ["ana@example.org"] and "/preferences/" in message.body  # the subscriber's own copy
+
+
+def test_a_spanish_carer_copy_and_notice_are_in_spanish():
+    sofia = active_subscriber("sofia@example.org", series("recently_diagnosed", [(0, ["a1"])], language="es"),
+                              first_name="Sofía")
+    handoff = handoff_in_force(sofia, mode="as_well")
+    copy = sent_copies(planned(sofia))["tom@example.org"]
+    assert "Hola. Recibe este correo porque Sofía nos pidió que se lo enviáramos." in copy.body
+    assert "Dejar de enviarme estos correos" in copy.body and "Cambiar sus opciones" not in copy.body
+    mail.outbox.clear()
+    assert sending.carer_notice_email_send(handoff_id=handoff.pk, event=carers.NOTICE_ACTIVE).sent
+    [notice] = mail.outbox
+    assert notice.to == ["sofia@example.org"] and "Sus correos ahora se envían a tom@example.org además de a usted." in notice.body
