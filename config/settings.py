@@ -243,6 +243,11 @@ RATELIMIT_USE_CACHE = "default"
 # At most this many confirmation (and "already subscribed") emails per hour in all; above it new
 # sign-ups are accepted and their email waits for room.
 NURTURE_CONFIRMATIONS_PER_HOUR = env_int("NURTURE_CONFIRMATIONS_PER_HOUR", 300, minimum=1)
+# Carer hand-off emails (the carer's confirmation, the subscriber's notices) per hour in all, under
+# their own ceiling and on their own queue (`carers`): they can never delay a sign-up's confirmation.
+NURTURE_CARER_EMAILS_PER_HOUR = env_int("NURTURE_CARER_EMAILS_PER_HOUR", 60, minimum=1)
+# Carer requests one subscriber may make in 24 hours (each emails a stranger and the subscriber).
+NURTURE_CARER_REQUESTS_PER_DAY = env_int("NURTURE_CARER_REQUESTS_PER_DAY", 3, minimum=1)
 # Sign-up emails to one mailbox (plus-tag and dot variants count as one) per day.
 NURTURE_SIGNUP_EMAILS_PER_ADDRESS_PER_DAY = env_int("NURTURE_SIGNUP_EMAILS_PER_ADDRESS_PER_DAY", 5, minimum=1)
 # Preference and view-online links stop working after this many days ("email me a fresh link").
@@ -281,13 +286,15 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # A task not listed goes to `periodic`.
 from kombu import Queue  # noqa: E402
 
-CELERY_TASK_QUEUES = (Queue("confirmations"), Queue("sends"), Queue("periodic"))
+CELERY_TASK_QUEUES = (Queue("confirmations"), Queue("sends"), Queue("periodic"), Queue("carers"))
 CELERY_TASK_DEFAULT_QUEUE = "periodic"
 CELERY_TASK_ROUTES = {
     "nurture.send_deliveries": {"queue": "sends"},
     "nurture.process_signup": {"queue": "confirmations"},  # confirmation / already-subscribed emails
     "nurture.send_fresh_links": {"queue": "confirmations"},
-    "nurture.send_carer_confirmation_email": {"queue": "confirmations"},  # a carer's confirmation (issue 14)
+    # Carer hand-off emails (issue 19): their own queue, never the sign-up confirmations' worker.
+    "nurture.send_carer_confirmation_email": {"queue": "carers"},
+    "nurture.send_carer_notice": {"queue": "carers"},
     "nurture.plan_due_deliveries": {"queue": "periodic"},
     "nurture.reconcile_deliveries": {"queue": "periodic"},
     "nurture.purge_expired_data": {"queue": "periodic"},

@@ -27,10 +27,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 logger = logging.getLogger(__name__)
 
 # The Celery queues (settings.CELERY_TASK_QUEUES; the compose workers consume them).
-QUEUES = ("confirmations", "sends", "periodic")
+QUEUES = ("confirmations", "sends", "periodic", "carers")
 CONFIRMATIONS_QUEUE = "confirmations"
 ERROR_KINDS = ("transient", "permanent", "refused", "unknown")
-EMAIL_KINDS = ("series", "confirmation", "links", "carer_confirmation")  # links: "email me a fresh link"
+EMAIL_KINDS = ("series", "confirmation", "links", "carer_confirmation", "carer_notice")  # links: "email me a fresh link"
 
 KEY_PREFIX = "nurture:metrics:"
 SENT_KEY = KEY_PREFIX + "emails_sent"  # hash: email kind -> count

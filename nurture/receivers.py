@@ -7,6 +7,7 @@ from anymail.signals import tracking
 from django.db import DatabaseError
 from django.dispatch import receiver
 
+from nurture import tasks
 from nurture.services import webhooks
 
 logger = logging.getLogger(__name__)
@@ -15,7 +16,7 @@ logger = logging.getLogger(__name__)
 @receiver(tracking, dispatch_uid="nurture.provider_tracking_event")
 def provider_tracking_event(sender, event, esp_name, **kwargs):
     try:
-        webhooks.tracking_event_record(provider=esp_name or "", event=event)
+        webhooks.tracking_event_record(provider=esp_name or "", event=event, notify=tasks.enqueue_carer_notice)
     except DatabaseError:
         raise  # the database is unwell: a 500 makes the provider deliver the webhook again later
     except Exception as exc:  # an odd event must not turn into a 500 and endless redeliveries

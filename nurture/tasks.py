@@ -1,7 +1,7 @@
 """Celery tasks: thin interfaces over the services. They take ids, never model instances.
 
 Queues by purpose (settings CELERY_TASK_ROUTES): `sends` (series email batches), `confirmations`
-(confirmation emails), `periodic` (plan, reconcile, purge, results summary). A worker consumes all three by
+(confirmation emails), `carers` (carer hand-off emails), `periodic` (plan, reconcile, purge, results summary). A worker consumes all three by
 default, round-robin between queues that have work, so a periodic task or a confirmation waits at
 most for the send batch a worker is in, never for a backlog of them."""
 from __future__ import annotations
@@ -39,6 +39,10 @@ def enqueue_signup(request_id: int) -> None:
 
 def enqueue_carer_confirmation(handoff_id: int) -> None:
     send_carer_confirmation_email.delay(handoff_id)
+
+
+def enqueue_carer_notice(handoff_id: int, event: str) -> None:
+    send_carer_notice.delay(handoff_id, event)
 
 
 def enqueue_fresh_links(subscriber_id: int, mailbox_counted: bool = False) -> None:
@@ -145,17 +149,31 @@ def send_fresh_links(self, subscriber_id: int, mailbox_counted: bool = False) ->
 
 
 # The carer's confirmation (a carer hand-off asked for from the preference centre): acknowledged on
-# receipt, under the sign-up emails' throttles, a transient provider error retried like theirs.
+# receipt, on the `carers` queue under the carer emails' own hourly ceiling, a transient provider
+# error retried like a sign-up email's.
 @shared_task(name="nurture.send_carer_confirmation_email", bind=True, max_retries=None, acks_late=False)
 def send_carer_confirmation_email(self, handoff_id: int, mailbox_counted: bool = False) -> bool:
+    # A retry is counted against the mailbox already: it must not be refused by its own count.
+    return _send_or_retry(self, lambda: sending.carer_confirmation_email_send(handoff_id=handoff_id, mailbox_counted=mailbox_counted),
+                          retry_args=(handoff_id, True))
+
+
+def _send_or_retry(task, send, *, retry_args: tuple) -> bool:
+    """A service email's send (`send()` -> EmailOutcome), retried as a sign-up email is."""
     try:
-        outcome = sending.carer_confirmation_email_send(handoff_id=handoff_id, mailbox_counted=mailbox_counted)
+        outcome = send()
     except Exception as exc:
-        # Counted against the mailbox already: a retry must not be refused by its own count.
-        _retry_signup_email(self, exc, 0.0, args=(handoff_id, True))
+        _retry_signup_email(task, exc, 0.0, args=retry_args)
     if outcome.retry_in:
-        _retry_signup_email(self, None, outcome.retry_in, args=(handoff_id, True))
+        _retry_signup_email(task, None, outcome.retry_in, args=retry_args)
     return outcome.sent
+
+
+# The subscriber's notice of a step of their carer hand-off (request, in force, stopped): `carers` queue.
+@shared_task(name="nurture.send_carer_notice", bind=True, max_retries=None, acks_late=False)
+def send_carer_notice(self, handoff_id: int, event: str) -> bool:
+    return _send_or_retry(self, lambda: sending.carer_notice_email_send(handoff_id=handoff_id, event=event),
+                          retry_args=(handoff_id, event))
 
 
 @shared_task(name="nurture.purge_expired_data")

@@ -75,6 +75,12 @@ PAUSE = "pause"  # "Pause these emails" in every series email (like preferences:
 # carer's own "stop" link.
 CARER_CONFIRM = "carer-confirm"
 CARER_STOP = "carer-stop"
+# The subscriber's links in their carer notices (hand-off id as `extra`): "cancel this", and for
+# "instead of me" their own confirmation (expires like CONFIRM).
+CARER_CANCEL = "carer-cancel"
+CARER_APPROVE = "carer-approve"
+# The web version of a carer's copy (its delivery id as `extra`): opens that copy only.
+CARER_VIEW = "carer-view"
 
 # Purposes whose links stay valid only while the subscriber's link_version is unchanged.
 NOT_REVOCABLE = {CONFIRM, UNSUBSCRIBE}
@@ -89,7 +95,7 @@ LEGACY_UNSUBSCRIBE_DAYS = 60
 
 
 def max_age(purpose: str) -> timedelta | None:
-    if purpose in (CONFIRM, CARER_CONFIRM):
+    if purpose in (CONFIRM, CARER_CONFIRM, CARER_APPROVE):
         return timedelta(days=settings.NURTURE_CONFIRM_MAX_AGE_DAYS)
     if purpose == UNSUBSCRIBE:
         return None

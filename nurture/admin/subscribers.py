@@ -60,7 +60,10 @@ class CarerHandoffInline(HistoryInline):
     """Who else receives the emails (only after they confirmed), and who stopped it."""
 
     model = CarerHandoff
-    fields = ["carer_email", "mode", "status", "requested_at", "confirmed_at", "stopped_at", "stopped_by"]
+    fields = [
+        "carer_email", "mode", "status", "requested_at", "carer_confirmed_at", "subscriber_confirmed_at", "confirmed_at",
+        "stopped_at", "stopped_by",
+    ]
 
 
 KEEP_LANGUAGE = ""

@@ -23,6 +23,10 @@ _PLACEHOLDERS = Personal(
     view_online_url=PH_VIEW_ONLINE_URL,
     pause_url=PH_PAUSE_URL,
 )
+_CARER_PLACEHOLDERS = Personal(
+    greeting=PH_GREETING, preferences_url=PH_PREFERENCES_URL, unsubscribe_url=PH_UNSUBSCRIBE_URL,
+    view_online_url=PH_VIEW_ONLINE_URL, pause_url=PH_PAUSE_URL, for_carer=True,
+)
 
 
 class RenderCache:
@@ -69,9 +73,10 @@ def _template_stamp() -> tuple:
     return tuple(sorted((p.name, p.stat().st_mtime_ns) for p in TEMPLATE_DIR.glob("*") if p.is_file()))
 
 
-def cache_key(*, step: Step, articles: list[Article], language: str) -> tuple:
+def cache_key(*, step: Step, articles: list[Article], language: str, for_carer: bool = False) -> tuple:
     return (
         step.pk,
+        for_carer,
         language,
         step.subject,
         tuple((a.pk, a.version, a.updated_at) for a in articles),
@@ -107,17 +112,22 @@ def personalise(cached: tuple[str, str], personal: Personal) -> tuple[str, str]:
     return html, text
 
 
-def step_render_with_placeholders(*, step: Step, articles: list[Article], language: str) -> tuple[str, str]:
-    """The cached (html, text) of a step, placeholders in, view-online markers still in."""
-    key = cache_key(step=step, articles=articles, language=language)
+def step_render_with_placeholders(
+    *, step: Step, articles: list[Article], language: str, for_carer: bool = False
+) -> tuple[str, str]:
+    """The cached (html, text) of a step, placeholders in, view-online markers still in.
+    for_carer: the carer's copy (its own footer: the carer's stop link only)."""
+    key = cache_key(step=step, articles=articles, language=language, for_carer=for_carer)
+    personal = _CARER_PLACEHOLDERS if for_carer else _PLACEHOLDERS
     return render_cache.get_or_render(
-        key, lambda: render_step_template(step=step, articles=articles, language=language, personal=_PLACEHOLDERS)
+        key, lambda: render_step_template(step=step, articles=articles, language=language, personal=personal)
     )
 
 
 def render_step(*, step: Step, articles: list[Article], language: str, personal: Personal) -> tuple[str, str]:
     """(html, text) for one subscriber: the cached step render, personalised."""
-    return personalise(step_render_with_placeholders(step=step, articles=articles, language=language), personal)
+    cached = step_render_with_placeholders(step=step, articles=articles, language=language, for_carer=personal.for_carer)
+    return personalise(cached, personal)
 
 
 def step_language(step: Step) -> str:

@@ -174,6 +174,7 @@ def _step_context(*, step: Step, articles: list[Article], language: str, persona
         "unsubscribe_url": personal.unsubscribe_url,
         "pause_url": personal.pause_url,
         "view_online_url": personal.view_online_url,
+        "for_carer": personal.for_carer,
         "view_online_start": VIEW_ONLINE_START,
         "view_online_end": VIEW_ONLINE_END,
     }

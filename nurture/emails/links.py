@@ -26,6 +26,9 @@ class Personal:
     unsubscribe_url: str
     view_online_url: str = ""  # empty: no "view in browser" link
     pause_url: str = ""  # "Pause these emails" (/pause/<token>/)
+    # A carer's copy: the layout's carer footer (its one link, unsubscribe_url, is the carer's own
+    # stop link); preferences_url and pause_url are not shown.
+    for_carer: bool = False
 
 
 def clean_name(first_name: str) -> str:
@@ -35,9 +38,22 @@ def clean_name(first_name: str) -> str:
 
 
 def requester_label(subscriber: Subscriber) -> str:
-    """Who asked, as a carer is told: their name (if given) and address. Never their stage."""
+    """Who asked, as a carer is told: their first name, if given; never their address or stage."""
     name = clean_name(subscriber.first_name)
-    return f"{name} ({subscriber.email})" if name else subscriber.email
+    if name:
+        return name
+    with translation.override(subscriber.language):
+        return gettext("someone who receives our emails")
+
+
+def carer_greeting(subscriber: Subscriber, *, language: str) -> str:
+    """The opening line of a carer's copy: it greets the carer and says on whose behalf it comes
+    (the subscriber's first name only)."""
+    name = clean_name(subscriber.first_name)
+    with translation.override(language):
+        if name:
+            return gettext("Hello. You receive this email because %(name)s asked us to send it to you.") % {"name": name}
+        return gettext("Hello. You receive this email because someone you help asked us to send it to you.")
 
 
 def greeting_for(first_name: str, *, language: str, welcome_back: bool = False) -> str:
@@ -84,6 +100,33 @@ def view_online_url(*, subscriber_id: int, delivery_id: int, link_version: int |
     return _link(
         "nurture:view_online", purpose=tokens.VIEW_ONLINE, subscriber_id=subscriber_id, extra=str(delivery_id),
         link_version=link_version,
+    )
+
+
+def carer_stop_url(*, subscriber: Subscriber, handoff_id: int) -> str:
+    """The carer's own "stop": it ends this hand-off and touches nothing else of the subscriber's."""
+    return link("nurture:carer_stop", purpose=tokens.CARER_STOP, subscriber_id=subscriber.pk, extra=str(handoff_id),
+                link_version=subscriber.link_version)
+
+
+def carer_personal_for(
+    subscriber: Subscriber, *, handoff_id: int, language: str, delivery_id: int | None = None, sample_links: bool = False,
+) -> Personal:
+    """The personal parts of a carer's copy: carer-scoped links only. The stop link is the
+    carer's own; the "view in browser" link opens this copy (tokens.CARER_VIEW), never the
+    subscriber's. No preference or pause link: nothing here opens the subscriber's record."""
+    if sample_links:
+        stop = tokens.absolute_url(_route_url("nurture:carer_stop", SAMPLE_TOKEN))
+        online = ""
+    else:
+        stop = carer_stop_url(subscriber=subscriber, handoff_id=handoff_id)
+        online = "" if delivery_id is None else link(
+            "nurture:carer_view", purpose=tokens.CARER_VIEW, subscriber_id=subscriber.pk, extra=str(delivery_id),
+            link_version=subscriber.link_version,
+        )
+    return Personal(
+        greeting=carer_greeting(subscriber, language=language), preferences_url=stop, unsubscribe_url=stop,
+        view_online_url=online, pause_url=stop, for_carer=True,
     )
 
 

@@ -11,7 +11,6 @@ from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import make_msgid
 
 from content.models import Article
-from nurture import recipients
 from nurture.emails.cache import personal_values, step_language, step_render_with_placeholders
 from nurture.emails.layout import (
     PH_GREETING, PH_PAUSE_URL, PH_PREFERENCES_URL, PH_UNSUBSCRIBE_URL, PH_VIEW_ONLINE_URL, PLACEHOLDER_PATTERN,
@@ -73,13 +72,12 @@ def build_batch_email(
     field_prefix = marker or field_format.format("\0").split("\0", 1)[0]
     if any(field_prefix in part for part in (cached[0], cached[1], step.subject)):
         raise NotBatchable("the content itself contains the ESP's merge syntax")
-    if recipient_lists is not None:
-        with_carer = any(addresses != [d.subscriber.email] for d, addresses in zip(deliveries, recipient_lists))
-    else:
-        with_carer = bool(recipients.subscribers_with_carer(subscriber_ids=[d.subscriber_id for d in deliveries]))
-    if with_carer:
-        # A carer's copy goes to another address (or to two): one by one, never in a shared call.
-        raise NotBatchable("a subscriber has handed their emails to a carer")
+    if any(d.carer_handoff_id is not None for d in deliveries) or (
+        recipient_lists is not None
+        and any(addresses != [d.subscriber.email] for d, addresses in zip(deliveries, recipient_lists))
+    ):
+        # A carer's copy is built for the carer (its own body and links): one by one.
+        raise NotBatchable("a carer's copy is built on its own")
     html, text = merge_bodies(cached, field_format=field_format)
     addresses = [delivery.subscriber.email for delivery in deliveries]
     message = EmailMultiAlternatives(subject=step.subject, body=text, to=addresses)

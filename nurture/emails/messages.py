@@ -10,11 +10,13 @@ from django.urls import reverse
 from django.utils import translation
 
 from content.models import Article
-from nurture import recipients, selectors, tokens
+from nurture import selectors, tokens
 from nurture.emails.cache import render_step, step_language
 from nurture.emails.layout import PALETTE, inline_css, organisation, tidy_text
-from nurture.emails.links import Personal, greeting_for, link, personal_for, requester_label
-from nurture.models import Delivery, SignupRequest, Step, Subscriber
+from nurture.emails.links import (
+    Personal, carer_personal_for, clean_name, greeting_for, link, personal_for, requester_label,
+)
+from nurture.models import CarerHandoff, Delivery, SignupRequest, Step, Subscriber
 
 # Why a preference-link email goes out (templates/email/links.*).
 LINKS_ALREADY_SUBSCRIBED = "already"  # someone signed up with the address of an active subscriber
@@ -75,29 +77,54 @@ def build_delivery_email(
     delivery: Delivery, *, sample_links: bool = False, articles: list[Article] | None = None,
     to: list[str] | None = None,
 ) -> EmailMultiAlternatives:
-    """The sender's entry point. Load the delivery with select_related("subscriber", "step__series").
+    """The sender's entry point. Load the delivery with select_related("subscriber", "step__series",
+    "carer_handoff").
 
     It carries the delivery's own articles (selectors.delivery_articles: never one the subscriber
-    already had); the sender passes the list it already read. It goes to the subscriber, or to the
-    carer they handed their emails to (instead, or as well) once the carer confirmed; the sender
-    passes those addresses (`to`, read with its batch), so building asks the database nothing."""
-    if to is None and not sample_links:
-        to = recipients.delivery_recipients(subscriber=delivery.subscriber)
+    already had); the sender passes the list it already read. One address per message, always:
+    the subscriber's own copy goes to the subscriber, a carer's copy (delivery.carer_handoff) to the
+    carer, built for them (services/deliveries.py reads which). `to` is accepted for the sender's
+    sake and must be that one address."""
+    address = delivery.to_address
+    if to is not None and list(to) != [address]:
+        raise ValueError(f"delivery {delivery.pk} goes to its own address only")
     if articles is None:
         articles = selectors.delivery_articles(delivery=delivery)
-    message = build_step_email(
-        step=delivery.step,
-        subscriber=delivery.subscriber,
-        to=None if sample_links else to,
-        welcome_back=delivery.welcome_back,
-        delivery_id=delivery.pk,
-        message_id=delivery.message_id,
-        sample_links=sample_links,
-        articles=articles,
-    )
+    if delivery.for_carer:
+        message = _carer_copy(delivery, articles=articles, sample_links=sample_links)
+    else:
+        message = build_step_email(
+            step=delivery.step,
+            subscriber=delivery.subscriber,
+            to=None if sample_links else address,
+            welcome_back=delivery.welcome_back,
+            delivery_id=delivery.pk,
+            message_id=delivery.message_id,
+            sample_links=sample_links,
+            articles=articles,
+        )
     # The delivery id and nothing else (as a batch call's merge_metadata): the provider's webhook
     # events carry it back, which settles a delivery whose answer we never heard (unknown outcome).
     message.metadata = {"delivery": str(delivery.pk)}
+    return message
+
+
+def _carer_copy(delivery: Delivery, *, articles: list[Article], sample_links: bool) -> EmailMultiAlternatives:
+    """A carer's copy: greets the carer, names the subscriber by first name only, carries the
+    carer's own stop link (also its one-click List-Unsubscribe) and a web version of this copy."""
+    step = delivery.step
+    language = step_language(step)
+    personal = carer_personal_for(
+        delivery.subscriber, handoff_id=delivery.carer_handoff_id, language=language, delivery_id=delivery.pk,
+        sample_links=sample_links,
+    )
+    html, text = render_step(step=step, articles=articles, language=language, personal=personal)
+    message = _message(
+        subject=step.subject, text=text, html=html, to=delivery.to_address,
+        message_id=delivery.message_id or make_msgid(domain=domain()),
+    )
+    message.extra_headers.update(list_headers(unsubscribe_url=personal.unsubscribe_url))
+    message.nurture_article_versions = {str(a.pk): a.version for a in articles}
     return message
 
 
@@ -111,6 +138,11 @@ def delivery_web_html(delivery: Delivery, *, sample_links: bool = False, manage_
     step = delivery.step
     language = step_language(step)
     articles = selectors.delivery_articles(delivery=delivery)
+    if delivery.for_carer:  # the carer's copy: the carer's own stop link, nothing of the subscriber's
+        personal = carer_personal_for(
+            delivery.subscriber, handoff_id=delivery.carer_handoff_id, language=language, sample_links=sample_links
+        )
+        return render_step(step=step, articles=articles, language=language, personal=personal)[0]
     personal = personal_for(
         delivery.subscriber, language=language, sample_links=sample_links, welcome_back=delivery.welcome_back
     )
@@ -172,8 +204,9 @@ def build_links_email(subscriber: Subscriber, *, reason: str) -> EmailMultiAlter
 
 
 def build_carer_confirmation_email(handoff) -> EmailMultiAlternatives:
-    """To the carer: who asked and what they would receive ("information about getting a second
-    opinion"), never the stage or a date. In the subscriber's language (we know no other)."""
+    """To the carer: who asked (first name only: never the subscriber's address) and what they
+    would receive ("information about getting a second opinion"), never the stage or a date. In
+    the subscriber's language (we know no other)."""
     subscriber = handoff.subscriber
     token = tokens.make_token(purpose=tokens.CARER_CONFIRM, subscriber_id=subscriber.pk, extra=str(handoff.pk))
     return _service_email(
@@ -184,4 +217,24 @@ def build_carer_confirmation_email(handoff) -> EmailMultiAlternatives:
             "confirm_url": tokens.absolute_url(reverse("nurture:carer_confirm", args=[token])),
             "max_age_days": settings.NURTURE_CONFIRM_MAX_AGE_DAYS,
         },
+    )
+
+
+def build_carer_notice_email(handoff: CarerHandoff, *, event: str) -> EmailMultiAlternatives:
+    """To the subscriber, in their own inbox: what happened to their carer hand-off (event:
+    services.carers.NOTICE_*). The request notice carries a link that cancels it and, for "instead
+    of me", the subscriber's own confirmation link; nothing else opens their record."""
+    subscriber = handoff.subscriber
+    context = {"event": event, "handoff": handoff, "carer_email": handoff.carer_email, "mode": handoff.mode,
+               "stopped_by": handoff.stopped_by, "max_age_days": settings.NURTURE_CONFIRM_MAX_AGE_DAYS}
+    if handoff.status != CarerHandoff.Status.STOPPED:
+        version = subscriber.link_version
+        context["cancel_url"] = link("nurture:carer_cancel", purpose=tokens.CARER_CANCEL, subscriber_id=subscriber.pk,
+                                     extra=str(handoff.pk), link_version=version)
+        if handoff.mode == CarerHandoff.Mode.INSTEAD and handoff.subscriber_confirmed_at is None:
+            context["approve_url"] = link("nurture:carer_approve", purpose=tokens.CARER_APPROVE, subscriber_id=subscriber.pk,
+                                          extra=str(handoff.pk), link_version=version)
+    return _service_email(
+        template="carer_notice", to=subscriber.email, language=subscriber.language,
+        first_name=clean_name(subscriber.first_name), context=context,
     )

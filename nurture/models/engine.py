@@ -125,7 +125,9 @@ class ConsentRecord(models.Model):
 
 class CarerHandoff(models.Model):
     """A subscriber hands their emails to someone helping them. Nothing goes to the carer until the
-    carer confirms from their own inbox; either of them can stop it."""
+    carer confirms from their own inbox; "instead of me" also waits for the subscriber's own
+    confirmation from their inbox (a leaked link alone cannot move anyone's emails). Either of
+    them can stop it; the subscriber is told of every step (services/carers.py)."""
 
     class Mode(models.TextChoices):
         INSTEAD = "instead", _("Instead of me")
@@ -140,10 +142,16 @@ class CarerHandoff(models.Model):
     carer_email = models.EmailField(max_length=254)
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.INSTEAD)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    requested_at = models.DateTimeField(auto_now_add=True)
+    requested_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # When it came into force (pending -> active).
     confirmed_at = models.DateTimeField(null=True, blank=True)
+    # Each side's own confirmation: the carer's from the carer's inbox, the subscriber's (needed
+    # for "instead of me" only) from the subscriber's.
+    carer_confirmed_at = models.DateTimeField(null=True, blank=True)
+    subscriber_confirmed_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
-    stopped_by = models.CharField(max_length=20, blank=True)  # subscriber / carer / staff / replaced
+    # subscriber / carer / staff / replaced / new_links / bounce / complaint
+    stopped_by = models.CharField(max_length=20, blank=True)
 
     class Meta:
         constraints = [
@@ -250,7 +258,10 @@ class StepArticle(models.Model):
 
 
 class Delivery(models.Model):
-    """One step sent (or to be sent) to one subscriber. Unique per subscriber and step: never twice."""
+    """One step sent (or to be sent) to one address: the subscriber's own copy, or (carer_handoff
+    set) the copy built for the carer they handed their emails to, with its own Message-ID, links
+    and outcome. Unique per subscriber and step for their own copy, per hand-off and step for a
+    carer's: never twice."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")
@@ -264,6 +275,10 @@ class Delivery(models.Model):
 
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="deliveries")
     step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="deliveries")
+    # Set: the carer's copy (to handoff.carer_email, on the subscriber's behalf). Null: the subscriber's own.
+    carer_handoff = models.ForeignKey(
+        CarerHandoff, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     # Which version of each article went out: {"<article id>": <version>}.
     article_versions = models.JSONField(default=dict, blank=True)
@@ -285,7 +300,16 @@ class Delivery(models.Model):
 
     class Meta:
         verbose_name_plural = "deliveries"
-        constraints = [models.UniqueConstraint(fields=["subscriber", "step"], name="delivery_unique_subscriber_step")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscriber", "step"], name="delivery_unique_subscriber_step",
+                condition=models.Q(carer_handoff__isnull=True),
+            ),
+            models.UniqueConstraint(
+                fields=["carer_handoff", "step"], name="delivery_unique_carer_step",
+                condition=models.Q(carer_handoff__isnull=False),
+            ),
+        ]
         indexes = [
             models.Index(fields=["status", "sending_started_at"], name="delivery_status_idx"),
             # Provider webhooks find their delivery by it (services/webhooks.py); unsent rows stay out.
@@ -300,6 +324,15 @@ class Delivery(models.Model):
 
     def __str__(self):
         return f"Delivery #{self.pk} ({self.status})"
+
+    @property
+    def for_carer(self) -> bool:
+        return self.carer_handoff_id is not None
+
+    @property
+    def to_address(self) -> str:
+        """The one address this copy goes to. Load carer copies with select_related("carer_handoff")."""
+        return self.carer_handoff.carer_email if self.carer_handoff_id else self.subscriber.email
 
 
 class Suppression(models.Model):

@@ -27,8 +27,8 @@ from django.db import InterfaceError, OperationalError, connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from nurture import recipients, selectors
-from nurture.models import Delivery, Subscriber
+from nurture import selectors
+from nurture.models import CarerHandoff, Delivery, Subscriber
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class Claimed:
     delivery: Delivery
     articles: list
     message: object = None  # the built email, once built
-    recipients: list | None = None  # the subscriber, or their carer (nurture.recipients); read in the re-check
+    recipients: list | None = None  # its one address (the subscriber's, or the carer's for a carer's copy)
 
     @property
     def pk(self) -> int:
@@ -113,7 +113,9 @@ def _skip_reason(delivery: Delivery, suppressed: set[str], articles: list) -> st
         return f"subscriber is {subscriber.status}"
     if delivery.step.series_id != subscriber.series_id:
         return "subscriber moved to another series"
-    if subscriber.email.strip().lower() in suppressed:
+    if delivery.for_carer and delivery.carer_handoff.status != CarerHandoff.Status.ACTIVE:
+        return "carer hand-off ended"
+    if delivery.to_address.strip().lower() in suppressed:
         return "address is suppressed"
     if not articles:
         return "no published article left in this step"
@@ -122,26 +124,24 @@ def _skip_reason(delivery: Delivery, suppressed: set[str], articles: list) -> st
 
 def deliveries_recheck(*, delivery_ids: list[int], stamp: datetime) -> tuple[list[Claimed], dict[str, list[int]]]:
     """Checked again just before sending, not only at planning: they may have left, paused, moved
-    to another series or bounced since. Four reads for the whole batch (rows with subscriber and
-    step, suppressions, articles), read-only. Returns the rows to send, in id order, and
-    {reason: ids} of rows to skip."""
+    to another series or bounced since, and a carer's hand-off may have ended. Four reads for the
+    whole batch (rows with subscriber, step and carer hand-off, suppressions, articles), read-only.
+    Returns the rows to send, in id order, and {reason: ids} of rows to skip."""
     deliveries = list(
-        Delivery.objects.select_related("subscriber", "step__series")
+        Delivery.objects.select_related("subscriber", "step__series", "carer_handoff")
         .filter(pk__in=delivery_ids, status=Delivery.Status.SENDING, sending_started_at=stamp)
         .order_by("pk")
     )
-    suppressed = selectors.suppressed_among(emails=[d.subscriber.email for d in deliveries])
+    suppressed = selectors.suppressed_among(emails=[d.to_address for d in deliveries])
     articles = selectors.deliveries_articles(deliveries=deliveries)
-    # Where each email goes (a carer who confirmed), read here with the batch's other reads, so
-    # building the emails asks the database nothing.
-    addresses = recipients.recipients_for(subscribers=[d.subscriber for d in deliveries])
     keep, skip = [], defaultdict(list)
     for delivery in deliveries:
         reason = _skip_reason(delivery, suppressed, articles[delivery.pk])
         if reason:
             skip[reason].append(delivery.pk)
         else:
-            keep.append(Claimed(delivery, articles[delivery.pk], recipients=addresses[delivery.subscriber_id]))
+            # One address per message: the building asks the database nothing more.
+            keep.append(Claimed(delivery, articles[delivery.pk], recipients=[delivery.to_address]))
     return keep, dict(skip)
 
 

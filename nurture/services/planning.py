@@ -2,7 +2,8 @@
 
 The due set is `status=active and next_send_at <= now`, read in bounded batches through the
 partial index subscriber_due_idx, so a run costs what is due rather than what exists. Each batch
-costs a fixed number of queries (subscribers, their delivery history, one insert, one update),
+costs a fixed number of queries (subscribers, their delivery history, their carer hand-offs in
+force, one insert, one update),
 whatever its size; series steps are read once per run. Rows are locked with SKIP LOCKED where the
 database supports it (PostgreSQL), so several planners (two beats, several machines) never plan
 the same subscriber twice; elsewhere (SQLite, the local demo) a file lock lets one planner run at
@@ -31,7 +32,7 @@ from django.utils import timezone
 
 from nurture.models import Delivery, StepArticle, Subscriber
 from nurture.rules import decide, timing_settings
-from nurture import selectors
+from nurture import recipients, selectors
 from nurture.selectors import SeriesSteps
 
 logger = logging.getLogger(__name__)
@@ -196,14 +197,29 @@ def deliveries_plan_batch(*, now: datetime, batch_size: int, series_steps: Serie
             completed += 1
         else:
             deferred += 1
-    created = _insert_deliveries(new_deliveries, now=now)
+    created = _insert_deliveries(_with_carer_copies(new_deliveries), now=now)
     _move_subscribers([(s.pk, s.next_step_position, s.next_send_at) for s in batch])
     if welcomed_back:
         Subscriber.objects.filter(pk__in=welcomed_back).update(welcome_back_due=False)
     return BatchResult(created, len(batch), completed, deferred)
 
 
-def _insert_deliveries(rows: list[tuple[int, int, dict, bool]], *, now: datetime) -> list[int]:
+def _with_carer_copies(rows: list[tuple[int, int, dict, bool]]) -> list[tuple[int, int, dict, bool, int | None]]:
+    """Every address its own delivery: each planned step becomes the subscriber's own copy (carer
+    hand-off None) and, where a hand-off is in force, the carer's copy (its id); "instead of me"
+    leaves the subscriber's own copy out. One query, two when someone in the batch has a carer."""
+    carers = recipients.carers_in_force(subscriber_ids=[row[0] for row in rows]) if rows else {}
+    expanded = []
+    for sub, step, versions, welcome in rows:
+        carer = carers.get(sub)
+        if carer is None or not carer.instead:
+            expanded.append((sub, step, versions, welcome, None))
+        if carer is not None:
+            expanded.append((sub, step, versions, False, carer.handoff_id))
+    return expanded
+
+
+def _insert_deliveries(rows: list[tuple[int, int, dict, bool, int | None]], *, now: datetime) -> list[int]:
     """New queued deliveries in one statement; returns their ids (in no particular order). On
     PostgreSQL one INSERT ... SELECT FROM jsonb_to_recordset(one JSON document): a single
     parameter, encoded by the C json encoder, instead of a dozen per row through the ORM, so 10k
@@ -212,17 +228,19 @@ def _insert_deliveries(rows: list[tuple[int, int, dict, bool]], *, now: datetime
         return []
     if connection.vendor != "postgresql":
         created = Delivery.objects.bulk_create(
-            Delivery(subscriber_id=sub, step_id=step, article_versions=versions, welcome_back=welcome)
-            for sub, step, versions, welcome in rows
+            Delivery(subscriber_id=sub, step_id=step, article_versions=versions, welcome_back=welcome, carer_handoff_id=carer)
+            for sub, step, versions, welcome, carer in rows
         )
         return [d.pk for d in created]
-    document = json.dumps([{"s": sub, "t": step, "v": versions, "w": welcome} for sub, step, versions, welcome in rows])
+    document = json.dumps(
+        [{"s": sub, "t": step, "v": versions, "w": welcome, "h": carer} for sub, step, versions, welcome, carer in rows]
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO nurture_delivery (subscriber_id, step_id, article_versions, status, message_id, "
-            "provider_message_id, attempts, failure_reason, queued_at, welcome_back) "
-            "SELECT v.s, v.t, v.v, %s, '', '', 0, '', %s, v.w FROM jsonb_to_recordset(%s::jsonb) AS v(s bigint, t bigint, v jsonb, w boolean) "
-            "RETURNING id",
+            "provider_message_id, attempts, failure_reason, queued_at, welcome_back, carer_handoff_id) "
+            "SELECT v.s, v.t, v.v, %s, '', '', 0, '', %s, v.w, v.h FROM jsonb_to_recordset(%s::jsonb) "
+            "AS v(s bigint, t bigint, v jsonb, w boolean, h bigint) RETURNING id",
             [Delivery.Status.QUEUED, now, document],
         )
         return [row[0] for row in cursor.fetchall()]

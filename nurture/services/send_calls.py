@@ -199,7 +199,7 @@ def _settle_error(item: Claimed, kind: str, summary: str, attempts: int) -> tupl
     if kind == TRANSIENT:
         return Delivery.Status.FAILED, f"gave up after {attempts} attempts: {summary}"
     if kind == REFUSED:
-        with_db_retry(lambda: address_suppress(email=item.delivery.subscriber.email, reason="refused by the email provider", source="provider_refused"), what="suppressing")
+        with_db_retry(lambda: address_suppress(email=item.delivery.to_address, reason="refused by the email provider", source="provider_refused"), what="suppressing")
         return Delivery.Status.FAILED, f"recipient refused: {summary}"
     if kind == PERMANENT:
         return Delivery.Status.FAILED, summary

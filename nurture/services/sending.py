@@ -31,11 +31,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from nurture import metrics, providers, selectors
-from nurture.emails.messages import build_carer_confirmation_email
+from nurture.emails.messages import build_carer_confirmation_email, build_carer_notice_email
 from nurture.models import CarerHandoff, Delivery
 from nurture.services.deliveries import (
     NOT_CLAIMED, deliveries_claim, deliveries_recheck, deliveries_release, deliveries_settle, infrastructure_errors, with_db_retry,
 )
+from nurture.services import throttle
 from nurture.services.signup import EmailOutcome, throttled_email_send
 from nurture.services.esp_batch import group_for_batch_calls, send_in_batch_calls  # noqa: F401 (group_for_batch_calls: the batch API)
 from nurture.services.send_calls import (  # noqa: F401 (retry_countdown, BatchOutcome: the sending API)
@@ -132,16 +133,36 @@ def deliveries_requeue(*, delivery_ids: list[int], enqueue) -> int:
 
 
 def carer_confirmation_email_send(*, handoff_id: int, mailbox_counted: bool = False) -> EmailOutcome:
-    """The carer's confirmation email, while the request is still waiting for them (not stopped or
-    replaced meanwhile) and their address is not suppressed; under the same per-mailbox throttle
-    and hourly ceiling as sign-up emails, so that nobody can fill a stranger's inbox by naming them
-    as their carer again and again. mailbox_counted: a retry, already counted against the mailbox."""
-    handoff = CarerHandoff.objects.select_related("subscriber").filter(pk=handoff_id, status=CarerHandoff.Status.PENDING).first()
+    """The carer's confirmation email, while the request still waits for the carer (not stopped,
+    replaced or already agreed) and their address is not suppressed: decided here, in the worker,
+    so the form answers the same whatever address it was given. Under the per-mailbox throttle
+    and the carer emails' own hourly ceiling (NURTURE_CARER_EMAILS_PER_HOUR): nobody can fill a
+    stranger's inbox by naming them as carer again and again, nor hold back sign-up confirmations.
+    mailbox_counted: a retry, already counted against the mailbox."""
+    handoff = CarerHandoff.objects.select_related("subscriber").filter(
+        pk=handoff_id, status=CarerHandoff.Status.PENDING, carer_confirmed_at__isnull=True
+    ).first()
     if handoff is None or selectors.is_suppressed(email=handoff.carer_email):
         return EmailOutcome(sent=False)
     outcome = throttled_email_send(
         email=handoff.carer_email, mailbox_counted=mailbox_counted, kind="carer_confirmation",
-        build=lambda: build_carer_confirmation_email(handoff),
+        build=lambda: build_carer_confirmation_email(handoff), take_slot=throttle.take_carer_email_slot,
     )
     logger.info("carer confirmation handoff=%s sent=%s", handoff.pk, outcome.sent)
+    return outcome
+
+
+def carer_notice_email_send(*, handoff_id: int, event: str) -> EmailOutcome:
+    """The subscriber's notice of a step of their carer hand-off (services.carers.NOTICE_*), to
+    their own address, unless it is suppressed or the subscriber erased. Never dropped by the
+    mailbox throttle (the subscriber must be told; the daily cap on carer requests bounds it);
+    under the carer emails' hourly ceiling."""
+    handoff = CarerHandoff.objects.select_related("subscriber").filter(pk=handoff_id).first()
+    if handoff is None or selectors.is_suppressed(email=handoff.subscriber.email):
+        return EmailOutcome(sent=False)
+    outcome = throttled_email_send(
+        email=handoff.subscriber.email, mailbox_counted=True, kind="carer_notice",
+        build=lambda: build_carer_notice_email(handoff, event=event), take_slot=throttle.take_carer_email_slot,
+    )
+    logger.info("carer notice handoff=%s event=%s sent=%s", handoff.pk, event, outcome.sent)
     return outcome

@@ -177,14 +177,17 @@ def subscriber_links_email(*, subscriber_id: int, mailbox_counted: bool = False)
     return outcome
 
 
-def throttled_email_send(*, email: str, mailbox_counted: bool, kind: str, build) -> EmailOutcome:
+def throttled_email_send(
+    *, email: str, mailbox_counted: bool, kind: str, build, take_slot=None,
+) -> EmailOutcome:
     """A service email someone can ask for again and again (a fresh link, a carer's
     confirmation): one count against the mailbox (over its throttle: dropped), then the hourly
-    ceiling (full: retry_in, it waits), then the provider's ceiling; `build()` makes the message.
-    mailbox_counted: a retry, already counted."""
+    ceiling (full: retry_in, it waits; `take_slot`: the sign-up emails' ceiling unless told), then
+    the provider's ceiling; `build()` makes the message. mailbox_counted: a retry, already
+    counted, or an email that must not be dropped (a notice to the subscriber)."""
     if not mailbox_counted and not mailbox_take(email=email):
         return EmailOutcome(sent=False)
-    wait = throttle.take_confirmation_slot()
+    wait = (take_slot or throttle.take_confirmation_slot)()
     if wait:
         return EmailOutcome(sent=False, retry_in=wait)
     message = build()

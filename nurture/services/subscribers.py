@@ -129,15 +129,20 @@ def confirm_from_token(*, token: str) -> tuple[Subscriber, int | None]:
 
 
 @transaction.atomic
-def subscriber_links_renew(*, subscriber_id: int, enqueue) -> Subscriber:
-    """"Send me new links": every preference and view-online link sent so far stops working, and
-    a new preference link is emailed. (Unsubscribe links keep working: they can only stop emails,
-    and must for 60 days and more.) The page that asked is itself revoked, so it can ask once:
-    no mailbox throttle, the hourly ceiling still applies. `enqueue(subscriber_id, mailbox_counted)`:
-    the view passes nurture.tasks.enqueue_fresh_links."""
+def subscriber_links_renew(*, subscriber_id: int, enqueue, notify) -> Subscriber:
+    """"Send me new links": every preference, pause and view-online link sent so far stops working,
+    every carer hand-off ends (the carer's links die with it; the subscriber is told through
+    `notify`, nurture.tasks.enqueue_carer_notice), and a new preference link is emailed.
+    (Unsubscribe links keep working: they can only stop emails, and must for 60 days and more.)
+    The page that asked is itself revoked, so it can ask once: no mailbox throttle, the hourly
+    ceiling still applies. `enqueue(subscriber_id, mailbox_counted)`: the view passes
+    nurture.tasks.enqueue_fresh_links."""
+    from nurture.services.carers import carer_handoffs_end  # carers imports this module
+
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
     subscriber.link_version += 1
     subscriber.save(update_fields=["link_version"])
+    carer_handoffs_end(subscriber_id=subscriber.pk, by="new_links", source="preferences_page", notify=notify)
     transaction.on_commit(lambda: enqueue(subscriber.pk, True))
     logger.info("subscriber links renewed subscriber=%s", subscriber.pk)
     return subscriber

@@ -135,37 +135,48 @@ def wait_for_send_slots(count: int) -> float:
     return provider_rate_limit().acquire(cost=count)
 
 
-# --- the hourly ceiling on sign-up emails (confirmations, "already subscribed", fresh links) -----
+# --- hourly ceilings: sign-up emails (confirmations, "already subscribed", fresh links), and carer
+# hand-off emails, each its own so a flood of one never delays the other -------------------------
 CONFIRMATIONS_KEY = "signup-emails"
-_confirmations = None
-_confirmations_config = None
+CARER_EMAILS_KEY = "carer-emails"
+_HOURLY_SETTINGS = {CONFIRMATIONS_KEY: "NURTURE_CONFIRMATIONS_PER_HOUR", CARER_EMAILS_KEY: "NURTURE_CARER_EMAILS_PER_HOUR"}
+_hourly: dict[str, tuple] = {}
 
 
-def _confirmations_limiter() -> tuple[MovingWindowRateLimiter, RateLimitItemPerHour]:
-    global _confirmations, _confirmations_config
-    config = (settings.CELERY_BROKER_URL, settings.NURTURE_CONFIRMATIONS_PER_HOUR)
-    if _confirmations is None or _confirmations_config != config:
+def _hourly_limiter(key: str) -> tuple[MovingWindowRateLimiter, RateLimitItemPerHour]:
+    config = (settings.CELERY_BROKER_URL, getattr(settings, _HOURLY_SETTINGS[key]))
+    if key not in _hourly or _hourly[key][0] != config:
         broker_url, per_hour = config
-        _confirmations = (
+        _hourly[key] = (config, (
             MovingWindowRateLimiter(storage_from_string(storage_url_for(broker_url))),
             RateLimitItemPerHour(per_hour, 1, namespace=NAMESPACE),
-        )
-        _confirmations_config = config
-    return _confirmations
+        ))
+    return _hourly[key][1]
+
+
+def take_hourly_slot(key: str) -> float:
+    """0.0 when one more email fits this hour's ceiling for `key` (shared by every worker through
+    Redis) and has been counted; otherwise the seconds until one may fit. The caller waits
+    without holding a worker (a retry with that countdown)."""
+    limiter, item = _hourly_limiter(key)
+    if limiter.hit(item, key):
+        return 0.0
+    reset_at = limiter.get_window_stats(item, key).reset_time
+    return max(1.0, reset_at - time.time())
 
 
 def take_confirmation_slot() -> float:
-    """0.0 when one more sign-up email fits this hour's ceiling (NURTURE_CONFIRMATIONS_PER_HOUR,
-    shared by every worker through Redis) and has been counted; otherwise the seconds until one
-    may fit. The caller waits without holding a worker (a retry with that countdown)."""
-    limiter, item = _confirmations_limiter()
-    if limiter.hit(item, CONFIRMATIONS_KEY):
-        return 0.0
-    reset_at = limiter.get_window_stats(item, CONFIRMATIONS_KEY).reset_time
-    return max(1.0, reset_at - time.time())
+    """A sign-up email under NURTURE_CONFIRMATIONS_PER_HOUR (take_hourly_slot)."""
+    return take_hourly_slot(CONFIRMATIONS_KEY)
+
+
+def take_carer_email_slot() -> float:
+    """A carer hand-off email under NURTURE_CARER_EMAILS_PER_HOUR (take_hourly_slot)."""
+    return take_hourly_slot(CARER_EMAILS_KEY)
 
 
 def forget_in_process_limiters() -> None:
     """Start the in-process (memory://) windows afresh: tests, where one process runs many cases."""
-    global _limit, _limit_config, _confirmations, _confirmations_config
-    _limit = _limit_config = _confirmations = _confirmations_config = None
+    global _limit, _limit_config
+    _limit = _limit_config = None
+    _hourly.clear()

@@ -27,8 +27,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from nurture import providers, selectors
+from nurture import providers, recipients, selectors
 from nurture.models import Delivery, ProviderEvent
+from nurture.services.carers import carer_address_failed
 from nurture.services.deliveries import ANSWERABLE, delivery_settle_unknown
 from nurture.services.suppression import address_suppress
 
@@ -95,13 +96,14 @@ def match_event(*, message_id: str, recipient: str, metadata=None, provider: str
     reports it) or the delivery id in the metadata we send (Postmark reports it), with the same
     address check. Without either: for a provider known to name the message in its events
     (providers.events_carry_message_id), nothing; only for a provider whose events carry no id,
-    if the recipient is a subscriber we emailed in the last NURTURE_WEBHOOK_RECIPIENT_DAYS days. A forged or stray event
+    if the recipient is a subscriber (or a carer, through their copy) we emailed in the last
+    NURTURE_WEBHOOK_RECIPIENT_DAYS days. A forged or stray event
     matches nothing."""
     if message_id or _metadata_delivery_id(metadata):
         delivery = _delivery_for(message_id=message_id, metadata=metadata, recipient=recipient)
         if delivery is None:
             return EventMatch(matched=False)
-        address = delivery.subscriber.email
+        address = delivery.to_address  # a carer's copy: the carer's address, never the subscriber's
         if recipient and recipient.strip().lower() != address.strip().lower():
             return EventMatch(matched=False, delivery=delivery)
         return EventMatch(matched=True, delivery=delivery, email=address)
@@ -111,13 +113,18 @@ def match_event(*, message_id: str, recipient: str, metadata=None, provider: str
     since = timezone.now() - timedelta(days=settings.NURTURE_WEBHOOK_RECIPIENT_DAYS)
     subscriber = selectors.subscriber_by_email(email=recipient)
     if subscriber is None or subscriber.last_sent_at is None or subscriber.last_sent_at < since:
-        return EventMatch(matched=False)
+        carer_copy = recipients.carer_copy_sent_to(email=recipient, since=since)  # a carer we emailed lately
+        if carer_copy is None:
+            return EventMatch(matched=False)
+        return EventMatch(matched=True, delivery=carer_copy, email=carer_copy.to_address)
     return EventMatch(matched=True, email=subscriber.email)
 
 
-def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> RecordResult:
+def tracking_event_record(*, provider: str, event: AnymailTrackingEvent, notify=None) -> RecordResult:
     """Store the event once per (provider, event id); suppress the address on a hard failure of a
-    message we sent to it. A duplicate changes nothing. An unmatched event is stored, inert."""
+    message we sent to it. A duplicate changes nothing. An unmatched event is stored, inert.
+    A carer's copy suppresses the carer's address only, and ends the hand-off: `notify(handoff_id,
+    event)` tells the subscriber (the receiver passes nurture.tasks.enqueue_carer_notice)."""
     provider = _text(provider, 40).lower() or "unknown"
     event_type = _text(event.event_type, 20) or EventType.UNKNOWN
     tracking_setting = ENGAGEMENT_SETTING.get(event_type)
@@ -156,6 +163,9 @@ def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> Reco
         if will_suppress:
             # In the same transaction: an event stored is an event acted on.
             address_suppress(email=match.email, reason=f"{_reason_label(event)} ({provider} webhook)", source=_consent_source(event))
+            if delivery is not None and delivery.for_carer:
+                carer_address_failed(handoff_id=delivery.carer_handoff_id, complaint=event_type == EventType.COMPLAINED,
+                                     notify=notify or _no_notice)
         if match.matched and delivery is not None and delivery.status in (Delivery.Status.UNKNOWN, Delivery.Status.FAILED):
             _settle_unknown(delivery, event_type=event_type, message_id=message_id, suppressing=suppressing, at=_timestamp(event.timestamp))
     logger.info(
@@ -163,6 +173,10 @@ def tracking_event_record(*, provider: str, event: AnymailTrackingEvent) -> Reco
         provider, event_type, delivery.pk if delivery else None, will_suppress,
     )
     return RecordResult(stored=True, suppressed=will_suppress)
+
+
+def _no_notice(handoff_id: int, event: str) -> None:
+    logger.warning("carer hand-off ended without a notice to the subscriber handoff=%s event=%s", handoff_id, event)
 
 
 def _metadata_delivery_id(metadata) -> int | None:
@@ -188,7 +202,7 @@ def _delivery_for(*, message_id: str, metadata, recipient: str = "") -> Delivery
     """By the provider's id we recorded (one of a batch call's deliveries: _one_of_a_call); for a
     delivery whose answer we never heard, by our own Message-ID or the delivery id in the metadata
     (only while it awaits that answer)."""
-    rows = Delivery.objects.select_related("subscriber")
+    rows = Delivery.objects.select_related("subscriber", "carer_handoff")
     if message_id:
         sharing = rows.filter(provider_message_id=message_id).exclude(provider_message_id="")  # the partial index
         found = _one_of_a_call(sharing, delivery_id=_metadata_delivery_id(metadata), recipient=recipient)

@@ -4,35 +4,36 @@ Thin: forms check the input in the person's language, services write, nothing ha
 from __future__ import annotations
 
 import json
+import math
 
+from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import translation
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from nurture import recipients, tasks, tokens
 from nurture.emails.links import requester_label
+from nurture.emails.messages import delivery_web_html
 from nurture.export import subscriber_export
-from nurture.models import CarerHandoff, Subscriber
+from nurture.models import Delivery, Subscriber
 from nurture.services import carers
 from nurture.services import subscribers as subscriber_services
 from nurture.web.forms import CarerForm, PauseForm, TreatmentDateForm
 from nurture.web.links import _bad_link, _private
 
 
-def _prefs_token(subscriber_id: int) -> str:
-    return tokens.make_token(purpose=tokens.PREFERENCES, subscriber_id=subscriber_id)
-
-
 @require_http_methods(["GET", "POST"])
 def pause(request, token: str):
-    """The "Pause these emails" link: GET shows the lengths offered, only the POST (field `weeks`) acts."""
+    """The "Pause these emails" link: GET shows the lengths offered, only the POST (field `weeks`) acts.
+    It hands out no preference link: a pause link (shorter-lived scope) never opens the record."""
     try:
         subscriber = subscriber_services.subscriber_from_token(purpose=tokens.PAUSE, token=token)
     except tokens.TokenError as error:
         return _bad_link(request, tokens.PAUSE, token, error)
     with translation.override(subscriber.language):
-        context = {"subscriber": subscriber, "prefs_token": _prefs_token(subscriber.pk)}
+        context = {"subscriber": subscriber}
         can_pause = subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED)
         if request.method == "POST" and can_pause:
             form = PauseForm(request.POST)
@@ -62,30 +63,62 @@ def _handoff_page(request, token: str, *, purpose: str, action, ask_template: st
         else:
             template = ask_template
         stop_token = tokens.make_token(purpose=tokens.CARER_STOP, subscriber_id=subscriber.pk, extra=str(handoff.pk))
-        context = {"handoff": handoff, "subscriber_address": requester_label(subscriber), "stop_token": stop_token}
+        context = {"handoff": handoff, "subscriber_name": requester_label(subscriber), "stop_token": stop_token}
         return _private(render(request, template, context))
 
 
-@require_http_methods(["GET", "POST"])
-def carer_confirm(request, token: str):
-    """The carer's own confirmation: GET explains who asked and what they would get; the POST agrees."""
-    def agree(handoff: CarerHandoff) -> CarerHandoff:
-        if handoff.status != CarerHandoff.Status.PENDING:
-            return handoff  # stopped or replaced meanwhile: nothing to agree to
-        return carers.carer_confirm(handoff_id=handoff.pk)
+def _handoff_view(purpose: str, action, ask_template: str, done_template: str = "", *, doc: str):
+    """A one-button page behind a hand-off link: GET shows it, only the POST runs `action(handoff)`."""
+    @require_http_methods(["GET", "POST"])
+    def view(request, token: str):
+        return _handoff_page(request, token, purpose=purpose, action=action, ask_template=ask_template,
+                             done_template=done_template or ask_template)
 
-    return _handoff_page(request, token, purpose=tokens.CARER_CONFIRM, action=agree,
-                         ask_template="nurture/carer_confirm.html", done_template="nurture/carer_confirmed.html")
+    view.__doc__ = doc
+    return view
 
 
-@require_http_methods(["GET", "POST"])
-def carer_stop(request, token: str):
-    """The carer's "stop receiving these emails": GET asks, the POST stops the hand-off."""
-    def stop(handoff: CarerHandoff) -> CarerHandoff:
-        return carers.carer_stop(handoff_id=handoff.pk, by="carer", source="carer_link")
+carer_confirm = _handoff_view(
+    tokens.CARER_CONFIRM, lambda h: carers.carer_confirm(handoff_id=h.pk, notify=tasks.enqueue_carer_notice),
+    "nurture/carer_confirm.html", "nurture/carer_confirmed.html",
+    doc="The carer's own confirmation: GET explains who asked and what they would get; the POST agrees.",
+)
+# RFC 8058: the carer's copies carry this link as their one-click List-Unsubscribe (no CSRF token).
+carer_stop = csrf_exempt(_handoff_view(
+    tokens.CARER_STOP,
+    lambda h: carers.carer_stop(handoff_id=h.pk, by="carer", source="carer_link", notify=tasks.enqueue_carer_notice),
+    "nurture/carer_stop.html",
+    doc="The carer's own stop: ends the hand-off, and only it (the subscriber's own emails go on).",
+))
+carer_approve = _handoff_view(
+    tokens.CARER_APPROVE, lambda h: carers.carer_subscriber_confirm(handoff_id=h.pk, notify=tasks.enqueue_carer_notice),
+    "nurture/carer_approve.html",
+    doc='The subscriber\'s own confirmation of "instead of me", from the notice in their inbox.',
+)
+carer_cancel = _handoff_view(
+    tokens.CARER_CANCEL,
+    lambda h: carers.carer_stop(handoff_id=h.pk, by="subscriber", source="carer_notice_link", notify=tasks.enqueue_carer_notice),
+    "nurture/carer_cancel.html",
+    doc="The subscriber's \"cancel this\" from their carer notice: the POST ends the hand-off.",
+)
 
-    return _handoff_page(request, token, purpose=tokens.CARER_STOP, action=stop,
-                         ask_template="nurture/carer_stop.html", done_template="nurture/carer_stop.html")
+
+@require_http_methods(["GET"])
+def carer_view(request, token: str):
+    """The web version of a carer's copy (its "view in browser" link): that copy, with the carer's
+    own stop link; it opens nothing of the subscriber's."""
+    try:
+        subscriber_id, extra = tokens.read_token(purpose=tokens.CARER_VIEW, token=token)
+        delivery = Delivery.objects.select_related("subscriber", "step__series", "carer_handoff").filter(
+            pk=int(extra) if extra.isdigit() else 0, subscriber_id=subscriber_id, carer_handoff__isnull=False,
+        ).first()
+        if delivery is None:
+            raise tokens.TokenRevoked()
+    except tokens.TokenError as error:
+        return _bad_link(request, tokens.CARER_VIEW, token, error)
+    response = HttpResponse(delivery_web_html(delivery))
+    response["Content-Security-Policy"] = settings.EMAIL_HTML_CSP
+    return _private(response, referrer="no-referrer")
 
 
 @require_http_methods(["GET"])
@@ -120,9 +153,19 @@ def care_forms(subscriber: Subscriber, data=None, *, bound: str = "") -> dict:
     }
 
 
+def too_many_carer_requests(request, error: carers.TooManyCarerRequests) -> HttpResponse:
+    """429 with when to try again (NURTURE_CARER_REQUESTS_PER_DAY)."""
+    response = render(request, "nurture/too_many.html", {
+        "retry_minutes": max(1, math.ceil(error.retry_after / 60)), "carer_requests": True,
+    }, status=429)
+    response["Retry-After"] = str(error.retry_after)
+    return _private(response)
+
+
 def care_action(request, subscriber: Subscriber, action: str) -> tuple[dict, bool]:
     """Run one care action from the preference page. Returns (forms for the page, saved). A form
-    with errors comes back bound, so the page shows the field's error; nothing was changed."""
+    with errors comes back bound, so the page shows the field's error; nothing was changed.
+    Raises carers.TooManyCarerRequests (the view answers 429)."""
     forms = care_forms(subscriber, request.POST, bound=action)
     form = {"pause": forms["pause_form"], "treatment_date": forms["date_form"], "carer": forms["carer_form"]}.get(action)
     try:
@@ -131,7 +174,8 @@ def care_action(request, subscriber: Subscriber, action: str) -> tuple[dict, boo
         elif action == "carer_stop":
             handoff = recipients.open_carer_handoff(subscriber_id=subscriber.pk)
             if handoff is not None:
-                carers.carer_stop(handoff_id=handoff.pk, by="subscriber", source="preferences_page")
+                carers.carer_stop(handoff_id=handoff.pk, by="subscriber", source="preferences_page",
+                                  notify=tasks.enqueue_carer_notice)
         elif not form.is_valid():
             return forms, False
         elif action == "pause":
@@ -143,7 +187,7 @@ def care_action(request, subscriber: Subscriber, action: str) -> tuple[dict, boo
         elif action == "carer":
             carers.carer_request(
                 subscriber_id=subscriber.pk, carer_email=form.cleaned_data["carer_email"], mode=form.cleaned_data["mode"],
-                enqueue=tasks.enqueue_carer_confirmation,
+                enqueue=tasks.enqueue_carer_confirmation, notify=tasks.enqueue_carer_notice,
             )
     except subscriber_services.InputError as error:
         form.add_error(error.field, error.message)

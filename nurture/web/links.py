@@ -112,7 +112,10 @@ def preferences(request, token: str):
         if request.method == "POST":
             action = request.POST.get("action", "save")
             if action in care.CARE_ACTIONS:  # pause, treatment date, carer: their own forms
-                forms, saved = care.care_action(request, subscriber, action)
+                try:
+                    forms, saved = care.care_action(request, subscriber, action)
+                except care.carers.TooManyCarerRequests as error:
+                    return care.too_many_carer_requests(request, error)
                 failed = not saved
                 subscriber.refresh_from_db()
             elif action == "resume":
@@ -121,8 +124,10 @@ def preferences(request, token: str):
             elif action == "unsubscribe":
                 subscriber = subscriber_services.subscriber_unsubscribe(subscriber_id=subscriber.pk, source="preferences_page")
                 return _private(render(request, "nurture/unsubscribed.html", {"subscriber": subscriber}))
-            elif action == "new_links":  # every earlier preference / view link stops working
-                subscriber_services.subscriber_links_renew(subscriber_id=subscriber.pk, enqueue=tasks.enqueue_fresh_links)
+            elif action == "new_links":  # every earlier link stops working, and every carer hand-off ends
+                subscriber_services.subscriber_links_renew(
+                    subscriber_id=subscriber.pk, enqueue=tasks.enqueue_fresh_links, notify=tasks.enqueue_carer_notice
+                )
                 return _private(render(request, "nurture/new_links_sent.html"))
             elif action == "erase":  # first press: say what goes and what stays, ask again
                 return _private(render(request, "nurture/erase_confirm.html", {"subscriber": subscriber}))

@@ -69,7 +69,7 @@ def test_carer_flow_on_a_phone(phone, live_server):
     token = tokens.make_token(purpose=tokens.CARER_CONFIRM, subscriber_id=subscriber.pk, extra=str(handoff.pk))
     phone.goto(f"{live_server.url}/carer/confirm/{token}/")
     phone.wait_for_selector("text=Receive these emails?")
-    assert "Rosa (rosa@example.org)" in phone.content()
+    assert "Rosa asked us" in phone.content() and "rosa@example.org" not in phone.content()  # first name only
     assert fits(phone)
     phone.screenshot(path=str(ARTIFACTS / "carer-confirm-phone.png"), full_page=True)
     handoff.refresh_from_db()

@@ -3,7 +3,9 @@ PostgreSQL (a series "day" is one second, so a 2-week pause lasts 14 seconds: ti
 
 - pause from an email's link, nothing sent while paused, automatic resume at the step where it
   stopped, with the "welcome back" line;
-- a carer gets nothing until they confirm from their own inbox; then the emails go to them;
+- a carer gets nothing until they (and, for "instead of me", the subscriber) confirm from their own
+  inboxes; then the carer's copy is its own delivery, built for them; the subscriber is told of
+  each step; the carer's one-click stops only the carer's copies;
 - a treatment date given at sign-up front-loads the "before treatment" steps in real planning."""
 from __future__ import annotations
 
@@ -103,10 +105,22 @@ def test_pause_from_the_email_link_then_automatic_resume_where_it_stopped(stack,
     assert ("pause", "pause_link") in kinds and ("resume", "automatic") in kinds and not any(k == "unsubscribe" for k, _ in kinds)
 
 
-def test_carer_gets_nothing_until_they_confirm_then_the_emails_go_to_them(stack, client):
+def series_emails(outbox: Path, to: str):
+    subjects = set(Step.objects.values_list("subject", flat=True))
+    return [m for m in messages(outbox, to) if m["Subject"] in subjects]
+
+
+def link_in(message, route: str) -> str:
+    return re.search(rf"https://guide\.example\.org(/{route}/[^/\s]+/)", text_of(message)).group(1)
+
+
+def test_carer_copy_travels_as_its_own_delivery_and_the_subscriber_stays_in_charge(stack, client):
+    """Issue 19 through real workers: the subscriber is told of each step; "instead of me" waits for
+    the subscriber's own confirmation; the carer's copy is its own delivery, built for the carer
+    (one To, their own stop link as List-Unsubscribe); the carer's one-click stops only their copies."""
     outbox = stack
     subscriber = sign_up_and_confirm(client, outbox, "rosa@example.org", first_name="Rosa")
-    wait_for(lambda: messages(outbox, "rosa@example.org")[1:], timeout=60, message="the first series email")
+    wait_for(lambda: series_emails(outbox, "rosa@example.org"), timeout=60, message="the first series email")
     prefs = f"/preferences/{tokens.make_token(purpose=tokens.PREFERENCES, subscriber_id=subscriber.pk)}/"
 
     refused = client.post(prefs, {"action": "carer", "carer_email": "ROSA@example.org", "mode": "instead"})
@@ -115,24 +129,42 @@ def test_carer_gets_nothing_until_they_confirm_then_the_emails_go_to_them(stack,
 
     ask = wait_for(lambda: messages(outbox, "tom@example.org"), timeout=60, message="the carer's confirmation email")[0]
     body = text_of(ask)
-    assert "rosa@example.org" in body and "second opinion" in body
+    assert "Rosa asked us" in body and "second opinion" in body
+    assert "rosa@example.org" not in ask.as_string()  # no subscriber address in the carer's email
     assert "recently" not in body.lower() and "diagnos" not in body.lower()  # no stage in that email
+    notice = wait_for(lambda: [m for m in messages(outbox, "rosa@example.org") if "/carer/approve/" in text_of(m)],
+                      timeout=60, message="the subscriber's notice of the request")[0]
+    assert "tom@example.org" in text_of(notice) and "/carer/cancel/" in text_of(notice)
 
-    # Before the carer confirms, the series goes on to Rosa only.
-    wait_for(lambda: messages(outbox, "rosa@example.org")[2:], timeout=60, message="the second series email, to Rosa")
-    assert [m["Subject"] for m in messages(outbox, "tom@example.org")] == [ask["Subject"]]
-
-    confirm_url = re.search(r"https://guide\.example\.org(/carer/confirm/[^/\s]+/)", body).group(1)
+    # The carer agrees; "instead of me" still waits for Rosa, whose series goes on to her only.
+    confirm_url = link_in(ask, "carer/confirm")
     assert client.get(confirm_url).status_code == 200
     assert CarerHandoff.objects.get().status == "pending"  # opening the link confirms nothing
     assert client.post(confirm_url).status_code == 200
+    assert CarerHandoff.objects.get().status == "pending"
+    assert [m["Subject"] for m in messages(outbox, "tom@example.org")] == [ask["Subject"]]
+    assert client.post(link_in(notice, "carer/approve")).status_code == 200  # Rosa, from her own inbox
     assert CarerHandoff.objects.get().status == "active"
+    wait_for(lambda: [m for m in messages(outbox, "rosa@example.org") if "now go to tom@example.org" in text_of(m)],
+             timeout=60, message="the subscriber's notice that the hand-off is in force")
 
-    series_email = wait_for(lambda: messages(outbox, "tom@example.org")[1:], timeout=60, message="a series email to the carer")[0]
-    assert series_email["Subject"] in set(Step.objects.values_list("subject", flat=True))
-    assert "rosa@example.org" not in str(series_email["To"])  # instead of Rosa
+    copy = wait_for(lambda: series_emails(outbox, "tom@example.org"), timeout=60, message="a series email to the carer")[0]
+    delivery = Delivery.objects.get(message_id=copy["Message-ID"])
+    assert delivery.carer_handoff_id == CarerHandoff.objects.get().pk and delivery.status == "sent"
+    assert str(copy["To"]) == "tom@example.org" and "rosa@example.org" not in copy.as_string()
+    assert not Delivery.objects.filter(subscriber=subscriber, step=delivery.step, carer_handoff__isnull=True).exists()
+    unsubscribe = re.search(r"<https://guide\.example\.org(/carer/stop/[^>]+/)>", str(copy["List-Unsubscribe"])).group(1)
+    for route in ("preferences", "pause", "unsubscribe"):
+        assert f"/{route}/" not in text_of(copy)
+
+    # The carer's mail client's one-click: the hand-off ends, Rosa stays subscribed and is told.
+    assert client.post(unsubscribe, {"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert CarerHandoff.objects.get().status == "stopped"
+    assert Subscriber.objects.get(pk=subscriber.pk).status == "active"
+    wait_for(lambda: [m for m in messages(outbox, "rosa@example.org") if "no longer go to tom@example.org" in text_of(m)],
+             timeout=60, message="the subscriber's notice that the hand-off stopped")
     kinds = list(ConsentRecord.objects.filter(subscriber=subscriber).values_list("kind", flat=True))
-    assert kinds.index("carer_requested") < kinds.index("carer_confirmed")
+    assert kinds.index("carer_requested") < kinds.index("carer_confirmed") < kinds.index("carer_stopped")
 
 
 def test_treatment_date_at_sign_up_front_loads_the_before_treatment_steps(stack, client):
