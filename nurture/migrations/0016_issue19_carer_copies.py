@@ -13,7 +13,7 @@ def carer_confirmed_at_from_confirmed_at(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('nurture', '0013_issue14_care_permission'),
+        ("nurture", "0015_issue19_one_mailbox"),
     ]
 
     operations = [
