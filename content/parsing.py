@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from django.core.exceptions import ValidationError
 
-from content import readability
+from content import readability, sources
 from content.models import Article, Language, Stage
 from content.rendering import article_link_slugs, markdown_problems, normalise_markdown
 
@@ -249,6 +249,9 @@ def read_article(path: Path, language: str, problems: list[Problem]) -> ArticleF
     source_section, error = _text(data["source_section"], "source_section", max_length=300)
     if error:
         problem("source_section", error)
+    elif unknown := sources.unknown_sections(source_section):
+        problem("source_section", f"'source_section' names {', '.join(map(repr, unknown))}, which is not a section of the guide "
+                f"(known: {'; '.join(sources.SECTIONS)}; separate several with '; ')")
     reviewer, error = _text(data["reviewer"], "reviewer", allow_empty=True, max_length=200)
     if error:
         problem("reviewer", error)
