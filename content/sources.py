@@ -28,6 +28,19 @@ class GuideCredit:
     organisation: str
     revised: str          # the revision date, written out in the reader's language
     copyright: str
+    based_on: str         # "{title} {original_title} {organisation} {revised}" filled in by based_on_line
+    section_label: tuple[str, str]  # (one section, several sections)
+    unreviewed: str       # shown on a page whose text no qualified person has reviewed yet
+    guide_name: str       # the pages' own heading: our notes drawn from the guide
+
+    def based_on_line(self, sections: list[str] | None = None) -> str:
+        """The credit sentence, with the cited sections when given."""
+        line = self.based_on.format(title=self.title, original_title=self.original_title,
+                                    organisation=self.organisation, revised=self.revised)
+        if sections:
+            label = self.section_label[0] if len(sections) == 1 else self.section_label[1]
+            line += f" {label}: {'; '.join(sections)}."
+        return line
 
 
 CREDITS: dict[str, GuideCredit] = {
@@ -37,6 +50,10 @@ CREDITS: dict[str, GuideCredit] = {
         organisation="American Cancer Society",
         revised="July 31, 2025",
         copyright="The guide is copyrighted material of the American Cancer Society; these notes put its points in our own words.",
+        based_on="Based on the guide “{title}” by the {organisation}, last revised {revised}.",
+        section_label=("Section", "Sections"),
+        unreviewed="Not yet reviewed: no qualified health professional has reviewed this text yet.",
+        guide_name="Second opinion guide",
     ),
     "es": GuideCredit(
         title="Cómo buscar una segunda opinión",
@@ -44,6 +61,10 @@ CREDITS: dict[str, GuideCredit] = {
         organisation="American Cancer Society (Sociedad Americana Contra El Cáncer)",
         revised="31 de julio de 2025",
         copyright="La guía es material protegido por derechos de autor de la American Cancer Society; estas notas explican sus puntos con nuestras propias palabras.",
+        based_on="Basado en la guía en inglés «{original_title}» ({title}), de la {organisation}, revisada por última vez el {revised}.",
+        section_label=("Sección", "Secciones"),
+        unreviewed="Pendiente de revisión: ningún profesional de la salud calificado ha revisado todavía este texto, ni una persona calificada en traducción médica su traducción.",
+        guide_name="Guía sobre la segunda opinión",
     ),
 }
 

@@ -20,14 +20,17 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import translation
 
+from content import sources
+from content.guide import article_body_with_guide_links
 from content.models import Article
+from nurture import selectors
 from nurture.emails.links import Personal
 from nurture.emails.text import html_to_text
 from nurture.models import Step
 
 
-# The guide every article is drawn from (a title, so it is not translated).
-GUIDE_TITLE = "Seeking a Second Opinion"
+# The guide every article is drawn from; its credit in each language lives in content.sources.
+GUIDE_TITLE = sources.guide_credit(language="en").title
 
 
 # Colours of the layout. Every text/background pair used together has contrast >= 4.5:1
@@ -148,25 +151,38 @@ class ArticleView:
     body_html: str
     body_text: str
     sections: list[str] = field(default_factory=list)
+    credit: str = ""  # the guide, its author and revision date, and the sections used, in the reader's language
 
 
-def _article_view(article: Article) -> ArticleView:
-    sections = [s.strip() for s in (article.source_section or "").split(";") if s.strip()]
+def _article_view(article: Article, *, language: str, linkable_slugs: set[str] | None) -> ArticleView:
+    """References to other articles link to their public guide pages, only those the reader's series sends."""
+    body_html = article_body_with_guide_links(article=article, allowed_slugs=linkable_slugs)
+    sections = sources.section_titles(source_section=article.source_section, language=language)
     return ArticleView(
         title=article.title,
         title_underline="=" * len(article.title),
-        body_html=_email_body_html(article.body_html),
-        body_text=html_to_text(article.body_html),
+        body_html=_email_body_html(body_html),
+        body_text=html_to_text(body_html),
         sections=sections,
+        credit=sources.guide_credit(language=language).based_on_line(sections),
     )
 
 
+def _series_sendable_slugs(step: Step) -> set[str]:
+    """What the reader's series can send: an email links to another article only among these."""
+    steps = Step.objects.filter(series_id=step.series_id).values("id")
+    return set(selectors.sendable_links(step_ids=steps).values_list("article__slug", flat=True))
+
+
 def _step_context(*, step: Step, articles: list[Article], language: str, personal: Personal) -> dict:
+    # An unsaved step (the admin's article preview) has no series to keep links within: all may link.
+    linkable = _series_sendable_slugs(step) if step.series_id else None
     return {
         "language": language,
         "subject": step.subject,
-        "articles": [_article_view(a) for a in articles],
-        "guide_title": GUIDE_TITLE,
+        "articles": [_article_view(a, language=language, linkable_slugs=linkable) for a in articles],
+        "guide_title": sources.guide_credit(language=language).title,
+        "guide_copyright": sources.guide_credit(language=language).copyright,
         "org": organisation(),
         "palette": PALETTE,
         "greeting": personal.greeting,
