@@ -7,5 +7,5 @@ app_name = "content"
 
 urlpatterns = [
     path("<str:language>/", views.guide_index, name="guide_index"),
-    path("<str:language>/<slug:slug>/", views.guide_article, name="guide_article"),
+    path("<str:language>/<str:slug>/", views.guide_article, name="guide_article"),
 ]
