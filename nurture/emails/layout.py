@@ -23,7 +23,6 @@ from django.utils import translation
 from content import sources
 from content.guide import article_body_with_guide_links
 from content.models import Article
-from nurture import selectors
 from nurture.emails.links import Personal
 from nurture.emails.text import html_to_text
 from nurture.models import Step
@@ -154,9 +153,10 @@ class ArticleView:
     credit: str = ""  # the guide, its author and revision date, and the sections used, in the reader's language
 
 
-def _article_view(article: Article, *, language: str, linkable_slugs: set[str] | None) -> ArticleView:
-    """References to other articles link to their public guide pages, only those the reader's series sends."""
-    body_html = article_body_with_guide_links(article=article, allowed_slugs=linkable_slugs)
+def _article_view(article: Article, *, language: str) -> ArticleView:
+    """References to other articles link to their public guide pages. That they stay inside the reader's
+    series is checked where series and articles meet (load_content; tests/content): rendering asks nothing."""
+    body_html = article_body_with_guide_links(article=article)
     sections = sources.section_titles(source_section=article.source_section, language=language)
     return ArticleView(
         title=article.title,
@@ -168,19 +168,11 @@ def _article_view(article: Article, *, language: str, linkable_slugs: set[str] |
     )
 
 
-def _series_sendable_slugs(step: Step) -> set[str]:
-    """What the reader's series can send: an email links to another article only among these."""
-    steps = Step.objects.filter(series_id=step.series_id).values("id")
-    return set(selectors.sendable_links(step_ids=steps).values_list("article__slug", flat=True))
-
-
 def _step_context(*, step: Step, articles: list[Article], language: str, personal: Personal) -> dict:
-    # An unsaved step (the admin's article preview) has no series to keep links within: all may link.
-    linkable = _series_sendable_slugs(step) if step.series_id else None
     return {
         "language": language,
         "subject": step.subject,
-        "articles": [_article_view(a, language=language, linkable_slugs=linkable) for a in articles],
+        "articles": [_article_view(a, language=language) for a in articles],
         "guide_title": sources.guide_credit(language=language).title,
         "guide_copyright": sources.guide_credit(language=language).copyright,
         "org": organisation(),
