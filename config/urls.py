@@ -14,6 +14,7 @@ urlpatterns = [
     path(ADMIN, admin.site.urls),
     # Provider webhooks, e.g. /anymail/postmark/tracking/ (docs/webhooks-and-retention.md).
     path("anymail/", include("nurture.web.webhooks")),
+    path("guide/", include("content.urls")),  # the public guide pages (docs/content.md)
     path("", include("nurture.web.urls")),
 ]
 

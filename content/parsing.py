@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from django.core.exceptions import ValidationError
 
-from content import readability
+from content import readability, sources
 from content.models import Article, Language, Stage
 from content.rendering import article_link_slugs, markdown_problems, normalise_markdown
 
@@ -249,6 +249,9 @@ def read_article(path: Path, language: str, problems: list[Problem]) -> ArticleF
     source_section, error = _text(data["source_section"], "source_section", max_length=300)
     if error:
         problem("source_section", error)
+    elif unknown := sources.unknown_sections(source_section):
+        problem("source_section", f"'source_section' names {', '.join(map(repr, unknown))}, which is not a section of the guide "
+                f"(known: {'; '.join(sources.SECTIONS)}; separate several with '; ')")
     reviewer, error = _text(data["reviewer"], "reviewer", allow_empty=True, max_length=200)
     if error:
         problem("reviewer", error)
@@ -316,6 +319,23 @@ def check_article_links(article: ArticleFile, known_slugs: set[str], problems: l
     for offset, slug in article_link_slugs(raw_body):
         if slug not in known_slugs:
             problems.append(Problem(article.path, body_line + offset - 1, f"link to article:{slug}, but there is no article '{slug}' in '{article.language}'"))
+
+
+def check_links_stay_in_series(articles: list[ArticleFile], series: list[SeriesEntry], problems: list[Problem]) -> None:
+    """A reference must lead to an article the reader will also receive: one in every series that sends it."""
+    by_slug = {a.slug: a for a in articles}
+    for entry in series:
+        in_series = {slug for step in entry.steps for slug in step.article_slugs}
+        for slug in sorted(in_series & set(by_slug)):
+            article = by_slug[slug]
+            body_line = _body_first_line(article.path)
+            raw_body = "\n".join(article.path.read_text(encoding="utf-8").replace("\r\n", "\n").split("\n")[body_line - 1:])
+            for offset, target in article_link_slugs(raw_body):
+                if target in by_slug and target not in in_series:
+                    problems.append(Problem(article.path, body_line + offset - 1, (
+                        f"link to article:{target}, which the {entry.stage} series ({entry.language}) never sends; "
+                        f"its readers get '{slug}' but could not follow the link"
+                    )))
 
 
 def read_series(path: Path, language: str, known_slugs: set[str], problems: list[Problem]) -> list[SeriesEntry]:
@@ -416,7 +436,9 @@ def read_library(library_dir: Path) -> Library:
         articles.extend(language_articles)
         series_path = language_dir / SERIES_FILE
         if series_path.exists():
-            series.extend(read_series(series_path, language, slugs, problems))
+            language_series = read_series(series_path, language, slugs, problems)
+            check_links_stay_in_series(language_articles, language_series, problems)
+            series.extend(language_series)
         else:
             problems.append(Problem(series_path, 0, "missing: each language needs its series file"))
     if problems:

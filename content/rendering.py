@@ -5,13 +5,15 @@ what staff preview is what subscribers get. Python-Markdown turns the text into 
 the few tags articles need, links only to http(s)/mailto, with rel="noopener". Anything else (script,
 img/tracking pixels, style, on* attributes, javascript: links) is removed even if it slipped past the checks.
 
-Links between articles are written `[text](article:slug)`. An email cannot link to another email, so they
-render as the link text in bold: the reader sees it names another part of the guide.
+Links between articles are written `[text](article:slug)`. Given `article_url` (slug -> absolute URL of the
+article's public guide page, or None), they become real links to that page; without one, or where it gives
+None (an article outside the reader's series), the link text stays, in bold, with no link.
 """
 from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 import xml.etree.ElementTree as etree
 
 import markdown
@@ -36,14 +38,25 @@ _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
+ArticleUrl = Callable[[str], "str | None"]
+
+
 class _ArticleLinks(Treeprocessor):
-    """Turn <a href="article:slug">text</a> into <strong>text</strong> (an email cannot link to another email)."""
+    """Point <a href="article:slug"> at the article's guide page, or turn it into <strong>text</strong>."""
+
+    article_url: ArticleUrl | None = None
 
     def run(self, root: etree.Element) -> None:
         for element in root.iter("a"):
-            if element.get("href", "").strip().lower().startswith(f"{ARTICLE_SCHEME}:"):
+            href = element.get("href", "").strip()
+            if not href.lower().startswith(f"{ARTICLE_SCHEME}:"):
+                continue
+            url = self.article_url(href.split(":", 1)[1]) if self.article_url else None
+            element.attrib.clear()
+            if url:
+                element.set("href", url)
+            else:
                 element.tag = "strong"
-                element.attrib.clear()
 
 
 class _ArticleLinksExtension(Extension):
@@ -77,17 +90,22 @@ def sanitise_html(html: str) -> str:
 _local = threading.local()
 
 
-def _markdown_to_html(text: str) -> str:
+def _markdown_to_html(text: str, article_url: ArticleUrl | None = None) -> str:
     # Building a Markdown instance costs far more than a conversion; keep one per thread (they are not thread-safe).
     converter = getattr(_local, "converter", None)
     if converter is None:
         converter = _local.converter = markdown.Markdown(extensions=["sane_lists", _ArticleLinksExtension()], output_format="html")
-    return converter.reset().convert(text)
+    converter.treeprocessors["article_links"].article_url = article_url
+    try:
+        return converter.reset().convert(text)
+    finally:
+        converter.treeprocessors["article_links"].article_url = None
 
 
-def render_article_html(markdown_text: str) -> str:
-    """The article body as it appears inside an email: Markdown rendered, article links bolded, sanitised."""
-    return sanitise_html(_markdown_to_html(normalise_markdown(markdown_text)))
+def render_article_html(markdown_text: str, *, article_url: ArticleUrl | None = None) -> str:
+    """The article body as HTML: Markdown rendered, sanitised; article links to their guide pages when
+    `article_url` gives one (it must be absolute http(s): the sanitiser drops anything else), else bold."""
+    return sanitise_html(_markdown_to_html(normalise_markdown(markdown_text), article_url))
 
 
 def normalise_markdown(markdown_text: str) -> str:

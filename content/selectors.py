@@ -42,3 +42,12 @@ def articles_review_overdue(*, queryset: QuerySet[Article] | None = None, today:
 def awaiting_translator_review(*, article: Article) -> bool:
     """A Spanish article nobody qualified has reviewed yet: the reviewer field is empty."""
     return article.language != "en" and not article.reviewer.strip()
+
+
+def articles_published(*, language: str) -> QuerySet[Article]:
+    """The guide's published articles in one language: what the public guide pages show."""
+    return Article.objects.filter(language=language, status=Article.Status.PUBLISHED).order_by("title")
+
+
+def article_published(*, language: str, slug: str) -> Article | None:
+    return articles_published(language=language).filter(slug=slug).first()

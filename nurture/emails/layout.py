@@ -20,14 +20,16 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import translation
 
+from content import sources
+from content.guide import article_body_with_guide_links
 from content.models import Article
 from nurture.emails.links import Personal
 from nurture.emails.text import html_to_text
 from nurture.models import Step
 
 
-# The guide every article is drawn from (a title, so it is not translated).
-GUIDE_TITLE = "Seeking a Second Opinion"
+# The guide every article is drawn from; its credit in each language lives in content.sources.
+GUIDE_TITLE = sources.guide_credit(language="en").title
 
 
 # Colours of the layout. Every text/background pair used together has contrast >= 4.5:1
@@ -148,16 +150,21 @@ class ArticleView:
     body_html: str
     body_text: str
     sections: list[str] = field(default_factory=list)
+    credit: str = ""  # the guide, its author and revision date, and the sections used, in the reader's language
 
 
-def _article_view(article: Article) -> ArticleView:
-    sections = [s.strip() for s in (article.source_section or "").split(";") if s.strip()]
+def _article_view(article: Article, *, language: str) -> ArticleView:
+    """References to other articles link to their public guide pages. That they stay inside the reader's
+    series is checked where series and articles meet (load_content; tests/content): rendering asks nothing."""
+    body_html = article_body_with_guide_links(article=article)
+    sections = sources.section_titles(source_section=article.source_section, language=language)
     return ArticleView(
         title=article.title,
         title_underline="=" * len(article.title),
-        body_html=_email_body_html(article.body_html),
-        body_text=html_to_text(article.body_html),
+        body_html=_email_body_html(body_html),
+        body_text=html_to_text(body_html),
         sections=sections,
+        credit=sources.guide_credit(language=language).based_on_line(sections),
     )
 
 
@@ -165,8 +172,9 @@ def _step_context(*, step: Step, articles: list[Article], language: str, persona
     return {
         "language": language,
         "subject": step.subject,
-        "articles": [_article_view(a) for a in articles],
-        "guide_title": GUIDE_TITLE,
+        "articles": [_article_view(a, language=language) for a in articles],
+        "guide_title": sources.guide_credit(language=language).title,
+        "guide_copyright": sources.guide_credit(language=language).copyright,
         "org": organisation(),
         "palette": PALETTE,
         "greeting": personal.greeting,

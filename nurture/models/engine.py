@@ -37,7 +37,7 @@ class Subscriber(models.Model):
         SUPPRESSED = "suppressed", _("Suppressed (bounce or complaint)")
 
     class Cadence(models.TextChoices):
-        AS_PLANNED = "as_planned", _("As often as the series plans")
+        AS_PLANNED = "as_planned", _("Every few days (the usual pace)")
         WEEKLY = "weekly", _("At most once a week")
         MONTHLY = "monthly", _("At most once a month")
 

@@ -1,6 +1,7 @@
 """load_content / library_import: the real library, idempotence, staff-edit protection, --force, series."""
 from __future__ import annotations
 
+import re
 import shutil
 from io import StringIO
 
@@ -174,6 +175,9 @@ def test_step_dropped_from_the_file_is_deleted_unless_it_has_deliveries(library_
     head, tail = text.split("in_remission:", 1)
     steps = tail.split("    - delay_days:")
     (library_copy / "en" / "_series.yaml").write_text(head + "in_remission:" + "    - delay_days:".join(steps[:-2]), encoding="utf-8")
+    # welcome links to what-the-studies-say, no longer in that series: a link must lead inside the series.
+    welcome = library_copy / "en" / "welcome.md"
+    welcome.write_text(re.sub(r"\[([^\]]+)\]\(article:what-the-studies-say\)", r"\1", welcome.read_text(encoding="utf-8")), encoding="utf-8")
     output = run_load_content("--library-dir", str(library_copy))
     assert "updated series en/in_remission" in output
     assert f"kept en/in_remission step {last.position + 1}" in output and "has deliveries" in output

@@ -56,19 +56,25 @@ CASES = [
      "front-matter key 'source_section' is missing"),
     ("unknown key", "en/welcome.md", lambda p: replace_in(p, "title: Welcome", "author: someone\ntitle: Welcome"), "author:",
      "unknown front-matter key 'author'"),
+    ("source section the guide does not have", "en/welcome.md",
+     lambda p: replace_in(p, 'source_section: "Seeking a Second Opinion"', 'source_section: "Seeking a Second Opinion; Chapter 9"'),
+     "source_section:", "names 'Chapter 9', which is not a section of the guide"),
     ("unknown stage", "en/time-to-decide.md", lambda p: replace_in(p, "stages: [recently_diagnosed", "stages: [newly_found"), "stages:",
      "unknown stage 'newly_found'"),
     ("unknown status", "es/welcome.md", lambda p: replace_in(p, "status: published", "status: live"), "status:",
      "unknown status 'live'"),
-    ("impossible date", "en/drug-history.md", lambda p: replace_in(p, "last_reviewed: 2026-11-21", "last_reviewed: 2026-13-40"),
+    ("impossible date", "en/drug-history.md", lambda p: replace_in(p, "last_reviewed: 2026-12-07", "last_reviewed: 2026-13-40"),
      "last_reviewed:", "is not a valid date"),
-    ("date in words", "en/drug-history.md", lambda p: replace_in(p, "last_reviewed: 2026-11-21", "last_reviewed: last week"),
+    ("date in words", "en/drug-history.md", lambda p: replace_in(p, "last_reviewed: 2026-12-07", "last_reviewed: last week"),
      "last_reviewed:", "is not a valid date"),
     ("slug not the file name", "en/drug-history.md", lambda p: replace_in(p, "slug: drug-history", "slug: drugs"), "slug:",
      "must match the file name"),
     ("link to a missing article", "en/drug-history.md",
-     lambda p: replace_in(p, "(article:records-to-gather)", "(article:records-to-gathr)"), "article:records-to-gathr",
-     "no article 'records-to-gathr' in 'en'"),
+     lambda p: replace_in(p, "(article:getting-your-records)", "(article:getting-your-recrds)"), "article:getting-your-recrds",
+     "no article 'getting-your-recrds' in 'en'"),
+    ("link to an article the reader's series never sends", "en/drug-history.md",
+     lambda p: replace_in(p, "(article:getting-your-records)", "(article:time-to-decide)"), "article:time-to-decide",
+     "link to article:time-to-decide, which the in_treatment series (en) never sends"),
     ("raw HTML", "en/welcome.md", lambda p: body_end_append(p, 'Look: <img src="https://t.example/p.gif" onerror="x()">'),
      "<img", "raw HTML is not allowed"),
     ("h1 in the body", "es/welcome.md", lambda p: body_end_append(p, "# Un título"), "# Un título", "top-level heading"),
@@ -77,7 +83,7 @@ CASES = [
     ("javascript link", "en/welcome.md", lambda p: body_end_append(p, "[click](javascript:alert(1))"), "[click]",
      "only http(s)://, mailto: and article: links"),
     ("indented code block", "en/welcome.md", lambda p: body_end_append(p, "    indented by mistake"), "    indented by mistake", "renders to <code>, <pre>"),
-    ("unclosed front matter", "en/welcome.md", lambda p: replace_in(p, "last_reviewed: 2026-11-21\n---\n", "last_reviewed: 2026-11-21\n"), 1,
+    ("unclosed front matter", "en/welcome.md", lambda p: replace_in(p, "last_reviewed: 2026-12-07\n---\n", "last_reviewed: 2026-12-07\n"), 1,
      "never closed"),
     ("front matter not YAML", "en/welcome.md", lambda p: replace_in(p, "title: Welcome to your guide", 'title: "Welcome to'), None,
      "YAML does not parse"),
@@ -90,7 +96,7 @@ CASES = [
     ("a rule in the body", "es/welcome.md", lambda p: body_end_append(p, "Fin.\n\n* * *\n\nMás."), "* * *", "renders to <hr>"),
     ("series step delayed beyond a year", "en/_series.yaml", lambda p: replace_in(p, "delay_days: 7", "delay_days: 99999999999"),
      "delay_days: 99999999999", "delay_days must be a whole number of days from 0 to 365"),
-    ("key given twice", "en/welcome.md", lambda p: replace_in(p, "last_reviewed: 2026-11-21", "last_reviewed: 2026-11-21\nstatus: draft"), "status: draft",
+    ("key given twice", "en/welcome.md", lambda p: replace_in(p, "last_reviewed: 2026-12-07", "last_reviewed: 2026-12-07\nstatus: draft"), "status: draft",
      "'status' is given twice"),
     ("series step with a negative delay", "en/_series.yaml", lambda p: replace_in(p, "delay_days: 4", "delay_days: -4"), "delay_days: -4",
      "delay_days must be a whole number"),
@@ -149,7 +155,7 @@ def test_every_problem_is_listed_and_an_earlier_import_is_untouched(library_copy
     state = list(Article.objects.order_by("pk").values()), list(Step.objects.order_by("pk").values())
     replace_in(library_copy / "en" / "welcome.md", "status: published", "status: live")
     replace_in(library_copy / "es" / "drug-history.md", "slug: drug-history", "slug: drugs")
-    replace_in(library_copy / "en" / "why-second-opinion.md", "Getting a second opinion is common.", "Getting a second opinion is common. Changed.")
+    replace_in(library_copy / "en" / "why-second-opinion.md", "Lots of people get a second opinion.", "Lots of people get a second opinion. Changed.")
     with pytest.raises(CommandError) as raised:
         load(library_copy)
     assert "2 problems" in str(raised.value)

@@ -92,7 +92,7 @@ def test_spanish_email_and_pages_use_spanish_layout_strings(client):
     message = build_delivery_email(Delivery.objects.create(subscriber=subscriber, step=step))
     for part in (message.body, message.alternatives[0][0]):
         assert "Revise esta información con su médico" in part
-        assert "Dejar de recibir estos correos" in part and "Cambiar sus opciones" in part
+        assert "Dejar de recibir estos correos" in part and "Cambiar sus preferencias" in part
         assert "Basado en la guía" in part and "Línea de ayuda" in part
         assert "Stop these emails" not in part
     confirmation = build_confirmation_email(subscriber)

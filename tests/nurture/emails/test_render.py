@@ -67,6 +67,7 @@ def test_a_new_article_version_is_rendered_afresh(library):
     subscriber = _subscriber(1, "Ana", "en")
     before = build_step_email(step=step, subscriber=subscriber).body
     article = selectors.step_published_articles(step_id=step.pk)[0]
+    article.body_markdown = "Completely new wording for this article."
     article.body_html = "<p>Completely new wording for this article.</p>"
     article.version += 1
     article.save()
