@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('nurture', '0013_issue14_care_permission'),
+        ("nurture", "0016_issue19_carer_copies"),
     ]
 
     operations = [
