@@ -37,7 +37,7 @@ from nurture.services.deliveries import (
     NOT_CLAIMED, deliveries_claim, deliveries_recheck, deliveries_release, deliveries_settle, infrastructure_errors, with_db_retry,
 )
 from nurture.services.signup import EmailOutcome, throttled_email_send
-from nurture.services.esp_batch import group_for_batch_calls, send_in_batch_calls  # noqa: F401 (group_for_batch_calls: the batch API)
+from nurture.services.esp_batch import group_for_batch_calls, send_in_batch_calls, send_in_messages_batches  # noqa: F401 (group_for_batch_calls: the batch API)
 from nurture.services.send_calls import (  # noqa: F401 (retry_countdown, BatchOutcome: the sending API)
     RETRY, BatchOutcome, Slots, _error_summary, release_countdown, retry_countdown, send_one_by_one,
 )
@@ -68,8 +68,10 @@ def deliveries_send(*, delivery_ids: list[int], wait_for_slot=None) -> BatchOutc
         for reason, ids in skips.items():
             outcome.count(Delivery.Status.SKIPPED, with_db_retry(
                 lambda: deliveries_settle(delivery_ids=ids, stamp=stamp, status=Delivery.Status.SKIPPED, reason=reason), what="skip"))
-        endpoint = providers.batch_endpoint()
-        if endpoint is None:
+        endpoint, messages_batch = providers.batch_endpoint(), providers.messages_batch_provider()
+        if wait_for_slot is None and messages_batch is not None and len(items) > 1:
+            send_in_messages_batches(items, stamp=stamp, outcome=outcome, provider=messages_batch)
+        elif endpoint is None:
             send_one_by_one(items, stamp=stamp, outcome=outcome, slots=Slots(wait_for_slot))
         else:
             send_in_batch_calls(items, stamp=stamp, outcome=outcome, endpoint=endpoint)
