@@ -263,3 +263,53 @@ def test_each_provider_says_how_its_streams_are_split(settings):
     assert by_name["sparkpost"].stream_options(providers.TRANSACTIONAL) == {"esp_extra": {"options": {"transactional": True}}}
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     assert providers.configured().stream_options(providers.BULK) == {}
+
+
+# --- Resend: the same messages batch ---------------------------------------------------------------
+
+@pytest.fixture
+def resend(settings):
+    from support.fake_esps import FakeResend
+
+    with FakeResend() as fake:
+        wired = fake.anymail_settings()
+        settings.EMAIL_BACKEND = wired["EMAIL_BACKEND"]
+        # anymail refuses Resend any per-message tracking switch (Resend sets tracking per domain),
+        # so the project's SEND_DEFAULTS (tracking off) cannot go with it.
+        settings.ANYMAIL = wired["ANYMAIL"]
+        settings.EMAIL_TIMEOUT = 0.5
+        yield fake
+
+
+def test_resend_sends_whole_messages_in_one_batch_call_each_with_its_own_id(resend):
+    ids = planned(5, names=True)
+    with time_machine.travel(1_800_000_000, tick=False):
+        assert sending.deliveries_send(delivery_ids=ids).counts == {"sent": 5}
+        singles = {i: build_delivery_email(loaded(i)) for i in ids}
+    [call] = resend.state.calls
+    assert isinstance(call, list) and len(call) == 5
+    delivered = {d["to"]: d for d in resend.state.delivered}
+    for delivery_id in ids:
+        delivery = loaded(delivery_id)
+        received = delivered[delivery.subscriber.email]
+        assert received["text"] == singles[delivery_id].body and received["html"] == singles[delivery_id].alternatives[0][0]
+        assert json.loads(received["headers"]["X-Metadata"]) == {"delivery": str(delivery_id)}
+        assert received["headers"]["Message-ID"] == delivery.message_id
+        assert delivery.status == "sent" and delivery.provider_message_id == received["provider_id"]
+
+
+def test_resend_refuses_a_batch_as_a_whole_and_nothing_is_sent_twice(resend):
+    ids = planned(3)
+    resend.state.first_faults = ["500"]
+    first = sending.deliveries_send(delivery_ids=ids)
+    assert first.counts == {"retry": 3}
+    assert sending.deliveries_send(delivery_ids=first.retry_ids).counts == {"sent": 3}
+    assert sorted(resend.state.acceptances_by_message_id().values()) == [1, 1, 1]
+
+
+def test_resend_refuses_a_batch_with_a_bad_address_as_a_whole(resend):
+    ids = planned(3)
+    resend.state.bad_request_for = {"p1@example.org"}
+    assert sending.deliveries_send(delivery_ids=ids).counts == {"failed": 3}
+    assert all("HTTP 422" in r for r in Delivery.objects.values_list("failure_reason", flat=True))
+    assert resend.state.accepted == []
