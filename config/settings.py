@@ -327,6 +327,12 @@ NURTURE_SENDGRID_BULK_ASM_GROUP = env_int("NURTURE_SENDGRID_BULK_ASM_GROUP", 0, 
 NURTURE_SES_TRANSACTIONAL_CONFIGURATION_SET = env_str("NURTURE_SES_TRANSACTIONAL_CONFIGURATION_SET", "")
 NURTURE_SES_BULK_CONFIGURATION_SET = env_str("NURTURE_SES_BULK_CONFIGURATION_SET", "")
 NURTURE_MAILGUN_BULK_SENDER_DOMAIN = env_str("NURTURE_MAILGUN_BULK_SENDER_DOMAIN", "")  # "": the usual domain
+# The complaint brake (services/brake.py): series sending pauses itself when, over the last day and
+# at least NURTURE_BRAKE_MIN_EMAILS delivered series emails, complaints or hard bounces pass these
+# shares (mailbox providers ask for complaints under 0.3%); staff resume it in the admin.
+NURTURE_BRAKE_COMPLAINT_RATE = env_float("NURTURE_BRAKE_COMPLAINT_RATE", 0.001, minimum=0.0)
+NURTURE_BRAKE_HARD_BOUNCE_RATE = env_float("NURTURE_BRAKE_HARD_BOUNCE_RATE", 0.02, minimum=0.0)
+NURTURE_BRAKE_MIN_EMAILS = env_int("NURTURE_BRAKE_MIN_EMAILS", 500, minimum=1)
 NURTURE_SENDING_TIMEOUT_SECONDS = env_int("NURTURE_SENDING_TIMEOUT_SECONDS", 900, minimum=30)
 # Provider calls in flight per worker process (a thread pool); the shared ceiling still holds.
 # 32: at a provider's 50 ms per call, two worker processes keep up with 500+ emails/s.

@@ -150,6 +150,22 @@ class NurtureCollector:
                 "Confirmation emails waiting to be sent (tasks in the confirmations queue).",
                 value=depths[CONFIRMATIONS_QUEUE],
             )
+        health = selectors.series_mail_health(since=now - timedelta(days=1))
+        yield GaugeMetricFamily(
+            "nurture_series_complaint_rate",
+            "Complaints per delivered series email over the last day (the provider's events; the brake's figure).",
+            value=health.complaint_rate,
+        )
+        yield GaugeMetricFamily(
+            "nurture_series_hard_bounce_rate",
+            "Hard bounces per delivered series email over the last day (the provider's events).",
+            value=health.hard_bounce_rate,
+        )
+        yield GaugeMetricFamily(
+            "nurture_series_sending_braked",
+            "1 while the complaint brake holds series sending (staff resume it in the admin).",
+            value=1 if selectors.sending_brake_engaged() is not None else 0,
+        )
         yield GaugeMetricFamily(
             "nurture_broker_up", "1 when the broker answered this scrape.", value=0 if depths[QUEUES[0]] is None else 1
         )

@@ -61,5 +61,8 @@ def overview(request):
             "failure_reasons": selectors.failure_reasons_since(since=now - FAILURE_WINDOW),
             "row_limit": selectors.OVERVIEW_ROW_LIMIT,
             "show_deliveries": request.user.has_perm(VIEW_DELIVERY),
+            # The complaint brake (services/brake.py): its state and the day's figures.
+            "brake": selectors.sending_brake_engaged(),
+            "mail_health": selectors.series_mail_health(since=now - FAILURE_WINDOW),
         },
     )

@@ -298,6 +298,9 @@ def deliveries_plan_due(
     now = now or timezone.now()
     batch_size = batch_size or settings.NURTURE_PLAN_BATCH_SIZE
     result = PlanResult()
+    if selectors.sending_brake_engaged() is not None:  # the complaint brake: nobody is planned until resumed
+        logger.info("series sending paused by the complaint brake: nothing planned")
+        return result
     with planner_lock() as acquired:
         if not acquired:
             logger.info("planner already running elsewhere; nothing planned by this run")

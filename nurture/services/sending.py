@@ -44,6 +44,8 @@ from nurture.services.send_calls import (  # noqa: F401 (retry_countdown, BatchO
 
 logger = logging.getLogger(__name__)
 
+BRAKED = "braked"  # not claimed: series sending is paused by the complaint brake
+
 
 # --- the batch ------------------------------------------------------------------------------------
 
@@ -54,6 +56,12 @@ def deliveries_send(*, delivery_ids: list[int], wait_for_slot=None) -> BatchOutc
     releases it); `error` if an infrastructure error stopped the batch (the task re-raises it once
     the ids are re-enqueued). Ids already sent are never in retry_ids."""
     outcome = BatchOutcome()
+    if selectors.sending_brake_engaged() is not None:
+        # The complaint brake: the deliveries stay queued, untouched; the reconciler's sweeper sends
+        # them on once staff resume (services/brake.py).
+        outcome.count(BRAKED, len(delivery_ids))
+        logger.info("send batch size=%d held by the complaint brake", len(delivery_ids))
+        return outcome
     stamp = timezone.now()
     try:
         claimed_ids = with_db_retry(lambda: deliveries_claim(delivery_ids=list(delivery_ids), stamp=stamp), what="claim")
