@@ -230,6 +230,9 @@ class SendGrid(Provider):
             options["esp_extra"] = {"asm": {"group_id": group}}
         return options
 
+    def is_soft_bounce(self, esp_event) -> bool:
+        return isinstance(esp_event, dict) and esp_event.get("type") == "blocked"
+
 
 class AmazonSES(Provider):
     name = "amazon_ses"

@@ -22,7 +22,7 @@ from django.db.models import Q
 from django.conf import settings
 from django.utils import timezone
 
-from nurture import providers, selectors
+from nurture import mail_health, providers
 from nurture.models import AuditEntry, SendingBrake
 from nurture.services.audit import audit_record_operation
 
@@ -34,11 +34,11 @@ ALERT_PERMISSION = ("nurture", "view_overview")
 
 def brake_window_start(*, now: datetime) -> datetime:
     """A day back, but never before the last resume: what tripped the brake once does not trip it again."""
-    resumed_at = selectors.sending_brake_last_resumed_at()
+    resumed_at = mail_health.sending_brake_last_resumed_at()
     return max(now - WINDOW, resumed_at) if resumed_at else now - WINDOW
 
 
-def _over_the_limit(health: selectors.SeriesMailHealth) -> str:
+def _over_the_limit(health: mail_health.SeriesMailHealth) -> str:
     """Why the brake trips for these figures, or "" if it does not."""
     if health.emails < settings.NURTURE_BRAKE_MIN_EMAILS:
         return ""
@@ -53,11 +53,11 @@ def _over_the_limit(health: selectors.SeriesMailHealth) -> str:
 
 def sending_brake_check(*, now: datetime | None = None) -> SendingBrake | None:
     """Trip the brake if the figures say so. Returns the engaged brake, if any."""
-    engaged = selectors.sending_brake_engaged()
+    engaged = mail_health.sending_brake_engaged()
     if engaged is not None:
         return engaged
     now = now or timezone.now()
-    health = selectors.series_mail_health(since=brake_window_start(now=now))
+    health = mail_health.series_mail_health(since=brake_window_start(now=now))
     reason = _over_the_limit(health)
     if not reason:
         return None
@@ -66,7 +66,7 @@ def sending_brake_check(*, now: datetime | None = None) -> SendingBrake | None:
             brake = SendingBrake.objects.create(
                 reason=reason, emails=health.emails, complaints=health.complaints, hard_bounces=health.hard_bounces)
     except IntegrityError:  # another webhook tripped it at the same moment
-        return selectors.sending_brake_engaged()
+        return mail_health.sending_brake_engaged()
     logger.warning("series sending paused by the complaint brake: %s", reason)
     transaction.on_commit(lambda: _alert_staff(brake))
     return brake

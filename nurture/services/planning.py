@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from nurture.models import Delivery, StepArticle, Subscriber
 from nurture.rules import decide, timing_settings
-from nurture import selectors
+from nurture import mail_health, selectors
 from nurture.selectors import SeriesSteps
 
 logger = logging.getLogger(__name__)
@@ -159,6 +159,11 @@ def deliveries_plan_batch(*, now: datetime, batch_size: int, series_steps: Serie
     """Plan one bounded batch inside the caller's transaction; a fixed number of queries."""
     batch = _locked_due_batch(now, batch_size)
     if not batch:
+        return BatchResult([], 0, 0, 0)
+    if mail_health.sending_brake_engaged() is not None:
+        # The complaint brake holds series sending: nobody is planned (their locks go with this
+        # transaction) until staff resume it; asked only when someone is due, so idle costs nothing.
+        logger.info("series sending paused by the complaint brake: %d due subscribers not planned", len(batch))
         return BatchResult([], 0, 0, 0)
     _commit_without_waiting_for_disk()
     series_steps.load({s.series_id for s in batch if s.series_id is not None})
@@ -298,9 +303,6 @@ def deliveries_plan_due(
     now = now or timezone.now()
     batch_size = batch_size or settings.NURTURE_PLAN_BATCH_SIZE
     result = PlanResult()
-    if selectors.sending_brake_engaged() is not None:  # the complaint brake: nobody is planned until resumed
-        logger.info("series sending paused by the complaint brake: nothing planned")
-        return result
     with planner_lock() as acquired:
         if not acquired:
             logger.info("planner already running elsewhere; nothing planned by this run")

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from nurture import metrics, providers, selectors
+from nurture import mail_health, metrics, providers, selectors
 from nurture.emails.messages import build_carer_confirmation_email
 from nurture.models import CarerHandoff, Delivery
 from nurture.services.deliveries import (
@@ -56,7 +56,7 @@ def deliveries_send(*, delivery_ids: list[int], wait_for_slot=None) -> BatchOutc
     releases it); `error` if an infrastructure error stopped the batch (the task re-raises it once
     the ids are re-enqueued). Ids already sent are never in retry_ids."""
     outcome = BatchOutcome()
-    if selectors.sending_brake_engaged() is not None:
+    if mail_health.sending_brake_engaged() is not None:
         # The complaint brake: the deliveries stay queued, untouched; the reconciler's sweeper sends
         # them on once staff resume (services/brake.py).
         outcome.count(BRAKED, len(delivery_ids))
