@@ -57,15 +57,8 @@ class _SparkPostHandler(_Handler):
             state.requests.extend(to)
             state.request_times.extend([time.time()] * len(to))
             fault = state.first_faults.pop(0) if state.first_faults else None
-        if fault in ("429", "500"):
-            self._answer(int(fault), {"errors": [{"message": "Too many requests" if fault == "429" else "Internal error"}]})
-            return
-        if fault == "timeout":
-            time.sleep(state.timeout_seconds)
-            self.close_connection = True
-            return
-        if fault == "drop":
-            self.close_connection = True
+        if self._answer_fault(fault, {"429": {"errors": [{"message": "Too many requests"}]},
+                                      "500": {"errors": [{"message": "Internal error"}]}}):
             return
         if any(address.lower() in state.bad_request_for for address in to):
             self._answer(422, {"errors": [{"message": "invalid data format/type", "description": "Invalid recipient address", "code": "1300"}]})
@@ -141,15 +134,8 @@ class _ResendHandler(_Handler):
             state.requests.extend(to)
             state.request_times.extend([time.time()] * len(messages))
             fault = state.first_faults.pop(0) if state.first_faults else None
-        if fault in ("429", "500"):
-            self._answer(int(fault), {"statusCode": int(fault), "name": "rate_limit_exceeded" if fault == "429" else "internal_server_error", "message": "try later"})
-            return
-        if fault == "timeout":
-            time.sleep(state.timeout_seconds)
-            self.close_connection = True
-            return
-        if fault == "drop":
-            self.close_connection = True
+        if self._answer_fault(fault, {"429": {"statusCode": 429, "name": "rate_limit_exceeded", "message": "try later"},
+                                      "500": {"statusCode": 500, "name": "internal_server_error", "message": "try later"}}):
             return
         if any(address.lower() in state.bad_request_for for address in to):
             self._answer(422, {"statusCode": 422, "name": "validation_error", "message": "Invalid `to` field."})

@@ -96,6 +96,19 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:  # the client is gone (a killed worker): the message stays accepted
             self.close_connection = True
 
+    def _answer_fault(self, fault: str | None, errors: dict[str, dict]) -> bool:
+        """Misbehave as told (first_faults): "429" / "500" answer `errors[fault]`, "timeout" stalls
+        past the client's patience, "drop" closes without an answer; nothing is accepted. True if
+        the request ends here."""
+        if fault in ("429", "500"):
+            self._answer(int(fault), errors[fault])
+        elif fault == "timeout":
+            time.sleep(self.state.timeout_seconds)  # the client gives up first
+            self.close_connection = True
+        elif fault == "drop":
+            self.close_connection = True  # connection closed with no answer
+        return fault in ("429", "500", "timeout", "drop")
+
     def do_POST(self):
         state = self.state
         with state.lock:
@@ -132,18 +145,8 @@ class _Handler(BaseHTTPRequestHandler):
             fault = state.first_faults.pop(0) if state.first_faults else None
             if fault is None and time.time() < state.fail_until:
                 fault = "500"
-        if fault == "429":
-            self._answer(429, {"ErrorCode": 429, "Message": "Rate limit exceeded"})
-            return
-        if fault == "500":
-            self._answer(500, {"ErrorCode": 500, "Message": "Internal server error"})
-            return
-        if fault == "timeout":
-            time.sleep(state.timeout_seconds)  # the client gives up first; nothing accepted
-            self.close_connection = True
-            return
-        if fault == "drop":
-            self.close_connection = True  # connection closed with no answer; nothing accepted
+        if self._answer_fault(fault, {"429": {"ErrorCode": 429, "Message": "Rate limit exceeded"},
+                                      "500": {"ErrorCode": 500, "Message": "Internal server error"}}):
             return
         # Postmark's /email answers a bad message with an HTTP error; /email/batch answers 200 with
         # one entry per message, in order, each with its own ErrorCode.
@@ -259,15 +262,7 @@ class _MailgunHandler(_Handler):
             state.requests.extend(to)
             state.request_times.extend([time.time()] * len(to))  # one stamp per email: the ceiling counts emails
             fault = state.first_faults.pop(0) if state.first_faults else None
-        if fault in ("429", "500"):
-            self._answer(int(fault), {"message": "Rate limit exceeded" if fault == "429" else "Internal error"})
-            return
-        if fault == "timeout":
-            time.sleep(state.timeout_seconds)
-            self.close_connection = True
-            return
-        if fault == "drop":
-            self.close_connection = True
+        if self._answer_fault(fault, {"429": {"message": "Rate limit exceeded"}, "500": {"message": "Internal error"}}):
             return
         if any(address.lower() in state.bad_request_for for address in to):
             self._answer(400, {"message": "'to' parameter is not a valid address. please check documentation"})

@@ -15,7 +15,6 @@ from nurture.emails.messages import build_delivery_email
 from nurture.models import CarerHandoff, Delivery, Subscriber, Suppression
 from nurture.services import planning, reconcile, sending, signup
 from nurture.services.send_calls import provider_health
-from support.fake_provider import FakeProvider
 from tests.helpers.scheduler import active_subscriber, series
 
 pytestmark = pytest.mark.django_db
@@ -26,15 +25,6 @@ STAGES = ("in_treatment", "recently_diagnosed", "in_remission", "stage", "treatm
 @pytest.fixture(autouse=True)
 def quick(fast_sending, settings):
     settings.NURTURE_BATCH_SEND = True
-
-
-@pytest.fixture
-def postmark(settings):
-    with FakeProvider() as fake:
-        settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
-        settings.ANYMAIL = {**settings.ANYMAIL, "POSTMARK_SERVER_TOKEN": "fake-token", "POSTMARK_API_URL": fake.url}
-        settings.EMAIL_TIMEOUT = 0.5
-        yield fake
 
 
 def planned(n: int, *, prefix: str = "p", names: bool = False) -> list[int]:
@@ -207,7 +197,6 @@ def test_a_carers_copy_in_a_batch_goes_to_the_delivery_recipients(postmark):
 def test_the_postmark_bounce_webhook_finds_a_batch_sent_delivery(postmark, settings, client):
     ids = planned(3)
     sending.deliveries_send(delivery_ids=ids)
-    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": "hook:secret"}
     target = loaded(ids[1])
     event = {
         "RecordType": "Bounce", "MessageStream": "broadcast", "ID": 77, "Type": "HardBounce", "TypeCode": 1,

@@ -15,13 +15,12 @@ from django.utils import timezone
 from nurture import mail_health, metrics
 from nurture.models import AuditEntry, Delivery, SendingBrake
 from nurture.services import brake, planning, reconcile, sending, signup
-from support.fake_provider import FakeProvider
 from tests.helpers.scheduler import active_subscriber, series
 from tests.helpers.staff import staff_user, verified_login
 
 pytestmark = pytest.mark.django_db
 
-SECRET = "hook:secret"
+from tests.nurture.sending.conftest import WEBHOOK_SECRET as SECRET
 
 
 @pytest.fixture(autouse=True)
@@ -30,16 +29,6 @@ def quick(fast_sending, settings):
     settings.NURTURE_BRAKE_COMPLAINT_RATE = 0.1  # over 2 complaints in 20
     settings.NURTURE_BRAKE_HARD_BOUNCE_RATE = 0.2
     settings.NURTURE_MIN_DAYS_BETWEEN_EMAILS = 0
-
-
-@pytest.fixture
-def postmark(settings):
-    with FakeProvider() as fake:
-        settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
-        settings.ANYMAIL = {**settings.ANYMAIL, "POSTMARK_SERVER_TOKEN": "fake-token", "POSTMARK_API_URL": fake.url,
-                            "WEBHOOK_SECRET": SECRET}
-        settings.EMAIL_TIMEOUT = 0.5
-        yield fake
 
 
 def sent(n: int) -> list[Delivery]:
