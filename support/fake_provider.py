@@ -49,7 +49,7 @@ class FakeProviderState:
     latency_seconds: float = 0.0  # every answer waits this long (a real provider's round trip)
     fail_until: float = 0.0  # wall-clock time until which every request is answered 500 (an outage)
     withhold_for: set[str] = field(default_factory=set)  # accepted, then no answer (the client's read timeout)
-    merge_bodies: bool = True  # FakeMailgun: merge each recipient's text and HTML (the benchmark turns it off)
+    merge_bodies: bool = True  # keep (Mailgun: merge) each message's text and HTML; the benchmark turns it off
     in_flight: int = 0  # requests being answered now, and the most at once (calls overlapping)
     max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -138,7 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
         if state.latency:
             time.sleep(state.latency)
         with state.lock:
-            state.calls.append(payload)
+            state.calls.append(payload if state.merge_bodies else {"messages": len(messages)})  # the bench keeps no bodies
             for message in messages:
                 state.requests.append(message.get("To", ""))
                 state.request_times.append(time.time())
@@ -184,7 +184,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "to": to, "subject": payload.get("Subject", ""), "stream": payload.get("MessageStream", ""),
                 "headers": {h.get("Name", ""): h.get("Value", "") for h in payload.get("Headers") or []},
                 "metadata": payload.get("Metadata", {}), "tag": payload.get("Tag", ""),
-                "text": payload.get("TextBody", ""), "html": payload.get("HtmlBody", ""), "provider_id": provider_id,
+                "text": payload.get("TextBody", "") if state.merge_bodies else "",
+                "html": payload.get("HtmlBody", "") if state.merge_bodies else "", "provider_id": provider_id,
             })
         if state.after_accept is not None:
             state.after_accept(payload)
