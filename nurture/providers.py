@@ -11,6 +11,7 @@ SMTP has its own exception types). Sending (services/sending.py) and provider we
 from __future__ import annotations
 
 import json
+import re
 import smtplib
 import socket
 from dataclasses import dataclass
@@ -70,6 +71,9 @@ class MessageAnswer:
     kind: str  # SENT, REFUSED or PERMANENT
     provider_id: str = ""
     detail: str = ""
+    # Addresses the provider named as refused: all of a REFUSED message's, or some of a SENT one's
+    # (Postmark takes a message to two addresses and drops the inactive one).
+    refused: tuple[str, ...] = ()
 
 
 SENT = "sent"
@@ -152,6 +156,10 @@ class Mailgun(Provider):
         return isinstance(esp_event, dict) and esp_event.get("severity") == "temporary"
 
 
+# Postmark names the refused addresses in its message (the pattern anymail reads for single sends).
+_INACTIVE = re.compile(r"inactive addresses:\s*(.*)\.\s*Inactive recipients", re.MULTILINE)
+
+
 class Postmark(Provider):
     name = "postmark"
     backend = "anymail.backends.postmark.EmailBackend"
@@ -171,12 +179,14 @@ class Postmark(Provider):
         answers = []
         for entry in parsed:
             code = int(entry.get("ErrorCode", 0) or 0)
+            named = _INACTIVE.search(str(entry.get("Message", "")))
+            refused = tuple(a.strip().lower() for a in named.group(1).split(",")) if named else ()
             if code == 0:
-                answers.append(MessageAnswer(SENT, provider_id=str(entry.get("MessageID", ""))))
+                answers.append(MessageAnswer(SENT, provider_id=str(entry.get("MessageID", "")), refused=refused))
             else:
                 kind = REFUSED if code in self.REFUSED_CODES else PERMANENT
-                # Postmark's message may quote the address: keep the code and the message's first words.
-                answers.append(MessageAnswer(kind, detail=f"Postmark ErrorCode {code}"))
+                # Postmark's message quotes the addresses: the reason keeps the code only.
+                answers.append(MessageAnswer(kind, detail=f"Postmark ErrorCode {code}", refused=refused))
         return answers
 
     def is_soft_bounce(self, esp_event) -> bool:

@@ -166,11 +166,13 @@ class _Handler(BaseHTTPRequestHandler):
         to = payload.get("To", "")
         if to.lower() in state.bad_request_for:
             return 400, {"ErrorCode": 300, "Message": f"Invalid 'To' address: '{to}'."}
-        if to.lower() in state.inactive:
+        addresses = [a.strip().lower() for a in to.split(",") if a.strip()]
+        inactive = [a for a in addresses if a in state.inactive]
+        if inactive and len(inactive) == len(addresses):
             return 422, {
                 "ErrorCode": 406,
                 "Message": "You tried to send to a recipient that has been marked as inactive.\n"
-                f"Found inactive addresses: {to.lower()}.\n"
+                f"Found inactive addresses: {', '.join(inactive)}.\n"
                 "Inactive recipients are ones that have generated a hard bounce or a spam complaint. ",
             }
         if state.before_accept is not None:
@@ -189,7 +191,10 @@ class _Handler(BaseHTTPRequestHandler):
             })
         if state.after_accept is not None:
             state.after_accept(payload)
-        return 200, {"To": to, "SubmittedAt": "2026-01-01T00:00:00Z", "MessageID": provider_id, "ErrorCode": 0, "Message": "OK"}
+        # Some recipients inactive: Postmark sends to the others and says whom it left out.
+        said = (f"Message OK, but will not deliver to these inactive addresses: {', '.join(inactive)}. "
+                "Inactive recipients are ones that have generated a hard bounce or a spam complaint.") if inactive else "OK"
+        return 200, {"To": to, "SubmittedAt": "2026-01-01T00:00:00Z", "MessageID": provider_id, "ErrorCode": 0, "Message": said}
 
 
 class FakeProvider:

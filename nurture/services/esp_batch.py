@@ -161,8 +161,6 @@ def _record_batch_answer(handed: list[Claimed], message, *, stamp, outcome: Batc
             reason=f"the provider answered {status} for this recipient"), what="invalid"))
 
 
-
-
 # --- a messages endpoint ----------------------------------------------------------------------------
 
 
@@ -230,14 +228,23 @@ def _record_messages_answers(pairs: list, *, stamp, outcome: BatchOutcome) -> No
     deliveries_record_sent(answers=accepted)
     outcome.count(Delivery.Status.SENT, len(accepted))
     for item, answer in pairs:
+        _suppress_refused(item, answer)
         if answer.kind == providers.SENT:
             continue
         metrics.count_provider_error(answer.kind)
         if answer.kind == providers.REFUSED:
-            for address in item.message.to:
-                with_db_retry(lambda: address_suppress(email=address, reason="refused by the email provider"), what="suppressing")
             reason = f"recipient refused: {answer.detail}"
         else:
             reason = f"the provider refused this message: {answer.detail}"
         outcome.count(Delivery.Status.FAILED, with_db_retry(lambda: deliveries_settle(
             delivery_ids=[item.pk], stamp=stamp, status=Delivery.Status.FAILED, reason=reason), what="message refused"))
+
+
+def _suppress_refused(item: Claimed, answer) -> None:
+    """The addresses the provider refused, among this message's own recipients (the subscriber or
+    their carer): the ones it named; for a refused message naming none, all of them. A message to
+    two addresses may be sent to one while the other is refused: only that one is suppressed."""
+    ours = {address.lower(): address for address in item.message.to}
+    named = [ours[address] for address in answer.refused if address in ours]
+    for address in named or (item.message.to if answer.kind == providers.REFUSED else []):
+        with_db_retry(lambda: address_suppress(email=address, reason="refused by the email provider"), what="suppressing")

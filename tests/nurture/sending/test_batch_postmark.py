@@ -302,3 +302,16 @@ def test_resend_refuses_a_batch_with_a_bad_address_as_a_whole(resend):
     assert sending.deliveries_send(delivery_ids=ids).counts == {"failed": 3}
     assert all("HTTP 422" in r for r in Delivery.objects.values_list("failure_reason", flat=True))
     assert resend.state.accepted == []
+
+
+def test_a_refused_carer_is_suppressed_alone_and_the_subscribers_copy_still_counts(postmark):
+    """A carer "as well": one message to two addresses. Postmark sends it to the active one and
+    names the inactive one: only the carer's address is suppressed, the delivery is sent."""
+    ids = planned(3)
+    subscriber = Subscriber.objects.get(email="p1@example.org")
+    CarerHandoff.objects.create(subscriber=subscriber, carer_email="carer@example.org", status="active", mode="as_well")
+    postmark.state.inactive = {"carer@example.org"}
+    assert sending.deliveries_send(delivery_ids=ids).counts == {"sent": 3}
+    assert Suppression.objects.filter(email__iexact="carer@example.org").exists()
+    assert not Suppression.objects.filter(email__iexact="p1@example.org").exists()
+    assert Subscriber.objects.get(pk=subscriber.pk).status == "active"
