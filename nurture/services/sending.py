@@ -56,14 +56,14 @@ def deliveries_send(*, delivery_ids: list[int], wait_for_slot=None) -> BatchOutc
     releases it); `error` if an infrastructure error stopped the batch (the task re-raises it once
     the ids are re-enqueued). Ids already sent are never in retry_ids."""
     outcome = BatchOutcome()
-    if mail_health.sending_brake_engaged() is not None:
-        # The complaint brake: the deliveries stay queued, untouched; the reconciler's sweeper sends
-        # them on once staff resume (services/brake.py).
-        outcome.count(BRAKED, len(delivery_ids))
-        logger.info("send batch size=%d held by the complaint brake", len(delivery_ids))
-        return outcome
     stamp = timezone.now()
     try:
+        if with_db_retry(mail_health.sending_brake_engaged, what="brake") is not None:
+            # The complaint brake: the deliveries stay queued, untouched; the reconciler's sweeper
+            # sends them on once staff resume (services/brake.py).
+            outcome.count(BRAKED, len(delivery_ids))
+            logger.info("send batch size=%d held by the complaint brake", len(delivery_ids))
+            return outcome
         claimed_ids = with_db_retry(lambda: deliveries_claim(delivery_ids=list(delivery_ids), stamp=stamp), what="claim")
     except infrastructure_errors() as exc:  # nothing claimed (or not known to be): all of it again, later
         outcome.error, outcome.retry_ids, outcome.retry_countdown = exc, list(delivery_ids), release_countdown()
