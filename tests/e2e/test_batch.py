@@ -3,6 +3,7 @@ real Mailgun backend talking to FakeMailgun on 127.0.0.1. "Exactly once" is read
 provider's record: one acceptance per delivery's Message-ID, across all batch calls."""
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 
@@ -21,16 +22,23 @@ SETTLED = ("sent", "failed", "skipped")
 STAGES = ("in_treatment", "recently_diagnosed", "in_remission")
 
 
-@pytest.fixture
-def mailgun_stack(transactional_db, postgres, redis_url, tmp_path, settings):
+@contextlib.contextmanager
+def batch_stack(fake, *, redis_url, tmp_path, settings, batch_size: int):
+    """The fake provider, and a way to start workers that send through its batch endpoint."""
     settings.NURTURE_DAY_SECONDS = DAY_SECONDS
-    settings.NURTURE_SEND_BATCH_SIZE = 25
+    settings.NURTURE_SEND_BATCH_SIZE = batch_size
     use_broker_in_this_process(redis_url)
-    with FakeMailgun() as provider, provider_workers(
+    with fake as provider, provider_workers(
         provider=provider, broker_url=redis_url, log_dir=tmp_path, day_seconds=DAY_SECONDS,
-        NURTURE_BATCH_SEND=1, NURTURE_SEND_BATCH_SIZE=25, NURTURE_SENDS_PER_SECOND=200,
+        NURTURE_BATCH_SEND=1, NURTURE_SEND_BATCH_SIZE=batch_size, NURTURE_SENDS_PER_SECOND=200,
     ) as worker:
         yield provider, worker
+
+
+@pytest.fixture
+def mailgun_stack(transactional_db, postgres, redis_url, tmp_path, settings):
+    with batch_stack(FakeMailgun(), redis_url=redis_url, tmp_path=tmp_path, settings=settings, batch_size=25) as stack:
+        yield stack
 
 
 def test_two_workers_send_each_email_exactly_once_in_few_batch_calls(mailgun_stack):
@@ -80,14 +88,8 @@ def test_two_workers_send_each_email_exactly_once_in_few_batch_calls(mailgun_sta
 def postmark_stack(transactional_db, postgres, redis_url, tmp_path, settings):
     from support.fake_provider import FakeProvider
 
-    settings.NURTURE_DAY_SECONDS = DAY_SECONDS
-    settings.NURTURE_SEND_BATCH_SIZE = 20
-    use_broker_in_this_process(redis_url)
-    with FakeProvider() as provider, provider_workers(
-        provider=provider, broker_url=redis_url, log_dir=tmp_path, day_seconds=DAY_SECONDS,
-        NURTURE_BATCH_SEND=1, NURTURE_SEND_BATCH_SIZE=20, NURTURE_SENDS_PER_SECOND=200,
-    ) as worker:
-        yield provider, worker
+    with batch_stack(FakeProvider(), redis_url=redis_url, tmp_path=tmp_path, settings=settings, batch_size=20) as stack:
+        yield stack
 
 
 def test_postmark_batch_worker_killed_mid_call_sends_nothing_twice(postmark_stack, settings):
