@@ -326,9 +326,25 @@ NURTURE_READING_EASE_WARN_ES = env_float("NURTURE_READING_EASE_WARN_ES", 60.0, m
 NURTURE_READING_EASE_BLOCK_ES = env_float("NURTURE_READING_EASE_BLOCK_ES", 45.0, minimum=0.0)
 NURTURE_MIN_DAYS_BETWEEN_EMAILS = env_int("NURTURE_MIN_DAYS_BETWEEN_EMAILS", 2, minimum=0)
 NURTURE_SENDS_PER_SECOND = env_float("NURTURE_SENDS_PER_SECOND", 14.0, minimum=0.1)
-# With anymail's Mailgun backend, a send batch goes out as few batch calls (docs/scheduler.md).
-# Other backends always send one message per call.
+# Batch calls where the provider has one (Postmark, Resend: lists of whole messages; Mailgun,
+# SparkPost, SendGrid: one body with merge fields); others send one message per call (docs/scheduler.md).
 NURTURE_BATCH_SEND = env_bool("NURTURE_BATCH_SEND", True)
+# Provider streams: service emails (confirmations, links, carers) on the provider's transactional
+# path, series emails on its bulk path (nurture/providers.py, docs/scheduler.md "Provider streams").
+NURTURE_POSTMARK_TRANSACTIONAL_STREAM = env_str("NURTURE_POSTMARK_TRANSACTIONAL_STREAM", "outbound")
+NURTURE_POSTMARK_BULK_STREAM = env_str("NURTURE_POSTMARK_BULK_STREAM", "broadcast")
+NURTURE_TRANSACTIONAL_TAG = env_str("NURTURE_TRANSACTIONAL_TAG", "service")  # Mailgun tag, SendGrid category
+NURTURE_BULK_TAG = env_str("NURTURE_BULK_TAG", "series")
+NURTURE_SENDGRID_BULK_ASM_GROUP = env_int("NURTURE_SENDGRID_BULK_ASM_GROUP", 0, minimum=0)  # 0: none
+NURTURE_SES_TRANSACTIONAL_CONFIGURATION_SET = env_str("NURTURE_SES_TRANSACTIONAL_CONFIGURATION_SET", "")
+NURTURE_SES_BULK_CONFIGURATION_SET = env_str("NURTURE_SES_BULK_CONFIGURATION_SET", "")
+NURTURE_MAILGUN_BULK_SENDER_DOMAIN = env_str("NURTURE_MAILGUN_BULK_SENDER_DOMAIN", "")  # "": the usual domain
+# The complaint brake (services/brake.py): series sending pauses itself when, over the last day and
+# at least NURTURE_BRAKE_MIN_EMAILS delivered series emails, complaints or hard bounces pass these
+# shares (mailbox providers ask for complaints under 0.3%); staff resume it in the admin.
+NURTURE_BRAKE_COMPLAINT_RATE = env_float("NURTURE_BRAKE_COMPLAINT_RATE", 0.001, minimum=0.0)
+NURTURE_BRAKE_HARD_BOUNCE_RATE = env_float("NURTURE_BRAKE_HARD_BOUNCE_RATE", 0.02, minimum=0.0)
+NURTURE_BRAKE_MIN_EMAILS = env_int("NURTURE_BRAKE_MIN_EMAILS", 500, minimum=1)
 NURTURE_SENDING_TIMEOUT_SECONDS = env_int("NURTURE_SENDING_TIMEOUT_SECONDS", 900, minimum=30)
 # Provider calls in flight per worker process (a thread pool); the shared ceiling still holds.
 # 32: at a provider's 50 ms per call, two worker processes keep up with 500+ emails/s.

@@ -114,7 +114,7 @@ def queue_depths() -> dict[str, int | None]:
 
 class NurtureCollector:
     def collect(self):
-        from nurture import selectors
+        from nurture import mail_health, selectors
 
         now = timezone.now()
         by_status = GaugeMetricFamily("nurture_deliveries", "Deliveries by status (rows in the database).", labels=["status"])
@@ -150,6 +150,22 @@ class NurtureCollector:
                 "Confirmation emails waiting to be sent (tasks in the confirmations queue).",
                 value=depths[CONFIRMATIONS_QUEUE],
             )
+        health = mail_health.series_mail_health(since=now - timedelta(days=1))
+        yield GaugeMetricFamily(
+            "nurture_series_complaint_rate",
+            "Complaints per delivered series email over the last day (the provider's events; the brake's figure).",
+            value=health.complaint_rate,
+        )
+        yield GaugeMetricFamily(
+            "nurture_series_hard_bounce_rate",
+            "Hard bounces per delivered series email over the last day (the provider's events).",
+            value=health.hard_bounce_rate,
+        )
+        yield GaugeMetricFamily(
+            "nurture_series_sending_braked",
+            "1 while the complaint brake holds series sending (staff resume it in the admin).",
+            value=1 if mail_health.sending_brake_engaged() is not None else 0,
+        )
         yield GaugeMetricFamily(
             "nurture_broker_up", "1 when the broker answered this scrape.", value=0 if depths[QUEUES[0]] is None else 1
         )

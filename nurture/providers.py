@@ -1,5 +1,7 @@
 """What differs per email provider, in one place: how a send error is classed, which backends have a
-batch endpoint we use, and how each provider marks a bounce as temporary.
+batch endpoint we use (a merge-field one, or one that takes a list of whole messages), which of the
+provider's streams an email goes on (service emails on the transactional path, series emails on the
+bulk path), and how each provider marks a bounce as temporary.
 
 As django-anymail keeps one module per ESP over a base class, each provider here is one small class
 over `Provider`; the base holds what is true for every backend (anymail normalises API errors, and
@@ -8,6 +10,8 @@ SMTP has its own exception types). Sending (services/sending.py) and provider we
 """
 from __future__ import annotations
 
+import json
+import re
 import smtplib
 import socket
 from dataclasses import dataclass
@@ -25,6 +29,11 @@ UNKNOWN = "unknown"  # we cannot tell whether it went
 
 DEFAULT_BATCH_RECIPIENTS = 1000
 
+# The provider's two paths: the mail people are waiting for, and the series (bulk) mail.
+TRANSACTIONAL = "transactional"
+BULK = "bulk"
+STREAMS = (TRANSACTIONAL, BULK)
+
 
 @dataclass(frozen=True)
 class BatchEndpoint:
@@ -39,6 +48,35 @@ class BatchEndpoint:
     # is assumed to.
     values_may_be_read: bool = True
     max_recipients: int = DEFAULT_BATCH_RECIPIENTS  # per call
+    # Extra per-message options the merge needs (anymail's esp_extra), e.g. SendGrid's merge-field format.
+    esp_extra: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class MessagesBatchEndpoint:
+    """An endpoint that takes a list of whole messages, each with its own body, headers and
+    metadata (Postmark's /email/batch, Resend's /emails/batch): every email is built as for a
+    single call, anymail's own payload code turns each into the provider's JSON, and one request
+    carries them all. The answer has one entry per message, in order."""
+
+    path: str  # after the backend's API URL
+    max_messages: int
+
+
+@dataclass(frozen=True)
+class MessageAnswer:
+    """One message's answer inside a batch call: SENT (with the provider's id), or REFUSED (the
+    provider will not write to this address), or PERMANENT (this message was not accepted)."""
+
+    kind: str  # SENT, REFUSED or PERMANENT
+    provider_id: str = ""
+    detail: str = ""
+    # Addresses the provider named as refused: all of a REFUSED message's, or some of a SENT one's
+    # (Postmark takes a message to two addresses and drops the inactive one).
+    refused: tuple[str, ...] = ()
+
+
+SENT = "sent"
 
 
 class Provider:
@@ -52,6 +90,25 @@ class Provider:
     # send response gave). If so, an event without one is about no message we sent: it is stored
     # and not acted on. Only for a provider we do not know is an event matched by its recipient.
     events_carry_message_id = False
+
+    messages_batch: MessagesBatchEndpoint | None = None
+
+    def stream_options(self, stream: str) -> dict:
+        """anymail message attributes that put an email on `stream` (TRANSACTIONAL or BULK):
+        {"esp_extra": {...}, "tags": [...]}. The base (SMTP, the outbox) has one path only."""
+        return {}
+
+    # --- a messages batch (only for a provider with `messages_batch`) ---
+
+    def batch_message_data(self, payload) -> dict:
+        """One message's JSON as anymail's payload code built it for a single call."""
+        return json.loads(payload.serialize_data())
+
+    def batch_body(self, messages: list[dict]) -> object:
+        return messages
+
+    def batch_answers(self, parsed) -> list[MessageAnswer]:
+        raise NotImplementedError
 
     def classify_error(self, exc: BaseException) -> str:
         if isinstance(exc, AnymailRecipientsRefused) or isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -79,6 +136,11 @@ class Provider:
         return False
 
 
+def _stream_tag(stream: str) -> list[str]:
+    """A tag naming the kind of email (never the stage), where tags are how the provider splits streams."""
+    return [settings.NURTURE_BULK_TAG if stream == BULK else settings.NURTURE_TRANSACTIONAL_TAG]
+
+
 class Mailgun(Provider):
     name = "mailgun"
     events_carry_message_id = True
@@ -88,14 +150,51 @@ class Mailgun(Provider):
         merge_field_format="%recipient.{}%", ids_per_recipient=False, syntax_marker="%recipient.", max_recipients=1000
     )
 
+    def stream_options(self, stream: str) -> dict:
+        # Mailgun splits mail by tag, or (better for reputation) by a separate sending domain.
+        options = {"tags": _stream_tag(stream)}
+        domain = settings.NURTURE_MAILGUN_BULK_SENDER_DOMAIN if stream == BULK else ""
+        if domain:
+            options["esp_extra"] = {"sender_domain": domain}
+        return options
+
     def is_soft_bounce(self, esp_event) -> bool:
         return isinstance(esp_event, dict) and esp_event.get("severity") == "temporary"
+
+
+# Postmark names the refused addresses in its message (the pattern anymail reads for single sends).
+_INACTIVE = re.compile(r"inactive addresses:\s*(.*)\.\s*Inactive recipients", re.MULTILINE)
 
 
 class Postmark(Provider):
     name = "postmark"
     events_carry_message_id = True
     backend = "anymail.backends.postmark.EmailBackend"
+    # Up to 500 whole messages per call, answered one entry per message in order.
+    messages_batch = MessagesBatchEndpoint(path="email/batch", max_messages=500)
+    # Per-message error codes that mean the address itself is refused (inactive: bounced or complained).
+    REFUSED_CODES = {406}
+
+    def stream_options(self, stream: str) -> dict:
+        name = settings.NURTURE_POSTMARK_BULK_STREAM if stream == BULK else settings.NURTURE_POSTMARK_TRANSACTIONAL_STREAM
+        return {"esp_extra": {"MessageStream": name}}
+
+    def batch_message_data(self, payload) -> dict:
+        return payload.data  # what anymail would post to /email for this message alone
+
+    def batch_answers(self, parsed) -> list[MessageAnswer]:
+        answers = []
+        for entry in parsed:
+            code = int(entry.get("ErrorCode", 0) or 0)
+            named = _INACTIVE.search(str(entry.get("Message", "")))
+            refused = tuple(a.strip().lower() for a in named.group(1).split(",")) if named else ()
+            if code == 0:
+                answers.append(MessageAnswer(SENT, provider_id=str(entry.get("MessageID", "")), refused=refused))
+            else:
+                kind = REFUSED if code in self.REFUSED_CODES else PERMANENT
+                # Postmark's message quotes the addresses: the reason keeps the code only.
+                answers.append(MessageAnswer(kind, detail=f"Postmark ErrorCode {code}", refused=refused))
+        return answers
 
     def is_soft_bounce(self, esp_event) -> bool:
         return isinstance(esp_event, dict) and esp_event.get("Type") == "SoftBounce"
@@ -105,6 +204,10 @@ class SparkPost(Provider):
     name = "sparkpost"
     events_carry_message_id = True
     backend = "anymail.backends.sparkpost.EmailBackend"
+
+    def stream_options(self, stream: str) -> dict:
+        # SparkPost's own split: transactional mail ignores list unsubscribes and is paced apart.
+        return {"esp_extra": {"options": {"transactional": stream == TRANSACTIONAL}}}
     # Handlebars {{{KEY}}} (triple braces: inserted as given; our values are escaped already) from
     # each recipient's substitution_data; values are never read as template text. Its webhooks
     # report the transmission id (the id anymail gives every recipient of the call) with the
@@ -131,12 +234,46 @@ class SendGrid(Provider):
     name = "sendgrid"
     events_carry_message_id = True
     backend = "anymail.backends.sendgrid.EmailBackend"
+    # Personalizations: one body, each recipient's own substitutions (literal text replaced), headers
+    # and custom_args; anymail gives each recipient its own id (anymail_id), which webhooks report.
+    batch_endpoint = BatchEndpoint(
+        merge_field_format="-nurture-{}-", ids_per_recipient=True, syntax_marker="-nurture-", max_recipients=1000,
+        esp_extra=(("merge_field_format", "-nurture-{}-"),),
+    )
+
+    def stream_options(self, stream: str) -> dict:
+        # Categories split the statistics; an unsubscribe (ASM) group makes series mail bulk mail.
+        options = {"tags": _stream_tag(stream)}
+        group = settings.NURTURE_SENDGRID_BULK_ASM_GROUP if stream == BULK else 0
+        if group:
+            options["esp_extra"] = {"asm": {"group_id": group}}
+        return options
 
     def is_soft_bounce(self, esp_event) -> bool:
         return isinstance(esp_event, dict) and esp_event.get("type") == "blocked"
 
 
-PROVIDERS: tuple[Provider, ...] = (Mailgun(), Postmark(), SparkPost(), SendGrid())
+class AmazonSES(Provider):
+    name = "amazon_ses"
+    backend = "anymail.backends.amazon_ses.EmailBackend"
+
+    def stream_options(self, stream: str) -> dict:
+        name = (settings.NURTURE_SES_BULK_CONFIGURATION_SET if stream == BULK
+                else settings.NURTURE_SES_TRANSACTIONAL_CONFIGURATION_SET)
+        return {"esp_extra": {"ConfigurationSetName": name}} if name else {}
+
+
+class Resend(Provider):
+    name = "resend"
+    backend = "anymail.backends.resend.EmailBackend"
+    # Up to 100 whole messages per call; the call is accepted or refused as a whole.
+    messages_batch = MessagesBatchEndpoint(path="emails/batch", max_messages=100)
+
+    def batch_answers(self, parsed) -> list[MessageAnswer]:
+        return [MessageAnswer(SENT, provider_id=str(entry.get("id", ""))) for entry in (parsed or {}).get("data", [])]
+
+
+PROVIDERS: tuple[Provider, ...] = (Mailgun(), Postmark(), SparkPost(), SendGrid(), AmazonSES(), Resend())
 MAILGUN_BACKEND = Mailgun.backend
 SPARKPOST_BACKEND = SparkPost.backend
 # EMAIL_BACKEND -> its batch endpoint (a table, so a test can add a backend of its own).
@@ -151,7 +288,7 @@ def classify_send_error(exc: BaseException) -> str:
 
 
 def batch_endpoint() -> BatchEndpoint | None:
-    """The configured backend's batch endpoint, or None: send one by one."""
+    """The configured backend's merge-field batch endpoint, or None."""
     if not settings.NURTURE_BATCH_SEND:
         return None
     return BATCH_ENDPOINTS.get(settings.EMAIL_BACKEND)
@@ -160,6 +297,27 @@ def batch_endpoint() -> BatchEndpoint | None:
 def events_carry_message_id(*, provider: str) -> bool:
     """Whether the named provider's events always name their message (see Provider)."""
     return any(p.events_carry_message_id for p in PROVIDERS if p.name == (provider or "").lower())
+
+
+def configured() -> Provider:
+    """The provider of the configured EMAIL_BACKEND (the base for SMTP, the outbox and others)."""
+    return next((p for p in PROVIDERS if p.backend == settings.EMAIL_BACKEND), _BASE)
+
+
+def messages_batch_provider() -> Provider | None:
+    """The configured provider if it takes a list of whole messages per call (and batching is on)."""
+    provider = configured()
+    return provider if settings.NURTURE_BATCH_SEND and provider.messages_batch else None
+
+
+def message_stream_set(message, *, stream: str) -> None:
+    """Put `message` on the configured provider's TRANSACTIONAL or BULK path (settings in
+    config/settings.py, "Provider streams"). Keeps what the message already asks of the ESP."""
+    options = configured().stream_options(stream)
+    if "esp_extra" in options:
+        message.esp_extra = {**(getattr(message, "esp_extra", None) or {}), **options["esp_extra"]}
+    if "tags" in options:
+        message.tags = [*(getattr(message, "tags", None) or []), *options["tags"]]
 
 
 def is_soft_bounce(*, provider: str, esp_event) -> bool:

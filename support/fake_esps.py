@@ -1,7 +1,7 @@
-"""Fakes of more ESP batch APIs on 127.0.0.1, beside tests/fake_provider.py (Postmark, Mailgun),
+"""Fakes of more ESP batch APIs on 127.0.0.1, beside support/fake_provider.py (Postmark, Mailgun),
 for anymail's real backends: FakeSparkPost speaks SparkPost's Transmissions API (one call, many
 recipients, each with its own substitution_data, rendered with SparkPost's handlebars-style
-template language).
+template language); FakeResend speaks Resend's /emails and /emails/batch (whole messages).
 
 Same recording and misbehaviour as the others (FakeProviderState: first_faults, bad_request_for,
 latency, before_accept / after_accept hooks), so the batch tests and `make bench` drive it alike.
@@ -57,15 +57,8 @@ class _SparkPostHandler(_Handler):
             state.requests.extend(to)
             state.request_times.extend([time.time()] * len(to))
             fault = state.first_faults.pop(0) if state.first_faults else None
-        if fault in ("429", "500"):
-            self._answer(int(fault), {"errors": [{"message": "Too many requests" if fault == "429" else "Internal error"}]})
-            return
-        if fault == "timeout":
-            time.sleep(state.timeout_seconds)
-            self.close_connection = True
-            return
-        if fault == "drop":
-            self.close_connection = True
+        if self._answer_fault(fault, {"429": {"errors": [{"message": "Too many requests"}]},
+                                      "500": {"errors": [{"message": "Internal error"}]}}):
             return
         if any(address.lower() in state.bad_request_for for address in to):
             self._answer(422, {"errors": [{"message": "invalid data format/type", "description": "Invalid recipient address", "code": "1300"}]})
@@ -108,6 +101,68 @@ class FakeSparkPost(FakeProvider):
             "EMAIL_BACKEND": "anymail.backends.sparkpost.EmailBackend",
             "ANYMAIL_SPARKPOST_API_KEY": "fake-key",
             "ANYMAIL_SPARKPOST_API_URL": f"{self.url}api/v1/",
+        }
+
+    def anymail_settings(self) -> dict:
+        env = self.anymail_env()
+        return {"EMAIL_BACKEND": env.pop("EMAIL_BACKEND"), "ANYMAIL": {k[len("ANYMAIL_"):]: v for k, v in env.items()}}
+
+
+class _ResendHandler(_Handler):
+    """POST /emails (one message) and /emails/batch (a JSON array of up to 100 whole messages),
+    JSON, "Authorization: Bearer <key>". A batch is accepted or refused as a whole (a bad address
+    anywhere: 422), and answered {"data": [{"id": ...}, ...]} in the order of the messages."""
+
+    def _post(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        payload = json.loads(self.rfile.read(length) or b"{}")
+        path = self.path.rstrip("/")
+        if path not in ("/emails", "/emails/batch") or not (self.headers.get("Authorization") or "").startswith("Bearer "):
+            self._answer(404, {"statusCode": 404, "name": "not_found", "message": "not found"})
+            return
+        batch = path == "/emails/batch"
+        messages = payload if batch else [payload]
+        if batch and (not isinstance(payload, list) or len(payload) > 100):
+            self._answer(422, {"statusCode": 422, "name": "validation_error", "message": "at most 100 emails per batch"})
+            return
+        state = self.state
+        if state.latency:
+            time.sleep(state.latency)
+        to = [address for message in messages for address in message.get("to", [])]
+        with state.lock:
+            state.calls.append(payload)
+            state.requests.extend(to)
+            state.request_times.extend([time.time()] * len(messages))
+            fault = state.first_faults.pop(0) if state.first_faults else None
+        if self._answer_fault(fault, {"429": {"statusCode": 429, "name": "rate_limit_exceeded", "message": "try later"},
+                                      "500": {"statusCode": 500, "name": "internal_server_error", "message": "try later"}}):
+            return
+        if any(address.lower() in state.bad_request_for for address in to):
+            self._answer(422, {"statusCode": 422, "name": "validation_error", "message": "Invalid `to` field."})
+            return
+        ids = []
+        with state.lock:
+            for message in messages:
+                provider_id = str(uuid.uuid4())
+                ids.append(provider_id)
+                headers = message.get("headers", {})
+                for address in message.get("to", []):
+                    state.delivered.append({"to": address, "subject": message.get("subject", ""), "headers": headers,
+                                            "text": message.get("text", ""), "html": message.get("html", ""),
+                                            "tags": message.get("tags", []), "provider_id": provider_id})
+                    state.accepted.append(Accepted(address, message.get("subject", ""), headers.get("Message-ID", ""), provider_id, message.get("text", "")))
+        self._answer(200, {"data": [{"id": i} for i in ids]} if batch else {"id": ids[0]})
+
+
+class FakeResend(FakeProvider):
+    HANDLER = _ResendHandler
+
+    def anymail_env(self) -> dict:
+        """Environment for a worker subprocess: anymail's real Resend backend, pointed here."""
+        return {
+            "EMAIL_BACKEND": "anymail.backends.resend.EmailBackend",
+            "ANYMAIL_RESEND_API_KEY": "fake-key",
+            "ANYMAIL_RESEND_API_URL": self.url,
         }
 
     def anymail_settings(self) -> dict:

@@ -7,7 +7,8 @@ can be told to misbehave: answer after a latency like a real provider's, answer 
 for a while (an outage), accept a message and withhold the answer (the client's read timeout),
 answer the first requests with 429 / 500 / a timeout / a dropped connection, answer 400 for chosen recipients (a permanent error), refuse chosen recipients as
 inactive (Postmark's 422 / ErrorCode 406), or call a hook before answering (to kill a worker at a
-chosen moment). Runs as threads in the test process; worker subprocesses reach it over loopback.
+chosen moment). Both of Postmark's send endpoints: /email (one message) and /email/batch (up to 500
+whole messages, answered one entry per message). Runs as threads in the test process; worker subprocesses reach it over loopback.
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ class FakeProviderState:
     latency_seconds: float = 0.0  # every answer waits this long (a real provider's round trip)
     fail_until: float = 0.0  # wall-clock time until which every request is answered 500 (an outage)
     withhold_for: set[str] = field(default_factory=set)  # accepted, then no answer (the client's read timeout)
-    merge_bodies: bool = True  # FakeMailgun: merge each recipient's text and HTML (the benchmark turns it off)
+    merge_bodies: bool = True  # keep (Mailgun: merge) each message's text and HTML; the benchmark turns it off
     in_flight: int = 0  # requests being answered now, and the most at once (calls overlapping)
     max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -95,6 +96,19 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:  # the client is gone (a killed worker): the message stays accepted
             self.close_connection = True
 
+    def _answer_fault(self, fault: str | None, errors: dict[str, dict]) -> bool:
+        """Misbehave as told (first_faults): "429" / "500" answer `errors[fault]`, "timeout" stalls
+        past the client's patience, "drop" closes without an answer; nothing is accepted. True if
+        the request ends here."""
+        if fault in ("429", "500"):
+            self._answer(int(fault), errors[fault])
+        elif fault == "timeout":
+            time.sleep(self.state.timeout_seconds)  # the client gives up first
+            self.close_connection = True
+        elif fault == "drop":
+            self.close_connection = True  # connection closed with no answer
+        return fault in ("429", "500", "timeout", "drop")
+
     def do_POST(self):
         state = self.state
         with state.lock:
@@ -111,46 +125,56 @@ class _Handler(BaseHTTPRequestHandler):
     def _post(self):
         length = int(self.headers.get("Content-Length") or 0)
         payload = json.loads(self.rfile.read(length) or b"{}")
-        if self.path.rstrip("/") != "/email" or self.headers.get("X-Postmark-Server-Token") is None:
+        path = self.path.rstrip("/")
+        if path not in ("/email", "/email/batch") or self.headers.get("X-Postmark-Server-Token") is None:
             self._answer(404, {"ErrorCode": 404, "Message": "unknown endpoint"})
             return
+        batch = path == "/email/batch"
+        if batch and (not isinstance(payload, list) or len(payload) > 500):
+            self._answer(422, {"ErrorCode": 300, "Message": "A batch takes a JSON array of at most 500 messages."})
+            return
+        messages = payload if batch else [payload]
         state = self.state
         if state.latency:
             time.sleep(state.latency)
-        to = payload.get("To", "")
         with state.lock:
-            state.requests.append(to)
-            state.request_times.append(time.time())
+            state.calls.append(payload if state.merge_bodies else {"messages": len(messages)})  # the bench keeps no bodies
+            for message in messages:
+                state.requests.append(message.get("To", ""))
+                state.request_times.append(time.time())
             fault = state.first_faults.pop(0) if state.first_faults else None
             if fault is None and time.time() < state.fail_until:
                 fault = "500"
-        if fault == "429":
-            self._answer(429, {"ErrorCode": 429, "Message": "Rate limit exceeded"})
+        if self._answer_fault(fault, {"429": {"ErrorCode": 429, "Message": "Rate limit exceeded"},
+                                      "500": {"ErrorCode": 500, "Message": "Internal server error"}}):
             return
-        if fault == "500":
-            self._answer(500, {"ErrorCode": 500, "Message": "Internal server error"})
-            return
-        if fault == "timeout":
-            time.sleep(state.timeout_seconds)  # the client gives up first; nothing accepted
+        # Postmark's /email answers a bad message with an HTTP error; /email/batch answers 200 with
+        # one entry per message, in order, each with its own ErrorCode.
+        answers = [self._one(message) for message in messages]
+        if any(message.get("To", "").lower() in state.withhold_for for message in messages):
+            time.sleep(state.timeout_seconds)  # accepted, but the answer never comes in time
             self.close_connection = True
             return
-        if fault == "drop":
-            self.close_connection = True  # connection closed with no answer; nothing accepted
-            return
+        if batch:
+            self._answer(200, [body for _status, body in answers])
+        else:
+            self._answer(*answers[0])
+
+    def _one(self, payload: dict) -> tuple[int, dict]:
+        """One message: accepted (recorded), or the error Postmark gives it."""
+        state = self.state
+        to = payload.get("To", "")
         if to.lower() in state.bad_request_for:
-            self._answer(400, {"ErrorCode": 400, "Message": "Bad request"})
-            return
-        if to.lower() in state.inactive:
-            self._answer(
-                422,
-                {
-                    "ErrorCode": 406,
-                    "Message": "You tried to send to a recipient that has been marked as inactive.\n"
-                    f"Found inactive addresses: {to.lower()}.\n"
-                    "Inactive recipients are ones that have generated a hard bounce or a spam complaint. ",
-                },
-            )
-            return
+            return 400, {"ErrorCode": 300, "Message": f"Invalid 'To' address: '{to}'."}
+        addresses = [a.strip().lower() for a in to.split(",") if a.strip()]
+        inactive = [a for a in addresses if a in state.inactive]
+        if inactive and len(inactive) == len(addresses):
+            return 422, {
+                "ErrorCode": 406,
+                "Message": "You tried to send to a recipient that has been marked as inactive.\n"
+                f"Found inactive addresses: {', '.join(inactive)}.\n"
+                "Inactive recipients are ones that have generated a hard bounce or a spam complaint. ",
+            }
         if state.before_accept is not None:
             state.before_accept(payload)
         provider_id = str(uuid.uuid4())
@@ -158,16 +182,19 @@ class _Handler(BaseHTTPRequestHandler):
             state.accepted.append(
                 Accepted(to, payload.get("Subject", ""), _header(payload, "Message-ID"), provider_id, payload.get("TextBody", ""))
             )
+            state.delivered.append({
+                "to": to, "subject": payload.get("Subject", ""), "stream": payload.get("MessageStream", ""),
+                "headers": {h.get("Name", ""): h.get("Value", "") for h in payload.get("Headers") or []},
+                "metadata": payload.get("Metadata", {}), "tag": payload.get("Tag", ""),
+                "text": payload.get("TextBody", "") if state.merge_bodies else "",
+                "html": payload.get("HtmlBody", "") if state.merge_bodies else "", "provider_id": provider_id,
+            })
         if state.after_accept is not None:
             state.after_accept(payload)
-        if to.lower() in state.withhold_for:
-            time.sleep(state.timeout_seconds)  # accepted, but the answer never comes in time
-            self.close_connection = True
-            return
-        self._answer(
-            200,
-            {"To": to, "SubmittedAt": "2026-01-01T00:00:00Z", "MessageID": provider_id, "ErrorCode": 0, "Message": "OK"},
-        )
+        # Some recipients inactive: Postmark sends to the others and says whom it left out.
+        said = (f"Message OK, but will not deliver to these inactive addresses: {', '.join(inactive)}. "
+                "Inactive recipients are ones that have generated a hard bounce or a spam complaint.") if inactive else "OK"
+        return 200, {"To": to, "SubmittedAt": "2026-01-01T00:00:00Z", "MessageID": provider_id, "ErrorCode": 0, "Message": said}
 
 
 class FakeProvider:
@@ -241,15 +268,7 @@ class _MailgunHandler(_Handler):
             state.requests.extend(to)
             state.request_times.extend([time.time()] * len(to))  # one stamp per email: the ceiling counts emails
             fault = state.first_faults.pop(0) if state.first_faults else None
-        if fault in ("429", "500"):
-            self._answer(int(fault), {"message": "Rate limit exceeded" if fault == "429" else "Internal error"})
-            return
-        if fault == "timeout":
-            time.sleep(state.timeout_seconds)
-            self.close_connection = True
-            return
-        if fault == "drop":
-            self.close_connection = True
+        if self._answer_fault(fault, {"429": {"message": "Rate limit exceeded"}, "500": {"message": "Internal error"}}):
             return
         if any(address.lower() in state.bad_request_for for address in to):
             self._answer(400, {"message": "'to' parameter is not a valid address. please check documentation"})

@@ -63,7 +63,9 @@ class Stack:
 
         return subprocess_env(
             broker_url=self.broker_url, outbox_dir=self.log_dir / "outbox", day_seconds=self.day_seconds,
-            extra={**self.provider.anymail_env(), **self.env, **{k: str(v) for k, v in extra.items()}},
+            # The scenarios are of the one-call-per-email pipeline (its probe, pool and per-call
+            # answers); Postmark's batch endpoint has its own tests (tests/e2e/test_batch.py).
+            extra={**self.provider.anymail_env(), "NURTURE_BATCH_SEND": "0", **self.env, **{k: str(v) for k, v in extra.items()}},
         )
 
     def worker(self, name: str, **extra):

@@ -17,7 +17,7 @@ from django.contrib import admin
 from django.shortcuts import render
 from django.utils import timezone
 
-from nurture import results, selectors
+from nurture import mail_health, results, selectors
 from nurture.models import Delivery, Subscriber
 
 from nurture.admin.base import VIEW_DELIVERY, VIEW_OVERVIEW, staff_view
@@ -65,6 +65,9 @@ def overview(request):
             "failure_reasons": selectors.failure_reasons_since(since=now - FAILURE_WINDOW),
             "row_limit": selectors.OVERVIEW_ROW_LIMIT,
             "show_deliveries": request.user.has_perm(VIEW_DELIVERY),
+            # The complaint brake (services/brake.py): its state and the day's figures.
+            "brake": mail_health.sending_brake_engaged(),
+            "mail_health": mail_health.series_mail_health(since=now - FAILURE_WINDOW),
         },
     )
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from content.models import Article
-from nurture import selectors, tokens
+from nurture import providers, selectors, tokens
 from nurture.emails.cache import render_step, step_language
 from nurture.emails.layout import PALETTE, inline_css, organisation, tidy_text
 from nurture.emails.links import (
@@ -167,7 +167,9 @@ def _service_email(*, template: str, to: str, language: str, first_name: str, co
         context["subject"] = subject
         text = tidy_text(render_to_string(f"email/{template}.txt", context))
         html = inline_css(render_to_string(f"email/{template}.html", context))
-    return _message(subject=subject, text=text, html=html, to=to, message_id=make_msgid(domain=domain()))
+    message = _message(subject=subject, text=text, html=html, to=to, message_id=make_msgid(domain=domain()))
+    providers.message_stream_set(message, stream=providers.TRANSACTIONAL)  # someone is waiting for it
+    return message
 
 
 def build_confirmation_email(subscriber: Subscriber, *, signup_request: SignupRequest | None = None) -> EmailMultiAlternatives:

@@ -5,6 +5,7 @@ from nurture.models.engine import (
     ConsentRecord,
     Delivery,
     ProviderEvent,
+    SendingBrake,
     Series,
     SignupRequest,
     Step,
@@ -18,7 +19,7 @@ from nurture.models.engine import (
 from nurture.models.staff import AuditEntry, AuditEntryQuerySet, StaffTools, StepDailyResults
 
 __all__ = [
-    "AuditEntry", "AuditEntryQuerySet", "CarerHandoff", "ConsentRecord", "Delivery", "ProviderEvent", "Series",
+    "AuditEntry", "AuditEntryQuerySet", "CarerHandoff", "ConsentRecord", "Delivery", "ProviderEvent", "SendingBrake", "Series",
     "SignupRequest", "StaffTools", "Step", "StepArticle", "StepDailyResults", "StepFigures", "Subscriber",
     "Suppression", "known_time_zones", "validate_time_zone",
 ]

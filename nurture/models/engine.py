@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import zoneinfo
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
@@ -381,3 +382,30 @@ class ProviderEvent(models.Model):
 
     def __str__(self):
         return f"{self.provider} {self.event_type} #{self.pk}"
+
+
+class SendingBrake(models.Model):
+    """Series sending paused by itself: the complaint or hard-bounce rate of series emails over the
+    last day went above its limit (services/brake.py). At most one is engaged at a time (a partial
+    unique index); only a staff member's explicit resume lifts it. Figures only: no address, no stage."""
+
+    engaged = models.BooleanField(default=True)
+    tripped_at = models.DateTimeField(auto_now_add=True)
+    reason = models.CharField(max_length=200)
+    emails = models.PositiveIntegerField(help_text="Series emails delivered in the window the rates were read over.")
+    complaints = models.PositiveIntegerField()
+    hard_bounces = models.PositiveIntegerField()
+    resumed_at = models.DateTimeField(null=True, blank=True)
+    resumed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-tripped_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["engaged"], condition=models.Q(engaged=True), name="sending_brake_one_engaged"),
+        ]
+        permissions = [("resume_sendingbrake", "Can resume series sending after the complaint brake")]
+
+    def __str__(self):
+        return f"Sending brake #{self.pk} ({'engaged' if self.engaged else 'resumed'})"

@@ -59,6 +59,16 @@ def audit_record(*, user, action: str, subscriber_id: int | None = None, deliver
     )
 
 
+def audit_record_operation(*, user, action: str, detail: str) -> AuditEntry:
+    """One entry for an operation on the service as a whole, naming no subscriber or delivery
+    (e.g. resuming series sending after the complaint brake)."""
+    if action not in AuditEntry.Action.values:
+        raise ValueError(f"Unknown audit action {action!r}.")
+    if not (detail or "").strip():
+        raise ValueError("An entry for the whole service says which operation it was.")
+    return AuditEntry.objects.create(**_user_fields(user), action=action, detail=_checked_detail(detail))
+
+
 def audit_record_many(*, user, action: str, subscriber_ids: Iterable[int], detail: str = "") -> int:
     """One entry per subscriber, in one INSERT (a list page or a bulk action)."""
     if action not in AuditEntry.Action.values:

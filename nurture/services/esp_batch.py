@@ -1,12 +1,21 @@
-"""Batch calls through an ESP's batch endpoint (anymail's merge_data; Mailgun): a send batch goes out
-as a few calls, one per identical body, each carrying at most one rate-limit window's worth of
-emails. The claim, re-check, stamp and record are the same as for one call per email
-(services/send_calls.py, services/deliveries.py). docs/scheduler.md, "Batch endpoint".
+"""Batch calls where the provider has them, in two kinds (docs/scheduler.md, "Batch endpoints"):
+
+- a merge-field endpoint (anymail's merge_data; Mailgun, SparkPost, SendGrid): a send batch goes out
+  as a few calls, one per identical body, the ESP filling in each recipient's values;
+- a messages endpoint (Postmark's /email/batch, Resend's /emails/batch): each delivery's own email,
+  built as for a single call and turned into the provider's JSON by anymail's payload code, up to
+  the endpoint's limit per request; the answer, one entry per message in order, is mapped back to
+  the deliveries one by one (a message refused inside the batch fails alone).
+
+Each call carries at most one rate-limit window's worth of emails. The claim, re-check, stamp and
+record are the same as for one call per email (services/send_calls.py, services/deliveries.py).
 """
 from __future__ import annotations
 
 import logging
 from datetime import datetime
+
+from anymail.exceptions import AnymailAPIError
 
 from django.conf import settings
 from django.core.mail import get_connection
@@ -17,7 +26,10 @@ from nurture.models import Delivery
 from nurture.services import throttle
 from nurture.services.deliveries import Claimed, SentAnswer, deliveries_record_sent, deliveries_settle, deliveries_release, deliveries_stamp_handed, with_db_retry
 from nurture.services.deliveries import NOT_CLAIMED
-from nurture.services.send_calls import BatchOutcome, Slots, _back_off_together, _error_summary, _record, send_one_by_one
+from nurture import metrics, providers
+from nurture.services.send_calls import (
+    BatchOutcome, Slots, _back_off_together, _error_summary, _record, build_each, send_one_by_one, stamp_handed,
+)
 from nurture.services.suppression import address_suppress
 
 logger = logging.getLogger(__name__)
@@ -43,13 +55,28 @@ def group_for_batch_calls(claimed: list[Claimed], *, limit: int) -> list[list[Cl
 
 
 def send_in_batch_calls(items: list[Claimed], *, stamp: datetime, outcome: BatchOutcome, endpoint) -> None:
-    # A call carries at most one rate-limit window's worth of emails: its slots are taken at once.
+    """Through a merge-field endpoint: one call per identical body."""
     calls = group_for_batch_calls(items, limit=min(endpoint.max_recipients, throttle.max_emails_per_call()))
+    _make_calls(items, calls, stamp=stamp, outcome=outcome,
+                send=lambda call, connection: _send_batch_call(call, stamp=stamp, connection=connection, endpoint=endpoint, outcome=outcome))
+
+
+def send_in_messages_batches(items: list[Claimed], *, stamp: datetime, outcome: BatchOutcome, provider) -> None:
+    """Through a messages endpoint: each delivery's own email, up to the endpoint's limit per call."""
+    limit = max(1, min(provider.messages_batch.max_messages, throttle.max_emails_per_call()))
+    calls = [items[start:start + limit] for start in range(0, len(items), limit)]
+    _make_calls(items, calls, stamp=stamp, outcome=outcome,
+                send=lambda call, connection: _send_messages_call(call, stamp=stamp, connection=connection, provider=provider, outcome=outcome))
+
+
+def _make_calls(items: list[Claimed], calls: list[list[Claimed]], *, stamp, outcome: BatchOutcome, send) -> None:
+    """The calls one after another on one connection. `send(call, connection)` returns a retry
+    countdown after a transient error: then the calls not made yet back off with that one."""
     connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
     with connection:
         for index, call in enumerate(calls):
-            countdown = _send_batch_call(call, stamp=stamp, connection=connection, endpoint=endpoint, outcome=outcome)
-            if countdown is not None:  # transient: the calls not made yet back off with this one
+            countdown = send(call, connection)
+            if countdown is not None:
                 later = [item.pk for rest in calls[index + 1 :] for item in rest]
                 with_db_retry(lambda: deliveries_release(delivery_ids=later, stamp=stamp, countdown=countdown, handed=False), what="back off")
                 _back_off_together(outcome, [item.pk for item in items], countdown)
@@ -77,6 +104,8 @@ def _send_batch_call(call: list[Claimed], *, stamp, connection, endpoint, outcom
         outcome.count(Delivery.Status.FAILED, with_db_retry(lambda: deliveries_settle(
             delivery_ids=[i.pk for i in call], stamp=stamp, status=Delivery.Status.FAILED, reason=reason), what="build failed"))
         return None
+    message.esp_extra = {**(getattr(message, "esp_extra", None) or {}), **dict(endpoint.esp_extra)}
+    providers.message_stream_set(message, stream=providers.BULK)
     message.connection = connection
     for item in call:
         item.message = message
@@ -132,3 +161,90 @@ def _record_batch_answer(handed: list[Claimed], message, *, stamp, outcome: Batc
             reason=f"the provider answered {status} for this recipient"), what="invalid"))
 
 
+# --- a messages endpoint ----------------------------------------------------------------------------
+
+
+class _MessagesBatchPayload:
+    """What anymail's backend posts (post_to_esp): the provider's batch request, made of the
+    messages' own payloads (the first one's headers carry the credentials)."""
+
+    def __init__(self, payloads: list, body: object, path: str):
+        self.payloads, self.body, self.path = payloads, body, path
+
+    def get_request_params(self, api_url: str) -> dict:
+        params = self.payloads[0].get_request_params(api_url)
+        params["url"] = api_url + self.path
+        params["data"] = self.payloads[0].serialize_json(self.body)
+        return params
+
+
+def _payload_for(item: Claimed, connection, outcome: BatchOutcome, stamp):
+    """anymail's payload for this delivery's email alone; None (and the delivery failed with the
+    reason) if anymail will not build it."""
+    try:
+        return connection.build_message_payload(item.message, connection.send_defaults)
+    except Exception as exc:  # anymail's checks (an unsupported feature, a bad address): nothing sent
+        reason = f"could not build the email: {_error_summary(exc)}"
+        outcome.count(Delivery.Status.FAILED, with_db_retry(lambda: deliveries_settle(
+            delivery_ids=[item.pk], stamp=stamp, status=Delivery.Status.FAILED, reason=reason), what="build failed"))
+        return None
+
+
+def _send_messages_call(call: list[Claimed], *, stamp, connection, provider, outcome: BatchOutcome) -> float | None:
+    """One request with each delivery's own message. Returns the retry countdown after a transient
+    error, else None."""
+    built = []
+    for item in build_each(call, stamp=stamp, outcome=outcome):
+        payload = _payload_for(item, connection, outcome, stamp)
+        if payload is not None:
+            built.append((item, payload))
+    if not built:
+        return None
+    Slots().take(len(built))  # one slot per email: the ceiling is emails per second
+    handed = stamp_handed([item for item, _payload in built], stamp=stamp, outcome=outcome)
+    if not handed:
+        return None
+    held = {item.pk for item in handed}
+    payloads = [payload for item, payload in built if item.pk in held]
+    request = _MessagesBatchPayload(
+        payloads, provider.batch_body([provider.batch_message_data(p) for p in payloads]), provider.messages_batch.path)
+    try:
+        response = connection.post_to_esp(request, None)
+        answers = provider.batch_answers(connection.deserialize_json_response(response, request, None))
+        if len(answers) != len(handed):
+            # We cannot tell which answer is whose: the provider may have them all (unknown, never resent).
+            raise AnymailAPIError(f"the provider answered {len(answers)} entries for {len(handed)} messages")
+    except Exception as exc:
+        return _record([(item, exc) for item in handed], stamp=stamp, outcome=outcome)
+    _record_messages_answers(list(zip(handed, answers)), stamp=stamp, outcome=outcome)
+    return None
+
+
+def _record_messages_answers(pairs: list, *, stamp, outcome: BatchOutcome) -> None:
+    """Each message's own answer, exactly once: accepted ones in one UPDATE; a refused address is
+    suppressed (the message's own recipients: the subscriber or their carer); others fail alone."""
+    accepted = [SentAnswer(item.pk, item.delivery.subscriber_id, answer.provider_id, item.message.nurture_article_versions)
+                for item, answer in pairs if answer.kind == providers.SENT]
+    deliveries_record_sent(answers=accepted)
+    outcome.count(Delivery.Status.SENT, len(accepted))
+    for item, answer in pairs:
+        _suppress_refused(item, answer)
+        if answer.kind == providers.SENT:
+            continue
+        metrics.count_provider_error(answer.kind)
+        if answer.kind == providers.REFUSED:
+            reason = f"recipient refused: {answer.detail}"
+        else:
+            reason = f"the provider refused this message: {answer.detail}"
+        outcome.count(Delivery.Status.FAILED, with_db_retry(lambda: deliveries_settle(
+            delivery_ids=[item.pk], stamp=stamp, status=Delivery.Status.FAILED, reason=reason), what="message refused"))
+
+
+def _suppress_refused(item: Claimed, answer) -> None:
+    """The addresses the provider refused, among this message's own recipients (the subscriber or
+    their carer): the ones it named; for a refused message naming none, all of them. A message to
+    two addresses may be sent to one while the other is refused: only that one is suppressed."""
+    ours = {address.lower(): address for address in item.message.to}
+    named = [ours[address] for address in answer.refused if address in ours]
+    for address in named or (item.message.to if answer.kind == providers.REFUSED else []):
+        with_db_retry(lambda: address_suppress(email=address, reason="refused by the email provider"), what="suppressing")

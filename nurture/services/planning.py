@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from nurture.models import Delivery, StepArticle, Subscriber
 from nurture.rules import decide, timing_settings
-from nurture import recipients, selectors
+from nurture import mail_health, recipients, selectors
 from nurture.selectors import SeriesSteps
 
 logger = logging.getLogger(__name__)
@@ -160,6 +160,11 @@ def deliveries_plan_batch(*, now: datetime, batch_size: int, series_steps: Serie
     """Plan one bounded batch inside the caller's transaction; a fixed number of queries."""
     batch = _locked_due_batch(now, batch_size)
     if not batch:
+        return BatchResult([], 0, 0, 0)
+    if mail_health.sending_brake_engaged() is not None:
+        # The complaint brake holds series sending: nobody is planned (their locks go with this
+        # transaction) until staff resume it; asked only when someone is due, so idle costs nothing.
+        logger.info("series sending paused by the complaint brake: %d due subscribers not planned", len(batch))
         return BatchResult([], 0, 0, 0)
     _commit_without_waiting_for_disk()
     series_steps.load({s.series_id for s in batch if s.series_id is not None})

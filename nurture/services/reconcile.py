@@ -35,6 +35,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from nurture import mail_health
 from nurture.models import Delivery
 from nurture.services.answer_journal import answers_journal_replay
 from nurture.services.deliveries import deliveries_mark_sent
@@ -108,8 +109,8 @@ def deliveries_reconcile(
         Q(provider_call_started_at__lt=window) | Q(provider_call_started_at__isnull=True, sending_started_at__lt=window)
     ).update(status=Delivery.Status.FAILED, failed_at=now, failure_reason=UNKNOWN_EXPIRED_REASON)
 
-    # Queued with no live task: the sweeper.
-    if enqueue is not None:
+    # Queued with no live task: the sweeper (not while the complaint brake holds series sending).
+    if enqueue is not None and mail_health.sending_brake_engaged() is None:
         waiting = queue_length()
         if waiting is None:
             overdue_before = cutoff

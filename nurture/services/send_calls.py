@@ -25,7 +25,7 @@ from django.utils import timezone
 from nurture import metrics
 from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery
-from nurture.providers import PERMANENT, REFUSED, TRANSIENT, classify_send_error
+from nurture.providers import BULK, PERMANENT, REFUSED, TRANSIENT, classify_send_error, message_stream_set
 from nurture.services import throttle
 from nurture.services.deliveries import (
     NOT_CLAIMED,
@@ -211,6 +211,7 @@ def _settle_error(item: Claimed, kind: str, summary: str, attempts: int) -> tupl
 def _build(item: Claimed) -> bool:
     try:
         item.message = build_delivery_email(item.delivery, articles=item.articles, to=item.recipients)
+        message_stream_set(item.message, stream=BULK)  # series emails go on the provider's bulk path
         return True
     except Exception:  # a bug or bad content: nothing was sent; staff see why
         logger.exception("building delivery=%s failed", item.pk, extra={"delivery_id": item.pk})
@@ -336,14 +337,25 @@ def _back_off_together(outcome: BatchOutcome, ids: list[int], countdown: float) 
     outcome.retry_countdown = max(outcome.retry_countdown, countdown)
 
 
-def _hand_over(chunk, *, stamp, outcome, pool, connections, in_flight) -> None:
+def build_each(chunk: list[Claimed], *, stamp, outcome: BatchOutcome) -> list[Claimed]:
+    """Build each delivery's own email; the ones that cannot be built fail with the reason."""
     built = [item for item in chunk if _build(item)]
     broken = [item.pk for item in chunk if item.message is None]
     if broken:
         outcome.count(Delivery.Status.FAILED, with_db_retry(lambda: deliveries_settle(
             delivery_ids=broken, stamp=stamp, status=Delivery.Status.FAILED, reason="could not build the email"), what="build failed"))
-    handed = with_db_retry(lambda: deliveries_stamp_handed(items=built, stamp=stamp), what="stamp")
-    outcome.count(NOT_CLAIMED, len(built) - len(handed))
+    return built
+
+
+def stamp_handed(items: list[Claimed], *, stamp, outcome: BatchOutcome) -> list[Claimed]:
+    """Mark the rows about to go to the provider (one UPDATE); the ones our claim no longer holds drop out."""
+    handed = with_db_retry(lambda: deliveries_stamp_handed(items=items, stamp=stamp), what="stamp")
+    outcome.count(NOT_CLAIMED, len(items) - len(handed))
+    return handed
+
+
+def _hand_over(chunk, *, stamp, outcome, pool, connections, in_flight) -> None:
+    handed = stamp_handed(build_each(chunk, stamp=stamp, outcome=outcome), stamp=stamp, outcome=outcome)
     for item in handed:
         in_flight[pool.submit(_call, item, connections)] = item
 

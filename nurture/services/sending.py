@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from nurture import metrics, providers, selectors
+from nurture import mail_health, metrics, providers, selectors
 from nurture.emails.messages import build_carer_confirmation_email, build_carer_notice_email
 from nurture.models import CarerHandoff, Delivery
 from nurture.services.deliveries import (
@@ -38,12 +38,14 @@ from nurture.services.deliveries import (
 )
 from nurture.services import throttle
 from nurture.services.signup import EmailOutcome, throttled_email_send
-from nurture.services.esp_batch import group_for_batch_calls, send_in_batch_calls  # noqa: F401 (group_for_batch_calls: the batch API)
+from nurture.services.esp_batch import group_for_batch_calls, send_in_batch_calls, send_in_messages_batches  # noqa: F401 (group_for_batch_calls: the batch API)
 from nurture.services.send_calls import (  # noqa: F401 (retry_countdown, BatchOutcome: the sending API)
     RETRY, BatchOutcome, Slots, _error_summary, release_countdown, retry_countdown, send_one_by_one,
 )
 
 logger = logging.getLogger(__name__)
+
+BRAKED = "braked"  # not claimed: series sending is paused by the complaint brake
 
 
 # --- the batch ------------------------------------------------------------------------------------
@@ -57,6 +59,12 @@ def deliveries_send(*, delivery_ids: list[int], wait_for_slot=None) -> BatchOutc
     outcome = BatchOutcome()
     stamp = timezone.now()
     try:
+        if with_db_retry(mail_health.sending_brake_engaged, what="brake") is not None:
+            # The complaint brake: the deliveries stay queued, untouched; the reconciler's sweeper
+            # sends them on once staff resume (services/brake.py).
+            outcome.count(BRAKED, len(delivery_ids))
+            logger.info("send batch size=%d held by the complaint brake", len(delivery_ids))
+            return outcome
         claimed_ids = with_db_retry(lambda: deliveries_claim(delivery_ids=list(delivery_ids), stamp=stamp), what="claim")
     except infrastructure_errors() as exc:  # nothing claimed (or not known to be): all of it again, later
         outcome.error, outcome.retry_ids, outcome.retry_countdown = exc, list(delivery_ids), release_countdown()
@@ -69,8 +77,10 @@ def deliveries_send(*, delivery_ids: list[int], wait_for_slot=None) -> BatchOutc
         for reason, ids in skips.items():
             outcome.count(Delivery.Status.SKIPPED, with_db_retry(
                 lambda: deliveries_settle(delivery_ids=ids, stamp=stamp, status=Delivery.Status.SKIPPED, reason=reason), what="skip"))
-        endpoint = providers.batch_endpoint()
-        if endpoint is None:
+        endpoint, messages_batch = providers.batch_endpoint(), providers.messages_batch_provider()
+        if wait_for_slot is None and messages_batch is not None and len(items) > 1:
+            send_in_messages_batches(items, stamp=stamp, outcome=outcome, provider=messages_batch)
+        elif endpoint is None:
             send_one_by_one(items, stamp=stamp, outcome=outcome, slots=Slots(wait_for_slot))
         else:
             send_in_batch_calls(items, stamp=stamp, outcome=outcome, endpoint=endpoint)

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from nurture import providers, recipients, selectors
 from nurture.models import Delivery, ProviderEvent
+from nurture.services.brake import sending_brake_check
 from nurture.services.carers import carer_address_failed
 from nurture.services.deliveries import ANSWERABLE, delivery_settle_unknown
 from nurture.services.suppression import address_suppress
@@ -172,6 +173,8 @@ def tracking_event_record(*, provider: str, event: AnymailTrackingEvent, notify=
         "provider event provider=%s type=%s delivery=%s suppressed=%s",
         provider, event_type, delivery.pk if delivery else None, will_suppress,
     )
+    if match.matched and delivery is not None and event_type in (EventType.COMPLAINED, EventType.BOUNCED):
+        sending_brake_check()  # a series email's complaint or bounce: is it time to stop?
     return RecordResult(stored=True, suppressed=will_suppress)
 
 

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 EXPECTED_ROWS = {
-    "postmark_0ms", "cpu_per_email_0ms", "postmark_50ms", "mailgun_50ms",
+    "postmark_0ms", "engine_cpu_per_email_0ms", "cpu_per_email_0ms", "postmark_50ms", "mailgun_50ms", "postmark_batch_50ms",
     "plan_idle_after_2000", "plan_due_2000", "plan_idle_after_4000", "plan_due_4000", "plan_idle_3000",
     "rss_30", "rss_60", "rss_growth", "ceiling_14", "ceiling_500",
 }

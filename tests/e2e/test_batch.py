@@ -3,6 +3,7 @@ real Mailgun backend talking to FakeMailgun on 127.0.0.1. "Exactly once" is read
 provider's record: one acceptance per delivery's Message-ID, across all batch calls."""
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 
@@ -21,16 +22,23 @@ SETTLED = ("sent", "failed", "skipped")
 STAGES = ("in_treatment", "recently_diagnosed", "in_remission")
 
 
-@pytest.fixture
-def mailgun_stack(transactional_db, postgres, redis_url, tmp_path, settings):
+@contextlib.contextmanager
+def batch_stack(fake, *, redis_url, tmp_path, settings, batch_size: int):
+    """The fake provider, and a way to start workers that send through its batch endpoint."""
     settings.NURTURE_DAY_SECONDS = DAY_SECONDS
-    settings.NURTURE_SEND_BATCH_SIZE = 25
+    settings.NURTURE_SEND_BATCH_SIZE = batch_size
     use_broker_in_this_process(redis_url)
-    with FakeMailgun() as provider, provider_workers(
+    with fake as provider, provider_workers(
         provider=provider, broker_url=redis_url, log_dir=tmp_path, day_seconds=DAY_SECONDS,
-        NURTURE_BATCH_SEND=1, NURTURE_SEND_BATCH_SIZE=25, NURTURE_SENDS_PER_SECOND=200,
+        NURTURE_BATCH_SEND=1, NURTURE_SEND_BATCH_SIZE=batch_size, NURTURE_SENDS_PER_SECOND=200,
     ) as worker:
         yield provider, worker
+
+
+@pytest.fixture
+def mailgun_stack(transactional_db, postgres, redis_url, tmp_path, settings):
+    with batch_stack(FakeMailgun(), redis_url=redis_url, tmp_path=tmp_path, settings=settings, batch_size=25) as stack:
+        yield stack
 
 
 def test_two_workers_send_each_email_exactly_once_in_few_batch_calls(mailgun_stack):
@@ -72,3 +80,61 @@ def test_two_workers_send_each_email_exactly_once_in_few_batch_calls(mailgun_sta
         assert f"Name &amp; {delivery.subscriber.first_name.split()[-1]}," in got["html"]
     for process in workers:
         assert "Traceback" not in process.log(), process.log()[-3000:]
+
+
+# --- Postmark's /email/batch ------------------------------------------------------------------------
+
+@pytest.fixture
+def postmark_stack(transactional_db, postgres, redis_url, tmp_path, settings):
+    from support.fake_provider import FakeProvider
+
+    with batch_stack(FakeProvider(), redis_url=redis_url, tmp_path=tmp_path, settings=settings, batch_size=20) as stack:
+        yield stack
+
+
+def test_postmark_batch_worker_killed_mid_call_sends_nothing_twice(postmark_stack, settings):
+    """A worker is killed while Postmark holds its batch call (it has taken some of the call's
+    messages): every delivery of that call was stamped as handed over before the call, so the
+    reconciler makes them `unknown` (for Postmark's webhooks), never queued; the other batches go
+    out in batch calls from the restarted worker; no message is accepted twice."""
+    import threading
+
+    from nurture.services import reconcile
+
+    provider, worker = postmark_stack
+    settings.NURTURE_SWEEP_AFTER_SECONDS = 0  # the dead worker's unacked tasks: the sweeper re-enqueues their rows
+    the_series = series("in_treatment", [(0, ["welcome-pm", "why-pm"]), (3, ["later-pm"])])
+    total = 60
+    for i in range(total):
+        active_subscriber(f"pm{i}@example.org", the_series, first_name=f"Name {i}")
+    reached, release = threading.Event(), threading.Event()
+
+    def hold_mid_call(payload):
+        if len(provider.state.accepted) == 10:  # half of the first call's 20 messages taken
+            reached.set()
+            release.wait(timeout=20)
+
+    provider.state.before_accept = hold_mid_call
+    doomed = worker("doomed")
+    plan_due_deliveries_task.delay()
+    assert reached.wait(timeout=60), "the first batch call never reached the provider"
+    doomed.kill()
+    provider.state.before_accept = None
+    release.set()
+    held = list(Delivery.objects.filter(status="sending", provider_call_started_at__isnull=False).values_list("pk", flat=True))
+    assert len(held) == 20  # the whole call was handed over before it was made
+
+    worker("restarted")
+    time.sleep(1.1)
+    result = reconcile.deliveries_reconcile(sending_timeout_seconds=1, enqueue=enqueue_send_batches)
+    assert result.unknown_outcome == 20 and result.requeued == 0
+    wait_for(lambda: Delivery.objects.filter(status__in=(*SETTLED, "unknown")).count() == total, timeout=90,
+             interval=0.1, message="all deliveries settled after the restart")
+    assert set(Delivery.objects.filter(pk__in=held).values_list("status", flat=True)) == {"unknown"}
+    assert Delivery.objects.filter(status="sent").count() == total - 20
+    counts = provider.state.acceptances_by_message_id()
+    assert all(n == 1 for n in counts.values()), {m: n for m, n in counts.items() if n != 1}
+    sent_ids = Delivery.objects.filter(status="sent").values_list("message_id", flat=True)
+    assert all(counts[m] == 1 for m in sent_ids)
+    batch_calls = [call for call in provider.state.calls if isinstance(call, list)]
+    assert len(batch_calls) >= 3 and max(len(call) for call in batch_calls) == 20

@@ -28,7 +28,8 @@ def stack(transactional_db, postgres, redis_url, tmp_path, settings):
     settings.NURTURE_SEND_BATCH_SIZE = 5
     use_broker_in_this_process(redis_url)
     with FakeProvider() as provider, provider_workers(
-        provider=provider, broker_url=redis_url, log_dir=tmp_path, day_seconds=DAY_SECONDS, NURTURE_SEND_BATCH_SIZE=5
+        provider=provider, broker_url=redis_url, log_dir=tmp_path, day_seconds=DAY_SECONDS, NURTURE_SEND_BATCH_SIZE=5,
+        NURTURE_BATCH_SEND=0,  # one call per email; Postmark's batch endpoint: tests/e2e/test_batch.py
     ) as worker:
         yield provider, worker
 

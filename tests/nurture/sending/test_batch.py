@@ -116,7 +116,8 @@ def test_nothing_about_the_stage_reaches_the_provider(mailgun):
     sent = json.dumps(form).lower()
     for stage in ("in_treatment", "recently_diagnosed", "in_remission", "stage"):
         assert stage not in sent
-    assert not any(key.startswith("o:tag") for key in form)
+    # The one tag is the stream's ("series"): it says which kind of email, never whose stage.
+    assert {key: value for key, value in form.items() if key.startswith("o:tag")} == {"o:tag": ["series"]}
     assert {key for key in form if key.startswith("v:")} == {"v:delivery"}
     assert form["o:tracking-opens"] == ["no"] and form["o:tracking-clicks"] == ["no"]
 
@@ -287,13 +288,14 @@ def test_other_backends_never_take_the_batch_path(settings):
     assert providers.batch_endpoint().merge_field_format == "%recipient.{}%"
 
 
-def test_postmark_still_one_call_per_email(settings):
+def test_postmark_takes_no_merge_fields_but_its_batch_of_whole_messages(settings):
     with FakeProvider() as fake:
         settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
         settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "fake-token", "POSTMARK_API_URL": fake.url}
+        assert providers.batch_endpoint() is None and providers.messages_batch_provider().name == "postmark"
         ids = planned(3)
         assert sending.deliveries_send(delivery_ids=ids).counts == {"sent": 3}
-        assert len(fake.state.requests) == 3
+        assert len(fake.state.requests) == 3 and len(fake.state.calls) == 1
 
 
 def test_fake_mailgun_merge_is_one_pass():
@@ -333,3 +335,54 @@ def test_a_mailgun_bounce_webhook_finds_the_batch_sent_delivery_by_its_message_i
     assert Suppression.objects.filter(email__iexact=target.subscriber.email).exists()
     assert target.events.count() == 1  # matched to this delivery, not another of the same call
     assert Suppression.objects.count() == 1
+
+
+# --- SendGrid: personalizations with literal substitutions ---------------------------------------
+
+def sendgrid_substitute(text: str, substitutions: dict) -> str:
+    """SendGrid's legacy substitutions: each key (a literal string) replaced by its value."""
+    for key, value in substitutions.items():
+        text = text.replace(key, value)
+    return text
+
+
+@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
+def test_sendgrid_personalizations_carry_each_recipients_values_headers_and_delivery(settings):
+    """anymail's real SendGrid payload for a batch call: one personalization per recipient with its
+    substitutions (keyed by the literal merge field), its own Message-ID and List-Unsubscribe, the
+    delivery id as custom_args and an id per recipient; substituting gives a single send's bytes."""
+    from django.core.mail import get_connection
+
+    from nurture.emails.merge import build_batch_email
+
+    settings.EMAIL_BACKEND = "anymail.backends.sendgrid.EmailBackend"
+    settings.ANYMAIL = {**settings.ANYMAIL, "SENDGRID_API_KEY": "fake-key"}
+    endpoint = providers.batch_endpoint()
+    assert endpoint is not None and endpoint.ids_per_recipient
+    ids = planned(3, names=NAMES)
+    deliveries_ = [loaded(i) for i in ids]
+    articles = selectors.delivery_articles(delivery=deliveries_[0])
+    with time_machine.travel(1_800_000_000, tick=False):
+        message = build_batch_email(deliveries_, articles=articles, field_format=endpoint.merge_field_format,
+                                    marker=endpoint.syntax_marker)
+        message.esp_extra = dict(endpoint.esp_extra)
+        providers.message_stream_set(message, stream=providers.BULK)
+        singles = {d.pk: build_delivery_email(d, articles=articles) for d in deliveries_}
+    connection = get_connection()
+    payload = connection.build_message_payload(message, connection.send_defaults)
+    data = json.loads(payload.serialize_data())
+    assert data["categories"] == ["series"]
+    assert len(data["personalizations"]) == 3
+    text = next(c["value"] for c in data["content"] if c["type"] == "text/plain")
+    html = next(c["value"] for c in data["content"] if c["type"] == "text/html")
+    for personalization in data["personalizations"]:
+        delivery_id = int(personalization["custom_args"]["delivery"])
+        single = singles[delivery_id]
+        assert personalization["to"] == [{"email": loaded(delivery_id).subscriber.email}]
+        assert personalization["custom_args"]["anymail_id"]  # the id SendGrid's webhooks report back
+        assert personalization["headers"]["Message-ID"].startswith("<")  # each its own (made when built)
+        assert personalization["headers"]["List-Unsubscribe"] == single.extra_headers["List-Unsubscribe"]
+        assert sendgrid_substitute(text, personalization["substitutions"]) == single.body
+        assert sendgrid_substitute(html, personalization["substitutions"]) == single.alternatives[0][0]
+    assert len({p["headers"]["Message-ID"] for p in data["personalizations"]}) == 3
+    assert not any(stage in json.dumps(data).lower() for stage in ("in_treatment", "recently_diagnosed", "in_remission"))

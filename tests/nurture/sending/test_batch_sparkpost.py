@@ -95,7 +95,8 @@ def test_nothing_about_the_stage_reaches_sparkpost(sparkpost):
         assert stage not in sent
     assert "campaign_id" not in call and "metadata" not in call  # no tag; metadata per recipient only
     assert all(r["metadata"] == {"delivery": str(i)} for r, i in zip(call["recipients"], ids))
-    assert call["options"] == {"click_tracking": False, "open_tracking": False}
+    # Series mail is SparkPost's non-transactional (bulk) kind; tracking stays off.
+    assert call["options"] == {"click_tracking": False, "open_tracking": False, "transactional": False}
 
 
 @pytest.mark.parametrize("fault", ["429", "500"])

@@ -23,6 +23,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def quick(fast_sending, settings, tmp_path):
+    # The one-call-per-email pipeline: Postmark's batch endpoint has its own tests (test_batch_postmark.py).
+    settings.NURTURE_BATCH_SEND = False
     settings.NURTURE_JOURNAL_DIR = tmp_path / "journal"
     settings.NURTURE_SEND_CONCURRENCY = 8
     settings.NURTURE_RELEASE_BACKOFF_SECONDS = 2.0

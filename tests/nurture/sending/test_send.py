@@ -20,8 +20,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def quick(fast_sending):
-    pass
+def quick(fast_sending, settings):
+    # One call per email: Postmark's batch endpoint has its own tests (test_batch_postmark.py).
+    settings.NURTURE_BATCH_SEND = False
 
 
 @pytest.fixture
