@@ -283,6 +283,7 @@ CELERY_TASK_ROUTES = {
     "nurture.process_signup": {"queue": "confirmations"},  # confirmation / already-subscribed emails
     "nurture.send_fresh_links": {"queue": "confirmations"},
     "nurture.send_carer_confirmation_email": {"queue": "confirmations"},  # a carer's confirmation (issue 14)
+    "nurture.send_bereavement_support_email": {"queue": "confirmations"},  # issue 24
     "nurture.plan_due_deliveries": {"queue": "periodic"},
     "nurture.reconcile_deliveries": {"queue": "periodic"},
     "nurture.purge_expired_data": {"queue": "periodic"},
@@ -356,6 +357,9 @@ NURTURE_ORG_NAME = env_str("NURTURE_ORG_NAME", "Second Opinion Guide (demo organ
 NURTURE_ORG_ADDRESS = env_str("NURTURE_ORG_ADDRESS", "[postal address not set]")
 NURTURE_ORG_HELPLINE = env_str("NURTURE_ORG_HELPLINE", "[helpline not set]")
 NURTURE_ORG_WEBSITE = env_str("NURTURE_ORG_WEBSITE", SITE_URL)
+# "Tell us someone has died": the organisation's bereavement-support details (a few lines: a phone
+# number, a web page), sent once to a carer who asks for them. Empty: the offer is not shown.
+NURTURE_BEREAVEMENT_SUPPORT = env_str("NURTURE_BEREAVEMENT_SUPPORT", "")
 NURTURE_UNSUBSCRIBE_MAILTO = env_str("NURTURE_UNSUBSCRIBE_MAILTO", "")
 NURTURE_LIST_ID = env_str("NURTURE_LIST_ID", "second-opinion-guide.nurture.invalid")
 

@@ -13,7 +13,7 @@ from celery import shared_task
 from django.conf import settings
 
 from nurture import providers
-from nurture.services import answer_journal, planning, reconcile, results, retention, sending, signup, subscribers, throttle
+from nurture.services import answer_journal, bereavement, planning, reconcile, results, retention, sending, signup, subscribers, throttle
 from nurture.services.deliveries import infrastructure_errors
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,10 @@ def enqueue_signup(request_id: int) -> None:
 
 def enqueue_carer_confirmation(handoff_id: int) -> None:
     send_carer_confirmation_email.delay(handoff_id)
+
+
+def enqueue_bereavement_support(bereavement_id: int) -> None:
+    send_bereavement_support_email.delay(bereavement_id)
 
 
 def enqueue_fresh_links(subscriber_id: int, mailbox_counted: bool = False) -> None:
@@ -156,6 +160,17 @@ def send_carer_confirmation_email(self, handoff_id: int, mailbox_counted: bool =
     if outcome.retry_in:
         _retry_signup_email(self, None, outcome.retry_in, args=(handoff_id, True))
     return outcome.sent
+
+
+# The one bereavement-support email a carer asked for: sent once (the row is stamped in the same
+# transaction as the send); a transient provider error is retried like the sign-up emails.
+@shared_task(name="nurture.send_bereavement_support_email", bind=True, max_retries=TRANSIENT_RETRIES, acks_late=False)
+def send_bereavement_support_email(self, bereavement_id: int) -> bool:
+    try:
+        return bereavement.bereavement_support_email_send(bereavement_id=bereavement_id)
+    except Exception as exc:
+        _retry_signup_email(self, exc, 0.0)
+        raise
 
 
 @shared_task(name="nurture.purge_expired_data")

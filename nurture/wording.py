@@ -37,6 +37,7 @@ CARER_CONFIRMED = _(
     "I can stop at any time."
 )
 CARER_STOPPED = _("Stop sending the emails to the person helping.")
+BEREAVEMENT = _("We were told that this person has died. No more emails will be sent.")
 
 
 def pause(weeks: int | None) -> str:

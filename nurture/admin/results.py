@@ -101,7 +101,9 @@ def _csv_safe(value) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and text != "—" else text
 
 
-def _csv_response(*, tables: list[Table], period: results.Period, series: Series, generated_at, window: int) -> HttpResponse:
+def _csv_response(
+    *, tables: list[Table], period: results.Period, series: Series, generated_at, window: int, bereaved: int,
+) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     name = f"results-{series.stage}-{series.language}-{period.start}-{period.end}.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
@@ -109,6 +111,7 @@ def _csv_response(*, tables: list[Table], period: results.Period, series: Series
     writer.writerow(["Results", series.name, _series_label(series)])
     writer.writerow(["Period", period.start.isoformat(), period.end.isoformat()])
     writer.writerow(["Generated at", generated_at.isoformat(timespec="seconds")])
+    writer.writerow(["Bereavements reported (all series; not counted as leaving)", results.cell(bereaved)])
     writer.writerow(["Note", f"Counts only; 1 to {results.MIN_CELL - 1} people shown as {results.SUPPRESSED}; "
                              f"unsubscribed and paused count within {window} days after the step"])
     for table in tables:
@@ -156,8 +159,9 @@ def results_page(request):
     weekly_table, layer_names = _weekly_table(weekly)
     compare_table = _comparison_table(results.step_comparison(period=period))
     tables = [step_table, weekly_table, compare_table]
+    bereaved = results.bereavements_reported(period=period)
     if fmt == "csv":
-        return _csv_response(tables=tables, period=period, series=series, generated_at=now, window=window)
+        return _csv_response(tables=tables, period=period, series=series, generated_at=now, window=window, bereaved=bereaved)
 
     def bar(step, value, shown):
         return charts.Bar(f"#{step.position + 1} {step.subject}", value, shown, step.highlighted)
@@ -204,5 +208,6 @@ def results_page(request):
         "weekly_chart": weekly_chart,
         "csv_query": query.urlencode(),
         "min_cell": results.MIN_CELL,
+        "bereavements": results.cell(bereaved),
     }
     return render(request, TEMPLATE, context)

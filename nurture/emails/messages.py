@@ -185,3 +185,13 @@ def build_carer_confirmation_email(handoff) -> EmailMultiAlternatives:
             "max_age_days": settings.NURTURE_CONFIRM_MAX_AGE_DAYS,
         },
     )
+
+
+def build_bereavement_support_email(bereavement) -> EmailMultiAlternatives:
+    """To the carer who asked for it when telling us the person died: the organisation's
+    bereavement-support details (NURTURE_BEREAVEMENT_SUPPORT), once, in the person's language.
+    Nothing about the person's stage or their emails."""
+    return _service_email(
+        template="bereavement_support", to=bereavement.support_email_to, language=bereavement.subscriber.language,
+        first_name="", context={"support": settings.NURTURE_BEREAVEMENT_SUPPORT.strip()},
+    )

@@ -34,6 +34,9 @@ class Subscriber(models.Model):
         PAUSED = "paused", _("Paused")
         UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
         SUPPRESSED = "suppressed", _("Suppressed (bounce or complaint)")
+        # Someone told us the person has died (nurture.services.bereavement): final for sending,
+        # and not a "leave" in the results.
+        DECEASED = "deceased", _("Died (bereavement reported)")
 
     class Cadence(models.TextChoices):
         AS_PLANNED = "as_planned", _("As often as the series plans")
@@ -107,6 +110,7 @@ class ConsentRecord(models.Model):
         PAUSE = "pause", _("Paused")
         RESUME = "resume", _("Resumed")
         UNSUBSCRIBE = "unsubscribe", _("Unsubscribed")
+        BEREAVEMENT = "bereavement", _("Bereavement reported")
 
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="consents")
     kind = models.CharField(max_length=30, choices=Kind.choices, default=Kind.SIGNUP)

@@ -12,6 +12,8 @@ Run daily by beat (`nurture.purge_expired_data`, schedule.PERIODIC_TASKS) and by
   they had. Nothing stops a new sign-up, and that needs a new confirmation, so no email reaches
   them without it. The same for suppressed subscribers, counted from their suppression; the
   Suppression row (address and reason only) stays, so a suppressed address is never written to.
+- **a reported bereavement**: NURTURE_UNSUBSCRIBED_RETENTION_DAYS after the report, the whole row
+  with the report; the address stays on the suppression list (address and a neutral reason only).
 - **provider webhook events**: NURTURE_EVENT_RETENTION_DAYS after they arrived.
 - **sign-up requests** (the choices waiting for a confirmation): like unconfirmed sign-ups,
   NURTURE_PENDING_RETENTION_DAYS after their confirmation link expired. A confirmed one goes at once.
@@ -48,6 +50,7 @@ class PurgeResult:
     pending_subscribers: int = 0
     unsubscribed_subscribers: int = 0
     suppressed_subscribers: int = 0
+    deceased_subscribers: int = 0
     provider_events: int = 0
     signup_requests: int = 0
     audit_entries: int = 0
@@ -79,6 +82,13 @@ def expired_suppressed_subscribers(*, now: datetime) -> QuerySet[Subscriber]:
     return Subscriber.objects.filter(status=Subscriber.Status.SUPPRESSED).filter(Exists(old_suppression))
 
 
+def expired_deceased_subscribers(*, now: datetime) -> QuerySet[Subscriber]:
+    """A reported bereavement: like people who left, NURTURE_UNSUBSCRIBED_RETENTION_DAYS after the
+    report (the whole row, with the report); the address stays on the suppression list only."""
+    cutoff = now - timedelta(days=settings.NURTURE_UNSUBSCRIBED_RETENTION_DAYS)
+    return Subscriber.objects.filter(status=Subscriber.Status.DECEASED, bereavement__reported_at__lt=cutoff)
+
+
 def expired_provider_events(*, now: datetime) -> QuerySet[ProviderEvent]:
     return ProviderEvent.objects.filter(received_at__lt=now - timedelta(days=settings.NURTURE_EVENT_RETENTION_DAYS))
 
@@ -107,6 +117,7 @@ def expired_data_purge(*, now: datetime | None = None, batch_size: int = BATCH_S
         pending_subscribers=_delete_in_batches(expired_pending_subscribers, **options),
         unsubscribed_subscribers=_delete_in_batches(expired_unsubscribed_subscribers, **options),
         suppressed_subscribers=_delete_in_batches(expired_suppressed_subscribers, **options),
+        deceased_subscribers=_delete_in_batches(expired_deceased_subscribers, **options),
         provider_events=_delete_in_batches(expired_provider_events, **options),
         signup_requests=_delete_in_batches(expired_signup_requests, **options),
         audit_entries=audit_purge_expired(**options),

@@ -34,7 +34,9 @@ def address_suppress(*, email: str, reason: str) -> bool:
             created = True
         except IntegrityError:  # suppressed at the same moment by a webhook or another worker
             pass
-    marked = selectors.with_address(Subscriber.objects.all(), email).exclude(status=Subscriber.Status.SUPPRESSED).update(
+    # A reported bereavement keeps its own status (it is final, and counted apart in the results).
+    final = [Subscriber.Status.SUPPRESSED, Subscriber.Status.DECEASED]
+    marked = selectors.with_address(Subscriber.objects.all(), email).exclude(status__in=final).update(
         status=Subscriber.Status.SUPPRESSED, next_send_at=None
     )
     if created or marked:
