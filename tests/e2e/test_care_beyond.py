@@ -1,0 +1,148 @@
+"""Care beyond the series (issue 24) through the public pages with a real Celery worker and beat over
+real Redis and PostgreSQL, one stack started once for the module (a series "day" is one second).
+
+- a bereavement stops a queued and a claimed (not yet handed over) delivery, and nothing more goes
+  to the person or their carer; the carer who asked gets the one bereavement-support email."""
+from __future__ import annotations
+
+import email
+import os
+import re
+import time
+from email import policy
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+
+from nurture import tasks, tokens
+from nurture.models import Bereavement, CarerHandoff, ConsentRecord, Delivery, Subscriber
+from nurture.services.deliveries import deliveries_claim
+from support.workers import CeleryProcess, subprocess_env, use_broker_in_this_process, wait_for
+from tests.conftest import _redis_url_for_this_worker, service_missing
+
+pytestmark = [pytest.mark.e2e, pytest.mark.services]
+
+DAY_SECONDS = 1
+SUPPORT = "Bereavement support line: 0800 000 1111"
+
+
+def messages(outbox: Path, to: str | None = None):
+    files = sorted(outbox.glob("*.eml")) if outbox.is_dir() else []
+    found = [email.message_from_bytes(p.read_bytes(), policy=policy.default) for p in files]
+    return [m for m in found if to is None or to in str(m["To"])]
+
+
+def text_of(message) -> str:
+    return message.get_body(preferencelist=("plain",)).get_content()
+
+
+@pytest.fixture(scope="module")
+def care_stack(django_db_setup, django_db_blocker, tmp_path_factory):
+    """Worker and beat started once for every test here; the database is flushed at the end."""
+    import redis
+
+    url = _redis_url_for_this_worker(os.environ.get("NURTURE_TEST_REDIS_URL", ""))
+    if not url:
+        service_missing("needs Redis: set NURTURE_TEST_REDIS_URL")
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    client.flushdb()
+    tmp = tmp_path_factory.mktemp("care24")
+    outbox = tmp / "outbox"
+    with django_db_blocker.unblock(), override_settings(NURTURE_DAY_SECONDS=DAY_SECONDS, NURTURE_OUTBOX_DIR=outbox):
+        if connection.vendor != "postgresql":
+            service_missing("needs PostgreSQL")
+        call_command("load_content", verbosity=0)
+        from nurture.services.schedule import periodic_tasks_ensure
+
+        periodic_tasks_ensure()
+        env = subprocess_env(broker_url=url, outbox_dir=outbox, day_seconds=DAY_SECONDS,
+                             extra={"NURTURE_BEREAVEMENT_SUPPORT": SUPPORT})
+        processes = [CeleryProcess("worker", "care24-worker", env, tmp), CeleryProcess("beat", "care24-beat", env, tmp)]
+        try:
+            for process in processes:
+                process.start()
+            yield {"outbox": outbox, "url": url, "processes": processes}
+            for process in processes:
+                assert "Traceback" not in process.log(), process.log()[-3000:]
+        finally:
+            for process in processes:
+                process.stop()
+            call_command("flush", interactive=False, verbosity=0)
+            client.flushdb()
+
+
+@pytest.fixture
+def stack(care_stack, django_db_blocker, settings):
+    settings.NURTURE_DAY_SECONDS = DAY_SECONDS
+    settings.NURTURE_BEREAVEMENT_SUPPORT = SUPPORT
+    use_broker_in_this_process(care_stack["url"])  # each test's defaults turned eager mode back on
+    with django_db_blocker.unblock():
+        yield care_stack["outbox"]
+
+
+@pytest.mark.django_db  # also makes pytest-django set up the test database the shared stack uses
+def test_a_person_can_have_one_bereavement_report_only():
+    from django.db import IntegrityError, transaction
+
+    from tests.helpers.scheduler import active_subscriber, series
+
+    person = active_subscriber("one@example.org", series("in_remission", [(0, ["one-a"])], language="es"))
+    Bereavement.objects.create(subscriber=person, source="admin")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Bereavement.objects.create(subscriber=person, source="carer_page")
+
+
+def sign_up_and_confirm(client, outbox: Path, address: str, **extra) -> Subscriber:
+    response = client.post("/", {"email": address, "stage": "in_treatment", "language": "en", "consent": "on", **extra})
+    assert response.status_code == 302, response.content[:2000]
+    confirmation = wait_for(lambda: messages(outbox, address), timeout=60, message="the confirmation email")[0]
+    confirm_url = re.search(r"https://guide\.example\.org(/confirm/[^/\s]+/)", text_of(confirmation)).group(1)
+    assert client.post(confirm_url).status_code == 200
+    return Subscriber.objects.get(email=address)
+
+
+def test_bereavement_stops_queued_and_claimed_deliveries_and_nothing_more_goes_to_either_address(stack, client):
+    outbox = stack
+    ana = sign_up_and_confirm(client, outbox, "ana.b@example.org")
+    wait_for(lambda: messages(outbox, "ana.b@example.org")[1:], timeout=60, message="the first series email")
+    prefs = f"/preferences/{tokens.make_token(purpose=tokens.PREFERENCES, subscriber_id=ana.pk)}/"
+    assert client.post(prefs, {"action": "carer", "carer_email": "tom.b@example.org", "mode": "as_well"}).status_code == 200
+    ask = wait_for(lambda: messages(outbox, "tom.b@example.org"), timeout=60, message="the carer's confirmation email")[0]
+    confirm_url = re.search(r"https://guide\.example\.org(/carer/confirm/[^/\s]+/)", text_of(ask)).group(1)
+    carer_page = client.post(confirm_url)
+    assert carer_page.status_code == 200
+    bereavement_url = re.search(r'href="(/carer/bereavement/[^"]+/)"', carer_page.content.decode()).group(1)
+    wait_for(lambda: messages(outbox, "tom.b@example.org")[1:], timeout=60, message="a series email to the carer")
+
+    # Hold the planner off this person, then put two steps in flight: one queued, one claimed by a
+    # worker (this process) that has not yet handed it to the provider.
+    Subscriber.objects.filter(pk=ana.pk).update(next_send_at=timezone.now() + timezone.timedelta(days=1))
+    sent_positions = set(Delivery.objects.filter(subscriber=ana).values_list("step__position", flat=True))
+    free = [s for s in ana.series.steps.order_by("position") if s.position not in sent_positions][:2]
+    queued = Delivery.objects.create(subscriber=ana, step=free[0])
+    claimed = Delivery.objects.create(subscriber=ana, step=free[1])
+    assert deliveries_claim(delivery_ids=[claimed.pk], stamp=timezone.now()) == [claimed.pk]
+    counts = {a: len(messages(outbox, a)) for a in ("ana.b@example.org", "tom.b@example.org")}
+
+    assert client.get(bereavement_url).status_code == 200
+    assert client.get(bereavement_url, {"step": "confirm", "support": "yes"}).status_code == 200
+    assert not Bereavement.objects.exists()  # opening the pages changes nothing
+    assert client.post(bereavement_url, {"support": "yes"}).status_code == 200
+
+    tasks.enqueue_send_batches([queued.pk, claimed.pk])  # a redelivered send task must find nothing to send
+    support = wait_for(lambda: [m for m in messages(outbox, "tom.b@example.org") if "bereavement" in m["Subject"].lower()],
+                       timeout=60, message="the bereavement-support email")
+    assert len(support) == 1 and "0800 000 1111" in text_of(support[0])
+    time.sleep(6)  # several series "days": the next steps would have been due
+    assert len(messages(outbox, "ana.b@example.org")) == counts["ana.b@example.org"]
+    assert len(messages(outbox, "tom.b@example.org")) == counts["tom.b@example.org"] + 1  # the support email only
+    assert {Delivery.objects.get(pk=queued.pk).status, Delivery.objects.get(pk=claimed.pk).status} == {"skipped"}
+    ana.refresh_from_db()
+    assert ana.status == "deceased" and ana.unsubscribed_at is None
+    assert CarerHandoff.objects.get(subscriber=ana).status == "stopped"
+    assert ConsentRecord.objects.filter(subscriber=ana, kind="bereavement", source="carer_page").count() == 1
+    assert Bereavement.objects.get(subscriber=ana).support_email_sent_at is not None
