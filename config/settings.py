@@ -284,6 +284,7 @@ CELERY_TASK_ROUTES = {
     "nurture.send_fresh_links": {"queue": "confirmations"},
     "nurture.send_carer_confirmation_email": {"queue": "confirmations"},  # a carer's confirmation (issue 14)
     "nurture.send_bereavement_support_email": {"queue": "confirmations"},  # issue 24
+    "nurture.send_reply_stop_email": {"queue": "confirmations"},  # issue 24
     "nurture.plan_due_deliveries": {"queue": "periodic"},
     "nurture.reconcile_deliveries": {"queue": "periodic"},
     "nurture.purge_expired_data": {"queue": "periodic"},
@@ -360,6 +361,12 @@ NURTURE_ORG_WEBSITE = env_str("NURTURE_ORG_WEBSITE", SITE_URL)
 # "Tell us someone has died": the organisation's bereavement-support details (a few lines: a phone
 # number, a web page), sent once to a carer who asks for them. Empty: the offer is not shown.
 NURTURE_BEREAVEMENT_SUPPORT = env_str("NURTURE_BEREAVEMENT_SUPPORT", "")
+# Replies (issue 24): the address people's replies go to (set as Reply-To on every email; point the
+# provider's inbound route for it at /anymail/<provider>/inbound/). Empty: no Reply-To header.
+NURTURE_REPLY_ADDRESS = env_str("NURTURE_REPLY_ADDRESS", "")
+# While a reply waits for a person, that subscriber's series is paused; marking it handled resumes it.
+NURTURE_REPLY_PAUSES_SERIES = env_bool("NURTURE_REPLY_PAUSES_SERIES", True)
+NURTURE_REPLY_RETENTION_DAYS = env_int("NURTURE_REPLY_RETENTION_DAYS", 90, minimum=1, maximum=3650)
 NURTURE_UNSUBSCRIBE_MAILTO = env_str("NURTURE_UNSUBSCRIBE_MAILTO", "")
 NURTURE_LIST_ID = env_str("NURTURE_LIST_ID", "second-opinion-guide.nurture.invalid")
 

@@ -3,6 +3,7 @@ the custom staff views (previews, journey, overview) are routed by nurture.admin
 from nurture.admin import (  # noqa: F401  (registration happens on import)
     articles,
     audit,
+    care,
     deliveries,
     devices,
     events,

@@ -16,7 +16,9 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from nurture import selectors
-from nurture.models import Delivery, Subscriber
+from django.db.models import Count, Min
+
+from nurture.models import Delivery, Reply, Subscriber
 
 from nurture.admin.base import VIEW_DELIVERY, VIEW_OVERVIEW, staff_view
 
@@ -44,6 +46,8 @@ def overview(request):
         "subscribers": [sum(r["subscribers"][i] for r in table) for i in range(len(subscriber_statuses))],
     }
     sending_timeout = timedelta(seconds=settings.NURTURE_SENDING_TIMEOUT_SECONDS)
+    # Replies waiting for a person (issue 24): how many, and since when the oldest has waited.
+    replies = Reply.objects.filter(state=Reply.State.WAITING).aggregate(waiting=Count("id"), oldest=Min("received_at"))
     return render(
         request,
         "admin/nurture/overview/index.html",
@@ -61,5 +65,7 @@ def overview(request):
             "failure_reasons": selectors.failure_reasons_since(since=now - FAILURE_WINDOW),
             "row_limit": selectors.OVERVIEW_ROW_LIMIT,
             "show_deliveries": request.user.has_perm(VIEW_DELIVERY),
+            "replies_waiting": replies["waiting"],
+            "oldest_reply_at": replies["oldest"],
         },
     )

@@ -41,6 +41,8 @@ def _message(*, subject: str, text: str, html: str, to: str | list[str], message
     message = EmailMultiAlternatives(subject=subject, body=text, to=[to] if isinstance(to, str) else list(to))
     message.attach_alternative(html, "text/html")
     message.extra_headers["Message-ID"] = message_id
+    if settings.NURTURE_REPLY_ADDRESS:  # replies reach the inbound route, not a no-reply inbox
+        message.reply_to = [settings.NURTURE_REPLY_ADDRESS]
     # No anymail tags or metadata: they would reach the provider, and nothing there may hint at
     # the stage. Webhooks find the delivery by the provider's message id instead.
     return message
@@ -194,4 +196,12 @@ def build_bereavement_support_email(bereavement) -> EmailMultiAlternatives:
     return _service_email(
         template="bereavement_support", to=bereavement.support_email_to, language=bereavement.subscriber.language,
         first_name="", context={"support": settings.NURTURE_BEREAVEMENT_SUPPORT.strip()},
+    )
+
+
+def build_reply_unsubscribed_email(subscriber: Subscriber) -> EmailMultiAlternatives:
+    """The one email after someone replied "stop": it worked, and how to come back. Stage-free."""
+    return _service_email(
+        template="reply_unsubscribed", to=subscriber.email, language=subscriber.language,
+        first_name=subscriber.first_name, context={"signup_url": tokens.absolute_url(reverse("nurture:signup"))},
     )

@@ -47,6 +47,9 @@ class Reply(models.Model):
     subscriber = models.ForeignKey(Subscriber, null=True, blank=True, on_delete=models.CASCADE, related_name="replies")
     delivery = models.ForeignKey(Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="replies")
     provider = models.CharField(max_length=40)
+    # The provider's id for this inbound message (or its Message-ID header): a webhook delivered
+    # twice is stored once.
+    event_id = models.CharField(max_length=255, blank=True)
     state = models.CharField(max_length=10, choices=State.choices)
     subject = models.CharField(max_length=200, blank=True)
     text = models.TextField(blank=True, help_text="The reply's plain text, cut to a length; attachments are never kept.")
@@ -60,6 +63,9 @@ class Reply(models.Model):
         verbose_name_plural = "replies"
         ordering = ["received_at"]
         indexes = [models.Index(fields=["state", "received_at"], name="reply_state_received_idx")]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "event_id"], name="reply_event_unique", condition=~models.Q(event_id="")),
+        ]
         permissions = [("handle_reply", "Can read replies and mark them handled")]
 
     def __str__(self):

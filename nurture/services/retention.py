@@ -14,6 +14,8 @@ Run daily by beat (`nurture.purge_expired_data`, schedule.PERIODIC_TASKS) and by
   Suppression row (address and reason only) stays, so a suppressed address is never written to.
 - **a reported bereavement**: NURTURE_UNSUBSCRIBED_RETENTION_DAYS after the report, the whole row
   with the report; the address stays on the suppression list (address and a neutral reason only).
+- **replies** to our emails: NURTURE_REPLY_RETENTION_DAYS after they arrived, unless still waiting
+  for a person (services/replies.py).
 - **provider webhook events**: NURTURE_EVENT_RETENTION_DAYS after they arrived.
 - **sign-up requests** (the choices waiting for a confirmation): like unconfirmed sign-ups,
   NURTURE_PENDING_RETENTION_DAYS after their confirmation link expired. A confirmed one goes at once.
@@ -37,6 +39,7 @@ from django.utils import timezone
 
 from nurture.models import ProviderEvent, SignupRequest, Subscriber, Suppression
 from nurture.services.audit import audit_purge_expired
+from nurture.services.replies import expired_replies
 from nurture.services.suppression import address_suppress
 
 logger = logging.getLogger(__name__)
@@ -54,6 +57,7 @@ class PurgeResult:
     provider_events: int = 0
     signup_requests: int = 0
     audit_entries: int = 0
+    replies: int = 0
 
 
 def expired_pending_subscribers(*, now: datetime) -> QuerySet[Subscriber]:
@@ -121,6 +125,7 @@ def expired_data_purge(*, now: datetime | None = None, batch_size: int = BATCH_S
         provider_events=_delete_in_batches(expired_provider_events, **options),
         signup_requests=_delete_in_batches(expired_signup_requests, **options),
         audit_entries=audit_purge_expired(**options),
+        replies=_delete_in_batches(expired_replies, **options),
     )
     # A run that deleted nothing is routine: DEBUG keeps `make run` readable.
     logger.log(logging.INFO if any(vars(result).values()) else logging.DEBUG, "purge expired data %s", result)
