@@ -146,3 +146,75 @@ def test_bereavement_stops_queued_and_claimed_deliveries_and_nothing_more_goes_t
     assert CarerHandoff.objects.get(subscriber=ana).status == "stopped"
     assert ConsentRecord.objects.filter(subscriber=ana, kind="bereavement", source="carer_page").count() == 1
     assert Bereavement.objects.get(subscriber=ana).support_email_sent_at is not None
+
+
+# --- replies ------------------------------------------------------------------------------------------
+
+WEBHOOK_SECRET = "postmark-hook:correct-horse-battery"
+
+
+def post_inbound(client, settings, payload) -> int:
+    """The fake provider's inbound webhook post, as Postmark sends it, to the configured provider's URL."""
+    import base64
+    import json
+
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"  # this process only: the web side
+    settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "fake-token", "WEBHOOK_SECRET": WEBHOOK_SECRET}
+    auth = "Basic " + base64.b64encode(WEBHOOK_SECRET.encode()).decode()
+    response = client.post("/anymail/postmark/inbound/", data=json.dumps(payload), content_type="application/json",
+                           HTTP_AUTHORIZATION=auth)
+    return response.status_code
+
+
+def test_a_reply_waits_for_a_person_pauses_the_series_and_resumes_when_handled(stack, client, settings):
+    from nurture.models import Reply
+    from support.fake_inbound import postmark_inbound
+    from tests.helpers.staff import staff_user, verified_login
+
+    outbox = stack
+    rita = sign_up_and_confirm(client, outbox, "rita.r@example.org")
+    first = wait_for(lambda: messages(outbox, "rita.r@example.org")[1:], timeout=60, message="the first series email")[0]
+    ours = first["Message-ID"]
+    assert Delivery.objects.filter(subscriber=rita, message_id=ours).exists()
+
+    out_of_office = postmark_inbound(from_email="rita.r@example.org", to="replies@guide.example.org", subject="Away",
+                                     text="I am out of the office.", in_reply_to=ours, headers={"Auto-Submitted": "auto-replied"})
+    assert post_inbound(client, settings, out_of_office) == 200
+    assert Reply.objects.get().state == "automatic"  # stored for staff, tied to nobody, not acted on
+    assert Subscriber.objects.get(pk=rita.pk).status == "active"  # an auto-reply changes nothing
+
+    question = postmark_inbound(from_email="rita.r@example.org", to="replies@guide.example.org", subject="Re: " + first["Subject"],
+                                text="Can my own doctor send my records?", in_reply_to=ours)
+    assert post_inbound(client, settings, question) == 200
+    waiting = Reply.objects.get(subscriber=rita, state="waiting")
+    assert Subscriber.objects.get(pk=rita.pk).status == "paused"
+    count = len(messages(outbox, "rita.r@example.org"))
+    time.sleep(6)  # the next step (a few one-second "days") would have been due: paused, nothing goes
+    assert len(messages(outbox, "rita.r@example.org")) == count
+
+    user = staff_user("care.e2e", "Subscriber care")
+    verified_login(client, user)
+    client.post("/admin/nurture/reply/", {"action": "mark_handled", "_selected_action": [str(waiting.pk)]})
+    assert Reply.objects.get(pk=waiting.pk).state == "handled"
+    assert Subscriber.objects.get(pk=rita.pk).status == "active"
+    wait_for(lambda: messages(outbox, "rita.r@example.org")[count:], timeout=60, message="the next email after the reply was handled")
+
+
+def test_a_stop_reply_unsubscribes_and_one_email_says_so(stack, client, settings):
+    from nurture.models import Reply
+    from support.fake_inbound import postmark_inbound
+
+    outbox = stack
+    sam = sign_up_and_confirm(client, outbox, "sam.s@example.org")
+    first = wait_for(lambda: messages(outbox, "sam.s@example.org")[1:], timeout=60, message="the first series email")[0]
+    stop = postmark_inbound(from_email="sam.s@example.org", to="replies@guide.example.org", subject="Re: " + first["Subject"],
+                            text="STOP", in_reply_to=first["Message-ID"])
+    assert post_inbound(client, settings, stop) == 200
+    assert Subscriber.objects.get(pk=sam.pk).status == "unsubscribed"
+    said = wait_for(lambda: [m for m in messages(outbox, "sam.s@example.org") if "any more emails" in m["Subject"]],
+                    timeout=60, message="the one email saying the stop worked")
+    assert len(said) == 1 and "replied asking us to stop" in text_of(said[0])
+    count = len(messages(outbox, "sam.s@example.org"))
+    time.sleep(5)
+    assert len(messages(outbox, "sam.s@example.org")) == count  # nothing more
+    assert Reply.objects.get(subscriber=sam).handled_by == "automatic"
