@@ -37,6 +37,7 @@ CARER_CONFIRMED = _(
     "I can stop at any time."
 )
 CARER_STOPPED = _("Stop sending the emails to the person helping.")
+DELIVERY_PREFERENCES = _("I changed the days, the time of day or the format of my emails.")
 BEREAVEMENT = _("We were told that this person has died. No more emails will be sent.")
 
 

@@ -80,6 +80,9 @@ def build_batch_email(
     if with_carer:
         # A carer's copy goes to another address (or to two): one by one, never in a shared call.
         raise NotBatchable("a subscriber has handed their emails to a carer")
+    if any(d.subscriber.plain_text or d.subscriber.larger_text for d in deliveries):
+        # The shared body is the standard layout; their own format is built one by one.
+        raise NotBatchable("a subscriber chose plain text or larger text")
     html, text = merge_bodies(cached, field_format=field_format)
     addresses = [delivery.subscriber.email for delivery in deliveries]
     message = EmailMultiAlternatives(subject=step.subject, body=text, to=addresses)

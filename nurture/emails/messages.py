@@ -12,7 +12,7 @@ from django.utils import translation
 from content.models import Article
 from nurture import recipients, selectors, tokens
 from nurture.emails.cache import render_step, step_language
-from nurture.emails.layout import PALETTE, inline_css, organisation, tidy_text
+from nurture.emails.layout import PALETTE, inline_css, larger_text, organisation, tidy_text
 from nurture.emails.links import Personal, greeting_for, link, personal_for, requester_label
 from nurture.models import Delivery, SignupRequest, Step, Subscriber
 
@@ -37,9 +37,10 @@ def list_headers(*, unsubscribe_url: str) -> dict[str, str]:
     }
 
 
-def _message(*, subject: str, text: str, html: str, to: str | list[str], message_id: str) -> EmailMultiAlternatives:
+def _message(*, subject: str, text: str, html: str | None, to: str | list[str], message_id: str) -> EmailMultiAlternatives:
     message = EmailMultiAlternatives(subject=subject, body=text, to=[to] if isinstance(to, str) else list(to))
-    message.attach_alternative(html, "text/html")
+    if html is not None:  # None: plain text only, as the person chose
+        message.attach_alternative(html, "text/html")
     message.extra_headers["Message-ID"] = message_id
     if settings.NURTURE_REPLY_ADDRESS:  # replies reach the inbound route, not a no-reply inbox
         message.reply_to = [settings.NURTURE_REPLY_ADDRESS]
@@ -63,8 +64,10 @@ def build_step_email(
         subscriber, language=language, delivery_id=delivery_id, sample_links=sample_links, welcome_back=welcome_back
     )
     html, text = render_step(step=step, articles=articles, language=language, personal=personal)
+    if subscriber.larger_text:
+        html = larger_text(html)
     message = _message(
-        subject=f"{subject_prefix}{step.subject}", text=text, html=html, to=to or subscriber.email,
+        subject=f"{subject_prefix}{step.subject}", text=text, html=None if subscriber.plain_text else html, to=to or subscriber.email,
         message_id=message_id or make_msgid(domain=domain()),
     )
     message.extra_headers.update(list_headers(unsubscribe_url=personal.unsubscribe_url))

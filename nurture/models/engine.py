@@ -71,6 +71,14 @@ class Subscriber(models.Model):
     # Bound into every preference and view-online link (nurture.tokens); raising it revokes them all
     # ("send me new links"). Unsubscribe links are not bound to it: they must keep working.
     link_version = models.PositiveIntegerField(default=0)
+    # Days and hours that suit them (preference centre; nurture.rules.into_send_window): weekdays
+    # with no email ("5,6": Saturday and Sunday, Monday is 0), and a part of the organisation's
+    # daytime window ("" any, or a key of rules.DAY_PARTS), both in their own time zone.
+    quiet_days = models.CharField(max_length=13, blank=True, default="")
+    time_of_day = models.CharField(max_length=10, blank=True, default="")
+    # How their emails look: a single text/plain part (same links), or a larger-text layout.
+    plain_text = models.BooleanField(default=False)
+    larger_text = models.BooleanField(default=False)
 
     class Meta:
         permissions = [("export_subscriber", "Can export everything held about a subscriber")]
@@ -111,6 +119,7 @@ class ConsentRecord(models.Model):
         RESUME = "resume", _("Resumed")
         UNSUBSCRIBE = "unsubscribe", _("Unsubscribed")
         BEREAVEMENT = "bereavement", _("Bereavement reported")
+        DELIVERY_PREFERENCES = "delivery_preferences", _("Days, times or email format changed")
 
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="consents")
     kind = models.CharField(max_length=30, choices=Kind.choices, default=Kind.SIGNUP)
