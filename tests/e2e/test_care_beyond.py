@@ -218,3 +218,28 @@ def test_a_stop_reply_unsubscribes_and_one_email_says_so(stack, client, settings
     time.sleep(5)
     assert len(messages(outbox, "sam.s@example.org")) == count  # nothing more
     assert Reply.objects.get(subscriber=sam).handled_by == "automatic"
+
+
+# --- formats ------------------------------------------------------------------------------------------
+
+
+def test_plain_text_and_larger_text_emails_through_the_real_worker(stack, client):
+    outbox = stack
+    people = {"pat.p@example.org": {"plain_text": "on"}, "lara.l@example.org": {"larger_text": "on"}}
+    for address, choice in people.items():
+        person = sign_up_and_confirm(client, outbox, address)
+        wait_for(lambda a=address: messages(outbox, a)[1:], timeout=60, message="the first series email")
+        prefs = f"/preferences/{tokens.make_token(purpose=tokens.PREFERENCES, subscriber_id=person.pk)}/"
+        assert client.post(prefs, {"action": "timing", **choice}).status_code == 200
+    counts = {a: len(messages(outbox, a)) for a in people}
+    plain = wait_for(lambda: messages(outbox, "pat.p@example.org")[counts["pat.p@example.org"]:], timeout=60,
+                     message="a series email after choosing plain text")[0]
+    assert not plain.is_multipart() and plain.get_content_type() == "text/plain"
+    body = plain.get_content()
+    assert "/unsubscribe/" in body and "/preferences/" in body and "/pause/" in body  # the same links
+    larger = wait_for(lambda: messages(outbox, "lara.l@example.org")[counts["lara.l@example.org"]:], timeout=60,
+                      message="a series email after choosing larger text")[0]
+    html = larger.get_body(preferencelist=("html",)).get_content()
+    sizes = [int(s) for s in re.findall(r"font-size:\s*(\d+)px", html)]
+    assert sizes and min(sizes) >= 17  # the standard layout's smallest is 14px
+    assert larger.get_body(preferencelist=("plain",)) is not None  # still with its plain-text twin
