@@ -285,6 +285,7 @@ CELERY_TASK_ROUTES = {
     "nurture.send_carer_confirmation_email": {"queue": "confirmations"},  # a carer's confirmation (issue 14)
     "nurture.send_bereavement_support_email": {"queue": "confirmations"},  # issue 24
     "nurture.send_reply_stop_email": {"queue": "confirmations"},  # issue 24
+    "nurture.send_checkins": {"queue": "periodic"},  # issue 24
     "nurture.plan_due_deliveries": {"queue": "periodic"},
     "nurture.reconcile_deliveries": {"queue": "periodic"},
     "nurture.purge_expired_data": {"queue": "periodic"},
@@ -367,6 +368,15 @@ NURTURE_REPLY_ADDRESS = env_str("NURTURE_REPLY_ADDRESS", "")
 # While a reply waits for a person, that subscriber's series is paused; marking it handled resumes it.
 NURTURE_REPLY_PAUSES_SERIES = env_bool("NURTURE_REPLY_PAUSES_SERIES", True)
 NURTURE_REPLY_RETENTION_DAYS = env_int("NURTURE_REPLY_RETENTION_DAYS", 90, minimum=1, maximum=3650)
+# "Has anything changed?" check-ins (issue 24): weeks between them per stage ("stage:weeks", comma
+# separated; 0 turns a stage's off), also sent when a stage's series runs out. A week is seven
+# NURTURE_DAY_SECONDS days.
+NURTURE_CHECKIN_WEEKS = {
+    stage.strip(): int(weeks)
+    for stage, _, weeks in (part.partition(":") for part in env_str(
+        "NURTURE_CHECKIN_WEEKS", "recently_diagnosed:8,in_treatment:8,in_remission:12").split(","))
+    if stage.strip() and weeks.strip().isdigit()
+}
 NURTURE_UNSUBSCRIBE_MAILTO = env_str("NURTURE_UNSUBSCRIBE_MAILTO", "")
 NURTURE_LIST_ID = env_str("NURTURE_LIST_ID", "second-opinion-guide.nurture.invalid")
 

@@ -13,7 +13,7 @@ from celery import shared_task
 from django.conf import settings
 
 from nurture import providers
-from nurture.services import answer_journal, bereavement, replies, planning, reconcile, results, retention, sending, signup, subscribers, throttle
+from nurture.services import answer_journal, bereavement, checkins, replies, planning, reconcile, results, retention, sending, signup, subscribers, throttle
 from nurture.services.deliveries import infrastructure_errors
 
 logger = logging.getLogger(__name__)
@@ -185,6 +185,12 @@ def send_reply_stop_email(self, reply_id: int) -> bool:
     except Exception as exc:
         _retry_signup_email(self, exc, 0.0)
         raise
+
+
+@shared_task(name="nurture.send_checkins")
+def send_checkins_task() -> int:
+    """"Has anything changed?" emails now due (beat, "Send check-ins")."""
+    return checkins.checkins_send_due()
 
 
 @shared_task(name="nurture.purge_expired_data")

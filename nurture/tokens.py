@@ -74,6 +74,8 @@ PAUSE = "pause"  # "Pause these emails" in every series email (like preferences:
 # carer's own "stop" link.
 CARER_CONFIRM = "carer-confirm"
 CARER_STOP = "carer-stop"
+# "Has anything changed?" (issue 24): one link per answer, the answer sealed in `extra` (never a stage in a URL).
+CHECKIN = "checkin"
 
 # Purposes whose links stay valid only while the subscriber's link_version is unchanged.
 NOT_REVOCABLE = {CONFIRM, UNSUBSCRIBE}

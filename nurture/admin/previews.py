@@ -32,6 +32,7 @@ from content.models import Article, Language, Stage
 from nurture import rules, selectors
 from nurture.emails.messages import build_step_email, delivery_web_html
 from nurture.models import Delivery, Series, Step, Subscriber
+from nurture.services import checkins
 from nurture.services.audit import audit_record
 
 from nurture.admin.base import PREVIEW_AS_SUBSCRIBER, PREVIEW_EMAILS, VIEW_DELIVERY, BadQuery, require_permission, staff_view
@@ -196,6 +197,12 @@ def journey(request):
         series_id=series.pk, start=start, treatment_date=treatment_date,
         quiet_days=",".join(map(str, quiet)), time_of_day=time_of_day,
     ) if series else []
+    # The "Has anything changed?" check-ins the same person would get (services/checkins.py).
+    interval = checkins.checkin_interval(stage)
+    last = emails_planned[-1].send_at if emails_planned else start
+    checkin_times = []
+    while interval and (not checkin_times or checkin_times[-1] <= last) and len(checkin_times) < 50:
+        checkin_times.append((checkin_times[-1] if checkin_times else start) + interval)
     return render(
         request,
         "admin/nurture/email_preview/journey.html",
@@ -218,6 +225,8 @@ def journey(request):
             quiet_days=quiet,
             time_of_day=time_of_day,
             day_parts=rules.DAY_PARTS,
+            checkin_times=checkin_times,
+            checkin_weeks=settings.NURTURE_CHECKIN_WEEKS.get(stage, 0),
         ),
     )
 

@@ -9,7 +9,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
 
-from content.models import Article
+from django.utils.translation import gettext_lazy as _
+
+from content.models import Article, Stage
 from nurture import recipients, selectors, tokens
 from nurture.emails.cache import render_step, step_language
 from nurture.emails.layout import PALETTE, inline_css, larger_text, organisation, tidy_text
@@ -207,4 +209,20 @@ def build_reply_unsubscribed_email(subscriber: Subscriber) -> EmailMultiAlternat
     return _service_email(
         template="reply_unsubscribed", to=subscriber.email, language=subscriber.language,
         first_name=subscriber.first_name, context={"signup_url": tokens.absolute_url(reverse("nurture:signup"))},
+    )
+
+
+def build_checkin_email(subscriber: Subscriber, *, answers: list[str]) -> EmailMultiAlternatives:
+    """"Has anything changed?": one button per answer, each its own opaque link (the answer sealed in
+    the token, never readable in the URL). The subject names no diagnosis."""
+    with translation.override(subscriber.language):
+        labels = {**{value: str(label) for value, label in Stage.choices}, "same": str(_("Nothing has changed"))}
+    buttons = [
+        (labels[answer], link("nurture:checkin", purpose=tokens.CHECKIN, subscriber_id=subscriber.pk, extra=answer,
+                              link_version=subscriber.link_version))
+        for answer in answers
+    ]
+    return _service_email(
+        template="checkin", to=subscriber.email, language=subscriber.language, first_name=subscriber.first_name,
+        context={"buttons": buttons},
     )

@@ -79,6 +79,8 @@ class Subscriber(models.Model):
     # How their emails look: a single text/plain part (same links), or a larger-text layout.
     plain_text = models.BooleanField(default=False)
     larger_text = models.BooleanField(default=False)
+    # The last "Has anything changed?" email (services/checkins.py): never more often than the interval.
+    last_checkin_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         permissions = [("export_subscriber", "Can export everything held about a subscriber")]

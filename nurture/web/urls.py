@@ -1,7 +1,7 @@
 """The public URLs (included at the site root by config/urls.py, namespace "nurture")."""
 from django.urls import path
 
-from nurture.web import bereavement, care, dev_outbox, health, links, metrics, signup
+from nurture.web import bereavement, care, checkin, dev_outbox, health, links, metrics, signup
 
 app_name = "nurture"
 
@@ -17,6 +17,7 @@ urlpatterns = [
     path("carer/confirm/<str:token>/", care.carer_confirm, name="carer_confirm"),
     path("carer/stop/<str:token>/", care.carer_stop, name="carer_stop"),
     path("carer/bereavement/<str:token>/", bereavement.from_carer, name="carer_bereavement"),
+    path("checkin/<str:token>/", checkin.checkin, name="checkin"),
     path("email/<str:token>/", links.view_online, name="view_online"),
     path("links/<str:token>/", links.fresh_link, name="fresh_link"),
     path("healthz", health.healthz, name="healthz"),

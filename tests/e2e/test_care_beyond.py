@@ -22,22 +22,13 @@ from nurture import tasks, tokens
 from nurture.models import Bereavement, CarerHandoff, ConsentRecord, Delivery, Subscriber
 from nurture.services.deliveries import deliveries_claim
 from support.workers import CeleryProcess, subprocess_env, use_broker_in_this_process, wait_for
+from tests.e2e.test_care import messages, sign_up_and_confirm, text_of
 from tests.conftest import _redis_url_for_this_worker, service_missing
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
 DAY_SECONDS = 1
 SUPPORT = "Bereavement support line: 0800 000 1111"
-
-
-def messages(outbox: Path, to: str | None = None):
-    files = sorted(outbox.glob("*.eml")) if outbox.is_dir() else []
-    found = [email.message_from_bytes(p.read_bytes(), policy=policy.default) for p in files]
-    return [m for m in found if to is None or to in str(m["To"])]
-
-
-def text_of(message) -> str:
-    return message.get_body(preferencelist=("plain",)).get_content()
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +51,9 @@ def care_stack(django_db_setup, django_db_blocker, tmp_path_factory):
 
         periodic_tasks_ensure()
         env = subprocess_env(broker_url=url, outbox_dir=outbox, day_seconds=DAY_SECONDS,
-                             extra={"NURTURE_BEREAVEMENT_SUPPORT": SUPPORT})
+                             extra={"NURTURE_BEREAVEMENT_SUPPORT": SUPPORT,
+                                    # check-ins every 7 one-second "days", for people in remission only
+                                    "NURTURE_CHECKIN_WEEKS": "in_remission:1"})
         processes = [CeleryProcess("worker", "care24-worker", env, tmp), CeleryProcess("beat", "care24-beat", env, tmp)]
         try:
             for process in processes:
@@ -94,15 +87,6 @@ def test_a_person_can_have_one_bereavement_report_only():
     Bereavement.objects.create(subscriber=person, source="admin")
     with pytest.raises(IntegrityError), transaction.atomic():
         Bereavement.objects.create(subscriber=person, source="carer_page")
-
-
-def sign_up_and_confirm(client, outbox: Path, address: str, **extra) -> Subscriber:
-    response = client.post("/", {"email": address, "stage": "in_treatment", "language": "en", "consent": "on", **extra})
-    assert response.status_code == 302, response.content[:2000]
-    confirmation = wait_for(lambda: messages(outbox, address), timeout=60, message="the confirmation email")[0]
-    confirm_url = re.search(r"https://guide\.example\.org(/confirm/[^/\s]+/)", text_of(confirmation)).group(1)
-    assert client.post(confirm_url).status_code == 200
-    return Subscriber.objects.get(email=address)
 
 
 def test_bereavement_stops_queued_and_claimed_deliveries_and_nothing_more_goes_to_either_address(stack, client):
@@ -243,3 +227,26 @@ def test_plain_text_and_larger_text_emails_through_the_real_worker(stack, client
     sizes = [int(s) for s in re.findall(r"font-size:\s*(\d+)px", html)]
     assert sizes and min(sizes) >= 17  # the standard layout's smallest is 14px
     assert larger.get_body(preferencelist=("plain",)) is not None  # still with its plain-text twin
+
+
+# --- check-ins ----------------------------------------------------------------------------------------
+
+
+def test_a_check_in_moves_a_person_to_another_stages_series_with_no_repeat(stack, client):
+    outbox = stack
+    remy = sign_up_and_confirm(client, outbox, "remy.c@example.org", stage="in_remission")
+    checkin = wait_for(lambda: [m for m in messages(outbox, "remy.c@example.org") if m["Subject"] == "Has anything changed?"],
+                       timeout=60, message="the check-in email")[0]
+    urls = re.findall(r"https://guide\.example\.org(/checkin/[^/\s]+/)", text_of(checkin))
+    assert len(urls) == 4 and not any(stage in url for url in urls for stage in ("in_treatment", "in_remission", "diagnosed"))
+    assert client.get(urls[1]).status_code == 200
+    assert Subscriber.objects.get(pk=remy.pk).stage == "in_remission"  # opening the page changes nothing
+    assert client.post(urls[1]).status_code == 200  # "In treatment"
+    remy.refresh_from_db()
+    assert remy.stage == "in_treatment" and remy.series.stage == "in_treatment"
+    assert ConsentRecord.objects.filter(subscriber=remy, kind="stage_change", source="checkin").exists()
+    wait_for(lambda: Delivery.objects.filter(subscriber=remy, status="sent", step__series__stage="in_treatment").count() >= 2,
+             timeout=60, message="emails from the new stage's series")
+    sent = list(Delivery.objects.filter(subscriber=remy, status="sent").values_list("article_versions", flat=True))
+    articles = [a for versions in sent for a in versions]
+    assert len(articles) == len(set(articles))  # no article twice across both series

@@ -17,7 +17,7 @@ from django.utils import timezone
 from nurture import rules, tokens
 from nurture.models import Delivery, Subscriber
 from support.workers import CeleryProcess, subprocess_env, use_broker_in_this_process, wait_for
-from tests.e2e.test_care_beyond import messages, text_of
+from tests.e2e.test_care import messages, text_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 

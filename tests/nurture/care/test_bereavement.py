@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
@@ -20,7 +19,7 @@ from nurture.services.retention import expired_data_purge
 from nurture.services.signup import signup_request_process
 from nurture.models import SignupRequest
 from tests.helpers.scheduler import active_subscriber, series
-from tests.helpers.staff import verified_login
+from tests.helpers.staff import signed_in_with_permissions
 
 pytestmark = pytest.mark.django_db
 SUPPORT = "Bereavement line: 0800 000 0000\nhttps://example.org/after-a-death"
@@ -211,12 +210,7 @@ def test_bad_link_gets_the_plain_page(client):
 
 
 def staff(client, *perms):
-    user = User.objects.create_user("carol", password="x", is_staff=True)
-    for perm in perms:
-        app, codename = perm.split(".")
-        user.user_permissions.add(Permission.objects.get(content_type__app_label=app, codename=codename))
-    verified_login(client, user)
-    return user
+    return signed_in_with_permissions(client, *perms)
 
 
 def act(client, subscriber, **extra):

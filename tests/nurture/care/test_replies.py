@@ -9,7 +9,7 @@ import datetime as dt
 import json
 
 import pytest
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import Group, User
 from django.core import mail
 from django.utils import timezone
 
@@ -18,7 +18,7 @@ from nurture.services import replies as services
 from nurture.services.retention import expired_data_purge
 from support.fake_inbound import postmark_inbound
 from tests.helpers.scheduler import active_subscriber, series
-from tests.helpers.staff import verified_login
+from tests.helpers.staff import signed_in_with_permissions
 
 pytestmark = pytest.mark.django_db
 
@@ -145,12 +145,7 @@ def test_long_text_is_cut_and_never_logged(client, ana, caplog):
 
 
 def staff(client, *perms):
-    user = User.objects.create_user("carol", password="x", is_staff=True)
-    for perm in perms:
-        app, codename = perm.split(".")
-        user.user_permissions.add(Permission.objects.get(content_type__app_label=app, codename=codename))
-    verified_login(client, user)
-    return user
+    return signed_in_with_permissions(client, *perms)
 
 
 def test_subscriber_care_role_holds_the_reply_permission():
