@@ -3,35 +3,17 @@ choices on a phone, and the Replies queue in the admin. Screenshots go to tests/
 keeps the ones docs/subscribers.md and docs/admin.md show)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from django.utils import timezone
 
 from nurture import tokens
 from nurture.models import Delivery, Reply, Subscriber
+from tests.browser.test_care import ARTIFACTS, fits, phone  # noqa: F401 (phone: the care pages' phone fixture)
 from tests.helpers.browser import logged_in_page
 from tests.helpers.scheduler import active_subscriber, series
 from tests.helpers.staff import staff_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-def phone(browser, live_server, settings):
-    settings.SITE_URL = live_server.url
-    ARTIFACTS.mkdir(exist_ok=True)
-    context = browser.new_context(viewport=PHONE, locale="en-GB")
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
-
-
-def fits(page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
 
 def test_bereavement_two_steps_on_a_phone(phone, live_server):

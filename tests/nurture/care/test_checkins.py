@@ -77,3 +77,15 @@ def test_answer_page_get_changes_nothing_post_moves_with_a_consent_record(client
 
 def test_a_bad_checkin_link_gets_the_plain_page(client):
     assert client.get("/checkin/not-a-token/").status_code == 400
+
+
+def test_the_journey_preview_lists_the_check_ins(client, ana):
+    from nurture.admin.base import PREVIEW_EMAILS
+    from tests.helpers.staff import signed_in_with_permissions
+
+    signed_in_with_permissions(client, PREVIEW_EMAILS)
+    page = client.get("/admin/nurture/email-preview/journey/", {"stage": "recently_diagnosed", "language": "en",
+                                                                 "quiet_day": ["5", "6"], "time_of_day": "morning"})
+    body = page.content.decode()
+    assert page.status_code == 200 and 'id="journey-checkins"' in body and "Every 8 weeks" in body
+    assert 'value="5" checked' in body and 'value="morning" selected' in body
