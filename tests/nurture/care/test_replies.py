@@ -212,3 +212,12 @@ def test_reply_to_header_when_the_organisation_sets_a_reply_address(ana, setting
     settings.NURTURE_REPLY_ADDRESS = "replies@guide.example.org"
     message = build_step_email(step=ana.series.steps.get(position=0), subscriber=ana, to=ana.email)
     assert message.reply_to == ["replies@guide.example.org"]
+
+
+def test_download_my_data_includes_their_replies_and_choices(client, ana):
+    from nurture.export import subscriber_export
+
+    post(client, reply("A question of mine"))
+    data = subscriber_export(subscriber_id=ana.pk)
+    assert [r["text"] for r in data["replies"]] == ["A question of mine"]
+    assert data["profile"]["plain_text"] is False and data["profile"]["quiet_days"] == ""
