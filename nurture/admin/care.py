@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db import transaction
 from django.db.models import Case, When
+from django.template.defaultfilters import linebreaksbr
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
@@ -97,7 +98,7 @@ class ReplyAdmin(SafeActionIdsMixin, ViewOnlyAdmin):
 
     @admin.display(description="text")
     def text_shown(self, obj):
-        return format_html('<pre style="white-space: pre-wrap">{}</pre>', obj.text or "(no text kept)")
+        return linebreaksbr(obj.text or "(no text kept)", autoescape=True)  # escaped: never the sender's HTML
 
     @admin.action(description="Mark the selected replies handled (resumes a series they paused)", permissions=["handle"])
     def mark_handled(self, request, queryset):
