@@ -295,6 +295,9 @@ CELERY_TASK_ROUTES = {
     # Carer hand-off emails (issue 19): their own queue, never the sign-up confirmations' worker.
     "nurture.send_carer_confirmation_email": {"queue": "carers"},
     "nurture.send_carer_notice": {"queue": "carers"},
+    "nurture.send_bereavement_support_email": {"queue": "confirmations"},  # issue 24
+    "nurture.send_reply_stop_email": {"queue": "confirmations"},  # issue 24
+    "nurture.send_checkins": {"queue": "periodic"},  # issue 24
     "nurture.plan_due_deliveries": {"queue": "periodic"},
     "nurture.reconcile_deliveries": {"queue": "periodic"},
     "nurture.purge_expired_data": {"queue": "periodic"},
@@ -384,6 +387,24 @@ NURTURE_ORG_NAME = env_str("NURTURE_ORG_NAME", "Second Opinion Guide (demo organ
 NURTURE_ORG_ADDRESS = env_str("NURTURE_ORG_ADDRESS", "[postal address not set]")
 NURTURE_ORG_HELPLINE = env_str("NURTURE_ORG_HELPLINE", "[helpline not set]")
 NURTURE_ORG_WEBSITE = env_str("NURTURE_ORG_WEBSITE", SITE_URL)
+# "Tell us someone has died": the organisation's bereavement-support details (a few lines: a phone
+# number, a web page), sent once to a carer who asks for them. Empty: the offer is not shown.
+NURTURE_BEREAVEMENT_SUPPORT = env_str("NURTURE_BEREAVEMENT_SUPPORT", "")
+# Replies (issue 24): the address people's replies go to (set as Reply-To on every email; point the
+# provider's inbound route for it at /anymail/<provider>/inbound/). Empty: no Reply-To header.
+NURTURE_REPLY_ADDRESS = env_str("NURTURE_REPLY_ADDRESS", "")
+# While a reply waits for a person, that subscriber's series is paused; marking it handled resumes it.
+NURTURE_REPLY_PAUSES_SERIES = env_bool("NURTURE_REPLY_PAUSES_SERIES", True)
+NURTURE_REPLY_RETENTION_DAYS = env_int("NURTURE_REPLY_RETENTION_DAYS", 90, minimum=1, maximum=3650)
+# "Has anything changed?" check-ins (issue 24): weeks between them per stage ("stage:weeks", comma
+# separated; 0 turns a stage's off), also sent when a stage's series runs out. A week is seven
+# NURTURE_DAY_SECONDS days.
+NURTURE_CHECKIN_WEEKS = {
+    stage.strip(): int(weeks)
+    for stage, _, weeks in (part.partition(":") for part in env_str(
+        "NURTURE_CHECKIN_WEEKS", "recently_diagnosed:8,in_treatment:8,in_remission:12").split(","))
+    if stage.strip() and weeks.strip().isdigit()
+}
 NURTURE_UNSUBSCRIBE_MAILTO = env_str("NURTURE_UNSUBSCRIBE_MAILTO", "")
 NURTURE_LIST_ID = env_str("NURTURE_LIST_ID", "second-opinion-guide.nurture.invalid")
 

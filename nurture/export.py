@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 from content.models import Article, ArticleVersion
-from nurture.models import CarerHandoff, ConsentRecord, Delivery, ProviderEvent, Subscriber
+from nurture.models import CarerHandoff, ConsentRecord, Delivery, ProviderEvent, Reply, Subscriber
 
 EXPORT_FORMAT = 1
 
@@ -30,6 +30,7 @@ def subscriber_export(*, subscriber_id: int) -> dict:
         Delivery.objects.filter(subscriber_id=subscriber_id).select_related("step__series").order_by("queued_at", "pk")
     )
     handoffs = list(CarerHandoff.objects.filter(subscriber_id=subscriber_id).order_by("requested_at", "pk"))
+    replies = list(Reply.objects.filter(subscriber_id=subscriber_id).order_by("received_at", "pk"))
     events = list(ProviderEvent.objects.filter(delivery__subscriber_id=subscriber_id).order_by("timestamp", "pk"))
     recorded = {
         (int(article_id), version)
@@ -94,6 +95,12 @@ def subscriber_export(*, subscriber_id: int) -> dict:
             "signed_up_at": _iso(subscriber.created_at),
             "confirmed_at": _iso(subscriber.confirmed_at),
             "unsubscribed_at": _iso(subscriber.unsubscribed_at),
+            # Days and hours that suit them, and the email format (issue 24).
+            "quiet_days": subscriber.quiet_days,
+            "time_of_day": subscriber.time_of_day,
+            "plain_text": subscriber.plain_text,
+            "larger_text": subscriber.larger_text,
+            "last_checkin_at": _iso(subscriber.last_checkin_at),
         },
         "consent_records": [
             {
@@ -133,5 +140,11 @@ def subscriber_export(*, subscriber_id: int) -> dict:
                 "stopped_by": handoff.stopped_by,
             }
             for handoff in handoffs
+        ],
+        # What they wrote back to our emails, while we keep it (NURTURE_REPLY_RETENTION_DAYS).
+        "replies": [
+            {"received_at": _iso(r.received_at), "state": r.state, "subject": r.subject, "text": r.text,
+             "handled_at": _iso(r.handled_at)}
+            for r in replies
         ],
     }

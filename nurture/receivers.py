@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import logging
 
-from anymail.signals import tracking
+from anymail.signals import inbound, tracking
 from django.db import DatabaseError
 from django.dispatch import receiver
 
 from nurture import tasks
-from nurture.services import webhooks
+from nurture.services import replies, webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -22,3 +22,14 @@ def provider_tracking_event(sender, event, esp_name, **kwargs):
     except Exception as exc:  # an odd event must not turn into a 500 and endless redeliveries
         # The type only: the message may quote the payload, which holds an address.
         logger.error("provider event could not be recorded provider=%s error=%s", esp_name, type(exc).__name__)
+
+
+@receiver(inbound, dispatch_uid="nurture.provider_inbound_message")
+def provider_inbound_message(sender, event, esp_name, **kwargs):
+    try:
+        replies.reply_receive(provider=esp_name or "", event=event, enqueue_stop_email=tasks.enqueue_reply_stop_email)
+    except DatabaseError:
+        raise  # the database is unwell: a 500 makes the provider deliver the webhook again later
+    except Exception as exc:  # an odd message must not turn into a 500 and endless redeliveries
+        # The type only: the message may quote the payload, which holds an address and the text.
+        logger.error("inbound message could not be recorded provider=%s error=%s", esp_name, type(exc).__name__)

@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from django.conf import settings
 from django.db.models import F, Max, QuerySet, Sum
 
-from nurture.models import ConsentRecord, Series, Step, StepDailyResults, Subscriber
+from nurture.models import Bereavement, ConsentRecord, Series, Step, StepDailyResults, Subscriber
 
 MIN_CELL = 5  # counts of 1..MIN_CELL-1 people are suppressed
 SUPPRESSED = "<5"
@@ -326,6 +326,15 @@ _FIGURE_COST = {"delivered": 0, "bounced": 0, "complained": 0, "opened": 0, "cli
 
 def _hiding_cost(key) -> int:
     return _FIGURE_COST.get(key[2], 0) if key[0] == "step" else 0
+
+
+def bereavements_reported(*, period: Period) -> int:
+    """People whose death was reported in the period (UTC days), across every series. Counted apart:
+    a bereavement is never an unsubscribe, so it is in no "unsubscribed" figure and no leave rate.
+    Reports go with the person at the retention purge, so older periods count fewer."""
+    return Bereavement.objects.filter(
+        reported_at__date__gte=period.start, reported_at__date__lte=period.end,
+    ).count()
 
 
 def leave_window_days() -> int:

@@ -37,8 +37,34 @@ def _wall_to_instant(wall: datetime, tz: zoneinfo.ZoneInfo) -> datetime:
     return wall.replace(tzinfo=tz, fold=0).astimezone(dt_timezone.utc)
 
 
-def into_send_window(instant: datetime, *, time_zone: str, start_hour: int, end_hour: int) -> datetime:
-    """The earliest instant >= `instant` whose local wall time is in [start_hour:00, end_hour:00).
+# Parts of the day a person may choose (preference centre), as local hours [from, to); each is cut
+# to the organisation's window, and only parts that overlap it are offered.
+DAY_PARTS = {"morning": (0, 12), "afternoon": (12, 17), "evening": (17, 24)}
+
+
+def day_part_hours(part: str, *, start_hour: int, end_hour: int) -> tuple[int, int]:
+    """The window [start, end) for a chosen part of the day, inside the organisation's window. The
+    whole window for "" or a part that does not overlap it (it is then not offered)."""
+    low, high = DAY_PARTS.get(part, (start_hour, end_hour))
+    low, high = max(low, start_hour), min(high, end_hour)
+    return (low, high) if low < high else (start_hour, end_hour)
+
+
+def offered_day_parts(*, start_hour: int, end_hour: int) -> list[str]:
+    return [p for p, (low, high) in DAY_PARTS.items() if max(low, start_hour) < min(high, end_hour)]
+
+
+def parse_quiet_days(value: str) -> frozenset[int]:
+    """"5,6" -> {5, 6}; anything else in the field is ignored. All seven: none (never silence everything)."""
+    days = frozenset(int(d) for d in (value or "").split(",") if d.strip().isdigit() and int(d) < 7)
+    return days if len(days) < 7 else frozenset()
+
+
+def into_send_window(
+    instant: datetime, *, time_zone: str, start_hour: int, end_hour: int, quiet_days: frozenset[int] = frozenset(),
+) -> datetime:
+    """The earliest instant >= `instant` whose local wall time is in [start_hour:00, end_hour:00),
+    on a local weekday not in `quiet_days`.
 
     Worked in local wall time (the next opening is "tomorrow at 09:00 local", never "+24 hours"),
     so a daylight-saving change moves the instant, not the local hour, and no day is skipped or
@@ -49,12 +75,15 @@ def into_send_window(instant: datetime, *, time_zone: str, start_hour: int, end_
         # Validated on save; a zone that later vanished from tzdata must not stall a whole batch.
         tz = zoneinfo.ZoneInfo("UTC")
     local = instant.astimezone(tz)
-    if start_hour <= local.hour < end_hour:
+    if start_hour <= local.hour < end_hour and local.weekday() not in quiet_days:
         return instant
     opening_day: date = local.date() if local.hour < start_hour else local.date() + timedelta(days=1)
-    for offset in range(3):  # a window lost in a DST gap (e.g. 02:00-03:00) moves to the next day
-        wall = datetime.combine(opening_day + timedelta(days=offset), time(start_hour))
-        candidate = _wall_to_instant(wall, tz)
+    # A window lost in a DST gap (e.g. 02:00-03:00) moves to the next day; quiet days add up to six.
+    for offset in range(10):
+        day = opening_day + timedelta(days=offset)
+        if day.weekday() in quiet_days:
+            continue
+        candidate = _wall_to_instant(datetime.combine(day, time(start_hour)), tz)
         if candidate >= instant and start_hour <= candidate.astimezone(tz).hour < end_hour:
             return candidate
     return candidate  # unreachable for real zones and a valid window; never loops
@@ -72,6 +101,8 @@ def next_send_time(
     min_days_between: int | None = None,
     window_start_hour: int | None = None,
     window_end_hour: int | None = None,
+    quiet_days: str = "",
+    time_of_day: str = "",
 ) -> datetime:
     """The earliest instant the next email may go out. Pure: settings only fill in defaults.
 
@@ -79,7 +110,8 @@ def next_send_time(
       there has been none); the frequency cap and the cadence count from the last email;
     - durations are absolute (a "day" is NURTURE_DAY_SECONDS), so a cap of 2 days is never less
       than 48 hours, even across a daylight-saving change;
-    - then the result is pushed into the next local daytime window. With demo/test days
+    - then the result is pushed into the next local daytime window (the part of it they chose,
+      on a day that is not one of their quiet days). With demo/test days
       (NURTURE_DAY_SECONDS != 86400) a local-time window means nothing and is skipped.
     """
     day_seconds = settings.NURTURE_DAY_SECONDS if day_seconds is None else day_seconds
@@ -101,7 +133,9 @@ def next_send_time(
         gap_days = max(min_days_between, CADENCE_DAYS.get(cadence, 0))
         earliest = max(earliest, last_sent_at + gap_days * one_day)
     if day_seconds == REAL_DAY_SECONDS:
-        earliest = into_send_window(earliest, time_zone=time_zone, start_hour=start_hour, end_hour=end_hour)
+        start_hour, end_hour = day_part_hours(time_of_day, start_hour=start_hour, end_hour=end_hour)
+        earliest = into_send_window(earliest, time_zone=time_zone, start_hour=start_hour, end_hour=end_hour,
+                                    quiet_days=parse_quiet_days(quiet_days))
     return earliest
 
 
@@ -172,6 +206,8 @@ def decide(
             time_zone=subscriber.time_zone,
             now=now,
             started_at=subscriber.confirmed_at,
+            quiet_days=subscriber.quiet_days,
+            time_of_day=subscriber.time_of_day,
             **rules,
         )
         early = starts_at is not None and step.before_treatment
@@ -189,6 +225,8 @@ def decide(
                 cadence=subscriber.cadence,
                 time_zone=subscriber.time_zone,
                 now=now,
+                quiet_days=subscriber.quiet_days,
+                time_of_day=subscriber.time_of_day,
                 **rules,
             )
         return Decision(step, new_articles, place if early else step.position + 1, next_at)

@@ -44,7 +44,7 @@ def subscribers_due(*, now: datetime) -> QuerySet[Subscriber]:
         .order_by("next_send_at")
         .only(
             "id", "series_id", "next_step_position", "next_send_at", "cadence", "time_zone", "confirmed_at", "last_sent_at",
-            "treatment_date", "welcome_back_due",
+            "treatment_date", "welcome_back_due", "quiet_days", "time_of_day",
         )
     )
 
@@ -257,7 +257,7 @@ class JourneyStep:
 
 
 def _simulated_journey(
-    *, series_id: int, start: datetime, time_zone: str = "UTC", cadence: str = "as_planned", treatment_date=None
+    *, series_id: int, start: datetime, time_zone: str = "UTC", cadence: str = "as_planned", treatment_date=None, **timing
 ) -> list[JourneyStep]:
     """The emails a subscriber confirming at `start` would get, and when: the planner's own rule
     (decide / next_send_time: delays, the gap between emails, cadence, the local daytime window;
@@ -267,7 +267,7 @@ def _simulated_journey(
     series_steps.load({series_id})
     subscriber = Subscriber(
         series_id=series_id, time_zone=time_zone, cadence=cadence, confirmed_at=start, next_step_position=0,
-        treatment_date=treatment_date,
+        treatment_date=treatment_date, **timing,  # quiet_days, time_of_day: the days and hours they chose
     )
     steps, starts_at = series_steps.for_subscriber(subscriber, now=start)
     journey: list[JourneyStep] = []
@@ -298,11 +298,11 @@ class JourneyEmail:
     articles: list[Article]
 
 
-def series_journey(*, series_id: int, start: datetime, time_zone: str = "UTC", treatment_date=None) -> list[JourneyEmail]:
+def series_journey(*, series_id: int, start: datetime, time_zone: str = "UTC", treatment_date=None, **timing) -> list[JourneyEmail]:
     """The emails a subscriber confirming at `start` would get, and when, with the articles each
     would carry: the planner's own rule (nurture.rules) run forward on a simulated clock. With a
     sample `treatment_date`, the plan around it."""
-    planned = _simulated_journey(series_id=series_id, start=start, time_zone=time_zone, treatment_date=treatment_date)
+    planned = _simulated_journey(series_id=series_id, start=start, time_zone=time_zone, treatment_date=treatment_date, **timing)
     steps = Step.objects.in_bulk([p.step_id for p in planned])
     articles = Article.objects.in_bulk([a for p in planned for a in p.article_ids])
     return [

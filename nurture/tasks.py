@@ -13,7 +13,7 @@ from celery import shared_task
 from django.conf import settings
 
 from nurture import providers
-from nurture.services import answer_journal, planning, reconcile, results, retention, sending, signup, subscribers, throttle
+from nurture.services import answer_journal, bereavement, checkins, replies, planning, reconcile, results, retention, sending, signup, subscribers, throttle
 from nurture.services.deliveries import infrastructure_errors
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,14 @@ def enqueue_carer_confirmation(handoff_id: int) -> None:
 
 def enqueue_carer_notice(handoff_id: int, event: str) -> None:
     send_carer_notice.delay(handoff_id, event)
+
+
+def enqueue_bereavement_support(bereavement_id: int) -> None:
+    send_bereavement_support_email.delay(bereavement_id)
+
+
+def enqueue_reply_stop_email(reply_id: int) -> None:
+    send_reply_stop_email.delay(reply_id)
 
 
 def enqueue_fresh_links(subscriber_id: int, mailbox_counted: bool = False) -> None:
@@ -174,6 +182,33 @@ def _send_or_retry(task, send, *, retry_args: tuple) -> bool:
 def send_carer_notice(self, handoff_id: int, event: str) -> bool:
     return _send_or_retry(self, lambda: sending.carer_notice_email_send(handoff_id=handoff_id, event=event),
                           retry_args=(handoff_id, event))
+
+
+# The one bereavement-support email a carer asked for: sent once (the row is stamped in the same
+# transaction as the send); a transient provider error is retried like the sign-up emails.
+@shared_task(name="nurture.send_bereavement_support_email", bind=True, max_retries=TRANSIENT_RETRIES, acks_late=False)
+def send_bereavement_support_email(self, bereavement_id: int) -> bool:
+    try:
+        return bereavement.bereavement_support_email_send(bereavement_id=bereavement_id)
+    except Exception as exc:
+        _retry_signup_email(self, exc, 0.0)
+        raise
+
+
+# The one email after a "stop" reply: sent once (stamped with the send), transient errors retried.
+@shared_task(name="nurture.send_reply_stop_email", bind=True, max_retries=TRANSIENT_RETRIES, acks_late=False)
+def send_reply_stop_email(self, reply_id: int) -> bool:
+    try:
+        return replies.reply_stop_email_send(reply_id=reply_id)
+    except Exception as exc:
+        _retry_signup_email(self, exc, 0.0)
+        raise
+
+
+@shared_task(name="nurture.send_checkins")
+def send_checkins_task() -> int:
+    """"Has anything changed?" emails now due (beat, "Send check-ins")."""
+    return checkins.checkins_send_due()
 
 
 @shared_task(name="nurture.purge_expired_data")

@@ -81,6 +81,8 @@ CARER_CANCEL = "carer-cancel"
 CARER_APPROVE = "carer-approve"
 # The web version of a carer's copy (its delivery id as `extra`): opens that copy only.
 CARER_VIEW = "carer-view"
+# "Has anything changed?" (issue 24): one link per answer, the answer sealed in `extra` (never a stage in a URL).
+CHECKIN = "checkin"
 
 # Purposes whose links stay valid only while the subscriber's link_version is unchanged.
 NOT_REVOCABLE = {CONFIRM, UNSUBSCRIBE}

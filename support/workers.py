@@ -45,6 +45,9 @@ def subprocess_env(*, broker_url: str, outbox_dir: Path, day_seconds: int, extra
             "NURTURE_OUTBOX_DIR": str(outbox_dir),
             "SITE_URL": "https://guide.example.org",
             "PYTHONUNBUFFERED": "1",
+            # "Has anything changed?" emails off unless a test asks (short test days would send them
+            # between the series emails a test counts).
+            "NURTURE_CHECKIN_WEEKS": "",
         }
     )
     env.update(extra or {})

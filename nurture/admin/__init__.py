@@ -4,6 +4,7 @@ from nurture.admin import (  # noqa: F401  (registration happens on import)
     articles,
     audit,
     brake,
+    care,
     deliveries,
     devices,
     events,

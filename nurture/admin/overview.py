@@ -17,8 +17,10 @@ from django.contrib import admin
 from django.shortcuts import render
 from django.utils import timezone
 
+from django.db.models import Count, Min
+
 from nurture import mail_health, results, selectors
-from nurture.models import Delivery, Subscriber
+from nurture.models import Delivery, Reply, Subscriber
 
 from nurture.admin.base import VIEW_DELIVERY, VIEW_OVERVIEW, staff_view
 
@@ -48,6 +50,8 @@ def overview(request):
     if not request.user.has_perm(VIEW_DELIVERY):  # those who may not see the people behind the counts
         _protect_small_counts(table, totals)
     sending_timeout = timedelta(seconds=settings.NURTURE_SENDING_TIMEOUT_SECONDS)
+    # Replies waiting for a person (issue 24): how many, and since when the oldest has waited.
+    replies = Reply.objects.filter(state=Reply.State.WAITING).aggregate(waiting=Count("id"), oldest=Min("received_at"))
     return render(
         request,
         "admin/nurture/overview/index.html",
@@ -68,6 +72,8 @@ def overview(request):
             # The complaint brake (services/brake.py): its state and the day's figures.
             "brake": mail_health.sending_brake_engaged(),
             "mail_health": mail_health.series_mail_health(since=now - FAILURE_WINDOW),
+            "replies_waiting": replies["waiting"],
+            "oldest_reply_at": replies["oldest"],
         },
     )
 

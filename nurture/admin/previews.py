@@ -29,9 +29,10 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
 from content.models import Article, Language, Stage
-from nurture import selectors
+from nurture import rules, selectors
 from nurture.emails.messages import build_step_email, delivery_web_html
 from nurture.models import Delivery, Series, Step, Subscriber
+from nurture.services import checkins
 from nurture.services.audit import audit_record
 
 from nurture.admin.base import PREVIEW_AS_SUBSCRIBER, PREVIEW_EMAILS, VIEW_DELIVERY, BadQuery, require_permission, staff_view
@@ -189,9 +190,19 @@ def journey(request):
             treatment_date = datetime.date.fromisoformat(raw_date)
         except ValueError:
             date_error = "Give the sample treatment date as YYYY-MM-DD."
-    emails_planned = (
-        selectors.series_journey(series_id=series.pk, start=start, treatment_date=treatment_date) if series else []
-    )
+    # Sample days and hours that suit them (issue 24): quiet weekdays and a part of the day.
+    quiet = sorted({int(d) for d in request.GET.getlist("quiet_day") if d in {"0", "1", "2", "3", "4", "5", "6"}})
+    time_of_day = request.GET.get("time_of_day", "") if request.GET.get("time_of_day", "") in rules.DAY_PARTS else ""
+    emails_planned = selectors.series_journey(
+        series_id=series.pk, start=start, treatment_date=treatment_date,
+        quiet_days=",".join(map(str, quiet)), time_of_day=time_of_day,
+    ) if series else []
+    # The "Has anything changed?" check-ins the same person would get (services/checkins.py).
+    interval = checkins.checkin_interval(stage)
+    last = emails_planned[-1].send_at if emails_planned else start
+    checkin_times = []
+    while interval and (not checkin_times or checkin_times[-1] <= last) and len(checkin_times) < 50:
+        checkin_times.append((checkin_times[-1] if checkin_times else start) + interval)
     return render(
         request,
         "admin/nurture/email_preview/journey.html",
@@ -210,6 +221,12 @@ def journey(request):
             treatment_date=treatment_date,
             treatment_date_raw=raw_date,
             date_error=date_error,
+            weekdays=list(enumerate(["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"])),
+            quiet_days=quiet,
+            time_of_day=time_of_day,
+            day_parts=rules.DAY_PARTS,
+            checkin_times=checkin_times,
+            checkin_weeks=settings.NURTURE_CHECKIN_WEEKS.get(stage, 0),
         ),
     )
 

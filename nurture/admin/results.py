@@ -107,7 +107,9 @@ def _csv_safe(value) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and text != "—" else text
 
 
-def _csv_response(*, tables: list[Table], period: results.Period, series: Series, generated_at, window: int) -> HttpResponse:
+def _csv_response(
+    *, tables: list[Table], period: results.Period, series: Series, generated_at, window: int, bereaved: int,
+) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     name = f"results-{series.stage}-{series.language}-{period.start}-{period.end}.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
@@ -115,6 +117,7 @@ def _csv_response(*, tables: list[Table], period: results.Period, series: Series
     writer.writerow(["Results", series.name, _series_label(series)])
     writer.writerow(["Period", period.start.isoformat(), period.end.isoformat()])
     writer.writerow(["Generated at", generated_at.isoformat(timespec="seconds")])
+    writer.writerow(["Bereavements reported (all series; not counted as leaving)", results.cell(bereaved)])
     writer.writerow(["Note", f"Counts only; 1 to {results.MIN_CELL - 1} people shown as {results.SUPPRESSED}, and one more "
                              f"cell of their row, column or total as {results.HIDDEN}; "
                              + f"counts rounded to the nearest {results.ROUND_TO}; "
@@ -166,8 +169,9 @@ def results_page(request):
     weekly_table, layer_names = _weekly_table(data)
     compare_table = _comparison_table(data)
     tables = [step_table, weekly_table, compare_table]
+    bereaved = results.bereavements_reported(period=period)
     if fmt == "csv":
-        return _csv_response(tables=tables, period=period, series=series, generated_at=now, window=window)
+        return _csv_response(tables=tables, period=period, series=series, generated_at=now, window=window, bereaved=bereaved)
 
     highlighted = data.highlighted(series.pk)
 
@@ -218,5 +222,6 @@ def results_page(request):
         "min_cell": results.MIN_CELL,
         "hidden_mark": results.HIDDEN,
         "rounded_to": results.ROUND_TO,
+        "bereavements": results.cell(bereaved),
     }
     return render(request, TEMPLATE, context)

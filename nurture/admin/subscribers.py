@@ -23,6 +23,7 @@ from django.views.decorators.http import require_http_methods
 
 from content.models import Language, Stage
 from nurture import selectors
+from nurture.admin.care import report_bereavement
 from nurture.models import CarerHandoff, ConsentRecord, Delivery, Subscriber
 from nurture.services import subscribers as subscriber_services
 from nurture.services.audit import audit_record, audit_record_many
@@ -153,7 +154,7 @@ class SubscriberAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
     ]
     fields = readonly_fields
     inlines = [DeliveryInline, ConsentInline, CarerHandoffInline]
-    actions = ["change_stage", "pause", "resume", "unsubscribe", "export_data"]
+    actions = ["change_stage", "pause", "resume", "unsubscribe", "export_data", report_bereavement]
 
     def has_manage_permission(self, request, obj=None):
         return request.user.has_perm("nurture.change_subscriber")

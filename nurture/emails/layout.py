@@ -208,3 +208,15 @@ def render_step_full(*, step: Step, articles: list[Article], language: str, pers
     html, text = render_step_template(step=step, articles=articles, language=language, personal=personal)
     keep = bool(personal.view_online_url)
     return keep_or_drop_view_online(html, keep), keep_or_drop_view_online(text, keep)
+
+
+LARGER_TEXT_SCALE = 1.25
+_FONT_SIZE = re.compile(r"font-size:\s*(\d+(?:\.\d+)?)px")
+_LINE_HEIGHT = re.compile(r"line-height:\s*(\d(?:\.\d+)?)(?=[;\s\"'!])")
+
+
+def larger_text(html: str) -> str:
+    """The larger-text layout a person can choose (preference centre): every font size a quarter
+    larger and a little more space between lines. Works on the inlined HTML, so every client sees it."""
+    html = _FONT_SIZE.sub(lambda m: f"font-size: {round(float(m.group(1)) * LARGER_TEXT_SCALE)}px", html)
+    return _LINE_HEIGHT.sub(lambda m: f"line-height: {min(2.0, float(m.group(1)) + 0.15):.2f}", html)

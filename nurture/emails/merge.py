@@ -78,6 +78,9 @@ def build_batch_email(
     ):
         # A carer's copy is built for the carer (its own body and links): one by one.
         raise NotBatchable("a carer's copy is built on its own")
+    if any(d.subscriber.plain_text or d.subscriber.larger_text for d in deliveries):
+        # The shared body is the standard layout; their own format is built one by one.
+        raise NotBatchable("a subscriber chose plain text or larger text")
     html, text = merge_bodies(cached, field_format=field_format)
     addresses = [delivery.subscriber.email for delivery in deliveries]
     message = EmailMultiAlternatives(subject=step.subject, body=text, to=addresses)

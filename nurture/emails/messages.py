@@ -9,10 +9,12 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
 
-from content.models import Article
+from django.utils.translation import gettext_lazy as _
+
+from content.models import Article, Stage
 from nurture import providers, selectors, tokens
 from nurture.emails.cache import render_step, step_language
-from nurture.emails.layout import PALETTE, inline_css, organisation, tidy_text
+from nurture.emails.layout import PALETTE, inline_css, larger_text, organisation, tidy_text
 from nurture.emails.links import (
     Personal, carer_personal_for, clean_name, greeting_for, link, personal_for, requester_label,
 )
@@ -39,10 +41,13 @@ def list_headers(*, unsubscribe_url: str) -> dict[str, str]:
     }
 
 
-def _message(*, subject: str, text: str, html: str, to: str | list[str], message_id: str) -> EmailMultiAlternatives:
+def _message(*, subject: str, text: str, html: str | None, to: str | list[str], message_id: str) -> EmailMultiAlternatives:
     message = EmailMultiAlternatives(subject=subject, body=text, to=[to] if isinstance(to, str) else list(to))
-    message.attach_alternative(html, "text/html")
+    if html is not None:  # None: plain text only, as the person chose
+        message.attach_alternative(html, "text/html")
     message.extra_headers["Message-ID"] = message_id
+    if settings.NURTURE_REPLY_ADDRESS:  # replies reach the inbound route, not a no-reply inbox
+        message.reply_to = [settings.NURTURE_REPLY_ADDRESS]
     # No anymail tags or metadata: they would reach the provider, and nothing there may hint at
     # the stage. Webhooks find the delivery by the provider's message id instead.
     return message
@@ -63,8 +68,10 @@ def build_step_email(
         subscriber, language=language, delivery_id=delivery_id, sample_links=sample_links, welcome_back=welcome_back
     )
     html, text = render_step(step=step, articles=articles, language=language, personal=personal)
+    if subscriber.larger_text:
+        html = larger_text(html)
     message = _message(
-        subject=f"{subject_prefix}{step.subject}", text=text, html=html, to=to or subscriber.email,
+        subject=f"{subject_prefix}{step.subject}", text=text, html=None if subscriber.plain_text else html, to=to or subscriber.email,
         message_id=message_id or make_msgid(domain=domain()),
     )
     message.extra_headers.update(list_headers(unsubscribe_url=personal.unsubscribe_url))
@@ -239,4 +246,38 @@ def build_carer_notice_email(handoff: CarerHandoff, *, event: str) -> EmailMulti
     return _service_email(
         template="carer_notice", to=subscriber.email, language=subscriber.language,
         first_name=clean_name(subscriber.first_name), context=context,
+    )
+
+
+def build_bereavement_support_email(bereavement) -> EmailMultiAlternatives:
+    """To the carer who asked for it when telling us the person died: the organisation's
+    bereavement-support details (NURTURE_BEREAVEMENT_SUPPORT), once, in the person's language.
+    Nothing about the person's stage or their emails."""
+    return _service_email(
+        template="bereavement_support", to=bereavement.support_email_to, language=bereavement.subscriber.language,
+        first_name="", context={"support": settings.NURTURE_BEREAVEMENT_SUPPORT.strip()},
+    )
+
+
+def build_reply_unsubscribed_email(subscriber: Subscriber) -> EmailMultiAlternatives:
+    """The one email after someone replied "stop": it worked, and how to come back. Stage-free."""
+    return _service_email(
+        template="reply_unsubscribed", to=subscriber.email, language=subscriber.language,
+        first_name=subscriber.first_name, context={"signup_url": tokens.absolute_url(reverse("nurture:signup"))},
+    )
+
+
+def build_checkin_email(subscriber: Subscriber, *, answers: list[str]) -> EmailMultiAlternatives:
+    """"Has anything changed?": one button per answer, each its own opaque link (the answer sealed in
+    the token, never readable in the URL). The subject names no diagnosis."""
+    with translation.override(subscriber.language):
+        labels = {**{value: str(label) for value, label in Stage.choices}, "same": str(_("Nothing has changed"))}
+    buttons = [
+        (labels[answer], link("nurture:checkin", purpose=tokens.CHECKIN, subscriber_id=subscriber.pk, extra=answer,
+                              link_version=subscriber.link_version))
+        for answer in answers
+    ]
+    return _service_email(
+        template="checkin", to=subscriber.email, language=subscriber.language, first_name=subscriber.first_name,
+        context={"buttons": buttons},
     )

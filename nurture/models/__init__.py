@@ -16,10 +16,11 @@ from nurture.models.engine import (
     known_time_zones,
     validate_time_zone,
 )
+from nurture.models.care import Bereavement, Reply
 from nurture.models.staff import AuditEntry, AuditEntryQuerySet, StaffTools, StepDailyResults
 
 __all__ = [
-    "AuditEntry", "AuditEntryQuerySet", "CarerHandoff", "ConsentRecord", "Delivery", "ProviderEvent", "SendingBrake", "Series",
+    "AuditEntry", "AuditEntryQuerySet", "Bereavement", "CarerHandoff", "ConsentRecord", "Delivery", "ProviderEvent", "Reply", "SendingBrake", "Series",
     "SignupRequest", "StaffTools", "Step", "StepArticle", "StepDailyResults", "StepFigures", "Subscriber",
     "Suppression", "known_time_zones", "validate_time_zone",
 ]

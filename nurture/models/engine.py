@@ -36,6 +36,9 @@ class Subscriber(models.Model):
         PAUSED = "paused", _("Paused")
         UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
         SUPPRESSED = "suppressed", _("Suppressed (bounce or complaint)")
+        # Someone told us the person has died (nurture.services.bereavement): final for sending,
+        # and not a "leave" in the results.
+        DECEASED = "deceased", _("Died (bereavement reported)")
 
     class Cadence(models.TextChoices):
         AS_PLANNED = "as_planned", _("Every few days (the usual pace)")
@@ -70,6 +73,16 @@ class Subscriber(models.Model):
     # Bound into every preference and view-online link (nurture.tokens); raising it revokes them all
     # ("send me new links"). Unsubscribe links are not bound to it: they must keep working.
     link_version = models.PositiveIntegerField(default=0)
+    # Days and hours that suit them (preference centre; nurture.rules.into_send_window): weekdays
+    # with no email ("5,6": Saturday and Sunday, Monday is 0), and a part of the organisation's
+    # daytime window ("" any, or a key of rules.DAY_PARTS), both in their own time zone.
+    quiet_days = models.CharField(max_length=13, blank=True, default="")
+    time_of_day = models.CharField(max_length=10, blank=True, default="")
+    # How their emails look: a single text/plain part (same links), or a larger-text layout.
+    plain_text = models.BooleanField(default=False)
+    larger_text = models.BooleanField(default=False)
+    # The last "Has anything changed?" email (services/checkins.py): never more often than the interval.
+    last_checkin_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         permissions = [("export_subscriber", "Can export everything held about a subscriber")]
@@ -111,6 +124,8 @@ class ConsentRecord(models.Model):
         UNSUBSCRIBE = "unsubscribe", _("Unsubscribed")
         NAME_CHANGE = "name_change", _("Name changed")
         SUPPRESSED = "suppressed", _("Emails stopped (bounce, complaint or the provider)")
+        BEREAVEMENT = "bereavement", _("Bereavement reported")
+        DELIVERY_PREFERENCES = "delivery_preferences", _("Days, times or email format changed")
 
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="consents")
     kind = models.CharField(max_length=30, choices=Kind.choices, default=Kind.SIGNUP)

@@ -49,7 +49,7 @@ PLANNED_VERSION = 0
 
 DUE_FIELDS = (
     "id", "series_id", "next_step_position", "cadence", "time_zone", "confirmed_at", "last_sent_at",
-    "treatment_date", "welcome_back_due",
+    "treatment_date", "welcome_back_due", "quiet_days", "time_of_day",
 )
 
 
@@ -67,6 +67,8 @@ class DueSubscriber:
     last_sent_at: datetime | None
     treatment_date: date | None  # health data: read here, never logged
     welcome_back_due: bool
+    quiet_days: str = ""  # the days and hours that suit them (nurture.rules)
+    time_of_day: str = ""
     next_send_at: datetime | None = None  # where the planner moves them (not read: the rule decides)
 
     @property

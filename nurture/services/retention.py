@@ -12,6 +12,10 @@ Run daily by beat (`nurture.purge_expired_data`, schedule.PERIODIC_TASKS) and by
   they had. Nothing stops a new sign-up, and that needs a new confirmation, so no email reaches
   them without it. The same for suppressed subscribers, counted from their suppression; the
   Suppression row (address and reason only) stays, so a suppressed address is never written to.
+- **a reported bereavement**: NURTURE_UNSUBSCRIBED_RETENTION_DAYS after the report, the whole row
+  with the report; the address stays on the suppression list (address and a neutral reason only).
+- **replies** to our emails: NURTURE_REPLY_RETENTION_DAYS after they arrived, unless still waiting
+  for a person (services/replies.py).
 - **provider webhook events**: NURTURE_EVENT_RETENTION_DAYS after they arrived.
 - **sign-up requests** (the choices waiting for a confirmation): like unconfirmed sign-ups,
   NURTURE_PENDING_RETENTION_DAYS after their confirmation link expired. A confirmed one goes at once.
@@ -35,6 +39,7 @@ from django.utils import timezone
 
 from nurture.models import ProviderEvent, SignupRequest, Subscriber, Suppression
 from nurture.services.audit import audit_purge_expired
+from nurture.services.replies import expired_replies
 from nurture.services.suppression import address_suppress
 
 logger = logging.getLogger(__name__)
@@ -48,9 +53,11 @@ class PurgeResult:
     pending_subscribers: int = 0
     unsubscribed_subscribers: int = 0
     suppressed_subscribers: int = 0
+    deceased_subscribers: int = 0
     provider_events: int = 0
     signup_requests: int = 0
     audit_entries: int = 0
+    replies: int = 0
 
 
 def expired_pending_subscribers(*, now: datetime) -> QuerySet[Subscriber]:
@@ -77,6 +84,13 @@ def expired_suppressed_subscribers(*, now: datetime) -> QuerySet[Subscriber]:
     cutoff = now - timedelta(days=settings.NURTURE_UNSUBSCRIBED_RETENTION_DAYS)
     old_suppression = Suppression.objects.filter(email__iexact=OuterRef("email"), created_at__lt=cutoff)
     return Subscriber.objects.filter(status=Subscriber.Status.SUPPRESSED).filter(Exists(old_suppression))
+
+
+def expired_deceased_subscribers(*, now: datetime) -> QuerySet[Subscriber]:
+    """A reported bereavement: like people who left, NURTURE_UNSUBSCRIBED_RETENTION_DAYS after the
+    report (the whole row, with the report); the address stays on the suppression list only."""
+    cutoff = now - timedelta(days=settings.NURTURE_UNSUBSCRIBED_RETENTION_DAYS)
+    return Subscriber.objects.filter(status=Subscriber.Status.DECEASED, bereavement__reported_at__lt=cutoff)
 
 
 def expired_provider_events(*, now: datetime) -> QuerySet[ProviderEvent]:
@@ -107,9 +121,11 @@ def expired_data_purge(*, now: datetime | None = None, batch_size: int = BATCH_S
         pending_subscribers=_delete_in_batches(expired_pending_subscribers, **options),
         unsubscribed_subscribers=_delete_in_batches(expired_unsubscribed_subscribers, **options),
         suppressed_subscribers=_delete_in_batches(expired_suppressed_subscribers, **options),
+        deceased_subscribers=_delete_in_batches(expired_deceased_subscribers, **options),
         provider_events=_delete_in_batches(expired_provider_events, **options),
         signup_requests=_delete_in_batches(expired_signup_requests, **options),
         audit_entries=audit_purge_expired(**options),
+        replies=_delete_in_batches(expired_replies, **options),
     )
     # A run that deleted nothing is routine: DEBUG keeps `make run` readable.
     logger.log(logging.INFO if any(vars(result).values()) else logging.DEBUG, "purge expired data %s", result)

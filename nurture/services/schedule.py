@@ -16,6 +16,8 @@ PERIODIC_TASKS = [
     ("Purge expired data", "nurture.purge_expired_data", 86400),
     # The results page's summary per step and day (services/results.py); recomputes the recent days.
     ("Summarise results", "nurture.results_summarise", 3600),
+    # "Has anything changed?" emails that are due (services/checkins.py).
+    ("Send check-ins", "nurture.send_checkins", 3600),
 ]
 
 

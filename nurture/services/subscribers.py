@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from content.models import Stage
-from nurture import selectors, tokens, wording
+from nurture import rules, selectors, tokens, wording
 from nurture.models import ConsentRecord, Delivery, SignupRequest, Subscriber
 from nurture.services.consent import consent_record
 
@@ -298,6 +298,34 @@ def subscriber_set_treatment_date(
         subscriber.next_send_at = timezone.now()  # the planner still applies the gap and the daytime window
     subscriber.save(update_fields=["treatment_date", "next_send_at"])
     logger.info("treatment date %s subscriber=%s", "removed" if treatment_date is None else "set", subscriber.pk)
+    return subscriber
+
+
+@transaction.atomic
+def subscriber_set_delivery_preferences(
+    *, subscriber_id: int, quiet_days: list[int], time_of_day: str, plain_text: bool, larger_text: bool,
+    source: str = "preferences_page",
+) -> Subscriber:
+    """Days with no email, a part of the organisation's window, plain text or larger text. The planner
+    honours the days and hours in their time zone (nurture.rules); an active subscriber is re-planned
+    at once. Bad input raises InputError and changes nothing."""
+    if len(set(quiet_days)) >= 7 or any(not 0 <= d <= 6 for d in quiet_days):
+        raise InputError("quiet_days", _("Leave at least one day free for our emails, or pause them instead."))
+    window = (settings.NURTURE_SEND_WINDOW_START_HOUR, settings.NURTURE_SEND_WINDOW_END_HOUR)
+    if time_of_day and time_of_day not in rules.offered_day_parts(start_hour=window[0], end_hour=window[1]):
+        raise InputError("time_of_day", _("Please choose one of the options shown."))
+    subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
+    chosen = {"quiet_days": ",".join(str(d) for d in sorted(set(quiet_days))), "time_of_day": time_of_day,
+              "plain_text": plain_text, "larger_text": larger_text}
+    if all(getattr(subscriber, field) == value for field, value in chosen.items()):
+        return subscriber
+    for field, value in chosen.items():
+        setattr(subscriber, field, value)
+    if subscriber.status == Subscriber.Status.ACTIVE and subscriber.next_send_at is not None:
+        subscriber.next_send_at = min(subscriber.next_send_at, timezone.now())  # the planner applies the new hours
+    subscriber.save(update_fields=[*chosen, "next_send_at"])
+    consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.DELIVERY_PREFERENCES, source=source, text=wording.DELIVERY_PREFERENCES)
+    logger.info("delivery preferences changed subscriber=%s", subscriber.pk)
     return subscriber
 
 

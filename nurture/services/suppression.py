@@ -19,6 +19,10 @@ from nurture.services.consent import consent_record
 
 logger = logging.getLogger(__name__)
 
+# Standings a suppression never overwrites: already suppressed, or a reported bereavement (final,
+# and counted apart in the results).
+FINAL = (Subscriber.Status.SUPPRESSED, Subscriber.Status.DECEASED)
+
 
 @transaction.atomic
 def address_suppress(*, email: str, reason: str, source: str = "suppression") -> bool:
@@ -35,7 +39,7 @@ def address_suppress(*, email: str, reason: str, source: str = "suppression") ->
     created = not selectors.is_suppressed(email=email) and _row_add(email, reason)
     marked = 0
     candidates = _subscribers_of(mailbox) if created else selectors.with_address(Subscriber.objects.all(), email)
-    for subscriber in candidates.exclude(status=Subscriber.Status.SUPPRESSED).select_for_update():
+    for subscriber in candidates.exclude(status__in=FINAL).select_for_update():
         if mailbox_of(subscriber.email) != mailbox:
             continue
         Subscriber.objects.filter(pk=subscriber.pk).update(status=Subscriber.Status.SUPPRESSED, next_send_at=None)

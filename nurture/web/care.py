@@ -13,14 +13,14 @@ from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from nurture import recipients, tasks, tokens
+from nurture import recipients, rules, tasks, tokens
 from nurture.emails.links import requester_label
 from nurture.emails.messages import delivery_web_html
 from nurture.export import subscriber_export
 from nurture.models import Delivery, Subscriber
 from nurture.services import carers
 from nurture.services import subscribers as subscriber_services
-from nurture.web.forms import CarerForm, PauseForm, TreatmentDateForm
+from nurture.web.forms import CarerForm, DeliveryPreferencesForm, PauseForm, TreatmentDateForm
 from nurture.web.links import _bad_link, _private
 
 
@@ -139,7 +139,14 @@ def preferences_export(request, token: str):
 
 # --- the preference centre's care actions ----------------------------------------------------------
 
-CARE_ACTIONS = ("pause", "treatment_date", "treatment_date_remove", "carer", "carer_stop")
+CARE_ACTIONS = ("pause", "treatment_date", "treatment_date_remove", "carer", "carer_stop", "timing")
+
+
+def _timing_form(subscriber: Subscriber, data=None) -> DeliveryPreferencesForm:
+    parts = rules.offered_day_parts(start_hour=settings.NURTURE_SEND_WINDOW_START_HOUR, end_hour=settings.NURTURE_SEND_WINDOW_END_HOUR)
+    initial = {"quiet_days": sorted(rules.parse_quiet_days(subscriber.quiet_days)), "time_of_day": subscriber.time_of_day,
+               "plain_text": subscriber.plain_text, "larger_text": subscriber.larger_text}
+    return DeliveryPreferencesForm(data, initial=initial, parts=parts)
 
 
 def care_forms(subscriber: Subscriber, data=None, *, bound: str = "") -> dict:
@@ -150,6 +157,7 @@ def care_forms(subscriber: Subscriber, data=None, *, bound: str = "") -> dict:
             data if bound == "treatment_date" else None, initial={"treatment_date": subscriber.treatment_date}
         ),
         "carer_form": CarerForm(data if bound == "carer" else None, subscriber=subscriber),
+        "timing_form": _timing_form(subscriber, data if bound == "timing" else None),
     }
 
 
@@ -167,7 +175,8 @@ def care_action(request, subscriber: Subscriber, action: str) -> tuple[dict, boo
     with errors comes back bound, so the page shows the field's error; nothing was changed.
     Raises carers.TooManyCarerRequests (the view answers 429)."""
     forms = care_forms(subscriber, request.POST, bound=action)
-    form = {"pause": forms["pause_form"], "treatment_date": forms["date_form"], "carer": forms["carer_form"]}.get(action)
+    form = {"pause": forms["pause_form"], "treatment_date": forms["date_form"], "carer": forms["carer_form"],
+            "timing": forms["timing_form"]}.get(action)
     try:
         if action == "treatment_date_remove":
             subscriber_services.subscriber_set_treatment_date(subscriber_id=subscriber.pk, treatment_date=None)
@@ -184,6 +193,8 @@ def care_action(request, subscriber: Subscriber, action: str) -> tuple[dict, boo
             subscriber_services.subscriber_set_treatment_date(
                 subscriber_id=subscriber.pk, treatment_date=form.cleaned_data["treatment_date"]
             )
+        elif action == "timing":
+            subscriber_services.subscriber_set_delivery_preferences(subscriber_id=subscriber.pk, **form.cleaned_data)
         elif action == "carer":
             carers.carer_request(
                 subscriber_id=subscriber.pk, carer_email=form.cleaned_data["carer_email"], mode=form.cleaned_data["mode"],

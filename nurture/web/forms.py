@@ -218,3 +218,33 @@ class CarerForm(forms.Form):
         if problem:
             raise forms.ValidationError(problem)
         return address
+
+
+WEEKDAYS = [(0, _("Monday")), (1, _("Tuesday")), (2, _("Wednesday")), (3, _("Thursday")), (4, _("Friday")),
+            (5, _("Saturday")), (6, _("Sunday"))]
+DAY_PART_LABELS = {"morning": _("In the morning"), "afternoon": _("In the afternoon"), "evening": _("In the evening")}
+
+
+class DeliveryPreferencesForm(forms.Form):
+    """Days and hours that suit them, and how their emails look (preference centre, action "timing")."""
+
+    quiet_days = forms.TypedMultipleChoiceField(
+        label=_("Days you would rather not get our emails"), choices=WEEKDAYS, coerce=int, required=False,
+        widget=forms.CheckboxSelectMultiple, error_messages={"invalid_choice": _("Please choose one of the options shown.")},
+    )
+    time_of_day = forms.ChoiceField(
+        label=_("Time of day that suits you"), required=False, widget=forms.RadioSelect,
+        error_messages={"invalid_choice": _("Please choose one of the options shown.")},
+    )
+    plain_text = forms.BooleanField(label=_("Plain-text emails: just the words and the links, no layout"), required=False)
+    larger_text = forms.BooleanField(label=_("Larger text in emails"), required=False)
+
+    def __init__(self, *args, parts: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_of_day"].choices = [("", _("Any time")), *((p, DAY_PART_LABELS[p]) for p in parts)]
+
+    def clean_quiet_days(self):
+        days = self.cleaned_data["quiet_days"]
+        if len(set(days)) == 7:
+            raise forms.ValidationError(_("Leave at least one day free for our emails, or pause them instead."))
+        return days

@@ -103,6 +103,9 @@ def preferences(request, token: str):
         subscriber = subscriber_services.subscriber_from_token(purpose=tokens.PREFERENCES, token=token)
     except tokens.TokenError as error:
         return _bad_link(request, tokens.PREFERENCES, token, error)
+    if subscriber.status == Subscriber.Status.DECEASED:  # final: nothing on this page applies any more
+        with translation.override(subscriber.language):
+            return _private(render(request, "nurture/bereavement_done.html", {"already": True}))
     from nurture.web import care  # the care actions (care imports this module's helpers)
 
     with translation.override(subscriber.language):

@@ -1,7 +1,7 @@
 """The public URLs (included at the site root by config/urls.py, namespace "nurture")."""
 from django.urls import path
 
-from nurture.web import care, dev_outbox, health, links, metrics, signup
+from nurture.web import bereavement, care, checkin, dev_outbox, health, links, metrics, signup
 
 app_name = "nurture"
 
@@ -12,12 +12,15 @@ urlpatterns = [
     path("unsubscribe/<str:token>/", links.unsubscribe, name="unsubscribe"),
     path("preferences/<str:token>/", links.preferences, name="preferences"),
     path("preferences/<str:token>/export/", care.preferences_export, name="preferences_export"),
+    path("preferences/<str:token>/bereavement/", bereavement.from_preferences, name="bereavement"),
     path("pause/<str:token>/", care.pause, name="pause"),
     path("carer/confirm/<str:token>/", care.carer_confirm, name="carer_confirm"),
     path("carer/stop/<str:token>/", care.carer_stop, name="carer_stop"),
     path("carer/approve/<str:token>/", care.carer_approve, name="carer_approve"),
     path("carer/cancel/<str:token>/", care.carer_cancel, name="carer_cancel"),
     path("carer/email/<str:token>/", care.carer_view, name="carer_view"),
+    path("carer/bereavement/<str:token>/", bereavement.from_carer, name="carer_bereavement"),
+    path("checkin/<str:token>/", checkin.checkin, name="checkin"),
     path("email/<str:token>/", links.view_online, name="view_online"),
     path("links/<str:token>/", links.fresh_link, name="fresh_link"),
     path("healthz", health.healthz, name="healthz"),

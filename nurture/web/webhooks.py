@@ -6,9 +6,10 @@ without a secret the URLs answer 404 (and `manage.py check` warns, nurture.W020)
 anymail cannot parse (not JSON, missing fields, an inbound message sent to a tracking URL)
 answers 400 instead of a 500 the provider would keep retrying.
 
-Only the configured provider's tracking URL answers: the provider of the anymail EMAIL_BACKEND
-(anymail.backends.<provider>.EmailBackend). Other providers' URLs, and every inbound URL, answer
-404, so nobody can feed us events in another provider's format (docs/security.md).
+Only the configured provider's tracking and inbound URLs answer: the provider of the anymail
+EMAIL_BACKEND (anymail.backends.<provider>.EmailBackend). Other providers' URLs answer 404, so nobody
+can feed us events in another provider's format (docs/security.md). Inbound mail (replies) is
+handled by services/replies.py, behind the same secret.
 """
 from __future__ import annotations
 
@@ -39,15 +40,17 @@ def _guarded(view, name: str):
     def guarded_view(request, *args, **kwargs):
         if not webhook_secret():
             return HttpResponse("Provider webhooks are off: ANYMAIL_WEBHOOK_SECRET is not set.", status=404, content_type="text/plain")
-        if name != f"{configured_provider()}_tracking_webhook":
-            return HttpResponse("Not the configured email provider's tracking URL.", status=404, content_type="text/plain")
+        provider = configured_provider()
+        if name not in (f"{provider}_tracking_webhook", f"{provider}_inbound_webhook"):
+            return HttpResponse("Not the configured email provider's webhook URL.", status=404, content_type="text/plain")
         try:
             return view(request, *args, **kwargs)
         except AnymailWebhookValidationFailure:
             raise  # wrong credentials: Django answers 400 and logs it as a suspicious operation
         except AnymailConfigurationError as exc:  # e.g. the provider's inbound hook set to a tracking URL
             logger.error("webhook misconfigured at the provider path=%s: %s", request.path, exc)
-            return HttpResponseBadRequest("This URL takes tracking events only.", content_type="text/plain")
+            kind = "inbound messages" if name.endswith("_inbound_webhook") else "tracking events"
+            return HttpResponseBadRequest(f"This URL takes {kind} only.", content_type="text/plain")
         except (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, AnymailError) as exc:
             # JSONDecodeError is a ValueError; JSON nested thousands deep is a RecursionError. The
             # type only: the message may quote the payload.
@@ -60,6 +63,7 @@ def _guarded(view, name: str):
 urlpatterns = [
     URLPattern(pattern.pattern, _guarded(pattern.callback, pattern.name), pattern.default_args, pattern.name)
     for pattern in anymail_urls.urlpatterns
-    if str(pattern.name).endswith("_tracking_webhook")  # tracking only: no inbound mail handling
+    # Tracking events, and inbound mail (replies to our emails, services/replies.py).
+    if str(pattern.name).endswith(("_tracking_webhook", "_inbound_webhook"))
 ]
 app_name = anymail_urls.app_name

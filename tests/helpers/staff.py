@@ -58,3 +58,15 @@ def current_code(device: TOTPDevice) -> str:
     from django_otp.oath import totp
 
     return f"{totp(device.bin_key, device.step, device.t0, device.digits, device.drift):0{device.digits}d}"
+
+
+def signed_in_with_permissions(client, *perms: str, username: str = "carol"):
+    """A staff user holding exactly these permissions ("app.codename"), signed in with two factors."""
+    from django.contrib.auth.models import Permission
+
+    user = get_user_model().objects.create_user(username, password="x", is_staff=True)
+    for perm in perms:
+        app, codename = perm.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app, codename=codename))
+    verified_login(client, user)
+    return user

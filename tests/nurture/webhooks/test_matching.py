@@ -67,9 +67,11 @@ def test_without_a_message_id_only_a_recently_emailed_recipient_matches(sent, se
 
 def test_only_the_configured_providers_tracking_url_answers(client, sent, settings):
     payload = json.dumps(bounce(sent["bounce.me@example.org"]))
-    for url in ("/anymail/mailgun/tracking/", "/anymail/sendgrid/tracking/", "/anymail/postmark/inbound/", "/anymail/mandrill/"):
+    for url in ("/anymail/mailgun/tracking/", "/anymail/sendgrid/tracking/", "/anymail/mailgun/inbound/", "/anymail/mandrill/"):
         response = client.post(url, data=payload, content_type="application/json", **auth())
         assert response.status_code == 404, url
+    # The configured provider's inbound URL takes replies (issue 24): a tracking event sent there is refused.
+    assert client.post("/anymail/postmark/inbound/", data=payload, content_type="application/json", **auth()).status_code == 400
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"  # no provider: no webhook
     assert client.post("/anymail/postmark/tracking/", data=payload, content_type="application/json", **auth()).status_code == 404
     assert not ProviderEvent.objects.exists() and not Suppression.objects.exists()
