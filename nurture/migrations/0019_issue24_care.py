@@ -22,7 +22,7 @@ def grant_replies_to_subscriber_care(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('nurture', '0013_issue14_care_permission'),
+        ("nurture", "0018_issue25_sending_brake"),
         ('auth', '0012_alter_user_first_name_max_length'),
         ('contenttypes', '0002_remove_content_type_name'),
     ]
