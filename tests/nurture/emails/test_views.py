@@ -200,6 +200,7 @@ def test_journey_follows_the_planners_daytime_window_and_gap(library, settings):
     from nurture.rules import next_send_time
 
     settings.NURTURE_DAY_SECONDS = 86400
+    settings.NURTURE_SEND_WINDOW_START_HOUR, settings.NURTURE_SEND_WINDOW_END_HOUR = 9, 17  # the production window
     series = Step.objects.filter(series__stage="in_treatment", series__language="en").first().series
     start = datetime(2026, 3, 2, 23, 30, tzinfo=dt_timezone.utc)  # confirmed at night in New York's evening
     journey = selectors.series_journey(series_id=series.pk, start=start, time_zone="America/New_York")
