@@ -105,6 +105,12 @@ def round_count(count: int) -> int:
     return ROUND_TO * ((count + ROUND_TO // 2) // ROUND_TO)
 
 
+def count_shown(count: int) -> int | str:
+    """A count that stands alone (in no table whose other cells could give it away), as shown and
+    exported: 0 stays 0, 1 to 4 people are "<5", the rest rounded like every other count."""
+    return SUPPRESSED if 0 < count < MIN_CELL else round_count(count)
+
+
 # --- the period ---------------------------------------------------------------------------------
 
 

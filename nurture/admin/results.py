@@ -117,7 +117,7 @@ def _csv_response(
     writer.writerow(["Results", series.name, _series_label(series)])
     writer.writerow(["Period", period.start.isoformat(), period.end.isoformat()])
     writer.writerow(["Generated at", generated_at.isoformat(timespec="seconds")])
-    writer.writerow(["Bereavements reported (all series; not counted as leaving)", results.cell(bereaved)])
+    writer.writerow(["Bereavements reported (all series; not counted as leaving)", results.count_shown(bereaved)])
     writer.writerow(["Note", f"Counts only; 1 to {results.MIN_CELL - 1} people shown as {results.SUPPRESSED}, and one more "
                              f"cell of their row, column or total as {results.HIDDEN}; "
                              + f"counts rounded to the nearest {results.ROUND_TO}; "
@@ -222,6 +222,6 @@ def results_page(request):
         "min_cell": results.MIN_CELL,
         "hidden_mark": results.HIDDEN,
         "rounded_to": results.ROUND_TO,
-        "bereavements": results.cell(bereaved),
+        "bereavements": results.count_shown(bereaved),
     }
     return render(request, TEMPLATE, context)

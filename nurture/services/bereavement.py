@@ -92,7 +92,8 @@ def bereavement_report(
     cancelled = _cancel_unsent(subscriber.pk)
     open_handoff = recipients.open_carer_handoff(subscriber_id=subscriber.pk)
     if open_handoff is not None:
-        carer_stop(handoff_id=open_handoff.pk, by="bereavement", source=source)
+        # No notice: nothing more goes to the person who died (the carer's pages say it has ended).
+        carer_stop(handoff_id=open_handoff.pk, by="bereavement", source=source, notify=lambda *_: None)
     address_suppress(email=subscriber.email, reason=SUPPRESSION_REASON)
     # After the suppression (which marks the row "suppressed"): this status says why.
     Subscriber.objects.filter(pk=subscriber.pk).update(

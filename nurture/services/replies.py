@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from nurture import recipients, selectors
+from nurture import selectors
 from nurture.emails.messages import build_reply_unsubscribed_email
 from nurture.models import ConsentRecord, Delivery, Reply, Subscriber
 from nurture.services import subscribers as subscriber_services
@@ -91,10 +91,8 @@ def _match(message) -> Delivery | None:
     if not ids or not message.from_email:
         return None
     sender = message.from_email.addr_spec.strip().lower()
-    for delivery in Delivery.objects.select_related("subscriber").filter(message_id__in=ids).order_by("-pk"):
-        addresses = {a.strip().lower() for a in recipients.delivery_recipients(subscriber=delivery.subscriber)}
-        addresses.add(delivery.subscriber.email.strip().lower())
-        if sender in addresses:
+    for delivery in Delivery.objects.select_related("subscriber", "carer_handoff").filter(message_id__in=ids).order_by("-pk"):
+        if sender == delivery.to_address.strip().lower():  # each copy has one address: its own
             return delivery
     return None
 

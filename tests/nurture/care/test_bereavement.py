@@ -37,8 +37,9 @@ def ana():
 
 
 def confirmed_carer(subscriber, address="tom@example.org") -> CarerHandoff:
-    handoff = carers.carer_request(subscriber_id=subscriber.pk, carer_email=address, mode="as_well", enqueue=lambda _id: None)
-    return carers.carer_confirm(handoff_id=handoff.pk)
+    handoff = carers.carer_request(subscriber_id=subscriber.pk, carer_email=address, mode="as_well",
+                                   enqueue=lambda _id: None, notify=lambda *_: None)
+    return carers.carer_confirm(handoff_id=handoff.pk, notify=lambda *_: None)
 
 
 def deliveries(subscriber, *statuses):
