@@ -1,6 +1,6 @@
 """Keep link tokens and email addresses out of every log line.
 
-The tokens in /confirm/, /unsubscribe/, /preferences/, /email/ and /links/ paths open a person's
+The tokens in /confirm/, /unsubscribe/, /preferences/, /email/, /links/ and /feedback/ paths open a person's
 preferences or act for them, so a request path that reaches a log (the access log, Django's
 "Bad Request: /preferences/<token>/" and "Forbidden" warnings, a proxy's error line) is rewritten
 to /preferences/[token]/. `RedactTokens` is a logging filter on the handlers in LOGGING; for an
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 
-TOKEN_PREFIXES = ("confirm", "unsubscribe", "preferences", "email", "links")
+TOKEN_PREFIXES = ("confirm", "unsubscribe", "preferences", "email", "links", "feedback")
 # The segment after one of the prefixes, up to the next slash, space, quote, query or end.
 _TOKEN_PATH = re.compile(r"(/(?:%s)/)[^/\s\"'?#]+" % "|".join(TOKEN_PREFIXES))
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Lower
 
+from content import selectors as content_selectors
 from content.models import Article, ArticleVersion
 from nurture.models import Delivery, Series, SignupRequest, Step, StepArticle, Subscriber, Suppression
 from nurture.rules import PlannedStep, decide, plan_order, treatment_starts_at
@@ -83,20 +84,21 @@ def steps_from(*, series_id: int, position: int) -> QuerySet[Step]:
 
 
 # --- what a step sends: the one rule ----------------------------------------------------------------
-# A step sends its published articles, in the step's order. The planner, the sender (through
-# delivery_articles), the admin's hold-back notes and the overview all ask through these.
-
-SENDABLE_STATUS = Article.Status.PUBLISHED
+# A step sends its sendable articles, in the step's order: published, approved by a named clinical
+# reviewer (text nobody approved only in the DEBUG demo), and not past its review date while
+# NURTURE_REVIEW_OVERDUE holds such articles. The rule itself is content's (content.selectors.sendable_q
+# and article_hold_reason); the planner, the sender (through delivery_articles), the admin's hold-back
+# notes, the journey preview and the overview all ask through these.
 
 
 def is_sendable(article: Article) -> bool:
     """The rule for one article already in memory (prefetched links)."""
-    return article.status == SENDABLE_STATUS
+    return content_selectors.article_is_sendable(article)
 
 
 def sendable_filter(article_path: str = "article") -> Q:
     """The same rule as a filter, `article_path` leading from the queried model to the article."""
-    return Q(**{f"{article_path}__status": SENDABLE_STATUS})
+    return content_selectors.sendable_q(f"{article_path}__")
 
 
 def sendable_links(*, step_ids) -> QuerySet[StepArticle]:
@@ -117,9 +119,6 @@ def step_published_articles(*, step_id: int) -> list[Article]:
     return [link.article for link in sendable_links(step_ids=[step_id]).select_related("article")]
 
 
-_STATUS_WORDS = {Article.Status.DRAFT: "in draft", Article.Status.IN_REVIEW: "in review"}
-
-
 def step_hold_reasons(*, step: Step) -> list[str]:
     """Why a step (or part of it) cannot go out, in words staff can act on. Empty: the whole step is sendable.
 
@@ -128,11 +127,8 @@ def step_hold_reasons(*, step: Step) -> list[str]:
     links = sorted(step.steparticle_set.all(), key=lambda link: (link.order, link.pk))
     if not links:
         return ["the step has no articles"]
-    return [
-        f"article '{link.article.slug}' ({link.article.language}) is {_STATUS_WORDS.get(link.article.status, link.article.status)}"
-        for link in links
-        if not is_sendable(link.article)
-    ]
+    reasons = ((link.article, content_selectors.article_hold_reason(link.article)) for link in links)
+    return [f"article '{article.slug}' ({article.language}) {reason}" for article, reason in reasons if reason]
 
 
 def step_is_held_back(*, step: Step) -> bool:
@@ -145,6 +141,9 @@ def _as_snapshot(article: Article, snapshot: ArticleVersion) -> Article:
     shown = copy.copy(article)
     shown.title, shown.body_markdown, shown.body_html = snapshot.title, snapshot.body_markdown, snapshot.body_html
     shown.status, shown.version = snapshot.status, snapshot.version
+    # The approval of that text (provenance lines on the reader's page), not of today's.
+    for name in ("approved_by_id", "approved_by_name", "approved_by_role", "approved_at", "next_review_on"):
+        setattr(shown, name, getattr(snapshot, name))
     shown.updated_at = snapshot.created_at  # part of the render cache key: never mixed up with today's text
     return shown
 

@@ -74,6 +74,8 @@ PAUSE = "pause"  # "Pause these emails" in every series email (like preferences:
 # carer's own "stop" link.
 CARER_CONFIRM = "carer-confirm"
 CARER_STOP = "carer-stop"
+# "Was this helpful?" and the impact question: `extra` is "<delivery id>:<question>" (expires like preferences).
+FEEDBACK = "feedback"
 
 # Purposes whose links stay valid only while the subscriber's link_version is unchanged.
 NOT_REVOCABLE = {CONFIRM, UNSUBSCRIBE}

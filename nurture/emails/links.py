@@ -26,6 +26,8 @@ class Personal:
     unsubscribe_url: str
     view_online_url: str = ""  # empty: no "view in browser" link
     pause_url: str = ""  # "Pause these emails" (/pause/<token>/)
+    feedback_url: str = ""  # "Was this helpful?" (/feedback/<token>/, bound to the delivery)
+    impact_url: str = ""  # the impact question at the end of a series (the same, another question)
 
 
 def clean_name(first_name: str) -> str:
@@ -87,6 +89,20 @@ def view_online_url(*, subscriber_id: int, delivery_id: int, link_version: int |
     )
 
 
+def feedback_urls(*, subscriber_id: int | None, delivery_id: int | None, link_version: int | None = None) -> dict[str, str]:
+    """The delivery's "Was this helpful?" and impact links; without a delivery (previews, test
+    sends) the sample link that does nothing."""
+    if delivery_id is None:
+        subscriber_id = None
+    return {
+        f"{question}_url": _link(
+            "nurture:feedback", purpose=tokens.FEEDBACK, subscriber_id=subscriber_id, extra=f"{delivery_id}:{question}",
+            link_version=link_version,
+        )
+        for question in ("feedback", "impact")
+    }
+
+
 def personal_for(
     subscriber: Subscriber, *, language: str, delivery_id: int | None = None, sample_links: bool = False,
     welcome_back: bool = False,
@@ -105,4 +121,5 @@ def personal_for(
         unsubscribe_url=_link("nurture:unsubscribe", purpose=tokens.UNSUBSCRIBE, subscriber_id=subscriber_id),
         view_online_url=online,
         pause_url=_link("nurture:pause", purpose=tokens.PAUSE, subscriber_id=subscriber_id, link_version=subscriber.link_version),
+        **feedback_urls(subscriber_id=subscriber_id, delivery_id=delivery_id, link_version=subscriber.link_version),
     )

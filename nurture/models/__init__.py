@@ -4,6 +4,7 @@ from nurture.models.engine import (
     CarerHandoff,
     ConsentRecord,
     Delivery,
+    Feedback,
     ProviderEvent,
     Series,
     SignupRequest,
@@ -18,7 +19,7 @@ from nurture.models.engine import (
 from nurture.models.staff import AuditEntry, AuditEntryQuerySet, StaffTools, StepDailyResults
 
 __all__ = [
-    "AuditEntry", "AuditEntryQuerySet", "CarerHandoff", "ConsentRecord", "Delivery", "ProviderEvent", "Series",
+    "AuditEntry", "AuditEntryQuerySet", "CarerHandoff", "ConsentRecord", "Delivery", "Feedback", "ProviderEvent", "Series",
     "SignupRequest", "StaffTools", "Step", "StepArticle", "StepDailyResults", "StepFigures", "Subscriber",
     "Suppression", "known_time_zones", "validate_time_zone",
 ]

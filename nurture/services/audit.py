@@ -45,15 +45,16 @@ def _user_fields(user) -> dict:
 
 
 def audit_record(*, user, action: str, subscriber_id: int | None = None, delivery_id: int | None = None,
-                 detail: str = "") -> AuditEntry:
-    """One entry: `user` did `action` (view, change, export, erase) to one subscriber and/or delivery."""
+                 article_id: int | None = None, detail: str = "") -> AuditEntry:
+    """One entry: `user` did `action` (view, change, export, erase) to one subscriber and/or delivery,
+    or approved (approve) one article's text."""
     if action not in AuditEntry.Action.values:
         raise ValueError(f"Unknown audit action {action!r}.")
-    if subscriber_id is None and delivery_id is None:
-        raise ValueError("An audit entry names a subscriber or a delivery.")
+    if subscriber_id is None and delivery_id is None and article_id is None:
+        raise ValueError("An audit entry names a subscriber, a delivery or an article.")
     return AuditEntry.objects.create(
         **_user_fields(user), action=action, subscriber_id=subscriber_id, delivery_id=delivery_id,
-        detail=_checked_detail(detail),
+        article_id=article_id, detail=_checked_detail(detail),
     )
 
 

@@ -1,7 +1,7 @@
 """The public URLs (included at the site root by config/urls.py, namespace "nurture")."""
 from django.urls import path
 
-from nurture.web import care, dev_outbox, health, links, metrics, signup
+from nurture.web import care, dev_outbox, feedback, health, links, metrics, signup
 
 app_name = "nurture"
 
@@ -17,6 +17,7 @@ urlpatterns = [
     path("carer/stop/<str:token>/", care.carer_stop, name="carer_stop"),
     path("email/<str:token>/", links.view_online, name="view_online"),
     path("links/<str:token>/", links.fresh_link, name="fresh_link"),
+    path("feedback/<str:token>/", feedback.feedback, name="feedback"),
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics.metrics_view, name="metrics"),
     path("dev/outbox/", dev_outbox.dev_outbox, name="dev_outbox"),
