@@ -287,6 +287,7 @@ CELERY_TASK_ROUTES = {
     "nurture.reconcile_deliveries": {"queue": "periodic"},
     "nurture.purge_expired_data": {"queue": "periodic"},
     "nurture.results_summarise": {"queue": "periodic"},
+    "nurture.review_reminders": {"queue": "periodic"},
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db.models import Count, Q, QuerySet
@@ -294,6 +294,13 @@ class JourneyEmail:
     articles: list[Article]
 
 
+def series_hold_reasons(*, series_id: int) -> list[tuple[Step, list[str]]]:
+    """The series' steps that are held back or go without some article, with the reasons (the
+    journey preview lists them under the emails)."""
+    steps = Step.objects.filter(series_id=series_id).prefetch_related("steparticle_set__article").order_by("position")
+    return [(step, reasons) for step in steps if (reasons := step_hold_reasons(step=step))]
+
+
 def series_journey(*, series_id: int, start: datetime, time_zone: str = "UTC", treatment_date=None) -> list[JourneyEmail]:
     """The emails a subscriber confirming at `start` would get, and when, with the articles each
     would carry: the planner's own rule (nurture.rules) run forward on a simulated clock. With a
@@ -317,13 +324,19 @@ class SeriesOverview:
     series: Series | None  # None: subscribers in no series (not confirmed yet, or no series for their stage)
     deliveries: dict[str, int]  # delivery status -> count planned in the window
     subscribers: dict[str, int]  # subscriber status -> count
-    held_back: list[tuple[int, str]]  # (position, subject) of steps with no published article
+    held_back: list[tuple[int, str]]  # (position, subject) of steps with no sendable article
+    # position -> why a step is held back or goes without some article (unpublished, unapproved, past review)
+    hold_reasons: dict[int, list[str]] = field(default_factory=dict)
 
 
 def series_overview(*, since: datetime) -> list[SeriesOverview]:
     """Per series: deliveries planned since `since` by status, subscribers by status, held-back
-    steps. Four queries whatever the number of series, steps, subscribers or deliveries."""
+    steps and why. Six queries whatever the number of series, steps, subscribers or deliveries."""
     rows = {s.pk: SeriesOverview(s, {}, {}, []) for s in Series.objects.order_by("language", "stage")}
+    for step in Step.objects.prefetch_related("steparticle_set__article").order_by("series_id", "position"):
+        reasons = step_hold_reasons(step=step)
+        if reasons and step.series_id in rows:
+            rows[step.series_id].hold_reasons[step.position] = reasons
     no_series = SeriesOverview(None, {}, {}, [])
     for series_id, status, count in (
         Delivery.objects.filter(queued_at__gte=since).order_by().values_list("step__series_id", "status").annotate(n=Count("id"))

@@ -16,6 +16,8 @@ PERIODIC_TASKS = [
     ("Purge expired data", "nurture.purge_expired_data", 86400),
     # The results page's summary per step and day (services/results.py); recomputes the recent days.
     ("Summarise results", "nurture.results_summarise", 3600),
+    # Emails clinical reviewers about articles falling due for review (30 days before, and when due).
+    ("Remind reviewers of review dates", "nurture.review_reminders", 86400),
 ]
 
 
