@@ -84,20 +84,15 @@ def steps_from(*, series_id: int, position: int) -> QuerySet[Step]:
 
 
 # --- what a step sends: the one rule ----------------------------------------------------------------
-# A step sends its sendable articles, in the step's order: published, approved by a named clinical
-# reviewer (text nobody approved only in the DEBUG demo), and not past its review date while
-# NURTURE_REVIEW_OVERDUE holds such articles. The rule itself is content's (content.selectors.sendable_q
-# and article_hold_reason); the planner, the sender (through delivery_articles), the admin's hold-back
-# notes, the journey preview and the overview all ask through these.
+# A step sends its sendable articles in the step's order (content.selectors.sendable_q: published, approved
+# unless DEBUG, not held past review). Planner, sender, admin notes, journey and overview ask through these.
 
 
-def is_sendable(article: Article) -> bool:
-    """The rule for one article already in memory (prefetched links)."""
+def is_sendable(article: Article) -> bool:  # one article already in memory (prefetched links)
     return content_selectors.article_is_sendable(article)
 
 
-def sendable_filter(article_path: str = "article") -> Q:
-    """The same rule as a filter, `article_path` leading from the queried model to the article."""
+def sendable_filter(article_path: str = "article") -> Q:  # as a filter, from the queried model to the article
     return content_selectors.sendable_q(f"{article_path}__")
 
 
@@ -141,7 +136,6 @@ def _as_snapshot(article: Article, snapshot: ArticleVersion) -> Article:
     shown = copy.copy(article)
     shown.title, shown.body_markdown, shown.body_html = snapshot.title, snapshot.body_markdown, snapshot.body_html
     shown.status, shown.version = snapshot.status, snapshot.version
-    # The approval of that text (provenance lines on the reader's page), not of today's.
     for name in ("approved_by_id", "approved_by_name", "approved_by_role", "approved_at", "next_review_on"):
         setattr(shown, name, getattr(snapshot, name))
     shown.updated_at = snapshot.created_at  # part of the render cache key: never mixed up with today's text
@@ -295,8 +289,7 @@ class JourneyEmail:
 
 
 def series_hold_reasons(*, series_id: int) -> list[tuple[Step, list[str]]]:
-    """The series' steps that are held back or go without some article, with the reasons (the
-    journey preview lists them under the emails)."""
+    """The series' steps held back or sent without some article, with why (the journey preview)."""
     steps = Step.objects.filter(series_id=series_id).prefetch_related("steparticle_set__article").order_by("position")
     return [(step, reasons) for step in steps if (reasons := step_hold_reasons(step=step))]
 
@@ -325,7 +318,6 @@ class SeriesOverview:
     deliveries: dict[str, int]  # delivery status -> count planned in the window
     subscribers: dict[str, int]  # subscriber status -> count
     held_back: list[tuple[int, str]]  # (position, subject) of steps with no sendable article
-    # position -> why a step is held back or goes without some article (unpublished, unapproved, past review)
     hold_reasons: dict[int, list[str]] = field(default_factory=dict)
 
 
