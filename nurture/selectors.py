@@ -289,7 +289,6 @@ class JourneyEmail:
 
 
 def series_hold_reasons(*, series_id: int) -> list[tuple[Step, list[str]]]:
-    """The series' steps held back or sent without some article, with why (the journey preview)."""
     steps = Step.objects.filter(series_id=series_id).prefetch_related("steparticle_set__article").order_by("position")
     return [(step, reasons) for step in steps if (reasons := step_hold_reasons(step=step))]
 
