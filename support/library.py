@@ -20,7 +20,7 @@ REVIEWER_USERNAME = "sample-reviewer"
 def sample_reviewer():
     """A staff user in the "Clinical reviewers" role, named as readers would see them."""
     from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Group
+    from django.contrib.auth.models import Group, Permission
 
     from content.services import CLINICAL_REVIEWERS
 
@@ -31,7 +31,10 @@ def sample_reviewer():
     if created:
         user.set_unusable_password()
         user.save()
-        user.groups.add(Group.objects.get(name=CLINICAL_REVIEWERS))
+        # The role as migration 0014 makes it (a transactional test's flush removes groups).
+        group, _ = Group.objects.get_or_create(name=CLINICAL_REVIEWERS)
+        group.permissions.add(Permission.objects.get(content_type__app_label="content", codename="approve_article"))
+        user.groups.add(group)
     return get_user_model().objects.get(pk=user.pk)  # fresh permission cache
 
 
