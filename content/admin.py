@@ -236,11 +236,12 @@ class ArticleAdmin(admin.ModelAdmin):
             if obj.is_approved:
                 return "None: readers receive the approved text."
             return format_html('Nothing approved yet. <a class="button" href="{}">Review and approve…</a>', approve_url)
+        live = ArticleVersion.objects.filter(article=obj, version=obj.version).first() or obj  # the form may show the draft
         return format_html(
             'Draft version {} (saved {}) awaits a clinical reviewer; readers receive version {} until then. '
             '<a class="button" href="{}">See what changed and approve…</a>{}',
             pending.version, pending.created_at.strftime("%Y-%m-%d %H:%M"), obj.version, approve_url,
-            text_diff_html(old=f"{obj.title}\n\n{obj.body_markdown}", new=f"{pending.title}\n\n{pending.body_markdown}"),
+            text_diff_html(old=f"{live.title}\n\n{live.body_markdown}", new=f"{pending.title}\n\n{pending.body_markdown}"),
         )
 
     @admin.display(description="reviewer named in the library file")

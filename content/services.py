@@ -29,8 +29,6 @@ from content.rendering import normalise_markdown, render_article_html
 
 # A change to any of these is a new version of the article: what a subscriber reads, or whether they may.
 VERSIONED_FIELDS = ("title", "body_markdown", "status")
-# What a reader reads: an edit to these in approved text waits as a draft until approved.
-TEXT_FIELDS = ("title", "body_markdown")
 CLINICAL_REVIEWERS = "Clinical reviewers"  # the role (group) holding content.approve_article
 APPROVE_PERMISSION = "content.approve_article"
 
@@ -103,7 +101,8 @@ def article_save(*, article: Article) -> Article:
         article.save()
         _snapshot(article)
         return article
-    if previous.is_approved and any(getattr(previous, name) != getattr(article, name) for name in TEXT_FIELDS):
+    approved_text = (previous.title.strip(), normalise_markdown(previous.body_markdown))
+    if previous.is_approved and approved_text != (article.title, article.body_markdown):
         _keep_edit_as_draft(article=article, previous=previous)
     changed = any(getattr(previous, name) != getattr(article, name) for name in VERSIONED_FIELDS)
     article.version = _next_version_number(article) if changed else previous.version

@@ -254,7 +254,9 @@ class FeedbackCounts:
 
     @property
     def share(self) -> float | None:
-        """The share answering yes, under the small-cell rule (rate())."""
+        """The share answering yes; hidden when either count is shown as "<5" (it would give that count away)."""
+        if SUPPRESSED in (cell(self.yes), cell(self.no)):
+            return None
         return rate(self.yes, self.yes + self.no)
 
 

@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from nurture import selectors
 from nurture.models import Series, Step, StepArticle
@@ -75,7 +76,7 @@ class SeriesAdmin(admin.ModelAdmin):
         if not held:
             return "—"
         return format_html_join(
-            format_html("<br>"), '<span class="nurture-held-back">⚠ #{}: {}</span>',
+            mark_safe("<br>"), '<span class="nurture-held-back">⚠ #{}: {}</span>',
             ((s.position + 1, "; ".join(selectors.step_hold_reasons(step=s))) for s in held),
         )
 

@@ -95,11 +95,11 @@ def feedback_urls(*, subscriber_id: int | None, delivery_id: int | None, link_ve
     if delivery_id is None:
         subscriber_id = None
     return {
-        f"{question}_url": _link(
+        name: _link(
             "nurture:feedback", purpose=tokens.FEEDBACK, subscriber_id=subscriber_id, extra=f"{delivery_id}:{question}",
             link_version=link_version,
         )
-        for question in ("feedback", "impact")
+        for name, question in (("feedback_url", "helpful"), ("impact_url", "impact"))
     }
 
 
