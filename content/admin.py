@@ -215,7 +215,7 @@ class ArticleAdmin(admin.ModelAdmin):
         if selectors.review_is_overdue(article=obj):
             last = f"next review was {obj.next_review_on.isoformat()}" if obj.next_review_on else "never approved"
             notes.append(format_html('<strong class="nurture-overdue">⚠ Review overdue</strong><br><small>{}</small>', last))
-        return format_html_join(format_html("<br>"), "{}", ((n,) for n in notes)) if notes else "—"
+        return format_html_join(mark_safe("<br>"), "{}", ((n,) for n in notes)) if notes else "—"
 
     @admin.display(description="approval")
     def approval(self, obj):
