@@ -53,11 +53,11 @@ class _Echo:
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ViewOnlyAdmin):
-    list_display = ["at", "username", "action", "subscriber_id", "delivery_id", "detail"]
+    list_display = ["at", "username", "action", "subscriber_id", "delivery_id", "article_id", "detail"]
     list_filter = [("user", admin.RelatedOnlyFieldListFilter), "action", SubscriberIdFilter]
     date_hierarchy = "at"
     list_per_page = 100
-    fields = ["at", "user_id", "username", "action", "subscriber_id", "delivery_id", "detail"]
+    fields = ["at", "user_id", "username", "action", "subscriber_id", "delivery_id", "article_id", "detail"]
     readonly_fields = fields
     actions = None
 
