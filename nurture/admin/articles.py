@@ -93,9 +93,10 @@ class ArticleWithPreviewAdmin(ArticleAdmin):
             label = f"Draft version {draft.version}, awaiting approval"
             _as_unreviewed(article)
         level = readability.assess(article.body_markdown, language=article.language)
+        # Attributes, not a style attribute (the admin's pages carry no inline styles): a plain note on top.
         banner = format_html(
-            '<div style="font:15px Arial,sans-serif;padding:10px 14px;background:#fff4d6;color:#1d2433;border-bottom:1px solid #d5dbe3">'
-            "<strong>Preview: {}</strong>. Reading level: {}. The same page is the email's web version.</div>",
+            '<table role="status" width="100%" cellpadding="10" bgcolor="#fff4d6"><tr><td>'
+            "<strong>Preview: {}</strong>. Reading level: {}. The same page is the email's web version.</td></tr></table>",
             label, level.describe(),
         )
         html = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + banner, article_email_preview_html(article=article), count=1)
