@@ -180,6 +180,11 @@ def main() -> int:
                 defaults={"title": f"Bench {position}", "source_section": "bench", "body_markdown": "x", "status": "published"},
             )
             StepArticle.objects.create(step=step, article=article)
+            if not article.is_approved:  # with DEBUG off only approved text is planned (issue 21)
+                from content.services import article_approve
+                from support.library import sample_reviewer
+
+                article_approve(article_id=article.pk, user=sample_reviewer())
 
     base, due = args.subscribers, max(1, int(args.subscribers * args.due_fraction))
     print(f"planner benchmark on {url.rsplit('@', 1)[-1]}, batch size {args.batch_size}")

@@ -302,6 +302,7 @@ CELERY_TASK_ROUTES = {
     "nurture.reconcile_deliveries": {"queue": "periodic"},
     "nurture.purge_expired_data": {"queue": "periodic"},
     "nurture.results_summarise": {"queue": "periodic"},
+    "nurture.review_reminders": {"queue": "periodic"},
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -380,6 +381,13 @@ NURTURE_EVENT_RETENTION_DAYS = env_int("NURTURE_EVENT_RETENTION_DAYS", 180, mini
 # at most this many days after it.
 NURTURE_RESULTS_LEAVE_WINDOW_DAYS = env_int("NURTURE_RESULTS_LEAVE_WINDOW_DAYS", 7, minimum=1, maximum=90)
 NURTURE_CONTENT_REVIEW_MONTHS = env_int("NURTURE_CONTENT_REVIEW_MONTHS", 12, minimum=1)
+# An approved article past its next review date: "hold" (default: not sent until approved again; the
+# series moves on to its next sendable step) or "send" (keeps going out; staff are still reminded).
+NURTURE_REVIEW_OVERDUE = env_choice("NURTURE_REVIEW_OVERDUE", "hold", choices=("hold", "send"))
+# "Was this helpful?" comments are deleted this many days after they were written (the yes/no stays).
+NURTURE_FEEDBACK_COMMENT_RETENTION_DAYS = env_int("NURTURE_FEEDBACK_COMMENT_RETENTION_DAYS", 365, minimum=1, maximum=3650)
+# The optional last question at the end of each series (a 1-to-5 scale), on unless set to 0.
+NURTURE_IMPACT_QUESTION = env_bool("NURTURE_IMPACT_QUESTION", True)
 NURTURE_REQUIRE_SERVICES = env_bool("NURTURE_REQUIRE_SERVICES", False)
 
 # --- the organisation (shown in every email; placeholders are flagged by `manage.py check`) ----

@@ -7,8 +7,10 @@ from anymail.signals import inbound, tracking
 from django.db import DatabaseError
 from django.dispatch import receiver
 
+from content.signals import article_approved
 from nurture import tasks
-from nurture.services import replies, webhooks
+from nurture.models import AuditEntry
+from nurture.services import audit, replies, webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -33,3 +35,13 @@ def provider_inbound_message(sender, event, esp_name, **kwargs):
     except Exception as exc:  # an odd message must not turn into a 500 and endless redeliveries
         # The type only: the message may quote the payload, which holds an address and the text.
         logger.error("inbound message could not be recorded provider=%s error=%s", esp_name, type(exc).__name__)
+
+
+@receiver(article_approved, dispatch_uid="nurture.article_approved_audit")
+def article_approved_audit(sender, article, version, user, **kwargs):
+    """A clinical approval is in the audit trail: who, when (the entry's time), which text, next review."""
+    audit.audit_record(
+        user=user, action=AuditEntry.Action.APPROVE, article_id=article.pk,
+        detail=f"approved article {article.language}/{article.slug} v{version.version}, next review "
+        f"{article.next_review_on.isoformat()}",
+    )

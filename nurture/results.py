@@ -1,7 +1,7 @@
 """Reads for the results page (/admin/nurture/results/): what each step achieved over a period.
 
-Everything here reads the daily summary (StepDailyResults, filled by services/results.py), never the
-deliveries themselves, so each read is a few indexed rows whatever the volume. Counts only: no
+Everything here reads the daily summary (StepDailyResults, filled by services/results.py) or readers'
+answers (Feedback, without the delivery), never the deliveries themselves, so each read is a few indexed rows whatever the volume. Counts only: no
 person's address, name or stage. Small cells stay small (docs/security.md, "Staff lookups and small
 cells"): a count of 1 to 4 people shows as "<5" (MIN_CELL); one more cell of any row, column or
 total holding a "<5" shows as "x" (`cells_to_hide`), computed over every series at once so no page
@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
-from django.db.models import F, Max, QuerySet, Sum
+from django.db.models import Count, F, Max, QuerySet, Sum
 
-from nurture.models import Bereavement, ConsentRecord, Series, Step, StepDailyResults, Subscriber
+from content.models import Article
+from nurture.models import Bereavement, ConsentRecord, Feedback, Series, Step, StepDailyResults, Subscriber
 
 MIN_CELL = 5  # counts of 1..MIN_CELL-1 people are suppressed
 SUPPRESSED = "<5"
@@ -345,3 +347,72 @@ def bereavements_reported(*, period: Period) -> int:
 
 def leave_window_days() -> int:
     return settings.NURTURE_RESULTS_LEAVE_WINDOW_DAYS
+
+
+# --- readers' feedback ("Was this email helpful?") and the impact question ----------------------
+
+
+def _answered_in(period: Period) -> QuerySet[Feedback]:
+    """Answers given in the period (UTC days, like the summary's)."""
+    start = datetime.combine(period.start, time.min, tzinfo=dt_timezone.utc)
+    end = datetime.combine(period.end + timedelta(days=1), time.min, tzinfo=dt_timezone.utc)
+    return Feedback.objects.filter(answered_at__gte=start, answered_at__lt=end)
+
+
+@dataclass
+class FeedbackCounts:
+    label: str
+    yes: int = 0
+    no: int = 0
+    key: int | None = None  # the step or article id
+    comments: int = 0
+
+    @property
+    def share(self) -> float | None:
+        """The share answering yes; hidden when either count is shown as "<5" (it would give that count away)."""
+        if SUPPRESSED in (count_shown(self.yes), count_shown(self.no)):
+            return None
+        return rate(self.yes, self.yes + self.no)
+
+
+def series_feedback(*, series_id: int, period: Period) -> tuple[list[FeedbackCounts], list[FeedbackCounts]]:
+    """("Was this helpful?" per step in order, per article the emails carried): yes and no answers given
+    in the period to the series' emails. An article counts each answer to an email that carried it."""
+    steps = list(Step.objects.filter(series_id=series_id).order_by("position").only("id", "position", "subject"))
+    per_step = {s.pk: FeedbackCounts(f"#{s.position + 1} {s.subject}", key=s.pk) for s in steps}
+    per_article: dict[int, FeedbackCounts] = {}
+    answers = _answered_in(period).filter(step__series_id=series_id, question=Feedback.Question.HELPFUL)
+    for step_id, article_ids, value, comment in answers.values_list("step_id", "article_ids", "value", "comment"):
+        rows = [per_step[step_id]] if step_id in per_step else []
+        for article_id in article_ids or []:
+            rows.append(per_article.setdefault(article_id, FeedbackCounts("", key=article_id)))
+        for row in rows:
+            row.yes, row.no = row.yes + (value == 1), row.no + (value == 0)
+            row.comments += bool(comment)
+    titles = dict(Article.objects.filter(pk__in=per_article).values_list("pk", "title"))
+    for article_id, row in per_article.items():
+        row.label = titles.get(article_id, f"article #{article_id} (deleted)")
+    return list(per_step.values()), sorted(per_article.values(), key=lambda r: r.label)
+
+
+IMPACT_SCALE = (1, 2, 3, 4, 5)
+
+
+def series_impact(*, series_id: int, period: Period) -> dict[int, int]:
+    """The impact question's answers in the period for the series: {1..5: count}."""
+    counts = dict.fromkeys(IMPACT_SCALE, 0)
+    answers = _answered_in(period).filter(step__series_id=series_id, question=Feedback.Question.IMPACT)
+    for value, n in answers.order_by().values_list("value").annotate(n=Count("id")):
+        if value in counts:
+            counts[value] = n
+    return counts
+
+
+def article_comments(*, article_id: int, period: Period) -> list[tuple[date, str, str]]:
+    """(day, "yes" | "no", comment) for the article's emails, newest first: the text and the day only,
+    never who wrote it (no delivery, subscriber or address is read)."""
+    rows = (
+        _answered_in(period).filter(question=Feedback.Question.HELPFUL, article_ids__contains=[article_id])
+        .exclude(comment="").order_by("-answered_at").values_list("answered_at", "value", "comment")
+    )
+    return [(at.astimezone(dt_timezone.utc).date(), "yes" if value == 1 else "no", comment) for at, value, comment in rows]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Lower
 
+from content import selectors as content_selectors
 from content.models import Article, ArticleVersion
 from nurture.addresses import mailbox_of
 from nurture.models import Delivery, Series, SignupRequest, Step, StepArticle, Subscriber, Suppression
@@ -86,20 +87,16 @@ def steps_from(*, series_id: int, position: int) -> QuerySet[Step]:
 
 
 # --- what a step sends: the one rule ----------------------------------------------------------------
-# A step sends its published articles, in the step's order. The planner, the sender (through
-# delivery_articles), the admin's hold-back notes and the overview all ask through these.
-
-SENDABLE_STATUS = Article.Status.PUBLISHED
+# A step sends its sendable articles in the step's order (content.selectors.sendable_q: published, approved
+# unless DEBUG, not held past review). Planner, sender, admin notes, journey and overview ask through these.
 
 
-def is_sendable(article: Article) -> bool:
-    """The rule for one article already in memory (prefetched links)."""
-    return article.status == SENDABLE_STATUS
+def is_sendable(article: Article) -> bool:  # one article already in memory (prefetched links)
+    return content_selectors.article_is_sendable(article)
 
 
-def sendable_filter(article_path: str = "article") -> Q:
-    """The same rule as a filter, `article_path` leading from the queried model to the article."""
-    return Q(**{f"{article_path}__status": SENDABLE_STATUS})
+def sendable_filter(article_path: str = "article") -> Q:  # as a filter, from the queried model to the article
+    return content_selectors.sendable_q(f"{article_path}__")
 
 
 def sendable_links(*, step_ids) -> QuerySet[StepArticle]:
@@ -120,9 +117,6 @@ def step_published_articles(*, step_id: int) -> list[Article]:
     return [link.article for link in sendable_links(step_ids=[step_id]).select_related("article")]
 
 
-_STATUS_WORDS = {Article.Status.DRAFT: "in draft", Article.Status.IN_REVIEW: "in review"}
-
-
 def step_hold_reasons(*, step: Step) -> list[str]:
     """Why a step (or part of it) cannot go out, in words staff can act on. Empty: the whole step is sendable.
 
@@ -131,11 +125,8 @@ def step_hold_reasons(*, step: Step) -> list[str]:
     links = sorted(step.steparticle_set.all(), key=lambda link: (link.order, link.pk))
     if not links:
         return ["the step has no articles"]
-    return [
-        f"article '{link.article.slug}' ({link.article.language}) is {_STATUS_WORDS.get(link.article.status, link.article.status)}"
-        for link in links
-        if not is_sendable(link.article)
-    ]
+    reasons = ((link.article, content_selectors.article_hold_reason(link.article)) for link in links)
+    return [f"article '{article.slug}' ({article.language}) {reason}" for article, reason in reasons if reason]
 
 
 def step_is_held_back(*, step: Step) -> bool:
@@ -148,6 +139,8 @@ def _as_snapshot(article: Article, snapshot: ArticleVersion) -> Article:
     shown = copy.copy(article)
     shown.title, shown.body_markdown, shown.body_html = snapshot.title, snapshot.body_markdown, snapshot.body_html
     shown.status, shown.version = snapshot.status, snapshot.version
+    for name in ("approved_by_id", "approved_by_name", "approved_by_role", "approved_at", "next_review_on"):
+        setattr(shown, name, getattr(snapshot, name))
     shown.updated_at = snapshot.created_at  # part of the render cache key: never mixed up with today's text
     return shown
 
@@ -298,6 +291,11 @@ class JourneyEmail:
     articles: list[Article]
 
 
+def series_hold_reasons(*, series_id: int) -> list[tuple[Step, list[str]]]:
+    steps = Step.objects.filter(series_id=series_id).prefetch_related("steparticle_set__article").order_by("position")
+    return [(step, reasons) for step in steps if (reasons := step_hold_reasons(step=step))]
+
+
 def series_journey(*, series_id: int, start: datetime, time_zone: str = "UTC", treatment_date=None, **timing) -> list[JourneyEmail]:
     """The emails a subscriber confirming at `start` would get, and when, with the articles each
     would carry: the planner's own rule (nurture.rules) run forward on a simulated clock. With a
@@ -321,13 +319,18 @@ class SeriesOverview:
     series: Series | None  # None: subscribers in no series (not confirmed yet, or no series for their stage)
     deliveries: dict[str, int]  # delivery status -> count planned in the window
     subscribers: dict[str, int]  # subscriber status -> count
-    held_back: list[tuple[int, str]]  # (position, subject) of steps with no published article
+    held_back: list[tuple[int, str]]  # (position, subject) of steps with no sendable article
+    hold_reasons: dict[int, list[str]] = field(default_factory=dict)
 
 
 def series_overview(*, since: datetime) -> list[SeriesOverview]:
     """Per series: deliveries planned since `since` by status, subscribers by status, held-back
-    steps. Four queries whatever the number of series, steps, subscribers or deliveries."""
+    steps and why. Six queries whatever the number of series, steps, subscribers or deliveries."""
     rows = {s.pk: SeriesOverview(s, {}, {}, []) for s in Series.objects.order_by("language", "stage")}
+    for step in Step.objects.prefetch_related("steparticle_set__article").order_by("series_id", "position"):
+        reasons = step_hold_reasons(step=step)
+        if reasons and step.series_id in rows:
+            rows[step.series_id].hold_reasons[step.position] = reasons
     no_series = SeriesOverview(None, {}, {}, [])
     for series_id, status, count in (
         Delivery.objects.filter(queued_at__gte=since).order_by().values_list("step__series_id", "status").annotate(n=Count("id"))

@@ -12,6 +12,7 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
+from content import services as content_services
 from nurture import providers
 from nurture.services import answer_journal, bereavement, checkins, replies, planning, reconcile, results, retention, sending, signup, subscribers, throttle
 from nurture.services.deliveries import infrastructure_errors
@@ -222,3 +223,9 @@ def results_summarise_task() -> dict:
     # The results page's daily summary (services/results.py): the recent days, hourly.
     outcome = results.results_summarise()
     return {"first_day": str(outcome.first_day), "last_day": str(outcome.last_day), "rows": outcome.rows}
+
+
+@shared_task(name="nurture.review_reminders")
+def review_reminders_task() -> dict:
+    # Daily: reminds clinical reviewers of articles falling due for review (content.services).
+    return content_services.review_reminders_send()

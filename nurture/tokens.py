@@ -83,6 +83,8 @@ CARER_APPROVE = "carer-approve"
 CARER_VIEW = "carer-view"
 # "Has anything changed?" (issue 24): one link per answer, the answer sealed in `extra` (never a stage in a URL).
 CHECKIN = "checkin"
+# "Was this helpful?" and the impact question: `extra` is "<delivery id>:<question>" (expires like preferences).
+FEEDBACK = "feedback"
 
 # Purposes whose links stay valid only while the subscriber's link_version is unchanged.
 NOT_REVOCABLE = {CONFIRM, UNSUBSCRIBE}

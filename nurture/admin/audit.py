@@ -61,12 +61,12 @@ class _Echo:
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(CheckedListAdmin, ViewOnlyAdmin):
-    list_display = ["at", "username", "action", "subscriber_id", "delivery_id", "suppression_id", "detail"]
+    list_display = ["at", "username", "action", "subscriber_id", "delivery_id", "suppression_id", "article_id", "detail"]
     declared_filters_only = True  # the filters beside the list, and the date hierarchy
     list_filter = [("user", admin.RelatedOnlyFieldListFilter), "action", SubscriberIdFilter, SuppressionIdFilter]
     date_hierarchy = "at"
     list_per_page = 100
-    fields = ["at", "user_id", "username", "action", "subscriber_id", "delivery_id", "suppression_id", "detail"]
+    fields = ["at", "user_id", "username", "action", "subscriber_id", "delivery_id", "suppression_id", "article_id", "detail"]
     readonly_fields = fields
     actions = None
 

@@ -40,6 +40,7 @@ def overview(request):
             "deliveries": [row.deliveries.get(value, 0) for value, _label in delivery_statuses],
             "subscribers": [row.subscribers.get(value, 0) for value, _label in subscriber_statuses],
             "held_back": row.held_back,
+            "hold_reasons": row.hold_reasons,
         }
         for row in series_rows
     ]

@@ -214,6 +214,7 @@ def journey(request):
             language_label=Language(language).label,
             start=start,
             journey=emails_planned,
+            holds=selectors.series_hold_reasons(series_id=series.pk) if series else [],
             stages=Stage.choices,
             languages=Language.choices,
             chosen_stage=stage,

@@ -19,9 +19,11 @@ from django.conf import settings
 from django.contrib import admin
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
-from content.models import Stage
+from content.models import Article, Stage
 from nurture import results
 from nurture.admin import charts
 from nurture.admin.base import staff_view
@@ -101,6 +103,30 @@ def _drawable(value) -> int | None:
     return value if isinstance(value, int) else None
 
 
+def _feedback_tables(*, series: Series, period: results.Period, comments_url: str) -> list[Table]:
+    """"Was this email helpful?" per step and per article, and the impact question: counts under the
+    small-cell rule, the share answering yes only where both counts may be shown."""
+    per_step, per_article = results.series_feedback(series_id=series.pk, period=period)
+    columns = [Column("Yes"), Column("No"), Column("Share yes")]
+    step_table = Table("results-feedback-steps", "Was this email helpful? Per step", [Column("Step"), *columns])
+    for row in per_step:
+        step_table.rows.append(([row.label, results.count_shown(row.yes), results.count_shown(row.no), _percent(row.share)], False))
+    article_table = Table("results-feedback-articles", "Was this email helpful? Per article", [
+        Column("Article"), *columns, Column("Comments", in_csv=False)])
+    for row in per_article:
+        link = format_html('<a href="{}?article={}&amp;{}">read</a>', comments_url, row.key, period_query(period)) if row.comments else "—"
+        article_table.rows.append(([row.label, results.count_shown(row.yes), results.count_shown(row.no), _percent(row.share), link], False))
+    impact = results.series_impact(series_id=series.pk, period=period)
+    impact_table = Table("results-impact", "Do you feel more able to decide about a second opinion? (1 = not at all, 5 = very much)",
+                         [Column("Answers"), *(Column(str(n)) for n in results.IMPACT_SCALE), Column("All")])
+    impact_table.rows.append((["People", *(results.count_shown(impact[n]) for n in results.IMPACT_SCALE), results.count_shown(sum(impact.values()))], False))
+    return [step_table, article_table, impact_table]
+
+
+def period_query(period: results.Period) -> str:
+    return f"start={period.start.isoformat()}&end={period.end.isoformat()}"
+
+
 def _csv_safe(value) -> str:
     text = str(value)
     # A cell a spreadsheet would run as a formula (a subject starting with "=") is quoted as text.
@@ -168,7 +194,8 @@ def results_page(request):
     step_table = _step_table(data, series, window=window)
     weekly_table, layer_names = _weekly_table(data)
     compare_table = _comparison_table(data)
-    tables = [step_table, weekly_table, compare_table]
+    feedback_tables = _feedback_tables(series=series, period=period, comments_url=reverse("nurture_feedback_comments"))
+    tables = [step_table, weekly_table, compare_table, *feedback_tables]
     bereaved = results.bereavements_reported(period=period)
     if fmt == "csv":
         return _csv_response(tables=tables, period=period, series=series, generated_at=now, window=window, bereaved=bereaved)
@@ -215,6 +242,7 @@ def results_page(request):
         "step_table": step_table,
         "weekly_table": weekly_table,
         "compare_table": compare_table,
+        "feedback_tables": feedback_tables,
         "funnel_chart": funnel,
         "leave_chart": leave,
         "weekly_chart": weekly_chart,
@@ -225,3 +253,35 @@ def results_page(request):
         "bereavements": results.count_shown(bereaved),
     }
     return render(request, TEMPLATE, context)
+
+
+COMMENTS_PERMISSION = "nurture.view_feedback_comments"
+
+
+@staff_view(COMMENTS_PERMISSION)
+def feedback_comments_page(request):
+    """Readers' comments on one article's emails over a period: the day, the yes/no and the text,
+    escaped; nothing that leads to the person (no delivery, subscriber, address or stage)."""
+    now = timezone.now()
+    try:
+        period = results.resolve_period(
+            period=request.GET.get("period"), start=request.GET.get("start"), end=request.GET.get("end"),
+            today=now.astimezone(dt_timezone.utc).date(),
+        )
+    except results.PeriodError as error:
+        return render(request, COMMENTS_TEMPLATE, {**admin.site.each_context(request), "title": "Readers' comments",
+                                                   "error": f"{error.field}: {error.message}"}, status=400)
+    raw = (request.GET.get("article") or "").strip()
+    article = Article.objects.filter(pk=int(raw)).first() if raw.isdigit() and len(raw) < 12 else None
+    if article is None:
+        return render(request, COMMENTS_TEMPLATE, {**admin.site.each_context(request), "title": "Readers' comments",
+                                                   "error": "article: choose an article from the results page."}, status=400)
+    context = {
+        **admin.site.each_context(request), "title": f"Readers' comments: {article.title} ({article.language})",
+        "article": article, "period": period, "comments": results.article_comments(article_id=article.pk, period=period),
+        "retention_days": settings.NURTURE_FEEDBACK_COMMENT_RETENTION_DAYS,
+    }
+    return render(request, COMMENTS_TEMPLATE, context)
+
+
+COMMENTS_TEMPLATE = "admin/nurture/results/comments.html"

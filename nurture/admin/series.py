@@ -5,7 +5,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from nurture import selectors
 from nurture.models import Series, Step, StepArticle
@@ -74,7 +75,10 @@ class SeriesAdmin(admin.ModelAdmin):
         held = [s for s in obj.steps.all() if selectors.step_is_held_back(step=s)]
         if not held:
             return "—"
-        return format_html('<span class="nurture-held-back">⚠ {}</span>', ", ".join(f"#{s.position + 1}" for s in held))
+        return format_html_join(
+            mark_safe("<br>"), '<span class="nurture-held-back">⚠ #{}: {}</span>',
+            ((s.position + 1, "; ".join(selectors.step_hold_reasons(step=s))) for s in held),
+        )
 
 
 class StepArticleFormSet(forms.BaseInlineFormSet):

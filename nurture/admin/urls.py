@@ -7,4 +7,5 @@ urlpatterns = [
     path("nurture/email-preview/", include((previews.urlpatterns, "email_preview"))),
     path("nurture/overview/", overview.overview, name="nurture_overview"),
     path("nurture/results/", results.results_page, name="nurture_results"),
+    path("nurture/results/comments/", results.feedback_comments_page, name="nurture_feedback_comments"),
 ]

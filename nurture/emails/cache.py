@@ -9,8 +9,8 @@ from django.conf import settings
 
 from content.models import Article
 from nurture.emails.layout import (
-    PH_GREETING, PH_PAUSE_URL, PH_PREFERENCES_URL, PH_UNSUBSCRIBE_URL, PH_VIEW_ONLINE_URL, PLACEHOLDER_PATTERN, TEMPLATE_DIR,
-    escape_attribute, escape_text, keep_or_drop_view_online, organisation, render_step_template,
+    PH_FEEDBACK_URL, PH_GREETING, PH_IMPACT_URL, PH_PAUSE_URL, PH_PREFERENCES_URL, PH_UNSUBSCRIBE_URL, PH_VIEW_ONLINE_URL, PLACEHOLDER_PATTERN, TEMPLATE_DIR,
+    escape_attribute, escape_text, keep_or_drop_view_online, organisation, render_step_template, asks_impact,
 )
 from nurture.emails.links import Personal
 from nurture.models import Step
@@ -22,6 +22,8 @@ _PLACEHOLDERS = Personal(
     unsubscribe_url=PH_UNSUBSCRIBE_URL,
     view_online_url=PH_VIEW_ONLINE_URL,
     pause_url=PH_PAUSE_URL,
+    feedback_url=PH_FEEDBACK_URL,
+    impact_url=PH_IMPACT_URL,
 )
 _CARER_PLACEHOLDERS = Personal(
     greeting=PH_GREETING, preferences_url=PH_PREFERENCES_URL, unsubscribe_url=PH_UNSUBSCRIBE_URL,
@@ -79,7 +81,9 @@ def cache_key(*, step: Step, articles: list[Article], language: str, for_carer: 
         for_carer,
         language,
         step.subject,
-        tuple((a.pk, a.version, a.updated_at) for a in articles),
+        tuple((a.pk, a.version, a.updated_at, a.approved_at) for a in articles),
+        settings.DEBUG,  # the demo's "Draft: not yet reviewed" line
+        asks_impact(step),
         tuple(organisation().values()),
         settings.SITE_URL,
         _template_stamp(),
@@ -95,6 +99,8 @@ def personal_values(personal: Personal) -> dict[str, tuple[str, str]]:
         PH_UNSUBSCRIBE_URL: (escape_attribute(personal.unsubscribe_url), personal.unsubscribe_url),
         PH_VIEW_ONLINE_URL: (escape_attribute(personal.view_online_url), personal.view_online_url),
         PH_PAUSE_URL: (escape_attribute(personal.pause_url), personal.pause_url),
+        PH_FEEDBACK_URL: (escape_attribute(personal.feedback_url), personal.feedback_url),
+        PH_IMPACT_URL: (escape_attribute(personal.impact_url), personal.impact_url),
     }
 
 

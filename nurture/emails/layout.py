@@ -11,12 +11,15 @@ Step subjects are validated against diagnosis words (nurture.validators).
 """
 from __future__ import annotations
 
+import datetime as dt
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import css_inline
 from django.conf import settings
+from django.db.models import Max
 from django.template.loader import render_to_string
 from django.utils import translation
 
@@ -74,9 +77,13 @@ PH_UNSUBSCRIBE_URL = "NURTUREPH0unsubscribe0"
 
 PH_VIEW_ONLINE_URL = "NURTUREPH0viewonline0"
 PH_PAUSE_URL = "NURTUREPH0pause0"
+PH_FEEDBACK_URL = "NURTUREPH0feedback0"
+PH_IMPACT_URL = "NURTUREPH0impact0"
 
 
-PLACEHOLDER_PATTERN = re.compile("|".join((PH_GREETING, PH_PREFERENCES_URL, PH_UNSUBSCRIBE_URL, PH_VIEW_ONLINE_URL, PH_PAUSE_URL)))
+PLACEHOLDER_PATTERN = re.compile("|".join(
+    (PH_GREETING, PH_PREFERENCES_URL, PH_UNSUBSCRIBE_URL, PH_VIEW_ONLINE_URL, PH_PAUSE_URL, PH_FEEDBACK_URL, PH_IMPACT_URL)
+))
 
 
 # The "view in browser" part is optional (no link on the web copy, in previews or test sends):
@@ -151,6 +158,13 @@ class ArticleView:
     body_text: str
     sections: list[str] = field(default_factory=list)
     credit: str = ""  # the guide, its author and revision date, and the sections used, in the reader's language
+    # Provenance: who approved this text (name, role), when, and the next review; or unreviewed
+    # (only ever sent in the DEBUG demo, which says so in one line).
+    reviewed: bool = False
+    reviewer_name: str = ""
+    reviewer_role: str = ""
+    reviewed_on: dt.date | None = None
+    next_review_on: dt.date | None = None
 
 
 def _article_view(article: Article, *, language: str) -> ArticleView:
@@ -158,6 +172,7 @@ def _article_view(article: Article, *, language: str) -> ArticleView:
     series is checked where series and articles meet (load_content; tests/content): rendering asks nothing."""
     body_html = article_body_with_guide_links(article=article)
     sections = sources.section_titles(source_section=article.source_section, language=language)
+    approved_at = getattr(article, "approved_at", None)
     return ArticleView(
         title=article.title,
         title_underline="=" * len(article.title),
@@ -165,16 +180,46 @@ def _article_view(article: Article, *, language: str) -> ArticleView:
         body_text=html_to_text(body_html),
         sections=sections,
         credit=sources.guide_credit(language=language).based_on_line(sections),
+        reviewed=article.is_approved,
+        reviewer_name=article.approved_by_name,
+        reviewer_role=article.approved_by_role,
+        reviewed_on=approved_at.date() if approved_at else None,
+        next_review_on=article.next_review_on,
     )
 
 
+_LAST_POSITION_SECONDS = 30.0
+_last_positions: dict[int, tuple[float, int | None]] = {}
+
+
+def _last_position(series_id: int) -> int | None:
+    """The series' last step position, read at most every 30 s per process (asked for every email)."""
+    now = time.monotonic()
+    cached = _last_positions.get(series_id)
+    if cached is None or cached[0] < now:
+        top = Step.objects.filter(series_id=series_id).aggregate(top=Max("position"))["top"]
+        cached = _last_positions[series_id] = (now + _LAST_POSITION_SECONDS, top)
+    return cached[1]
+
+
+def asks_impact(step: Step) -> bool:
+    """The impact question closes the last step of a series (NURTURE_IMPACT_QUESTION)."""
+    if not settings.NURTURE_IMPACT_QUESTION or step.pk is None or step.series_id is None:
+        return False
+    last = _last_position(step.series_id)
+    return last is not None and step.position >= last
+
+
 def _step_context(*, step: Step, articles: list[Article], language: str, personal: Personal) -> dict:
+    ask_impact = asks_impact(step)
     return {
         "language": language,
         "subject": step.subject,
         "articles": [_article_view(a, language=language) for a in articles],
         "guide_title": sources.guide_credit(language=language).title,
         "guide_copyright": sources.guide_credit(language=language).copyright,
+        "feedback_url": personal.feedback_url,
+        "impact_url": personal.impact_url if ask_impact else "",
         "org": organisation(),
         "palette": PALETTE,
         "greeting": personal.greeting,

@@ -29,6 +29,8 @@ class Personal:
     # A carer's copy: the layout's carer footer (its one link, unsubscribe_url, is the carer's own
     # stop link); preferences_url and pause_url are not shown.
     for_carer: bool = False
+    feedback_url: str = ""  # "Was this helpful?" (/feedback/<token>/, bound to the delivery)
+    impact_url: str = ""  # the impact question at the end of a series (the same, another question)
 
 
 def clean_name(first_name: str) -> str:
@@ -130,6 +132,20 @@ def carer_personal_for(
     )
 
 
+def feedback_urls(*, subscriber_id: int | None, delivery_id: int | None, link_version: int | None = None) -> dict[str, str]:
+    """The delivery's "Was this helpful?" and impact links; without a delivery (previews, test
+    sends) the sample link that does nothing."""
+    if delivery_id is None:
+        subscriber_id = None
+    return {
+        name: _link(
+            "nurture:feedback", purpose=tokens.FEEDBACK, subscriber_id=subscriber_id, extra=f"{delivery_id}:{question}",
+            link_version=link_version,
+        )
+        for name, question in (("feedback_url", "helpful"), ("impact_url", "impact"))
+    }
+
+
 def personal_for(
     subscriber: Subscriber, *, language: str, delivery_id: int | None = None, sample_links: bool = False,
     welcome_back: bool = False,
@@ -148,4 +164,5 @@ def personal_for(
         unsubscribe_url=_link("nurture:unsubscribe", purpose=tokens.UNSUBSCRIBE, subscriber_id=subscriber_id),
         view_online_url=online,
         pause_url=_link("nurture:pause", purpose=tokens.PAUSE, subscriber_id=subscriber_id, link_version=subscriber.link_version),
+        **feedback_urls(subscriber_id=subscriber_id, delivery_id=delivery_id, link_version=subscriber.link_version),
     )

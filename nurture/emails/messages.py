@@ -2,6 +2,8 @@
 a delivery, its web copy and the confirmation email."""
 from __future__ import annotations
 
+import dataclasses
+
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import make_msgid
@@ -16,7 +18,7 @@ from nurture import providers, selectors, tokens
 from nurture.emails.cache import render_step, step_language
 from nurture.emails.layout import PALETTE, inline_css, larger_text, organisation, tidy_text
 from nurture.emails.links import (
-    Personal, carer_personal_for, clean_name, greeting_for, link, personal_for, requester_label,
+    Personal, carer_personal_for, clean_name, feedback_urls, greeting_for, link, personal_for, requester_label,
 )
 from nurture.models import CarerHandoff, Delivery, SignupRequest, Step, Subscriber
 
@@ -158,6 +160,11 @@ def delivery_web_html(delivery: Delivery, *, sample_links: bool = False, manage_
         personal = Personal(
             greeting=personal.greeting, preferences_url=manage_url, unsubscribe_url=personal.unsubscribe_url, pause_url=manage_url
         )
+    # "Was this helpful?" answers for this delivery (sample links in the staff preview).
+    personal = dataclasses.replace(personal, **feedback_urls(
+        subscriber_id=None if sample_links else delivery.subscriber_id, delivery_id=delivery.pk,
+        link_version=delivery.subscriber.link_version,
+    ))
     html, _text = render_step(step=step, articles=articles, language=language, personal=personal)
     return html
 

@@ -4,6 +4,7 @@ from nurture.models.engine import (
     CarerHandoff,
     ConsentRecord,
     Delivery,
+    Feedback,
     ProviderEvent,
     SendingBrake,
     Series,
@@ -20,7 +21,7 @@ from nurture.models.care import Bereavement, Reply
 from nurture.models.staff import AuditEntry, AuditEntryQuerySet, StaffTools, StepDailyResults
 
 __all__ = [
-    "AuditEntry", "AuditEntryQuerySet", "Bereavement", "CarerHandoff", "ConsentRecord", "Delivery", "ProviderEvent", "Reply", "SendingBrake", "Series",
+    "AuditEntry", "AuditEntryQuerySet", "Bereavement", "CarerHandoff", "ConsentRecord", "Delivery", "Feedback", "ProviderEvent", "Reply", "SendingBrake", "Series",
     "SignupRequest", "StaffTools", "Step", "StepArticle", "StepDailyResults", "StepFigures", "Subscriber",
     "Suppression", "known_time_zones", "validate_time_zone",
 ]

@@ -75,6 +75,7 @@ class AuditEntry(models.Model):
         CHANGE = "change", "change"
         EXPORT = "export", "export"
         ERASE = "erase", "erase"
+        APPROVE = "approve", "approve"  # a clinical reviewer approved an article's text
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     # Who: the user id and username stay as written when the staff account is later deleted (no
@@ -89,6 +90,7 @@ class AuditEntry(models.Model):
     delivery_id = models.BigIntegerField(null=True, blank=True)
     # A look at the suppression list: the row seen (its subscriber may be erased, or never existed).
     suppression_id = models.BigIntegerField(null=True, blank=True)
+    article_id = models.BigIntegerField(null=True, blank=True)
     detail = models.CharField(max_length=200, blank=True, help_text="Which page or operation; never personal data.")
 
     objects = AuditEntryQuerySet.as_manager()

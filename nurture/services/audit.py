@@ -46,16 +46,16 @@ def _user_fields(user) -> dict:
 
 
 def audit_record(*, user, action: str, subscriber_id: int | None = None, delivery_id: int | None = None,
-                 suppression_id: int | None = None, detail: str = "") -> AuditEntry:
+                 suppression_id: int | None = None, article_id: int | None = None, detail: str = "") -> AuditEntry:
     """One entry: `user` did `action` (view, change, export, erase) to one subscriber, delivery
-    and/or suppression-list row."""
+    and/or suppression-list row, or approved (approve) one article's text."""
     if action not in AuditEntry.Action.values:
         raise ValueError(f"Unknown audit action {action!r}.")
-    if subscriber_id is None and delivery_id is None and suppression_id is None:
-        raise ValueError("An audit entry names a subscriber, a delivery or a suppression.")
+    if subscriber_id is None and delivery_id is None and suppression_id is None and article_id is None:
+        raise ValueError("An audit entry names a subscriber, a delivery, a suppression or an article.")
     return AuditEntry.objects.create(
         **_user_fields(user), action=action, subscriber_id=subscriber_id, delivery_id=delivery_id,
-        suppression_id=suppression_id, detail=_checked_detail(detail),
+        suppression_id=suppression_id, article_id=article_id, detail=_checked_detail(detail),
     )
 
 

@@ -19,6 +19,8 @@ Run daily by beat (`nurture.purge_expired_data`, schedule.PERIODIC_TASKS) and by
 - **provider webhook events**: NURTURE_EVENT_RETENTION_DAYS after they arrived.
 - **sign-up requests** (the choices waiting for a confirmation): like unconfirmed sign-ups,
   NURTURE_PENDING_RETENTION_DAYS after their confirmation link expired. A confirmed one goes at once.
+- **readers' feedback comments**: NURTURE_FEEDBACK_COMMENT_RETENTION_DAYS after they were written
+  (the yes/no or 1-to-5 answer stays, for the counts); at once when the person is erased.
 - **the staff audit trail**: NURTURE_AUDIT_RETENTION_DAYS (two years) after each entry
   (nurture.services.audit.audit_purge_expired, the trail's only delete).
 
@@ -37,9 +39,10 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from nurture.models import ProviderEvent, SignupRequest, Subscriber, Suppression
+from nurture.models import Feedback, ProviderEvent, SignupRequest, Subscriber, Suppression
 from nurture.services.audit import audit_purge_expired
 from nurture.services.replies import expired_replies
+from nurture.services.feedback import feedback_purge_comments
 from nurture.services.suppression import address_suppress
 
 logger = logging.getLogger(__name__)
@@ -58,6 +61,7 @@ class PurgeResult:
     signup_requests: int = 0
     audit_entries: int = 0
     replies: int = 0
+    feedback_comments: int = 0
 
 
 def expired_pending_subscribers(*, now: datetime) -> QuerySet[Subscriber]:
@@ -126,6 +130,7 @@ def expired_data_purge(*, now: datetime | None = None, batch_size: int = BATCH_S
         signup_requests=_delete_in_batches(expired_signup_requests, **options),
         audit_entries=audit_purge_expired(**options),
         replies=_delete_in_batches(expired_replies, **options),
+        feedback_comments=feedback_purge_comments(now=now),
     )
     # A run that deleted nothing is routine: DEBUG keeps `make run` readable.
     logger.log(logging.INFO if any(vars(result).values()) else logging.DEBUG, "purge expired data %s", result)
@@ -142,6 +147,8 @@ def subscriber_erase(*, subscriber_id: int) -> bool:
     if subscriber is None:
         return False
     address_suppress(email=subscriber.email, reason="asked us to delete their data", source="erasure")
+    # Their answers stay for the counts (the delivery link is cleared); what they wrote goes now.
+    Feedback.objects.filter(delivery__subscriber_id=subscriber.pk).exclude(comment="").update(comment="")
     subscriber.delete()
     logger.info("subscriber erased on request subscriber=%s", subscriber_id)
     return True

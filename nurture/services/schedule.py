@@ -18,6 +18,8 @@ PERIODIC_TASKS = [
     ("Summarise results", "nurture.results_summarise", 3600),
     # "Has anything changed?" emails that are due (services/checkins.py).
     ("Send check-ins", "nurture.send_checkins", 3600),
+    # Emails clinical reviewers about articles falling due for review (30 days before, and when due).
+    ("Remind reviewers of review dates", "nurture.review_reminders", 86400),
 ]
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from django import forms
@@ -9,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from content.models import Language, Stage
 from nurture import wording
 from nurture.addresses import address_normalise, validate_plain_address
-from nurture.models import CarerHandoff, Subscriber, known_time_zones
+from nurture.models import CarerHandoff, Feedback, Subscriber, known_time_zones
 from nurture.services.carers import carer_address_problem
 from nurture.services.subscribers import treatment_date_problem
 
@@ -248,3 +249,34 @@ class DeliveryPreferencesForm(forms.Form):
         if len(set(days)) == 7:
             raise forms.ValidationError(_("Leave at least one day free for our emails, or pause them instead."))
         return days
+
+
+_HTML_TAG = re.compile(r"<\s*[a-zA-Z/!?]")
+
+
+class FeedbackForm(forms.Form):
+    """The answer page behind an email's "Was this helpful?" (or impact) link: one button, an
+    optional short comment. The delivery field must be the link's own (checked by the view)."""
+
+    delivery = forms.IntegerField(widget=forms.HiddenInput)
+    answer = forms.TypedChoiceField(coerce=int, widget=forms.RadioSelect, label=_("Your answer"))
+    comment = forms.CharField(
+        required=False, max_length=Feedback.COMMENT_MAX_CHARS, strip=True,
+        label=_("Anything to add? (optional)"),
+        help_text=_("Please do not write your name, email address or anything about your health here."),
+        widget=forms.Textarea(attrs={"rows": 4, "maxlength": Feedback.COMMENT_MAX_CHARS}),
+    )
+
+    def __init__(self, *args, question: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        if question == Feedback.Question.IMPACT:
+            self.fields["answer"].choices = [(str(n), str(n)) for n in range(1, 6)]
+            self.fields["answer"].label = _("1 = not at all, 5 = very much")
+        else:
+            self.fields["answer"].choices = [("1", _("Yes")), ("0", _("No"))]
+
+    def clean_comment(self):
+        comment = self.cleaned_data["comment"]
+        if "\x00" in comment or _HTML_TAG.search(comment):
+            raise ValidationError(_("Please write plain text only, without HTML."), code="plain_text")
+        return comment

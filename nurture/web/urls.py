@@ -1,7 +1,7 @@
 """The public URLs (included at the site root by config/urls.py, namespace "nurture")."""
 from django.urls import path
 
-from nurture.web import bereavement, care, checkin, dev_outbox, health, links, metrics, signup
+from nurture.web import bereavement, care, checkin, dev_outbox, feedback, health, links, metrics, signup
 
 app_name = "nurture"
 
@@ -23,6 +23,7 @@ urlpatterns = [
     path("checkin/<str:token>/", checkin.checkin, name="checkin"),
     path("email/<str:token>/", links.view_online, name="view_online"),
     path("links/<str:token>/", links.fresh_link, name="fresh_link"),
+    path("feedback/<str:token>/", feedback.feedback, name="feedback"),
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics.metrics_view, name="metrics"),
     path("dev/outbox/", dev_outbox.dev_outbox, name="dev_outbox"),

@@ -4,23 +4,29 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import time_machine
 
 from content import selectors
 from content.models import Article, ArticleVersion
-from content.services import article_save
+from content.services import article_approve, article_save
+from support.library import sample_reviewer
 from nurture.models import Series, Step, StepArticle
 from nurture.selectors import step_hold_reasons, step_is_held_back, step_published_articles
 
 pytestmark = pytest.mark.django_db
 
 
-def make_article(slug="notes", language="en", status=Article.Status.PUBLISHED, **extra) -> Article:
+def make_article(slug="notes", language="en", status=Article.Status.PUBLISHED, approved=False, **extra) -> Article:
     fields = dict(
         slug=slug, language=language, title=f"Title {slug}", stages=["in_treatment"], source_section="A section",
         body_markdown="A first body.", status=status, reviewer="Reviewer", last_reviewed=dt.date(2026, 1, 1),
     )
     fields.update(extra)
-    return article_save(article=Article(**fields))
+    article = article_save(article=Article(**fields))
+    if approved:  # by a clinical reviewer (issue 21): with DEBUG off only approved text is sent
+        article_approve(article_id=article.pk, user=sample_reviewer(), role="oncology nurse")
+        article.refresh_from_db()
+    return article
 
 
 def test_new_article_is_version_one_with_its_snapshot_and_html():
@@ -82,9 +88,9 @@ def make_step(articles: list[Article], language="en") -> Step:
 
 
 def test_sendable_articles_are_the_published_ones_in_step_order():
-    late = make_article("late")
+    late = make_article("late", approved=True)
     draft = make_article("draft-one", status=Article.Status.DRAFT)
-    early = make_article("early")
+    early = make_article("early", approved=True)
     in_review = make_article("reviewing", status=Article.Status.IN_REVIEW)
     step = make_step([early, draft, in_review, late])
     # Reorder so step order differs from creation (pk) order.
@@ -95,7 +101,7 @@ def test_sendable_articles_are_the_published_ones_in_step_order():
 
 
 def test_hold_reasons_name_each_unpublished_article():
-    published = make_article("ready")
+    published = make_article("ready", approved=True)
     draft = make_article("drug-history", language="es", status=Article.Status.DRAFT)
     partly = make_step([published])
     assert step_hold_reasons(step=partly) == []
@@ -110,22 +116,22 @@ def test_hold_reasons_name_each_unpublished_article():
     assert step_is_held_back(step=empty)
 
 
-def test_review_overdue_follows_the_setting(settings):
+def test_review_overdue_follows_the_next_review_date(settings):
+    """Overdue: never approved, or past the next review date the approval set (NURTURE_CONTENT_REVIEW_MONTHS)."""
     settings.NURTURE_CONTENT_REVIEW_MONTHS = 12
+    with time_machine.travel(dt.datetime(2025, 11, 22, 12, tzinfo=dt.timezone.utc), tick=False):
+        recent = make_article("recent", approved=True)
+    with time_machine.travel(dt.datetime(2025, 11, 19, 12, tzinfo=dt.timezone.utc), tick=False):
+        old = make_article("old", approved=True)
+    never = make_article("never", status=Article.Status.DRAFT)
+    assert (recent.next_review_on, old.next_review_on) == (dt.date(2026, 11, 22), dt.date(2026, 11, 19))
     today = dt.date(2026, 11, 21)
-    recent = make_article("recent", last_reviewed=dt.date(2025, 11, 22))
-    old = make_article("old", last_reviewed=dt.date(2025, 11, 21))
-    never = make_article("never", status=Article.Status.DRAFT, last_reviewed=None)
     assert not selectors.review_is_overdue(article=recent, today=today)
     assert selectors.review_is_overdue(article=old, today=today)
     assert selectors.review_is_overdue(article=never, today=today)
     assert set(selectors.articles_review_overdue(today=today)) == {old, never}
-    settings.NURTURE_CONTENT_REVIEW_MONTHS = 24
-    assert set(selectors.articles_review_overdue(today=today)) == {never}
 
 
-def test_review_cutoff_handles_short_months(settings):
-    settings.NURTURE_CONTENT_REVIEW_MONTHS = 1
-    assert selectors.review_cutoff(today=dt.date(2026, 3, 31)) == dt.date(2026, 2, 28)
-    settings.NURTURE_CONTENT_REVIEW_MONTHS = 13
-    assert selectors.review_cutoff(today=dt.date(2026, 1, 15)) == dt.date(2024, 12, 15)
+def test_next_review_date_handles_short_months():
+    assert selectors.months_after(dt.date(2026, 1, 31), 1) == dt.date(2026, 2, 28)
+    assert selectors.months_after(dt.date(2026, 11, 15), 13) == dt.date(2027, 12, 15)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email
+import io
 import re
 import time
 from email import policy
@@ -45,6 +46,10 @@ def stack(transactional_db, postgres, redis_url, tmp_path, settings):
     settings.NURTURE_OUTBOX_DIR = tmp_path / "outbox"
     settings.EMAIL_BACKEND = "nurture.mail.OutboxEmailBackend"
     call_command("load_content", verbosity=0)
+    # The operator's step before production sends the starter library (README, "Approving the starter library").
+    from support.library import sample_reviewer
+
+    call_command("approve_articles", "--reviewer", sample_reviewer().get_username(), stdout=io.StringIO())
     from nurture.services.schedule import periodic_tasks_ensure
 
     periodic_tasks_ensure()

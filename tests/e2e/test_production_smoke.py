@@ -146,6 +146,15 @@ def test_compose_stack_serves_signs_up_confirms_and_sends(smoke_database, redis_
             for name in ("web", "worker", "worker-confirmations", "beat"):
                 assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
+            # The operator's step after their clinicians reviewed the starter library (README, "Approving the
+            # starter library"): with DEBUG off, nothing no named reviewer approved is ever sent.
+            operator_env = {**env["migrate"], "DJANGO_SUPERUSER_PASSWORD": secrets.token_urlsafe(24)}
+            for argv in (["createsuperuser", "--noinput", "--username", "dr-smoke", "--email", "dr-smoke@example.org"],
+                         ["approve_articles", "--reviewer", "dr-smoke", "--role", "oncology nurse"]):
+                step = subprocess.run([sys.executable, "manage.py", *argv], cwd=ROOT, env=operator_env,
+                                      capture_output=True, text=True, timeout=300)
+                assert step.returncode == 0, step.stdout[-2000:] + step.stderr[-3000:]
+
             # Two web replicas at once: they only serve (no start-up writes), so neither races the other.
             web, replica = (WebServer(env["web"], logs / f"web{n}.log", command=shlex.split(services["web"]["command"])) for n in (1, 2))
             started += [web, replica]

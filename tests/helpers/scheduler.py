@@ -6,14 +6,18 @@ from datetime import datetime
 from django.utils import timezone
 
 from content.models import Article
+from content.services import article_approve
+from support.library import sample_reviewer
 from nurture.models import Series, Step, StepArticle, Subscriber
 
 
-def article(slug: str, *, language: str = "en", status: str = Article.Status.PUBLISHED) -> Article:
+def article(slug: str, *, language: str = "en", status: str = Article.Status.PUBLISHED, approved: bool = True) -> Article:
+    """An article; `approved` (the default): a clinical reviewer approved it through the real
+    service (with DEBUG off, as in tests, nothing unapproved is sent)."""
     found = Article.objects.filter(slug=slug, language=language).first()
     if found:
         return found
-    return Article.objects.create(
+    made = Article.objects.create(
         slug=slug,
         language=language,
         title=slug.replace("-", " ").title(),
@@ -23,6 +27,10 @@ def article(slug: str, *, language: str = "en", status: str = Article.Status.PUB
         body_html=f"<p>Body of {slug}.</p>",
         status=status,
     )
+    if approved:
+        article_approve(article_id=made.pk, user=sample_reviewer(), role="oncology nurse")
+        made.refresh_from_db()
+    return made
 
 
 def series(stage: str, steps: list[tuple[int, list[str]]], *, language: str = "en") -> Series:

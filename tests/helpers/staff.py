@@ -10,6 +10,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 CONTENT_EDITORS = "Content editors"
 SUBSCRIBER_CARE = "Subscriber care"
 AUDITORS = "Auditors"
+CLINICAL_REVIEWERS = "Clinical reviewers"
 PASSWORD = "pw-long-enough-for-staff"
 
 
@@ -21,6 +22,8 @@ def ensure_roles() -> None:
 
     if Group.objects.filter(name__in=[CONTENT_EDITORS, SUBSCRIBER_CARE, AUDITORS]).count() < 3:
         importlib.import_module("nurture.migrations.0011_issue9_roles").create_roles(apps, None)
+    if not Group.objects.filter(name=CLINICAL_REVIEWERS).exists():
+        importlib.import_module("nurture.migrations.0014_issue21_feedback_and_review").grant(apps, None)
 
 
 def staff_user(username: str, *groups: str, superuser: bool = False, email: str = ""):

@@ -9,7 +9,9 @@ import pytest
 from django.urls import reverse
 
 from content.models import Article, ArticleVersion
+from content.services import articles_approve
 from nurture.services.library import library_import
+from support.library import sample_reviewer
 from nurture.models import Delivery, Series, Step, Subscriber
 
 pytestmark = pytest.mark.django_db
@@ -84,8 +86,15 @@ def article(slug, language="en") -> Article:
     return Article.objects.get(slug=slug, language=language)
 
 
+def approve_all() -> None:
+    """A clinical reviewer approves the whole library (issue 21), as an operator does before production."""
+    articles_approve(user=sample_reviewer())
+
+
 def make_overdue(slug="drug-history", language="en") -> Article:
-    Article.objects.filter(slug=slug, language=language).update(last_reviewed=dt.date(2020, 1, 1))
+    """Approved, but past its next review date."""
+    articles_approve(user=sample_reviewer(), language=language, slugs=[slug])
+    Article.objects.filter(slug=slug, language=language).update(next_review_on=dt.date(2020, 1, 1))
     return article(slug, language)
 
 
@@ -95,19 +104,19 @@ def test_changelist_shows_review_columns_and_warnings(admin_client, library):
     assert response.status_code == 200
     html = response.content.decode()
     assert "awaiting review by a qualified translator" in html
-    assert "⚠ Review overdue</strong><br><small>last reviewed 2020-01-01</small>" in html
-    assert html.count("⚠ Review overdue") == 1
-    for header in ("column-language", "column-status", "column-reviewer_display", "column-last_reviewed", "column-version", "column-review_flag"):
+    assert "⚠ Review overdue</strong><br><small>next review was 2020-01-01</small>" in html
+    assert html.count("next review was") == 1
+    assert html.count("<small>never approved</small>") == Article.objects.count() - 1  # the starter library as shipped
+    for header in ("column-language", "column-status", "column-reviewer_display", "column-next_review_on", "column-version", "column-review_flag"):
         assert header in html
 
 
 def test_english_reviewer_is_shown_not_the_translator_note(admin_client, library):
-    """The starter library names nobody (no qualified person has reviewed it); a reviewer recorded in admin is shown."""
-    Article.objects.filter(slug="welcome", language="en").update(reviewer="Dr. A. Reviewer, oncology nurse")
+    articles_approve(user=sample_reviewer(), language="en", role="oncology nurse")
     response = admin_client.get(reverse("admin:content_article_changelist"), {"language": "en"})
     html = response.content.decode()
-    assert "Dr. A. Reviewer, oncology nurse" in html
-    assert "Nurture content team" not in html
+    assert "Dana Reviewer<br><small>oncology nurse</small>" in html
+    assert "Nurture content team" not in html  # the file's claim is not an approval
     assert "awaiting review by a qualified translator" not in html
 
 
@@ -123,6 +132,7 @@ FILTER_CASES = [
 
 
 def test_changelist_filters_and_search(admin_client, library):
+    approve_all()
     make_overdue("drug-history", "en")
     Article.objects.filter(slug="drug-history", language="en").update(status=Article.Status.DRAFT)
     for params, included, excluded in FILTER_CASES:
@@ -166,8 +176,10 @@ def test_change_form_shows_warning_preview_and_history(admin_client, library):
     response = admin_client.get(reverse("admin:content_article_change", args=[overdue.pk]))
     assert response.status_code == 200
     html = response.content.decode()
-    assert "Review overdue: last reviewed 2020-01-01" in html
-    assert "awaiting review by a qualified translator" in html
+    assert "Review overdue: the next review was due 2020-01-01" in html
+    assert "is past its review date (2020-01-01)" in html
+    unreviewed = admin_client.get(reverse("admin:content_article_change", args=[article("welcome", "es").pk])).content.decode()
+    assert "awaiting review by a qualified translator" in unreviewed
     assert reverse("admin:content_article_preview", args=[overdue.pk]) in html
     assert "ersion history (every saved version" in html
     messages = [str(m) for m in response.context["messages"]]
@@ -263,6 +275,7 @@ def test_admin_add_article(admin_client, library):
 
 
 def test_steps_show_what_is_held_back_and_why(admin_client, library):
+    approve_all()
     Article.objects.filter(slug="drug-history", language="es").update(status=Article.Status.DRAFT)
     Article.objects.filter(slug="keeping-your-records", language="es").update(status=Article.Status.IN_REVIEW)
     response = admin_client.get(reverse("admin:nurture_step_changelist"), {"language": "es"})
@@ -281,7 +294,9 @@ def test_steps_show_what_is_held_back_and_why(admin_client, library):
     step = Step.objects.get(series=series, position=1)
     assert reverse("email_preview:step", args=[step.pk]) in html
     listing = admin_client.get(reverse("admin:nurture_series_changelist")).content.decode()
-    assert "#2, #3" in listing  # in_remission/es: steps 2 (keeping-your-records) and 3 (drug-history)
+    # in_remission/es: steps 2 (keeping-your-records) and 3 (drug-history), each with its reason
+    assert "#2: article &#x27;keeping-your-records&#x27; (es) is in review" in listing
+    assert "#3: article &#x27;drug-history&#x27; (es) is in draft" in listing
 
 
 def test_step_change_page_and_language_check(admin_client, library):
@@ -327,7 +342,7 @@ def test_deleting_an_article_used_by_a_step_is_refused_not_an_error(admin_client
     "changes, message",
     [
         ({"slug": ["welcome"], "language": ["en"]}, "already exists"),
-        ({"last_reviewed": ["2026-02-30"]}, "Enter a valid date"),
+        ({"title": [""]}, "This field is required"),
         ({"stages": ["cured"]}, "Select a valid choice"),
         ({"status": ["live"]}, "Select a valid choice"),
         ({"slug": ["Not a slug!"]}, "Enter a valid"),

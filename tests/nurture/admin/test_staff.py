@@ -15,13 +15,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from content.models import Article
-from content.services import article_save
+from content.services import article_approve, article_save, articles_approve
 from nurture.admin import base as admin_base
 from nurture.emails.cache import render_cache
 from nurture.emails.links import SAMPLE_TOKEN, view_online_url
 from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery, Series, Subscriber
 from nurture.services import planning, sending
+from support.library import sample_reviewer
 from tests.helpers.scheduler import active_subscriber, article, series
 from tests.helpers.staff import verified_login
 
@@ -48,6 +49,7 @@ def two_series():
             slug=slug, language="en", title=slug.replace("-", " ").title(), stages=["in_treatment", "in_remission"],
             source_section="test", body_markdown=f"Body of {slug}.", status=Article.Status.PUBLISHED,
         ))
+    articles_approve(user=sample_reviewer())  # with DEBUG off only approved text is sent (issue 21)
     treatment = series("in_treatment", [(0, ["welcome"]), (0, ["shared"]), (0, ["only-treatment"])])
     remission = series("in_remission", [(0, ["shared", "only-remission"]), (0, ["later-remission"])])
     return treatment, remission
@@ -360,6 +362,8 @@ def test_view_in_browser_shows_only_the_delivered_articles_at_their_sent_version
     edited.title = "Rewritten Title"
     edited.body_markdown = "A new body written later."
     article_save(article=edited)
+    article_approve(article_id=edited.pk, user=sample_reviewer())  # an edit is sent once approved (issue 21)
+    edited.refresh_from_db()
     assert edited.version == 2
     web = _view_online_page(client, delivery)
     assert "Only Remission" in web and "Body of only-remission" in web
@@ -380,6 +384,9 @@ def test_a_delivery_not_sent_yet_shows_what_it_would_send_now(client, two_series
     edited = article("only-remission")
     edited.title = "Rewritten Title"
     article_save(article=edited)
+    web = _view_online_page(client, queued)
+    assert "Rewritten Title" not in web  # a draft until a clinical reviewer approves it (issue 21)
+    article_approve(article_id=edited.pk, user=sample_reviewer())
     web = _view_online_page(client, queued)
     assert "Rewritten Title" in web and "Shared" not in web
 
