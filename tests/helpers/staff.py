@@ -23,7 +23,7 @@ def ensure_roles() -> None:
     if Group.objects.filter(name__in=[CONTENT_EDITORS, SUBSCRIBER_CARE, AUDITORS]).count() < 3:
         importlib.import_module("nurture.migrations.0011_issue9_roles").create_roles(apps, None)
     if not Group.objects.filter(name=CLINICAL_REVIEWERS).exists():
-        importlib.import_module("nurture.migrations.0014_issue21_feedback_and_review").grant(apps, None)
+        importlib.import_module("nurture.migrations.0021_issue21_feedback_and_review").grant(apps, None)
 
 
 def staff_user(username: str, *groups: str, superuser: bool = False, email: str = ""):

@@ -41,7 +41,7 @@ def revoke(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('nurture', '0013_issue14_care_permission'),
+        ("nurture", "0020_consent_kinds_of_issues_19_and_24"),
         ('content', '0003_issue21_approval'),
         ('auth', '0012_alter_user_first_name_max_length'),
         ('contenttypes', '0002_remove_content_type_name'),
