@@ -13,6 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from nurture import recipients, selectors, tasks, tokens
+from nurture.emails.layout import as_web_page
 from nurture.emails.messages import delivery_web_html
 from nurture.models import Subscriber
 from nurture.services import retention
@@ -152,7 +153,7 @@ def view_online(request, token: str):
     except tokens.TokenError as error:
         return _bad_link(request, tokens.VIEW_ONLINE, token, error)
     manage_url = tokens.absolute_url(reverse("nurture:fresh_link", args=[token]))
-    response = HttpResponse(delivery_web_html(delivery, manage_url=manage_url))
+    response = HttpResponse(as_web_page(delivery_web_html(delivery, manage_url=manage_url)))
     # The email's own inline styles, nothing else (the site's policy would block its styles).
     response["Content-Security-Policy"] = settings.EMAIL_HTML_CSP
     return _private(response, referrer="no-referrer")
