@@ -112,7 +112,7 @@ CARE_ACTIONS = ("pause", "treatment_date", "treatment_date_remove", "carer", "ca
 def care_forms(subscriber: Subscriber, data=None, *, bound: str = "") -> dict:
     """The care forms for the preference page; `bound` names the one that gets `data`."""
     return {
-        "pause_form": PauseForm(data if bound == "pause" else None, required=False),
+        "pause_form": PauseForm(data if bound == "pause" else None, preselect=False),
         "date_form": TreatmentDateForm(
             data if bound == "treatment_date" else None, initial={"treatment_date": subscriber.treatment_date}
         ),

@@ -32,6 +32,12 @@ def test_bad_input_shows_field_errors_in_the_page(page, live_server):
     assert len(errors) >= 3  # email, stage and consent
     assert page.input_value("#id_email") == "not an email"  # what they typed is kept
     assert Subscriber.objects.count() == 0
+    # The summary has focus, so a screen reader reads it first; its links take the reader to the field.
+    assert page.evaluate("document.activeElement.id") == "errors"
+    page.click("#errors a[href='#id_email']")
+    assert page.evaluate("document.activeElement.id") == "id_email"
+    described = page.get_attribute("#id_email", "aria-describedby")
+    assert page.inner_text(f"#{described}") == "Enter an email address like name@example.org."
 
 
 def test_sign_up_confirm_and_stop_in_the_browser(page, live_server):
