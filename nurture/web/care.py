@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods
 
 from nurture import recipients, tasks, tokens
 from nurture.emails.links import requester_label
-from nurture.export import subscriber_export
+from nurture.export import export_for_reading, subscriber_export
 from nurture.models import CarerHandoff, Subscriber
 from nurture.services import carers
 from nurture.services import subscribers as subscriber_services
@@ -98,7 +98,8 @@ def preferences_export(request, token: str):
     data = subscriber_export(subscriber_id=subscriber.pk)
     if request.GET.get("format") == "html":
         with translation.override(subscriber.language):
-            return _private(render(request, "nurture/export.html", {"data": data, "token": token}))
+            readable = export_for_reading(data, time_zone=subscriber.time_zone)
+            return _private(render(request, "nurture/export.html", {"data": readable, "token": token}))
     response = HttpResponse(json.dumps(data, indent=2, ensure_ascii=False), content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="my-data.json"'
     return _private(response)
