@@ -18,7 +18,7 @@ from nurture.emails.messages import delivery_web_html
 from nurture.models import Subscriber
 from nurture.services import retention
 from nurture.services import subscribers as subscriber_services
-from nurture.web.forms import PreferencesForm
+from nurture.web.forms import PauseForm, PreferencesForm
 from nurture.web.signup import rate_limited
 
 # Links whose expiry offers "email me a new link".
@@ -43,7 +43,7 @@ def _bad_link(request, purpose: str, token: str, error: tokens.TokenError):
     ))
 
 
-def _one_button_page(request, token: str, *, purpose: str, action, ask_template: str, done_template: str):
+def _one_button_page(request, token: str, *, purpose: str, action, ask_template: str, done_template: str, ask_extra=None):
     """GET shows a page with one button; only the POST acts. Mail scanners open links, but they
     do not press buttons, so a scanned link neither confirms nor unsubscribes anyone."""
     try:
@@ -54,7 +54,7 @@ def _one_button_page(request, token: str, *, purpose: str, action, ask_template:
         if request.method == "POST":
             subscriber = action(subscriber_id=subscriber.pk)
             return _private(render(request, done_template, {"subscriber": subscriber}))
-        return _private(render(request, ask_template, {"subscriber": subscriber}))
+        return _private(render(request, ask_template, {"subscriber": subscriber, **(ask_extra or {})}))
 
 
 @require_http_methods(["GET", "POST"])
@@ -80,10 +80,32 @@ def confirm(request, token: str):
 @csrf_exempt  # RFC 8058 one-click POSTs come from mail clients, which carry no CSRF token.
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request, token: str):
+    """One button stops everything; the same page first offers a break instead (as the best senders
+    do, without making stopping harder). Any POST but the pause form's stops: a mail client's
+    one-click POST carries no `action`. The pause answer links nowhere else: this link never
+    expires, so it must not lead to the preference centre."""
+    if request.method == "POST" and request.POST.get("action") == "pause":
+        return _unsubscribe_page_pause(request, token)
     return _one_button_page(
         request, token, purpose=tokens.UNSUBSCRIBE, action=subscriber_services.subscriber_unsubscribe,
         ask_template="nurture/unsubscribe.html", done_template="nurture/unsubscribed.html",
+        ask_extra={"pause_form": PauseForm(preselect=False)},
     )
+
+
+def _unsubscribe_page_pause(request, token: str):
+    try:
+        subscriber = subscriber_services.subscriber_from_token(purpose=tokens.UNSUBSCRIBE, token=token)
+    except tokens.TokenError as error:
+        return _bad_link(request, tokens.UNSUBSCRIBE, token, error)
+    with translation.override(subscriber.language):
+        form = PauseForm(request.POST, preselect=False)
+        if form.is_valid() and subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED):
+            subscriber = subscriber_services.subscriber_pause(
+                subscriber_id=subscriber.pk, weeks=form.cleaned_data["weeks"], source="unsubscribe_link"
+            )
+            return _private(render(request, "nurture/paused.html", {"subscriber": subscriber}))
+        return _private(render(request, "nurture/unsubscribe.html", {"subscriber": subscriber, "pause_form": form}, status=400))
 
 
 @require_http_methods(["GET", "POST"])
@@ -98,6 +120,7 @@ def preferences(request, token: str):
         form = PreferencesForm(instance=subscriber)
         forms = care.care_forms(subscriber)
         saved = failed = unknown_action = False
+        action = ""
         if request.method == "POST":
             action = request.POST.get("action", "save")
             if action in care.CARE_ACTIONS:  # pause, treatment date, carer: their own forms
@@ -107,7 +130,9 @@ def preferences(request, token: str):
             elif action == "resume":
                 subscriber = subscriber_services.subscriber_resume(subscriber_id=subscriber.pk)
                 saved = True
-            elif action == "unsubscribe":
+            elif action == "unsubscribe":  # first press: ask, and offer a break or fewer emails instead
+                return _private(render(request, "nurture/unsubscribe_confirm.html", {"subscriber": subscriber}))
+            elif action == "unsubscribe_confirmed":
                 subscriber = subscriber_services.subscriber_unsubscribe(subscriber_id=subscriber.pk, source="preferences_page")
                 return _private(render(request, "nurture/unsubscribed.html", {"subscriber": subscriber}))
             elif action == "new_links":  # every earlier preference / view link stops working
@@ -139,6 +164,7 @@ def preferences(request, token: str):
     with translation.override(subscriber.language):
         context = {
             "form": form, "subscriber": subscriber, "saved": saved, "token": token, "unknown_action": unknown_action,
+            "done": action if saved else "",  # the section whose result the page shows, where it was pressed
             "handoff": recipients.open_carer_handoff(subscriber_id=subscriber.pk), **forms,
         }
         return _private(render(request, "nurture/preferences.html", context, status=400 if form.errors or failed else 200))

@@ -114,6 +114,12 @@ def unsubscribe_ask(visit: Visit) -> None:
     visit.go(link("unsubscribe", tokens.UNSUBSCRIBE, reader(visit.language)))
 
 
+def unsubscribe_paused_instead(visit: Visit) -> None:
+    unsubscribe_ask(visit)
+    visit.page.check("input[name=weeks][value='4']")
+    visit.press("button[value=pause]")
+
+
 def unsubscribe_done(visit: Visit) -> None:
     unsubscribe_ask(visit)
     visit.press("#main button[type=submit]")
@@ -206,7 +212,10 @@ PUBLIC_PAGES = [
     Entry("preferences-saved", preferences_action("save")),
     Entry("new-links-sent", preferences_action("new_links")),
     Entry("erase-confirm", preferences_action("erase")),
+    Entry("stop-all-asks-first", preferences_action("unsubscribe")),
+    Entry("preferences-pause-without-length", preferences_action("pause")),
     Entry("unsubscribe", unsubscribe_ask),
+    Entry("unsubscribe-paused-instead", unsubscribe_paused_instead),
     Entry("unsubscribed", unsubscribe_done),
     Entry("pause", pause_ask),
     Entry("paused", pause_done),

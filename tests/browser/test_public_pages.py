@@ -68,6 +68,10 @@ def test_sign_up_confirm_and_stop_in_the_browser(page, live_server):
     page.click("text=Manage your emails")
     page.wait_for_selector("text=Your email choices")
     page.click("button[value=unsubscribe]")
+    page.wait_for_selector("text=Stop all emails?")  # asked first, with a break or fewer emails offered
+    subscriber.refresh_from_db()
+    assert subscriber.status == "active"
+    page.click("button[value=unsubscribe_confirmed]")
     page.wait_for_selector("text=You will not receive any more emails")
     subscriber.refresh_from_db()
     assert subscriber.status == "unsubscribed"
@@ -99,3 +103,27 @@ def test_the_honeypot_is_out_of_sight_and_out_of_the_tab_order(page, live_server
         page.keyboard.press("Tab")
         reached.add(page.evaluate("document.activeElement && document.activeElement.id"))
     assert "id_website" not in reached and "id_consent" in reached
+
+
+def test_the_preference_centre_shows_each_result_where_it_was_pressed_with_focus(page, live_server):
+    from nurture import tokens
+    from tests.helpers.scheduler import active_subscriber, series
+
+    ana = active_subscriber("ana@example.org", series("in_treatment", [(0, ["a1"])]), first_name="Ana")
+    page.goto(f"{live_server.url}/preferences/{tokens.make_token(purpose=tokens.PREFERENCES, subscriber_id=ana.pk)}/")
+    assert "These choices are for ana@example.org." in page.inner_text("#standing")
+    assert "Your emails are on." in page.inner_text("#standing")
+    page.click("button[value=pause]")  # no length chosen: asked for one, nothing paused
+    page.wait_for_selector("#errors")
+    assert page.evaluate("document.activeElement.id") == "errors"
+    ana.refresh_from_db()
+    assert ana.status == "active"
+    page.check("input[name=weeks][value='4']")
+    page.click("button[value=pause]")
+    page.wait_for_selector("text=Your emails are paused until")
+    focused = page.evaluate("[document.activeElement.className, document.activeElement.innerText]")
+    assert focused[0] == "note" and "paused until" in focused[1]
+    assert page.url.endswith("#pause")  # the page opens where the button was, not at the top
+    assert "Your emails are paused until" in page.inner_text("#standing")
+    ana.refresh_from_db()
+    assert ana.status == "paused" and ana.paused_until is not None
