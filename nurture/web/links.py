@@ -39,7 +39,8 @@ def _bad_link(request, purpose: str, token: str, error: tokens.TokenError):
     fresh_link = reverse("nurture:fresh_link", args=[token]) if error.expired and purpose in REFRESHABLE else ""
     return _private(render(
         request, "nurture/bad_link.html",
-        {"purpose": purpose, "expired": error.expired, "fresh_link": fresh_link}, status=400,
+        {"purpose": purpose, "expired": error.expired, "fresh_link": fresh_link,
+         "replaced": isinstance(error, tokens.TokenRevoked)}, status=400,
     ))
 
 

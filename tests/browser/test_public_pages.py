@@ -28,6 +28,7 @@ def test_bad_input_shows_field_errors_in_the_page(page, live_server):
     page.fill("#id_email", "not an email")
     page.click("#main button[type=submit]")
     page.wait_for_selector(".errorsummary")
+    page.wait_for_load_state()
     errors = page.locator(".errorlist").all_inner_texts()
     assert len(errors) >= 3  # email, stage and consent
     assert page.input_value("#id_email") == "not an email"  # what they typed is kept
@@ -115,15 +116,19 @@ def test_the_preference_centre_shows_each_result_where_it_was_pressed_with_focus
     assert "Your emails are on." in page.inner_text("#standing")
     page.click("button[value=pause]")  # no length chosen: asked for one, nothing paused
     page.wait_for_selector("#errors")
+    page.wait_for_load_state()
     assert page.evaluate("document.activeElement.id") == "errors"
     ana.refresh_from_db()
     assert ana.status == "active"
     page.check("input[name=weeks][value='4']")
     page.click("button[value=pause]")
     page.wait_for_selector("text=Your emails are paused until")
+    page.wait_for_load_state()
     focused = page.evaluate("[document.activeElement.className, document.activeElement.innerText]")
     assert focused[0] == "note" and "paused until" in focused[1]
-    assert page.url.endswith("#pause")  # the page opens where the button was, not at the top
+    # The page opens where the button was (the focused result is in view), not at the top.
+    assert page.evaluate("(() => { const r = document.activeElement.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; })()")
+    assert page.evaluate("scrollY") > 0
     assert "Your emails are paused until" in page.inner_text("#standing")
     ana.refresh_from_db()
     assert ana.status == "paused" and ana.paused_until is not None

@@ -2,6 +2,8 @@
 stopping everything, and the unsubscribe page offers a break first without making stopping harder."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from nurture import tokens
@@ -56,7 +58,6 @@ def test_each_result_shows_in_its_own_section_with_focus(client, ana):
     pause_section = html[html.index('<h2 id="pause">'):html.index('<h2 id="stop">')]
     assert 'role="status" tabindex="-1" autofocus' in pause_section
     assert html.count("autofocus") == 1
-    assert 'action="#pause"' in html and 'action="#carer"' in html
 
 
 def test_the_unsubscribe_page_offers_a_break_and_one_press_still_stops(client, ana):
@@ -79,3 +80,35 @@ def test_a_pause_from_the_unsubscribe_page_needs_a_length(client, ana):
     assert page.status_code == 400 and "Choose how long you would like a break." in page.content.decode()
     ana.refresh_from_db()
     assert ana.status == "active"
+
+
+# --- no dead ends ------------------------------------------------------------------------------------
+
+
+def test_a_replaced_link_says_so_and_offers_what_works(client, ana, settings):
+    settings.NURTURE_ORG_HELPLINE = "0800 123 456"
+    old = prefs(ana)
+    client.post(old, {"action": "new_links"})
+    page = client.get(old)
+    html = page.content.decode()
+    assert page.status_code == 400 and "This link has been replaced" in html
+    assert "copied incompletely" not in html and "STOP" not in html
+    assert "0800 123 456" in html and settings.NURTURE_ORG_WEBSITE in html
+
+
+def test_a_bad_link_never_offers_a_helpline_that_is_not_set(client, settings):
+    settings.NURTURE_ORG_HELPLINE = "[helpline not set]"
+    html = client.get("/preferences/not-a-token/").content.decode()
+    assert "This link does not work" in html and "not set]" not in html and "Or call us" not in html
+
+
+def test_the_carer_can_say_no_thanks_in_one_press(client, ana):
+    handoff = CarerHandoff.objects.create(subscriber=ana, carer_email="tom@example.org")
+    token = tokens.make_token(purpose=tokens.CARER_CONFIRM, subscriber_id=ana.pk, extra=str(handoff.pk))
+    html = client.get(f"/carer/confirm/{token}/").content.decode()
+    assert "Ana (ana@example.org) asked us" in html
+    no_thanks = re.search(r'<form method="post" action="([^"]+)" class="no-thanks">', html).group(1)
+    page = client.post(no_thanks)
+    assert "You will not receive these emails" in page.content.decode()
+    handoff.refresh_from_db()
+    assert handoff.status == "stopped" and handoff.stopped_by == "carer"
