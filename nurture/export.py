@@ -140,6 +140,17 @@ def subscriber_export(*, subscriber_id: int) -> dict:
     }
 
 
+def staff_roles_seeing_subscribers() -> list[str]:
+    """The staff roles (groups) whose permissions open a subscriber's record: what the privacy
+    notice names under "who can see it", read from the permissions themselves so it stays true."""
+    from django.contrib.auth.models import Group
+
+    return list(
+        Group.objects.filter(permissions__content_type__app_label="nurture", permissions__codename="view_subscriber")
+        .order_by("name").values_list("name", flat=True).distinct()
+    )
+
+
 # --- the same, for reading on the web page ("Read it as a web page") ------------------------------
 
 _SOURCES = {

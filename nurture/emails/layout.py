@@ -18,6 +18,7 @@ from pathlib import Path
 import css_inline
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import translation
 
 from content.models import Article
@@ -132,6 +133,7 @@ def organisation() -> dict:
         "helpline": settings.NURTURE_ORG_HELPLINE,
         "website": website,
         "website_label": re.sub(r"^https?://", "", website).rstrip("/"),
+        "privacy_url": f"{settings.SITE_URL}{reverse('nurture:privacy')}",
     }
 
 

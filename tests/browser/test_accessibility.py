@@ -203,6 +203,7 @@ PUBLIC_PAGES = [
     Entry("signup", lambda visit: visit.go("/")),
     Entry("signup-errors", signup_with_errors),
     Entry("signup-done", lambda visit: visit.go("/thanks/")),
+    Entry("privacy-notice", lambda visit: visit.go("/privacy/")),
     Entry("confirm", confirm_ask),
     Entry("confirmed", confirm_done),
     Entry("preferences", preferences),
