@@ -29,6 +29,8 @@ def test_bad_input_shows_field_errors_in_the_page(page, live_server):
     page.click("#main button[type=submit]")
     page.wait_for_selector(".errorsummary")
     page.wait_for_load_state()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "signup-errors-phone.png"))  # docs/subscribers.md
     errors = page.locator(".errorlist").all_inner_texts()
     assert len(errors) >= 3  # email, stage and consent
     assert page.input_value("#id_email") == "not an email"  # what they typed is kept
@@ -118,6 +120,8 @@ def test_the_preference_centre_shows_each_result_where_it_was_pressed_with_focus
     page.wait_for_selector("#errors")
     page.wait_for_load_state()
     assert page.evaluate("document.activeElement.id") == "errors"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "preferences-pause-error-phone.png"))  # docs/subscribers.md
     ana.refresh_from_db()
     assert ana.status == "active"
     page.check("input[name=weeks][value='4']")
@@ -129,6 +133,9 @@ def test_the_preference_centre_shows_each_result_where_it_was_pressed_with_focus
     # The page opens where the button was (the focused result is in view), not at the top.
     assert page.evaluate("(() => { const r = document.activeElement.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; })()")
     assert page.evaluate("scrollY") > 0
+    page.screenshot(path=str(ARTIFACTS / "preferences-paused-phone.png"))  # docs/subscribers.md, where it was pressed
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(ARTIFACTS / "preferences-phone.png"))
     assert "Your emails are paused until" in page.inner_text("#standing")
     ana.refresh_from_db()
     assert ana.status == "paused" and ana.paused_until is not None
