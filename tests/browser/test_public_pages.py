@@ -139,3 +139,13 @@ def test_the_preference_centre_shows_each_result_where_it_was_pressed_with_focus
     assert "Your emails are paused until" in page.inner_text("#standing")
     ana.refresh_from_db()
     assert ana.status == "paused" and ana.paused_until is not None
+
+
+def test_no_page_asks_for_a_favicon_that_is_not_there(page, live_server):
+    missing = []
+    page.on("response", lambda response: missing.append(response.url) if response.status == 404 else None)
+    page.goto(live_server.url + "/")
+    page.wait_for_load_state("networkidle")
+    assert missing == []
+    icon = page.get_attribute("link[rel=icon]", "href")
+    assert page.request.get(live_server.url + icon).status == 200
