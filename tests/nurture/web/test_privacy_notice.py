@@ -47,3 +47,12 @@ def test_linked_from_sign_up_preferences_and_every_email(client):
     email = build_confirmation_email(ana)
     assert "https://guide.example.org/privacy/" in email.alternatives[0][0]
     assert "https://guide.example.org/privacy/" in email.body
+
+
+def test_a_consent_record_reads_as_what_it_records():
+    from nurture.models import ConsentRecord
+
+    ana = active_subscriber("ana@example.org", series("in_treatment", [(0, ["a1"])]))
+    record = ConsentRecord.objects.create(subscriber=ana, kind="pause", consent_text="x", language="en")
+    assert str(record) == f"Paused, {record.given_at:%Y-%m-%d %H:%M} UTC"
+    assert "object" not in str(record)
