@@ -17,7 +17,7 @@ from nurture.models import CarerHandoff, Subscriber
 from nurture.services import carers
 from nurture.services import subscribers as subscriber_services
 from nurture.web.forms import CarerForm, PauseForm, TreatmentDateForm
-from nurture.web.links import _bad_link, _private
+from nurture.web.links import _bad_link, _private, _subscriber_from_link
 
 
 def _prefs_token(subscriber_id: int) -> str:
@@ -27,10 +27,9 @@ def _prefs_token(subscriber_id: int) -> str:
 @require_http_methods(["GET", "POST"])
 def pause(request, token: str):
     """The "Pause these emails" link: GET shows the lengths offered, only the POST (field `weeks`) acts."""
-    try:
-        subscriber = subscriber_services.subscriber_from_token(purpose=tokens.PAUSE, token=token)
-    except tokens.TokenError as error:
-        return _bad_link(request, tokens.PAUSE, token, error)
+    subscriber, refused = _subscriber_from_link(request, tokens.PAUSE, token)
+    if refused:
+        return refused
     with translation.override(subscriber.language):
         context = {"subscriber": subscriber, "prefs_token": _prefs_token(subscriber.pk)}
         can_pause = subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED)

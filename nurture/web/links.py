@@ -44,6 +44,14 @@ def _bad_link(request, purpose: str, token: str, error: tokens.TokenError):
     ))
 
 
+def _subscriber_from_link(request, purpose: str, token: str):
+    """(subscriber, None) for a good link, or (None, the plain bad-link page)."""
+    try:
+        return subscriber_services.subscriber_from_token(purpose=purpose, token=token), None
+    except tokens.TokenError as error:
+        return None, _bad_link(request, purpose, token, error)
+
+
 def _one_button_page(request, token: str, *, purpose: str, action, ask_template: str, done_template: str, ask_extra=None):
     """GET shows a page with one button; only the POST acts. Mail scanners open links, but they
     do not press buttons, so a scanned link neither confirms nor unsubscribes anyone."""
@@ -95,10 +103,9 @@ def unsubscribe(request, token: str):
 
 
 def _unsubscribe_page_pause(request, token: str):
-    try:
-        subscriber = subscriber_services.subscriber_from_token(purpose=tokens.UNSUBSCRIBE, token=token)
-    except tokens.TokenError as error:
-        return _bad_link(request, tokens.UNSUBSCRIBE, token, error)
+    subscriber, refused = _subscriber_from_link(request, tokens.UNSUBSCRIBE, token)
+    if refused:
+        return refused
     with translation.override(subscriber.language):
         form = PauseForm(request.POST, preselect=False)
         if form.is_valid() and subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED):
@@ -111,10 +118,9 @@ def _unsubscribe_page_pause(request, token: str):
 
 @require_http_methods(["GET", "POST"])
 def preferences(request, token: str):
-    try:
-        subscriber = subscriber_services.subscriber_from_token(purpose=tokens.PREFERENCES, token=token)
-    except tokens.TokenError as error:
-        return _bad_link(request, tokens.PREFERENCES, token, error)
+    subscriber, refused = _subscriber_from_link(request, tokens.PREFERENCES, token)
+    if refused:
+        return refused
     from nurture.web import care  # the care actions (care imports this module's helpers)
 
     with translation.override(subscriber.language):
