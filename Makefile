@@ -21,14 +21,18 @@ install: $(STAMP)
 # (Target-specific, so `setup` sees the same values when `run` calls it.)
 run setup: export DJANGO_DEBUG ?= 1
 run: export NURTURE_DAY_SECONDS ?= 20
+# The web server's port (`PORT=8010 make run`); the links in emails follow it unless SITE_URL is set.
+PORT ?= 8000
+run setup: export SITE_URL ?= http://127.0.0.1:$(PORT)
 
 # Migrate, load the starter content and series, create the demo login, set up the schedule.
 setup: install
 	$(PY) manage.py setup_demo
 
-# Web on 127.0.0.1:8000, a Celery worker and Celery beat together; Ctrl-C stops them all.
+# Web on 127.0.0.1:$(PORT) (8000), a Celery worker and Celery beat together; Ctrl-C stops them all.
+# honcho hands the web process PORT (-p: the first process's port).
 run: setup
-	$(VENV)/bin/honcho -f Procfile.dev start
+	$(VENV)/bin/honcho -f Procfile.dev start -p $(PORT)
 
 test: install
 	bash scripts/install_browser.sh

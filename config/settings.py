@@ -131,6 +131,9 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Dates as each language writes them: "7 December 2026" in the British English copy (Django's "en"
+# says "Dec. 7, 2026"); Spanish keeps Django's own "7 de diciembre de 2026".
+FORMAT_MODULE_PATH = ["config.formats"]
 
 # --- staff access (docs/security.md) ---------------------------------------------------------
 # The admin's path, e.g. "staff-7f3a/" to keep it off the common scanners' list.

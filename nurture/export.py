@@ -6,9 +6,12 @@ A fixed number of queries whatever the history's length. Values are JSON-ready (
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
+
+from django.utils.translation import gettext_lazy as _
 
 from content.models import Article, ArticleVersion
-from nurture.models import CarerHandoff, ConsentRecord, Delivery, ProviderEvent, Reply, Subscriber
+from nurture.models import CarerHandoff, ConsentRecord, Delivery, ProviderEvent, Reply, Subscriber, known_time_zones
 
 EXPORT_FORMAT = 1
 
@@ -146,5 +149,91 @@ def subscriber_export(*, subscriber_id: int) -> dict:
             {"received_at": _iso(r.received_at), "state": r.state, "subject": r.subject, "text": r.text,
              "handled_at": _iso(r.handled_at)}
             for r in replies
+        ],
+    }
+
+
+def staff_roles_seeing_subscribers() -> list[str]:
+    """The staff roles (groups) whose permissions open a subscriber's record: what the privacy
+    notice names under "who can see it", read from the permissions themselves so it stays true."""
+    from django.contrib.auth.models import Group
+
+    return list(
+        Group.objects.filter(permissions__content_type__app_label="nurture", permissions__codename="view_subscriber")
+        .order_by("name").values_list("name", flat=True).distinct()
+    )
+
+
+# --- the same, for reading on the web page ("Read it as a web page") ------------------------------
+
+_SOURCES = {
+    "signup_page": _("the sign-up page"),
+    "confirm_link": _("the confirmation link"),
+    "preferences_page": _("your email choices page"),
+    "pause_link": _("the pause link in an email"),
+    "unsubscribe_link": _("the unsubscribe link in an email"),
+    "carer_link": _("the link we sent to the person helping you"),
+    "automatic": _("automatically, at the end of the pause"),
+    "admin": _("our staff, at your request"),
+}
+_LABELS = {
+    "status": dict(Subscriber.Status.choices),
+    "cadence": dict(Subscriber.Cadence.choices),
+    "kind": dict(ConsentRecord.Kind.choices),
+    "mode": dict(CarerHandoff.Mode.choices),
+    "handoff_status": dict(CarerHandoff.Status.choices),
+    "delivery_status": dict(Delivery.Status.choices),
+    "language": {"en": "English", "es": "Español"},
+}
+
+
+def _when(value: str | None, time_zone) -> dt.datetime | dt.date | None:
+    """An ISO value of the export as a date or a time in the reader's own zone (the template
+    writes it in their language's way: "7 December 2026, 03:02")."""
+    if not value:
+        return None
+    if len(value) == 10:
+        return dt.date.fromisoformat(value)
+    # Naive in their zone, so the template's date filter writes it as it is (not back in UTC).
+    return dt.datetime.fromisoformat(value).astimezone(time_zone).replace(tzinfo=None)
+
+
+def _label(kind: str, value):
+    return _LABELS[kind].get(value, value)
+
+
+def export_for_reading(data: dict, *, time_zone: str) -> dict:
+    """subscriber_export's dict with words instead of codes and dates instead of ISO strings, for
+    the readable page; the JSON download keeps the codes (they are what a program reads)."""
+    zone = zoneinfo.ZoneInfo(time_zone) if time_zone in known_time_zones() else dt.timezone.utc
+    profile = data["profile"]
+    return {
+        "profile": {
+            **profile,
+            "language": _label("language", profile["language"]),
+            "cadence": _label("cadence", profile["cadence"]),
+            "status": _label("status", profile["status"]),
+            **{key: _when(profile[key], zone) for key in ("treatment_date", "paused_until", "signed_up_at", "confirmed_at")},
+        },
+        "consent_records": [
+            {**r, "kind": _label("kind", r["kind"]), "source": _SOURCES.get(r["source"], r["source"]),
+             "language": _label("language", r["language"]), "given_at": _when(r["given_at"], zone)}
+            for r in data["consent_records"]
+        ],
+        "pauses": [
+            {"paused_at": _when(p["paused_at"], zone),
+             "ended_at": _when(p["resumed_at"] or p.get("resumes_automatically_at"), zone),
+             "ends_by_itself": not p["resumed_at"] and bool(p.get("resumes_automatically_at"))}
+            for p in data["pauses"]
+        ],
+        "carer_handoffs": [
+            {**h, "mode": _label("mode", h["mode"]), "status": _label("handoff_status", h["status"]),
+             **{key: _when(h[key], zone) for key in ("requested_at", "confirmed_at", "stopped_at")}}
+            for h in data["carer_handoffs"]
+        ],
+        "deliveries": [
+            {**d, "status": _label("delivery_status", d["status"]), "when": _when(d["sent_at"] or d["queued_at"], zone),
+             "provider_events": [{**e, "timestamp": _when(e["timestamp"], zone)} for e in d["provider_events"]]}
+            for d in data["deliveries"]
         ],
     }

@@ -117,3 +117,17 @@ def test_every_environment_variable_the_settings_read_is_documented_in_the_readm
     undocumented = sorted(name for name in read if f"`{name}`" not in readme)
     assert len(read) > 20
     assert undocumented == []
+
+
+def test_make_run_honours_a_port_and_site_url_follows_it():
+    """`PORT=8010 make run`: honcho hands the web process that port, and SITE_URL (the links in
+    emails) follows it unless it is set."""
+    import subprocess
+
+    dry = subprocess.run(["make", "-n", "run", "PORT=8010"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "honcho -f Procfile.dev start -p 8010" in dry.stdout
+    assert "runserver 127.0.0.1:$PORT" in (ROOT / "Procfile.dev").read_text()
+    # Target-specific and conditional: the demo's links follow PORT, an explicit SITE_URL wins.
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^run setup: export SITE_URL \?= http://127\.0\.0\.1:\$\(PORT\)$", makefile, re.M)
+    assert re.search(r"^PORT \?= 8000$", makefile, re.M)

@@ -21,6 +21,7 @@ import css_inline
 from django.conf import settings
 from django.db.models import Max
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import translation
 
 from content import sources
@@ -119,6 +120,20 @@ def keep_or_drop_view_online(content: str, keep: bool) -> str:
     return _VIEW_ONLINE_BLOCK.sub("", content)
 
 
+_BODY_OPEN = re.compile(r"<body\b[^>]*>", re.I)
+
+
+def as_web_page(html: str) -> str:
+    """An email's web version is a page of its own, so its content goes in a <main> landmark. In a
+    mail client the email sits inside the client's page, where role="article" (the template's
+    wrapper) is the convention and a second main would be wrong."""
+    opened = _BODY_OPEN.search(html)
+    closing = html.rfind("</body>")
+    if not opened or closing < opened.end():
+        return html
+    return f"{html[:opened.end()]}<main>{html[opened.end():closing]}</main>{html[closing:]}"
+
+
 def organisation() -> dict:
     website = settings.NURTURE_ORG_WEBSITE
     return {
@@ -127,6 +142,7 @@ def organisation() -> dict:
         "helpline": settings.NURTURE_ORG_HELPLINE,
         "website": website,
         "website_label": re.sub(r"^https?://", "", website).rstrip("/"),
+        "privacy_url": f"{settings.SITE_URL}{reverse('nurture:privacy')}",
     }
 
 

@@ -138,6 +138,11 @@ class ConsentRecord(models.Model):
     class Meta:
         indexes = [models.Index(fields=["kind", "given_at"], name="consent_kind_given_idx")]
 
+    def __str__(self):
+        # What it records, as staff read it in the admin (never the wording's details or a stage).
+        when = self.given_at.strftime("%Y-%m-%d %H:%M UTC") if self.given_at else "not saved yet"
+        return f"{self.get_kind_display()}, {when}"
+
 
 class CarerHandoff(models.Model):
     """A subscriber hands their emails to someone helping them. Nothing goes to the carer until the

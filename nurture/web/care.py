@@ -16,22 +16,21 @@ from django.views.decorators.http import require_http_methods
 from nurture import recipients, rules, tasks, tokens
 from nurture.emails.links import requester_label
 from nurture.emails.messages import delivery_web_html
-from nurture.export import subscriber_export
+from nurture.export import export_for_reading, subscriber_export
 from nurture.models import Delivery, Subscriber
 from nurture.services import carers
 from nurture.services import subscribers as subscriber_services
 from nurture.web.forms import CarerForm, DeliveryPreferencesForm, PauseForm, TreatmentDateForm
-from nurture.web.links import _bad_link, _private
+from nurture.web.links import _bad_link, _private, _subscriber_from_link
 
 
 @require_http_methods(["GET", "POST"])
 def pause(request, token: str):
     """The "Pause these emails" link: GET shows the lengths offered, only the POST (field `weeks`) acts.
     It hands out no preference link: a pause link (shorter-lived scope) never opens the record."""
-    try:
-        subscriber = subscriber_services.subscriber_from_token(purpose=tokens.PAUSE, token=token)
-    except tokens.TokenError as error:
-        return _bad_link(request, tokens.PAUSE, token, error)
+    subscriber, refused = _subscriber_from_link(request, tokens.PAUSE, token)
+    if refused:
+        return refused
     with translation.override(subscriber.language):
         context = {"subscriber": subscriber}
         can_pause = subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED)
@@ -131,7 +130,8 @@ def preferences_export(request, token: str):
     data = subscriber_export(subscriber_id=subscriber.pk)
     if request.GET.get("format") == "html":
         with translation.override(subscriber.language):
-            return _private(render(request, "nurture/export.html", {"data": data, "token": token}))
+            readable = export_for_reading(data, time_zone=subscriber.time_zone)
+            return _private(render(request, "nurture/export.html", {"data": readable, "token": token}))
     response = HttpResponse(json.dumps(data, indent=2, ensure_ascii=False), content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="my-data.json"'
     return _private(response)
@@ -152,7 +152,7 @@ def _timing_form(subscriber: Subscriber, data=None) -> DeliveryPreferencesForm:
 def care_forms(subscriber: Subscriber, data=None, *, bound: str = "") -> dict:
     """The care forms for the preference page; `bound` names the one that gets `data`."""
     return {
-        "pause_form": PauseForm(data if bound == "pause" else None, required=False),
+        "pause_form": PauseForm(data if bound == "pause" else None, preselect=False),
         "date_form": TreatmentDateForm(
             data if bound == "treatment_date" else None, initial={"treatment_date": subscriber.treatment_date}
         ),

@@ -71,6 +71,15 @@ class AddressField(forms.EmailField):
 # echoes the value, which may be thousands of characters of someone's junk).
 _CHOOSE_ONE = {"invalid_choice": _("Please choose one of the options shown.")}
 
+# What is wrong, in words that fit the field (never "This field is required." everywhere): the
+# error summary and the field both say it, and a screen reader hears it with the field.
+_EMAIL_LIKE = _("Enter an email address like name@example.org.")
+_EMAIL_ERRORS = {"required": _("Enter your email address, like name@example.org."), "invalid": _EMAIL_LIKE}
+_STAGE_ERRORS = {**_CHOOSE_ONE, "required": _("Choose the answer that best describes you now.")}
+_LANGUAGE_ERRORS = {**_CHOOSE_ONE, "required": _("Choose the language for your emails.")}
+_CADENCE_ERRORS = {**_CHOOSE_ONE, "required": _("Choose how often you would like our emails.")}
+_CONSENT_ERRORS = {"required": _("Tick the box to agree, so that we can send you these emails.")}
+
 
 class _SignupChoicesCleaning:
     """The checks a sign-up's choices get, on the sign-up form and again on the confirm page."""
@@ -85,12 +94,12 @@ class _SignupChoicesCleaning:
 class SignupForm(_SignupChoicesCleaning, forms.Form):
     """The documented sign-up interface; the organisation's own site may post these fields to `/`."""
 
-    email = AddressField(label=_("Email address"), max_length=254)
+    email = AddressField(label=_("Email address"), max_length=254, error_messages=_EMAIL_ERRORS)
     first_name = forms.CharField(label=_("First name (optional)"), max_length=100, required=False)
-    stage = forms.ChoiceField(label=_("Which best describes you now?"), choices=Stage.choices, widget=forms.RadioSelect, error_messages=_CHOOSE_ONE)
-    language = forms.ChoiceField(label=_("Language for your emails"), choices=Language.choices, initial=Language.EN, error_messages=_CHOOSE_ONE)
+    stage = forms.ChoiceField(label=_("Which best describes you now?"), choices=Stage.choices, widget=forms.RadioSelect, error_messages=_STAGE_ERRORS)
+    language = forms.ChoiceField(label=_("Language for your emails"), choices=Language.choices, initial=Language.EN, error_messages=_LANGUAGE_ERRORS)
     time_zone = _BrowserTimeZoneField(required=False, widget=forms.HiddenInput)
-    consent = forms.BooleanField(label=CONSENT_TEXT, required=True)
+    consent = forms.BooleanField(label=CONSENT_TEXT, required=True, error_messages=_CONSENT_ERRORS)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -140,11 +149,11 @@ class ConfirmForm(_SignupChoicesCleaning, forms.Form):
 class PreferencesForm(forms.ModelForm):
     # Same wording as the sign-up form, and no empty "---------" choice for the radio buttons.
     first_name = forms.CharField(label=_("First name (optional)"), max_length=100, required=False)
-    stage = forms.ChoiceField(label=_("Which best describes you now?"), choices=Stage.choices, widget=forms.RadioSelect, error_messages=_CHOOSE_ONE)
-    language = forms.ChoiceField(label=_("Language for your emails"), choices=Language.choices, error_messages=_CHOOSE_ONE)
+    stage = forms.ChoiceField(label=_("Which best describes you now?"), choices=Stage.choices, widget=forms.RadioSelect, error_messages=_STAGE_ERRORS)
+    language = forms.ChoiceField(label=_("Language for your emails"), choices=Language.choices, error_messages=_LANGUAGE_ERRORS)
     cadence = forms.ChoiceField(
         label=_("How often would you like our emails?"), choices=Subscriber.Cadence.choices, widget=forms.RadioSelect,
-        error_messages=_CHOOSE_ONE,
+        error_messages=_CADENCE_ERRORS,
     )
 
     class Meta:
@@ -162,18 +171,19 @@ _NOT_OFFERED = _("Choose one of the pause lengths offered.")
 
 
 class PauseForm(forms.Form):
-    """The pause link's one field, `weeks` (2, 4 or 13). In the preference centre it may be left
-    out (required=False): the pause then lasts until they resume."""
+    """The pause link's and the preference centre's one field, `weeks` (2, 4 or 13). A pause always
+    has a length: pressing "Pause" without one asks for it, rather than pausing for ever. The pause
+    link's page starts with the shortest chosen (preselect); the preference centre with none."""
 
     weeks = forms.TypedChoiceField(
         label=_("How long would you like a break?"), choices=PAUSE_CHOICES, coerce=int, empty_value=None,
-        widget=forms.RadioSelect, error_messages={"invalid_choice": _NOT_OFFERED, "required": _NOT_OFFERED},
+        widget=forms.RadioSelect,
+        error_messages={"invalid_choice": _NOT_OFFERED, "required": _("Choose how long you would like a break.")},
     )
 
-    def __init__(self, *args, required: bool = True, **kwargs):
+    def __init__(self, *args, preselect: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["weeks"].required = required
-        if required:
+        if preselect:
             self.fields["weeks"].initial = 2
 
 
@@ -203,10 +213,14 @@ class TreatmentDateForm(forms.Form):
 
 
 class CarerForm(forms.Form):
-    carer_email = AddressField(label=_("Email address of the person helping you"), max_length=254)
+    carer_email = AddressField(
+        label=_("Email address of the person helping you"), max_length=254,
+        error_messages={"required": _("Enter the email address of the person helping you."), "invalid": _EMAIL_LIKE},
+    )
     mode = forms.ChoiceField(
         label=_("Send my emails to them"), choices=CarerHandoff.Mode.choices, widget=forms.RadioSelect,
-        initial=CarerHandoff.Mode.INSTEAD, error_messages=_CHOOSE_ONE,
+        initial=CarerHandoff.Mode.INSTEAD,
+        error_messages={**_CHOOSE_ONE, "required": _("Choose whether they get your emails instead of you or as well.")},
     )
 
     def __init__(self, *args, subscriber: Subscriber, **kwargs):

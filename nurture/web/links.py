@@ -13,11 +13,12 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from nurture import recipients, selectors, tasks, tokens
+from nurture.emails.layout import as_web_page
 from nurture.emails.messages import delivery_web_html
 from nurture.models import Subscriber
 from nurture.services import retention
 from nurture.services import subscribers as subscriber_services
-from nurture.web.forms import ConfirmForm, PreferencesForm
+from nurture.web.forms import ConfirmForm, PauseForm, PreferencesForm
 from nurture.web.signup import rate_limited
 
 # Links whose expiry offers "email me a new link".
@@ -38,11 +39,20 @@ def _bad_link(request, purpose: str, token: str, error: tokens.TokenError):
     fresh_link = reverse("nurture:fresh_link", args=[token]) if error.expired and purpose in REFRESHABLE else ""
     return _private(render(
         request, "nurture/bad_link.html",
-        {"purpose": purpose, "expired": error.expired, "fresh_link": fresh_link}, status=400,
+        {"purpose": purpose, "expired": error.expired, "fresh_link": fresh_link,
+         "replaced": isinstance(error, tokens.TokenRevoked)}, status=400,
     ))
 
 
-def _one_button_page(request, token: str, *, purpose: str, action, ask_template: str, done_template: str):
+def _subscriber_from_link(request, purpose: str, token: str):
+    """(subscriber, None) for a good link, or (None, the plain bad-link page)."""
+    try:
+        return subscriber_services.subscriber_from_token(purpose=purpose, token=token), None
+    except tokens.TokenError as error:
+        return None, _bad_link(request, purpose, token, error)
+
+
+def _one_button_page(request, token: str, *, purpose: str, action, ask_template: str, done_template: str, ask_extra=None):
     """GET shows a page with one button; only the POST acts. Mail scanners open links, but they
     do not press buttons, so a scanned link neither confirms nor unsubscribes anyone."""
     try:
@@ -53,7 +63,7 @@ def _one_button_page(request, token: str, *, purpose: str, action, ask_template:
         if request.method == "POST":
             subscriber = action(subscriber_id=subscriber.pk)
             return _private(render(request, done_template, {"subscriber": subscriber}))
-        return _private(render(request, ask_template, {"subscriber": subscriber}))
+        return _private(render(request, ask_template, {"subscriber": subscriber, **(ask_extra or {})}))
 
 
 @require_http_methods(["GET", "POST"])
@@ -91,18 +101,38 @@ def confirm(request, token: str):
 @csrf_exempt  # RFC 8058 one-click POSTs come from mail clients, which carry no CSRF token.
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request, token: str):
+    """One button stops everything; the same page first offers a break instead (as the best senders
+    do, without making stopping harder). Any POST but the pause form's stops: a mail client's
+    one-click POST carries no `action`. The pause answer links nowhere else: this link never
+    expires, so it must not lead to the preference centre."""
+    if request.method == "POST" and request.POST.get("action") == "pause":
+        return _unsubscribe_page_pause(request, token)
     return _one_button_page(
         request, token, purpose=tokens.UNSUBSCRIBE, action=subscriber_services.subscriber_unsubscribe,
         ask_template="nurture/unsubscribe.html", done_template="nurture/unsubscribed.html",
+        ask_extra={"pause_form": PauseForm(preselect=False)},
     )
+
+
+def _unsubscribe_page_pause(request, token: str):
+    subscriber, refused = _subscriber_from_link(request, tokens.UNSUBSCRIBE, token)
+    if refused:
+        return refused
+    with translation.override(subscriber.language):
+        form = PauseForm(request.POST, preselect=False)
+        if form.is_valid() and subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED):
+            subscriber = subscriber_services.subscriber_pause(
+                subscriber_id=subscriber.pk, weeks=form.cleaned_data["weeks"], source="unsubscribe_link"
+            )
+            return _private(render(request, "nurture/paused.html", {"subscriber": subscriber}))
+        return _private(render(request, "nurture/unsubscribe.html", {"subscriber": subscriber, "pause_form": form}, status=400))
 
 
 @require_http_methods(["GET", "POST"])
 def preferences(request, token: str):
-    try:
-        subscriber = subscriber_services.subscriber_from_token(purpose=tokens.PREFERENCES, token=token)
-    except tokens.TokenError as error:
-        return _bad_link(request, tokens.PREFERENCES, token, error)
+    subscriber, refused = _subscriber_from_link(request, tokens.PREFERENCES, token)
+    if refused:
+        return refused
     if subscriber.status == Subscriber.Status.DECEASED:  # final: nothing on this page applies any more
         with translation.override(subscriber.language):
             return _private(render(request, "nurture/bereavement_done.html", {"already": True}))
@@ -112,6 +142,7 @@ def preferences(request, token: str):
         form = PreferencesForm(instance=subscriber)
         forms = care.care_forms(subscriber)
         saved = failed = unknown_action = False
+        action = ""
         if request.method == "POST":
             action = request.POST.get("action", "save")
             if action in care.CARE_ACTIONS:  # pause, treatment date, carer: their own forms
@@ -124,7 +155,9 @@ def preferences(request, token: str):
             elif action == "resume":
                 subscriber = subscriber_services.subscriber_resume(subscriber_id=subscriber.pk)
                 saved = True
-            elif action == "unsubscribe":
+            elif action == "unsubscribe":  # first press: ask, and offer a break or fewer emails instead
+                return _private(render(request, "nurture/unsubscribe_confirm.html", {"subscriber": subscriber}))
+            elif action == "unsubscribe_confirmed":
                 subscriber = subscriber_services.subscriber_unsubscribe(subscriber_id=subscriber.pk, source="preferences_page")
                 return _private(render(request, "nurture/unsubscribed.html", {"subscriber": subscriber}))
             elif action == "new_links":  # every earlier link stops working, and every carer hand-off ends
@@ -158,6 +191,7 @@ def preferences(request, token: str):
     with translation.override(subscriber.language):
         context = {
             "form": form, "subscriber": subscriber, "saved": saved, "token": token, "unknown_action": unknown_action,
+            "done": action if saved else "",  # the section whose result the page shows, where it was pressed
             "handoff": recipients.open_carer_handoff(subscriber_id=subscriber.pk), **forms,
         }
         return _private(render(request, "nurture/preferences.html", context, status=400 if form.errors or failed else 200))
@@ -172,7 +206,7 @@ def view_online(request, token: str):
     except tokens.TokenError as error:
         return _bad_link(request, tokens.VIEW_ONLINE, token, error)
     manage_url = tokens.absolute_url(reverse("nurture:fresh_link", args=[token]))
-    response = HttpResponse(delivery_web_html(delivery, manage_url=manage_url))
+    response = HttpResponse(as_web_page(delivery_web_html(delivery, manage_url=manage_url)))
     # The email's own inline styles, nothing else (the site's policy would block its styles).
     response["Content-Security-Policy"] = settings.EMAIL_HTML_CSP
     return _private(response, referrer="no-referrer")

@@ -23,7 +23,7 @@ from nurture.web.signup import rate_limited
 STOP_ROUTES = {"unsubscribe", "carer_stop"}
 # The buttons of other token pages that stop emails or erase the data (the preference page's "Stop
 # all emails" and "Delete my data"): never refused either.
-STOP_ACTIONS = {"unsubscribe", "erase", "erase_confirmed"}
+STOP_ACTIONS = {"unsubscribe", "unsubscribe_confirmed", "erase", "erase_confirmed"}
 
 
 class TokenPostLimit:

@@ -1,13 +1,14 @@
 """The public URLs (included at the site root by config/urls.py, namespace "nurture")."""
 from django.urls import path
 
-from nurture.web import bereavement, care, checkin, dev_outbox, feedback, health, links, metrics, signup
+from nurture.web import bereavement, care, checkin, dev_outbox, feedback, health, links, metrics, privacy, signup
 
 app_name = "nurture"
 
 urlpatterns = [
     path("", signup.signup, name="signup"),
     path("thanks/", signup.signup_done, name="signup_done"),
+    path("privacy/", privacy.privacy_notice, name="privacy"),
     path("confirm/<str:token>/", links.confirm, name="confirm"),
     path("unsubscribe/<str:token>/", links.unsubscribe, name="unsubscribe"),
     path("preferences/<str:token>/", links.preferences, name="preferences"),

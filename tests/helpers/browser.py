@@ -28,21 +28,23 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture
-def browser(monkeypatch):
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium for all the tests of a module (each test opens its own context): starting
+    the browser costs more than most page checks."""
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API keeps an event loop on this thread; the test's own ORM reads are
-    # still synchronous, so Django's async-safety guard would refuse them.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
     executable = chromium_path()
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with pytest.MonkeyPatch.context() as patch:
+        # Playwright's sync API keeps an event loop on this thread; the test's own ORM reads are
+        # still synchronous, so Django's async-safety guard would refuse them.
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            instance = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+            try:
+                yield instance
+            finally:
+                instance.close()
 
 
 def logged_in_page(*, browser, live_server, client, user, viewport: dict):

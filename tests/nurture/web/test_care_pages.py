@@ -56,7 +56,8 @@ def test_pause_link_post_pauses_for_the_length_chosen(client, ana):
 def test_pause_length_not_offered_is_a_field_error_in_their_language(client, sofia, weeks):
     page = client.post(pause_url(sofia), {"weeks": weeks})
     assert page.status_code == 400
-    assert "Elija uno de los tiempos de pausa que ofrecemos." in page.content.decode()
+    expected = "Elija cuánto tiempo quiere descansar." if weeks == "" else "Elija uno de los tiempos de pausa que ofrecemos."
+    assert expected in page.content.decode()
     sofia.refresh_from_db()
     assert sofia.status == "active" and not ConsentRecord.objects.exists()
 
@@ -106,7 +107,7 @@ def test_treatment_date_in_the_preference_centre_and_its_bad_input(client, sofia
 
 @pytest.mark.parametrize("address, message", [
     ("SOFIA@example.org", "Esta es su propia dirección."),
-    ("not-an-address", "Introduzca una dirección de correo electrónico válida."),
+    ("not-an-address", "Escriba una dirección de correo electrónico como nombre@ejemplo.org."),
 ])
 def test_carer_bad_input_is_a_field_error_in_their_language(client, sofia, address, message):
     Suppression.objects.create(email="gone@example.org", reason="bounced")

@@ -1,0 +1,420 @@
+"""Accessibility as tests: axe-core (WCAG 2.0/2.1 A and AA, and best practice; tests/helpers/axe.py)
+over every public page in English and Spanish at phone width in light and dark, every email as a
+mail client shows it and as its web version, and the staff pages people work in. Zero violations.
+
+To cover a new page or email, add one entry to PUBLIC_PAGES, EMAILS or STAFF_PAGES: a name and a
+function that opens it in the given browser page (making whatever data it needs first)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from django.utils import timezone
+
+from nurture import tokens
+from nurture.models import CarerHandoff, Delivery, Subscriber
+from tests.helpers.axe import axe_violations, mail_client_page, redraw
+from tests.helpers.browser import logged_in_page
+from tests.helpers.scheduler import active_subscriber, series
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+LANGUAGES = ("en", "es")
+SCHEMES = ("light", "dark")
+LOCALES = {"en": "en-GB", "es": "es-ES"}
+
+
+@dataclass(frozen=True)
+class Visit:
+    """What an entry's `open` is given: the browser page, the site's address and the language."""
+
+    page: object
+    site: str
+    language: str
+
+    def go(self, path: str) -> None:
+        response = self.page.goto(self.site + path)
+        assert response is not None and response.status < 500, (path, response and response.status)
+
+    def press(self, selector: str) -> None:
+        with self.page.expect_navigation():
+            self.page.click(selector)
+
+
+def reader(language: str, *, status: str = Subscriber.Status.ACTIVE, **extra) -> Subscriber:
+    subscriber = active_subscriber(
+        f"ana.{language}@example.org", series("in_treatment", [(0, ["a1"]), (7, ["a2"])], language=language),
+        first_name="Ana", **extra,
+    )
+    if status != Subscriber.Status.ACTIVE:
+        Subscriber.objects.filter(pk=subscriber.pk).update(status=status)
+        subscriber.refresh_from_db()
+    return subscriber
+
+
+def link(route: str, purpose: str, subscriber: Subscriber, extra: str = "") -> str:
+    token = tokens.make_token(purpose=purpose, subscriber_id=subscriber.pk, extra=extra)
+    return f"/{route}/{token}/"
+
+
+def preferences(visit: Visit, subscriber: Subscriber | None = None) -> None:
+    visit.go(link("preferences", tokens.PREFERENCES, subscriber or reader(visit.language)))
+
+
+def preferences_action(action: str) -> Callable[[Visit], None]:
+    def open_(visit: Visit) -> None:
+        preferences(visit)
+        visit.press(f"button[value={action}]")
+
+    return open_
+
+
+def signup_with_errors(visit: Visit) -> None:
+    visit.go("/")
+    visit.page.fill("#id_email", "not an email")
+    visit.press("#main button[type=submit]")
+
+
+def preferences_with_errors(visit: Visit) -> None:
+    preferences(visit)
+    visit.page.fill("input[name=carer_email]", "not an email")
+    visit.press("button[value=carer]")
+
+
+def confirm_ask(visit: Visit) -> None:
+    visit.go(link("confirm", tokens.CONFIRM, reader(visit.language, status=Subscriber.Status.PENDING)))
+
+
+def confirm_done(visit: Visit) -> None:
+    confirm_ask(visit)
+    visit.press("#main button[type=submit]")
+
+
+def pause_ask(visit: Visit) -> None:
+    visit.go(link("pause", tokens.PAUSE, reader(visit.language)))
+
+
+def pause_done(visit: Visit) -> None:
+    pause_ask(visit)
+    visit.press("#main button[type=submit]")
+
+
+def paused_preferences(visit: Visit) -> None:
+    subscriber = reader(visit.language)
+    from nurture.services.subscribers import subscriber_pause
+
+    subscriber_pause(subscriber_id=subscriber.pk, weeks=4)
+    preferences(visit, subscriber)
+
+
+def unsubscribe_ask(visit: Visit) -> None:
+    visit.go(link("unsubscribe", tokens.UNSUBSCRIBE, reader(visit.language)))
+
+
+def unsubscribe_paused_instead(visit: Visit) -> None:
+    unsubscribe_ask(visit)
+    visit.page.check("input[name=weeks][value='4']")
+    visit.press("button[value=pause]")
+
+
+def unsubscribe_done(visit: Visit) -> None:
+    unsubscribe_ask(visit)
+    visit.press("#main button[type=submit]")
+
+
+def handoff(language: str, *, status: str = CarerHandoff.Status.PENDING) -> tuple[Subscriber, CarerHandoff]:
+    subscriber = reader(language)
+    return subscriber, CarerHandoff.objects.create(subscriber=subscriber, carer_email="tom@example.org", status=status)
+
+
+def carer_ask(visit: Visit) -> None:
+    subscriber, made = handoff(visit.language)
+    visit.go(link("carer/confirm", tokens.CARER_CONFIRM, subscriber, str(made.pk)))
+
+
+def carer_done(visit: Visit) -> None:
+    carer_ask(visit)
+    visit.press("#main button[type=submit]")
+
+
+def carer_stop(visit: Visit) -> None:
+    subscriber, made = handoff(visit.language, status=CarerHandoff.Status.ACTIVE)
+    visit.go(link("carer/stop", tokens.CARER_STOP, subscriber, str(made.pk)))
+
+
+def preferences_with_carer(visit: Visit) -> None:
+    subscriber, _made = handoff(visit.language, status=CarerHandoff.Status.ACTIVE)
+    preferences(visit, subscriber)
+
+
+def export_page(visit: Visit) -> None:
+    visit.go(link("preferences", tokens.PREFERENCES, reader(visit.language)) + "export/?format=html")
+
+
+def delivery_for(language: str) -> Delivery:
+    subscriber = reader(language)
+    step = subscriber.series.steps.get(position=0)
+    return Delivery.objects.create(
+        subscriber=subscriber, step=step, status="sent", sent_at=timezone.now(),
+        article_versions={str(a.pk): a.version for a in step.articles.all()},
+    )
+
+
+def view_online_token(language: str) -> str:
+    delivery = delivery_for(language)
+    return tokens.make_token(purpose=tokens.VIEW_ONLINE, subscriber_id=delivery.subscriber_id, extra=str(delivery.pk))
+
+
+def web_version(visit: Visit) -> None:
+    visit.go(f"/email/{view_online_token(visit.language)}/")
+
+
+def fresh_link_ask(visit: Visit) -> None:
+    visit.go(f"/links/{view_online_token(visit.language)}/")
+
+
+def fresh_link_sent(visit: Visit) -> None:
+    fresh_link_ask(visit)
+    visit.press("#main button[type=submit]")
+
+
+def bad_link(visit: Visit) -> None:
+    reader(visit.language)  # the page speaks the visitor's language: there is no subscriber to ask
+    visit.go("/preferences/not-a-real-token/")
+
+
+def replaced_link(visit: Visit) -> None:
+    subscriber = reader(visit.language)
+    old = link("preferences", tokens.PREFERENCES, subscriber)
+    Subscriber.objects.filter(pk=subscriber.pk).update(link_version=subscriber.link_version + 1)
+    visit.go(old)
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    open: Callable[[Visit], None]
+
+
+PUBLIC_PAGES = [
+    Entry("signup", lambda visit: visit.go("/")),
+    Entry("signup-errors", signup_with_errors),
+    Entry("signup-done", lambda visit: visit.go("/thanks/")),
+    Entry("privacy-notice", lambda visit: visit.go("/privacy/")),
+    Entry("confirm", confirm_ask),
+    Entry("confirmed", confirm_done),
+    Entry("preferences", preferences),
+    Entry("preferences-errors", preferences_with_errors),
+    Entry("preferences-paused", paused_preferences),
+    Entry("preferences-carer", preferences_with_carer),
+    Entry("preferences-saved", preferences_action("save")),
+    Entry("new-links-sent", preferences_action("new_links")),
+    Entry("erase-confirm", preferences_action("erase")),
+    Entry("stop-all-asks-first", preferences_action("unsubscribe")),
+    Entry("preferences-pause-without-length", preferences_action("pause")),
+    Entry("unsubscribe", unsubscribe_ask),
+    Entry("unsubscribe-paused-instead", unsubscribe_paused_instead),
+    Entry("unsubscribed", unsubscribe_done),
+    Entry("pause", pause_ask),
+    Entry("paused", pause_done),
+    Entry("carer-confirm", carer_ask),
+    Entry("carer-confirmed", carer_done),
+    Entry("carer-stop", carer_stop),
+    Entry("export", export_page),
+    Entry("web-version", web_version),
+    Entry("fresh-link", fresh_link_ask),
+    Entry("fresh-link-sent", fresh_link_sent),
+    Entry("bad-link", bad_link),
+    Entry("replaced-link", replaced_link),
+]
+
+
+def open_context(browser, *, language: str, scheme: str, viewport: dict):
+    return browser.new_context(viewport=viewport, locale=LOCALES[language], color_scheme=scheme)
+
+
+def check(page, where: str) -> list[str]:
+    """Every rule in light, then the colour rules again in dark (the same page, redrawn)."""
+    found = []
+    for scheme in SCHEMES:
+        redraw(page, scheme)
+        found += [f"{where} {scheme}: {line}" for line in axe_violations(page, colour_only=scheme != SCHEMES[0])]
+    return found
+
+
+@pytest.mark.parametrize("entry", PUBLIC_PAGES, ids=lambda entry: entry.name)
+def test_public_page_has_no_accessibility_violations(entry, browser, live_server, settings):
+    settings.SITE_URL = live_server.url
+    found = []
+    for language in LANGUAGES:
+        context = open_context(browser, language=language, scheme="light", viewport=PHONE)
+        try:
+            page = context.new_page()
+            entry.open(Visit(page, live_server.url, language))
+            assert page.locator("html").get_attribute("lang") == language, (entry.name, page.url)
+            found += check(page, f"{entry.name} {language}")
+        finally:
+            context.close()
+        Subscriber.objects.all().delete()  # each language starts afresh (one address per language anyway)
+    assert found == [], "\n".join(found)
+
+
+# --- emails, as a mail client shows them --------------------------------------------------------------
+
+
+def confirmation_email(language: str) -> str:
+    from nurture.emails.messages import build_confirmation_email
+
+    return build_confirmation_email(reader(language, status=Subscriber.Status.PENDING)).alternatives[0][0]
+
+
+def links_email(reason: str) -> Callable[[str], str]:
+    def build(language: str) -> str:
+        from nurture.emails.messages import build_links_email
+
+        return build_links_email(reader(language), reason=reason).alternatives[0][0]
+
+    return build
+
+
+def step_email(language: str) -> str:
+    from nurture.emails.cache import render_cache
+    from nurture.emails.messages import build_delivery_email
+    from support.library import load_default_library
+
+    load_default_library()
+    render_cache.clear()
+    from nurture.models import Series
+
+    the_series = Series.objects.get(stage="recently_diagnosed", language=language)
+    subscriber = active_subscriber(f"lee.{language}@example.org", the_series, first_name="Lee")
+    delivery = Delivery.objects.create(subscriber=subscriber, step=the_series.steps.get(position=0))
+    return build_delivery_email(delivery).alternatives[0][0]
+
+
+def carer_confirmation_email(language: str) -> str:
+    from nurture.emails.messages import build_carer_confirmation_email
+
+    _subscriber, made = handoff(language)
+    return build_carer_confirmation_email(made).alternatives[0][0]
+
+
+EMAILS = [
+    Entry("confirmation", confirmation_email),
+    Entry("already-subscribed", links_email("already")),
+    Entry("new-links", links_email("fresh")),
+    Entry("series-step", step_email),
+    Entry("carer-confirmation", carer_confirmation_email),
+]
+
+
+@pytest.mark.parametrize("entry", EMAILS, ids=lambda entry: entry.name)
+def test_email_has_no_accessibility_violations(entry, browser, live_server, settings):
+    """The HTML part as a mail client shows it (in a frame of the client's page: tests/helpers/axe.py
+    mail_client_page), at phone width in light and dark. Its web version is a public page
+    (PUBLIC_PAGES "web-version")."""
+    settings.SITE_URL = live_server.url
+    found = []
+    for language in LANGUAGES:
+        html = entry.open(language)
+        context = open_context(browser, language=language, scheme="light", viewport=PHONE)
+        try:
+            page = context.new_page()
+            page.set_content(mail_client_page(html, language=language, title=entry.name))
+            assert page.frames[1].locator("[role=article]").count() == 1  # the email is in the frame
+            found += check(page, f"{entry.name} email {language}")
+        finally:
+            context.close()
+        Subscriber.objects.all().delete()
+    assert found == [], "\n".join(found)
+
+
+# --- the staff pages people work in -------------------------------------------------------------------
+
+
+def first_pk(model) -> int:
+    return model.objects.order_by("pk").values_list("pk", flat=True).first()
+
+
+def staff_subscriber(site: str) -> str:
+    from nurture.models import Series
+
+    subscriber = active_subscriber("reader@example.org", Series.objects.get(stage="in_treatment", language="en"))
+    return f"/admin/nurture/subscriber/{subscriber.pk}/change/"
+
+
+def staff_article(site: str) -> str:
+    from content.models import Article
+
+    return f"/admin/content/article/{first_pk(Article)}/change/"
+
+
+def staff_series(site: str) -> str:
+    from nurture.models import Series
+
+    return f"/admin/nurture/series/{first_pk(Series)}/change/"
+
+
+def staff_step_preview(site: str) -> str:
+    from nurture.models import Step
+
+    return f"/admin/nurture/email-preview/step/{first_pk(Step)}/"
+
+
+STAFF_PAGES = [
+    Entry("admin-index", lambda site: "/admin/"),
+    Entry("article-edit", staff_article),
+    Entry("series-edit", staff_series),
+    Entry("subscriber", staff_subscriber),
+    Entry("results", lambda site: "/admin/nurture/results/"),
+    Entry("overview", lambda site: "/admin/nurture/overview/"),
+    Entry("email-previews", lambda site: "/admin/nurture/email-preview/"),
+    Entry("email-preview-step", staff_step_preview),
+]
+
+
+def test_staff_pages_have_no_accessibility_violations(browser, live_server, client, django_user_model, settings):
+    """All of STAFF_PAGES in one test: loading the guide for the admin costs more than the checks."""
+    settings.SITE_URL = live_server.url
+    staff = django_user_model.objects.create_superuser("lead", "lead@example.org", "pw-long-enough")
+    page = logged_in_page(browser=browser, live_server=live_server, client=client, user=staff, viewport=DESKTOP)
+    found = []
+    try:
+        for entry in STAFF_PAGES:
+            path = entry.open(live_server.url)
+            response = page.goto(live_server.url + path)
+            assert response.status == 200, (path, response.status)
+            found += check(page, entry.name)
+    finally:
+        page.context.close()
+    assert found == [], "\n".join(found)
+
+
+def test_staff_login_page_has_no_accessibility_violations(browser, live_server):
+    context = browser.new_context(viewport=DESKTOP)
+    try:
+        page = context.new_page()
+        page.goto(live_server.url + "/admin/login/")
+        assert page.locator("h1").count() == 1
+        found = check(page, "login")
+    finally:
+        context.close()
+    assert found == [], "\n".join(found)
+
+
+def test_the_checks_see_a_fault_inside_an_email_and_on_a_page(browser):
+    """The harness itself: a picture without a text alternative inside the email's frame, and a
+    field without a label on a page, are both reported (so a clean run means something)."""
+    context = browser.new_context(viewport=PHONE)
+    try:
+        page = context.new_page()
+        email = '<!doctype html><html lang="en"><head><title>t</title></head><body><div role="article"><p>Hi</p><img src="x.png"></div></body></html>'
+        page.set_content(mail_client_page(email, language="en", title="t"))
+        assert any(line.startswith("image-alt ") for line in axe_violations(page))
+        page.set_content('<!doctype html><html lang="en"><head><title>t</title></head><body><main><h1>t</h1><input type="text"></main></body></html>')
+        assert any(line.startswith("label ") for line in axe_violations(page))
+    finally:
+        context.close()
