@@ -42,6 +42,6 @@ def article_approved_audit(sender, article, version, user, **kwargs):
     """A clinical approval is in the audit trail: who, when (the entry's time), which text, next review."""
     audit.audit_record(
         user=user, action=AuditEntry.Action.APPROVE, article_id=article.pk,
-        detail=f"approved article {article.language}/{article.slug} v{version.version}, next review "
-        f"{article.next_review_on.isoformat()}",
+        # The article is named by its id (article_id): a slug may spell a stage, which an audit detail never does.
+        detail=f"approved article version {version.version} ({article.language}), next review {article.next_review_on.isoformat()}",
     )

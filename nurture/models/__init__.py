@@ -4,9 +4,7 @@ from nurture.models.engine import (
     CarerHandoff,
     ConsentRecord,
     Delivery,
-    Feedback,
     ProviderEvent,
-    SendingBrake,
     Series,
     SignupRequest,
     Step,
@@ -18,6 +16,7 @@ from nurture.models.engine import (
     validate_time_zone,
 )
 from nurture.models.care import Bereavement, Reply
+from nurture.models.quality import Feedback, SendingBrake
 from nurture.models.staff import AuditEntry, AuditEntryQuerySet, StaffTools, StepDailyResults
 
 __all__ = [

@@ -66,6 +66,16 @@ class AddressField(forms.EmailField):
         value = super().to_python(value)
         return address_normalise(value) if value else value
 
+    def run_validators(self, value):
+        """One message per field (the error summary links each message to the field): what is not an
+        address at all hears only "enter an address like..."; an address that is not a plain one
+        (quoted, an IP literal) hears why."""
+        try:
+            super().run_validators(value)
+        except ValidationError as error:
+            plain = [e for e in error.error_list if e.code == "plain_address"]
+            raise ValidationError(plain[:1] if plain and "@" in value else error.error_list[:1]) from None
+
 
 # A choice that is not offered: say so without repeating what was sent (Django's own message
 # echoes the value, which may be thousands of characters of someone's junk).

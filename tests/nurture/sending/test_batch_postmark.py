@@ -182,16 +182,27 @@ def test_a_worker_killed_after_the_call_never_sends_the_batch_again(postmark, mo
     assert sorted(postmark.state.acceptances_by_message_id().values()) == [1, 1, 1, 1]
 
 
-def test_a_carers_copy_in_a_batch_goes_to_the_delivery_recipients(postmark):
-    ids = planned(3)
-    subscriber = Subscriber.objects.get(email="p1@example.org")
-    CarerHandoff.objects.create(subscriber=subscriber, carer_email="carer@example.org", status="active", mode="instead")
+def planned_with_a_carer(*, mode: str) -> tuple[list[int], CarerHandoff]:
+    """Three subscribers; p1's hand-off is in force (both sides confirmed) before planning, so the
+    planner adds the carer's own copy as its own delivery."""
+    from django.utils import timezone
+
+    the_series = series("in_treatment", [(0, ["first-article", "second-article"])])
+    people = [active_subscriber(f"p{i}@example.org", the_series) for i in range(3)]
+    now = timezone.now()
+    handoff = CarerHandoff.objects.create(subscriber=people[1], carer_email="carer@example.org", status="active", mode=mode,
+                                          carer_confirmed_at=now, subscriber_confirmed_at=now)
+    planning.deliveries_plan_due()
+    return list(Delivery.objects.order_by("id").values_list("id", flat=True)), handoff
+
+
+def test_a_carers_copy_in_a_batch_goes_to_the_carer_alone(postmark):
+    ids, handoff = planned_with_a_carer(mode="instead")
     assert sending.deliveries_send(delivery_ids=ids).counts == {"sent": 3}
-    [call] = batch_calls(postmark)
-    by_delivery = {int(m["Metadata"]["delivery"]): m["To"] for m in call}
-    carer_delivery = Delivery.objects.get(subscriber=subscriber)
-    assert by_delivery[carer_delivery.pk] == "carer@example.org"
-    assert sorted(by_delivery.values()) == ["carer@example.org", "p0@example.org", "p2@example.org"]
+    carer_copy = Delivery.objects.get(carer_handoff=handoff)
+    sent_to = {int(m["Metadata"]["delivery"]): m["To"] for call in batch_calls(postmark) for m in call}
+    assert sent_to[carer_copy.pk] == "carer@example.org"
+    assert sorted(sent_to.values()) == ["carer@example.org", "p0@example.org", "p2@example.org"]  # one To each
 
 
 def test_the_postmark_bounce_webhook_finds_a_batch_sent_delivery(postmark, settings, client):
@@ -305,13 +316,12 @@ def test_resend_refuses_a_batch_with_a_bad_address_as_a_whole(resend):
 
 
 def test_a_refused_carer_is_suppressed_alone_and_the_subscribers_copy_still_counts(postmark):
-    """A carer "as well": one message to two addresses. Postmark sends it to the active one and
-    names the inactive one: only the carer's address is suppressed, the delivery is sent."""
-    ids = planned(3)
-    subscriber = Subscriber.objects.get(email="p1@example.org")
-    CarerHandoff.objects.create(subscriber=subscriber, carer_email="carer@example.org", status="active", mode="as_well")
+    """A carer "as well": two copies, each its own message. Postmark refuses the inactive carer's:
+    only the carer's address is suppressed; the subscriber's copy is sent."""
+    ids, handoff = planned_with_a_carer(mode="as_well")
     postmark.state.inactive = {"carer@example.org"}
-    assert sending.deliveries_send(delivery_ids=ids).counts == {"sent": 3}
+    assert sending.deliveries_send(delivery_ids=ids).counts == {"sent": 3, "failed": 1}
+    assert Delivery.objects.get(carer_handoff=handoff).status == "failed"
     assert Suppression.objects.filter(email__iexact="carer@example.org").exists()
     assert not Suppression.objects.filter(email__iexact="p1@example.org").exists()
-    assert Subscriber.objects.get(pk=subscriber.pk).status == "active"
+    assert Subscriber.objects.get(email="p1@example.org").status == "active"

@@ -103,7 +103,7 @@ def test_a_bad_value_is_a_400_with_the_fields_error_and_confirms_nothing(client,
     response = client.post(url, {**fields, field: value})
     assert response.status_code == 400
     html = response.content.decode()
-    assert f'id="id_{field}_errors"' in html and "Please check the highlighted answers below." in html
+    assert f'id="id_{field}_error"' in html and "Please check the highlighted answers below." in html
     assert "x" * 100 not in html  # a junk value is not echoed back in an error
     subscriber.refresh_from_db()
     assert subscriber.status == "pending" and subscriber.first_name == "Mallory"

@@ -49,12 +49,12 @@ def _carer_asked(s):
 
 def _carer_helping(s):
     handoff = CarerHandoff.objects.create(subscriber=s, carer_email="tom@example.org", mode="as_well")
-    carers.carer_confirm(handoff_id=handoff.pk)
+    carers.carer_confirm(handoff_id=handoff.pk, notify=lambda *_: None)
 
 
 def _carer_stopped(s):
     handoff = CarerHandoff.objects.create(subscriber=s, carer_email="tom@example.org", status="active")
-    carers.carer_stop(handoff_id=handoff.pk, by="subscriber", source="preferences_page")
+    carers.carer_stop(handoff_id=handoff.pk, by="subscriber", source="preferences_page", notify=lambda *_: None)
 
 
 def _emails_sent_and_queued(s):
@@ -100,7 +100,7 @@ def test_the_readable_export_speaks_plainly(client):
         _paused_and_resumed(subscriber)
         html = export_page(client, subscriber).content.decode()
     assert "7 December 2026, 04:02" in html  # in their own time zone (UTC+1 in December)
-    assert "As often as the series plans" in html and "Active" in html
+    assert "Every few days (the usual pace)" in html and "Active" in html
     assert "your email choices page" in html
 
 

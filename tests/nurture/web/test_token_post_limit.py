@@ -49,7 +49,7 @@ def test_unsubscribing_always_works_even_over_the_limit(client, subscriber):
         client.post(f"/preferences/{token}/", {"action": "nonsense"})
     assert client.post(f"/preferences/{token}/", {"action": "nonsense"}).status_code == 429
     # The preference page's own "Stop all emails" button still works too.
-    stop = client.post(f"/preferences/{token}/", {"action": "unsubscribe"})
+    stop = client.post(f"/preferences/{token}/", {"action": "unsubscribe_confirmed"})  # "Yes, stop" after it asked
     assert stop.status_code == 200 and Subscriber.objects.get(pk=subscriber.pk).status == "unsubscribed"
     Subscriber.objects.filter(pk=subscriber.pk).update(status="active")
     unsubscribe = tokens.make_token(purpose=tokens.UNSUBSCRIBE, subscriber_id=subscriber.pk)

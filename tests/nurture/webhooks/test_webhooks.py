@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from nurture import selectors
+from nurture import mail_health, selectors
 from config.checks import environment_values, production_placeholders
 from nurture.models import Delivery, ProviderEvent, Subscriber, Suppression
 from nurture.services import planning, sending
@@ -166,15 +166,15 @@ def test_a_duplicate_webhook_changes_nothing(client, sent):
 def test_opens_and_clicks_feed_the_step_figures_once_per_delivery(client, sent):
     delivery, other = sent["bounce.me@example.org"], sent["stays@example.org"]
     step_id = delivery.step_id
-    assert selectors.step_engagement(step_id=step_id) == selectors.StepEngagement(sent=2, delivered=0, opened=0, clicked=0, bounced=0)
+    assert mail_health.step_engagement(step_id=step_id) == mail_health.StepEngagement(sent=2, delivered=0, opened=0, clicked=0, bounced=0)
     post(client, engagement(delivery, "Delivery"))
     post(client, engagement(delivery, "Open"))
-    figures = selectors.step_engagement(step_id=step_id)
+    figures = mail_health.step_engagement(step_id=step_id)
     assert (figures.delivered, figures.opened, figures.clicked) == (1, 1, 0)
     post(client, engagement(delivery, "Open", at="2026-11-06T09:00:00Z"))  # the same reader again
     post(client, engagement(other, "Open"))
     post(client, engagement(other, "Click"))
-    figures = selectors.step_engagement(step_id=step_id)
+    figures = mail_health.step_engagement(step_id=step_id)
     assert (figures.opened, figures.clicked) == (2, 1)
     assert ProviderEvent.objects.filter(event_type="opened").count() == 3
     # The click's URL (a personal preference link), user agent and location are not kept.
@@ -319,4 +319,4 @@ def test_staff_see_events_read_only_and_the_step_figures_page_is_retired(admin_c
     # The "Step figures" page showed raw counts (to content editors too): retired in issue 19, the
     # results page covers it with small cells protected (tests/nurture/admin/test_small_cells.py).
     assert admin_client.get("/admin/nurture/stepfigures/").status_code == 404
-    assert selectors.step_engagement(step_id=delivery.step_id).sent == 2
+    assert mail_health.step_engagement(step_id=delivery.step_id).sent == 2
