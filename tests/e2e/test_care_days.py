@@ -6,6 +6,7 @@ rule gives in their time zone. (The DST cases are pinned with a fixed clock in
 tests/nurture/care/test_days_and_formats.py: the real clock cannot be moved for worker processes.)"""
 from __future__ import annotations
 
+import io
 import re
 import zoneinfo
 from datetime import timedelta
@@ -30,6 +31,10 @@ def real_days(transactional_db, postgres, redis_url, tmp_path, settings):
     settings.NURTURE_SEND_WINDOW_START_HOUR, settings.NURTURE_SEND_WINDOW_END_HOUR = 0, 24
     settings.NURTURE_OUTBOX_DIR = tmp_path / "outbox"
     call_command("load_content", verbosity=0)
+    # With DEBUG off only reviewed text is sent (issue 21): approve the library as an operator does.
+    from support.library import sample_reviewer
+
+    call_command("approve_articles", "--reviewer", sample_reviewer().get_username(), stdout=io.StringIO())
     from nurture.services.schedule import periodic_tasks_ensure
 
     periodic_tasks_ensure()
