@@ -6,12 +6,9 @@ real Redis and PostgreSQL, one stack started once for the module (a series "day"
 from __future__ import annotations
 
 import io
-import email
 import os
 import re
 import time
-from email import policy
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command

@@ -15,7 +15,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from nurture import rules, tokens
+from nurture import rules
 from nurture.models import Delivery, Subscriber
 from support.workers import CeleryProcess, subprocess_env, use_broker_in_this_process, wait_for
 from tests.e2e.test_care import messages, text_of
