@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def procfile_for_test(tmp_path: Path, port: int) -> Path:
     """Procfile.dev with this interpreter's virtualenv and a free port for runserver."""
     text = (ROOT / "Procfile.dev").read_text()
-    assert "runserver 127.0.0.1:8000" in text
-    text = text.replace(".venv/bin/", f"{Path(sys.executable).parent}/").replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    assert "runserver 127.0.0.1:$PORT" in text  # `make run` sets PORT (8000 unless given)
+    text = text.replace(".venv/bin/", f"{Path(sys.executable).parent}/").replace("127.0.0.1:$PORT", f"127.0.0.1:{port}")
     path = tmp_path / "Procfile"
     path.write_text(text)
     return path
