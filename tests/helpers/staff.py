@@ -22,8 +22,21 @@ def ensure_roles() -> None:
 
     if Group.objects.filter(name__in=[CONTENT_EDITORS, SUBSCRIBER_CARE, AUDITORS]).count() < 3:
         importlib.import_module("nurture.migrations.0011_issue9_roles").create_roles(apps, None)
+        _later_grants()
     if not Group.objects.filter(name=CLINICAL_REVIEWERS).exists():
         importlib.import_module("nurture.migrations.0021_issue21_feedback_and_review").grant(apps, None)
+
+
+def _later_grants() -> None:
+    """What later migrations add to the roles (0018: the complaint brake; 0019: replies), granted
+    again after a flush. Their own functions reset the app registry's models modules, which is only
+    safe on a migration's historical registry, so the grants are repeated here."""
+    from django.contrib.auth.models import Permission
+
+    grants = {SUBSCRIBER_CARE: ["handle_reply", "view_sendingbrake", "resume_sendingbrake"], AUDITORS: ["view_sendingbrake"]}
+    for group_name, codenames in grants.items():
+        group = Group.objects.get(name=group_name)
+        group.permissions.add(*Permission.objects.filter(content_type__app_label="nurture", codename__in=codenames))
 
 
 def staff_user(username: str, *groups: str, superuser: bool = False, email: str = ""):
