@@ -295,12 +295,12 @@ CELERY_TASK_ROUTES = {
     "nurture.send_deliveries": {"queue": "sends"},
     "nurture.process_signup": {"queue": "confirmations"},  # confirmation / already-subscribed emails
     "nurture.send_fresh_links": {"queue": "confirmations"},
-    # Carer hand-off emails (issue 19): their own queue, never the sign-up confirmations' worker.
+    # Carer hand-off emails: their own queue, never the sign-up confirmations' worker.
     "nurture.send_carer_confirmation_email": {"queue": "carers"},
     "nurture.send_carer_notice": {"queue": "carers"},
-    "nurture.send_bereavement_support_email": {"queue": "confirmations"},  # issue 24
-    "nurture.send_reply_stop_email": {"queue": "confirmations"},  # issue 24
-    "nurture.send_checkins": {"queue": "periodic"},  # issue 24
+    "nurture.send_bereavement_support_email": {"queue": "confirmations"},
+    "nurture.send_reply_stop_email": {"queue": "confirmations"},
+    "nurture.send_checkins": {"queue": "periodic"},
     "nurture.plan_due_deliveries": {"queue": "periodic"},
     "nurture.reconcile_deliveries": {"queue": "periodic"},
     "nurture.purge_expired_data": {"queue": "periodic"},
@@ -401,13 +401,13 @@ NURTURE_ORG_WEBSITE = env_str("NURTURE_ORG_WEBSITE", SITE_URL)
 # "Tell us someone has died": the organisation's bereavement-support details (a few lines: a phone
 # number, a web page), sent once to a carer who asks for them. Empty: the offer is not shown.
 NURTURE_BEREAVEMENT_SUPPORT = env_str("NURTURE_BEREAVEMENT_SUPPORT", "")
-# Replies (issue 24): the address people's replies go to (set as Reply-To on every email; point the
+# Replies: the address people's replies go to (set as Reply-To on every email; point the
 # provider's inbound route for it at /anymail/<provider>/inbound/). Empty: no Reply-To header.
 NURTURE_REPLY_ADDRESS = env_str("NURTURE_REPLY_ADDRESS", "")
 # While a reply waits for a person, that subscriber's series is paused; marking it handled resumes it.
 NURTURE_REPLY_PAUSES_SERIES = env_bool("NURTURE_REPLY_PAUSES_SERIES", True)
 NURTURE_REPLY_RETENTION_DAYS = env_int("NURTURE_REPLY_RETENTION_DAYS", 90, minimum=1, maximum=3650)
-# "Has anything changed?" check-ins (issue 24): weeks between them per stage ("stage:weeks", comma
+# "Has anything changed?" check-ins: weeks between them per stage ("stage:weeks", comma
 # separated; 0 turns a stage's off), also sent when a stage's series runs out. A week is seven
 # NURTURE_DAY_SECONDS days.
 NURTURE_CHECKIN_WEEKS = {

@@ -1,6 +1,6 @@
 """The guide the library is drawn from: its title, author, revision date and sections, in each reader's language.
 
-One home for the credit every email, web version and guide page shows (issue 20): the guide's title, the
+One home for the credit every email, web version and guide page shows: the guide's title, the
 organisation that wrote it and its revision date, with the copyright note of the revision's closing lines.
 The section names are the older text's headings (seed 000; the revision, 001, kept the text but lost its
 headings), so an article's `source_section` must be one or more of them, separated by "; ".

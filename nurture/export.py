@@ -98,7 +98,7 @@ def subscriber_export(*, subscriber_id: int) -> dict:
             "signed_up_at": _iso(subscriber.created_at),
             "confirmed_at": _iso(subscriber.confirmed_at),
             "unsubscribed_at": _iso(subscriber.unsubscribed_at),
-            # Days and hours that suit them, and the email format (issue 24).
+            # Days and hours that suit them, and the email format.
             "quiet_days": subscriber.quiet_days,
             "time_of_day": subscriber.time_of_day,
             "plain_text": subscriber.plain_text,

@@ -81,7 +81,7 @@ CARER_CANCEL = "carer-cancel"
 CARER_APPROVE = "carer-approve"
 # The web version of a carer's copy (its delivery id as `extra`): opens that copy only.
 CARER_VIEW = "carer-view"
-# "Has anything changed?" (issue 24): one link per answer, the answer sealed in `extra` (never a stage in a URL).
+# "Has anything changed?": one link per answer, the answer sealed in `extra` (never a stage in a URL).
 CHECKIN = "checkin"
 # "Was this helpful?" and the impact question: `extra` is "<delivery id>:<question>" (expires like preferences).
 FEEDBACK = "feedback"

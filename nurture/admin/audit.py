@@ -15,7 +15,7 @@ from nurture.models import AuditEntry
 from nurture.admin.base import CheckedListAdmin, ListQueryRefused, ViewOnlyAdmin, require_permission
 
 EXPORT_PERMISSION = "nurture.export_auditentry"
-# "suppression id" came later (issue 19): appended, so the earlier columns keep their places.
+# "suppression id" came later (the suppression-list audit): appended, so the earlier columns keep their places.
 CSV_HEADER = ["id", "at", "staff user", "action", "subscriber id", "delivery id", "detail", "suppression id"]
 
 

@@ -51,7 +51,7 @@ def overview(request):
     if not request.user.has_perm(VIEW_DELIVERY):  # those who may not see the people behind the counts
         _protect_small_counts(table, totals)
     sending_timeout = timedelta(seconds=settings.NURTURE_SENDING_TIMEOUT_SECONDS)
-    # Replies waiting for a person (issue 24): how many, and since when the oldest has waited.
+    # Replies waiting for a person: how many, and since when the oldest has waited.
     replies = Reply.objects.filter(state=Reply.State.WAITING).aggregate(waiting=Count("id"), oldest=Min("received_at"))
     return render(
         request,

@@ -190,7 +190,7 @@ def journey(request):
             treatment_date = datetime.date.fromisoformat(raw_date)
         except ValueError:
             date_error = "Give the sample treatment date as YYYY-MM-DD."
-    # Sample days and hours that suit them (issue 24): quiet weekdays and a part of the day.
+    # Sample days and hours that suit them: quiet weekdays and a part of the day.
     quiet = sorted({int(d) for d in request.GET.getlist("quiet_day") if d in {"0", "1", "2", "3", "4", "5", "6"}})
     time_of_day = request.GET.get("time_of_day", "") if request.GET.get("time_of_day", "") in rules.DAY_PARTS else ""
     emails_planned = selectors.series_journey(

@@ -41,7 +41,7 @@ def group_for_batch_calls(claimed: list[Claimed], *, limit: int) -> list[list[Cl
     `limit` recipients. Order within a call follows the batch."""
     calls_by_body: dict[tuple, list[tuple[list[Claimed], set[str]]]] = {}
     for item in claimed:
-        who = item.delivery.subscriber  # plain text or larger text: a body of its own (issue 24)
+        who = item.delivery.subscriber  # plain text or larger text: a body of its own
         key = (*step_body_key(step=item.delivery.step, articles=item.articles), who.plain_text, who.larger_text)
         calls = calls_by_body.setdefault(key, [])
         address = item.delivery.subscriber.email.lower()

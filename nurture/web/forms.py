@@ -174,7 +174,7 @@ class PreferencesForm(forms.ModelForm):
         return clean_first_name_value(self.cleaned_data["first_name"])
 
 
-# --- care features (issue 14) ----------------------------------------------------------------------
+# --- care features ----------------------------------------------------------------------
 
 PAUSE_CHOICES = [(2, _("2 weeks")), (4, _("1 month")), (13, _("3 months"))]
 _NOT_OFFERED = _("Choose one of the pause lengths offered.")
