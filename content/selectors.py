@@ -42,8 +42,9 @@ def awaiting_translator_review(*, article: Article) -> bool:
 
 
 def articles_published(*, language: str) -> QuerySet[Article]:
-    """The guide's published articles in one language: what the public guide pages show."""
-    return Article.objects.filter(language=language, status=Article.Status.PUBLISHED).order_by("title")
+    """The guide's articles in one language that the public guide pages show: the same rule as the
+    emails (sendable_q), so a reader never sees on the web text no reviewer approved or that is overdue."""
+    return Article.objects.filter(sendable_q(), language=language).order_by("title")
 
 
 def article_published(*, language: str, slug: str) -> Article | None:

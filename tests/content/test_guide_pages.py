@@ -91,3 +91,16 @@ def test_the_index_lists_the_published_articles(library, client):
 
 def test_only_reading_is_allowed(library, client):
     assert client.post("/guide/en/welcome/").status_code == 405
+
+
+def test_the_guide_shows_only_what_the_emails_may_send(client, settings):
+    """The web guide follows the emails' rule: text no reviewer approved is not shown outside the demo."""
+    settings.DEBUG = False
+    load_default_library(approved=False)
+    assert client.get("/guide/en/welcome/").status_code == 404
+    assert "/guide/en/welcome/" not in client.get("/guide/en/").content.decode()
+    from content.services import articles_approve
+    from support.library import sample_reviewer
+    articles_approve(user=sample_reviewer(), role="oncology nurse")
+    assert client.get("/guide/en/welcome/").status_code == 200
+    assert "/guide/en/welcome/" in client.get("/guide/en/").content.decode()
