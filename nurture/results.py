@@ -40,12 +40,9 @@ FIGURES = ("sent", *EVENT_FIGURES, "unsubscribed", "paused")
 
 
 def departure_times(*, kind: str) -> QuerySet | None:
-    """When people left ("unsubscribe") or paused ("pause"): a queryset with `who` (subscriber id)
-    and `at` (when) for each, or None when nothing records it.
-
-    Unsubscribes: Subscriber.unsubscribed_at (it also covers people who left before consent records
-    had kinds). Pauses: the consent record each pause writes (kind "pause", through the pause link,
-    the preference centre or staff), read through its (kind, given_at) index."""
+    """When people left ("unsubscribe") or paused ("pause"): `who` (subscriber id) and `at` per row,
+    or None. Unsubscribes: Subscriber.unsubscribed_at (also older leavers); pauses: the consent
+    record each pause writes (kind "pause"), read through its (kind, given_at) index."""
     if kind == "unsubscribe":
         return Subscriber.objects.filter(unsubscribed_at__isnull=False).annotate(who=F("pk"), at=F("unsubscribed_at"))
     if kind == "pause":
@@ -107,9 +104,14 @@ def round_count(count: int) -> int:
     return ROUND_TO * ((count + ROUND_TO // 2) // ROUND_TO)
 
 
+def counts_shown(counts: dict, lines: list[list]) -> dict:
+    """Each count of a table as shown: "<5", "x" (cells_to_hide over `lines`) or rounded."""
+    hide = cells_to_hide(counts, lines)
+    return {k: SUPPRESSED if k in hide[0] else HIDDEN if k in hide[1] else round_count(n) for k, n in counts.items()}
+
+
 def count_shown(count: int) -> int | str:
-    """A count that stands alone (in no table whose other cells could give it away), as shown and
-    exported: 0 stays 0, 1 to 4 people are "<5", the rest rounded like every other count."""
+    """A count no other shown cell could give away: 0, "<5" for 1 to 4, else rounded."""
     return SUPPRESSED if 0 < count < MIN_CELL else round_count(count)
 
 

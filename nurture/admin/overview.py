@@ -6,7 +6,7 @@ A thin view over nurture.selectors' set-based reads (a fixed number of queries, 
 Needs nurture.view_overview (Auditors and Subscriber care); the lists of single deliveries and their
 failure reasons (which may quote an address) show only with nurture.view_delivery too. Without it
 (Auditors), the per-series counts are protected as the results page's are: 1 to 4 shows as "<5",
-and one more cell of its row, column or total as "x" (nurture.results.cells_to_hide).
+one more cell of its row, column or total as "x", and the rest rounded to 5 (nurture.results.counts_shown).
 """
 from __future__ import annotations
 
@@ -92,11 +92,7 @@ def _protect_small_counts(table: list[dict], totals: dict) -> None:
             counts[("total", group, i)] = total
             lines.append([(group, row_index, i) for row_index in range(len(table))] + [("total", group, i)])
         lines.append([("total", group, i) for i in range(len(totals[group]))])
-    primary, secondary = results.cells_to_hide(counts, lines)
-
-    def shown(key):
-        return results.SUPPRESSED if key in primary else results.HIDDEN if key in secondary else counts[key]
-
+    shown = results.counts_shown(counts, lines).__getitem__
     for group in ("deliveries", "subscribers"):
         for row_index, row in enumerate(table):
             row[group] = [shown((group, row_index, i)) for i in range(len(row[group]))]

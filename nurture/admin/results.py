@@ -119,7 +119,10 @@ def _feedback_tables(*, series: Series, period: results.Period, comments_url: st
     impact = results.series_impact(series_id=series.pk, period=period)
     impact_table = Table("results-impact", "Do you feel more able to decide about a second opinion? (1 = not at all, 5 = very much)",
                          [Column("Answers"), *(Column(str(n)) for n in results.IMPACT_SCALE), Column("All")])
-    impact_table.rows.append((["People", *(results.count_shown(impact[n]) for n in results.IMPACT_SCALE), results.count_shown(sum(impact.values()))], False))
+    # The answers and their total are one line a reader could add up: protected together.
+    counts = {**{n: impact[n] for n in results.IMPACT_SCALE}, "all": sum(impact.values())}
+    shown = results.counts_shown(counts, [list(counts)])
+    impact_table.rows.append((["People", *(shown[n] for n in results.IMPACT_SCALE), shown["all"]], False))
     return [step_table, article_table, impact_table]
 
 

@@ -212,3 +212,17 @@ def test_comments_are_purged_after_their_retention_and_at_erasure(settings):
     kept = Feedback.objects.get(value=0, delivery__isnull=True)
     assert kept.comment == "" and kept.step_id == erased.step_id  # the answer stays for the counts
     assert Feedback.objects.count() == 3
+
+
+def test_the_impact_answers_and_their_total_are_protected_as_one_line(client, monkeypatch):
+    """Two people answering "3" and seven answering "5": the "<5" cannot be worked out as All minus
+    the rest, because one more cell of the line is hidden too, and the rest are rounded."""
+    from nurture import results
+    series_id = sent_deliveries(1)[0].step.series_id
+    monkeypatch.setattr(results, "series_impact", lambda **kw: {1: 0, 2: 0, 3: 2, 4: 0, 5: 7})
+    verified_login(client, staff_user("editor", CONTENT_EDITORS))
+    with time_machine.travel(NOW, tick=False):
+        page = client.get(f"/admin/nurture/results/?series={series_id}&period=7d").content.decode()
+    row = page.split('id="results-impact"')[1].split("</table>")[0]
+    cells = re.findall(r"<td>([^<]*)</td>", row.split("People", 1)[1])
+    assert cells == ["0", "0", "&lt;5", "0", "x", "10"], cells  # 7 hidden with the 2; 9 shown rounded
