@@ -60,3 +60,19 @@ def test_the_rule_reader_sees_a_forbidden_import(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text("def f():\n    from nurture.models import Step\n    import tests.helpers\n")
     assert _imported_packages(sample) == {"nurture", "tests"}
+
+
+def test_only_the_dialect_module_asks_which_database_it_is_or_names_a_table():
+    """Vendor branches and hand-written table names live in nurture/dialect.py (migrations aside), so
+    the SQLite demo's differences are in one place and a renamed table is a one-line change."""
+    import re
+    table_in_sql = re.compile(r"\b(FROM|INTO|UPDATE|JOIN)\s+(nurture|content)_[a-z_]+", re.IGNORECASE)
+    offenders = []
+    for package in ("nurture", "content"):
+        for path in _python_files(package):
+            if path.name == "dialect.py":
+                continue
+            text = path.read_text()
+            if "connection.vendor" in text or "vendor ==" in text or table_in_sql.search(text):
+                offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []

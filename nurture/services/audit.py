@@ -14,11 +14,12 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from content.models import Stage
+from nurture import dialect
 from nurture.models import AuditEntry, Subscriber
 
 # The PostgreSQL trigger lets a DELETE through only while this transaction-local setting is on.
@@ -106,9 +107,7 @@ def audit_purge_expired(*, now: datetime | None = None, batch_size: int = BATCH_
             ids = list(AuditEntry.objects.filter(at__lt=cutoff).order_by("pk").values_list("pk", flat=True)[:batch_size])
             if not ids:
                 break
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT set_config(%s, 'on', true)", [PURGE_SETTING])
+            dialect.set_transaction_flag(PURGE_SETTING)  # the append-only trigger lets this purge through
             batch = AuditEntry.objects.filter(pk__in=ids)
             deleted += batch._raw_delete(batch.db)
     return deleted

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import threading
 from collections import defaultdict
@@ -32,7 +31,7 @@ from django.utils import timezone
 
 from nurture.models import Delivery, StepArticle, Subscriber
 from nurture.rules import decide, timing_settings
-from nurture import mail_health, recipients, selectors
+from nurture import dialect, mail_health, recipients, selectors
 from nurture.selectors import SeriesSteps
 
 logger = logging.getLogger(__name__)
@@ -78,37 +77,10 @@ class DueSubscriber:
 
 def _locked_due_batch(now: datetime, batch_size: int) -> list[DueSubscriber]:
     qs = selectors.subscribers_due(now=now)
-    if connection.features.has_select_for_update_skip_locked:
+    if dialect.skips_locked_rows():
         # Another planner's locked rows are skipped, not waited for: each row is planned once.
         qs = qs.select_for_update(skip_locked=True, of=("self",))
     return [DueSubscriber(*row) for row in qs.values_list(*DUE_FIELDS)[:batch_size]]
-
-
-def _commit_without_waiting_for_disk() -> None:
-    """PostgreSQL: this transaction's COMMIT returns before its WAL reaches the disk
-    (synchronous_commit = off, this transaction only). A database crash can then lose the last
-    fraction of a second of planning, whole batches and never part of one: those subscribers are
-    simply due again and planned at the next tick, and a send task already enqueued for a lost
-    delivery id finds no queued row to claim (or, should the id be reused, a queued row that is
-    due now anyway), so the claim still lets each delivery go once. Waiting for the disk on each
-    batch's commit was a large part of a planning run."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit = off")
-
-
-def _history_rows(subscriber_ids: list[int]) -> list[tuple]:
-    """(subscriber id, step id, status, article_versions, queued_at, sent_at) of their deliveries.
-    On PostgreSQL the ids go as one array parameter: the ORM's IN list resolves each of hundreds
-    of parameters in Python, a visible part of a planning run."""
-    fields = ("subscriber_id", "step_id", "status", "article_versions", "queued_at", "sent_at")
-    if connection.vendor != "postgresql":
-        return list(Delivery.objects.filter(subscriber_id__in=subscriber_ids).values_list(*fields))
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {', '.join(fields)} FROM nurture_delivery WHERE subscriber_id = ANY(%s)", [subscriber_ids])
-        rows = cursor.fetchall()
-    # Django reads jsonb as text and leaves decoding to the field: decode it as the field would.
-    return [(sub, step, status, json.loads(v) if isinstance(v, str) else v, queued, sent) for sub, step, status, v, queued, sent in rows]
 
 
 @dataclass
@@ -124,7 +96,7 @@ class History:
 def _history(subscriber_ids: list[int]) -> History:
     """Two queries for the whole batch, whatever its size."""
     history = History()
-    rows = _history_rows(subscriber_ids)
+    rows = dialect.delivery_history_rows(subscriber_ids)
     steps_without_record: set[int] = set()
     for subscriber_id, step_id, status, article_versions, queued_at, sent_at in rows:
         history.steps_done[subscriber_id].add(step_id)
@@ -168,7 +140,7 @@ def deliveries_plan_batch(*, now: datetime, batch_size: int, series_steps: Serie
         # transaction) until staff resume it; asked only when someone is due, so idle costs nothing.
         logger.info("series sending paused by the complaint brake: %d due subscribers not planned", len(batch))
         return BatchResult([], 0, 0, 0)
-    _commit_without_waiting_for_disk()
+    dialect.commit_without_waiting_for_disk()
     series_steps.load({s.series_id for s in batch if s.series_id is not None})
     history = _history([s.pk for s in batch])
     # (subscriber id, step id, planned article ids, opens with "welcome back")
@@ -204,8 +176,8 @@ def deliveries_plan_batch(*, now: datetime, batch_size: int, series_steps: Serie
             completed += 1
         else:
             deferred += 1
-    created = _insert_deliveries(_with_carer_copies(new_deliveries), now=now)
-    _move_subscribers([(s.pk, s.next_step_position, s.next_send_at) for s in batch])
+    created = dialect.deliveries_insert(_with_carer_copies(new_deliveries), now=now)
+    dialect.subscribers_move([(s.pk, s.next_step_position, s.next_send_at) for s in batch])
     if welcomed_back:
         Subscriber.objects.filter(pk__in=welcomed_back).update(welcome_back_due=False)
     return BatchResult(created, len(batch), completed, deferred)
@@ -226,55 +198,6 @@ def _with_carer_copies(rows: list[tuple[int, int, dict, bool]]) -> list[tuple[in
     return expanded
 
 
-def _insert_deliveries(rows: list[tuple[int, int, dict, bool, int | None]], *, now: datetime) -> list[int]:
-    """New queued deliveries in one statement; returns their ids (in no particular order). On
-    PostgreSQL one INSERT ... SELECT FROM jsonb_to_recordset(one JSON document): a single
-    parameter, encoded by the C json encoder, instead of a dozen per row through the ORM, so 10k
-    rows cost the server's work and little of Python's. Elsewhere (SQLite, the demo) bulk_create."""
-    if not rows:
-        return []
-    if connection.vendor != "postgresql":
-        created = Delivery.objects.bulk_create(
-            Delivery(subscriber_id=sub, step_id=step, article_versions=versions, welcome_back=welcome, carer_handoff_id=carer)
-            for sub, step, versions, welcome, carer in rows
-        )
-        return [d.pk for d in created]
-    document = json.dumps(
-        [{"s": sub, "t": step, "v": versions, "w": welcome, "h": carer} for sub, step, versions, welcome, carer in rows]
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO nurture_delivery (subscriber_id, step_id, article_versions, status, message_id, "
-            "provider_message_id, attempts, failure_reason, queued_at, welcome_back, carer_handoff_id) "
-            "SELECT v.s, v.t, v.v, %s, '', '', 0, '', %s, v.w, v.h FROM jsonb_to_recordset(%s::jsonb) "
-            "AS v(s bigint, t bigint, v jsonb, w boolean, h bigint) RETURNING id",
-            [Delivery.Status.QUEUED, now, document],
-        )
-        return [row[0] for row in cursor.fetchall()]
-
-
-def _move_subscribers(moves: list[tuple[int, int, datetime | None]]) -> None:
-    """Each subscriber's new place and next look, (id, position, next_send_at). On PostgreSQL one
-    UPDATE ... FROM jsonb_array_elements(one JSON document) for the whole batch; elsewhere one
-    UPDATE per distinct move (a batch mostly moves together, far cheaper than a CASE per row)."""
-    if not moves:
-        return
-    if connection.vendor == "postgresql":
-        document = json.dumps([[pk, position, send_at.isoformat() if send_at else None] for pk, position, send_at in moves])
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE nurture_subscriber AS s SET next_step_position = (v->>1)::integer, "
-                "next_send_at = (v->>2)::timestamptz FROM jsonb_array_elements(%s::jsonb) AS v WHERE s.id = (v->>0)::bigint",
-                [document],
-            )
-        return
-    grouped: dict[tuple[int, datetime | None], list[int]] = defaultdict(list)
-    for pk, position, send_at in moves:
-        grouped[(position, send_at)].append(pk)
-    for (position, send_at), ids in grouped.items():
-        Subscriber.objects.filter(pk__in=ids).update(next_step_position=position, next_send_at=send_at)
-
-
 # --- the run ------------------------------------------------------------------------------------
 
 
@@ -292,7 +215,7 @@ def planner_lock():
     """Where rows cannot be locked with SKIP LOCKED (SQLite: the local demo, one machine), only one
     planner runs at a time, held by an OS file lock next to the data. Yields False if another
     planner holds it (this run then does nothing; the other one plans)."""
-    if connection.features.has_select_for_update_skip_locked:
+    if dialect.skips_locked_rows():
         yield True
         return
     path = Path(settings.VAR_DIR) / "planner.lock"
@@ -330,7 +253,7 @@ def deliveries_plan_due(
         full = _plan_batches(now=now, batch_size=batch_size, max_batches=1, enqueue=enqueue, result=result)
         if full and max_batches > 1:
             threads = settings.NURTURE_PLAN_THREADS
-            if threads > 1 and connection.features.has_select_for_update_skip_locked and not connection.in_atomic_block:
+            if threads > 1 and dialect.skips_locked_rows() and not connection.in_atomic_block:
                 _plan_in_threads(threads, now=now, batch_size=batch_size, max_batches=max_batches - 1, enqueue=enqueue, result=result)
             else:
                 _plan_batches(now=now, batch_size=batch_size, max_batches=max_batches - 1, enqueue=enqueue, result=result)

@@ -1,0 +1,117 @@
+"""Where the database vendors differ: the one module that asks which database it is talking to and
+writes SQL by hand.
+
+The engine runs on PostgreSQL in production and on SQLite for the local demo. A few hot paths of
+the planner go faster with PostgreSQL's own SQL (one JSON document as a single parameter, arrays,
+SKIP LOCKED, a commit that does not wait for the disk); each has a plain ORM twin for SQLite.
+Table names come from the models' `_meta.db_table`, never written out. The sending ledger's claim
+and stamp statements are plain SQL that both vendors take, and stay with the ledger.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import datetime
+
+from django.db import connection
+
+from nurture.models import Delivery, Subscriber
+
+
+def is_postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def skips_locked_rows() -> bool:
+    """Rows can be locked with SKIP LOCKED, so several planners never take the same row."""
+    return connection.features.has_select_for_update_skip_locked
+
+
+def commit_without_waiting_for_disk() -> None:
+    """PostgreSQL: this transaction's COMMIT returns before its WAL reaches the disk
+    (synchronous_commit = off, this transaction only). A database crash can then lose the last
+    fraction of a second of planning, whole batches and never part of one: those subscribers are
+    simply due again and planned at the next tick, and a send task already enqueued for a lost
+    delivery id finds no queued row to claim (or, should the id be reused, a queued row that is
+    due now anyway), so the claim still lets each delivery go once. Waiting for the disk on each
+    batch's commit was a large part of a planning run. Elsewhere: nothing to do."""
+    if is_postgresql():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
+
+
+def set_transaction_flag(name: str) -> None:
+    """PostgreSQL: a setting that lasts until this transaction ends (read by a trigger)."""
+    if is_postgresql():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config(%s, 'on', true)", [name])
+
+
+HISTORY_FIELDS = ("subscriber_id", "step_id", "status", "article_versions", "queued_at", "sent_at")
+
+
+def delivery_history_rows(subscriber_ids: list[int]) -> list[tuple]:
+    """HISTORY_FIELDS of these subscribers' deliveries. On PostgreSQL the ids go as one array
+    parameter: the ORM's IN list resolves each of hundreds of parameters in Python, a visible part
+    of a planning run."""
+    if not is_postgresql():
+        return list(Delivery.objects.filter(subscriber_id__in=subscriber_ids).values_list(*HISTORY_FIELDS))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(HISTORY_FIELDS)} FROM {Delivery._meta.db_table} WHERE subscriber_id = ANY(%s)",
+            [subscriber_ids],
+        )
+        rows = cursor.fetchall()
+    # Django reads jsonb as text and leaves decoding to the field: decode it as the field would.
+    return [(sub, step, status, json.loads(v) if isinstance(v, str) else v, queued, sent)
+            for sub, step, status, v, queued, sent in rows]
+
+
+def deliveries_insert(rows: list[tuple[int, int, dict, bool, int | None]], *, now: datetime) -> list[int]:
+    """New queued deliveries, (subscriber, step, article versions, welcome back, carer hand-off) each,
+    in one statement; returns their ids (in no particular order). On PostgreSQL one INSERT ... SELECT
+    FROM jsonb_to_recordset(one JSON document): a single parameter, encoded by the C json encoder,
+    instead of a dozen per row through the ORM, so 10k rows cost the server's work and little of
+    Python's. Elsewhere bulk_create."""
+    if not rows:
+        return []
+    if not is_postgresql():
+        created = Delivery.objects.bulk_create(
+            Delivery(subscriber_id=sub, step_id=step, article_versions=versions, welcome_back=welcome, carer_handoff_id=carer)
+            for sub, step, versions, welcome, carer in rows
+        )
+        return [d.pk for d in created]
+    document = json.dumps(
+        [{"s": sub, "t": step, "v": versions, "w": welcome, "h": carer} for sub, step, versions, welcome, carer in rows]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Delivery._meta.db_table} (subscriber_id, step_id, article_versions, status, message_id, "
+            "provider_message_id, attempts, failure_reason, queued_at, welcome_back, carer_handoff_id) "
+            "SELECT v.s, v.t, v.v, %s, '', '', 0, '', %s, v.w, v.h FROM jsonb_to_recordset(%s::jsonb) "
+            "AS v(s bigint, t bigint, v jsonb, w boolean, h bigint) RETURNING id",
+            [Delivery.Status.QUEUED, now, document],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def subscribers_move(moves: list[tuple[int, int, datetime | None]]) -> None:
+    """Each subscriber's new place and next look, (id, position, next_send_at). On PostgreSQL one
+    UPDATE ... FROM jsonb_array_elements(one JSON document) for the whole batch; elsewhere one
+    UPDATE per distinct move (a batch mostly moves together, far cheaper than a CASE per row)."""
+    if not moves:
+        return
+    if is_postgresql():
+        document = json.dumps([[pk, position, send_at.isoformat() if send_at else None] for pk, position, send_at in moves])
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Subscriber._meta.db_table} AS s SET next_step_position = (v->>1)::integer, "
+                "next_send_at = (v->>2)::timestamptz FROM jsonb_array_elements(%s::jsonb) AS v WHERE s.id = (v->>0)::bigint",
+                [document],
+            )
+        return
+    grouped: dict[tuple[int, datetime | None], list[int]] = defaultdict(list)
+    for pk, position, send_at in moves:
+        grouped[(position, send_at)].append(pk)
+    for (position, send_at), ids in grouped.items():
+        Subscriber.objects.filter(pk__in=ids).update(next_step_position=position, next_send_at=send_at)
