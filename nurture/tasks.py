@@ -14,8 +14,9 @@ from django.conf import settings
 
 from content import services as content_services
 from nurture import providers
-from nurture.services import answer_journal, bereavement, checkins, replies, planning, reconcile, results, retention, sending, signup, subscribers, throttle
-from nurture.services.deliveries import infrastructure_errors
+from nurture.services import bereavement, checkins, replies, planning, reconcile, results, retention, signup, subscribers, throttle
+from nurture.sending import journal as answer_journal, pipeline as sending
+from nurture.sending.ledger import infrastructure_errors
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from django.utils.html import format_html, format_html_join
 
 from nurture import selectors, tasks
 from nurture.models import Delivery
-from nurture.services import sending
+from nurture.sending import pipeline as sending
 from nurture.services.audit import audit_record, audit_record_many
 
 from nurture.admin.base import (

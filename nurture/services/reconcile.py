@@ -37,8 +37,8 @@ from django.utils import timezone
 
 from nurture import mail_health
 from nurture.models import Delivery
-from nurture.services.answer_journal import answers_journal_replay
-from nurture.services.deliveries import deliveries_mark_sent
+from nurture.sending.journal import answers_journal_replay
+from nurture.sending.ledger import deliveries_mark_sent
 
 logger = logging.getLogger(__name__)
 

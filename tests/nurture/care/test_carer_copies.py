@@ -23,7 +23,8 @@ from django.test import Client
 
 from nurture import tokens
 from nurture.models import CarerHandoff, ConsentRecord, Delivery, Subscriber, Suppression
-from nurture.services import carers, planning, sending, throttle, webhooks
+from nurture.services import carers, planning, throttle, webhooks
+from nurture.sending import pipeline as sending
 from tests.helpers.scheduler import active_subscriber, series
 
 pytestmark = pytest.mark.django_db

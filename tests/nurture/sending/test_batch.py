@@ -19,7 +19,8 @@ from nurture.emails.links import Personal
 from nurture.emails.merge import merge_bodies, merge_values
 from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery, Subscriber, Suppression
-from nurture.services import deliveries, planning, sending, throttle
+from nurture.services import planning, throttle
+from nurture.sending import ledger as deliveries, pipeline as sending
 from support.fake_provider import FakeMailgun, FakeProvider, mailgun_merge
 from tests.helpers.scheduler import active_subscriber, series
 

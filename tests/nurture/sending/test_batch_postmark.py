@@ -13,8 +13,9 @@ import time_machine
 from nurture import providers
 from nurture.emails.messages import build_delivery_email
 from nurture.models import CarerHandoff, Delivery, Subscriber, Suppression
-from nurture.services import planning, reconcile, sending, signup
-from nurture.services.send_calls import provider_health
+from nurture.services import planning, reconcile, signup
+from nurture.sending import pipeline as sending
+from nurture.sending.calls import provider_health
 from tests.helpers.scheduler import active_subscriber, series
 
 pytestmark = pytest.mark.django_db
@@ -164,7 +165,7 @@ def test_a_worker_killed_after_the_call_never_sends_the_batch_again(postmark, mo
 
     from django.utils import timezone
 
-    from nurture.services import esp_batch
+    from nurture.sending import batch_calls as esp_batch
 
     ids = planned(4)
 

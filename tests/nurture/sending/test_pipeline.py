@@ -14,7 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from nurture.models import Delivery
-from nurture.services import answer_journal, deliveries, planning, reconcile, sending, throttle
+from nurture.services import planning, reconcile, throttle
+from nurture.sending import journal as answer_journal, ledger as deliveries, pipeline as sending
 from support.fake_provider import FakeProvider
 from tests.helpers.scheduler import active_subscriber, series
 

@@ -27,7 +27,7 @@ from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery
 from nurture.providers import BULK, PERMANENT, REFUSED, TRANSIENT, classify_send_error, message_stream_set
 from nurture.services import throttle
-from nurture.services.deliveries import (
+from nurture.sending.ledger import (
     NOT_CLAIMED,
     Claimed,
     SentAnswer,

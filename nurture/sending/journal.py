@@ -71,7 +71,7 @@ def answers_journal_replay() -> int:
     """Apply every journalled answer; returns how many entries were applied. A file whose lock is
     held (being written or replayed elsewhere) is left for the next run. Database errors propagate
     (the entries stay in the file)."""
-    from nurture.services.deliveries import SentAnswer, deliveries_record_sent
+    from nurture.sending.ledger import SentAnswer, deliveries_record_sent
 
     applied = 0
     for path in pending_files():

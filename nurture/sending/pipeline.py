@@ -33,13 +33,13 @@ from django.utils import timezone
 from nurture import mail_health, metrics, providers, selectors
 from nurture.emails.messages import build_carer_confirmation_email, build_carer_notice_email
 from nurture.models import CarerHandoff, Delivery
-from nurture.services.deliveries import (
+from nurture.sending.ledger import (
     NOT_CLAIMED, deliveries_claim, deliveries_recheck, deliveries_release, deliveries_settle, infrastructure_errors, with_db_retry,
 )
 from nurture.services import throttle
 from nurture.services.signup import EmailOutcome, throttled_email_send
-from nurture.services.esp_batch import group_for_batch_calls, send_in_batch_calls, send_in_messages_batches  # noqa: F401 (group_for_batch_calls: the batch API)
-from nurture.services.send_calls import (  # noqa: F401 (retry_countdown, BatchOutcome: the sending API)
+from nurture.sending.batch_calls import group_for_batch_calls, send_in_batch_calls, send_in_messages_batches  # noqa: F401 (group_for_batch_calls: the batch API)
+from nurture.sending.calls import (  # noqa: F401 (retry_countdown, BatchOutcome: the sending API)
     RETRY, BatchOutcome, Slots, _error_summary, release_countdown, retry_countdown, send_one_by_one,
 )
 

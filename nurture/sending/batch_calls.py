@@ -24,10 +24,10 @@ from nurture.emails.cache import step_body_key
 from nurture.emails.merge import NotBatchable, build_batch_email
 from nurture.models import Delivery
 from nurture.services import throttle
-from nurture.services.deliveries import Claimed, SentAnswer, deliveries_record_sent, deliveries_settle, deliveries_release, deliveries_stamp_handed, with_db_retry
-from nurture.services.deliveries import NOT_CLAIMED
+from nurture.sending.ledger import Claimed, SentAnswer, deliveries_record_sent, deliveries_settle, deliveries_release, deliveries_stamp_handed, with_db_retry
+from nurture.sending.ledger import NOT_CLAIMED
 from nurture import metrics, providers
-from nurture.services.send_calls import (
+from nurture.sending.calls import (
     BatchOutcome, Slots, _back_off_together, _error_summary, _record, build_each, send_one_by_one, stamp_handed,
 )
 from nurture.services.suppression import address_suppress

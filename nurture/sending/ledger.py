@@ -291,7 +291,7 @@ def deliveries_record_sent(*, answers: list[SentAnswer], sent_at: datetime | Non
     mostly one), retried through a lost connection. If the database stays away through the
     retries, the answers go to the journal (services/answer_journal.py) to be applied when it is
     back (journal=False: the replay itself, which keeps its entries on failure instead)."""
-    from nurture.services.answer_journal import answers_journal_write
+    from nurture.sending.journal import answers_journal_write
 
     if not answers:
         return 0

@@ -1,0 +1,1 @@
+"""Sending: one home for handing series emails to the provider."""
