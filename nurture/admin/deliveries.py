@@ -8,9 +8,8 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from nurture import selectors, tasks
+from nurture import selectors, sending, tasks
 from nurture.models import Delivery
-from nurture.sending import pipeline as sending
 from nurture.services.audit import audit_record, audit_record_many
 
 from nurture.admin.base import (

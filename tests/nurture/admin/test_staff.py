@@ -22,7 +22,7 @@ from nurture.emails.links import SAMPLE_TOKEN, view_online_url
 from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery, Series, Subscriber
 from nurture.services import planning
-from nurture.sending import pipeline as sending
+from nurture import sending
 from support.library import sample_reviewer
 from tests.helpers.scheduler import active_subscriber, article, series
 from tests.helpers.staff import verified_login

@@ -6,7 +6,7 @@ import pytest
 
 from nurture.models import Delivery
 from nurture.services import planning
-from nurture.sending import pipeline as sending
+from nurture import sending
 from nurture.services import subscribers as subscriber_services
 from tests.helpers.scheduler import active_subscriber, series
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from nurture import mail_health, metrics
 from nurture.models import AuditEntry, Delivery, SendingBrake
 from nurture.services import brake, planning, reconcile, signup
-from nurture.sending import pipeline as sending
+from nurture import sending
 from tests.helpers.scheduler import active_subscriber, series
 from tests.helpers.staff import staff_user, verified_login
 

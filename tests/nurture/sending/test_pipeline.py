@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from nurture.models import Delivery
 from nurture.services import planning, reconcile, throttle
-from nurture.sending import journal as answer_journal, ledger as deliveries, pipeline as sending
+from nurture import sending
+from nurture.sending import db_retry, journal as answer_journal, ledger as deliveries
 from support.fake_provider import FakeProvider
 from tests.helpers.scheduler import active_subscriber, series
 
@@ -187,7 +188,7 @@ def test_answers_the_database_would_not_take_are_journalled_then_replayed(provid
         raise OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(deliveries, "deliveries_mark_sent", down)
-    monkeypatch.setattr(deliveries.time, "sleep", lambda s: None)
+    monkeypatch.setattr(db_retry.time, "sleep", lambda s: None)
     outcome = sending.deliveries_send(delivery_ids=ids)
     assert outcome.counts == {"sent": 3}  # the provider accepted all three
     assert set(statuses(ids).values()) == {"sending"}  # not yet written
@@ -195,11 +196,11 @@ def test_answers_the_database_would_not_take_are_journalled_then_replayed(provid
     monkeypatch.undo()
     # Even if the reconciler judged them first, the journal wins: they were accepted.
     Delivery.objects.filter(pk=ids[0]).update(status="unknown")
-    assert answer_journal.answers_journal_replay() == 3
+    assert sending.answers_journal_replay() == 3
     rows = Delivery.objects.filter(pk__in=ids)
     assert set(rows.values_list("status", flat=True)) == {"sent"}
     assert sorted(rows.values_list("provider_message_id", flat=True)) == sorted(a.provider_message_id for a in provider.state.accepted)
-    assert answer_journal.pending_files() == [] and answer_journal.answers_journal_replay() == 0
+    assert answer_journal.pending_files() == [] and sending.answers_journal_replay() == 0
 
 
 def test_a_read_timeout_leaves_the_row_unknown_and_it_is_never_resent(provider):

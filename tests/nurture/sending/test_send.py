@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from nurture.models import Delivery, Subscriber, Suppression
 from nurture.services import planning, reconcile, throttle
-from nurture.sending import pipeline as sending
+from nurture import sending
 from support.fake_provider import FakeProvider
 from tests.helpers.scheduler import active_subscriber, article, series
 
