@@ -307,7 +307,7 @@ def test_delivery_list_columns_and_filters(admin_client, two_series):
 def test_requeue_moves_only_failed_deliveries_and_they_are_sent(admin_client, two_series, django_capture_on_commit_callbacks):
     treatment, _ = two_series
     reader = active_subscriber("reader@example.org", treatment)
-    failed = Delivery.objects.create(subscriber=reader, step=treatment.steps.get(position=0), status="failed",
+    failed = Delivery.objects.create(subscriber=reader, step=treatment.steps.get(position=0), status="failed", unanswered=True,
                                      failure_reason="unknown outcome: worker lost mid-send", article_versions={str(article("welcome").pk): 1})
     sent = Delivery.objects.create(subscriber=reader, step=treatment.steps.get(position=1), status="sent")
     with django_capture_on_commit_callbacks(execute=True):
@@ -318,6 +318,7 @@ def test_requeue_moves_only_failed_deliveries_and_they_are_sent(admin_client, tw
     assert "Requeued 1 failed delivery" in message and "1 not requeued: only failed deliveries can be" in message
     failed.refresh_from_db()
     assert failed.status == "sent" and failed.attempts == 1  # enqueued on commit; the eager task sent it
+    assert not failed.unanswered
     assert Delivery.objects.get(pk=sent.pk).status == "sent"
     assert len(mail.outbox) == 1 and "Welcome" in mail.outbox[0].body
 
