@@ -13,9 +13,8 @@ from celery import shared_task
 from django.conf import settings
 
 from content import services as content_services
-from nurture import providers
-from nurture.services import answer_journal, bereavement, checkins, replies, planning, reconcile, results, retention, sending, signup, subscribers, throttle
-from nurture.services.deliveries import infrastructure_errors
+from nurture import providers, sending
+from nurture.services import bereavement, carers, checkins, replies, planning, reconcile, results, retention, signup, subscribers, throttle
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +92,10 @@ def plan_due_deliveries_task() -> int:
 def send_deliveries_task(delivery_ids: list[int]) -> dict:
     # acks_late + reject_on_worker_lost: a batch whose worker dies goes back to the broker; the
     # claim inside makes the redelivered batch skip what was sent or is being sent.
-    if answer_journal.pending_files():
+    if sending.answers_journal_pending():
         try:
-            answer_journal.answers_journal_replay()
-        except infrastructure_errors():
+            sending.answers_journal_replay()
+        except sending.infrastructure_errors():
             logger.exception("journal replay failed; kept for the next task")
     outcome = sending.deliveries_send(delivery_ids=delivery_ids)
     if outcome.retry_ids:
@@ -163,7 +162,7 @@ def send_fresh_links(self, subscriber_id: int, mailbox_counted: bool = False) ->
 @shared_task(name="nurture.send_carer_confirmation_email", bind=True, max_retries=None, acks_late=False)
 def send_carer_confirmation_email(self, handoff_id: int, mailbox_counted: bool = False) -> bool:
     # A retry is counted against the mailbox already: it must not be refused by its own count.
-    return _send_or_retry(self, lambda: sending.carer_confirmation_email_send(handoff_id=handoff_id, mailbox_counted=mailbox_counted),
+    return _send_or_retry(self, lambda: carers.carer_confirmation_email_send(handoff_id=handoff_id, mailbox_counted=mailbox_counted),
                           retry_args=(handoff_id, True))
 
 
@@ -181,7 +180,7 @@ def _send_or_retry(task, send, *, retry_args: tuple) -> bool:
 # The subscriber's notice of a step of their carer hand-off (request, in force, stopped): `carers` queue.
 @shared_task(name="nurture.send_carer_notice", bind=True, max_retries=None, acks_late=False)
 def send_carer_notice(self, handoff_id: int, event: str) -> bool:
-    return _send_or_retry(self, lambda: sending.carer_notice_email_send(handoff_id=handoff_id, event=event),
+    return _send_or_retry(self, lambda: carers.carer_notice_email_send(handoff_id=handoff_id, event=event),
                           retry_args=(handoff_id, event))
 
 

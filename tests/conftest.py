@@ -71,7 +71,7 @@ def fast_sending(settings):
     settings.NURTURE_SENDS_PER_SECOND = 1000.0
     # Each test starts as a fresh worker process would: it has heard nothing from the provider,
     # so its first batch probes with one call.
-    from nurture.services.send_calls import provider_health
+    from nurture.sending.calls import provider_health
 
     provider_health.forget()
 

@@ -8,9 +8,8 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from nurture import selectors, tasks
+from nurture import selectors, sending, tasks
 from nurture.models import Delivery
-from nurture.services import sending
 from nurture.services.audit import audit_record, audit_record_many
 
 from nurture.admin.base import (
@@ -24,14 +23,14 @@ class DeliveryAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
         "id", "subscriber_link", "step_display", "status", "failure_reason_short", "attempts", "message_id",
         "provider_message_id", "provider_call_started_at", "next_attempt_at", "queued_at", "sent_at", "preview",
     ]
-    list_filter = ["status", "step__series"]
+    list_filter = ["status", "unanswered", "step__series"]
     # The filters beside the list, and one subscriber's deliveries (audited below); nothing else.
     declared_filters_only = True
     extra_list_lookups = ("subscriber", "subscriber__id__exact")
     list_select_related = ["step__series"]
     search_fields = ["subscriber__email", "provider_message_id", "message_id"]
     readonly_fields = [
-        "subscriber_link", "step_display", "status", "failure_reason", "attempts", "articles_sent", "message_id",
+        "subscriber_link", "step_display", "status", "failure_reason", "unanswered", "attempts", "articles_sent", "message_id",
         "provider_message_id", "queued_at", "sending_started_at", "provider_call_started_at", "next_attempt_at",
         "sent_at", "failed_at", "preview",
     ]

@@ -92,7 +92,7 @@ def build_delivery_email(
     It carries the delivery's own articles (selectors.delivery_articles: never one the subscriber
     already had); the sender passes the list it already read. One address per message, always:
     the subscriber's own copy goes to the subscriber, a carer's copy (delivery.carer_handoff) to the
-    carer, built for them (services/deliveries.py reads which). `to` is accepted for the sender's
+    carer, built for them (nurture/sending/recheck.py reads which). `to` is accepted for the sender's
     sake and must be that one address."""
     address = delivery.to_address
     if to is not None and list(to) != [address]:

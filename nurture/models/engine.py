@@ -306,6 +306,13 @@ class Delivery(models.Model):
     provider_message_id = models.CharField(max_length=255, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     failure_reason = models.TextField(blank=True)
+    # Failed for want of an answer: handed to the provider, and no word from it (its answer lost, no
+    # webhook event) within NURTURE_UNKNOWN_OUTCOME_SECONDS. It may have arrived; a late answer still
+    # settles it. failure_reason says the same in words, for staff.
+    unanswered = models.BooleanField(
+        default=False, db_default=False,  # db_default: rows the planner inserts in raw SQL too
+        help_text="Failed because the provider never answered: it may have the email.",
+    )
     queued_at = models.DateTimeField(auto_now_add=True)
     sending_started_at = models.DateTimeField(null=True, blank=True)
     # Set just before the provider is called; with no provider_message_id it means "the provider

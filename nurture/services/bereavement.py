@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from nurture import metrics, recipients, selectors, wording
 from nurture.emails.messages import build_bereavement_support_email
-from nurture.models import Bereavement, CarerHandoff, ConsentRecord, Delivery, Subscriber
+from nurture.models import Bereavement, CarerHandoff, ConsentRecord, Subscriber
+from nurture.sending import deliveries_cancel_unsent
 from nurture.services import throttle
 from nurture.services.audit import audit_record
 from nurture.services.carers import carer_stop
@@ -52,12 +52,8 @@ def carer_may_ask_for_support(handoff: CarerHandoff | None) -> bool:
 
 
 def _cancel_unsent(subscriber_id: int) -> int:
-    """Queued deliveries, and claimed ones not yet handed to the provider, become skipped. Rows
-    already handed over (provider_call_started_at set) may be at the provider: they are left."""
-    unsent = Q(status=Delivery.Status.QUEUED) | Q(status=Delivery.Status.SENDING, provider_call_started_at__isnull=True)
-    return Delivery.objects.filter(unsent, subscriber_id=subscriber_id).update(
-        status=Delivery.Status.SKIPPED, failure_reason=CANCELLED_REASON, next_attempt_at=None,
-    )
+    """Their deliveries not yet handed to the provider become skipped (the ledger's cancel)."""
+    return deliveries_cancel_unsent(subscriber_id=subscriber_id, reason=CANCELLED_REASON)
 
 
 @transaction.atomic

@@ -8,7 +8,7 @@ subscriber, and "send me new links" ends every hand-off.
 
 The form's answer to a request is the same whatever address it names: whether the carer is
 emailed (not an address on the suppression list) is decided by the worker
-(services/sending.carer_confirmation_email_send), as for sign-ups.
+(carer_confirmation_email_send), as for sign-ups.
 
 `notify(handoff_id, event)` sends the subscriber's notice once committed (the views and the webhook
 receiver pass nurture.tasks.enqueue_carer_notice); `enqueue(handoff_id)` the carer's confirmation.
@@ -23,11 +23,14 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from nurture import tokens, wording
+from nurture import selectors, tokens, wording
 from nurture.addresses import same_mailbox
+from nurture.emails.messages import build_carer_confirmation_email, build_carer_notice_email
 from nurture.models import CarerHandoff, ConsentRecord, Delivery, Subscriber
+from nurture.services import throttle
 from nurture.services.consent import consent_record
-from nurture.services.subscribers import InputError
+from nurture.services.errors import InputError
+from nurture.services.signup import EmailOutcome, throttled_email_send
 
 logger = logging.getLogger(__name__)
 
@@ -196,3 +199,42 @@ def handoff_from_token(*, purpose: str, token: str) -> CarerHandoff:
     if handoff is None:
         raise tokens.TokenError()
     return handoff
+
+
+# --- the carer's emails, decided and sent by the worker ------------------------------------------
+
+
+def carer_confirmation_email_send(*, handoff_id: int, mailbox_counted: bool = False) -> EmailOutcome:
+    """The carer's confirmation email, while the request still waits for the carer (not stopped,
+    replaced or already agreed) and their address is not suppressed: decided here, in the worker,
+    so the form answers the same whatever address it was given. Under the per-mailbox throttle
+    and the carer emails' own hourly ceiling (NURTURE_CARER_EMAILS_PER_HOUR): nobody can fill a
+    stranger's inbox by naming them as carer again and again, nor hold back sign-up confirmations.
+    mailbox_counted: a retry, already counted against the mailbox."""
+    handoff = CarerHandoff.objects.select_related("subscriber").filter(
+        pk=handoff_id, status=CarerHandoff.Status.PENDING, carer_confirmed_at__isnull=True
+    ).first()
+    if handoff is None or selectors.is_suppressed(email=handoff.carer_email):
+        return EmailOutcome(sent=False)
+    outcome = throttled_email_send(
+        email=handoff.carer_email, mailbox_counted=mailbox_counted, kind="carer_confirmation",
+        build=lambda: build_carer_confirmation_email(handoff), take_slot=throttle.take_carer_email_slot,
+    )
+    logger.info("carer confirmation handoff=%s sent=%s", handoff.pk, outcome.sent)
+    return outcome
+
+
+def carer_notice_email_send(*, handoff_id: int, event: str) -> EmailOutcome:
+    """The subscriber's notice of a step of their carer hand-off (services.carers.NOTICE_*), to
+    their own address, unless it is suppressed or the subscriber erased. Never dropped by the
+    mailbox throttle (the subscriber must be told; the daily cap on carer requests bounds it);
+    under the carer emails' hourly ceiling."""
+    handoff = CarerHandoff.objects.select_related("subscriber").filter(pk=handoff_id).first()
+    if handoff is None or selectors.is_suppressed(email=handoff.subscriber.email):
+        return EmailOutcome(sent=False)
+    outcome = throttled_email_send(
+        email=handoff.subscriber.email, mailbox_counted=True, kind="carer_notice",
+        build=lambda: build_carer_notice_email(handoff, event=event), take_slot=throttle.take_carer_email_slot,
+    )
+    logger.info("carer notice handoff=%s event=%s sent=%s", handoff.pk, event, outcome.sent)
+    return outcome

@@ -1,7 +1,7 @@
 """Reconciling: the safety net for deliveries a lost worker, a lost broker message or a silent
 provider left behind. Run periodically (schedule.PERIODIC_TASKS, every 30 s), one run at a time.
 
-1. Journalled answers (services/answer_journal.py) are applied first: the provider accepted them.
+1. Journalled answers (nurture/sending/journal.py) are applied first: the provider accepted them.
 2. A delivery in `sending` for longer than NURTURE_SENDING_TIMEOUT_SECONDS belongs to a worker
    that died (SIGKILL, OOM, machine lost) or hung. It is never blindly resent:
    - the provider's message id is recorded: the provider accepted it -> sent;
@@ -12,8 +12,8 @@ provider left behind. Run periodically (schedule.PERIODIC_TASKS, every 30 s), on
 3. An `unknown` delivery is settled by the provider's webhook events when they come
    (services/webhooks.py: matched by our Message-ID, the delivery id in the metadata, or the
    provider's id). With no event within NURTURE_UNKNOWN_OUTCOME_SECONDS of the call it becomes
-   failed, "unknown outcome", for staff to check in the provider's activity log (our Message-ID is
-   stored) and requeue if it never arrived. A second copy of a health email is worse for the
+   failed and `unanswered` ("unknown outcome" in its reason), for staff to check in the provider's
+   activity log (our Message-ID is stored) and requeue if it never arrived. A second copy of a health email is worse for the
    reader than a late one.
 4. The sweeper: a queued delivery whose send task was lost (the broker restarted without
    persistence, a process died between commit and enqueue, the worker holding its retry was
@@ -31,14 +31,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import F, Q
+from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from nurture import mail_health
+from nurture import mail_health, sending
 from nurture.models import Delivery
-from nurture.services.answer_journal import answers_journal_replay
-from nurture.services.deliveries import deliveries_mark_sent
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +76,7 @@ def deliveries_reconcile(
     """`enqueue(delivery_ids)` sends ids to the send task (the Celery task passes it in); it is
     called once the writes are committed (each UPDATE here commits on its own). None: nothing is
     enqueued. `queue_length()` reads the broker's send queue (None: it cannot be read)."""
-    result = ReconcileResult(journal_applied=answers_journal_replay())
+    result = ReconcileResult(journal_applied=sending.answers_journal_replay())
     now = now or timezone.now()
     timeout = timedelta(seconds=sending_timeout_seconds or settings.NURTURE_SENDING_TIMEOUT_SECONDS)
     cutoff = now - timeout
@@ -87,27 +85,23 @@ def deliveries_reconcile(
     # Provider accepted (its id is recorded): sent, when it was handed over.
     accepted = list(stale.exclude(provider_message_id="").values_list("id", "provider_message_id", "provider_call_started_at")[:RECONCILE_LIMIT])
     for delivery_id, provider_id, called_at in accepted:
-        result.marked_sent += deliveries_mark_sent(
+        result.marked_sent += sending.deliveries_mark_sent(
             provider_message_ids={delivery_id: provider_id}, sent_at=called_at or now, among=stale
         )
 
     # Never handed to the provider: safe to send again.
     requeue_ids = list(stale.filter(provider_message_id="", provider_call_started_at__isnull=True).values_list("id", flat=True)[:RECONCILE_LIMIT])
     if requeue_ids:
-        result.requeued = stale.filter(pk__in=requeue_ids, provider_call_started_at__isnull=True).update(
-            status=Delivery.Status.QUEUED, next_attempt_at=now, failure_reason="requeued: worker lost before the provider call"
+        result.requeued = sending.deliveries_requeue_unhanded(
+            delivery_ids=requeue_ids, among=stale, now=now, reason="requeued: worker lost before the provider call"
         )
 
     # Handed over, answer lost: unknown, for the provider's word (never resent).
-    result.unknown_outcome = stale.filter(provider_message_id="", provider_call_started_at__isnull=False).update(
-        status=Delivery.Status.UNKNOWN, failure_reason=UNKNOWN_OUTCOME_REASON
-    )
+    result.unknown_outcome = sending.deliveries_mark_unknown(among=stale, reason=UNKNOWN_OUTCOME_REASON)
 
     # Unknown for longer than the window, no event: failed, for staff to decide.
     window = now - timedelta(seconds=settings.NURTURE_UNKNOWN_OUTCOME_SECONDS)
-    result.unknown_expired = Delivery.objects.filter(status=Delivery.Status.UNKNOWN).filter(
-        Q(provider_call_started_at__lt=window) | Q(provider_call_started_at__isnull=True, sending_started_at__lt=window)
-    ).update(status=Delivery.Status.FAILED, failed_at=now, failure_reason=UNKNOWN_EXPIRED_REASON)
+    result.unknown_expired = sending.deliveries_expire_unknown(waited_since=window, now=now, reason=UNKNOWN_EXPIRED_REASON)
 
     # Queued with no live task: the sweeper (not while the complaint brake holds series sending).
     if enqueue is not None and mail_health.sending_brake_engaged() is None:

@@ -15,7 +15,9 @@ from django.utils.translation import gettext_lazy as _
 from content.models import Stage
 from nurture import rules, selectors, tokens, wording
 from nurture.models import ConsentRecord, Delivery, SignupRequest, Subscriber
+from nurture.services.carers import carer_handoffs_end
 from nurture.services.consent import consent_record
+from nurture.services.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -24,15 +26,6 @@ logger = logging.getLogger(__name__)
 PAUSE_WEEKS = (2, 4, 13)
 # A treatment date may be at most this far ahead.
 TREATMENT_DATE_MAX_DAYS = 365
-
-
-class InputError(ValueError):
-    """Bad input a person gave: shown as the field's error in their language; nothing was changed."""
-
-    def __init__(self, field: str, message):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 def treatment_date_problem(value: dt.date | None, *, today: dt.date | None = None):
@@ -137,8 +130,6 @@ def subscriber_links_renew(*, subscriber_id: int, enqueue, notify) -> Subscriber
     The page that asked is itself revoked, so it can ask once: no mailbox throttle, the hourly
     ceiling still applies. `enqueue(subscriber_id, mailbox_counted)`: the view passes
     nurture.tasks.enqueue_fresh_links."""
-    from nurture.services.carers import carer_handoffs_end  # carers imports this module
-
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
     subscriber.link_version += 1
     subscriber.save(update_fields=["link_version"])

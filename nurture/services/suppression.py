@@ -1,6 +1,6 @@
 """The suppression list: addresses we must never write to again.
 
-One way in for every cause: the provider refusing a recipient at send time (services/sending.py),
+One way in for every cause: the provider refusing a recipient at send time (nurture/sending/),
 a hard bounce, complaint or provider-side unsubscribe arriving by webhook (services/webhooks.py),
 and a person asking us to delete their data (services/retention.py). Sending and the confirmation
 email check the list (selectors.is_suppressed), and a suppressed subscriber is never planned.

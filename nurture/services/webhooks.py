@@ -31,7 +31,7 @@ from nurture import providers, recipients, selectors
 from nurture.models import Delivery, ProviderEvent
 from nurture.services.brake import sending_brake_check
 from nurture.services.carers import carer_address_failed
-from nurture.services.deliveries import ANSWERABLE, delivery_settle_unknown
+from nurture.sending import ANSWERABLE, delivery_settle_unknown
 from nurture.services.suppression import address_suppress
 
 logger = logging.getLogger(__name__)

@@ -118,7 +118,7 @@ app.conf.task_always_eager = True
 
 @app.task(name="nurture.test_logging")
 def work():
-    logging.getLogger("nurture.services.sending").warning("send to maria@example.org failed", extra={"delivery_id": 42})
+    logging.getLogger("nurture.sending.pipeline").warning("send to maria@example.org failed", extra={"delivery_id": 42})
 
 logging.getLogger("nurture.web").info("plain line")
 work.apply(task_id="0f0e0d0c-0000-4000-8000-000000000001")
@@ -140,7 +140,7 @@ def test_log_format_json_gives_one_object_per_line_with_task_and_delivery_ids_an
 def test_plain_text_stays_the_default():
     result = run_python(LOG_SCRIPT)
     assert result.returncode == 0, result.stderr
-    assert re.search(r"^\S+ \S+ WARNING nurture.services.sending send to \[address\] failed$", result.stderr, re.M), result.stderr
+    assert re.search(r"^\S+ \S+ WARNING nurture.sending.pipeline send to \[address\] failed$", result.stderr, re.M), result.stderr
     assert not any(line.startswith("{") for line in result.stderr.splitlines())
 
 
@@ -218,7 +218,7 @@ SENTRY_SCRIPT = """
 import logging, django
 django.setup()
 import sentry_sdk
-logging.getLogger("nurture.services.sending").error(
+logging.getLogger("nurture.sending.pipeline").error(
     "send failed for maria@example.org (stage in_treatment) link /preferences/abc.DEF-123/"
 )
 try:

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from nurture import tasks, tokens
 from nurture.models import Bereavement, CarerHandoff, ConsentRecord, Delivery, Subscriber
-from nurture.services.deliveries import deliveries_claim
+from nurture.sending.ledger import deliveries_claim
 from support.workers import CeleryProcess, subprocess_env, use_broker_in_this_process, wait_for
 from tests.e2e.test_care import messages, sign_up_and_confirm, text_of
 from tests.conftest import _redis_url_for_this_worker, service_missing

@@ -13,7 +13,7 @@ from content.models import Article
 from nurture import providers, selectors
 from nurture.models import Delivery, StepArticle, Subscriber
 from nurture.services import planning
-from nurture.services.deliveries import deliveries_mark_sent
+from nurture.sending.ledger import deliveries_mark_sent
 from tests.helpers.scheduler import active_subscriber, article, series
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,7 +21,8 @@ from nurture.emails.cache import render_cache
 from nurture.emails.links import SAMPLE_TOKEN, view_online_url
 from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery, Series, Subscriber
-from nurture.services import planning, sending
+from nurture.services import planning
+from nurture import sending
 from support.library import sample_reviewer
 from tests.helpers.scheduler import active_subscriber, article, series
 from tests.helpers.staff import verified_login
@@ -306,7 +307,7 @@ def test_delivery_list_columns_and_filters(admin_client, two_series):
 def test_requeue_moves_only_failed_deliveries_and_they_are_sent(admin_client, two_series, django_capture_on_commit_callbacks):
     treatment, _ = two_series
     reader = active_subscriber("reader@example.org", treatment)
-    failed = Delivery.objects.create(subscriber=reader, step=treatment.steps.get(position=0), status="failed",
+    failed = Delivery.objects.create(subscriber=reader, step=treatment.steps.get(position=0), status="failed", unanswered=True,
                                      failure_reason="unknown outcome: worker lost mid-send", article_versions={str(article("welcome").pk): 1})
     sent = Delivery.objects.create(subscriber=reader, step=treatment.steps.get(position=1), status="sent")
     with django_capture_on_commit_callbacks(execute=True):
@@ -317,6 +318,7 @@ def test_requeue_moves_only_failed_deliveries_and_they_are_sent(admin_client, tw
     assert "Requeued 1 failed delivery" in message and "1 not requeued: only failed deliveries can be" in message
     failed.refresh_from_db()
     assert failed.status == "sent" and failed.attempts == 1  # enqueued on commit; the eager task sent it
+    assert not failed.unanswered
     assert Delivery.objects.get(pk=sent.pk).status == "sent"
     assert len(mail.outbox) == 1 and "Welcome" in mail.outbox[0].body
 

@@ -14,7 +14,8 @@ from nurture import results, tokens
 from nurture.models import AuditEntry, Bereavement, CarerHandoff, ConsentRecord, Delivery, Subscriber, Suppression
 from nurture.services import bereavement as services
 from nurture.services import carers
-from nurture.services.deliveries import Claimed, deliveries_claim, deliveries_recheck, deliveries_stamp_handed
+from nurture.sending.ledger import deliveries_claim, deliveries_stamp_handed
+from nurture.sending.recheck import deliveries_recheck
 from nurture.services.retention import expired_data_purge
 from nurture.services.signup import signup_request_process
 from nurture.models import SignupRequest

@@ -23,7 +23,8 @@ from django.test import Client
 
 from nurture import tokens
 from nurture.models import CarerHandoff, ConsentRecord, Delivery, Subscriber, Suppression
-from nurture.services import carers, planning, sending, throttle, webhooks
+from nurture.services import carers, planning, throttle, webhooks
+from nurture import sending
 from tests.helpers.scheduler import active_subscriber, series
 
 pytestmark = pytest.mark.django_db
@@ -298,9 +299,9 @@ def test_carer_emails_have_their_own_ceiling_and_queue(ana, settings):
     settings.NURTURE_CARER_EMAILS_PER_HOUR = 1
     settings.NURTURE_CONFIRMATIONS_PER_HOUR = 5
     first = carers.carer_request(subscriber_id=ana.pk, carer_email="one@example.org", mode="as_well", enqueue=noop, notify=noop)
-    assert sending.carer_confirmation_email_send(handoff_id=first.pk).sent
+    assert carers.carer_confirmation_email_send(handoff_id=first.pk).sent
     second = carers.carer_request(subscriber_id=ana.pk, carer_email="two@example.org", mode="as_well", enqueue=noop, notify=noop)
-    waiting = sending.carer_confirmation_email_send(handoff_id=second.pk)
+    waiting = carers.carer_confirmation_email_send(handoff_id=second.pk)
     assert not waiting.sent and waiting.retry_in > 0  # carer emails wait for their own ceiling...
     assert throttle.take_confirmation_slot() == 0.0  # ...which leaves the sign-up confirmations' untouched
     routes = live.CELERY_TASK_ROUTES
@@ -335,14 +336,14 @@ def test_the_worker_does_not_email_a_suppressed_carer(ana):
     Suppression.objects.create(email="gone@example.org", reason="erased")
     handoff = carers.carer_request(subscriber_id=ana.pk, carer_email="gone@example.org", mode="as_well", enqueue=noop, notify=noop)
     mail.outbox.clear()
-    assert not sending.carer_confirmation_email_send(handoff_id=handoff.pk).sent
+    assert not carers.carer_confirmation_email_send(handoff_id=handoff.pk).sent
     assert not mail.outbox
 
 
 def test_the_carer_confirmation_names_the_subscriber_by_first_name_only(ana):
     handoff = carers.carer_request(subscriber_id=ana.pk, carer_email="tom@example.org", mode="as_well", enqueue=noop, notify=noop)
     mail.outbox.clear()
-    assert sending.carer_confirmation_email_send(handoff_id=handoff.pk).sent
+    assert carers.carer_confirmation_email_send(handoff_id=handoff.pk).sent
     [ask] = mail.outbox
     raw = ask.message().as_string()
     assert "ana@example.org" not in raw and "Ana asked us" in ask.body
@@ -363,7 +364,7 @@ def test_the_carer_confirmation_counts_against_the_carer_mailbox(ana, settings):
     for _ in range(4):
         handoff = carers.carer_request(subscriber_id=ana.pk, carer_email="Stranger+x@Example.org", mode="instead",
                                        enqueue=noop, notify=noop)
-        outcomes.append(sending.carer_confirmation_email_send(handoff_id=handoff.pk).sent)
+        outcomes.append(carers.carer_confirmation_email_send(handoff_id=handoff.pk).sent)
     assert outcomes == [True, True, False, False]
     assert len(mail.outbox) == 2
     throttle.forget_in_process_limiters()
@@ -424,6 +425,6 @@ def test_a_spanish_carer_copy_and_notice_are_in_spanish():
     assert "Hola. Recibe este correo porque Sofía nos pidió que se lo enviáramos." in copy.body
     assert "Dejar de enviarme estos correos" in copy.body and "Cambiar sus opciones" not in copy.body
     mail.outbox.clear()
-    assert sending.carer_notice_email_send(handoff_id=handoff.pk, event=carers.NOTICE_ACTIVE).sent
+    assert carers.carer_notice_email_send(handoff_id=handoff.pk, event=carers.NOTICE_ACTIVE).sent
     [notice] = mail.outbox
     assert notice.to == ["sofia@example.org"] and "Sus correos ahora se envían a tom@example.org además de a usted." in notice.body

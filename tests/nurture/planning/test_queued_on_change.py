@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from nurture.models import Delivery
-from nurture.services import planning, sending
+from nurture.services import planning
+from nurture import sending
 from nurture.services import subscribers as subscriber_services
 from tests.helpers.scheduler import active_subscriber, series
 

@@ -21,7 +21,8 @@ from content.services import article_save, review_reminders_send
 from nurture import selectors
 from nurture.emails.messages import build_step_email
 from nurture.models import AuditEntry, Delivery, Subscriber
-from nurture.services import planning, sending
+from nurture.services import planning
+from nurture import sending
 from support.library import sample_reviewer
 from tests.helpers.scheduler import active_subscriber, article, series
 from tests.helpers.staff import CLINICAL_REVIEWERS, CONTENT_EDITORS, staff_user, verified_login

@@ -19,7 +19,8 @@ from nurture import tokens
 from nurture.emails.links import feedback_urls
 from nurture.models import Delivery, Feedback, Subscriber
 from nurture.services import feedback as feedback_services
-from nurture.services import planning, retention, sending
+from nurture.services import planning, retention
+from nurture import sending
 from tests.helpers.scheduler import active_subscriber, article, series
 from tests.helpers.staff import CONTENT_EDITORS, staff_user, verified_login
 

@@ -19,7 +19,9 @@ from nurture.emails.links import Personal
 from nurture.emails.merge import merge_bodies, merge_values
 from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery, Subscriber, Suppression
-from nurture.services import deliveries, planning, sending, throttle
+from nurture.services import planning, throttle
+from nurture import sending
+from nurture.sending import batch_calls, ledger, recheck
 from support.fake_provider import FakeMailgun, FakeProvider, mailgun_merge
 from tests.helpers.scheduler import active_subscriber, series
 
@@ -131,13 +133,13 @@ def test_grouping_one_call_per_body_each_address_once_and_a_size_limit():
     planning.deliveries_plan_due()
     stamp = timezone.now()
     all_ids = list(Delivery.objects.order_by("id").values_list("id", flat=True))
-    claimed, skipped = deliveries.deliveries_recheck(delivery_ids=deliveries.deliveries_claim(delivery_ids=all_ids, stamp=stamp), stamp=stamp)
+    claimed, skipped = recheck.deliveries_recheck(delivery_ids=ledger.deliveries_claim(delivery_ids=all_ids, stamp=stamp), stamp=stamp)
     assert skipped == {} and len(claimed) == 6
-    calls = sending.group_for_batch_calls(claimed, limit=3)
+    calls = batch_calls.group_for_batch_calls(claimed, limit=3)
     assert [len(call) for call in calls] == [3, 2, 1]
     assert {c.delivery.step_id for c in calls[2]} != {c.delivery.step_id for c in calls[0]}
     # The same address twice (merge data is keyed by address): never in one call.
-    twice = sending.group_for_batch_calls([claimed[0], claimed[1], claimed[0]], limit=1000)
+    twice = batch_calls.group_for_batch_calls([claimed[0], claimed[1], claimed[0]], limit=1000)
     assert [[c.delivery.pk for c in call] for call in twice] == [[ids[0], ids[1]], [ids[0]]]
 
 

@@ -13,8 +13,9 @@ import time_machine
 from nurture import providers
 from nurture.emails.messages import build_delivery_email
 from nurture.models import CarerHandoff, Delivery, Subscriber, Suppression
-from nurture.services import planning, reconcile, sending, signup
-from nurture.services.send_calls import provider_health
+from nurture.services import carers, planning, reconcile, signup
+from nurture import sending
+from nurture.sending.calls import provider_health
 from tests.helpers.scheduler import active_subscriber, series
 
 pytestmark = pytest.mark.django_db
@@ -164,7 +165,7 @@ def test_a_worker_killed_after_the_call_never_sends_the_batch_again(postmark, mo
 
     from django.utils import timezone
 
-    from nurture.services import esp_batch
+    from nurture.sending import batch_calls as esp_batch
 
     ids = planned(4)
 
@@ -239,7 +240,7 @@ def test_service_emails_go_on_the_transactional_stream(postmark, settings, redis
     subscriber = active_subscriber("waiting@example.org", the_series)
     assert signup.subscriber_links_email(subscriber_id=subscriber.pk).sent
     handoff = CarerHandoff.objects.create(subscriber=subscriber, carer_email="carer@example.org", mode="as_well")
-    assert sending.carer_confirmation_email_send(handoff_id=handoff.pk).sent
+    assert carers.carer_confirmation_email_send(handoff_id=handoff.pk).sent
     planning.deliveries_plan_due()
     [delivery_id] = Delivery.objects.values_list("id", flat=True)
     assert sending.delivery_send(delivery_id=delivery_id).status == "sent"

@@ -15,7 +15,8 @@ from nurture import providers
 from nurture.emails.layout import PH_GREETING
 from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery, ProviderEvent, Step, Suppression
-from nurture.services import planning, sending
+from nurture.services import planning
+from nurture import sending
 from support.fake_esps import FakeSparkPost, sparkpost_render
 from tests.helpers.scheduler import active_subscriber, series
 

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from nurture import mail_health, metrics
 from nurture.models import AuditEntry, Delivery, SendingBrake
-from nurture.services import brake, planning, reconcile, sending, signup
+from nurture.services import brake, planning, reconcile, signup
+from nurture import sending
 from tests.helpers.scheduler import active_subscriber, series
 from tests.helpers.staff import staff_user, verified_login
 

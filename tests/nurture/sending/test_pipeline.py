@@ -14,7 +14,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from nurture.models import Delivery
-from nurture.services import answer_journal, deliveries, planning, reconcile, sending, throttle
+from nurture.services import planning, reconcile, throttle
+from nurture import sending
+from nurture.sending import db_retry, journal as answer_journal, ledger as deliveries
 from support.fake_provider import FakeProvider
 from tests.helpers.scheduler import active_subscriber, series
 
@@ -186,7 +188,7 @@ def test_answers_the_database_would_not_take_are_journalled_then_replayed(provid
         raise OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(deliveries, "deliveries_mark_sent", down)
-    monkeypatch.setattr(deliveries.time, "sleep", lambda s: None)
+    monkeypatch.setattr(db_retry.time, "sleep", lambda s: None)
     outcome = sending.deliveries_send(delivery_ids=ids)
     assert outcome.counts == {"sent": 3}  # the provider accepted all three
     assert set(statuses(ids).values()) == {"sending"}  # not yet written
@@ -194,11 +196,11 @@ def test_answers_the_database_would_not_take_are_journalled_then_replayed(provid
     monkeypatch.undo()
     # Even if the reconciler judged them first, the journal wins: they were accepted.
     Delivery.objects.filter(pk=ids[0]).update(status="unknown")
-    assert answer_journal.answers_journal_replay() == 3
+    assert sending.answers_journal_replay() == 3
     rows = Delivery.objects.filter(pk__in=ids)
     assert set(rows.values_list("status", flat=True)) == {"sent"}
     assert sorted(rows.values_list("provider_message_id", flat=True)) == sorted(a.provider_message_id for a in provider.state.accepted)
-    assert answer_journal.pending_files() == [] and answer_journal.answers_journal_replay() == 0
+    assert answer_journal.pending_files() == [] and sending.answers_journal_replay() == 0
 
 
 def test_a_read_timeout_leaves_the_row_unknown_and_it_is_never_resent(provider):
@@ -238,6 +240,34 @@ def test_unknown_rows_fail_after_the_window_for_staff(settings):
     assert result.unknown_expired == 1
     assert statuses(ids) == {ids[0]: "failed", ids[1]: "unknown"}
     assert Delivery.objects.get(pk=ids[0]).failure_reason == reconcile.UNKNOWN_EXPIRED_REASON
+
+
+def test_failed_for_want_of_an_answer_is_its_own_flag_and_a_late_answer_still_settles_it(settings):
+    ids = planned(3)
+    settings.NURTURE_UNKNOWN_OUTCOME_SECONDS = 600
+    long_ago = timezone.now() - timedelta(seconds=601)
+    Delivery.objects.filter(pk__in=ids[:2]).update(status="unknown", provider_call_started_at=long_ago)
+    # A failure the provider did answer, whatever its words: not awaiting an answer.
+    Delivery.objects.filter(pk=ids[2]).update(status="failed", failure_reason="unknown outcome, said the provider")
+    assert reconcile.deliveries_reconcile(queue_length=lambda: 0).unknown_expired == 2
+    assert dict(Delivery.objects.filter(pk__in=ids).values_list("pk", "unanswered")) == {ids[0]: True, ids[1]: True, ids[2]: False}
+    marked = sending.deliveries_mark_sent(provider_message_ids={pk: f"late-{pk}" for pk in ids}, sent_at=timezone.now())
+    assert marked == 2
+    assert statuses(ids) == {ids[0]: "sent", ids[1]: "sent", ids[2]: "failed"}
+    assert not Delivery.objects.filter(pk__in=ids[:2], unanswered=True).exists()  # answered now
+
+
+def test_the_migration_marks_the_rows_that_failed_for_want_of_an_answer():
+    from importlib import import_module
+
+    from django.apps import apps
+
+    ids = planned(3)
+    Delivery.objects.filter(pk=ids[0]).update(status="failed", failure_reason="unknown outcome: no word from the provider")
+    Delivery.objects.filter(pk=ids[1]).update(status="failed", failure_reason="recipient refused: unknown outcome")
+    Delivery.objects.filter(pk=ids[2]).update(status="unknown", failure_reason="unknown outcome: ReadTimeout")
+    import_module("nurture.migrations.0022_delivery_unanswered").mark_unanswered(apps, None)
+    assert list(Delivery.objects.filter(unanswered=True).values_list("pk", flat=True)) == [ids[0]]
 
 
 def test_the_sweeper_reenqueues_lost_tasks_only_when_the_send_queue_is_empty_and_respects_backoff(settings):

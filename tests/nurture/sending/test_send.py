@@ -12,7 +12,8 @@ from django.core import mail
 from django.utils import timezone
 
 from nurture.models import Delivery, Subscriber, Suppression
-from nurture.services import planning, reconcile, sending, throttle
+from nurture.services import planning, reconcile, throttle
+from nurture import sending
 from support.fake_provider import FakeProvider
 from tests.helpers.scheduler import active_subscriber, article, series
 

@@ -20,7 +20,8 @@ SCRIPT = textwrap.dedent("""
     call_command("migrate", verbosity=0)
     assert connection.vendor == "sqlite", connection.vendor
     from nurture.models import Delivery
-    from nurture.services import planning, sending
+    from nurture.services import planning
+    from nurture import sending
     from tests.helpers.scheduler import active_subscriber, series
     active_subscriber("demo@example.org", series("in_treatment", [(0, ["first-article"])]))
     assert planning.deliveries_plan_due().planned == 1

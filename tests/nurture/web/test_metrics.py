@@ -11,7 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from nurture import metrics
 from nurture.models import Delivery
-from nurture.services import planning, sending
+from nurture.services import planning
+from nurture import sending
 from support.fake_provider import FakeProvider
 from support.workers import use_broker_in_this_process
 from tests.helpers.scheduler import active_subscriber, series

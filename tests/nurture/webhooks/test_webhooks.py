@@ -12,7 +12,8 @@ import pytest
 from nurture import mail_health, selectors
 from config.checks import environment_values, production_placeholders
 from nurture.models import Delivery, ProviderEvent, Subscriber, Suppression
-from nurture.services import planning, sending
+from nurture.services import planning
+from nurture import sending
 from support.fake_provider import FakeProvider
 from tests.helpers.scheduler import active_subscriber, series
 

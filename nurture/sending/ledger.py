@@ -1,74 +1,40 @@
-"""A delivery row's state changes during a send, each one writer, set-based: each is a fixed number of
-statements whatever the batch size, and each survives a dropped database connection. The batch
-send (services/sending.py, send_calls.py, esp_batch.py), the reconciler (services/reconcile.py),
-the answer journal and provider webhooks all go through these, so "claimed", "sent" and "skipped"
-mean one thing wherever they happen.
+"""The ledger: the one writer of a delivery's state (Delivery.status and what goes with it:
+failure_reason, unanswered, the claim's stamps, next_attempt_at). Every change of state, wherever it
+is decided (the send pipeline, the reconciler, provider webhooks, staff, a bereavement), is one of
+the functions here, so "claimed", "sent", "skipped" and "failed for want of an answer" mean one
+thing wherever they happen; tests/test_architecture.py fails if any other module writes the status.
+Each is set-based (a fixed number of statements whatever the batch size) and idempotent.
 
     queued --claim (one UPDATE ... RETURNING)--> sending --stamp (one UPDATE per handed chunk)-->
         sent (one UPDATE per distinct article list) | queued (released: one UPDATE, one next_attempt_at)
         | failed / skipped / unknown (one UPDATE per reason)
+    unknown --the provider's word--> sent | failed;  --no word in time--> failed, unanswered
+    failed --staff requeue--> queued;  queued (or claimed, not handed over) --bereavement--> skipped
 
 Every write after the claim is conditional on the claim still holding (status 'sending' with this
 batch's stamp), so a row the reconciler took back is never written over, and every write is
-idempotent: retrying one after a lost connection (with_db_retry) cannot do anything twice. The
-claim itself is retried with the same stamp and also matches rows it already took.
+idempotent: retrying one after a lost connection (db_retry.with_db_retry) cannot do anything twice.
+The claim itself is retried with the same stamp and also matches rows it already took.
 """
 from __future__ import annotations
 
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from nurture import selectors
-from nurture.models import CarerHandoff, Delivery, Subscriber
+from nurture.models import Delivery, Subscriber
+from nurture.sending import journal
+from nurture.sending.db_retry import DB_ERRORS, with_db_retry
 
 logger = logging.getLogger(__name__)
 
-DB_ERRORS = (OperationalError, InterfaceError)
-
-
-def infrastructure_errors() -> tuple[type[BaseException], ...]:
-    """Errors of our own infrastructure (database, Redis, the broker), never of the provider: a
-    batch that meets one releases what it claimed and re-enqueues it."""
-    import kombu.exceptions
-    import redis.exceptions
-
-    return (*DB_ERRORS, redis.exceptions.RedisError, kombu.exceptions.OperationalError, ConnectionRefusedError)
-
-
-def _drop_connection() -> None:
-    try:
-        connection.close()
-    except Exception:  # the connection is already gone; Django forgets it either way
-        connection.connection = None
-
-
-def with_db_retry(fn, *, what: str, attempts: int | None = None):
-    """Run fn(); on a lost or broken database connection, reconnect and run it again, with backoff
-    (0.1 s, 0.3 s, 0.9 s ... capped at 5 s), NURTURE_DB_RETRY_ATTEMPTS times in all. fn must be
-    idempotent. Raises the last error when they are used up."""
-    attempts = attempts or settings.NURTURE_DB_RETRY_ATTEMPTS
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except DB_ERRORS as exc:
-            if connection.in_atomic_block or attempt == attempts:
-                raise
-            delay = min(5.0, 0.1 * 3 ** (attempt - 1))
-            logger.warning("database error during %s (attempt %d/%d, retrying in %.1fs): %s", what, attempt, attempts, delay, type(exc).__name__)
-            _drop_connection()
-            time.sleep(delay)
-
-
-# --- claim and re-check ----------------------------------------------------------------------------
+# --- claim -----------------------------------------------------------------------------------------
 
 
 def deliveries_claim(*, delivery_ids: list[int], stamp: datetime) -> list[int]:
@@ -105,44 +71,6 @@ class Claimed:
     @property
     def pk(self) -> int:
         return self.delivery.pk
-
-
-def _skip_reason(delivery: Delivery, suppressed: set[str], articles: list) -> str:
-    subscriber = delivery.subscriber
-    if subscriber.status != Subscriber.Status.ACTIVE:
-        return f"subscriber is {subscriber.status}"
-    if delivery.step.series_id != subscriber.series_id:
-        return "subscriber moved to another series"
-    if delivery.for_carer and delivery.carer_handoff.status != CarerHandoff.Status.ACTIVE:
-        return "carer hand-off ended"
-    if delivery.to_address.strip().lower() in suppressed:
-        return "address is suppressed"
-    if not articles:
-        return "no published article left in this step"
-    return ""
-
-
-def deliveries_recheck(*, delivery_ids: list[int], stamp: datetime) -> tuple[list[Claimed], dict[str, list[int]]]:
-    """Checked again just before sending, not only at planning: they may have left, paused, moved
-    to another series or bounced since, and a carer's hand-off may have ended. Four reads for the
-    whole batch (rows with subscriber, step and carer hand-off, suppressions, articles), read-only.
-    Returns the rows to send, in id order, and {reason: ids} of rows to skip."""
-    deliveries = list(
-        Delivery.objects.select_related("subscriber", "step__series", "carer_handoff")
-        .filter(pk__in=delivery_ids, status=Delivery.Status.SENDING, sending_started_at=stamp)
-        .order_by("pk")
-    )
-    suppressed = selectors.suppressed_among(emails=[d.to_address for d in deliveries])
-    articles = selectors.deliveries_articles(deliveries=deliveries)
-    keep, skip = [], defaultdict(list)
-    for delivery in deliveries:
-        reason = _skip_reason(delivery, suppressed, articles[delivery.pk])
-        if reason:
-            skip[reason].append(delivery.pk)
-        else:
-            # One address per message: the building asks the database nothing more.
-            keep.append(Claimed(delivery, articles[delivery.pk], recipients=[delivery.to_address]))
-    return keep, dict(skip)
 
 
 def _ours(delivery_ids, stamp: datetime):
@@ -232,11 +160,10 @@ class SentAnswer:
 
 
 # Rows an accepted answer may land on: still being sent, already marked unknown (the reconciler
-# or a read timeout), or failed for want of an answer (the unknown window passed before the
-# journal was replayed or the provider's event came).
-UNKNOWN_OUTCOME = "unknown outcome"  # how a failure for want of an answer starts its reason
+# or a read timeout), or failed for want of an answer (`unanswered`: the unknown window passed
+# before the journal was replayed or the provider's event came).
 ANSWERABLE = Q(status__in=[Delivery.Status.SENDING, Delivery.Status.UNKNOWN]) | Q(
-    status=Delivery.Status.FAILED, failure_reason__startswith=UNKNOWN_OUTCOME
+    status=Delivery.Status.FAILED, unanswered=True
 )
 
 
@@ -256,8 +183,8 @@ def deliveries_mark_sent(
     table, subscribers = Delivery._meta.db_table, Subscriber._meta.db_table
     rows = ", ".join(["(%s, %s)"] * len(provider_message_ids))
     # ANSWERABLE, spelled out; `among` (a queryset) as a subquery.
-    where = f"({table}.status IN (%s, %s) OR ({table}.status = %s AND {table}.failure_reason LIKE %s))"
-    where_params = [Delivery.Status.SENDING, Delivery.Status.UNKNOWN, Delivery.Status.FAILED, f"{UNKNOWN_OUTCOME}%"]
+    where = f"({table}.status IN (%s, %s) OR ({table}.status = %s AND {table}.unanswered = %s))"
+    where_params = [Delivery.Status.SENDING, Delivery.Status.UNKNOWN, Delivery.Status.FAILED, True]
     if among is not None:
         among_sql, among_params = among.filter(pk__in=list(provider_message_ids)).values("pk").query.sql_with_params()
         where, where_params = f"{where} AND {table}.id IN ({among_sql})", [*where_params, *among_params]
@@ -265,12 +192,12 @@ def deliveries_mark_sent(
     sets, set_params = "", []
     if article_versions is not None:
         sets, set_params = ", article_versions = %s", [connection.ops.adapt_json_value(article_versions, None)]
-    params = [Delivery.Status.SENT, at, *set_params]
+    params = [Delivery.Status.SENT, at, False, *set_params]
     for pk, provider_id in provider_message_ids.items():
         params += [pk, provider_id]
     sql = (
         f"UPDATE {table} SET status = %s, sent_at = %s, provider_message_id = v.column2, failure_reason = '', "
-        f"failed_at = NULL{sets} FROM (VALUES {rows}) AS v WHERE {table}.id = v.column1 AND {where} "
+        f"failed_at = NULL, unanswered = %s{sets} FROM (VALUES {rows}) AS v WHERE {table}.id = v.column1 AND {where} "
         f"RETURNING {table}.subscriber_id"
     )
     with connection.cursor() as cursor:
@@ -286,13 +213,11 @@ def deliveries_mark_sent(
     return len(marked)
 
 
-def deliveries_record_sent(*, answers: list[SentAnswer], sent_at: datetime | None = None, journal: bool = True) -> int:
+def deliveries_record_sent(*, answers: list[SentAnswer], sent_at: datetime | None = None, journal_if_down: bool = True) -> int:
     """Accepted answers, written at once: one mark-sent per distinct article list (a batch is
     mostly one), retried through a lost connection. If the database stays away through the
-    retries, the answers go to the journal (services/answer_journal.py) to be applied when it is
-    back (journal=False: the replay itself, which keeps its entries on failure instead)."""
-    from nurture.services.answer_journal import answers_journal_write
-
+    retries, the answers go to the journal (nurture/sending/journal.py) to be applied when it is
+    back (journal_if_down=False: the replay itself, which keeps its entries on failure instead)."""
     if not answers:
         return 0
     sent_at = sent_at or timezone.now()
@@ -309,21 +234,107 @@ def deliveries_record_sent(*, answers: list[SentAnswer], sent_at: datetime | Non
             for group in by_versions.values()
         )
 
-    if not journal:
+    if not journal_if_down:
         return write()
     try:
         return with_db_retry(write, what="recording sent")
     except DB_ERRORS:
         logger.exception("could not record %d accepted answers; journalling them", len(answers))
-        answers_journal_write(answers=[a.__dict__ for a in answers], sent_at=sent_at)
+        journal.answers_journal_write(answers=[asdict(a) for a in answers], sent_at=sent_at)
         return 0
+
+
+def answers_journal_replay() -> int:
+    """Every answer the journal kept while the database was away, recorded as sent by the same
+    writer as a live answer; returns how many. Database errors propagate (the entries stay)."""
+    def apply(entries: list[dict], sent_at: datetime) -> None:
+        answers = [
+            SentAnswer(
+                delivery_id=int(entry["delivery_id"]), subscriber_id=int(entry["subscriber_id"]),
+                provider_message_id=str(entry.get("provider_message_id") or ""),
+                article_versions=entry.get("article_versions") or {},
+            )
+            for entry in entries
+        ]
+        deliveries_record_sent(answers=answers, sent_at=sent_at, journal_if_down=False)
+
+    return journal.answers_journal_replay(apply=apply)
+
+
+def answers_journal_pending() -> bool:
+    """Whether the journal holds answers not yet recorded."""
+    return bool(journal.pending_files())
 
 
 def delivery_settle_unknown(*, delivery_id: int, accepted: bool, provider_message_id: str, reason: str, at: datetime) -> int:
     """An unknown outcome settled by the provider's word (its webhook event): accepted -> sent, with
-    the provider's id so later events find it; else failed with `reason`. Only while the row still
-    awaits an answer (unknown, or failed for want of one). Returns rows written (0 or 1)."""
+    the provider's id so later events find it; else failed with `reason` (an answer: not
+    `unanswered`). Only while the row still awaits an answer (unknown, or failed for want of one).
+    Returns rows written (0 or 1)."""
     awaiting = Delivery.objects.filter(ANSWERABLE).exclude(status=Delivery.Status.SENDING)
     if accepted:
         return deliveries_mark_sent(provider_message_ids={delivery_id: provider_message_id}, sent_at=at, among=awaiting)
-    return awaiting.filter(pk=delivery_id).update(status=Delivery.Status.FAILED, failed_at=at, failure_reason=reason[:2000])
+    return awaiting.filter(pk=delivery_id).update(
+        status=Delivery.Status.FAILED, failed_at=at, failure_reason=reason[:2000], unanswered=False)
+
+
+# --- the batch backs off; the safety nets; staff; a bereavement ------------------------------------
+
+
+def deliveries_back_off(*, delivery_ids: list[int], countdown: float) -> list[int]:
+    """Every row of a batch that went back to queued carries the same next_attempt_at (now +
+    countdown): the batch's backoff, which the reconciler respects. Returns those rows' ids."""
+    back = list(Delivery.objects.filter(pk__in=delivery_ids, status=Delivery.Status.QUEUED).values_list("pk", flat=True))
+    Delivery.objects.filter(pk__in=back, status=Delivery.Status.QUEUED).update(
+        next_attempt_at=timezone.now() + timedelta(seconds=countdown))
+    return back
+
+
+def deliveries_requeue_unhanded(*, delivery_ids: list[int], among: QuerySet[Delivery], now: datetime, reason: str) -> int:
+    """The reconciler: rows stuck in sending (still in `among`) that were never handed to the
+    provider go back to queued, due now."""
+    return among.filter(pk__in=delivery_ids, provider_call_started_at__isnull=True).update(
+        status=Delivery.Status.QUEUED, next_attempt_at=now, failure_reason=reason[:2000])
+
+
+def deliveries_mark_unknown(*, among: QuerySet[Delivery], reason: str) -> int:
+    """The reconciler: rows stuck in sending (in `among`) that were handed over with no answer
+    recorded: unknown, for the provider's word (never resent)."""
+    return among.filter(provider_message_id="", provider_call_started_at__isnull=False).update(
+        status=Delivery.Status.UNKNOWN, failure_reason=reason[:2000])
+
+
+def deliveries_expire_unknown(*, waited_since: datetime, now: datetime, reason: str) -> int:
+    """The reconciler: unknown since before `waited_since` (the call, or the claim if it never
+    started), no word from the provider: failed and `unanswered`, for staff to check and requeue."""
+    return Delivery.objects.filter(status=Delivery.Status.UNKNOWN).filter(
+        Q(provider_call_started_at__lt=waited_since) | Q(provider_call_started_at__isnull=True, sending_started_at__lt=waited_since)
+    ).update(status=Delivery.Status.FAILED, failed_at=now, failure_reason=reason[:2000], unanswered=True)
+
+
+@transaction.atomic
+def deliveries_requeue(*, delivery_ids: list[int], enqueue) -> int:
+    """Staff send failed deliveries again (e.g. one failed for want of an answer that they checked
+    never arrived at the provider). Only failed rows move; the send task is enqueued once this commits."""
+    ids = list(
+        Delivery.objects.select_for_update()
+        .filter(pk__in=delivery_ids, status=Delivery.Status.FAILED)
+        .values_list("id", flat=True)
+    )
+    Delivery.objects.filter(pk__in=ids).update(
+        status=Delivery.Status.QUEUED, provider_call_started_at=None, next_attempt_at=timezone.now(), failed_at=None,
+        failure_reason="requeued by staff", unanswered=False,
+        attempts=0,  # a fresh set of retries, not the exhausted one
+    )
+    if ids:
+        transaction.on_commit(lambda: enqueue(ids))
+    return len(ids)
+
+
+def deliveries_cancel_unsent(*, subscriber_id: int, reason: str) -> int:
+    """Queued deliveries, and claimed ones not yet handed to the provider, become skipped. Rows
+    already handed over (provider_call_started_at set) may be at the provider: they are left."""
+    unsent = Q(status=Delivery.Status.QUEUED) | Q(status=Delivery.Status.SENDING, provider_call_started_at__isnull=True)
+    return Delivery.objects.filter(unsent, subscriber_id=subscriber_id).update(
+        status=Delivery.Status.SKIPPED, failure_reason=reason[:2000], next_attempt_at=None,
+    )

@@ -8,7 +8,7 @@
   the deliveries one by one (a message refused inside the batch fails alone).
 
 Each call carries at most one rate-limit window's worth of emails. The claim, re-check, stamp and
-record are the same as for one call per email (services/send_calls.py, services/deliveries.py).
+record are the same as for one call per email (nurture/sending/handover.py, nurture/sending/ledger.py).
 """
 from __future__ import annotations
 
@@ -20,16 +20,17 @@ from anymail.exceptions import AnymailAPIError
 from django.conf import settings
 from django.core.mail import get_connection
 
+from nurture import metrics, providers
 from nurture.emails.cache import step_body_key
 from nurture.emails.merge import NotBatchable, build_batch_email
 from nurture.models import Delivery
-from nurture.services import throttle
-from nurture.services.deliveries import Claimed, SentAnswer, deliveries_record_sent, deliveries_settle, deliveries_release, deliveries_stamp_handed, with_db_retry
-from nurture.services.deliveries import NOT_CLAIMED
-from nurture import metrics, providers
-from nurture.services.send_calls import (
-    BatchOutcome, Slots, _back_off_together, _error_summary, _record, build_each, send_one_by_one, stamp_handed,
+from nurture.sending.calls import Slots, send_one_by_one
+from nurture.sending.db_retry import with_db_retry
+from nurture.sending.handover import BatchOutcome, back_off_together, build_each, error_summary, record_answers, stamp_handed
+from nurture.sending.ledger import (
+    NOT_CLAIMED, Claimed, SentAnswer, deliveries_record_sent, deliveries_release, deliveries_settle, deliveries_stamp_handed,
 )
+from nurture.services import throttle
 from nurture.services.suppression import address_suppress
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def _make_calls(items: list[Claimed], calls: list[list[Claimed]], *, stamp, outc
             if countdown is not None:
                 later = [item.pk for rest in calls[index + 1 :] for item in rest]
                 with_db_retry(lambda: deliveries_release(delivery_ids=later, stamp=stamp, countdown=countdown, handed=False), what="back off")
-                _back_off_together(outcome, [item.pk for item in items], countdown)
+                back_off_together(outcome, [item.pk for item in items], countdown)
                 return
 
 
@@ -101,7 +102,7 @@ def _send_batch_call(call: list[Claimed], *, stamp, connection, endpoint, outcom
         return sub.retry_countdown if sub.retry_ids else None
     except Exception as exc:  # a bug or bad content: nothing was sent; staff see why
         logger.exception("building a batch of %d failed", len(call))
-        reason = f"could not build the email: {_error_summary(exc)}"
+        reason = f"could not build the email: {error_summary(exc)}"
         outcome.count(Delivery.Status.FAILED, with_db_retry(lambda: deliveries_settle(
             delivery_ids=[i.pk for i in call], stamp=stamp, status=Delivery.Status.FAILED, reason=reason), what="build failed"))
         return None
@@ -126,7 +127,7 @@ def _send_batch_call(call: list[Claimed], *, stamp, connection, endpoint, outcom
         message.send()
     except Exception as exc:
         results = [(item, exc) for item in handed]
-        return _record(results, stamp=stamp, outcome=outcome)
+        return record_answers(results, stamp=stamp, outcome=outcome)
     _record_batch_answer(handed, message, stamp=stamp, outcome=outcome, ids_per_recipient=endpoint.ids_per_recipient)
     return None
 
@@ -185,7 +186,7 @@ def _payload_for(item: Claimed, connection, outcome: BatchOutcome, stamp):
     try:
         return connection.build_message_payload(item.message, connection.send_defaults)
     except Exception as exc:  # anymail's checks (an unsupported feature, a bad address): nothing sent
-        reason = f"could not build the email: {_error_summary(exc)}"
+        reason = f"could not build the email: {error_summary(exc)}"
         outcome.count(Delivery.Status.FAILED, with_db_retry(lambda: deliveries_settle(
             delivery_ids=[item.pk], stamp=stamp, status=Delivery.Status.FAILED, reason=reason), what="build failed"))
         return None
@@ -216,7 +217,7 @@ def _send_messages_call(call: list[Claimed], *, stamp, connection, provider, out
             # We cannot tell which answer is whose: the provider may have them all (unknown, never resent).
             raise AnymailAPIError(f"the provider answered {len(answers)} entries for {len(handed)} messages")
     except Exception as exc:
-        return _record([(item, exc) for item in handed], stamp=stamp, outcome=outcome)
+        return record_answers([(item, exc) for item in handed], stamp=stamp, outcome=outcome)
     _record_messages_answers(list(zip(handed, answers)), stamp=stamp, outcome=outcome)
     return None
 

@@ -1,5 +1,6 @@
-"""Provider calls for a claimed, re-checked batch: several in flight per worker, under the shared
-ceiling, each answer recorded as soon as its call returns (services/sending.py tells the story).
+"""Provider calls one email at a time for a claimed, re-checked batch: several in flight per worker,
+under the shared ceiling, each answer recorded as soon as its call returns (nurture/sending/pipeline.py
+tells the story).
 
 The first call of a batch goes alone (a probe): only after the provider accepted it do several go
 at once (up to NURTURE_SEND_CONCURRENCY, a thread pool per worker process), so a provider that is
@@ -10,70 +11,22 @@ provider, every database write happens in the task's own thread.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import deque
 from concurrent import futures
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.core.mail import get_connection
-from django.utils import timezone
 
-from nurture import metrics
-from nurture.emails.messages import build_delivery_email
-from nurture.models import Delivery
-from nurture.providers import BULK, PERMANENT, REFUSED, TRANSIENT, classify_send_error, message_stream_set
+from nurture.providers import TRANSIENT, classify_send_error
+from nurture.sending.db_retry import with_db_retry
+from nurture.sending.handover import RETRY, BatchOutcome, back_off_together, build_each, record_answers, stamp_handed
+from nurture.sending.ledger import Claimed, deliveries_release
 from nurture.services import throttle
-from nurture.services.deliveries import (
-    NOT_CLAIMED,
-    Claimed,
-    SentAnswer,
-    deliveries_record_sent,
-    deliveries_settle,
-    deliveries_release,
-    deliveries_stamp_handed,
-    with_db_retry,
-)
-from nurture.services.suppression import address_suppress
 
 logger = logging.getLogger(__name__)
-
-RETRY = "retry"
-
-
-def retry_countdown(attempts: int) -> float:
-    """Exponential backoff with jitter: base * 2^(attempts-1), capped, then a random point in its
-    upper half so a crowd of retries spreads out instead of returning together."""
-    ceiling = min(settings.NURTURE_RETRY_MAX_SECONDS, settings.NURTURE_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1))
-    return random.uniform(ceiling / 2, ceiling)
-
-
-def release_countdown() -> float:
-    """After an infrastructure error: a short pause, jittered, the same for the whole batch."""
-    base = settings.NURTURE_RELEASE_BACKOFF_SECONDS
-    return random.uniform(base / 2, base)
-
-
-def _error_summary(exc: BaseException) -> str:
-    status = getattr(exc, "status_code", None)
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}{f' (HTTP {status})' if status else ''}: {text}"[:500]
-
-
-@dataclass
-class BatchOutcome:
-    counts: dict[str, int] = field(default_factory=dict)
-    retry_ids: list[int] = field(default_factory=list)  # re-enqueue these after retry_countdown
-    retry_countdown: float = 0.0
-    error: BaseException | None = None  # an infrastructure error: the task fails after re-enqueueing
-
-    def count(self, status: str, n: int = 1) -> None:
-        if n:
-            key = str(status)  # "sent", not Delivery.Status.SENT, in logs and task results
-            self.counts[key] = self.counts.get(key, 0) + n
 
 
 class Slots:
@@ -153,71 +106,6 @@ def _call(item: Claimed, connections: Connections) -> BaseException | None:
         return exc
 
 
-# --- recording answers ----------------------------------------------------------------------------
-
-
-def _provider_id(message) -> str:
-    status = getattr(message, "anymail_status", None)
-    return str(status.message_id) if status is not None and status.message_id else ""
-
-
-def _record(results: list[tuple[Claimed, BaseException | None]], *, stamp: datetime, outcome: BatchOutcome) -> float | None:
-    """Write the answers of calls that returned: accepted ones first (never lost: retried, then
-    journalled), then errors. Returns a backoff countdown if the provider answered a transient
-    error, else None."""
-    accepted = [
-        SentAnswer(item.pk, item.delivery.subscriber_id, _provider_id(item.message), item.message.nurture_article_versions)
-        for item, exc in results if exc is None
-    ]
-    deliveries_record_sent(answers=accepted)
-    outcome.count(Delivery.Status.SENT, len(accepted))
-    countdown = None
-    for item, exc in results:
-        if exc is None:
-            continue
-        kind, summary = classify_send_error(exc), _error_summary(exc)
-        attempts = item.delivery.attempts + 1
-        logger.warning(
-            "send delivery=%s attempt=%d error kind=%s type=%s status=%s", item.pk, attempts, kind, type(exc).__name__,
-            getattr(exc, "status_code", None), extra={"delivery_id": item.pk},
-        )
-        metrics.count_provider_error(kind)
-        status, reason = _settle_error(item, kind, summary, attempts)
-        if status == RETRY:
-            wait = retry_countdown(attempts)
-            countdown = wait if countdown is None else max(countdown, wait)
-            with_db_retry(lambda: deliveries_release(delivery_ids=[item.pk], stamp=stamp, countdown=wait, reason=reason, handed=True), what="retry later")
-        else:
-            with_db_retry(lambda: deliveries_settle(delivery_ids=[item.pk], stamp=stamp, status=status, reason=reason), what="recording an error")
-        outcome.count(status)
-    return countdown
-
-
-def _settle_error(item: Claimed, kind: str, summary: str, attempts: int) -> tuple[str, str]:
-    if kind == TRANSIENT and attempts < settings.NURTURE_SEND_MAX_ATTEMPTS:
-        return RETRY, f"attempt {attempts}: {summary}"
-    if kind == TRANSIENT:
-        return Delivery.Status.FAILED, f"gave up after {attempts} attempts: {summary}"
-    if kind == REFUSED:
-        with_db_retry(lambda: address_suppress(email=item.delivery.to_address, reason="refused by the email provider", source="provider_refused"), what="suppressing")
-        return Delivery.Status.FAILED, f"recipient refused: {summary}"
-    if kind == PERMANENT:
-        return Delivery.Status.FAILED, summary
-    # No answer we can read (a read timeout): the provider may have it. Never resent blindly; the
-    # provider's webhook settles it, or the reconciler fails it after NURTURE_UNKNOWN_OUTCOME_SECONDS.
-    return Delivery.Status.UNKNOWN, f"unknown outcome: {summary}"
-
-
-def _build(item: Claimed) -> bool:
-    try:
-        item.message = build_delivery_email(item.delivery, articles=item.articles, to=item.recipients)
-        message_stream_set(item.message, stream=BULK)  # series emails go on the provider's bulk path
-        return True
-    except Exception:  # a bug or bad content: nothing was sent; staff see why
-        logger.exception("building delivery=%s failed", item.pk, extra={"delivery_id": item.pk})
-        return False
-
-
 class ProviderHealth:
     """What this worker process last heard from the provider. A batch starts with one call alone
     (a probe) unless the process's last answer was an acceptance, less than PROBE_AFTER_SECONDS ago:
@@ -271,7 +159,7 @@ def send_one_by_one(items: list[Claimed], *, stamp: datetime, outcome: BatchOutc
         nonlocal answered, backoff, first_answer_at
         if answered:
             results, answered, first_answer_at = answered, [], None
-            countdown = _record(results, stamp=stamp, outcome=outcome)
+            countdown = record_answers(results, stamp=stamp, outcome=outcome)
             if countdown is not None:
                 backoff = countdown if backoff is None else max(backoff, countdown)
 
@@ -321,37 +209,7 @@ def send_one_by_one(items: list[Claimed], *, stamp: datetime, outcome: BatchOutc
         released = with_db_retry(lambda: deliveries_release(delivery_ids=rest, stamp=stamp, countdown=backoff, handed=False), what="back off")
         outcome.count(RETRY, len(released))
     if backoff is not None:
-        _back_off_together(outcome, [i.pk for i in items], backoff)
-
-
-def _back_off_together(outcome: BatchOutcome, ids: list[int], countdown: float) -> None:
-    """Every row of the batch that went back to queued carries the same next_attempt_at: the
-    batch's backoff, which the reconciler respects; the task re-enqueues them after it."""
-    def write():
-        back = list(Delivery.objects.filter(pk__in=ids, status=Delivery.Status.QUEUED).values_list("pk", flat=True))
-        Delivery.objects.filter(pk__in=back, status=Delivery.Status.QUEUED).update(
-            next_attempt_at=timezone.now() + timedelta(seconds=countdown))
-        return back
-
-    outcome.retry_ids = sorted(set(outcome.retry_ids) | set(with_db_retry(write, what="back off")))
-    outcome.retry_countdown = max(outcome.retry_countdown, countdown)
-
-
-def build_each(chunk: list[Claimed], *, stamp, outcome: BatchOutcome) -> list[Claimed]:
-    """Build each delivery's own email; the ones that cannot be built fail with the reason."""
-    built = [item for item in chunk if _build(item)]
-    broken = [item.pk for item in chunk if item.message is None]
-    if broken:
-        outcome.count(Delivery.Status.FAILED, with_db_retry(lambda: deliveries_settle(
-            delivery_ids=broken, stamp=stamp, status=Delivery.Status.FAILED, reason="could not build the email"), what="build failed"))
-    return built
-
-
-def stamp_handed(items: list[Claimed], *, stamp, outcome: BatchOutcome) -> list[Claimed]:
-    """Mark the rows about to go to the provider (one UPDATE); the ones our claim no longer holds drop out."""
-    handed = with_db_retry(lambda: deliveries_stamp_handed(items=items, stamp=stamp), what="stamp")
-    outcome.count(NOT_CLAIMED, len(items) - len(handed))
-    return handed
+        back_off_together(outcome, [i.pk for i in items], backoff)
 
 
 def _hand_over(chunk, *, stamp, outcome, pool, connections, in_flight) -> None:

@@ -14,7 +14,7 @@ A batch is claimed in one UPDATE (queued -> sending), re-checked in a fixed numb
 sent in chunks: a chunk's rate-limit slots are taken at once, its rows are stamped
 `provider_call_started_at` in one UPDATE (only where our claim holds), then its calls run in a
 bounded thread pool (NURTURE_SEND_CONCURRENCY). Each answer is written as soon as its call returns
-(deliveries: retried through a lost database connection, journalled if the database stays away).
+(the ledger: retried through a lost database connection, journalled if the database stays away).
 The first call of a batch goes alone (a probe): only after the provider accepted it do several
 go at once, so a provider that is down sees one call per batch per backoff step.
 
@@ -27,21 +27,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from django.db import transaction
 from django.utils import timezone
 
-from nurture import mail_health, metrics, providers, selectors
-from nurture.emails.messages import build_carer_confirmation_email, build_carer_notice_email
-from nurture.models import CarerHandoff, Delivery
-from nurture.services.deliveries import (
-    NOT_CLAIMED, deliveries_claim, deliveries_recheck, deliveries_release, deliveries_settle, infrastructure_errors, with_db_retry,
-)
-from nurture.services import throttle
-from nurture.services.signup import EmailOutcome, throttled_email_send
-from nurture.services.esp_batch import group_for_batch_calls, send_in_batch_calls, send_in_messages_batches  # noqa: F401 (group_for_batch_calls: the batch API)
-from nurture.services.send_calls import (  # noqa: F401 (retry_countdown, BatchOutcome: the sending API)
-    RETRY, BatchOutcome, Slots, _error_summary, release_countdown, retry_countdown, send_one_by_one,
-)
+from nurture import mail_health, metrics, providers
+from nurture.models import Delivery
+from nurture.sending.batch_calls import send_in_batch_calls, send_in_messages_batches
+from nurture.sending.calls import Slots, send_one_by_one
+from nurture.sending.db_retry import infrastructure_errors, with_db_retry
+from nurture.sending.handover import RETRY, BatchOutcome, error_summary, release_countdown
+from nurture.sending.ledger import NOT_CLAIMED, deliveries_claim, deliveries_release, deliveries_settle
+from nurture.sending.recheck import deliveries_recheck
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +81,7 @@ def deliveries_send(*, delivery_ids: list[int], wait_for_slot=None) -> BatchOutc
             send_in_batch_calls(items, stamp=stamp, outcome=outcome, endpoint=endpoint)
     except infrastructure_errors() as exc:
         outcome.error = exc
-        logger.error("send batch stopped by an infrastructure error: %s", _error_summary(exc))
+        logger.error("send batch stopped by an infrastructure error: %s", error_summary(exc))
     if outcome.error is not None:
         # Everything this task claimed and did not hand over goes back to queued, with one short
         # backoff for the whole batch, for the task to re-enqueue.
@@ -106,7 +101,7 @@ def deliveries_send(*, delivery_ids: list[int], wait_for_slot=None) -> BatchOutc
     return outcome
 
 
-# --- single sends, staff requeue, confirmations -----------------------------------------------------
+# --- one delivery -----------------------------------------------------------------------------------
 
 
 @dataclass
@@ -122,57 +117,3 @@ def delivery_send(*, delivery_id: int, wait_for_slot=None) -> SendOutcome:
         return SendOutcome(RETRY, outcome.retry_countdown)
     [status] = list(outcome.counts) or [NOT_CLAIMED]
     return SendOutcome(status)
-
-
-@transaction.atomic
-def deliveries_requeue(*, delivery_ids: list[int], enqueue) -> int:
-    """Staff send failed deliveries again (e.g. an "unknown outcome" they checked never arrived at
-    the provider). Only failed rows move; the send task is enqueued once this commits."""
-    ids = list(
-        Delivery.objects.select_for_update()
-        .filter(pk__in=delivery_ids, status=Delivery.Status.FAILED)
-        .values_list("id", flat=True)
-    )
-    Delivery.objects.filter(pk__in=ids).update(
-        status=Delivery.Status.QUEUED, provider_call_started_at=None, next_attempt_at=timezone.now(), failed_at=None,
-        failure_reason="requeued by staff", attempts=0,  # a fresh set of retries, not the exhausted one
-    )
-    if ids:
-        transaction.on_commit(lambda: enqueue(ids))
-    return len(ids)
-
-
-def carer_confirmation_email_send(*, handoff_id: int, mailbox_counted: bool = False) -> EmailOutcome:
-    """The carer's confirmation email, while the request still waits for the carer (not stopped,
-    replaced or already agreed) and their address is not suppressed: decided here, in the worker,
-    so the form answers the same whatever address it was given. Under the per-mailbox throttle
-    and the carer emails' own hourly ceiling (NURTURE_CARER_EMAILS_PER_HOUR): nobody can fill a
-    stranger's inbox by naming them as carer again and again, nor hold back sign-up confirmations.
-    mailbox_counted: a retry, already counted against the mailbox."""
-    handoff = CarerHandoff.objects.select_related("subscriber").filter(
-        pk=handoff_id, status=CarerHandoff.Status.PENDING, carer_confirmed_at__isnull=True
-    ).first()
-    if handoff is None or selectors.is_suppressed(email=handoff.carer_email):
-        return EmailOutcome(sent=False)
-    outcome = throttled_email_send(
-        email=handoff.carer_email, mailbox_counted=mailbox_counted, kind="carer_confirmation",
-        build=lambda: build_carer_confirmation_email(handoff), take_slot=throttle.take_carer_email_slot,
-    )
-    logger.info("carer confirmation handoff=%s sent=%s", handoff.pk, outcome.sent)
-    return outcome
-
-
-def carer_notice_email_send(*, handoff_id: int, event: str) -> EmailOutcome:
-    """The subscriber's notice of a step of their carer hand-off (services.carers.NOTICE_*), to
-    their own address, unless it is suppressed or the subscriber erased. Never dropped by the
-    mailbox throttle (the subscriber must be told; the daily cap on carer requests bounds it);
-    under the carer emails' hourly ceiling."""
-    handoff = CarerHandoff.objects.select_related("subscriber").filter(pk=handoff_id).first()
-    if handoff is None or selectors.is_suppressed(email=handoff.subscriber.email):
-        return EmailOutcome(sent=False)
-    outcome = throttled_email_send(
-        email=handoff.subscriber.email, mailbox_counted=True, kind="carer_notice",
-        build=lambda: build_carer_notice_email(handoff, event=event), take_slot=throttle.take_carer_email_slot,
-    )
-    logger.info("carer notice handoff=%s event=%s sent=%s", handoff.pk, event, outcome.sent)
-    return outcome

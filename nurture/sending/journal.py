@@ -1,12 +1,15 @@
 """The durable fallback for a provider's "accepted": a local journal, replayed when the database answers.
 
 The sender writes the provider's answer in one UPDATE straight after the call, retrying a lost
-database connection a few times (deliveries.with_db_retry). If the database still cannot be
+database connection a few times (db_retry.with_db_retry). If the database still cannot be
 written, the answer must not die with the process: it is appended here, one JSON line per accepted
 delivery, fsync'ed, in a file per worker process under NURTURE_JOURNAL_DIR. Every send task and
-every reconciler run replays the journal first (answers_journal_replay): each entry marks its
-delivery sent with its provider id, by the same writer as a live answer
-(deliveries.deliveries_record_sent, idempotent), and the file is emptied once applied.
+every reconciler run replays the journal first (ledger.answers_journal_replay): each entry marks
+its delivery sent with its provider id, by the same writer as a live answer
+(ledger.deliveries_record_sent, idempotent), and the file is emptied once applied.
+
+A leaf: it stores and hands back plain data (dicts and datetimes) and imports nothing of the
+engine; what an entry means is the ledger's business.
 
 So an email the provider accepted, and we heard about, ends `sent` even when PostgreSQL was away
 for longer than the retries; if the machine itself is lost with its journal, the row waits as
@@ -67,12 +70,11 @@ def pending_files() -> list[Path]:
     return [p for p in folder.glob(f"*{SUFFIX}") if p.stat().st_size > 0]
 
 
-def answers_journal_replay() -> int:
-    """Apply every journalled answer; returns how many entries were applied. A file whose lock is
-    held (being written or replayed elsewhere) is left for the next run. Database errors propagate
-    (the entries stay in the file)."""
-    from nurture.services.deliveries import SentAnswer, deliveries_record_sent
-
+def answers_journal_replay(*, apply) -> int:
+    """Hand every journalled answer to `apply(answers, sent_at)` (answers: the dicts written, one
+    call per sent_at), then empty the file; returns how many entries were applied. A file whose
+    lock is held (being written or replayed elsewhere) is left for the next run. Errors of `apply`
+    propagate (the entries stay in the file)."""
     applied = 0
     for path in pending_files():
         with open(path, "r+", encoding="utf-8") as handle:
@@ -81,23 +83,16 @@ def answers_journal_replay() -> int:
             except BlockingIOError:
                 continue
             try:
-                entries = []
+                by_time: dict[str, list[dict]] = {}
                 for line in handle.read().splitlines():
                     try:
-                        entries.append(json.loads(line))
+                        entry = json.loads(line)
                     except ValueError:  # a line cut short by a crash mid-write: its answer never completed
                         logger.warning("journal %s: skipping an unreadable line", path.name)
-                by_time: dict[str, list[SentAnswer]] = {}
-                for entry in entries:
-                    by_time.setdefault(entry["sent_at"], []).append(
-                        SentAnswer(
-                            delivery_id=int(entry["delivery_id"]), subscriber_id=int(entry["subscriber_id"]),
-                            provider_message_id=str(entry.get("provider_message_id") or ""),
-                            article_versions=entry.get("article_versions") or {},
-                        )
-                    )
+                        continue
+                    by_time.setdefault(entry.pop("sent_at"), []).append(entry)
                 for sent_at, answers in by_time.items():
-                    deliveries_record_sent(answers=answers, sent_at=parse_datetime(sent_at), journal=False)
+                    apply(answers, parse_datetime(sent_at))
                     applied += len(answers)
                 handle.seek(0)
                 handle.truncate()
