@@ -114,7 +114,8 @@ def queue_depths() -> dict[str, int | None]:
 
 class NurtureCollector:
     def collect(self):
-        from nurture import mail_health, selectors
+        from nurture import selectors
+        from nurture.selectors import deliveries as mail_health
 
         now = timezone.now()
         by_status = GaugeMetricFamily("nurture_deliveries", "Deliveries by status (rows in the database).", labels=["status"])

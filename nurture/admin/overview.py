@@ -19,7 +19,9 @@ from django.utils import timezone
 
 from django.db.models import Count, Min
 
-from nurture import mail_health, results, selectors
+from nurture import selectors
+from nurture.selectors import deliveries as mail_health
+from nurture.selectors import results
 from nurture.models import Delivery, Reply, Subscriber
 
 from nurture.admin.base import VIEW_DELIVERY, VIEW_OVERVIEW, staff_view

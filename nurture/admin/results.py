@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from content.models import Article, Stage
-from nurture import results
+from nurture.selectors import results
 from nurture.admin import charts
 from nurture.admin.base import staff_view
 from nurture.models import Series

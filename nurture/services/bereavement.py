@@ -18,7 +18,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from nurture import metrics, recipients, selectors, wording
+from nurture import metrics, selectors, wording
+from nurture.selectors import subscribers as recipients
 from nurture.emails.messages import build_bereavement_support_email
 from nurture.models import Bereavement, CarerHandoff, ConsentRecord, Delivery, Subscriber
 from nurture.services import throttle

@@ -22,7 +22,8 @@ from django.db.models import Q
 from django.conf import settings
 from django.utils import timezone
 
-from nurture import mail_health, providers
+from nurture import providers
+from nurture.selectors import deliveries as mail_health
 from nurture.models import AuditEntry, SendingBrake
 from nurture.services.audit import audit_record_operation
 

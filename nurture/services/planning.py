@@ -32,7 +32,9 @@ from django.utils import timezone
 
 from nurture.models import Delivery, StepArticle, Subscriber
 from nurture.rules import decide, timing_settings
-from nurture import mail_health, recipients, selectors
+from nurture import selectors
+from nurture.selectors import deliveries as mail_health
+from nurture.selectors import subscribers as recipients
 from nurture.selectors import SeriesSteps
 
 logger = logging.getLogger(__name__)

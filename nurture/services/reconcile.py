@@ -35,7 +35,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from nurture import mail_health
+from nurture.selectors import deliveries as mail_health
 from nurture.models import Delivery
 from nurture.services.answer_journal import answers_journal_replay
 from nurture.services.deliveries import deliveries_mark_sent

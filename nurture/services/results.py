@@ -24,7 +24,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from nurture.models import Delivery, ProviderEvent, StepDailyResults
-from nurture.results import DEPARTURE_KINDS, EVENT_FIGURES, FIGURES, departure_times
+from nurture.selectors.results import DEPARTURE_KINDS, EVENT_FIGURES, FIGURES, departure_times
 
 # Extra days recomputed beyond the leave window, for provider events that arrive late.
 RECOMPUTE_MARGIN_DAYS = 2

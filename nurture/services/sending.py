@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from nurture import mail_health, metrics, providers, selectors
+from nurture import metrics, providers, selectors
+from nurture.selectors import deliveries as mail_health
 from nurture.emails.messages import build_carer_confirmation_email, build_carer_notice_email
 from nurture.models import CarerHandoff, Delivery
 from nurture.services.deliveries import (

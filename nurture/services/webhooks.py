@@ -27,7 +27,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from nurture import providers, recipients, selectors
+from nurture import providers, selectors
+from nurture.selectors import subscribers as recipients
 from nurture.models import Delivery, ProviderEvent
 from nurture.services.brake import sending_brake_check
 from nurture.services.carers import carer_address_failed

@@ -13,7 +13,8 @@ from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from nurture import recipients, rules, tasks, tokens
+from nurture import rules, tasks, tokens
+from nurture.selectors import subscribers as recipients
 from nurture.emails.links import requester_label
 from nurture.emails.messages import delivery_web_html
 from nurture.export import export_for_reading, subscriber_export

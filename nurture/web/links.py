@@ -12,7 +12,8 @@ from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from nurture import recipients, selectors, tasks, tokens
+from nurture import selectors, tasks, tokens
+from nurture.selectors import subscribers as recipients
 from nurture.emails.layout import as_web_page
 from nurture.emails.messages import delivery_web_html
 from nurture.models import Subscriber

@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 
-from nurture import results
+from nurture.selectors import results
 from nurture.models import ConsentRecord, Delivery, ProviderEvent, StepDailyResults, Subscriber
 from nurture.services.results import results_summarise
 from nurture.services.schedule import periodic_tasks_ensure

@@ -12,7 +12,7 @@ from datetime import timezone as dt_timezone
 import pytest
 import time_machine
 
-from nurture import results
+from nurture.selectors import results
 from nurture.models import Delivery
 from nurture.services.results import results_summarise
 from tests.helpers.scheduler import series

@@ -12,7 +12,8 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
-from nurture import mail_health, metrics
+from nurture import metrics
+from nurture.selectors import deliveries as mail_health
 from nurture.models import AuditEntry, Delivery, SendingBrake
 from nurture.services import brake, planning, reconcile, sending, signup
 from tests.helpers.scheduler import active_subscriber, series

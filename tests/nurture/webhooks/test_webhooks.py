@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from nurture import mail_health, selectors
+from nurture import selectors
+from nurture.selectors import deliveries as mail_health
 from config.checks import environment_values, production_placeholders
 from nurture.models import Delivery, ProviderEvent, Subscriber, Suppression
 from nurture.services import planning, sending
