@@ -1,15 +1,135 @@
-"""How series emails are received, from the provider's events: for the complaint brake
-(services/brake.py; complaints and hard bounces per delivered email, and whether the brake holds),
-read by the brake, the sender, the planner, the reconciler, /metrics and the sending overview; and
-what each step's emails achieved (step_engagement)."""
+"""Reads about deliveries: the articles a delivery carries (sent: as they went out; not yet: what
+the sender sends now), the problem lists and counts of the staff overview and /metrics, the carer's
+copy an event belongs to, and how series emails are received (complaints and hard bounces per
+delivered email, for the complaint brake in services/brake.py, and whether the brake holds)."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q
 
-from nurture.models import Delivery, ProviderEvent, SendingBrake, Step
+from content.models import Article, ArticleVersion
+from nurture.models import Delivery, ProviderEvent, SendingBrake, StepArticle
+from nurture.selectors.series import sendable_links
+
+
+def _as_snapshot(article: Article, snapshot: ArticleVersion) -> Article:
+    """The article as it was at `snapshot`'s version: an unsaved copy, only ever rendered."""
+    shown = copy.copy(article)
+    shown.title, shown.body_markdown, shown.body_html = snapshot.title, snapshot.body_markdown, snapshot.body_html
+    shown.status, shown.version = snapshot.status, snapshot.version
+    for name in ("approved_by_id", "approved_by_name", "approved_by_role", "approved_at", "next_review_on"):
+        setattr(shown, name, getattr(snapshot, name))
+    shown.updated_at = snapshot.created_at  # part of the render cache key: never mixed up with today's text
+    return shown
+
+
+def _sent_articles(*, delivery: Delivery, recorded: dict[int, int]) -> list[Article]:
+    """Each recorded article at its recorded version (its ArticleVersion snapshot where one exists;
+    as it is now otherwise), in the step's order; articles since taken out of the step come last."""
+    order = {
+        article_id: index
+        for index, article_id in enumerate(
+            StepArticle.objects.filter(step_id=delivery.step_id).order_by("order", "id").values_list("article_id", flat=True)
+        )
+    }
+    articles = Article.objects.filter(pk__in=recorded).in_bulk()
+    snapshots = {
+        (v.article_id, v.version): v
+        for v in ArticleVersion.objects.filter(article_id__in=recorded, version__in=set(recorded.values()))
+    }
+    shown = []
+    for article_id in sorted(articles, key=lambda pk: (order.get(pk, len(order)), pk)):
+        snapshot = snapshots.get((article_id, recorded[article_id]))
+        shown.append(_as_snapshot(articles[article_id], snapshot) if snapshot else articles[article_id])
+    return shown
+
+
+def deliveries_articles(*, deliveries: list[Delivery]) -> dict[int, list[Article]]:
+    """delivery_articles() for a batch of unsent deliveries, in one query: {delivery id: its planned
+    articles still sendable, in the step's order} (the sender's re-check)."""
+    by_step: dict[int, list[Article]] = {}
+    for link in sendable_links(step_ids={d.step_id for d in deliveries}).select_related("article"):
+        by_step.setdefault(link.step_id, []).append(link.article)
+    chosen = {}
+    for delivery in deliveries:
+        planned = delivery.recorded_article_versions()
+        chosen[delivery.pk] = [a for a in by_step.get(delivery.step_id, []) if not planned or a.pk in planned]
+    return chosen
+
+
+def delivery_articles(*, delivery: Delivery) -> list[Article]:
+    """The articles one delivery carries: the single answer for its email, its "view in browser"
+    page and the staff preview, so all three show the same thing.
+
+    - Sent: exactly what went out. `article_versions` holds the {article id: version} the sender
+      rendered; each comes back as that version's snapshot (title and body), so a later edit or
+      unpublishing does not change what the reader is shown they received.
+    - Not sent (queued, sending, failed, skipped): the planned articles (the keys of
+      `article_versions`) that are still published, at their current version: what the sender
+      sends now. A partly repeated step therefore carries only the articles that are new to them.
+    A row with no recorded list (planned before lists were recorded) carries the step's published articles.
+    """
+    recorded = delivery.recorded_article_versions()
+    if delivery.status == Delivery.Status.SENT and recorded:
+        return _sent_articles(delivery=delivery, recorded=recorded)
+    return deliveries_articles(deliveries=[delivery])[delivery.pk]
+
+
+def carer_copy_sent_to(*, email: str, since: datetime) -> Delivery | None:
+    """The latest carer's copy sent to `email` since `since`, if any: how an event from a provider
+    that sends no message id is matched to a carer (services/webhooks.match_event)."""
+    return (
+        Delivery.objects.select_related("subscriber", "carer_handoff")
+        .filter(carer_handoff__carer_email__iexact=email.strip(), sent_at__gte=since)
+        .order_by("-sent_at").first()
+    )
+
+
+# --- the staff overview's problem lists and /metrics' counts ---------------------------------------
+
+OVERVIEW_ROW_LIMIT = 50  # rows listed per problem table; the counts cover all of them
+
+
+@dataclass
+class ProblemList:
+    count: int
+    rows: list[Delivery]  # the first OVERVIEW_ROW_LIMIT, oldest problem first
+
+
+def deliveries_stuck_sending(*, older_than: datetime) -> ProblemList:
+    """In `sending` since before `older_than`: a worker died or hangs (the reconciler settles them)."""
+    stuck = Delivery.objects.filter(status=Delivery.Status.SENDING, sending_started_at__lt=older_than)
+    rows = list(stuck.select_related("step__series").order_by("sending_started_at")[:OVERVIEW_ROW_LIMIT])
+    return ProblemList(stuck.count() if len(rows) == OVERVIEW_ROW_LIMIT else len(rows), rows)
+
+
+def delivery_counts_by_status() -> dict[str, int]:
+    """Every status with its number of deliveries, 0 included (/metrics)."""
+    counts = dict(Delivery.objects.order_by().values_list("status").annotate(n=Count("id")))
+    return {status: counts.get(status, 0) for status in Delivery.Status.values}
+
+
+def deliveries_failed_since(*, since: datetime) -> ProblemList:
+    failed = Delivery.objects.filter(status=Delivery.Status.FAILED, failed_at__gte=since)
+    rows = list(failed.select_related("step__series").order_by("-failed_at")[:OVERVIEW_ROW_LIMIT])
+    return ProblemList(failed.count() if len(rows) == OVERVIEW_ROW_LIMIT else len(rows), rows)
+
+
+def failure_reasons_since(*, since: datetime, limit: int = 20) -> list[tuple[str, int]]:
+    """The most common failure reasons since `since`, with their counts."""
+    return list(
+        Delivery.objects.filter(status=Delivery.Status.FAILED, failed_at__gte=since)
+        .order_by()
+        .values_list("failure_reason")
+        .annotate(n=Count("id"))
+        .order_by("-n", "failure_reason")[:limit]
+    )
+
+
+# --- how series emails are received, and the complaint brake ---------------------------------------
 
 
 @dataclass(frozen=True)
@@ -48,41 +168,3 @@ def sending_brake_engaged() -> SendingBrake | None:
 
 def sending_brake_last_resumed_at() -> datetime | None:
     return SendingBrake.objects.filter(engaged=False).order_by("-resumed_at").values_list("resumed_at", flat=True).first()
-
-
-@dataclass(frozen=True)
-class StepEngagement:
-    """Per-step figures, each a number of distinct deliveries (an email opened five times counts once)."""
-
-    sent: int
-    delivered: int
-    opened: int
-    clicked: int
-    bounced: int
-
-
-def with_engagement(steps: QuerySet[Step]) -> QuerySet[Step]:
-    """Steps annotated with what each achieved, in one grouped query: sent deliveries still held,
-    and distinct deliveries with a delivered / opened / clicked / bounced provider event. Opens and
-    clicks stay 0 while that tracking is off (NURTURE_TRACK_OPENS / _CLICKS)."""
-    def with_event(event_type: str) -> Count:
-        return Count("deliveries", filter=Q(deliveries__events__event_type=event_type), distinct=True)
-
-    return steps.annotate(
-        sent_count=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.SENT), distinct=True),
-        delivered_count=with_event("delivered"),
-        opened_count=with_event("opened"),
-        clicked_count=with_event("clicked"),
-        bounced_count=with_event("bounced"),
-    )
-
-
-def step_engagement(*, step_id: int) -> StepEngagement:
-    """What one step achieved (see with_engagement)."""
-    step = with_engagement(Step.objects.filter(pk=step_id)).first()
-    if step is None:
-        return StepEngagement(sent=0, delivered=0, opened=0, clicked=0, bounced=0)
-    return StepEngagement(
-        sent=step.sent_count, delivered=step.delivered_count, opened=step.opened_count,
-        clicked=step.clicked_count, bounced=step.bounced_count,
-    )

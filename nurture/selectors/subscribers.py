@@ -1,13 +1,76 @@
-"""Reads: who gets a copy of a subscriber's series emails. Every address gets its own copy (its own
-Delivery, built for it): the subscriber's own, and the copy of the carer they handed their emails
-to once the hand-off is in force (services/carers.py) - as well as theirs, or instead of it."""
+"""Reads about subscribers: who they are by address, who is due, whether an address may be written
+to, and who gets a copy of their series emails. Every address gets its own copy (its own Delivery,
+built for it): the subscriber's own, and the copy of the carer they handed their emails to once the
+hand-off is in force (services/carers.py) - as well as theirs, or instead of it."""
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from nurture.models import CarerHandoff, Delivery
-from nurture.selectors import suppressed_among
+from django.db.models import QuerySet
+from django.db.models.functions import Lower
+
+from nurture.addresses import mailbox_of
+from nurture.models import CarerHandoff, SignupRequest, Subscriber, Suppression
+
+
+def with_address(queryset: QuerySet, email: str) -> QuerySet:
+    """Rows whose email matches case-insensitively, through the Lower("email") unique indexes
+    (email__iexact compiles to UPPER(...) on PostgreSQL and could not use them)."""
+    return queryset.alias(email_lower=Lower("email")).filter(email_lower=email.strip().lower())
+
+
+def subscriber_by_email(*, email: str) -> Subscriber | None:
+    return with_address(Subscriber.objects.all(), email).first()
+
+
+
+def subscribers_due(*, now: datetime) -> QuerySet[Subscriber]:
+    """The planner's due query (served by the partial index subscriber_due_idx)."""
+    return (
+        Subscriber.objects.filter(status=Subscriber.Status.ACTIVE, next_send_at__lte=now)
+        .order_by("next_send_at")
+        .only(
+            "id", "series_id", "next_step_position", "next_send_at", "cadence", "time_zone", "confirmed_at", "last_sent_at",
+            "treatment_date", "welcome_back_due", "quiet_days", "time_of_day",
+        )
+    )
+
+
+def oldest_due_send_time(*, now: datetime) -> datetime | None:
+    """When the longest-waiting due subscriber became due (the planner's lag; /metrics)."""
+    return subscribers_due(now=now).values_list("next_send_at", flat=True).first()
+
+
+def confirmation_awaits(*, subscriber: Subscriber, request_id: int | None) -> bool:
+    """Would this confirmation link still confirm something? Its sign-up request is open (not
+    applied or superseded) for a pending or unsubscribed subscriber; a link without a request
+    (made before sign-up requests) only for a pending one."""
+    if request_id is None:
+        return subscriber.status == Subscriber.Status.PENDING
+    return subscriber.status in (Subscriber.Status.PENDING, Subscriber.Status.UNSUBSCRIBED) and SignupRequest.objects.filter(
+        pk=request_id, subscriber_id=subscriber.pk, state=SignupRequest.State.CONFIRM
+    ).exists()
+
+
+def is_suppressed(*, email: str) -> bool:
+    """Is its mailbox suppressed, under any spelling (`gone+again@`, `"gone"@`: nurture.addresses)?"""
+    return Suppression.objects.filter(mailbox=mailbox_of(email)).exists()
+
+
+def suppressed_among(*, emails: list[str]) -> set[str]:
+    """Which of these addresses (lower-cased, as given) reach a suppressed mailbox, in one query."""
+    by_mailbox = defaultdict(set)
+    for email in emails:
+        by_mailbox[mailbox_of(email)].add(email.strip().lower())
+    if not by_mailbox:
+        return set()
+    hits = Suppression.objects.filter(mailbox__in=list(by_mailbox)).values_list("mailbox", flat=True)
+    return {email for mailbox in hits for email in by_mailbox[mailbox]}
+
+
+# --- carers: who gets a copy besides (or instead of) the subscriber ---------------------------------
 
 
 def active_carer(*, subscriber_id: int) -> CarerHandoff | None:
@@ -45,13 +108,3 @@ def carers_in_force(*, subscriber_ids: list[int]) -> dict[int, CarerCopy]:
         for subscriber_id, pk, mode, email in rows
         if email.strip().lower() not in suppressed
     }
-
-
-def carer_copy_sent_to(*, email: str, since: datetime) -> Delivery | None:
-    """The latest carer's copy sent to `email` since `since`, if any: how an event from a provider
-    that sends no message id is matched to a carer (services/webhooks.match_event)."""
-    return (
-        Delivery.objects.select_related("subscriber", "carer_handoff")
-        .filter(carer_handoff__carer_email__iexact=email.strip(), sent_at__gte=since)
-        .order_by("-sent_at").first()
-    )

@@ -16,9 +16,9 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from content.models import Stage
-from nurture import selectors
 from nurture.emails.messages import build_checkin_email
 from nurture.models import Subscriber
+from nurture.selectors.subscribers import is_suppressed
 from nurture.services import throttle
 from nurture.services.subscribers import subscriber_change_stage
 
@@ -54,7 +54,7 @@ def checkin_send(*, subscriber_id: int, now: datetime | None = None) -> bool:
     now = now or timezone.now()
     with transaction.atomic():
         subscriber = checkins_due(now=now).select_for_update(of=("self",)).filter(pk=subscriber_id).first()
-        if subscriber is None or selectors.is_suppressed(email=subscriber.email):
+        if subscriber is None or is_suppressed(email=subscriber.email):
             return False
         message = build_checkin_email(subscriber, answers=[*Stage.values, NOTHING_CHANGED])
         throttle.wait_for_send_slot()

@@ -3,7 +3,7 @@
 One writer, `results_summarise`, run hourly by the beat task "nurture.results_summarise" (periodic
 queue). It recomputes the recent days (NURTURE_RESULTS_LEAVE_WINDOW_DAYS + RECOMPUTE_MARGIN_DAYS, so
 late provider events and departures still land on the day of the email they follow) and, on the
-first run, every day since the first email. The results page (nurture/results.py) reads only the
+first run, every day since the first email. The results page (nurture/selectors/results.py) reads only the
 summary, so it answers in a few milliseconds whatever the number of deliveries.
 
 Counts only: the table holds no subscriber id, address, name or stage; a step's series says which

@@ -13,8 +13,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from content.models import Stage
-from nurture import rules, selectors, tokens, wording
+from nurture import rules, tokens, wording
 from nurture.models import ConsentRecord, Delivery, SignupRequest, Subscriber
+from nurture.selectors.series import series_for
 from nurture.services.consent import consent_record
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def subscriber_confirm(*, subscriber_id: int, request_id: int | None = None, sou
             subscriber.treatment_date = None
     subscriber.status = Subscriber.Status.ACTIVE
     subscriber.confirmed_at = now
-    subscriber.series = selectors.series_for(stage=subscriber.stage, language=subscriber.language)
+    subscriber.series = series_for(stage=subscriber.stage, language=subscriber.language)
     subscriber.next_step_position = 0
     subscriber.next_send_at = now
     subscriber.unsubscribed_at = None
@@ -217,7 +218,7 @@ def _move_to_series(subscriber: Subscriber, *, stage: str, language: str, source
         consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.STAGE_CHANGE, source=source, text=wording.STAGE_CHANGE)
     if language_changed:  # worded in the new language: the one they chose to read
         consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.LANGUAGE_CHANGE, source=source, text=wording.LANGUAGE_CHANGE)
-    subscriber.series = selectors.series_for(stage=stage, language=language)
+    subscriber.series = series_for(stage=stage, language=language)
     subscriber.next_step_position = 0
     if subscriber.status == Subscriber.Status.ACTIVE:
         # Due at once; the planner still applies the gap since their last email, their cadence

@@ -14,11 +14,11 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from nurture import rules, tasks, tokens
-from nurture.selectors import subscribers as recipients
 from nurture.emails.links import requester_label
 from nurture.emails.messages import delivery_web_html
 from nurture.export import export_for_reading, subscriber_export
 from nurture.models import Delivery, Subscriber
+from nurture.selectors.subscribers import open_carer_handoff
 from nurture.services import carers
 from nurture.services import subscribers as subscriber_services
 from nurture.web.forms import CarerForm, DeliveryPreferencesForm, PauseForm, TreatmentDateForm
@@ -182,7 +182,7 @@ def care_action(request, subscriber: Subscriber, action: str) -> tuple[dict, boo
         if action == "treatment_date_remove":
             subscriber_services.subscriber_set_treatment_date(subscriber_id=subscriber.pk, treatment_date=None)
         elif action == "carer_stop":
-            handoff = recipients.open_carer_handoff(subscriber_id=subscriber.pk)
+            handoff = open_carer_handoff(subscriber_id=subscriber.pk)
             if handoff is not None:
                 carers.carer_stop(handoff_id=handoff.pk, by="subscriber", source="preferences_page",
                                   notify=tasks.enqueue_carer_notice)

@@ -12,11 +12,11 @@ from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from nurture import selectors, tasks, tokens
-from nurture.selectors import subscribers as recipients
+from nurture import tasks, tokens
 from nurture.emails.layout import as_web_page
 from nurture.emails.messages import delivery_web_html
 from nurture.models import Subscriber
+from nurture.selectors.subscribers import confirmation_awaits, open_carer_handoff
 from nurture.services import retention
 from nurture.services import subscribers as subscriber_services
 from nurture.web.forms import ConfirmForm, PauseForm, PreferencesForm
@@ -76,7 +76,7 @@ def confirm(request, token: str):
         subscriber, request_id = subscriber_services.confirm_from_token(token=token)
     except tokens.TokenError as error:
         return _bad_link(request, tokens.CONFIRM, token, error)
-    if not selectors.confirmation_awaits(subscriber=subscriber, request_id=request_id):
+    if not confirmation_awaits(subscriber=subscriber, request_id=request_id):
         # A link that no longer confirms anything (used, or superseded by a later sign-up).
         with translation.override(subscriber.language):
             return _private(render(request, "nurture/confirm.html", {"subscriber": subscriber, "awaiting": False}))
@@ -193,7 +193,7 @@ def preferences(request, token: str):
         context = {
             "form": form, "subscriber": subscriber, "saved": saved, "token": token, "unknown_action": unknown_action,
             "done": action if saved else "",  # the section whose result the page shows, where it was pressed
-            "handoff": recipients.open_carer_handoff(subscriber_id=subscriber.pk), **forms,
+            "handoff": open_carer_handoff(subscriber_id=subscriber.pk), **forms,
         }
         return _private(render(request, "nurture/preferences.html", context, status=400 if form.errors or failed else 200))
 
