@@ -11,7 +11,8 @@ from datetime import datetime
 from django.db.models import Count, Q
 
 from content.models import Article, ArticleVersion
-from nurture.models import Delivery, ProviderEvent, SendingBrake, StepArticle
+from nurture import tokens
+from nurture.models import Delivery, Feedback, ProviderEvent, SendingBrake, StepArticle
 from nurture.selectors.series import sendable_links
 
 
@@ -168,3 +169,41 @@ def sending_brake_engaged() -> SendingBrake | None:
 
 def sending_brake_last_resumed_at() -> datetime | None:
     return SendingBrake.objects.filter(engaged=False).order_by("-resumed_at").values_list("resumed_at", flat=True).first()
+
+
+# --- what a link in an email names (raises tokens.TokenError for a bad link, or a delivery gone) -------
+
+
+def delivery_from_token(*, purpose: str, token: str) -> Delivery:
+    """The subscriber's own delivery a "view in browser" link names, with its step and series."""
+    subscriber_id, extra = tokens.read_token(purpose=purpose, token=token)
+    if not extra.isdigit():
+        raise tokens.TokenInvalid()
+    delivery = Delivery.objects.select_related("subscriber", "step__series").filter(pk=int(extra), subscriber_id=subscriber_id).first()
+    if delivery is None:
+        raise tokens.TokenRevoked()
+    return delivery
+
+
+def carer_copy_from_token(*, purpose: str, token: str) -> Delivery:
+    """The carer's copy a carer's "view in browser" link names; it opens nothing of the subscriber's."""
+    subscriber_id, extra = tokens.read_token(purpose=purpose, token=token)
+    delivery = Delivery.objects.select_related("subscriber", "step__series", "carer_handoff").filter(
+        pk=int(extra) if extra.isdigit() else 0, subscriber_id=subscriber_id, carer_handoff__isnull=False,
+    ).first()
+    if delivery is None:
+        raise tokens.TokenRevoked()
+    return delivery
+
+
+def delivery_question_from_token(*, purpose: str, token: str) -> tuple[Delivery, str]:
+    """(the subscriber's delivery, the question) a feedback link names; the delivery carries its subscriber."""
+    subscriber_id, extra = tokens.read_token(purpose=purpose, token=token)
+    delivery_id, _, question = extra.partition(":")
+    delivery = (
+        Delivery.objects.select_related("subscriber").filter(pk=int(delivery_id), subscriber_id=subscriber_id).first()
+        if delivery_id.isdigit() else None
+    )
+    if delivery is None or question not in Feedback.Question.values:
+        raise tokens.TokenRevoked()
+    return delivery, question

@@ -11,6 +11,7 @@ from datetime import datetime
 from django.db.models import QuerySet
 from django.db.models.functions import Lower
 
+from nurture import tokens
 from nurture.addresses import mailbox_of
 from nurture.models import CarerHandoff, SignupRequest, Subscriber, Suppression
 
@@ -108,3 +109,32 @@ def carers_in_force(*, subscriber_ids: list[int]) -> dict[int, CarerCopy]:
         for subscriber_id, pk, mode, email in rows
         if email.strip().lower() not in suppressed
     }
+
+
+# --- what a link in an email names (tokens are opaque and purpose-bound: nurture/tokens.py) -------------
+# Each raises tokens.TokenError for a bad link, including one whose subscriber or hand-off is gone.
+
+
+def subscriber_from_token(*, purpose: str, token: str) -> Subscriber:
+    return subscriber_and_extra_from_token(purpose=purpose, token=token)[0]
+
+
+def subscriber_and_extra_from_token(*, purpose: str, token: str) -> tuple[Subscriber, str]:
+    """The subscriber a link names and what else it carries (a confirmation link's sign-up request
+    id, a check-in button's answer; "" for most links)."""
+    subscriber_id, extra = tokens.read_token(purpose=purpose, token=token)
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is None:
+        raise tokens.TokenRevoked()
+    return subscriber, extra
+
+
+def carer_handoff_from_token(*, purpose: str, token: str) -> CarerHandoff:
+    """The hand-off a carer's link (or the subscriber's carer notice) names, with its subscriber."""
+    subscriber_id, extra = tokens.read_token(purpose=purpose, token=token)
+    if not extra.isdigit():
+        raise tokens.TokenError()
+    handoff = CarerHandoff.objects.select_related("subscriber").filter(pk=int(extra), subscriber_id=subscriber_id).first()
+    if handoff is None:
+        raise tokens.TokenError()
+    return handoff

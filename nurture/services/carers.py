@@ -23,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from nurture import tokens, wording
+from nurture import wording
 from nurture.addresses import same_mailbox
 from nurture.models import CarerHandoff, ConsentRecord, Delivery, Subscriber
 from nurture.services.consent import consent_record
@@ -183,16 +183,3 @@ def carer_address_failed(*, handoff_id: int, complaint: bool, notify) -> None:
     """The carer's copy hard-bounced or was reported as spam (its address is suppressed by the
     caller): the hand-off ends, and the subscriber is told."""
     carer_stop(handoff_id=handoff_id, by="complaint" if complaint else "bounce", source="provider_webhook", notify=notify)
-
-
-def handoff_from_token(*, purpose: str, token: str) -> CarerHandoff:
-    """The hand-off a carer's (or the subscriber's carer notice) link names. Raises
-    tokens.TokenError for a bad link, including one whose hand-off is gone or belongs to another
-    subscriber."""
-    subscriber_id, extra = tokens.read_token(purpose=purpose, token=token)
-    if not extra.isdigit():
-        raise tokens.TokenError()
-    handoff = CarerHandoff.objects.select_related("subscriber").filter(pk=int(extra), subscriber_id=subscriber_id).first()
-    if handoff is None:
-        raise tokens.TokenError()
-    return handoff

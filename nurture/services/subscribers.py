@@ -120,15 +120,6 @@ def confirm_choices(*, subscriber: Subscriber, request_id: int | None) -> dict:
     return _choices_of(request or subscriber)
 
 
-def confirm_from_token(*, token: str) -> tuple[Subscriber, int | None]:
-    """The subscriber and sign-up request a confirmation link names. Raises tokens.TokenError."""
-    subscriber_id, extra = tokens.read_token(purpose=tokens.CONFIRM, token=token)
-    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
-    if subscriber is None:
-        raise tokens.TokenRevoked()
-    return subscriber, (int(extra) if extra.isdigit() else None)
-
-
 @transaction.atomic
 def subscriber_links_renew(*, subscriber_id: int, enqueue, notify) -> Subscriber:
     """"Send me new links": every preference, pause and view-online link sent so far stops working,
@@ -181,15 +172,6 @@ def subscriber_unsubscribe(*, subscriber_id: int, source: str = "unsubscribe_lin
 
 
 
-def subscriber_from_token(*, purpose: str, token: str) -> Subscriber:
-    """Raises tokens.TokenError for a bad link, including one whose subscriber no longer exists."""
-    subscriber_id, _extra = tokens.read_token(purpose=purpose, token=token)
-    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
-    if subscriber is None:
-        raise tokens.TokenRevoked()
-    return subscriber
-
-
 def _withdraw_queued(subscriber: Subscriber) -> int | None:
     """Take back deliveries planned but not yet handed to a worker (queued, or waiting out a retry),
     so a pause or a series change does not let an old plan go out. Returns the earliest withdrawn
@@ -235,22 +217,6 @@ def subscriber_change_stage(*, subscriber_id: int, stage: str, language: str | N
     if _move_to_series(subscriber, stage=stage, language=language or subscriber.language, source=source):
         subscriber.save(update_fields=["stage", "language", "series", "next_step_position", "next_send_at", "treatment_date"])
     return subscriber
-
-
-def delivery_from_view_token(*, token: str) -> Delivery:
-    """The delivery a "view in browser" link names. Raises tokens.TokenError for a bad link,
-    including one whose delivery is gone or belongs to another subscriber."""
-    subscriber_id, extra = tokens.read_token(purpose=tokens.VIEW_ONLINE, token=token)
-    if not extra.isdigit():
-        raise tokens.TokenInvalid()
-    delivery = (
-        Delivery.objects.select_related("subscriber", "step__series")
-        .filter(pk=int(extra), subscriber_id=subscriber_id)
-        .first()
-    )
-    if delivery is None:
-        raise tokens.TokenRevoked()
-    return delivery
 
 
 @transaction.atomic
