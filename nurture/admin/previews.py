@@ -34,8 +34,7 @@ from nurture.emails.messages import build_step_email, delivery_web_html
 from nurture.models import Delivery, Series, Step, Subscriber
 from nurture.selectors.deliveries import delivery_articles
 from nurture.selectors.series import series_for, series_hold_reasons, series_journey
-from nurture.selectors.subscribers import subscriber_by_email
-from nurture.services import checkins
+from nurture.selectors.subscribers import checkin_interval, subscriber_by_email
 from nurture.services.audit import audit_record
 
 from nurture.admin.base import PREVIEW_AS_SUBSCRIBER, PREVIEW_EMAILS, VIEW_DELIVERY, BadQuery, require_permission, staff_view
@@ -201,7 +200,7 @@ def journey(request):
         quiet_days=",".join(map(str, quiet)), time_of_day=time_of_day,
     ) if series else []
     # The "Has anything changed?" check-ins the same person would get (services/checkins.py).
-    interval = checkins.checkin_interval(stage)
+    interval = checkin_interval(stage)
     last = emails_planned[-1].send_at if emails_planned else start
     checkin_times = []
     while interval and (not checkin_times or checkin_times[-1] <= last) and len(checkin_times) < 50:

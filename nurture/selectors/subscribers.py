@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db.models import QuerySet
+from django.conf import settings
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
 
+from content.models import Stage
 from nurture import tokens
 from nurture.addresses import mailbox_of
-from nurture.models import CarerHandoff, SignupRequest, Subscriber, Suppression
+from nurture.models import Bereavement, CarerHandoff, SignupRequest, Subscriber, Suppression
 
 
 def with_address(queryset: QuerySet, email: str) -> QuerySet:
@@ -44,6 +46,27 @@ def oldest_due_send_time(*, now: datetime) -> datetime | None:
     return subscribers_due(now=now).values_list("next_send_at", flat=True).first()
 
 
+def checkin_interval(stage: str) -> timedelta | None:
+    weeks = settings.NURTURE_CHECKIN_WEEKS.get(stage, 0)
+    return timedelta(seconds=weeks * 7 * settings.NURTURE_DAY_SECONDS) if weeks else None
+
+
+def subscribers_checkin_due(*, now: datetime) -> QuerySet[Subscriber]:
+    """Active subscribers owed a check-in: their stage's interval has passed since the last one (or
+    since they confirmed), or their series has run out and no check-in came within the interval."""
+    due = Q(pk__in=[])
+    for stage in Stage.values:
+        interval = checkin_interval(stage)
+        if interval is None:
+            continue
+        cutoff = now - interval
+        not_lately = Q(last_checkin_at__isnull=True) | Q(last_checkin_at__lte=cutoff)
+        owed = Q(last_checkin_at__lte=cutoff) | Q(last_checkin_at__isnull=True, confirmed_at__lte=cutoff) | Q(
+            next_send_at__isnull=True, last_sent_at__isnull=False)  # the series ran out
+        due |= Q(stage=stage) & not_lately & owed
+    return Subscriber.objects.filter(due, status=Subscriber.Status.ACTIVE).order_by("pk")
+
+
 def confirmation_awaits(*, subscriber: Subscriber, request_id: int | None) -> bool:
     """Would this confirmation link still confirm something? Its sign-up request is open (not
     applied or superseded) for a pending or unsubscribed subscriber; a link without a request
@@ -53,6 +76,10 @@ def confirmation_awaits(*, subscriber: Subscriber, request_id: int | None) -> bo
     return subscriber.status in (Subscriber.Status.PENDING, Subscriber.Status.UNSUBSCRIBED) and SignupRequest.objects.filter(
         pk=request_id, subscriber_id=subscriber.pk, state=SignupRequest.State.CONFIRM
     ).exists()
+
+
+def subscriber_bereavement_reported(*, subscriber_id: int) -> bool:
+    return Bereavement.objects.filter(subscriber_id=subscriber_id).exists()
 
 
 def is_suppressed(*, email: str) -> bool:

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods
 
 from nurture import tasks, tokens
 from nurture.models import Bereavement, CarerHandoff, Subscriber
-from nurture.selectors.subscribers import carer_handoff_from_token
+from nurture.selectors.subscribers import carer_handoff_from_token, subscriber_bereavement_reported
 from nurture.services import bereavement as bereavement_services
 from nurture.web.answers import private
 from nurture.web.token_view import token_view
@@ -23,7 +23,7 @@ def _page(request, subscriber: Subscriber, *, source: str, handoff: CarerHandoff
     support = offer_support and request.POST.get("support", request.GET.get("support", "")) == "yes"
     context = {"offer_support": offer_support, "support": support, "from_carer": handoff is not None}
     with translation.override(subscriber.language):
-        if Bereavement.objects.filter(subscriber_id=subscriber.pk).exists():
+        if subscriber_bereavement_reported(subscriber_id=subscriber.pk):
             return private(render(request, "nurture/bereavement_done.html", {**context, "already": True}))
         if request.method == "POST":
             outcome = bereavement_services.bereavement_report(
