@@ -145,10 +145,10 @@ def explain_due_query() -> str:
     from django.db import transaction
     from django.utils import timezone
 
-    from nurture import selectors
+    from nurture.selectors.subscribers import subscribers_due
 
     with transaction.atomic():
-        qs = selectors.subscribers_due(now=timezone.now()).select_for_update(skip_locked=True, of=("self",))[:500]
+        qs = subscribers_due(now=timezone.now()).select_for_update(skip_locked=True, of=("self",))[:500]
         return qs.explain()
 
 

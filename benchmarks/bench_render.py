@@ -37,17 +37,17 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         setup_django(str(Path(tmp) / "bench.sqlite3"))
-        from nurture import selectors
         from nurture.emails.cache import render_cache, render_step
         from nurture.emails.layout import render_step_full
         from nurture.emails.links import personal_for
         from nurture.emails.messages import build_step_email
         from nurture.models import Step, Subscriber
+        from nurture.selectors.series import step_published_articles
         from support.library import load_default_library
 
         load_default_library()
         steps = list(Step.objects.select_related("series").order_by("series__language", "position")[: args.steps])
-        articles = {s.pk: selectors.step_published_articles(step_id=s.pk) for s in steps}
+        articles = {s.pk: step_published_articles(step_id=s.pk) for s in steps}
         # Unsaved subscribers with ids: token signing needs only the id.
         names = ["Ana", "O'Brien", "Zoë", "", "李", "<Sam & Co>"]
         subscribers = [

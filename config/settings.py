@@ -38,7 +38,7 @@ SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS")
 ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 # A refused form post gets a plain page in the site's layout (nurture/web/links.py), not Django's technical one.
-CSRF_FAILURE_VIEW = "nurture.web.links.csrf_failure"
+CSRF_FAILURE_VIEW = "nurture.web.answers.csrf_failure"
 SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000", schemes=("http", "https"))
 
 INSTALLED_APPS = [

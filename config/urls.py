@@ -20,3 +20,5 @@ urlpatterns = [
 
 # A refusal names the permission that is missing (nurture.admin.base.permission_denied).
 handler403 = "nurture.admin.base.permission_denied"
+# A server error gets templates/500.html, standing alone (nurture.web.answers.server_error).
+handler500 = "nurture.web.answers.server_error"

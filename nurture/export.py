@@ -35,11 +35,7 @@ def subscriber_export(*, subscriber_id: int) -> dict:
     handoffs = list(CarerHandoff.objects.filter(subscriber_id=subscriber_id).order_by("requested_at", "pk"))
     replies = list(Reply.objects.filter(subscriber_id=subscriber_id).order_by("received_at", "pk"))
     events = list(ProviderEvent.objects.filter(delivery__subscriber_id=subscriber_id).order_by("timestamp", "pk"))
-    recorded = {
-        (int(article_id), version)
-        for d in deliveries for article_id, version in (d.article_versions or {}).items()
-        if str(article_id).isdigit() and isinstance(version, int)
-    }
+    recorded = {(article_id, version) for d in deliveries for article_id, version in d.recorded_article_versions().items()}
     article_ids = {a for a, _v in recorded}
     articles = Article.objects.in_bulk(article_ids)
     titles = {
@@ -58,14 +54,12 @@ def subscriber_export(*, subscriber_id: int) -> dict:
 
     def delivery_articles(delivery: Delivery) -> list[dict]:
         rows = []
-        for article_id, version in sorted((delivery.article_versions or {}).items()):
-            if not str(article_id).isdigit():
-                continue
-            article = articles.get(int(article_id))
+        for article_id, version in sorted(delivery.recorded_article_versions().items()):
+            article = articles.get(article_id)
             rows.append({
                 "slug": article.slug if article else None,
                 "language": article.language if article else None,
-                "title": titles.get((int(article_id), version)) or (article.title if article else None),
+                "title": titles.get((article_id, version)) or (article.title if article else None),
                 "version": version,
             })
         return rows
@@ -151,17 +145,6 @@ def subscriber_export(*, subscriber_id: int) -> dict:
             for r in replies
         ],
     }
-
-
-def staff_roles_seeing_subscribers() -> list[str]:
-    """The staff roles (groups) whose permissions open a subscriber's record: what the privacy
-    notice names under "who can see it", read from the permissions themselves so it stays true."""
-    from django.contrib.auth.models import Group
-
-    return list(
-        Group.objects.filter(permissions__content_type__app_label="nurture", permissions__codename="view_subscriber")
-        .order_by("name").values_list("name", flat=True).distinct()
-    )
 
 
 # --- the same, for reading on the web page ("Read it as a web page") ------------------------------

@@ -114,22 +114,28 @@ def queue_depths() -> dict[str, int | None]:
 
 class NurtureCollector:
     def collect(self):
-        from nurture import mail_health, selectors
+        from nurture.selectors.deliveries import (
+            deliveries_stuck_sending,
+            delivery_counts_by_status,
+            sending_brake_engaged,
+            series_mail_health,
+        )
+        from nurture.selectors.subscribers import oldest_due_send_time
 
         now = timezone.now()
         by_status = GaugeMetricFamily("nurture_deliveries", "Deliveries by status (rows in the database).", labels=["status"])
-        counts = selectors.delivery_counts_by_status()
+        counts = delivery_counts_by_status()
         for status, count in sorted(counts.items()):
             by_status.add_metric([status], count)
         yield by_status
 
-        oldest = selectors.oldest_due_send_time(now=now)
+        oldest = oldest_due_send_time(now=now)
         yield GaugeMetricFamily(
             "nurture_planner_lag_seconds",
             "How long the oldest due subscriber has been waiting to be planned (0 when nobody is due).",
             value=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
         )
-        stuck = selectors.deliveries_stuck_sending(
+        stuck = deliveries_stuck_sending(
             older_than=now - timedelta(seconds=settings.NURTURE_SENDING_TIMEOUT_SECONDS)
         ).count
         yield GaugeMetricFamily(
@@ -150,7 +156,7 @@ class NurtureCollector:
                 "Confirmation emails waiting to be sent (tasks in the confirmations queue).",
                 value=depths[CONFIRMATIONS_QUEUE],
             )
-        health = mail_health.series_mail_health(since=now - timedelta(days=1))
+        health = series_mail_health(since=now - timedelta(days=1))
         yield GaugeMetricFamily(
             "nurture_series_complaint_rate",
             "Complaints per delivered series email over the last day (the provider's events; the brake's figure).",
@@ -164,7 +170,7 @@ class NurtureCollector:
         yield GaugeMetricFamily(
             "nurture_series_sending_braked",
             "1 while the complaint brake holds series sending (staff resume it in the admin).",
-            value=1 if mail_health.sending_brake_engaged() is not None else 0,
+            value=1 if sending_brake_engaged() is not None else 0,
         )
         yield GaugeMetricFamily(
             "nurture_broker_up", "1 when the broker answered this scrape.", value=0 if depths[QUEUES[0]] is None else 1

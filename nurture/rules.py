@@ -1,7 +1,7 @@
 """The planner's rule, pure: when may the next email go, and which step is worth sending.
 
 No database and no writes: the planner (services.planning) runs it on due subscribers, and the
-journey preview (selectors.series_journey) runs it forward on a simulated clock, so the preview
+journey preview (selectors/series.py, series_journey) runs it forward on a simulated clock, so the preview
 cannot drift from what is sent. Settings only fill in defaults.
 
 When is a subscriber's next email due? `next_send_time` answers: the earliest instant that is at

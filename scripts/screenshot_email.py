@@ -30,10 +30,10 @@ SHOTS = [
 
 
 def render_sample_html(*, language: str, stage: str, position: int) -> str:
-    from nurture import selectors
     from nurture.emails.layout import render_step_full
     from nurture.emails.links import Personal, SAMPLE_TOKEN, greeting_for
     from nurture.models import Step
+    from nurture.selectors.series import step_published_articles
     from support.library import load_default_library
 
     load_default_library()
@@ -46,7 +46,7 @@ def render_sample_html(*, language: str, stage: str, position: int) -> str:
         view_online_url=sample.replace("/preferences/", "/email/"),
     )
     html, _text = render_step_full(
-        step=step, articles=selectors.step_published_articles(step_id=step.pk), language=language, personal=personal
+        step=step, articles=step_published_articles(step_id=step.pk), language=language, personal=personal
     )
     return html
 

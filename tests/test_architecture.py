@@ -277,13 +277,8 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(found)
 
 
-# The public web views still share helpers both ways (links <-> care); their rework to one module of
-# shared answers takes this circle away, and then this allowance goes too.
-KNOWN_CIRCLES = [["nurture.web.care", "nurture.web.links"]]
-
-
 def test_no_import_circles_in_the_engine():
-    assert [c for c in circles(import_graph("nurture")) if c not in KNOWN_CIRCLES] == []
+    assert circles(import_graph("nurture")) == []
 
 
 def test_the_circle_finder_sees_a_circle_hidden_in_a_function():

@@ -13,6 +13,7 @@ from django.utils.html import format_html
 
 from nurture.admin.base import SafeActionIdsMixin, ViewOnlyAdmin
 from nurture.models import Bereavement, Reply, Subscriber
+from nurture.selectors.subscribers import subscriber_bereavement_reported
 from nurture.services.audit import audit_record, audit_record_many
 from nurture.services.bereavement import bereavement_report
 from nurture.services.replies import reply_mark_handled
@@ -26,7 +27,7 @@ def report_bereavement(modeladmin, request, queryset):
         modeladmin.message_user(request, "Choose exactly one subscriber. Nothing was changed.", messages.ERROR)
         return None
     subscriber = Subscriber.objects.get(pk=ids[0])
-    if Bereavement.objects.filter(subscriber_id=subscriber.pk).exists():
+    if subscriber_bereavement_reported(subscriber_id=subscriber.pk):
         modeladmin.message_user(request, f"A bereavement was already reported for {subscriber}. Nothing was changed.", messages.WARNING)
         return None
     if "apply" in request.POST:

@@ -8,8 +8,9 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from nurture import selectors, sending, tasks
+from nurture import sending, tasks
 from nurture.models import Delivery
+from nurture.selectors.deliveries import delivery_articles
 from nurture.services.audit import audit_record, audit_record_many
 
 from nurture.admin.base import (
@@ -60,7 +61,7 @@ class DeliveryAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
 
     @admin.display(description="articles")
     def articles_sent(self, obj):
-        shown = selectors.delivery_articles(delivery=obj)
+        shown = delivery_articles(delivery=obj)
         if not shown:
             return "— (no published article left for it)"
         return format_html_join(", ", "{} (version {})", ((a.slug, a.version) for a in shown))

@@ -6,11 +6,11 @@ from __future__ import annotations
 import math
 
 from axes.helpers import get_client_ip_address, get_client_username, get_cool_off
-from axes.models import AccessAttempt
 from django.conf import settings
-from django.db.models import Max
 from django.shortcuts import render
 from django.utils import timezone
+
+from nurture.selectors.staff import staff_sign_in_last_failed_at
 
 
 def lockout_response(request, original_response=None, credentials=None):
@@ -18,7 +18,7 @@ def lockout_response(request, original_response=None, credentials=None):
     cool_off = get_cool_off(request)
     username = get_client_username(request, credentials) or ""
     address = getattr(request, "axes_ip_address", None) or get_client_ip_address(request)
-    latest = AccessAttempt.objects.filter(username=username, ip_address=address).aggregate(latest=Max("attempt_time"))["latest"]
+    latest = staff_sign_in_last_failed_at(username=username, address=address)
     retry_at = (latest or now) + cool_off
     seconds = max(1, math.ceil((retry_at - now).total_seconds()))
     response = render(

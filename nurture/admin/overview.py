@@ -6,7 +6,7 @@ A thin view over nurture.selectors' set-based reads (a fixed number of queries, 
 Needs nurture.view_overview (Auditors and Subscriber care); the lists of single deliveries and their
 failure reasons (which may quote an address) show only with nurture.view_delivery too. Without it
 (Auditors), the per-series counts are protected as the results page's are: 1 to 4 shows as "<5",
-one more cell of its row, column or total as "x", and the rest rounded to 5 (nurture.results.counts_shown).
+one more cell of its row, column or total as "x", and the rest rounded to 5 (nurture.small_cells.counts_shown).
 """
 from __future__ import annotations
 
@@ -19,8 +19,17 @@ from django.utils import timezone
 
 from django.db.models import Count, Min
 
-from nurture import mail_health, results, selectors
 from nurture.models import Delivery, Reply, Subscriber
+from nurture import small_cells
+from nurture.selectors.deliveries import (
+    OVERVIEW_ROW_LIMIT,
+    deliveries_failed_since,
+    deliveries_stuck_sending,
+    failure_reasons_since,
+    sending_brake_engaged,
+    series_mail_health,
+)
+from nurture.selectors.series import series_overview
 
 from nurture.admin.base import VIEW_DELIVERY, VIEW_OVERVIEW, staff_view
 
@@ -31,7 +40,7 @@ FAILURE_WINDOW = timedelta(hours=24)
 @staff_view(VIEW_OVERVIEW)
 def overview(request):
     now = timezone.now()
-    series_rows = selectors.series_overview(since=now - DELIVERY_WINDOW)
+    series_rows = series_overview(since=now - DELIVERY_WINDOW)
     delivery_statuses = Delivery.Status.choices
     subscriber_statuses = Subscriber.Status.choices
     table = [
@@ -64,15 +73,15 @@ def overview(request):
             "totals": totals,
             "delivery_statuses": delivery_statuses,
             "subscriber_statuses": subscriber_statuses,
-            "stuck": selectors.deliveries_stuck_sending(older_than=now - sending_timeout),
+            "stuck": deliveries_stuck_sending(older_than=now - sending_timeout),
             "sending_timeout_minutes": int(sending_timeout.total_seconds() // 60),
-            "failed": selectors.deliveries_failed_since(since=now - FAILURE_WINDOW),
-            "failure_reasons": selectors.failure_reasons_since(since=now - FAILURE_WINDOW),
-            "row_limit": selectors.OVERVIEW_ROW_LIMIT,
+            "failed": deliveries_failed_since(since=now - FAILURE_WINDOW),
+            "failure_reasons": failure_reasons_since(since=now - FAILURE_WINDOW),
+            "row_limit": OVERVIEW_ROW_LIMIT,
             "show_deliveries": request.user.has_perm(VIEW_DELIVERY),
             # The complaint brake (services/brake.py): its state and the day's figures.
-            "brake": mail_health.sending_brake_engaged(),
-            "mail_health": mail_health.series_mail_health(since=now - FAILURE_WINDOW),
+            "brake": sending_brake_engaged(),
+            "mail_health": series_mail_health(since=now - FAILURE_WINDOW),
             "replies_waiting": replies["waiting"],
             "oldest_reply_at": replies["oldest"],
         },
@@ -92,7 +101,7 @@ def _protect_small_counts(table: list[dict], totals: dict) -> None:
             counts[("total", group, i)] = total
             lines.append([(group, row_index, i) for row_index in range(len(table))] + [("total", group, i)])
         lines.append([("total", group, i) for i in range(len(totals[group]))])
-    shown = results.counts_shown(counts, lines).__getitem__
+    shown = small_cells.counts_shown(counts, lines).__getitem__
     for group in ("deliveries", "subscribers"):
         for row_index, row in enumerate(table):
             row[group] = [shown((group, row_index, i)) for i in range(len(row[group]))]

@@ -29,10 +29,12 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
 from content.models import Article, Language, Stage
-from nurture import rules, selectors
+from nurture import rules
 from nurture.emails.messages import build_step_email, delivery_web_html
 from nurture.models import Delivery, Series, Step, Subscriber
-from nurture.services import checkins
+from nurture.selectors.deliveries import delivery_articles
+from nurture.selectors.series import series_for, series_hold_reasons, series_journey
+from nurture.selectors.subscribers import checkin_interval, subscriber_by_email
 from nurture.services.audit import audit_record
 
 from nurture.admin.base import PREVIEW_AS_SUBSCRIBER, PREVIEW_EMAILS, VIEW_DELIVERY, BadQuery, require_permission, staff_view
@@ -75,7 +77,7 @@ def _chosen_subscriber(request, step: Step) -> tuple[Subscriber, str]:
             validate_email(wanted)
         except ValidationError:
             raise BadQuery("“subscriber” must be a subscriber id or an email address.") from None
-        found = selectors.subscriber_by_email(email=wanted)
+        found = subscriber_by_email(email=wanted)
     if found is None:
         return _sample_subscriber(step), f"No subscriber matches {wanted!r}; showing a sample subscriber instead."
     return found, ""
@@ -180,7 +182,7 @@ def journey(request):
     if stage not in Stage.values or language not in Language.values:
         messages.error(request, "Choose a stage and a language from the lists.")
         return redirect("email_preview:index")
-    series = selectors.series_for(stage=stage, language=language)
+    series = series_for(stage=stage, language=language)
     start = timezone.now()
     # A sample treatment date (recently diagnosed only): the plan around it, as the planner makes it.
     raw_date = (request.GET.get("treatment_date") or "").strip()
@@ -193,12 +195,12 @@ def journey(request):
     # Sample days and hours that suit them: quiet weekdays and a part of the day.
     quiet = sorted({int(d) for d in request.GET.getlist("quiet_day") if d in {"0", "1", "2", "3", "4", "5", "6"}})
     time_of_day = request.GET.get("time_of_day", "") if request.GET.get("time_of_day", "") in rules.DAY_PARTS else ""
-    emails_planned = selectors.series_journey(
+    emails_planned = series_journey(
         series_id=series.pk, start=start, treatment_date=treatment_date,
         quiet_days=",".join(map(str, quiet)), time_of_day=time_of_day,
     ) if series else []
     # The "Has anything changed?" check-ins the same person would get (services/checkins.py).
-    interval = checkins.checkin_interval(stage)
+    interval = checkin_interval(stage)
     last = emails_planned[-1].send_at if emails_planned else start
     checkin_times = []
     while interval and (not checkin_times or checkin_times[-1] <= last) and len(checkin_times) < 50:
@@ -214,7 +216,7 @@ def journey(request):
             language_label=Language(language).label,
             start=start,
             journey=emails_planned,
-            holds=selectors.series_hold_reasons(series_id=series.pk) if series else [],
+            holds=series_hold_reasons(series_id=series.pk) if series else [],
             stages=Stage.choices,
             languages=Language.choices,
             chosen_stage=stage,
@@ -246,7 +248,7 @@ def delivery_preview(request, delivery_id: int):
         return redirect("admin:nurture_delivery_changelist")
     audit_record(user=request.user, action="view", subscriber_id=delivery.subscriber_id, delivery_id=delivery.pk,
                  detail="view as sent")
-    articles = selectors.delivery_articles(delivery=delivery)
+    articles = delivery_articles(delivery=delivery)
     current = dict(Article.objects.filter(pk__in=[a.pk for a in articles]).values_list("pk", "version"))
     return render(
         request,

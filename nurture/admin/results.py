@@ -4,9 +4,9 @@ where people leave, sends per week, and the same step across stages and language
     ?series=<id>&period=7d|30d|90d|quarter   or   &start=YYYY-MM-DD&end=YYYY-MM-DD,   &format=csv
 
 Needs the permission nurture.view_results (roles "Content editors" and "Auditors"); staff without
-it get a 403 page naming it. Counts only, from the daily summary (nurture/results.py): no address,
+it get a 403 page naming it. Counts only, from the daily summary (nurture/selectors/results.py): no address,
 name or stage of a person; counts of 1 to 4 people shown as "<5", one more cell of their row,
-column or total as "x", and every other count rounded to 5 (nurture/results.py, PeriodFigures).
+column or total as "x", and every other count rounded to 5 (nurture/small_cells.py; PeriodFigures in nurture/selectors/results.py).
 The CSV holds every table of the page (counts only, no rates) with the period and when it was generated.
 """
 from __future__ import annotations
@@ -24,7 +24,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from content.models import Article, Stage
-from nurture import results
+from nurture import small_cells
+from nurture.selectors import results
 from nurture.admin import charts
 from nurture.admin.base import staff_view
 from nurture.models import Series
@@ -110,18 +111,18 @@ def _feedback_tables(*, series: Series, period: results.Period, comments_url: st
     columns = [Column("Yes"), Column("No"), Column("Share yes")]
     step_table = Table("results-feedback-steps", "Was this email helpful? Per step", [Column("Step"), *columns])
     for row in per_step:
-        step_table.rows.append(([row.label, results.count_shown(row.yes), results.count_shown(row.no), _percent(row.share)], False))
+        step_table.rows.append(([row.label, small_cells.count_shown(row.yes), small_cells.count_shown(row.no), _percent(row.share)], False))
     article_table = Table("results-feedback-articles", "Was this email helpful? Per article", [
         Column("Article"), *columns, Column("Comments", in_csv=False)])
     for row in per_article:
         link = format_html('<a href="{}?article={}&amp;{}">read</a>', comments_url, row.key, period_query(period)) if row.comments else "—"
-        article_table.rows.append(([row.label, results.count_shown(row.yes), results.count_shown(row.no), _percent(row.share), link], False))
+        article_table.rows.append(([row.label, small_cells.count_shown(row.yes), small_cells.count_shown(row.no), _percent(row.share), link], False))
     impact = results.series_impact(series_id=series.pk, period=period)
     impact_table = Table("results-impact", "Do you feel more able to decide about a second opinion? (1 = not at all, 5 = very much)",
                          [Column("Answers"), *(Column(str(n)) for n in results.IMPACT_SCALE), Column("All")])
     # The answers and their total are one line a reader could add up: protected together.
     counts = {**{n: impact[n] for n in results.IMPACT_SCALE}, "all": sum(impact.values())}
-    shown = results.counts_shown(counts, [list(counts)])
+    shown = small_cells.counts_shown(counts, [list(counts)])
     impact_table.rows.append((["People", *(shown[n] for n in results.IMPACT_SCALE), shown["all"]], False))
     return [step_table, article_table, impact_table]
 
@@ -146,10 +147,10 @@ def _csv_response(
     writer.writerow(["Results", series.name, _series_label(series)])
     writer.writerow(["Period", period.start.isoformat(), period.end.isoformat()])
     writer.writerow(["Generated at", generated_at.isoformat(timespec="seconds")])
-    writer.writerow(["Bereavements reported (all series; not counted as leaving)", results.count_shown(bereaved)])
-    writer.writerow(["Note", f"Counts only; 1 to {results.MIN_CELL - 1} people shown as {results.SUPPRESSED}, and one more "
-                             f"cell of their row, column or total as {results.HIDDEN}; "
-                             + f"counts rounded to the nearest {results.ROUND_TO}; "
+    writer.writerow(["Bereavements reported (all series; not counted as leaving)", small_cells.count_shown(bereaved)])
+    writer.writerow(["Note", f"Counts only; 1 to {small_cells.MIN_CELL - 1} people shown as {small_cells.SUPPRESSED}, and one more "
+                             f"cell of their row, column or total as {small_cells.HIDDEN}; "
+                             + f"counts rounded to the nearest {small_cells.ROUND_TO}; "
                              + f"unsubscribed and paused count within {window} days after the step"])
     for table in tables:
         keep = [i for i, column in enumerate(table.columns) if column.in_csv]
@@ -250,10 +251,10 @@ def results_page(request):
         "leave_chart": leave,
         "weekly_chart": weekly_chart,
         "csv_query": query.urlencode(),
-        "min_cell": results.MIN_CELL,
-        "hidden_mark": results.HIDDEN,
-        "rounded_to": results.ROUND_TO,
-        "bereavements": results.count_shown(bereaved),
+        "min_cell": small_cells.MIN_CELL,
+        "hidden_mark": small_cells.HIDDEN,
+        "rounded_to": small_cells.ROUND_TO,
+        "bereavements": small_cells.count_shown(bereaved),
     }
     return render(request, TEMPLATE, context)
 

@@ -8,16 +8,16 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from nurture import selectors
 from nurture.models import Series, Step, StepArticle
+from nurture.selectors.series import step_hold_reasons, step_is_held_back
 
 
 
 def _held_back_text(step: Step) -> str:
-    reasons = selectors.step_hold_reasons(step=step)
+    reasons = step_hold_reasons(step=step)
     if not reasons:
         return ""
-    if selectors.step_is_held_back(step=step):
+    if step_is_held_back(step=step):
         return "Held back: " + "; ".join(reasons)
     return "Sent without: " + "; ".join(reasons)
 
@@ -72,12 +72,12 @@ class SeriesAdmin(admin.ModelAdmin):
 
     @admin.display(description="steps held back")
     def held_back_steps(self, obj):
-        held = [s for s in obj.steps.all() if selectors.step_is_held_back(step=s)]
+        held = [s for s in obj.steps.all() if step_is_held_back(step=s)]
         if not held:
             return "—"
         return format_html_join(
             mark_safe("<br>"), '<span class="nurture-held-back">⚠ #{}: {}</span>',
-            ((s.position + 1, "; ".join(selectors.step_hold_reasons(step=s))) for s in held),
+            ((s.position + 1, "; ".join(step_hold_reasons(step=s))) for s in held),
         )
 
 

@@ -22,13 +22,13 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_http_methods
 
 from content.models import Language, Stage
-from nurture import selectors
 from nurture.admin.care import report_bereavement
 from nurture.models import CarerHandoff, ConsentRecord, Delivery, Subscriber
+from nurture.selectors.series import series_step_counts, steps_from
 from nurture.services import subscribers as subscriber_services
 from nurture.services.audit import audit_record, audit_record_many
-from nurture.services.retention import subscriber_erase
 from nurture.services.exports import subscriber_export_by_staff
+from nurture.services.retention import subscriber_erase
 
 from nurture.admin.base import (
     CheckedListAdmin, ReadOnlyAdmin, SafeActionIdsMixin, audited_subscriber_ids, delivery_preview_link, list_narrowed,
@@ -93,7 +93,7 @@ class ChangeStageForm(forms.Form):
         if not stage or "language" not in cleaned:  # a field error already says what is wrong
             return cleaned
         wanted = {cleaned.get("language")} - {KEEP_LANGUAGE} or self.subscriber_languages
-        step_counts = selectors.series_step_counts(stage=stage, languages=wanted)
+        step_counts = series_step_counts(stage=stage, languages=wanted)
         problems = []
         for language in sorted(wanted):
             label = f"{Stage(stage).label} in {Language(language).label}"
@@ -179,7 +179,7 @@ class SubscriberAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
     def next_step(self, obj):
         if obj.series_id is None:
             return "— (no series: not confirmed yet, or no series for their stage and language)"
-        step = selectors.steps_from(series_id=obj.series_id, position=obj.next_step_position).first()
+        step = steps_from(series_id=obj.series_id, position=obj.next_step_position).first()
         if step is None:
             return f"— (series finished: nothing after position {obj.next_step_position})"
         return f"{step_label(step)} (position {step.position})"

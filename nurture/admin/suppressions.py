@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from nurture import selectors
 from nurture.models import Suppression
+from nurture.selectors.subscribers import subscriber_by_email, with_address
 from nurture.services.audit import audit_record, audit_record_suppressions
 from nurture.services.suppression import address_suppress
 
@@ -27,13 +27,13 @@ class SuppressionAdmin(CheckedListAdmin, admin.ModelAdmin):
         # Through the one suppression service, so a subscriber with this address stops at once.
         if not change:
             address_suppress(email=obj.email, reason=obj.reason or "added by staff", source="admin")
-            obj.pk = selectors.with_address(Suppression.objects.all(), obj.email).get().pk
+            obj.pk = with_address(Suppression.objects.all(), obj.email).get().pk
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         response = super().change_view(request, object_id, form_url, extra_context)
         suppression = (getattr(response, "context_data", None) or {}).get("original")
         if request.method == "GET" and response.status_code == 200 and suppression is not None:
-            subscriber = selectors.subscriber_by_email(email=suppression.email)
+            subscriber = subscriber_by_email(email=suppression.email)
             audit_record(user=request.user, action="view", subscriber_id=subscriber.pk if subscriber else None,
                          suppression_id=suppression.pk, detail="suppression page")
         return response

@@ -14,9 +14,11 @@ from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from content.models import Article, Stage
-from nurture import providers, selectors, tokens
+from nurture import providers, tokens
 from nurture.emails.cache import render_step, step_language
 from nurture.emails.layout import PALETTE, inline_css, larger_text, organisation, tidy_text
+from nurture.selectors.deliveries import delivery_articles
+from nurture.selectors.series import step_published_articles
 from nurture.emails.links import (
     Personal, carer_personal_for, clean_name, feedback_urls, greeting_for, link, personal_for, requester_label,
 )
@@ -61,11 +63,11 @@ def build_step_email(
     welcome_back: bool = False,
 ) -> EmailMultiAlternatives:
     """One step's email for one subscriber (saved or a sample): the one builder for sends,
-    previews and test sends. A batch sender may pass `articles` (selectors.step_published_articles,
+    previews and test sends. A batch sender may pass `articles` (step_published_articles,
     read once per step in the batch) to save one query per email."""
     language = step_language(step)
     if articles is None:
-        articles = selectors.step_published_articles(step_id=step.pk)
+        articles = step_published_articles(step_id=step.pk)
     personal = personal_for(
         subscriber, language=language, delivery_id=delivery_id, sample_links=sample_links, welcome_back=welcome_back
     )
@@ -89,7 +91,7 @@ def build_delivery_email(
     """The sender's entry point. Load the delivery with select_related("subscriber", "step__series",
     "carer_handoff").
 
-    It carries the delivery's own articles (selectors.delivery_articles: never one the subscriber
+    It carries the delivery's own articles (delivery_articles: never one the subscriber
     already had); the sender passes the list it already read. One address per message, always:
     the subscriber's own copy goes to the subscriber, a carer's copy (delivery.carer_handoff) to the
     carer, built for them (nurture/sending/recheck.py reads which). `to` is accepted for the sender's
@@ -98,7 +100,7 @@ def build_delivery_email(
     if to is not None and list(to) != [address]:
         raise ValueError(f"delivery {delivery.pk} goes to its own address only")
     if articles is None:
-        articles = selectors.delivery_articles(delivery=delivery)
+        articles = delivery_articles(delivery=delivery)
     if delivery.for_carer:
         message = _carer_copy(delivery, articles=articles, sample_links=sample_links)
     else:
@@ -139,14 +141,14 @@ def _carer_copy(delivery: Delivery, *, articles: list[Article], sample_links: bo
 
 def delivery_web_html(delivery: Delivery, *, sample_links: bool = False, manage_url: str = "") -> str:
     """The "view in browser" page: the same email as build_delivery_email (the same articles from
-    selectors.delivery_articles, the same render), without the link to itself. For a sent delivery
+    delivery_articles, the same render), without the link to itself. For a sent delivery
     that is the article versions it went out with, even after staff edited them.
     sample_links: the staff preview, whose links must not act on the real subscriber.
     manage_url: the public web copy's "change your choices" link, which must not be a preference
     link (anyone the page's URL reaches would hold one); the "email me a new link" page."""
     step = delivery.step
     language = step_language(step)
-    articles = selectors.delivery_articles(delivery=delivery)
+    articles = delivery_articles(delivery=delivery)
     if delivery.for_carer:  # the carer's copy: the carer's own stop link, nothing of the subscriber's
         personal = carer_personal_for(
             delivery.subscriber, handoff_id=delivery.carer_handoff_id, language=language, sample_links=sample_links

@@ -259,7 +259,7 @@ class Step(models.Model):
 
 
 class StepFigures(Step):
-    """The same steps, shown in the admin with what each achieved (mail_health.step_engagement)."""
+    """The same steps, shown in the admin with what each achieved (selectors/results.py, step_engagement)."""
 
     class Meta:
         proxy = True
@@ -360,6 +360,16 @@ class Delivery(models.Model):
     def to_address(self) -> str:
         """The one address this copy goes to. Load carer copies with select_related("carer_handoff")."""
         return self.carer_handoff.carer_email if self.carer_handoff_id else self.subscriber.email
+
+    @staticmethod
+    def read_article_versions(stored) -> dict[int, int]:
+        """{article id: version} from a stored `article_versions` value (JSON keys are text), the one reader;
+        planned rows hold version 0 (planning.PLANNED_VERSION); malformed entries are left out."""
+        return {int(k): v for k, v in (stored or {}).items() if str(k).isdigit() and isinstance(v, int)}
+
+    def recorded_article_versions(self) -> dict[int, int]:
+        """{article id: version}: what the sender rendered (sent), or the planned article ids (not yet)."""
+        return self.read_article_versions(self.article_versions)
 
 
 class Suppression(models.Model):

@@ -12,7 +12,7 @@ class StepDailyResults(models.Model):
     """What one step achieved among the emails it sent on one day (UTC): counts only, never a person.
 
     Filled by services/results.py (the beat task "nurture.results_summarise"), read by the results
-    page (nurture/results.py). Each figure counts deliveries of the step sent that day: delivered,
+    page (nurture/selectors/results.py). Each figure counts deliveries of the step sent that day: delivered,
     bounced, complained, opened, clicked (a provider event of that type, distinct deliveries), and
     unsubscribed / paused (the person left or paused within NURTURE_RESULTS_LEAVE_WINDOW_DAYS after
     this email, and it was the last one they had before). Kept when people are later erased."""

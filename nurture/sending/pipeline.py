@@ -29,8 +29,9 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from nurture import mail_health, metrics, providers
+from nurture import metrics, providers
 from nurture.models import Delivery
+from nurture.selectors import deliveries as mail_health
 from nurture.sending.batch_calls import send_in_batch_calls, send_in_messages_batches
 from nurture.sending.calls import Slots, send_one_by_one
 from nurture.sending.db_retry import infrastructure_errors, with_db_retry

@@ -4,7 +4,8 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from nurture import selectors
+from nurture.selectors.deliveries import deliveries_articles
+from nurture.selectors.subscribers import suppressed_among
 from nurture.models import CarerHandoff, Delivery, Subscriber
 from nurture.sending.ledger import Claimed
 
@@ -34,8 +35,8 @@ def deliveries_recheck(*, delivery_ids: list[int], stamp: datetime) -> tuple[lis
         .filter(pk__in=delivery_ids, status=Delivery.Status.SENDING, sending_started_at=stamp)
         .order_by("pk")
     )
-    suppressed = selectors.suppressed_among(emails=[d.to_address for d in deliveries])
-    articles = selectors.deliveries_articles(deliveries=deliveries)
+    suppressed = suppressed_among(emails=[d.to_address for d in deliveries])
+    articles = deliveries_articles(deliveries=deliveries)
     keep, skip = [], defaultdict(list)
     for delivery in deliveries:
         reason = _skip_reason(delivery, suppressed, articles[delivery.pk])

@@ -7,7 +7,7 @@ over: the worker's hand-over stamp only holds while the row is still "sending", 
 race to this update); a carer hand-off in play stops; the address goes on the suppression list, so
 no future series or sign-up email reaches it; a consent record of kind "bereavement" says through
 which page or by whom, and the audit trail has the report. No goodbye email. The results count a
-bereavement apart from "left": unsubscribed_at is never set here (nurture/results.py)."""
+bereavement apart from "left": unsubscribed_at is never set here (nurture/selectors/results.py)."""
 from __future__ import annotations
 
 import logging
@@ -17,9 +17,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from nurture import metrics, recipients, selectors, wording
+from nurture import metrics, wording
 from nurture.emails.messages import build_bereavement_support_email
 from nurture.models import Bereavement, CarerHandoff, ConsentRecord, Subscriber
+from nurture.selectors.subscribers import is_suppressed, open_carer_handoff
 from nurture.sending import deliveries_cancel_unsent
 from nurture.services import throttle
 from nurture.services.audit import audit_record
@@ -75,7 +76,7 @@ def bereavement_report(
     if carer_handoff_id is not None:
         handoff = CarerHandoff.objects.filter(pk=carer_handoff_id, subscriber_id=subscriber.pk).first()
     support_to = ""
-    if carer_wants_support and carer_may_ask_for_support(handoff) and not selectors.is_suppressed(email=handoff.carer_email):
+    if carer_wants_support and carer_may_ask_for_support(handoff) and not is_suppressed(email=handoff.carer_email):
         support_to = handoff.carer_email
     try:
         with transaction.atomic():
@@ -86,7 +87,7 @@ def bereavement_report(
     except IntegrityError:  # reported at the same moment through another page
         return BereavementOutcome(Bereavement.objects.get(subscriber_id=subscriber.pk), created=False)
     cancelled = _cancel_unsent(subscriber.pk)
-    open_handoff = recipients.open_carer_handoff(subscriber_id=subscriber.pk)
+    open_handoff = open_carer_handoff(subscriber_id=subscriber.pk)
     if open_handoff is not None:
         # No notice: nothing more goes to the person who died (the carer's pages say it has ended).
         carer_stop(handoff_id=open_handoff.pk, by="bereavement", source=source, notify=lambda *_: None)
@@ -113,7 +114,7 @@ def bereavement_support_email_send(*, bereavement_id: int) -> bool:
         )
         if bereavement is None or not bereavement.support_email_to or bereavement.support_email_sent_at is not None:
             return False
-        if selectors.is_suppressed(email=bereavement.support_email_to):
+        if is_suppressed(email=bereavement.support_email_to):
             return False
         message = build_bereavement_support_email(bereavement)
         throttle.wait_for_send_slot()  # the provider's ceiling, shared with the series emails

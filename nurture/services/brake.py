@@ -15,15 +15,20 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.conf import settings
 from django.utils import timezone
 
-from nurture import mail_health, providers
+from nurture import providers
 from nurture.models import AuditEntry, SendingBrake
+from nurture.selectors.deliveries import (
+    SeriesMailHealth,
+    sending_brake_engaged,
+    sending_brake_last_resumed_at,
+    series_mail_health,
+)
+from nurture.selectors.staff import staff_addresses_with_permission
 from nurture.services.audit import audit_record_operation
 
 logger = logging.getLogger(__name__)
@@ -34,11 +39,11 @@ ALERT_PERMISSION = ("nurture", "view_overview")
 
 def brake_window_start(*, now: datetime) -> datetime:
     """A day back, but never before the last resume: what tripped the brake once does not trip it again."""
-    resumed_at = mail_health.sending_brake_last_resumed_at()
+    resumed_at = sending_brake_last_resumed_at()
     return max(now - WINDOW, resumed_at) if resumed_at else now - WINDOW
 
 
-def _over_the_limit(health: mail_health.SeriesMailHealth) -> str:
+def _over_the_limit(health: SeriesMailHealth) -> str:
     """Why the brake trips for these figures, or "" if it does not."""
     if health.emails < settings.NURTURE_BRAKE_MIN_EMAILS:
         return ""
@@ -53,11 +58,11 @@ def _over_the_limit(health: mail_health.SeriesMailHealth) -> str:
 
 def sending_brake_check(*, now: datetime | None = None) -> SendingBrake | None:
     """Trip the brake if the figures say so. Returns the engaged brake, if any."""
-    engaged = mail_health.sending_brake_engaged()
+    engaged = sending_brake_engaged()
     if engaged is not None:
         return engaged
     now = now or timezone.now()
-    health = mail_health.series_mail_health(since=brake_window_start(now=now))
+    health = series_mail_health(since=brake_window_start(now=now))
     reason = _over_the_limit(health)
     if not reason:
         return None
@@ -66,7 +71,7 @@ def sending_brake_check(*, now: datetime | None = None) -> SendingBrake | None:
             brake = SendingBrake.objects.create(
                 reason=reason, emails=health.emails, complaints=health.complaints, hard_bounces=health.hard_bounces)
     except IntegrityError:  # another webhook tripped it at the same moment
-        return mail_health.sending_brake_engaged()
+        return sending_brake_engaged()
     logger.warning("series sending paused by the complaint brake: %s", reason)
     transaction.on_commit(lambda: _alert_staff(brake))
     return brake
@@ -74,10 +79,7 @@ def sending_brake_check(*, now: datetime | None = None) -> SendingBrake | None:
 
 def _alert_staff(brake: SendingBrake) -> None:
     app_label, codename = ALERT_PERMISSION
-    has_perm = Q(user_permissions__codename=codename, user_permissions__content_type__app_label=app_label) | Q(
-        groups__permissions__codename=codename, groups__permissions__content_type__app_label=app_label)
-    staff = get_user_model().objects.filter(Q(is_superuser=True) | has_perm, is_active=True, is_staff=True).exclude(email="")
-    addresses = sorted({user.email for user in staff})
+    addresses = staff_addresses_with_permission(app_label=app_label, codename=codename)
     if not addresses:
         logger.error("complaint brake #%s: no staff address to alert", brake.pk)
         return

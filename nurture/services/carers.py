@@ -23,10 +23,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from nurture import selectors, tokens, wording
+from nurture import wording
 from nurture.addresses import same_mailbox
 from nurture.emails.messages import build_carer_confirmation_email, build_carer_notice_email
 from nurture.models import CarerHandoff, ConsentRecord, Delivery, Subscriber
+from nurture.selectors.subscribers import is_suppressed
 from nurture.services import throttle
 from nurture.services.consent import consent_record
 from nurture.services.errors import InputError
@@ -188,19 +189,6 @@ def carer_address_failed(*, handoff_id: int, complaint: bool, notify) -> None:
     carer_stop(handoff_id=handoff_id, by="complaint" if complaint else "bounce", source="provider_webhook", notify=notify)
 
 
-def handoff_from_token(*, purpose: str, token: str) -> CarerHandoff:
-    """The hand-off a carer's (or the subscriber's carer notice) link names. Raises
-    tokens.TokenError for a bad link, including one whose hand-off is gone or belongs to another
-    subscriber."""
-    subscriber_id, extra = tokens.read_token(purpose=purpose, token=token)
-    if not extra.isdigit():
-        raise tokens.TokenError()
-    handoff = CarerHandoff.objects.select_related("subscriber").filter(pk=int(extra), subscriber_id=subscriber_id).first()
-    if handoff is None:
-        raise tokens.TokenError()
-    return handoff
-
-
 # --- the carer's emails, decided and sent by the worker ------------------------------------------
 
 
@@ -214,7 +202,7 @@ def carer_confirmation_email_send(*, handoff_id: int, mailbox_counted: bool = Fa
     handoff = CarerHandoff.objects.select_related("subscriber").filter(
         pk=handoff_id, status=CarerHandoff.Status.PENDING, carer_confirmed_at__isnull=True
     ).first()
-    if handoff is None or selectors.is_suppressed(email=handoff.carer_email):
+    if handoff is None or is_suppressed(email=handoff.carer_email):
         return EmailOutcome(sent=False)
     outcome = throttled_email_send(
         email=handoff.carer_email, mailbox_counted=mailbox_counted, kind="carer_confirmation",
@@ -230,7 +218,7 @@ def carer_notice_email_send(*, handoff_id: int, event: str) -> EmailOutcome:
     mailbox throttle (the subscriber must be told; the daily cap on carer requests bounds it);
     under the carer emails' hourly ceiling."""
     handoff = CarerHandoff.objects.select_related("subscriber").filter(pk=handoff_id).first()
-    if handoff is None or selectors.is_suppressed(email=handoff.subscriber.email):
+    if handoff is None or is_suppressed(email=handoff.subscriber.email):
         return EmailOutcome(sent=False)
     outcome = throttled_email_send(
         email=handoff.subscriber.email, mailbox_counted=True, kind="carer_notice",

@@ -8,17 +8,15 @@ answer is sealed in the link's token: no stage appears in a URL."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from content.models import Stage
-from nurture import selectors
 from nurture.emails.messages import build_checkin_email
 from nurture.models import Subscriber
+from nurture.selectors.subscribers import is_suppressed, subscribers_checkin_due
 from nurture.services import throttle
 from nurture.services.subscribers import subscriber_change_stage
 
@@ -28,33 +26,12 @@ NOTHING_CHANGED = "same"
 BATCH = 500
 
 
-def checkin_interval(stage: str) -> timedelta | None:
-    weeks = settings.NURTURE_CHECKIN_WEEKS.get(stage, 0)
-    return timedelta(seconds=weeks * 7 * settings.NURTURE_DAY_SECONDS) if weeks else None
-
-
-def checkins_due(*, now: datetime) -> QuerySet[Subscriber]:
-    """Active subscribers owed a check-in: their stage's interval has passed since the last one (or
-    since they confirmed), or their series has run out and no check-in came within the interval."""
-    due = Q(pk__in=[])
-    for stage in Stage.values:
-        interval = checkin_interval(stage)
-        if interval is None:
-            continue
-        cutoff = now - interval
-        not_lately = Q(last_checkin_at__isnull=True) | Q(last_checkin_at__lte=cutoff)
-        owed = Q(last_checkin_at__lte=cutoff) | Q(last_checkin_at__isnull=True, confirmed_at__lte=cutoff) | Q(
-            next_send_at__isnull=True, last_sent_at__isnull=False)  # the series ran out
-        due |= Q(stage=stage) & not_lately & owed
-    return Subscriber.objects.filter(due, status=Subscriber.Status.ACTIVE).order_by("pk")
-
-
 def checkin_send(*, subscriber_id: int, now: datetime | None = None) -> bool:
     """One check-in, if still owed (re-checked under the row lock), stamped in the same transaction."""
     now = now or timezone.now()
     with transaction.atomic():
-        subscriber = checkins_due(now=now).select_for_update(of=("self",)).filter(pk=subscriber_id).first()
-        if subscriber is None or selectors.is_suppressed(email=subscriber.email):
+        subscriber = subscribers_checkin_due(now=now).select_for_update(of=("self",)).filter(pk=subscriber_id).first()
+        if subscriber is None or is_suppressed(email=subscriber.email):
             return False
         message = build_checkin_email(subscriber, answers=[*Stage.values, NOTHING_CHANGED])
         throttle.wait_for_send_slot()
@@ -66,7 +43,7 @@ def checkin_send(*, subscriber_id: int, now: datetime | None = None) -> bool:
 
 def checkins_send_due(*, now: datetime | None = None, limit: int = BATCH) -> int:
     now = now or timezone.now()
-    ids = list(checkins_due(now=now).values_list("pk", flat=True)[:limit])
+    ids = list(subscribers_checkin_due(now=now).values_list("pk", flat=True)[:limit])
     return sum(checkin_send(subscriber_id=pk, now=now) for pk in ids)
 
 

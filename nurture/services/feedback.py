@@ -37,7 +37,7 @@ def feedback_record(*, delivery_id: int, question: str, value: int, comment: str
     if len(comment) > Feedback.COMMENT_MAX_CHARS or "\x00" in comment:
         raise ValueError("comment refused")
     delivery = Delivery.objects.select_for_update().only("pk", "step_id", "article_versions").get(pk=delivery_id)
-    article_ids = sorted(int(k) for k in (delivery.article_versions or {}) if str(k).isdigit())
+    article_ids = sorted(delivery.recorded_article_versions())
     feedback, _created = Feedback.objects.update_or_create(
         delivery_id=delivery.pk, question=question,
         defaults={"step_id": delivery.step_id, "article_ids": article_ids, "value": value, "comment": comment,

@@ -31,8 +31,10 @@ from django.utils import timezone
 
 from nurture.models import Delivery, StepArticle, Subscriber
 from nurture.rules import decide, timing_settings
-from nurture import dialect, mail_health, recipients, selectors
-from nurture.selectors import SeriesSteps
+from nurture import dialect
+from nurture.selectors.deliveries import sending_brake_engaged
+from nurture.selectors.series import SeriesSteps
+from nurture.selectors.subscribers import carers_in_force, subscribers_due
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ RECEIVED_STATES = (Delivery.Status.QUEUED, Delivery.Status.SENDING, Delivery.Sta
 PLANNED_VERSION = 0
 
 
-# --- the due set (selectors.subscribers_due), locked --------------------------------------------------------------------------------
+# --- the due set (subscribers_due), locked --------------------------------------------------------------------------------
 
 
 DUE_FIELDS = (
@@ -76,7 +78,7 @@ class DueSubscriber:
 
 
 def _locked_due_batch(now: datetime, batch_size: int) -> list[DueSubscriber]:
-    qs = selectors.subscribers_due(now=now)
+    qs = subscribers_due(now=now)
     if dialect.skips_locked_rows():
         # Another planner's locked rows are skipped, not waited for: each row is planned once.
         qs = qs.select_for_update(skip_locked=True, of=("self",))
@@ -103,7 +105,7 @@ def _history(subscriber_ids: list[int]) -> History:
         if status not in RECEIVED_STATES:
             continue
         if article_versions:
-            history.received[subscriber_id].update(int(k) for k in article_versions)
+            history.received[subscriber_id].update(Delivery.read_article_versions(article_versions))
         else:
             steps_without_record.add(step_id)
         when = sent_at or queued_at
@@ -135,7 +137,7 @@ def deliveries_plan_batch(*, now: datetime, batch_size: int, series_steps: Serie
     batch = _locked_due_batch(now, batch_size)
     if not batch:
         return BatchResult([], 0, 0, 0)
-    if mail_health.sending_brake_engaged() is not None:
+    if sending_brake_engaged() is not None:
         # The complaint brake holds series sending: nobody is planned (their locks go with this
         # transaction) until staff resume it; asked only when someone is due, so idle costs nothing.
         logger.info("series sending paused by the complaint brake: %d due subscribers not planned", len(batch))
@@ -187,7 +189,7 @@ def _with_carer_copies(rows: list[tuple[int, int, dict, bool]]) -> list[tuple[in
     """Every address its own delivery: each planned step becomes the subscriber's own copy (carer
     hand-off None) and, where a hand-off is in force, the carer's copy (its id); "instead of me"
     leaves the subscriber's own copy out. One query, two when someone in the batch has a carer."""
-    carers = recipients.carers_in_force(subscriber_ids=[row[0] for row in rows]) if rows else {}
+    carers = carers_in_force(subscriber_ids=[row[0] for row in rows]) if rows else {}
     expanded = []
     for sub, step, versions, welcome in rows:
         carer = carers.get(sub)

@@ -35,7 +35,8 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from nurture import mail_health, sending
+from nurture import sending
+from nurture.selectors import deliveries as mail_health
 from nurture.models import Delivery
 
 logger = logging.getLogger(__name__)

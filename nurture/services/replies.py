@@ -25,9 +25,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from nurture import selectors
 from nurture.emails.messages import build_reply_unsubscribed_email
 from nurture.models import ConsentRecord, Delivery, Reply, Subscriber
+from nurture.selectors.subscribers import is_suppressed
 from nurture.services import subscribers as subscriber_services
 from nurture.services import throttle
 from nurture.services.audit import audit_record
@@ -189,7 +189,7 @@ def reply_stop_email_send(*, reply_id: int) -> bool:
         reply = Reply.objects.select_for_update(of=("self",)).select_related("subscriber").filter(pk=reply_id, state=Reply.State.STOP).first()
         if reply is None or reply.handled_at is not None or reply.subscriber is None:
             return False
-        if selectors.is_suppressed(email=reply.subscriber.email):
+        if is_suppressed(email=reply.subscriber.email):
             return False
         message = build_reply_unsubscribed_email(reply.subscriber)
         throttle.wait_for_send_slot()

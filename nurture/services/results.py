@@ -3,7 +3,7 @@
 One writer, `results_summarise`, run hourly by the beat task "nurture.results_summarise" (periodic
 queue). It recomputes the recent days (NURTURE_RESULTS_LEAVE_WINDOW_DAYS + RECOMPUTE_MARGIN_DAYS, so
 late provider events and departures still land on the day of the email they follow) and, on the
-first run, every day since the first email. The results page (nurture/results.py) reads only the
+first run, every day since the first email. The results page (nurture/selectors/results.py) reads only the
 summary, so it answers in a few milliseconds whatever the number of deliveries.
 
 Counts only: the table holds no subscriber id, address, name or stage; a step's series says which
@@ -24,7 +24,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from nurture.models import Delivery, ProviderEvent, StepDailyResults
-from nurture.results import DEPARTURE_KINDS, EVENT_FIGURES, FIGURES, departure_times
+from nurture.selectors.results import DEPARTURE_KINDS, EVENT_FIGURES, FIGURES, departure_times
 
 # Extra days recomputed beyond the leave window, for provider events that arrive late.
 RECOMPUTE_MARGIN_DAYS = 2

@@ -31,10 +31,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from content.models import Stage
-from nurture import metrics, selectors
+from nurture import metrics
 from nurture.addresses import address_normalise, mailbox_of
 from nurture.emails.messages import LINKS_ALREADY_SUBSCRIBED, LINKS_FRESH, build_confirmation_email, build_links_email
 from nurture.models import SignupRequest, Subscriber
+from nurture.selectors.subscribers import is_suppressed, subscriber_by_email
 from nurture.services import throttle
 
 logger = logging.getLogger(__name__)
@@ -106,13 +107,13 @@ def signup_request_process(*, request_id: int) -> str:
             return SignupRequest.State.DROPPED
         if request.state != SignupRequest.State.RECEIVED:
             return request.state
-        if selectors.is_suppressed(email=request.email):
+        if is_suppressed(email=request.email):
             return _drop(request, "suppressed")
         if not mailbox_take(email=request.email):
             return _drop(request, "mailbox throttle")
-        subscriber = selectors.subscriber_by_email(email=request.email)
+        subscriber = subscriber_by_email(email=request.email)
         if subscriber is None:
-            subscriber = _new_subscriber(request) or selectors.subscriber_by_email(email=request.email)
+            subscriber = _new_subscriber(request) or subscriber_by_email(email=request.email)
             logger.info("sign-up created subscriber=%s", subscriber.pk)
         if subscriber.status == Subscriber.Status.SUPPRESSED:
             return _drop(request, "suppressed subscriber")
@@ -139,7 +140,7 @@ def signup_request_email(*, request_id: int) -> EmailOutcome:
         return EmailOutcome(sent=False)
     if request.state not in (SignupRequest.State.CONFIRM, SignupRequest.State.ALREADY):
         return EmailOutcome(sent=False)
-    if selectors.is_suppressed(email=request.subscriber.email):
+    if is_suppressed(email=request.subscriber.email):
         return EmailOutcome(sent=False)
     wait = throttle.take_confirmation_slot()
     if wait:
@@ -167,7 +168,7 @@ def subscriber_links_email(*, subscriber_id: int, mailbox_counted: bool = False)
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
     if subscriber is None or subscriber.status not in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED):
         return EmailOutcome(sent=False)
-    if selectors.is_suppressed(email=subscriber.email):
+    if is_suppressed(email=subscriber.email):
         return EmailOutcome(sent=False)
     outcome = throttled_email_send(
         email=subscriber.email, mailbox_counted=mailbox_counted, kind="links",

@@ -13,9 +13,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from content.models import Stage
-from nurture import rules, selectors, tokens, wording
+from nurture import rules, tokens, wording
 from nurture.models import ConsentRecord, Delivery, SignupRequest, Subscriber
 from nurture.services.carers import carer_handoffs_end
+from nurture.selectors.series import series_for
 from nurture.services.consent import consent_record
 from nurture.services.errors import InputError
 
@@ -72,7 +73,7 @@ def subscriber_confirm(*, subscriber_id: int, request_id: int | None = None, sou
             subscriber.treatment_date = None
     subscriber.status = Subscriber.Status.ACTIVE
     subscriber.confirmed_at = now
-    subscriber.series = selectors.series_for(stage=subscriber.stage, language=subscriber.language)
+    subscriber.series = series_for(stage=subscriber.stage, language=subscriber.language)
     subscriber.next_step_position = 0
     subscriber.next_send_at = now
     subscriber.unsubscribed_at = None
@@ -110,15 +111,6 @@ def confirm_choices(*, subscriber: Subscriber, request_id: int | None) -> dict:
     if request_id is not None:
         request = SignupRequest.objects.filter(pk=request_id, subscriber_id=subscriber.pk, state=SignupRequest.State.CONFIRM).first()
     return _choices_of(request or subscriber)
-
-
-def confirm_from_token(*, token: str) -> tuple[Subscriber, int | None]:
-    """The subscriber and sign-up request a confirmation link names. Raises tokens.TokenError."""
-    subscriber_id, extra = tokens.read_token(purpose=tokens.CONFIRM, token=token)
-    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
-    if subscriber is None:
-        raise tokens.TokenRevoked()
-    return subscriber, (int(extra) if extra.isdigit() else None)
 
 
 @transaction.atomic
@@ -171,15 +163,6 @@ def subscriber_unsubscribe(*, subscriber_id: int, source: str = "unsubscribe_lin
 
 
 
-def subscriber_from_token(*, purpose: str, token: str) -> Subscriber:
-    """Raises tokens.TokenError for a bad link, including one whose subscriber no longer exists."""
-    subscriber_id, _extra = tokens.read_token(purpose=purpose, token=token)
-    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
-    if subscriber is None:
-        raise tokens.TokenRevoked()
-    return subscriber
-
-
 def _withdraw_queued(subscriber: Subscriber) -> int | None:
     """Take back deliveries planned but not yet handed to a worker (queued, or waiting out a retry),
     so a pause or a series change does not let an old plan go out. Returns the earliest withdrawn
@@ -208,7 +191,7 @@ def _move_to_series(subscriber: Subscriber, *, stage: str, language: str, source
         consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.STAGE_CHANGE, source=source, text=wording.STAGE_CHANGE)
     if language_changed:  # worded in the new language: the one they chose to read
         consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.LANGUAGE_CHANGE, source=source, text=wording.LANGUAGE_CHANGE)
-    subscriber.series = selectors.series_for(stage=stage, language=language)
+    subscriber.series = series_for(stage=stage, language=language)
     subscriber.next_step_position = 0
     if subscriber.status == Subscriber.Status.ACTIVE:
         # Due at once; the planner still applies the gap since their last email, their cadence
@@ -225,22 +208,6 @@ def subscriber_change_stage(*, subscriber_id: int, stage: str, language: str | N
     if _move_to_series(subscriber, stage=stage, language=language or subscriber.language, source=source):
         subscriber.save(update_fields=["stage", "language", "series", "next_step_position", "next_send_at", "treatment_date"])
     return subscriber
-
-
-def delivery_from_view_token(*, token: str) -> Delivery:
-    """The delivery a "view in browser" link names. Raises tokens.TokenError for a bad link,
-    including one whose delivery is gone or belongs to another subscriber."""
-    subscriber_id, extra = tokens.read_token(purpose=tokens.VIEW_ONLINE, token=token)
-    if not extra.isdigit():
-        raise tokens.TokenInvalid()
-    delivery = (
-        Delivery.objects.select_related("subscriber", "step__series")
-        .filter(pk=int(extra), subscriber_id=subscriber_id)
-        .first()
-    )
-    if delivery is None:
-        raise tokens.TokenRevoked()
-    return delivery
 
 
 @transaction.atomic

@@ -3,7 +3,7 @@
 One way in for every cause: the provider refusing a recipient at send time (nurture/sending/),
 a hard bounce, complaint or provider-side unsubscribe arriving by webhook (services/webhooks.py),
 and a person asking us to delete their data (services/retention.py). Sending and the confirmation
-email check the list (selectors.is_suppressed), and a suppressed subscriber is never planned.
+email check the list (is_suppressed), and a suppressed subscriber is never planned.
 """
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import re
 
 from django.db import IntegrityError, transaction
 
-from nurture import selectors, wording
+from nurture import wording
 from nurture.addresses import SAME_PROVIDER, mailbox_of
 from nurture.models import ConsentRecord, Subscriber, Suppression
+from nurture.selectors.subscribers import is_suppressed, with_address
 from nurture.services.consent import consent_record
 
 logger = logging.getLogger(__name__)
@@ -36,14 +37,14 @@ def address_suppress(*, email: str, reason: str, source: str = "suppression") ->
     if not email:
         return False
     mailbox = mailbox_of(email)
-    created = not selectors.is_suppressed(email=email) and _row_add(email, reason)
+    created = not is_suppressed(email=email) and _row_add(email, reason)
     marked = 0
-    candidates = _subscribers_of(mailbox) if created else selectors.with_address(Subscriber.objects.all(), email)
+    candidates = _subscribers_of(mailbox) if created else with_address(Subscriber.objects.all(), email)
     for subscriber in candidates.exclude(status__in=FINAL).select_for_update():
         if mailbox_of(subscriber.email) != mailbox:
             continue
         Subscriber.objects.filter(pk=subscriber.pk).update(status=Subscriber.Status.SUPPRESSED, next_send_at=None)
-        if not selectors.with_address(Suppression.objects.all(), subscriber.email).exists():
+        if not with_address(Suppression.objects.all(), subscriber.email).exists():
             _row_add(subscriber.email, reason)  # a row of their own spelling: retention finds it by their address
         consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.SUPPRESSED, source=source[:40], text=wording.SUPPRESSED)
         marked += 1

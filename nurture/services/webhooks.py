@@ -27,8 +27,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from nurture import providers, recipients, selectors
+from nurture import providers
 from nurture.models import Delivery, ProviderEvent
+from nurture.selectors.deliveries import carer_copy_sent_to
+from nurture.selectors.subscribers import subscriber_by_email
 from nurture.services.brake import sending_brake_check
 from nurture.services.carers import carer_address_failed
 from nurture.sending import ANSWERABLE, delivery_settle_unknown
@@ -112,9 +114,9 @@ def match_event(*, message_id: str, recipient: str, metadata=None, provider: str
         # A provider that names its messages: an event without the name is not about one we sent.
         return EventMatch(matched=False)
     since = timezone.now() - timedelta(days=settings.NURTURE_WEBHOOK_RECIPIENT_DAYS)
-    subscriber = selectors.subscriber_by_email(email=recipient)
+    subscriber = subscriber_by_email(email=recipient)
     if subscriber is None or subscriber.last_sent_at is None or subscriber.last_sent_at < since:
-        carer_copy = recipients.carer_copy_sent_to(email=recipient, since=since)  # a carer we emailed lately
+        carer_copy = carer_copy_sent_to(email=recipient, since=since)  # a carer we emailed lately
         if carer_copy is None:
             return EventMatch(matched=False)
         return EventMatch(matched=True, delivery=carer_copy, email=carer_copy.to_address)

@@ -12,10 +12,10 @@ from django.views.decorators.http import require_http_methods
 
 from nurture import tasks, tokens
 from nurture.models import Bereavement, CarerHandoff, Subscriber
+from nurture.selectors.subscribers import carer_handoff_from_token, subscriber_bereavement_reported
 from nurture.services import bereavement as bereavement_services
-from nurture.services import carers
-from nurture.services import subscribers as subscriber_services
-from nurture.web.links import _bad_link, _private
+from nurture.web.answers import private
+from nurture.web.token_view import token_view
 
 
 def _page(request, subscriber: Subscriber, *, source: str, handoff: CarerHandoff | None):
@@ -23,34 +23,28 @@ def _page(request, subscriber: Subscriber, *, source: str, handoff: CarerHandoff
     support = offer_support and request.POST.get("support", request.GET.get("support", "")) == "yes"
     context = {"offer_support": offer_support, "support": support, "from_carer": handoff is not None}
     with translation.override(subscriber.language):
-        if Bereavement.objects.filter(subscriber_id=subscriber.pk).exists():
-            return _private(render(request, "nurture/bereavement_done.html", {**context, "already": True}))
+        if subscriber_bereavement_reported(subscriber_id=subscriber.pk):
+            return private(render(request, "nurture/bereavement_done.html", {**context, "already": True}))
         if request.method == "POST":
             outcome = bereavement_services.bereavement_report(
                 subscriber_id=subscriber.pk, source=source, carer_handoff_id=handoff.pk if handoff else None,
                 carer_wants_support=support, enqueue_support=tasks.enqueue_bereavement_support,
             )
-            return _private(render(request, "nurture/bereavement_done.html", {
+            return private(render(request, "nurture/bereavement_done.html", {
                 **context, "already": not outcome.created, "support_requested": bool(outcome.bereavement.support_email_to),
             }))
         template = "nurture/bereavement_confirm.html" if request.GET.get("step") == "confirm" else "nurture/bereavement.html"
-        return _private(render(request, template, context))
+        return private(render(request, template, context))
 
 
 @require_http_methods(["GET", "POST"])
-def from_preferences(request, token: str):
-    try:
-        subscriber = subscriber_services.subscriber_from_token(purpose=tokens.PREFERENCES, token=token)
-    except tokens.TokenError as error:
-        return _bad_link(request, tokens.PREFERENCES, token, error)
+@token_view(tokens.PREFERENCES)
+def from_preferences(request, subscriber: Subscriber, token: str):
     return _page(request, subscriber, source=Bereavement.Source.PREFERENCES_PAGE, handoff=None)
 
 
 @require_http_methods(["GET", "POST"])
-def from_carer(request, token: str):
+@token_view(tokens.CARER_STOP, read=carer_handoff_from_token)
+def from_carer(request, handoff: CarerHandoff, token: str):
     """From the carer's pages: the carer's own stop link's token names the hand-off."""
-    try:
-        handoff = carers.handoff_from_token(purpose=tokens.CARER_STOP, token=token)
-    except tokens.TokenError as error:
-        return _bad_link(request, tokens.CARER_STOP, token, error)
     return _page(request, handoff.subscriber, source=Bereavement.Source.CARER_PAGE, handoff=handoff)

@@ -10,22 +10,27 @@ from django.views.decorators.http import require_http_methods
 from content.models import Stage
 from nurture import tokens
 from nurture.models import Subscriber
+from nurture.selectors.subscribers import subscriber_and_extra_from_token
 from nurture.services import checkins
-from nurture.web.links import _bad_link, _private
+from nurture.web.answers import private
+from nurture.web.token_view import token_view
+
+
+def _subscriber_and_answer(*, purpose: str, token: str) -> tuple[Subscriber, str]:
+    """A check-in button's link names the subscriber and the answer (a stage, or "nothing has changed")."""
+    subscriber, answer = subscriber_and_extra_from_token(purpose=purpose, token=token)
+    if answer not in (*Stage.values, checkins.NOTHING_CHANGED):
+        raise tokens.TokenRevoked()
+    return subscriber, answer
 
 
 @require_http_methods(["GET", "POST"])
-def checkin(request, token: str):
-    try:
-        subscriber_id, answer = tokens.read_token(purpose=tokens.CHECKIN, token=token)
-    except tokens.TokenError as error:
-        return _bad_link(request, tokens.CHECKIN, token, error)
-    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
-    if subscriber is None or answer not in (*Stage.values, checkins.NOTHING_CHANGED):
-        return _bad_link(request, tokens.CHECKIN, token, tokens.TokenRevoked())
+@token_view(tokens.CHECKIN, read=_subscriber_and_answer)
+def checkin(request, found: tuple[Subscriber, str], token: str):
+    subscriber, answer = found
     with translation.override(subscriber.language):
         if request.method == "POST":
             _subscriber, moved = checkins.checkin_answer(subscriber_id=subscriber.pk, answer=answer)
-            return _private(render(request, "nurture/checkin.html", {"done": True, "moved": moved}))
+            return private(render(request, "nurture/checkin.html", {"done": True, "moved": moved}))
         label = Stage(answer).label if answer in Stage.values else _("Nothing has changed")
-        return _private(render(request, "nurture/checkin.html", {"label": label}))
+        return private(render(request, "nurture/checkin.html", {"label": label}))

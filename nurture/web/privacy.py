@@ -5,7 +5,7 @@ from django.conf import settings
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
-from nurture.export import staff_roles_seeing_subscribers
+from nurture.selectors.staff import staff_roles_seeing_subscribers
 
 
 @require_http_methods(["GET"])

@@ -7,38 +7,16 @@ who is subscribed.
 """
 from __future__ import annotations
 
-import math
-
 from django.conf import settings
 from django.shortcuts import redirect, render
 from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
-from django_ratelimit.core import get_usage
 
 from nurture import tasks
 from nurture.services import signup as signup_services
+from nurture.web.answers import rate_limited
 from nurture.web.forms import CONSENT_TEXT, HONEYPOT_FIELD, SignupForm
-
-
-def rate_limited(request, *, group: str, rate: str = "", from_link: bool = False):
-    """Count this post against the client's `rate` (NURTURE_SIGNUP_RATE unless given;
-    django-ratelimit, on the shared cache; the client address from nurture.web.client_ip). Returns
-    a 429 page, or None. from_link: the page a link opened (it says how to stop emails meanwhile)."""
-    usage = get_usage(
-        request, group=group, key="ip", rate=rate or settings.NURTURE_SIGNUP_RATE, method="POST", increment=True
-    )
-    if usage is None or not usage["should_limit"]:
-        return None
-    seconds = max(1, int(usage["time_left"])) if usage["time_left"] > 0 else 60
-    language = request.POST.get("language") if request.POST.get("language") in ("en", "es") else None
-    with translation.override(language or translation.get_language() or "en"):
-        response = render(
-            request, "nurture/too_many.html", {"retry_minutes": max(1, math.ceil(seconds / 60)), "from_link": from_link},
-            status=429,
-        )
-    response["Retry-After"] = str(seconds)
-    return response
 
 
 # The organisation's own site may post this form from another origin, without our CSRF token.

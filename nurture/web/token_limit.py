@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from nurture.web.signup import rate_limited
+from nurture.web.answers import rate_limited
 
 # Routes (in the "nurture" namespace) a person uses to stop emails: never refused.
 STOP_ROUTES = {"unsubscribe", "carer_stop"}

@@ -1,7 +1,7 @@
 """The public URLs (included at the site root by config/urls.py, namespace "nurture")."""
 from django.urls import path
 
-from nurture.web import bereavement, care, checkin, dev_outbox, feedback, health, links, metrics, privacy, signup
+from nurture.web import bereavement, care, checkin, dev_outbox, feedback, health, links, metrics, preferences, privacy, signup
 
 app_name = "nurture"
 
@@ -11,8 +11,8 @@ urlpatterns = [
     path("privacy/", privacy.privacy_notice, name="privacy"),
     path("confirm/<str:token>/", links.confirm, name="confirm"),
     path("unsubscribe/<str:token>/", links.unsubscribe, name="unsubscribe"),
-    path("preferences/<str:token>/", links.preferences, name="preferences"),
-    path("preferences/<str:token>/export/", care.preferences_export, name="preferences_export"),
+    path("preferences/<str:token>/", preferences.preferences, name="preferences"),
+    path("preferences/<str:token>/export/", preferences.preferences_export, name="preferences_export"),
     path("preferences/<str:token>/bereavement/", bereavement.from_preferences, name="bereavement"),
     path("pause/<str:token>/", care.pause, name="pause"),
     path("carer/confirm/<str:token>/", care.carer_confirm, name="carer_confirm"),

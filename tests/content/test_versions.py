@@ -11,7 +11,7 @@ from content.models import Article, ArticleVersion
 from content.services import article_approve, article_save
 from support.library import sample_reviewer
 from nurture.models import Series, Step, StepArticle
-from nurture.selectors import step_hold_reasons, step_is_held_back, step_published_articles
+from nurture.selectors.series import step_hold_reasons, step_is_held_back, step_published_articles
 
 pytestmark = pytest.mark.django_db
 

@@ -3,7 +3,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from nurture import selectors
+from nurture.selectors.subscribers import subscriber_by_email
 from nurture.services.exports import subscriber_export_by_staff
 
 
@@ -15,7 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--output", "-o", help="Write to this file instead of standard output.")
 
     def handle(self, *args, email: str, output: str | None, **options):
-        subscriber = selectors.subscriber_by_email(email=email)
+        subscriber = subscriber_by_email(email=email)
         if subscriber is None:
             raise CommandError("No subscriber with that address.")
         data = subscriber_export_by_staff(user=None, subscriber_id=subscriber.pk, channel="command")

@@ -12,7 +12,8 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 
-from nurture import results
+from nurture import small_cells
+from nurture.selectors import results
 from nurture.models import ConsentRecord, Delivery, ProviderEvent, StepDailyResults, Subscriber
 from nurture.services.results import results_summarise
 from nurture.services.schedule import periodic_tasks_ensure
@@ -163,23 +164,23 @@ def test_named_periods():
 
 
 def test_small_cells_are_suppressed_and_rates_of_small_counts_hidden():
-    assert results.cells_to_hide({"a": 0, "b": 1, "c": 4, "d": 5, "e": 12}, []) == ({"b", "c"}, set())
-    assert [results.round_count(n) for n in (5, 7, 8, 12, 13, 22)] == [5, 5, 10, 10, 15, 20]
-    assert results.rate(2, 100) is None and results.rate(5, 4) is None and results.rate(5, 10) == 0.5
-    assert results.rate(0, 10) == 0.0
+    assert small_cells.cells_to_hide({"a": 0, "b": 1, "c": 4, "d": 5, "e": 12}, []) == ({"b", "c"}, set())
+    assert [small_cells.round_count(n) for n in (5, 7, 8, 12, 13, 22)] == [5, 5, 10, 10, 15, 20]
+    assert small_cells.rate(2, 100) is None and small_cells.rate(5, 4) is None and small_cells.rate(5, 10) == 0.5
+    assert small_cells.rate(0, 10) == 0.0
 
 
 def test_a_line_with_one_small_cell_hides_one_more_and_hidden_cells_pair_up():
     counts = {"a1": 2, "b1": 9, "c1": 30, "a2": 0, "b2": 8, "c2": 40, "a3": 3, "b3": 7, "c3": 50}
     rows = [["a1", "b1", "c1"], ["a2", "b2", "c2"], ["a3", "b3", "c3"]]
     columns = [list(column) for column in zip(*rows)]
-    primary, secondary = results.cells_to_hide(counts, rows + columns)
+    primary, secondary = small_cells.cells_to_hide(counts, rows + columns)
     # Row 1 hides its smallest other cell, b1; column b then hides b3, whose row already hides a3.
     assert primary == {"a1", "a3"} and secondary == {"b1", "b3"}
     for line in rows + columns:
         assert sum(key in primary | secondary for key in line) != 1
     # A cost steers the choice away from the figures the page needs most.
-    assert results.cells_to_hide(counts, rows + columns, cost=lambda key: key[0] == "b")[1] == {"c1", "c3"}
+    assert small_cells.cells_to_hide(counts, rows + columns, cost=lambda key: key[0] == "b")[1] == {"c1", "c3"}
 
 
 def test_no_step_is_highlighted_while_departures_are_too_few_to_show(world):

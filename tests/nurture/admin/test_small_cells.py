@@ -12,7 +12,7 @@ from datetime import timezone as dt_timezone
 import pytest
 import time_machine
 
-from nurture import results
+from nurture import small_cells
 from nurture.models import Delivery
 from nurture.services.results import results_summarise
 from tests.helpers.scheduler import series
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=dt_timezone.utc)
 URL = "/admin/nurture/results/"
-MARKS = (results.SUPPRESSED, results.HIDDEN)
+MARKS = (small_cells.SUPPRESSED, small_cells.HIDDEN)
 
 
 @pytest.fixture(autouse=True)
@@ -53,10 +53,10 @@ def table(rows: list[list[str]], caption: str) -> list[list[str]]:
 
 def possible_values(shown: str) -> set[int]:
     """What a reader can tell about a count from how the page shows it (rounded to 5)."""
-    if shown == results.SUPPRESSED:
-        return set(range(1, results.MIN_CELL))
+    if shown == small_cells.SUPPRESSED:
+        return set(range(1, small_cells.MIN_CELL))
     n = int(shown)
-    return {0} if n == 0 else {v for v in range(max(results.MIN_CELL, n - 2), n + 3)}
+    return {0} if n == 0 else {v for v in range(max(small_cells.MIN_CELL, n - 2), n + 3)}
 
 
 def test_overlapping_custom_periods_do_not_give_away_a_small_day(client, auditor):
@@ -69,7 +69,7 @@ def test_overlapping_custom_periods_do_not_give_away_a_small_day(client, auditor
         both = table(csv_rows(client, series=en.pk, start="2026-11-02", end="2026-11-03"), "Per step")[0][2]
         first = table(csv_rows(client, series=en.pk, start="2026-11-02", end="2026-11-02"), "Per step")[0][2]
         second = table(csv_rows(client, series=en.pk, start="2026-11-03", end="2026-11-03"), "Per step")[0][2]
-    assert second == results.SUPPRESSED
+    assert second == small_cells.SUPPRESSED
     assert (both, first) == ("10", "5")  # 8 and 6, rounded: the exact counts are never shown
     # The attack: every small count for 11-03 is as consistent with what was shown as the true one.
     candidates = {b - a for b in possible_values(both) for a in possible_values(first)} & possible_values(second)
@@ -103,7 +103,7 @@ def test_the_weekly_total_minus_the_step_rows_does_not_give_away_a_small_step(cl
     weekly = table(rows, "Emails sent per week, by stage and language")
     sent = [row[2] for row in steps]
     en_weeks = [row[1] for row in weekly]
-    assert sent[1] == results.SUPPRESSED
+    assert sent[1] == small_cells.SUPPRESSED
     # The attack: the weeks add up to the steps' sends; with every other cell shown, the "<5" would follow.
     unknowns = [cell for cell in sent + en_weeks if cell in MARKS]
     assert len(unknowns) >= 2
@@ -172,7 +172,7 @@ def test_the_sending_overview_protects_small_counts_for_auditors_only(client):
     cells = page.context["table"]
     es_row = next(r for r in cells if r["series"] == es)
     en_row = next(r for r in cells if r["series"] == en)
-    assert results.SUPPRESSED in es_row["deliveries"]  # 2 sent
+    assert small_cells.SUPPRESSED in es_row["deliveries"]  # 2 sent
     for line in [es_row["deliveries"], en_row["deliveries"], es_row["subscribers"], en_row["subscribers"],
                  page.context["totals"]["deliveries"], page.context["totals"]["subscribers"]]:
         if sum(cell in MARKS for cell in line) == 1:

@@ -10,7 +10,8 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from nurture import results, tokens
+from nurture import tokens
+from nurture.selectors import results
 from nurture.models import AuditEntry, Bereavement, CarerHandoff, ConsentRecord, Delivery, Subscriber, Suppression
 from nurture.services import bereavement as services
 from nurture.services import carers

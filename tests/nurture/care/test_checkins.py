@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from content.models import Stage
 from nurture.models import ConsentRecord, Subscriber
+from nurture.selectors.subscribers import subscribers_checkin_due
 from nurture.services import checkins
 from tests.helpers.scheduler import active_subscriber, series
 
@@ -34,7 +35,7 @@ def ana():
 
 
 def test_due_after_the_interval_once_and_not_while_paused(ana):
-    assert list(checkins.checkins_due(now=timezone.now())) == [ana]
+    assert list(subscribers_checkin_due(now=timezone.now())) == [ana]
     assert checkins.checkins_send_due() == 1
     assert checkins.checkins_send_due() == 0  # never more often than the interval
     [message] = mail.outbox

@@ -59,13 +59,13 @@ def test_day_parts_are_cut_to_the_window_and_only_overlapping_ones_are_offered()
 
 @pytest.mark.django_db
 def test_the_journey_preview_follows_the_chosen_days_and_hours(settings):
-    from nurture import selectors
+    from nurture.selectors.series import series_journey
 
     settings.NURTURE_DAY_SECONDS = 86400
     settings.NURTURE_SEND_WINDOW_START_HOUR, settings.NURTURE_SEND_WINDOW_END_HOUR = 9, 17
     the_series = series("in_treatment", [(0, ["j1"]), (3, ["j2"]), (3, ["j3"]), (3, ["j4"])])
     start = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
-    journey = selectors.series_journey(series_id=the_series.pk, start=start, time_zone="America/New_York",
+    journey = series_journey(series_id=the_series.pk, start=start, time_zone="America/New_York",
                                        quiet_days="5,6", time_of_day="morning")
     assert len(journey) == 4
     for email in journey:

@@ -51,8 +51,8 @@ def test_the_day_starts_at_local_midnight():
 import pytest  # noqa: E402
 import time_machine  # noqa: E402
 
-from nurture import selectors  # noqa: E402
 from nurture.models import Delivery, Step, Subscriber  # noqa: E402
+from nurture.selectors.series import series_journey  # noqa: E402
 from nurture.services import planning  # noqa: E402
 from tests.helpers.scheduler import active_subscriber, series  # noqa: E402
 
@@ -102,7 +102,7 @@ def test_real_planning_front_loads_before_the_date_and_the_journey_preview_agree
     assert min(gaps) >= dt.timedelta(days=2)  # the usual spacing still holds
     assert all(9 <= when.hour < 17 for _p, when in sent)  # and the daytime window
 
-    journey = selectors.series_journey(series_id=the_series.pk, start=start, treatment_date=date)
+    journey = series_journey(series_id=the_series.pk, start=start, treatment_date=date)
     assert [(e.step.position, e.send_at) for e in journey] == sent
 
 
@@ -114,5 +114,5 @@ def test_a_step_that_cannot_arrive_in_time_is_skipped_and_so_are_those_after_the
     order = [position for position, _when in run_planner(subscriber, start=start, days=20)]
     # Room before 4 June for the welcome (1 June) and one more (3 June); 3 and 5 are skipped.
     assert order == [0, 1, 2, 4]
-    without = selectors.series_journey(series_id=the_series.pk, start=start)
+    without = series_journey(series_id=the_series.pk, start=start)
     assert [e.step.position for e in without] == [0, 1, 2, 3, 4, 5]

@@ -8,10 +8,10 @@ import pytest
 
 from content.guide import guide_article_url
 from content.models import Language, Stage
-from nurture import selectors
 from nurture.emails.cache import render_cache
 from nurture.emails.messages import build_step_email
 from nurture.models import Series, Subscriber
+from nurture.selectors.series import step_published_articles
 from support.library import load_default_library
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +34,7 @@ def html_part(message) -> str:
 @pytest.mark.parametrize("language", Language.values)
 def test_every_link_between_articles_stays_in_the_reader_series(library, stage, language):
     series = Series.objects.get(stage=stage, language=language)
-    in_series = {a.slug for step in series.steps.all() for a in selectors.step_published_articles(step_id=step.pk)}
+    in_series = {a.slug for step in series.steps.all() for a in step_published_articles(step_id=step.pk)}
     reader = Subscriber.objects.create(email=f"{stage}-{language}@example.org", stage=stage, language=language)
     linked = set()
     for step in series.steps.order_by("position"):

@@ -9,10 +9,10 @@ import pytest
 from django.utils import translation
 
 from content.models import Stage
-from nurture import selectors
 from nurture.emails.cache import render_cache
 from nurture.emails.messages import build_confirmation_email, build_delivery_email
 from nurture.models import Delivery, Step, Subscriber
+from nurture.selectors.series import step_published_articles
 from nurture.validators import diagnosis_words_in
 from tests.helpers.email_html import css_outside_at_rules, read_html
 from support.library import load_default_library
@@ -82,7 +82,7 @@ def test_every_default_step_in_both_languages_is_a_complete_accessible_email(lib
         doc = read_html(html)
         assert doc.all("html")[0].attrs.get("lang") == step.series.language, where
         assert len(doc.all("h1")) == 1 and doc.all("h1")[0].attrs.get("style"), where
-        articles = selectors.step_published_articles(step_id=step.pk)
+        articles = step_published_articles(step_id=step.pk)
         assert len(doc.all("h2")) == len(articles) >= 1, where
         for element in doc.elements:
             if element.in_body and element.tag in {"p", "h1", "h2", "h3", "a", "td", "table", "li", "ul", "body"}:
@@ -143,7 +143,7 @@ def test_no_first_name_gives_a_plain_greeting(library):
 
 def test_unpublished_article_is_left_out(library):
     step = Step.objects.filter(series__language="en", series__stage="recently_diagnosed", position=0).get()
-    first, second = selectors.step_published_articles(step_id=step.pk)[:2]
+    first, second = step_published_articles(step_id=step.pk)[:2]
     second.status = second.Status.DRAFT
     second.save()
     message = build_delivery_email(_delivery(step, 1))

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from nurture import selectors
 from nurture.emails.cache import RenderCache, render_cache, render_step
 from nurture.emails.layout import _email_body_html, render_step_full
 from nurture.emails.links import personal_for
 from nurture.emails.messages import build_step_email
 from nurture.emails.text import html_to_text
 from nurture.models import Delivery, Step, Subscriber
+from nurture.selectors.series import step_published_articles
 from support.library import load_default_library
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +48,7 @@ def test_cached_and_personalised_copy_is_byte_identical_to_a_full_render(library
     for n, name in enumerate(NAMES):
         subscriber = _subscriber(n, name, language)
         for step in steps:
-            articles = selectors.step_published_articles(step_id=step.pk)
+            articles = step_published_articles(step_id=step.pk)
             delivery = Delivery.objects.create(subscriber=subscriber, step=step)
             for delivery_id in (delivery.pk, None):  # with and without the "view in browser" link
                 personal = personal_for(subscriber, language=language, delivery_id=delivery_id)
@@ -66,7 +66,7 @@ def test_a_new_article_version_is_rendered_afresh(library):
     step = Step.objects.filter(series__language="en").first()
     subscriber = _subscriber(1, "Ana", "en")
     before = build_step_email(step=step, subscriber=subscriber).body
-    article = selectors.step_published_articles(step_id=step.pk)[0]
+    article = step_published_articles(step_id=step.pk)[0]
     article.body_markdown = "Completely new wording for this article."
     article.body_html = "<p>Completely new wording for this article.</p>"
     article.version += 1

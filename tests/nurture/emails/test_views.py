@@ -182,28 +182,28 @@ def test_journey_lists_every_email_with_its_date(client, staff, library, setting
 
 def test_journey_skips_a_step_with_nothing_new_and_counts_from_the_last_email(library, settings):
     from content.models import Article
-    from nurture import selectors
+    from nurture.selectors.series import series_journey
 
     settings.NURTURE_DAY_SECONDS = 86400
     steps = list(Step.objects.filter(series__stage="in_remission", series__language="en").order_by("position"))
     for article in steps[1].articles.all():
         Article.objects.filter(pk=article.pk).update(status=Article.Status.DRAFT)
     start = datetime(2026, 3, 2, 10, 0, tzinfo=dt_timezone.utc)
-    journey = selectors.series_journey(series_id=steps[0].series_id, start=start)
+    journey = series_journey(series_id=steps[0].series_id, start=start)
     assert [j.step.pk for j in journey][:2] == [steps[0].pk, steps[2].pk]
     # As the planner does it: step 3's own delay counts from the last email sent (step 1's).
     assert journey[1].send_at == start + timedelta(days=steps[2].delay_days)
 
 
 def test_journey_follows_the_planners_daytime_window_and_gap(library, settings):
-    from nurture import selectors
     from nurture.rules import next_send_time
+    from nurture.selectors.series import series_journey
 
     settings.NURTURE_DAY_SECONDS = 86400
     settings.NURTURE_SEND_WINDOW_START_HOUR, settings.NURTURE_SEND_WINDOW_END_HOUR = 9, 17  # the production window
     series = Step.objects.filter(series__stage="in_treatment", series__language="en").first().series
     start = datetime(2026, 3, 2, 23, 30, tzinfo=dt_timezone.utc)  # confirmed at night in New York's evening
-    journey = selectors.series_journey(series_id=series.pk, start=start, time_zone="America/New_York")
+    journey = series_journey(series_id=series.pk, start=start, time_zone="America/New_York")
     assert journey[0].send_at == next_send_time(
         last_sent_at=None, delay_days=0, cadence="as_planned", time_zone="America/New_York", now=start, started_at=start
     )

@@ -12,8 +12,8 @@ from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from content.models import Article
-from nurture import selectors
 from nurture.models import Delivery, Subscriber
+from nurture.selectors.subscribers import subscribers_due
 from nurture.services import planning, subscribers
 from tests.helpers.scheduler import active_subscriber, article, series
 
@@ -194,7 +194,7 @@ def test_due_query_uses_the_partial_index_on_postgres(postgres):
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE nurture_subscriber")
     with transaction.atomic():
-        qs = selectors.subscribers_due(now=now).select_for_update(skip_locked=True, of=("self",))[:500]
+        qs = subscribers_due(now=now).select_for_update(skip_locked=True, of=("self",))[:500]
         plan_text = qs.explain()
     print(plan_text)
     assert "subscriber_due_idx" in plan_text

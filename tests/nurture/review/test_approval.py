@@ -18,9 +18,9 @@ from content import selectors as content_selectors
 from content.checks import articles_reviewed
 from content.models import Article, ArticleVersion
 from content.services import article_save, review_reminders_send
-from nurture import selectors
 from nurture.emails.messages import build_step_email
 from nurture.models import AuditEntry, Delivery, Subscriber
+from nurture.selectors.series import step_hold_reasons, step_is_held_back, step_published_articles
 from nurture.services import planning
 from nurture import sending
 from support.library import sample_reviewer
@@ -178,9 +178,9 @@ def test_an_overdue_article_is_held_with_its_reason_and_the_series_moves_on(sett
     fresh = article("fresh-news")
     the_series = series("in_remission", [(0, ["old-news"]), (0, ["fresh-news"])])
     held_step, next_step = the_series.steps.order_by("position")
-    reasons = selectors.step_hold_reasons(step=held_step)
+    reasons = step_hold_reasons(step=held_step)
     assert reasons == [f"article 'old-news' (en) is past its review date ({stale.next_review_on.isoformat()}): held until approved again"]
-    assert selectors.step_is_held_back(step=held_step) and not selectors.step_is_held_back(step=next_step)
+    assert step_is_held_back(step=held_step) and not step_is_held_back(step=next_step)
     active_subscriber("reader@example.org", the_series)
     planning.deliveries_plan_due()
     assert list(Delivery.objects.values_list("step_id", flat=True)) == [next_step.pk]
@@ -194,7 +194,7 @@ def test_an_overdue_article_is_held_with_its_reason_and_the_series_moves_on(sett
         assert "past its review date" in page, url
 
     settings.NURTURE_REVIEW_OVERDUE = "send"
-    assert selectors.step_published_articles(step_id=held_step.pk) == [stale]
+    assert step_published_articles(step_id=held_step.pk) == [stale]
 
 
 # --- production sends only reviewed text ------------------------------------------------------------
@@ -205,8 +205,8 @@ def test_debug_off_never_sends_unreviewed_text_and_the_demo_says_draft(settings)
     the_series = series("recently_diagnosed", [(0, ["unreviewed"])])
     step = the_series.steps.get()
     settings.DEBUG = False
-    assert selectors.step_published_articles(step_id=step.pk) == []
-    assert selectors.step_hold_reasons(step=step) == ["article 'unreviewed' (en) has not been approved by a clinical reviewer"]
+    assert step_published_articles(step_id=step.pk) == []
+    assert step_hold_reasons(step=step) == ["article 'unreviewed' (en) has not been approved by a clinical reviewer"]
     active_subscriber("reader@example.org", the_series)
     planning.deliveries_plan_due()
     assert not Delivery.objects.exists() and mail.outbox == []
@@ -214,7 +214,7 @@ def test_debug_off_never_sends_unreviewed_text_and_the_demo_says_draft(settings)
     assert "en/unreviewed" in warnings["content.W001"]
 
     settings.DEBUG = True  # the demo sends it, saying so in one line
-    assert selectors.step_published_articles(step_id=step.pk) == [unreviewed]
+    assert step_published_articles(step_id=step.pk) == [unreviewed]
     text, html_part = sample_email(step)
     assert "Draft: not yet reviewed by a clinician" in text and "Draft: not yet reviewed by a clinician" in html_part
     assert "Reviewed " not in text and "Next review" not in text

@@ -218,7 +218,7 @@ def test_comments_are_purged_after_their_retention_and_at_erasure(settings):
 def test_the_impact_answers_and_their_total_are_protected_as_one_line(client, monkeypatch):
     """Two people answering "3" and seven answering "5": the "<5" cannot be worked out as All minus
     the rest, because one more cell of the line is hidden too, and the rest are rounded."""
-    from nurture import results
+    from nurture.selectors import results
     series_id = sent_deliveries(1)[0].step.series_id
     monkeypatch.setattr(results, "series_impact", lambda **kw: {1: 0, 2: 0, 3: 2, 4: 0, 5: 7})
     verified_login(client, staff_user("editor", CONTENT_EDITORS))

@@ -12,13 +12,14 @@ from django.utils import timezone
 from anymail.backends.test import EmailBackend as AnymailTestBackend
 from anymail.message import AnymailRecipientStatus
 
-from nurture import providers, selectors
+from nurture import providers
 from nurture.emails.cache import step_render_with_placeholders
 from nurture.emails.layout import PH_GREETING, PH_UNSUBSCRIBE_URL, VIEW_ONLINE_START
 from nurture.emails.links import Personal
 from nurture.emails.merge import merge_bodies, merge_values
 from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery, Subscriber, Suppression
+from nurture.selectors.deliveries import delivery_articles
 from nurture.services import planning, throttle
 from nurture import sending
 from nurture.sending import batch_calls, ledger, recheck
@@ -63,7 +64,7 @@ def loaded(delivery_id: int) -> Delivery:
 def test_merge_bodies_put_esp_fields_where_the_placeholders_were():
     ids = planned(1)
     delivery = loaded(ids[0])
-    articles = selectors.delivery_articles(delivery=delivery)
+    articles = delivery_articles(delivery=delivery)
     cached = step_render_with_placeholders(step=delivery.step, articles=articles, language="en")
     assert PH_GREETING in cached[0] and PH_UNSUBSCRIBE_URL in cached[1]
     html, text = merge_bodies(cached, field_format="%recipient.{}%")
@@ -363,7 +364,7 @@ def test_sendgrid_personalizations_carry_each_recipients_values_headers_and_deli
     assert endpoint is not None and endpoint.ids_per_recipient
     ids = planned(3, names=NAMES)
     deliveries_ = [loaded(i) for i in ids]
-    articles = selectors.delivery_articles(delivery=deliveries_[0])
+    articles = delivery_articles(delivery=deliveries_[0])
     with time_machine.travel(1_800_000_000, tick=False):
         message = build_batch_email(deliveries_, articles=articles, field_format=endpoint.merge_field_format,
                                     marker=endpoint.syntax_marker)

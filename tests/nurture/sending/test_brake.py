@@ -12,8 +12,9 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
-from nurture import mail_health, metrics
+from nurture import metrics
 from nurture.models import AuditEntry, Delivery, SendingBrake
+from nurture.selectors.deliveries import sending_brake_engaged
 from nurture.services import brake, planning, reconcile, signup
 from nurture import sending
 from tests.helpers.scheduler import active_subscriber, series
@@ -69,11 +70,11 @@ def test_a_burst_of_complaints_pauses_series_sending_until_staff_resume_it(
     staff = staff_user("watcher", "Subscriber care", email="watcher@staff.example.org")
     for n, delivery in enumerate(deliveries[:2]):
         webhook(client, complaint(delivery, 100 + n))
-    assert mail_health.sending_brake_engaged() is None  # 2 in 20 is the limit, not above it
+    assert sending_brake_engaged() is None  # 2 in 20 is the limit, not above it
     calls_before = len(postmark.state.calls)
     with django_capture_on_commit_callbacks(execute=True):
         webhook(client, complaint(deliveries[2], 102))
-    engaged = mail_health.sending_brake_engaged()
+    engaged = sending_brake_engaged()
     assert engaged is not None and engaged.complaints == 3 and engaged.emails == 20
     assert "complaint rate 15.00%" in engaged.reason and "@" not in engaged.reason
     # Staff with the overview permission are emailed, on the transactional stream.
@@ -100,7 +101,7 @@ def test_a_burst_of_complaints_pauses_series_sending_until_staff_resume_it(
     with time_machine.travel(timezone.now() + timedelta(days=3)):
         assert brake.sending_brake_check() == engaged
         webhook(client, complaint(deliveries[3], 103))
-    assert SendingBrake.objects.count() == 1 and mail_health.sending_brake_engaged() == engaged
+    assert SendingBrake.objects.count() == 1 and sending_brake_engaged() == engaged
 
     # /metrics shows it.
     text = metrics.render().decode()
@@ -111,7 +112,7 @@ def test_a_burst_of_complaints_pauses_series_sending_until_staff_resume_it(
     answer = admin.post(reverse("admin:nurture_sendingbrake_changelist"),
                         {"action": "resume", "_selected_action": [engaged.pk]})
     assert answer.status_code == 302
-    assert mail_health.sending_brake_engaged() is None
+    assert sending_brake_engaged() is None
     engaged.refresh_from_db()
     assert engaged.resumed_by == staff and engaged.resumed_at is not None
     entry = AuditEntry.objects.get(detail=f"series sending resumed (brake #{engaged.pk})")
@@ -119,17 +120,17 @@ def test_a_burst_of_complaints_pauses_series_sending_until_staff_resume_it(
     assert sending.deliveries_send(delivery_ids=[deliveries[5].pk]).counts == {"sent": 1}
     # What tripped it once does not trip it again: the window starts at the resume.
     webhook(client, complaint(deliveries[4], 104))
-    assert mail_health.sending_brake_engaged() is None
+    assert sending_brake_engaged() is None
 
 
 def test_hard_bounces_trip_it_too_and_soft_ones_do_not(postmark, client):
     deliveries = sent(20)
     for n, delivery in enumerate(deliveries[:6]):
         webhook(client, {**hard_bounce(delivery, 200 + n), "Type": "SoftBounce", "TypeCode": 4096})
-    assert mail_health.sending_brake_engaged() is None
+    assert sending_brake_engaged() is None
     for n, delivery in enumerate(deliveries[:5]):
         webhook(client, hard_bounce(delivery, 300 + n))
-    engaged = mail_health.sending_brake_engaged()
+    engaged = sending_brake_engaged()
     assert engaged is not None and engaged.hard_bounces == 5 and "hard-bounce rate 25.00%" in engaged.reason
 
 
@@ -138,7 +139,7 @@ def test_too_few_emails_never_trip_it(postmark, client, settings):
     deliveries = sent(10)
     for n, delivery in enumerate(deliveries):
         webhook(client, complaint(delivery, 400 + n))
-    assert mail_health.sending_brake_engaged() is None
+    assert sending_brake_engaged() is None
 
 
 def test_only_staff_with_the_permission_can_resume(postmark, client):
@@ -149,7 +150,7 @@ def test_only_staff_with_the_permission_can_resume(postmark, client):
     page = admin.get(reverse("admin:nurture_sendingbrake_changelist"))
     assert page.status_code == 200 and b"Resume series sending" not in page.content
     admin.post(reverse("admin:nurture_sendingbrake_changelist"), {"action": "resume", "_selected_action": [brake_id]})
-    assert mail_health.sending_brake_engaged() is not None
+    assert sending_brake_engaged() is not None
     assert not AuditEntry.objects.filter(detail__startswith="series sending resumed").exists()
 
 

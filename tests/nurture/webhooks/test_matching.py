@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from nurture import selectors
 from nurture.models import ProviderEvent, Subscriber, Suppression
+from nurture.selectors.subscribers import is_suppressed
 from nurture.services import webhooks
 from tests.nurture.webhooks.test_webhooks import (  # noqa: F401 (fixtures)
     SECRET, auth, bounce, complaint, post, sent, webhook_settings,
@@ -60,9 +60,9 @@ def test_without_a_message_id_only_a_recently_emailed_recipient_matches(sent, se
     for n, recipient in enumerate(["stays@example.org", "stranger@example.net", "Bounce.Me@example.org"]):
         webhooks.tracking_event_record(provider="an-esp-without-ids", event=complaint_without_id(recipient, f"no-id-{n}"))
     assert list(ProviderEvent.objects.order_by("event_id").values_list("matched", flat=True)) == [False, False, True]
-    assert not selectors.is_suppressed(email="stays@example.org")
-    assert not selectors.is_suppressed(email="stranger@example.net")
-    assert selectors.is_suppressed(email="bounce.me@example.org")
+    assert not is_suppressed(email="stays@example.org")
+    assert not is_suppressed(email="stranger@example.net")
+    assert is_suppressed(email="bounce.me@example.org")
 
 
 def test_only_the_configured_providers_tracking_url_answers(client, sent, settings):

@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from nurture import mail_health, selectors
+from nurture.selectors.results import StepEngagement, step_engagement
+from nurture.selectors.subscribers import is_suppressed
 from config.checks import environment_values, production_placeholders
 from nurture.models import Delivery, ProviderEvent, Subscriber, Suppression
 from nurture.services import planning
@@ -115,7 +116,7 @@ def test_a_hard_bounce_suppresses_the_address_and_the_planner_stops_planning_the
     assert response.status_code == 200
     subscriber = Subscriber.objects.get(pk=bounced.subscriber_id)
     assert subscriber.status == "suppressed" and subscriber.next_send_at is None
-    assert selectors.is_suppressed(email="Bounce.Me@example.org")
+    assert is_suppressed(email="Bounce.Me@example.org")
     event = ProviderEvent.objects.get()
     assert (event.provider, event.event_type, event.delivery_id) == ("postmark", "bounced", bounced.pk)
     assert event.event_id == "4323372036854775807" and event.suppressed_address
@@ -167,15 +168,15 @@ def test_a_duplicate_webhook_changes_nothing(client, sent):
 def test_opens_and_clicks_feed_the_step_figures_once_per_delivery(client, sent):
     delivery, other = sent["bounce.me@example.org"], sent["stays@example.org"]
     step_id = delivery.step_id
-    assert mail_health.step_engagement(step_id=step_id) == mail_health.StepEngagement(sent=2, delivered=0, opened=0, clicked=0, bounced=0)
+    assert step_engagement(step_id=step_id) == StepEngagement(sent=2, delivered=0, opened=0, clicked=0, bounced=0)
     post(client, engagement(delivery, "Delivery"))
     post(client, engagement(delivery, "Open"))
-    figures = mail_health.step_engagement(step_id=step_id)
+    figures = step_engagement(step_id=step_id)
     assert (figures.delivered, figures.opened, figures.clicked) == (1, 1, 0)
     post(client, engagement(delivery, "Open", at="2026-11-06T09:00:00Z"))  # the same reader again
     post(client, engagement(other, "Open"))
     post(client, engagement(other, "Click"))
-    figures = mail_health.step_engagement(step_id=step_id)
+    figures = step_engagement(step_id=step_id)
     assert (figures.opened, figures.clicked) == (2, 1)
     assert ProviderEvent.objects.filter(event_type="opened").count() == 3
     # The click's URL (a personal preference link), user agent and location are not kept.
@@ -243,7 +244,7 @@ def test_an_unknown_message_id_is_stored_without_a_delivery(client, sent):
     event = ProviderEvent.objects.get()
     assert event.delivery is None and event.provider_message_id == "not-one-of-ours"
     # Not a message we sent: stored for staff, not acted on (tests/nurture/webhooks/test_matching.py).
-    assert not event.matched and not selectors.is_suppressed(email="stranger@example.net")
+    assert not event.matched and not is_suppressed(email="stranger@example.net")
     assert Subscriber.objects.get(email="bounce.me@example.org").status == "active"
 
 
@@ -320,4 +321,4 @@ def test_staff_see_events_read_only_and_the_step_figures_page_is_retired(admin_c
     # The "Step figures" page showed raw counts (to content editors too): retired in issue 19, the
     # results page covers it with small cells protected (tests/nurture/admin/test_small_cells.py).
     assert admin_client.get("/admin/nurture/stepfigures/").status_code == 404
-    assert mail_health.step_engagement(step_id=delivery.step_id).sent == 2
+    assert step_engagement(step_id=delivery.step_id).sent == 2

@@ -1,30 +1,20 @@
-"""Reads: the queries the rest of the engine asks, in one place. Reads never call a service
-(nurture.services): what both need, such as the planner's pure rule, lives in nurture.rules."""
+"""Reads about series as the engine sees them: a stage and language's series and its steps, what a
+step sends (the one sendable rule), why a step is held back, the steps with their sendable articles
+as the planner loads them, the journey preview, and the staff overview's per-series counts. Reads
+never call a service (nurture.services): what both need, such as the planner's pure rule, lives in
+nurture.rules."""
 from __future__ import annotations
 
-import copy
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db.models import Count, Q, QuerySet
-from django.db.models.functions import Lower
 
 from content import selectors as content_selectors
-from content.models import Article, ArticleVersion
-from nurture.addresses import mailbox_of
-from nurture.models import Delivery, Series, SignupRequest, Step, StepArticle, Subscriber, Suppression
+from content.models import Article
+from nurture.models import Delivery, Series, Step, StepArticle, Subscriber
 from nurture.rules import PlannedStep, decide, plan_order, treatment_starts_at
-
-
-def with_address(queryset: QuerySet, email: str) -> QuerySet:
-    """Rows whose email matches case-insensitively, through the Lower("email") unique indexes
-    (email__iexact compiles to UPPER(...) on PostgreSQL and could not use them)."""
-    return queryset.alias(email_lower=Lower("email")).filter(email_lower=email.strip().lower())
-
-
-def subscriber_by_email(*, email: str) -> Subscriber | None:
-    return with_address(Subscriber.objects.all(), email).first()
 
 
 def series_for(*, stage: str, language: str) -> Series | None:
@@ -37,49 +27,6 @@ def series_step_counts(*, stage: str, languages: set[str]) -> dict[str, int]:
         Series.objects.filter(stage=stage, language__in=languages).annotate(step_count=Count("steps")).values_list("language", "step_count")
     )
 
-
-def subscribers_due(*, now: datetime) -> QuerySet[Subscriber]:
-    """The planner's due query (served by the partial index subscriber_due_idx)."""
-    return (
-        Subscriber.objects.filter(status=Subscriber.Status.ACTIVE, next_send_at__lte=now)
-        .order_by("next_send_at")
-        .only(
-            "id", "series_id", "next_step_position", "next_send_at", "cadence", "time_zone", "confirmed_at", "last_sent_at",
-            "treatment_date", "welcome_back_due", "quiet_days", "time_of_day",
-        )
-    )
-
-
-def oldest_due_send_time(*, now: datetime) -> datetime | None:
-    """When the longest-waiting due subscriber became due (the planner's lag; /metrics)."""
-    return subscribers_due(now=now).values_list("next_send_at", flat=True).first()
-
-
-def confirmation_awaits(*, subscriber: Subscriber, request_id: int | None) -> bool:
-    """Would this confirmation link still confirm something? Its sign-up request is open (not
-    applied or superseded) for a pending or unsubscribed subscriber; a link without a request
-    (made before sign-up requests) only for a pending one."""
-    if request_id is None:
-        return subscriber.status == Subscriber.Status.PENDING
-    return subscriber.status in (Subscriber.Status.PENDING, Subscriber.Status.UNSUBSCRIBED) and SignupRequest.objects.filter(
-        pk=request_id, subscriber_id=subscriber.pk, state=SignupRequest.State.CONFIRM
-    ).exists()
-
-
-def is_suppressed(*, email: str) -> bool:
-    """Is its mailbox suppressed, under any spelling (`gone+again@`, `"gone"@`: nurture.addresses)?"""
-    return Suppression.objects.filter(mailbox=mailbox_of(email)).exists()
-
-
-def suppressed_among(*, emails: list[str]) -> set[str]:
-    """Which of these addresses (lower-cased, as given) reach a suppressed mailbox, in one query."""
-    by_mailbox = defaultdict(set)
-    for email in emails:
-        by_mailbox[mailbox_of(email)].add(email.strip().lower())
-    if not by_mailbox:
-        return set()
-    hits = Suppression.objects.filter(mailbox__in=list(by_mailbox)).values_list("mailbox", flat=True)
-    return {email for mailbox in hits for email in by_mailbox[mailbox]}
 
 
 def steps_from(*, series_id: int, position: int) -> QuerySet[Step]:
@@ -132,69 +79,6 @@ def step_hold_reasons(*, step: Step) -> list[str]:
 def step_is_held_back(*, step: Step) -> bool:
     """Held back: nothing in the step may be sent (no articles, or none published)."""
     return not any(is_sendable(link.article) for link in step.steparticle_set.all())
-
-
-def _as_snapshot(article: Article, snapshot: ArticleVersion) -> Article:
-    """The article as it was at `snapshot`'s version: an unsaved copy, only ever rendered."""
-    shown = copy.copy(article)
-    shown.title, shown.body_markdown, shown.body_html = snapshot.title, snapshot.body_markdown, snapshot.body_html
-    shown.status, shown.version = snapshot.status, snapshot.version
-    for name in ("approved_by_id", "approved_by_name", "approved_by_role", "approved_at", "next_review_on"):
-        setattr(shown, name, getattr(snapshot, name))
-    shown.updated_at = snapshot.created_at  # part of the render cache key: never mixed up with today's text
-    return shown
-
-
-def _sent_articles(*, delivery: Delivery, recorded: dict[int, int]) -> list[Article]:
-    """Each recorded article at its recorded version (its ArticleVersion snapshot where one exists;
-    as it is now otherwise), in the step's order; articles since taken out of the step come last."""
-    order = {
-        article_id: index
-        for index, article_id in enumerate(
-            StepArticle.objects.filter(step_id=delivery.step_id).order_by("order", "id").values_list("article_id", flat=True)
-        )
-    }
-    articles = Article.objects.filter(pk__in=recorded).in_bulk()
-    snapshots = {
-        (v.article_id, v.version): v
-        for v in ArticleVersion.objects.filter(article_id__in=recorded, version__in=set(recorded.values()))
-    }
-    shown = []
-    for article_id in sorted(articles, key=lambda pk: (order.get(pk, len(order)), pk)):
-        snapshot = snapshots.get((article_id, recorded[article_id]))
-        shown.append(_as_snapshot(articles[article_id], snapshot) if snapshot else articles[article_id])
-    return shown
-
-
-def deliveries_articles(*, deliveries: list[Delivery]) -> dict[int, list[Article]]:
-    """delivery_articles() for a batch of unsent deliveries, in one query: {delivery id: its planned
-    articles still sendable, in the step's order} (the sender's re-check)."""
-    by_step: dict[int, list[Article]] = {}
-    for link in sendable_links(step_ids={d.step_id for d in deliveries}).select_related("article"):
-        by_step.setdefault(link.step_id, []).append(link.article)
-    chosen = {}
-    for delivery in deliveries:
-        planned = {int(k) for k, v in (delivery.article_versions or {}).items() if str(k).isdigit() and isinstance(v, int)}
-        chosen[delivery.pk] = [a for a in by_step.get(delivery.step_id, []) if not planned or a.pk in planned]
-    return chosen
-
-
-def delivery_articles(*, delivery: Delivery) -> list[Article]:
-    """The articles one delivery carries: the single answer for its email, its "view in browser"
-    page and the staff preview, so all three show the same thing.
-
-    - Sent: exactly what went out. `article_versions` holds the {article id: version} the sender
-      rendered; each comes back as that version's snapshot (title and body), so a later edit or
-      unpublishing does not change what the reader is shown they received.
-    - Not sent (queued, sending, failed, skipped): the planned articles (the keys of
-      `article_versions`) that are still published, at their current version: what the sender
-      sends now. A partly repeated step therefore carries only the articles that are new to them.
-    A row with no recorded list (planned before lists were recorded) carries the step's published articles.
-    """
-    recorded = {int(k): v for k, v in (delivery.article_versions or {}).items() if str(k).isdigit() and isinstance(v, int)}
-    if delivery.status == Delivery.Status.SENT and recorded:
-        return _sent_articles(delivery=delivery, recorded=recorded)
-    return deliveries_articles(deliveries=[delivery])[delivery.pk]
 
 
 # --- series content as the planner reads it (once per series per run) ------------------------
@@ -311,8 +195,6 @@ def series_journey(*, series_id: int, start: datetime, time_zone: str = "UTC", t
 
 # --- the staff overview (nurture.admin.overview): set-based counts, a fixed number of queries --------------
 
-OVERVIEW_ROW_LIMIT = 50  # rows listed per problem table; the counts cover all of them
-
 
 @dataclass
 class SeriesOverview:
@@ -347,39 +229,3 @@ def series_overview(*, since: datetime) -> list[SeriesOverview]:
     for series_id, position, subject in held:
         rows.get(series_id, no_series).held_back.append((position, subject))
     return [*rows.values(), *([no_series] if no_series.subscribers or no_series.deliveries else [])]
-
-
-@dataclass
-class ProblemList:
-    count: int
-    rows: list[Delivery]  # the first OVERVIEW_ROW_LIMIT, oldest problem first
-
-
-def deliveries_stuck_sending(*, older_than: datetime) -> ProblemList:
-    """In `sending` since before `older_than`: a worker died or hangs (the reconciler settles them)."""
-    stuck = Delivery.objects.filter(status=Delivery.Status.SENDING, sending_started_at__lt=older_than)
-    rows = list(stuck.select_related("step__series").order_by("sending_started_at")[:OVERVIEW_ROW_LIMIT])
-    return ProblemList(stuck.count() if len(rows) == OVERVIEW_ROW_LIMIT else len(rows), rows)
-
-
-def delivery_counts_by_status() -> dict[str, int]:
-    """Every status with its number of deliveries, 0 included (/metrics)."""
-    counts = dict(Delivery.objects.order_by().values_list("status").annotate(n=Count("id")))
-    return {status: counts.get(status, 0) for status in Delivery.Status.values}
-
-
-def deliveries_failed_since(*, since: datetime) -> ProblemList:
-    failed = Delivery.objects.filter(status=Delivery.Status.FAILED, failed_at__gte=since)
-    rows = list(failed.select_related("step__series").order_by("-failed_at")[:OVERVIEW_ROW_LIMIT])
-    return ProblemList(failed.count() if len(rows) == OVERVIEW_ROW_LIMIT else len(rows), rows)
-
-
-def failure_reasons_since(*, since: datetime, limit: int = 20) -> list[tuple[str, int]]:
-    """The most common failure reasons since `since`, with their counts."""
-    return list(
-        Delivery.objects.filter(status=Delivery.Status.FAILED, failed_at__gte=since)
-        .order_by()
-        .values_list("failure_reason")
-        .annotate(n=Count("id"))
-        .order_by("-n", "failure_reason")[:limit]
-    )

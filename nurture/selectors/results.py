@@ -1,11 +1,11 @@
 """Reads for the results page (/admin/nurture/results/): what each step achieved over a period.
 
-Everything here reads the daily summary (StepDailyResults, filled by services/results.py) or readers'
-answers (Feedback, without the delivery), never the deliveries themselves, so each read is a few indexed rows whatever the volume. Counts only: no
-person's address, name or stage. Small cells stay small (docs/security.md, "Staff lookups and small
-cells"): a count of 1 to 4 people shows as "<5" (MIN_CELL); one more cell of any row, column or
-total holding a "<5" shows as "x" (`cells_to_hide`), computed over every series at once so no page
-or table undoes another's; and every shown count is rounded to the nearest ROUND_TO, so two overlapping
+The page's reads use the daily summary (StepDailyResults, filled by services/results.py) or readers'
+answers (Feedback, without the delivery), never the deliveries themselves, so each read is a few
+indexed rows whatever the volume; only one step's live figures (`step_engagement`, at the end) count
+deliveries. Counts only: no person's address, name or stage. Small cells stay small
+(nurture/small_cells.py): the page's tables are protected together, computed over every series at
+once so no page or table undoes another's; and every shown count is rounded, so two overlapping
 periods cannot be subtracted (custom ranges overlap at will; the named periods nest, 7 days inside 30,
 and move with the day). Reads only: this module never writes.
 """
@@ -17,15 +17,12 @@ from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 
 from django.conf import settings
-from django.db.models import Count, F, Max, QuerySet, Sum
+from django.db.models import Count, F, Max, Q, QuerySet, Sum
 
 from content.models import Article
-from nurture.models import Bereavement, ConsentRecord, Feedback, Series, Step, StepDailyResults, Subscriber
+from nurture.models import Bereavement, ConsentRecord, Delivery, Feedback, Series, Step, StepDailyResults, Subscriber
+from nurture.small_cells import HIDDEN, MIN_CELL, SUPPRESSED, cells_to_hide, count_shown, rate, round_count
 
-MIN_CELL = 5  # counts of 1..MIN_CELL-1 people are suppressed
-SUPPRESSED = "<5"
-HIDDEN = "x"  # a cell hidden so that a "<5" cannot be worked out from the others (secondary suppression)
-ROUND_TO = 5  # every shown count is rounded to this
 PERIODS = {"7d": 7, "30d": 30, "90d": 90}
 DEFAULT_PERIOD = "30d"
 MAX_CUSTOM_DAYS = 731
@@ -52,67 +49,6 @@ def departure_times(*, kind: str) -> QuerySet | None:
 
 def pauses_recorded() -> bool:
     return departure_times(kind="pause") is not None
-
-
-# --- small cells --------------------------------------------------------------------------------
-
-
-def rate(part: int, whole: int) -> float | None:
-    """part / whole, or None when either count is too small to show (or nothing was sent)."""
-    if whole < MIN_CELL or 0 < part < MIN_CELL:
-        return None
-    return part / whole
-
-
-def cells_to_hide(counts: dict, lines: list[list], cost=None) -> tuple[set, set]:
-    """(primary, secondary): the keys of `counts` shown as "<5" (1..4 people) and those hidden as "x"
-    so that no line gives one away. A line is any set of cells a reader could add up: a row, a column,
-    or a total with its parts. While some line holds exactly one hidden cell, one more of its non-zero
-    cells is hidden: the one that leaves the fewest other lines with a single hidden cell (so hidden
-    cells pair up instead of spreading), then the lowest `cost(key)` (what the page can best do
-    without), then the smallest count, then the key (so every page hides the same cells)."""
-    primary = {key for key, n in counts.items() if 0 < n < MIN_CELL}
-    hidden = set(primary)
-    lines_of: dict = defaultdict(list)
-    for index, line in enumerate(lines):
-        for key in line:
-            lines_of[key].append(index)
-    hidden_in = [sum(key in hidden for key in line) for line in lines]
-
-    def score(key, line_index):
-        new_singles = sum(1 for i in lines_of[key] if i != line_index and hidden_in[i] == 0)
-        return (new_singles, cost(key) if cost else 0, counts[key], repr(key))
-
-    changed = True
-    while changed:
-        changed = False
-        for index, line in enumerate(lines):
-            if hidden_in[index] != 1:
-                continue
-            others = [key for key in line if key not in hidden and counts.get(key, 0) > 0]
-            if others:
-                chosen = min(others, key=lambda key: score(key, index))
-                hidden.add(chosen)
-                for i in lines_of[chosen]:
-                    hidden_in[i] += 1
-                changed = True
-    return primary, hidden - primary
-
-
-def round_count(count: int) -> int:
-    """To the nearest ROUND_TO (halves up): 5..7 -> 5, 8..12 -> 10."""
-    return ROUND_TO * ((count + ROUND_TO // 2) // ROUND_TO)
-
-
-def counts_shown(counts: dict, lines: list[list]) -> dict:
-    """Each count of a table as shown: "<5", "x" (cells_to_hide over `lines`) or rounded."""
-    hide = cells_to_hide(counts, lines)
-    return {k: SUPPRESSED if k in hide[0] else HIDDEN if k in hide[1] else round_count(n) for k, n in counts.items()}
-
-
-def count_shown(count: int) -> int | str:
-    """A count no other shown cell could give away: 0, "<5" for 1 to 4, else rounded."""
-    return SUPPRESSED if 0 < count < MIN_CELL else round_count(count)
 
 
 # --- the period ---------------------------------------------------------------------------------
@@ -418,3 +354,44 @@ def article_comments(*, article_id: int, period: Period) -> list[tuple[date, str
         .exclude(comment="").order_by("-answered_at").values_list("answered_at", "value", "comment")
     )
     return [(at.astimezone(dt_timezone.utc).date(), "yes" if value == 1 else "no", comment) for at, value, comment in rows]
+
+
+# --- what each step's emails achieved, read live from the deliveries (the admin's step figures) ---------
+
+
+@dataclass(frozen=True)
+class StepEngagement:
+    """Per-step figures, each a number of distinct deliveries (an email opened five times counts once)."""
+
+    sent: int
+    delivered: int
+    opened: int
+    clicked: int
+    bounced: int
+
+
+def with_engagement(steps: QuerySet[Step]) -> QuerySet[Step]:
+    """Steps annotated with what each achieved, in one grouped query: sent deliveries still held,
+    and distinct deliveries with a delivered / opened / clicked / bounced provider event. Opens and
+    clicks stay 0 while that tracking is off (NURTURE_TRACK_OPENS / _CLICKS)."""
+    def with_event(event_type: str) -> Count:
+        return Count("deliveries", filter=Q(deliveries__events__event_type=event_type), distinct=True)
+
+    return steps.annotate(
+        sent_count=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.SENT), distinct=True),
+        delivered_count=with_event("delivered"),
+        opened_count=with_event("opened"),
+        clicked_count=with_event("clicked"),
+        bounced_count=with_event("bounced"),
+    )
+
+
+def step_engagement(*, step_id: int) -> StepEngagement:
+    """What one step achieved (see with_engagement)."""
+    step = with_engagement(Step.objects.filter(pk=step_id)).first()
+    if step is None:
+        return StepEngagement(sent=0, delivered=0, opened=0, clicked=0, bounced=0)
+    return StepEngagement(
+        sent=step.sent_count, delivered=step.delivered_count, opened=step.opened_count,
+        clicked=step.clicked_count, bounced=step.bounced_count,
+    )
