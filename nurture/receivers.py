@@ -4,13 +4,13 @@ from __future__ import annotations
 import logging
 
 from anymail.signals import inbound, tracking
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.dispatch import receiver
 
 from content.signals import article_approved
-from nurture import tasks
+from nurture import sending, tasks
 from nurture.models import AuditEntry
-from nurture.services import audit, replies, webhooks
+from nurture.services import audit, carers, replies, webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -45,3 +45,15 @@ def article_approved_audit(sender, article, version, user, **kwargs):
         # The article is named by its id (article_id): a slug may spell a stage, which an audit detail never does.
         detail=f"approved article v{version.version} ({article.language}), next review {article.next_review_on.isoformat()}",
     )
+
+
+@receiver(sending.carer_address_refused, dispatch_uid="nurture.carer_address_refused")
+def carer_refused_ends_the_hand_off(sender, handoff_id, **kwargs):
+    """The provider refused a carer's address at send time: as a carer's bounce, the hand-off ends
+    (an "instead of me" subscriber gets their own emails again) and the subscriber is told."""
+    try:
+        with transaction.atomic():
+            carers.carer_address_failed(handoff_id=handoff_id, complaint=False, notify=tasks.enqueue_carer_notice,
+                                        source="provider_refused")
+    except DatabaseError as exc:  # the suppression stands; staff see the hand-off in the admin
+        logger.error("carer hand-off not ended after a refusal handoff=%s error=%s", handoff_id, type(exc).__name__)

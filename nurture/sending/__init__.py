@@ -14,6 +14,7 @@ to the package (nothing outside imports them; tests/test_architecture.py checks)
                     back off, the reconciler's requeue / unknown / expiry, staff requeue, cancel)
     journal.py      accepted answers kept on local disk while the database is away (a leaf: plain data)
     db_retry.py     which errors are our infrastructure's, and a write run again through a lost connection
+    signals.py      what sending tells the rest of the engine (a carer's address refused)
 
 docs/scheduler.md tells the whole story of a delivery.
 """
@@ -32,6 +33,7 @@ from nurture.sending.ledger import (
     delivery_settle_unknown,
 )
 from nurture.sending.pipeline import SendOutcome, deliveries_send, delivery_send
+from nurture.sending.signals import carer_address_refused
 
 __all__ = [
     "ANSWERABLE",
@@ -39,6 +41,7 @@ __all__ = [
     "SendOutcome",
     "answers_journal_pending",
     "answers_journal_replay",
+    "carer_address_refused",
     "deliveries_cancel_unsent",
     "deliveries_expire_unknown",
     "deliveries_mark_sent",

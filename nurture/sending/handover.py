@@ -26,6 +26,7 @@ from nurture.sending.ledger import (
     deliveries_settle,
     deliveries_stamp_handed,
 )
+from nurture.sending.signals import carer_address_refused
 from nurture.services.suppression import address_suppress
 
 logger = logging.getLogger(__name__)
@@ -109,6 +110,8 @@ def _settle_error(item: Claimed, kind: str, summary: str, attempts: int) -> tupl
         return Delivery.Status.FAILED, f"gave up after {attempts} attempts: {summary}"
     if kind == REFUSED:
         with_db_retry(lambda: address_suppress(email=item.delivery.to_address, reason="refused by the email provider", source="provider_refused"), what="suppressing")
+        if item.delivery.carer_handoff_id:  # the carer's address: their hand-off ends, the subscriber is told
+            carer_address_refused.send(sender=Delivery, handoff_id=item.delivery.carer_handoff_id)
         return Delivery.Status.FAILED, f"recipient refused: {summary}"
     if kind == PERMANENT:
         return Delivery.Status.FAILED, summary

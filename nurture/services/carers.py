@@ -183,10 +183,10 @@ def carer_handoffs_end(*, subscriber_id: int, by: str, source: str, notify) -> i
     return len(ids)
 
 
-def carer_address_failed(*, handoff_id: int, complaint: bool, notify) -> None:
-    """The carer's copy hard-bounced or was reported as spam (its address is suppressed by the
-    caller): the hand-off ends, and the subscriber is told."""
-    carer_stop(handoff_id=handoff_id, by="complaint" if complaint else "bounce", source="provider_webhook", notify=notify)
+def carer_address_failed(*, handoff_id: int, complaint: bool, notify, source: str = "provider_webhook") -> None:
+    """The carer's copy hard-bounced, was reported as spam or was refused by the provider at send
+    time (its address is suppressed by the caller): the hand-off ends, and the subscriber is told."""
+    carer_stop(handoff_id=handoff_id, by="complaint" if complaint else "bounce", source=source, notify=notify)
 
 
 # --- the carer's emails, decided and sent by the worker ------------------------------------------

@@ -428,3 +428,33 @@ def test_a_spanish_carer_copy_and_notice_are_in_spanish():
     assert carers.carer_notice_email_send(handoff_id=handoff.pk, event=carers.NOTICE_ACTIVE).sent
     [notice] = mail.outbox
     assert notice.to == ["sofia@example.org"] and "Sus correos ahora se envían a tom@example.org además de a usted." in notice.body
+
+
+def test_a_carer_address_refused_at_send_time_ends_the_hand_off_and_the_subscriber_is_told(
+    ana, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The provider refuses the carer's address when the copy is handed over (no webhook will come):
+    the carer is suppressed, the hand-off ends as for a bounce, and the subscriber is told, so an
+    "instead of me" subscriber is not left receiving nothing."""
+    from support.fake_provider import FakeProvider
+    from nurture import tasks
+    handoff = handoff_in_force(ana, mode="instead")
+    [carer_copy] = planned(ana)
+    told = []
+    monkeypatch.setattr(tasks, "enqueue_carer_notice", lambda handoff_id, event: told.append((handoff_id, event)))
+    settings.NURTURE_BATCH_SEND = False
+    with FakeProvider() as fake:
+        settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
+        settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "fake-token", "POSTMARK_API_URL": fake.url}
+        fake.state.inactive = {"tom@example.org"}
+        with django_capture_on_commit_callbacks(execute=True):
+            sending.deliveries_send(delivery_ids=[carer_copy.pk])
+    carer_copy.refresh_from_db()
+    handoff.refresh_from_db()
+    ana.refresh_from_db()
+    assert carer_copy.status == "failed" and carer_copy.failure_reason.startswith("recipient refused")
+    assert list(Suppression.objects.values_list("email", flat=True)) == ["tom@example.org"]
+    assert handoff.status == "stopped" and handoff.stopped_by == "bounce"
+    assert ana.status == Subscriber.Status.ACTIVE
+    assert told == [(handoff.pk, carers.NOTICE_STOPPED)]
+    assert ConsentRecord.objects.filter(subscriber=ana, kind=ConsentRecord.Kind.CARER_STOPPED, source="provider_refused").exists()
