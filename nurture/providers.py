@@ -55,8 +55,8 @@ class BatchEndpoint:
 @dataclass(frozen=True)
 class MessagesBatchEndpoint:
     """An endpoint that takes a list of whole messages, each with its own body, headers and
-    metadata (Postmark's /email/batch, Resend's /emails/batch): every email is built as for a
-    single call, anymail's own payload code turns each into the provider's JSON, and one request
+    metadata (Postmark's /email/batch, Resend's /emails/batch, Mailjet's v3.1 Messages array): every
+    email is built as for a single call, anymail's own payload code turns each into the provider's JSON, and one request
     carries them all. The answer has one entry per message, in order."""
 
     path: str  # after the backend's API URL
@@ -273,7 +273,67 @@ class Resend(Provider):
         return [MessageAnswer(SENT, provider_id=str(entry.get("id", ""))) for entry in (parsed or {}).get("data", [])]
 
 
-PROVIDERS: tuple[Provider, ...] = (Mailgun(), Postmark(), SparkPost(), SendGrid(), AmazonSES(), Resend())
+class _CallRefused(AnymailAPIError):
+    """An error for a whole batch call read from the answer's body (not raised by anymail itself,
+    so there is no HTTP response object to describe); classified by its status like anymail's."""
+
+    def describe_response(self):
+        return f"{self.esp_name or 'ESP'} API status {self.status_code}" if self.status_code else None
+
+
+class Mailjet(Provider):
+    name = "mailjet"
+    events_carry_message_id = True
+    backend = "anymail.backends.mailjet.EmailBackend"
+    # Send API v3.1: a "Messages" array of whole messages (Mailjet's reference allows 50 per call),
+    # each processed on its own and answered in order: a partial failure answers HTTP 400 with one
+    # entry per message, "success" (with each recipient's MessageID) or "error" (with its Errors).
+    messages_batch = MessagesBatchEndpoint(path="send", max_messages=50)
+
+    def stream_options(self, stream: str) -> dict:
+        # Mailjet has no separate streams; anymail's tag is its CustomCampaign, which groups the
+        # statistics of each kind of email apart.
+        return {"tags": _stream_tag(stream)}
+
+    def batch_message_data(self, payload) -> dict:
+        """anymail builds a single send as {"Globals": {...}, "Messages": [{"To": [...]}]}: one
+        message is the two merged. Its CustomID is the delivery (echoed in the answer and in
+        Mailjet's events, beside the EventPayload metadata)."""
+        [own] = payload.data["Messages"]
+        message = {**payload.data["Globals"], **own}
+        delivery = (payload.metadata or {}).get("delivery")
+        if delivery is not None:
+            message["CustomID"] = str(delivery)
+        return message
+
+    def batch_body(self, messages: list[dict]) -> object:
+        return {"Messages": messages}
+
+    def batch_answers(self, parsed) -> list[MessageAnswer]:
+        if not isinstance(parsed, dict) or "Messages" not in parsed:
+            # A global error (broken JSON, credentials, rate limit): nothing was sent. anymail lets
+            # Mailjet's 4xx answers through for the per-message reading, so it is raised here.
+            status = parsed.get("StatusCode") if isinstance(parsed, dict) else None
+            raise _CallRefused(f"Mailjet refused the call: {(parsed or {}).get('ErrorCode', 'no Messages in the answer')}",
+                               status_code=int(status) if status else None)
+        answers = []
+        for entry in parsed["Messages"]:
+            if entry.get("Status") == "success":
+                to = entry.get("To") or [{}]
+                answers.append(MessageAnswer(SENT, provider_id=str(to[0].get("MessageID", ""))))
+                continue
+            errors = entry.get("Errors") or [{}]
+            codes = ", ".join(str(e.get("ErrorCode", "")) for e in errors)
+            # The reason keeps the codes only: Mailjet's messages may quote the address.
+            answers.append(MessageAnswer(PERMANENT, detail=f"Mailjet {codes}"))
+        return answers
+
+    def is_soft_bounce(self, esp_event) -> bool:
+        # Mailjet's bounce event says whether the failure is permanent ("hard_bounce").
+        return isinstance(esp_event, dict) and esp_event.get("event") == "bounce" and esp_event.get("hard_bounce") is False
+
+
+PROVIDERS: tuple[Provider, ...] = (Mailgun(), Postmark(), SparkPost(), SendGrid(), AmazonSES(), Resend(), Mailjet())
 MAILGUN_BACKEND = Mailgun.backend
 SPARKPOST_BACKEND = SparkPost.backend
 # EMAIL_BACKEND -> its batch endpoint (a table, so a test can add a backend of its own).
