@@ -32,7 +32,7 @@ def test_make_bench_smoke_produces_every_figure(postgres, redis_url, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "NURTURE_", "EMAIL_", "ANYMAIL_", "CELERY_"))}
     env.update({"BENCH_DATABASE_URL": bench_db, "BENCH_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT)})
     run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--smoke", "--out", str(tmp_path / "out"), "--docs", str(docs)],
+        [sys.executable, "-m", "benchmarks.run_all", "--smoke", "--out", str(tmp_path / "out"), "--docs", str(docs)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
