@@ -24,7 +24,7 @@ speed: figures are printed, never judged here.
 
 This module only orchestrates; the parts are modules of their own (each runs alone with
 `python -m benchmarks.<part>` where that makes sense): engine_runs (the engine sending through real
-workers), cpu_send (the engine's own CPU per email, in one process), post_office, planner_cases,
+workers), cpu_send (the engine's own CPU per email, in one process), postoffice_runs, planner_cases,
 measure (/proc and the machine), profiles (py-spy) and report (the table and the docs).
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ from benchmarks.bench_planner import ensure_database
 from benchmarks.engine_runs import NO_CEILING, engine_send, load_library, reset_tables, setup_bench_database
 from benchmarks.measure import machine, service_versions
 from benchmarks.planner_cases import idle_only_case, planner_case
-from benchmarks.post_office import POST_OFFICE_VERSION, postoffice_send, postoffice_venv, sample_body
+from benchmarks.postoffice_runs import POST_OFFICE_VERSION, postoffice_send, postoffice_venv, sample_body
 from benchmarks.report import Row, table, write_docs
 
 ROOT = Path(__file__).resolve().parent.parent

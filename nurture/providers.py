@@ -20,6 +20,8 @@ import requests
 from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
 from django.conf import settings
 
+from nurture.emails.parts import own_parts
+
 # What a send error means for the delivery.
 TRANSIENT = "transient"  # try again later
 PERMANENT = "permanent"  # the provider said no to this message
@@ -110,6 +112,14 @@ class Provider:
     def batch_answers(self, parsed) -> list[MessageAnswer]:
         raise NotImplementedError
 
+    def batch_message_like(self, template: tuple, message, defaults: dict) -> dict | None:
+        """`message`'s JSON derived from `template` ((message, its JSON) of an earlier message of
+        the same call that anymail's payload code built), where the two differ only in what each
+        email has of its own; None where that cannot be done exactly (then anymail builds it).
+        Saves anymail's per-message work that gives the same answer for every message of a call
+        (parsing the From and Reply-To addresses again, merging the defaults). The base: never."""
+        return None
+
     def classify_error(self, exc: BaseException) -> str:
         if isinstance(exc, AnymailRecipientsRefused) or isinstance(exc, smtplib.SMTPRecipientsRefused):
             return REFUSED
@@ -181,6 +191,22 @@ class Postmark(Provider):
 
     def batch_message_data(self, payload) -> dict:
         return payload.data  # what anymail would post to /email for this message alone
+
+    OWN_FIELDS = ("To", "Subject", "TextBody", "HtmlBody", "Headers", "Metadata")
+
+    def batch_message_like(self, template: tuple, message, defaults: dict) -> dict | None:
+        own = own_parts(template[0], message, defaults)
+        if own is None:
+            return None
+        data = {k: v for k, v in template[1].items() if k not in self.OWN_FIELDS}
+        data.update({"To": ", ".join(own["to"]), "Subject": own["subject"], "TextBody": own["text"]})
+        if own["html"] is not None:
+            data["HtmlBody"] = own["html"]
+        if own["headers"]:
+            data["Headers"] = [{"Name": name, "Value": value} for name, value in own["headers"].items()]
+        if own["metadata"] is not None:
+            data["Metadata"] = own["metadata"]
+        return data
 
     def batch_answers(self, parsed) -> list[MessageAnswer]:
         answers = []
