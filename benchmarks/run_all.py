@@ -38,7 +38,7 @@ from dataclasses import asdict
 from datetime import datetime, timezone as dt_timezone
 from pathlib import Path
 
-from benchmarks import report
+from benchmarks import cpu_send, report
 from benchmarks.bench_planner import ensure_database
 from benchmarks.engine_runs import NO_CEILING, engine_send, load_library, reset_tables, setup_bench_database
 from benchmarks.measure import machine, service_versions
@@ -51,14 +51,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SIZES = {
     "full": {
         "emails": 3000, "workers": 2, "mailgun_emails": 20_000, "mailgun_batch": 500,
-        "postmark_batch_emails": 20_000, "postmark_batch": 500,
+        "postmark_batch_emails": 20_000, "postmark_batch": 500, "cpu_emails": 5000,
         "rss_emails": [10_000, 100_000], "planner": [100_000, 1_000_000], "due_fraction": 0.01,
         "ceilings": [14, 500], "ceiling_seconds": 10, "latencies_ms": [0, 50], "idle_ticks": 20,
         "idle_only": [10_000_000],
     },
     "smoke": {
         "emails": 40, "workers": 1, "mailgun_emails": 60, "mailgun_batch": 20,
-        "postmark_batch_emails": 60, "postmark_batch": 20,
+        "postmark_batch_emails": 60, "postmark_batch": 20, "cpu_emails": 60,
         "rss_emails": [30, 60], "planner": [2_000, 4_000], "due_fraction": 0.01,
         "ceilings": [14, 500], "ceiling_seconds": 0.1, "latencies_ms": [0, 50], "idle_ticks": 3,
         "idle_only": [3000],
@@ -135,6 +135,18 @@ def run(args) -> list[Row]:
         f"accepted twice {postmark_batch['accepted_twice']}", {"engine": postmark_batch},
     ))
 
+    # 2c. the engine's own CPU per email in one process, anymail's call timed apart (cpu_send)
+    for path, what in (("batch", "Postmark /email/batch"), ("single", "one call per email")):
+        own = cpu_send.measure(emails=args.cpu_emails, path=path, redis_url=args.redis_url)
+        rows.append(Row(
+            f"engine_own_cpu_{path}",
+            f"the engine's own CPU per email, the provider call excluded, measured in one process ({what}, latency 0, {args.cpu_emails:,} emails)",
+            own["own_ms_per_email"], None, "ms", "< 0.5 ms", own["own_ms_per_email"] < 0.5,
+            f"{own['cpu_ms_per_email']:.2f} ms in all, of which {own['call_ms_per_email']:.2f} ms inside anymail (payload, HTTP, answer)",
+            {"cpu_send": own},
+        ))
+        print(f"  engine's own CPU per email ({path}): {own['own_ms_per_email']:.3f} ms of {own['cpu_ms_per_email']:.3f} ms", flush=True)
+
     # 3. planning
     for population in args.planner:
         case = planner_case(args=args, out=out, population=population)
@@ -197,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mailgun-batch", type=int)
     parser.add_argument("--postmark-batch-emails", type=int)
     parser.add_argument("--postmark-batch", type=int)
+    parser.add_argument("--cpu-emails", type=int, help="emails in each in-process CPU measurement (cpu_send)")
     parser.add_argument("--rss-emails", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--planner", type=lambda s: [int(x) for x in s.split(",")], help="populations, e.g. 100000,1000000")
     parser.add_argument("--idle-only", type=lambda s: [int(x) for x in s.split(",") if x],
