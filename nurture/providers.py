@@ -300,8 +300,7 @@ class Resend(Provider):
 
 
 class _CallRefused(AnymailAPIError):
-    """An error for a whole batch call read from the answer's body (not raised by anymail itself,
-    so there is no HTTP response object to describe); classified by its status like anymail's."""
+    """A whole call's error read from the answer's body (no response object): classified by status."""
 
     def describe_response(self):
         return f"{self.esp_name or 'ESP'} API status {self.status_code}" if self.status_code else None
@@ -311,20 +310,17 @@ class Mailjet(Provider):
     name = "mailjet"
     events_carry_message_id = True
     backend = "anymail.backends.mailjet.EmailBackend"
-    # Send API v3.1: a "Messages" array of whole messages (Mailjet's reference allows 50 per call),
-    # each processed on its own and answered in order: a partial failure answers HTTP 400 with one
-    # entry per message, "success" (with each recipient's MessageID) or "error" (with its Errors).
+    # Send API v3.1: a "Messages" array (50 per call), each answered in order; a partial failure is
+    # HTTP 400 with a "success" (each recipient's MessageID) or "error" (its Errors) per message.
     messages_batch = MessagesBatchEndpoint(path="send", max_messages=50)
 
     def stream_options(self, stream: str) -> dict:
-        # Mailjet has no separate streams; anymail's tag is its CustomCampaign, which groups the
-        # statistics of each kind of email apart.
+        # No separate streams at Mailjet: anymail's tag (its CustomCampaign) keeps each kind apart.
         return {"tags": _stream_tag(stream)}
 
     def batch_message_data(self, payload) -> dict:
-        """anymail builds a single send as {"Globals": {...}, "Messages": [{"To": [...]}]}: one
-        message is the two merged. Its CustomID is the delivery (echoed in the answer and in
-        Mailjet's events, beside the EventPayload metadata)."""
+        """anymail's single send is {"Globals": {...}, "Messages": [{"To": [...]}]}: merged, one
+        message. Its CustomID is the delivery (in the answer and Mailjet's events)."""
         [own] = payload.data["Messages"]
         message = {**payload.data["Globals"], **own}
         delivery = (payload.metadata or {}).get("delivery")
@@ -337,8 +333,7 @@ class Mailjet(Provider):
 
     def batch_answers(self, parsed) -> list[MessageAnswer]:
         if not isinstance(parsed, dict) or "Messages" not in parsed:
-            # A global error (broken JSON, credentials, rate limit): nothing was sent. anymail lets
-            # Mailjet's 4xx answers through for the per-message reading, so it is raised here.
+            # A global error (nothing sent); anymail lets Mailjet's 4xx through, so raised here.
             status = parsed.get("StatusCode") if isinstance(parsed, dict) else None
             raise _CallRefused(f"Mailjet refused the call: {(parsed or {}).get('ErrorCode', 'no Messages in the answer')}",
                                status_code=int(status) if status else None)
@@ -394,6 +389,18 @@ def messages_batch_provider() -> Provider | None:
     """The configured provider if it takes a list of whole messages per call (and batching is on)."""
     provider = configured()
     return provider if settings.NURTURE_BATCH_SEND and provider.messages_batch else None
+
+
+def environment_read_once(connection) -> None:
+    """requests reads the proxy and CA-bundle environment on every request (about a tenth of a
+    call's CPU); an anymail connection calls one API URL, so its session reads it once, when opened
+    (proxies for that URL, NO_PROXY, REQUESTS_CA_BUNDLE). Other backends are left alone."""
+    session, api_url = getattr(connection, "session", None), getattr(connection, "api_url", None)
+    if not isinstance(session, requests.Session) or not api_url or not session.trust_env:
+        return
+    found = session.merge_environment_settings(api_url, {}, None, None, None)
+    session.proxies, session.verify, session.cert = found["proxies"], found["verify"], found["cert"]
+    session.trust_env = False
 
 
 def message_stream_set(message, *, stream: str) -> None:

@@ -75,6 +75,7 @@ def _make_calls(items: list[Claimed], calls: list[list[Claimed]], *, stamp, outc
     countdown after a transient error: then the calls not made yet back off with that one."""
     connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
     with connection:
+        providers.environment_read_once(connection)
         for index, call in enumerate(calls):
             countdown = send(call, connection)
             if countdown is not None:

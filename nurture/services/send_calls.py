@@ -25,7 +25,9 @@ from django.utils import timezone
 from nurture import metrics
 from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery
-from nurture.providers import BULK, PERMANENT, REFUSED, TRANSIENT, classify_send_error, message_stream_set
+from nurture.providers import (
+    BULK, PERMANENT, REFUSED, TRANSIENT, classify_send_error, environment_read_once, message_stream_set,
+)
 from nurture.services import throttle
 from nurture.services.deliveries import (
     NOT_CLAIMED,
@@ -130,6 +132,7 @@ class Connections:
         if getattr(_local, "token", None) is not self.token:
             conn = get_connection(timeout=settings.EMAIL_TIMEOUT)
             conn.open()
+            environment_read_once(conn)
             with self.lock:
                 self.opened.append(conn)
             _local.token, _local.connection = self.token, conn
