@@ -35,6 +35,21 @@ def explain(out: Path, label: str) -> None:
     (out / f"explain-{label}.txt").write_text(text)
 
 
+def idle_ticks(n: int) -> list[float]:
+    """The seconds of `n` planner ticks that find nobody due."""
+    from django.utils import timezone
+
+    from nurture.services import planning
+
+    ticks = []
+    for _ in range(n):
+        started = time.perf_counter()
+        idle = planning.deliveries_plan_due(now=timezone.now(), enqueue=None)
+        ticks.append(time.perf_counter() - started)
+        assert idle.planned == 0
+    return ticks
+
+
 def planner_case(*, args, out: Path, population: int) -> dict:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -53,12 +68,7 @@ def planner_case(*, args, out: Path, population: int) -> dict:
         result = planning.deliveries_plan_due(now=timezone.now(), enqueue=None)
         due_seconds = time.perf_counter() - started
     # Idle ticks: everyone planned now has next_send_at in the future; nothing is due.
-    ticks = []
-    for _ in range(args.idle_ticks):
-        started = time.perf_counter()
-        idle = planning.deliveries_plan_due(now=timezone.now(), enqueue=None)
-        ticks.append(time.perf_counter() - started)
-        assert idle.planned == 0
+    ticks = idle_ticks(args.idle_ticks)
     explain(out, f"{population}-subscribers-idle")
     # Peak Python memory over the same due set again (tracemalloc slows what it watches).
     with connection.cursor() as cursor:
@@ -81,20 +91,11 @@ def planner_case(*, args, out: Path, population: int) -> dict:
 def idle_only_case(*, args, out: Path, population: int) -> dict:
     """The idle tick alone over a large population none of whom is due (the planner's steady
     state: a fresh table, no rows just moved by a planning run)."""
-    from django.utils import timezone
-
-    from nurture.services import planning
-
     reset_tables()
     started = time.perf_counter()
     fill(total=population, due=0, series_id=the_series().pk)
     fill_seconds = time.perf_counter() - started
-    ticks = []
-    for _ in range(args.idle_ticks):
-        started = time.perf_counter()
-        idle = planning.deliveries_plan_due(now=timezone.now(), enqueue=None)
-        ticks.append(time.perf_counter() - started)
-        assert idle.planned == 0
+    ticks = idle_ticks(args.idle_ticks)
     explain(out, f"{population}-subscribers-none-due")
     row = {"population": population, "idle_ms": 1000 * statistics.median(ticks), "idle_ms_max": 1000 * max(ticks),
            "fill_seconds": fill_seconds}

@@ -88,7 +88,14 @@ class _SparkPostHandler(_Handler):
         self._answer(200, {"results": {"total_rejected_recipients": 0, "total_accepted_recipients": len(to), "id": transmission_id}})
 
 
-class FakeSparkPost(FakeProvider):
+class _FakeESP(FakeProvider):
+    def anymail_settings(self) -> dict:
+        """anymail_env() as Django settings for a test in this process."""
+        env = self.anymail_env()
+        return {"EMAIL_BACKEND": env.pop("EMAIL_BACKEND"), "ANYMAIL": {k[len("ANYMAIL_"):]: v for k, v in env.items()}}
+
+
+class FakeSparkPost(_FakeESP):
     def __init__(self):
         self.state = FakeProviderState()
         handler = type("Handler", (_SparkPostHandler,), {"state": self.state})
@@ -103,10 +110,6 @@ class FakeSparkPost(FakeProvider):
             "ANYMAIL_SPARKPOST_API_KEY": "fake-key",
             "ANYMAIL_SPARKPOST_API_URL": f"{self.url}api/v1/",
         }
-
-    def anymail_settings(self) -> dict:
-        env = self.anymail_env()
-        return {"EMAIL_BACKEND": env.pop("EMAIL_BACKEND"), "ANYMAIL": {k[len("ANYMAIL_"):]: v for k, v in env.items()}}
 
 
 class _ResendHandler(_Handler):
@@ -155,7 +158,7 @@ class _ResendHandler(_Handler):
         self._answer(200, {"data": [{"id": i} for i in ids]} if batch else {"id": ids[0]})
 
 
-class FakeResend(FakeProvider):
+class FakeResend(_FakeESP):
     HANDLER = _ResendHandler
 
     def anymail_env(self) -> dict:
@@ -165,10 +168,6 @@ class FakeResend(FakeProvider):
             "ANYMAIL_RESEND_API_KEY": "fake-key",
             "ANYMAIL_RESEND_API_URL": self.url,
         }
-
-    def anymail_settings(self) -> dict:
-        env = self.anymail_env()
-        return {"EMAIL_BACKEND": env.pop("EMAIL_BACKEND"), "ANYMAIL": {k[len("ANYMAIL_"):]: v for k, v in env.items()}}
 
 
 class _MailjetHandler(_Handler):
@@ -236,7 +235,7 @@ class _MailjetHandler(_Handler):
         return {"Status": "success", "CustomID": message.get("CustomID", ""), "To": answer_to, "Cc": [], "Bcc": []}
 
 
-class FakeMailjet(FakeProvider):
+class FakeMailjet(_FakeESP):
     HANDLER = _MailjetHandler
 
     def anymail_env(self) -> dict:
@@ -247,7 +246,3 @@ class FakeMailjet(FakeProvider):
             "ANYMAIL_MAILJET_SECRET_KEY": "fake-secret",
             "ANYMAIL_MAILJET_API_URL": f"{self.url}v3.1/",
         }
-
-    def anymail_settings(self) -> dict:
-        env = self.anymail_env()
-        return {"EMAIL_BACKEND": env.pop("EMAIL_BACKEND"), "ANYMAIL": {k[len("ANYMAIL_"):]: v for k, v in env.items()}}
