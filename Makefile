@@ -45,4 +45,4 @@ clean:
 # Needs PostgreSQL and Redis (BENCH_DATABASE_URL / BENCH_REDIS_URL, defaults on 127.0.0.1);
 # `make bench ARGS=--smoke` for a quick check, other sizes via ARGS (see --help).
 bench: install
-	$(PY) benchmarks/run_all.py $(ARGS)
+	$(PY) -m benchmarks.run_all $(ARGS)

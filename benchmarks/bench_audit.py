@@ -6,7 +6,7 @@ peak Python memory of the auditors' CSV export of everything (streamed: memory s
 the trail), and the daily purge of the expired third. Then the same for ten times as many entries.
 
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_nurture_audit \\
-        .venv/bin/python benchmarks/bench_audit.py [--entries 100000]
+        .venv/bin/python -m benchmarks.bench_audit [--entries 100000]
 
 Prints figures; asserts nothing. The scratch database's audit table is emptied at the end.
 """
@@ -17,12 +17,8 @@ import os
 import sys
 import time
 import tracemalloc
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.bench_planner import ensure_database, setup_django  # noqa: E402
+from benchmarks.bench_planner import ensure_database, setup_django
 
 
 def reset() -> None:

@@ -9,7 +9,7 @@ NURTURE_WEB_WORKERS x NURTURE_WEB_THREADS.
 
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_nurture_http \\
     BENCH_REDIS_URL=redis://127.0.0.1:6379/9 \\
-        .venv/bin/python benchmarks/bench_http.py [--clients 32] [--seconds 30] [--workers 2] [--threads 4] [--path signup|healthz]
+        .venv/bin/python -m benchmarks.bench_http [--clients 32] [--seconds 30] [--workers 2] [--threads 4] [--path signup|healthz]
 
 A scratch database is created and emptied; the Redis db is flushed (the confirmation tasks queue
 there: no worker runs). The load generator shares the machine with the server, so the figures are
@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_planner import ensure_database, setup_django  # noqa: E402
+from benchmarks.bench_planner import ensure_database, setup_django
 
 APP_NAME = "nurture-bench-http"
 

@@ -11,7 +11,7 @@ Python memory for:
 Run against PostgreSQL (a scratch database is created and emptied; nothing else is touched):
 
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_nurture_sched \\
-        .venv/bin/python benchmarks/bench_planner.py [--subscribers 100000] [--due-fraction 0.01]
+        .venv/bin/python -m benchmarks.bench_planner [--subscribers 100000] [--due-fraction 0.01]
 
 Prints figures; asserts nothing.
 """
@@ -23,10 +23,6 @@ import sys
 import time
 import tracemalloc
 from datetime import timedelta
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def setup_django(url: str) -> None:

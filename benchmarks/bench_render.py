@@ -1,6 +1,6 @@
 """Measure the cost of one nurture email: a full render vs the cached render + personalisation.
 
-    python benchmarks/bench_render.py [--emails N] [--steps S]
+    python -m benchmarks.bench_render [--emails N] [--steps S]
 
 Runs against a throw-away SQLite database with the default library loaded (support/library.py),
 so it needs no server. Prints measured figures; it asserts nothing about speed.
@@ -13,9 +13,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def setup_django(db_path: str) -> None:

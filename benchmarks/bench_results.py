@@ -12,7 +12,7 @@ deliveries) and 5% of people unsubscribing a few days after their last email. Th
   templates and charts), printing the slowest and median time and the queries per page.
 
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_nurture_results \\
-        .venv/bin/python benchmarks/bench_results.py [--subscribers 1000000] [--deliveries 10000000] [--keep]
+        .venv/bin/python -m benchmarks.bench_results [--subscribers 1000000] [--deliveries 10000000] [--keep]
 
 Smaller sizes by flag (e.g. --subscribers 100000 --deliveries 1000000). --keep leaves the filled
 database for another run (--reuse skips the fill). Prints figures; asserts nothing.
@@ -34,12 +34,8 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.bench_planner import ensure_database, setup_django  # noqa: E402
+from benchmarks.bench_planner import ensure_database, setup_django
 
 STAGES = ("recently_diagnosed", "in_treatment", "in_remission")
 LANGUAGES = ("en", "es")

@@ -7,7 +7,7 @@ Python memory and what it deleted, for a backlog and for ten times that backlog 
 about tenfold, memory should not: batches are bounded).
 
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_nurture_retention \\
-        .venv/bin/python benchmarks/bench_retention.py [--active 100000] [--expired 5000]
+        .venv/bin/python -m benchmarks.bench_retention [--active 100000] [--expired 5000]
 
 Prints figures; asserts nothing. The scratch database's tables are emptied at the end.
 """
@@ -18,12 +18,8 @@ import os
 import sys
 import time
 import tracemalloc
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.bench_planner import ensure_database, setup_django  # noqa: E402
+from benchmarks.bench_planner import ensure_database, setup_django
 
 
 def reset() -> None:

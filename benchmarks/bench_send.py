@@ -10,7 +10,7 @@ once, and the workers' peak memory.
 
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_nurture_send \\
     BENCH_REDIS_URL=redis://127.0.0.1:6379/9 \\
-        .venv/bin/python benchmarks/bench_send.py [--emails 2000] [--workers 2] [--rate 100] [--provider mailgun]
+        .venv/bin/python -m benchmarks.bench_send [--emails 2000] [--workers 2] [--rate 100] [--provider mailgun]
 
 A scratch database is created and emptied; the Redis db is flushed. Prints figures; asserts nothing.
 """
@@ -18,31 +18,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.bench_planner import ensure_database, setup_django  # noqa: E402
-
-
-def peak_rss_mib(pid: int) -> float:
-    """Peak resident memory of a process and its children (the prefork pool), in MiB."""
-    total = 0
-    pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
-    for p in pids:
-        status = Path(f"/proc/{p}/status")
-        if status.exists():
-            for line in status.read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1])
-    return total / 1024
+from benchmarks.bench_planner import ensure_database, setup_django
+from benchmarks.measure import peak_rss_mib
 
 
 def main() -> None:

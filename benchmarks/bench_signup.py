@@ -1,7 +1,7 @@
 """Does the sign-up form take longer for a new address than for a known one? (issue 10: it used
 to, by ~4 ms in the median of 60, which told whether someone is subscribed.)
 
-    python benchmarks/bench_signup.py [--posts N]
+    python -m benchmarks.bench_signup [--posts N]
 
 Posts the form N times for new addresses and N times for one known (active) address, in pairs
 whose order alternates,
@@ -17,9 +17,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:

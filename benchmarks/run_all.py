@@ -1,7 +1,7 @@
 """`make bench`: the engine and django-post-office doing the same job, in one run on one machine.
 
-    .venv/bin/python benchmarks/run_all.py            # full sizes (tens of minutes on 2 cores)
-    .venv/bin/python benchmarks/run_all.py --smoke    # tiny sizes: checks every part still runs
+    .venv/bin/python -m benchmarks.run_all            # full sizes (tens of minutes on 2 cores)
+    .venv/bin/python -m benchmarks.run_all --smoke    # tiny sizes: checks every part still runs
 
 What it runs (PostgreSQL and Redis from BENCH_DATABASE_URL / BENCH_REDIS_URL, defaults on
 127.0.0.1; the fake provider on a free loopback port, in this process):
@@ -21,543 +21,50 @@ What it runs (PostgreSQL and Redis from BENCH_DATABASE_URL / BENCH_REDIS_URL, de
 Prints a table, saves it (JSON and text) with the EXPLAIN plans under --out, and rewrites the
 generated part of docs/benchmarks.md (--docs; --no-docs leaves it alone). Asserts nothing about
 speed: figures are printed, never judged here.
+
+This module only orchestrates; the parts are modules of their own (each runs alone with
+`python -m benchmarks.<part>` where that makes sense): engine_runs (the engine sending through real
+workers), cpu_send (the engine's own CPU per email, in one process), postoffice_runs, planner_cases,
+measure (/proc and the machine), profiles (py-spy) and report (the table and the docs).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import tracemalloc
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime, timezone as dt_timezone
 from pathlib import Path
 
+from benchmarks import cpu_send, report
+from benchmarks.bench_planner import ensure_database
+from benchmarks.engine_runs import NO_CEILING, engine_send, load_library, reset_tables, setup_bench_database
+from benchmarks.measure import machine, service_versions
+from benchmarks.planner_cases import idle_only_case, planner_case
+from benchmarks.postoffice_runs import POST_OFFICE_VERSION, postoffice_send, postoffice_venv, sample_body
+from benchmarks.report import Row, table, write_docs
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.bench_planner import ensure_database, fill, setup_django  # noqa: E402
-
-POST_OFFICE_VERSION = "3.12.0"  # its latest release when this was written; --post-office-version to change
-PY_SPY_VERSION = "0.4.3"
-NO_CEILING = 100_000.0  # sends per second: high enough never to bind
 
 SIZES = {
     "full": {
         "emails": 3000, "workers": 2, "mailgun_emails": 20_000, "mailgun_batch": 500,
-        "postmark_batch_emails": 20_000, "postmark_batch": 500,
+        "postmark_batch_emails": 20_000, "postmark_batch": 500, "cpu_emails": 5000,
         "rss_emails": [10_000, 100_000], "planner": [100_000, 1_000_000], "due_fraction": 0.01,
         "ceilings": [14, 500], "ceiling_seconds": 10, "latencies_ms": [0, 50], "idle_ticks": 20,
         "idle_only": [10_000_000],
     },
     "smoke": {
         "emails": 40, "workers": 1, "mailgun_emails": 60, "mailgun_batch": 20,
-        "postmark_batch_emails": 60, "postmark_batch": 20,
+        "postmark_batch_emails": 60, "postmark_batch": 20, "cpu_emails": 60,
         "rss_emails": [30, 60], "planner": [2_000, 4_000], "due_fraction": 0.01,
         "ceilings": [14, 500], "ceiling_seconds": 0.1, "latencies_ms": [0, 50], "idle_ticks": 3,
         "idle_only": [3000],
     },
 }
 
-
-@dataclass
-class Row:
-    key: str  # stable id (the smoke test checks every one is there)
-    what: str
-    engine: float | None = None
-    post_office: float | None = None
-    unit: str = ""
-    target: str = ""
-    met: bool | None = None
-    note: str = ""
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def ratio(self) -> float | None:
-        if self.engine is None or not self.post_office:
-            return None
-        return self.engine / self.post_office
-
-
-# --- the machine ----------------------------------------------------------------------------------
-
-def machine() -> dict:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram_gib = 0.0
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram_gib = int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu": cpu or platform.processor(), "ram_gib": round(ram_gib, 1),
-            "python": platform.python_version(), "platform": platform.platform()}
-
-
-def service_versions(redis_url: str) -> dict:
-    from django.db import connection
-    import redis
-
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        pg = cursor.fetchone()[0]
-    return {"postgresql": pg, "redis": redis.Redis.from_url(redis_url).info("server")["redis_version"]}
-
-
-# --- helpers ------------------------------------------------------------------------------------
-
-def busiest_second(stamps: list[float]) -> int:
-    stamps = sorted(stamps)
-    busiest, j = 0, 0
-    for i, t in enumerate(stamps):
-        while stamps[j] < t - 1.0:
-            j += 1
-        busiest = max(busiest, i - j + 1)
-    return busiest
-
-
-def peak_rss_mib(pid: int) -> float:
-    """Peak resident memory of a worker: its main process and its pool children, summed."""
-    total = 0
-    pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
-    for p in pids:
-        status = Path(f"/proc/{p}/status")
-        if status.exists():
-            for line in status.read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1])
-    return total / 1024
-
-
-def cpu_seconds_of(pid: int) -> float:
-    """CPU (user + system) of a worker: its main process and its pool children, summed."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
-    total = 0
-    for p in pids:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / ticks
-
-
-def reset_tables() -> None:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE nurture_delivery, nurture_subscriber, nurture_consentrecord RESTART IDENTITY CASCADE")
-
-
-def the_series():
-    from nurture.models import Series
-
-    return Series.objects.get(stage="in_treatment", language="en")
-
-
-# --- the engine sending -----------------------------------------------------------------------------
-
-def plan_emails(n: int) -> tuple[list[int], float]:
-    """n active subscribers of the in_treatment series, all due; the real planner plans them."""
-    from django.utils import timezone
-
-    from nurture.services import planning
-
-    reset_tables()
-    fill(total=n, due=n, series_id=the_series().pk)
-    planned: list[int] = []
-    started = time.perf_counter()
-    planning.deliveries_plan_due(now=timezone.now(), enqueue=planned.extend)
-    return planned, time.perf_counter() - started
-
-
-def engine_send(*, args, provider_kind: str, latency_ms: float, emails: int, rate: float, batch: int, label: str, profile: bool = False) -> dict:
-    """The measured run; with --profile naming `label`, then a second, smaller run under py-spy
-    (sampling slows what it watches, so the figures come from the run without it)."""
-    result = _engine_send(args=args, provider_kind=provider_kind, latency_ms=latency_ms, emails=emails, rate=rate, batch=batch, label=label)
-    if label in args.profile:
-        _engine_send(args=args, provider_kind=provider_kind, latency_ms=latency_ms, emails=min(emails, args.profile_emails),
-                     rate=rate, batch=batch, label=label, profile=True)
-    return result
-
-
-def _engine_send(*, args, provider_kind: str, latency_ms: float, emails: int, rate: float, batch: int, label: str, profile: bool = False) -> dict:
-    """Real worker processes send `emails` planned deliveries through anymail's real backend to
-    the fake provider. Returns throughput, the busiest second at the provider, duplicates, RSS."""
-    from django.conf import settings
-
-    from nurture.models import Delivery
-    from nurture.tasks import enqueue_send_batches
-    from support.fake_provider import FakeMailgun, FakeProvider
-    from support.workers import CeleryProcess, subprocess_env, use_broker_in_this_process
-    import redis
-
-    planned, plan_seconds = plan_emails(emails)
-    redis.Redis.from_url(args.redis_url).flushdb()
-    use_broker_in_this_process(args.redis_url)
-    log_dir = Path(tempfile.mkdtemp(prefix=f"bench-{label}-", dir=args.out))
-    fake = FakeMailgun(keep_alive=True) if provider_kind == "mailgun" else FakeProvider(keep_alive=True)
-    fake.state.latency = latency_ms / 1000
-    fake.state.merge_bodies = False  # the fakes keep no bodies: they share the senders' cores and memory
-    # "postmark": one call per email (the batch path off); "postmark-batch": Postmark's /email/batch.
-    batch_send = "1" if provider_kind in ("mailgun", "postmark-batch") else "0"
-    with fake as provider:
-        env = subprocess_env(
-            broker_url=args.redis_url, outbox_dir=log_dir / "outbox", day_seconds=60,
-            extra={**provider.anymail_env(), "NURTURE_SENDS_PER_SECOND": str(rate),
-                   "NURTURE_SEND_BATCH_SIZE": str(batch), "NURTURE_BATCH_SEND": batch_send, "LOG_LEVEL": "WARNING",
-                   **args.engine_env},
-        )
-        workers = [CeleryProcess("worker", f"{label}-{i}", env, log_dir) for i in range(args.workers)]
-        for worker in workers:
-            worker.start()
-        profile_raw = Path(args.out) / f"profile-{label}.raw"
-        profiler = start_profile(args, workers[0].proc.pid, profile_raw) if profile else None
-        settled = (Delivery.Status.SENT, Delivery.Status.FAILED, Delivery.Status.SKIPPED)
-        try:
-            # Enqueued here as the planner would in a worker: batches sized by the workers' settings.
-            previous = settings.NURTURE_SEND_BATCH_SIZE, settings.NURTURE_SENDS_PER_SECOND
-            settings.NURTURE_SEND_BATCH_SIZE, settings.NURTURE_SENDS_PER_SECOND = batch, rate
-            try:
-                cpu_before = sum(cpu_seconds_of(w.proc.pid) for w in workers)
-                started = time.monotonic()
-                enqueue_send_batches(planned)
-            finally:
-                settings.NURTURE_SEND_BATCH_SIZE, settings.NURTURE_SENDS_PER_SECOND = previous
-            done, last_progress, progress_at = 0, -1, time.monotonic()
-            while done < len(planned):
-                time.sleep(0.05 if len(planned) < 5000 else 0.25)
-                done = Delivery.objects.filter(status__in=settled).count()
-                if done != last_progress:
-                    last_progress, progress_at = done, time.monotonic()
-                elif time.monotonic() - progress_at > args.stall_seconds:
-                    raise RuntimeError(f"{label}: no progress for {args.stall_seconds}s at {done}/{len(planned)}")
-            elapsed = time.monotonic() - started
-            cpu = sum(cpu_seconds_of(w.proc.pid) for w in workers) - cpu_before
-            rss = [peak_rss_mib(w.proc.pid) for w in workers]
-        finally:
-            if profiler is not None:
-                import signal
-
-                profiler.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
-                try:
-                    profiler.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    profiler.kill()
-            for worker in workers:
-                worker.stop()
-        sent = Delivery.objects.filter(status=Delivery.Status.SENT).count()
-        counts = provider.state.acceptances_by_message_id()
-        stamps = list(provider.state.request_times)
-        calls = len(provider.state.calls)
-    if profiler is not None:
-        summary = summarise_profile(profile_raw)
-        (Path(args.out) / f"profile-{label}.txt").write_text(
-            f"py-spy --gil (on-CPU samples), worker {label}-0's pool process, {len(planned)} emails\n\n{summary}\n")
-    result = {
-        "label": label, "provider": provider_kind, "latency_ms": latency_ms, "emails": len(planned), "sent": sent,
-        "seconds": elapsed, "per_second": sent / elapsed if elapsed else 0.0, "plan_seconds": plan_seconds,
-        "busiest_second": busiest_second(stamps), "accepted_twice": sum(1 for c in counts.values() if c > 1),
-        "api_calls": calls, "peak_rss_mib": max(rss) if rss else 0.0, "ceiling": rate, "batch": batch,
-        "cpu_seconds": cpu, "cpu_ms_per_email": 1000 * cpu / max(1, len(planned)),
-        "workers": args.workers,
-    }
-    print(f"  engine {label}{' (profiled, not measured)' if profile else ''}: {sent}/{len(planned)} sent in {elapsed:.2f}s = {result['per_second']:.1f}/s, "
-          f"busiest second {result['busiest_second']}, {calls} calls, accepted twice {result['accepted_twice']}, "
-          f"peak RSS {result['peak_rss_mib']:.0f} MiB (planned in {plan_seconds:.2f}s)", flush=True)
-    return result
-
-
-# --- profiles (py-spy, in its own tools venv, only with --profile) ----------------------------------
-
-def py_spy(args) -> Path:
-    venv = Path(args.venv).parent / "tools-venv"
-    exe = venv / "bin" / "py-spy"
-    if not exe.exists():
-        base = getattr(sys, "_base_executable", None) or sys.executable
-        subprocess.run([base, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", f"py-spy=={PY_SPY_VERSION}"], check=True)
-    return exe
-
-
-def start_profile(args, pid: int, out: Path) -> subprocess.Popen | None:
-    """py-spy sampling the worker's pool process (where tasks run), raw collapsed stacks, only
-    samples of the thread holding the GIL (`--gil`): where the process's CPU goes, across the task
-    thread and the send threads. The sending is CPU-bound now, so that is what bounds it."""
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    target = int(children.read_text().split()[0]) if children.exists() and children.read_text().split() else pid
-    return subprocess.Popen([str(py_spy(args)), "record", "--pid", str(target), "--format", "raw", "--rate", "200",
-                             "--output", str(out), "--nonblocking", "--gil"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-PROVIDER_CALL = ("provider call (anymail, requests, HTTP)", ("anymail/", "requests/", "urllib3/", "http/client"))
-KINDS_OF_WORK = (  # (kind, markers in a frame's file path), checked from the innermost frame out
-    ("database (psycopg)", ("psycopg/",)),
-    ("Redis (rate limit, broker)", ("redis/", "limits/", "kombu/")),
-    ("building the email", ("nurture/emails/", "django/core/mail/", "css_inline", "django/template/")),
-    ("Django ORM (building queries)", ("django/db/",)),
-    ("Celery (task and result handling)", ("celery/", "billiard/")),
-)
-
-
-def _kind_of_work(stack: str) -> str:
-    """The provider call wins wherever it is on the stack: everything anymail does (it parses
-    addresses with Python's email package, encodes JSON, reads the proxy environment through
-    requests) is the call's cost. Otherwise the innermost frame that says which."""
-    frames = stack.split(";")
-    if any(marker in frame for frame in frames for marker in PROVIDER_CALL[1]):
-        return PROVIDER_CALL[0]
-    for frame in reversed(frames):
-        for kind, markers in KINDS_OF_WORK:
-            if any(marker in frame for marker in markers):
-                return kind
-    return "other (task code, Python)"
-
-
-def summarise_profile(raw: Path, top: int = 20) -> str:
-    """Share of samples per function: where it was running (self) and on the stack (total)."""
-    import collections
-
-    self_counts, total_counts, categories, samples = collections.Counter(), collections.Counter(), collections.Counter(), 0
-    if not raw.exists():
-        return "(no profile written)"
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
-        n = int(count)
-        frames = [f.split(" (")[0] + (" (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")" if " (" in f else "") for f in stack.split(";")]
-        samples += n
-        self_counts[frames[-1]] += n
-        categories[_kind_of_work(stack)] += n
-        for frame in set(frames):
-            total_counts[frame] += n
-    if not samples:
-        return "(no samples)"
-    lines = [f"{samples} samples", "", "by kind of work (the innermost frame that says which):"]
-    lines += [f"  {100 * n / samples:5.1f}%  {kind}" for kind, n in categories.most_common()]
-    lines += ["", "self (where it was running):"]
-    lines += [f"  {100 * n / samples:5.1f}%  {f}" for f, n in self_counts.most_common(top)]
-    lines += ["", "total (on the stack), the engine's own functions:"]
-    own = [(f, n) for f, n in total_counts.most_common() if any(k in f for k in (
-        "sending.py", "send_calls.py", "deliveries.py", "esp_batch.py", "throttle.py", "tasks.py", "merge.py", "messages.py",
-        "cache.py", "links.py", "providers.py", "tokens.py"))]
-    lines += [f"  {100 * n / samples:5.1f}%  {f}" for f, n in own[:top]]
-    return "\n".join(lines)
-
-
-# --- django-post-office -----------------------------------------------------------------------------
-
-def postoffice_venv(args) -> Path:
-    """var/bench/postoffice-venv with django-post-office pinned and the project's own Django,
-    anymail and psycopg versions; made once, remade when a pin changes."""
-    from importlib.metadata import version
-
-    pins = [
-        f"django-post-office=={args.post_office_version}",
-        f"Django=={version('Django')}",
-        f"django-anymail=={version('django-anymail')}",
-        f"psycopg[binary]=={version('psycopg')}",
-        f"requests=={version('requests')}",
-    ]
-    venv = Path(args.venv)
-    marker = venv / ".bench-pins"
-    python = venv / "bin" / "python"
-    if python.exists() and marker.exists() and marker.read_text() == "\n".join(pins):
-        return python
-    print(f"making {venv} with {', '.join(pins)}", flush=True)
-    base = getattr(sys, "_base_executable", None) or sys.executable
-    subprocess.run([base, "-m", "venv", "--clear", str(venv)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *pins], check=True)
-    marker.write_text("\n".join(pins))
-    return python
-
-
-def sample_body(out: Path) -> tuple[Path, int]:
-    """The engine's real step email for one planned delivery, as subject, text, html and list
-    headers: post-office queues this same body."""
-    from nurture.emails.messages import build_delivery_email
-    from nurture.models import Delivery
-
-    planned, _ = plan_emails(1)
-    delivery = Delivery.objects.select_related("subscriber", "step__series").get(pk=planned[0])
-    message = build_delivery_email(delivery)
-    html = message.alternatives[0][0]
-    headers = {k: v for k, v in message.extra_headers.items() if k.startswith("List-")}
-    path = out / "body.json"
-    path.write_text(json.dumps({"subject": message.subject, "text": message.body, "html": html, "headers": headers}))
-    return path, len(message.body.encode()) + len(html.encode())
-
-
-def postoffice_send(*, args, python: Path, body: Path, latency_ms: float, emails: int, floor: bool = False) -> dict:
-    """django-post-office sending `emails` (or, floor=True, anymail's backend alone in one thread:
-    postoffice_job.py --floor) in its own venv, against a fake Postmark in this process."""
-    from support.fake_provider import FakeProvider
-
-    with FakeProvider(keep_alive=True) as provider:
-        provider.state.latency = latency_ms / 1000
-        answer = subprocess.run(
-            [str(python), str(ROOT / "benchmarks" / "postoffice_job.py"), "--database-url", args.postoffice_database_url,
-             "--api-url", provider.url, "--emails", str(emails), "--body", str(body),
-             "--processes", str(args.po_processes), "--threads", str(args.po_threads), *(["--floor"] if floor else [])],
-            capture_output=True, text=True, cwd=tempfile.gettempdir(), env={k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
-        )
-        if answer.returncode != 0:
-            raise RuntimeError(f"post-office job failed:\n{answer.stdout[-2000:]}\n{answer.stderr[-4000:]}")
-        result = json.loads(answer.stdout.strip().splitlines()[-1])
-        result["busiest_second"] = busiest_second(list(provider.state.request_times))
-        result["accepted"] = len(provider.state.accepted)
-    result["per_second"] = result["sent"] / result["send_seconds"] if result["send_seconds"] else 0.0
-    result["cpu_ms_per_email"] = 1000 * result["cpu_seconds"] / max(1, result["sent"])
-    if floor:
-        print(f"  anymail's Postmark backend alone, one thread: {result['sent']} calls, "
-              f"{result['cpu_ms_per_email']:.2f} ms CPU per call", flush=True)
-        return result
-    result["per_second_with_queueing"] = result["sent"] / (result["send_seconds"] + result["queue_seconds"])
-    print(f"  post-office {result['version']} latency {latency_ms:g} ms: {result['sent']}/{emails} sent in "
-          f"{result['send_seconds']:.2f}s = {result['per_second']:.1f}/s ({result['per_second_with_queueing']:.1f}/s "
-          f"with queueing), provider accepted {result['accepted']}", flush=True)
-    return result
-
-
-# --- planning ---------------------------------------------------------------------------------------
-
-def explain(out: Path, label: str) -> None:
-    """EXPLAIN (ANALYZE, BUFFERS) of the planner's locked due query and of one batch's history
-    query, saved for the record (rolled back: nothing is locked or changed)."""
-    from django.conf import settings
-    from django.db import transaction
-    from django.utils import timezone
-
-    from nurture.models import Delivery, Subscriber
-    from nurture.selectors.subscribers import subscribers_due
-
-    now = timezone.now()
-    with transaction.atomic():
-        due = subscribers_due(now=now).select_for_update(skip_locked=True, of=("self",))[: settings.NURTURE_PLAN_BATCH_SIZE]
-        due_plan = due.explain(analyze=True, buffers=True)
-        ids = list(Subscriber.objects.order_by("-id").values_list("id", flat=True)[: settings.NURTURE_PLAN_BATCH_SIZE])
-        history = Delivery.objects.filter(subscriber_id__in=ids).values_list("subscriber_id", "step_id", "status", "article_versions", "queued_at", "sent_at")
-        history_plan = history.explain(analyze=True, buffers=True)
-        due_sql, history_sql = str(due.query), str(history.query)
-        transaction.set_rollback(True)
-    text = f"-- due query ({label}):\n{due_sql}\n\n{due_plan}\n\n-- one batch's history query ({label}):\n{history_sql}\n\n{history_plan}\n"
-    (out / f"explain-{label}.txt").write_text(text)
-
-
-def planner_case(*, args, out: Path, population: int) -> dict:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-    from django.utils import timezone
-
-    from nurture.services import planning
-
-    due = max(1, int(population * args.due_fraction))
-    reset_tables()
-    started = time.perf_counter()
-    fill(total=population, due=due, series_id=the_series().pk)
-    fill_seconds = time.perf_counter() - started
-    explain(out, f"{population}-subscribers-{due}-due")
-    with CaptureQueriesContext(connection) as queries:
-        started = time.perf_counter()
-        result = planning.deliveries_plan_due(now=timezone.now(), enqueue=None)
-        due_seconds = time.perf_counter() - started
-    # Idle ticks: everyone planned now has next_send_at in the future; nothing is due.
-    ticks = []
-    for _ in range(args.idle_ticks):
-        started = time.perf_counter()
-        idle = planning.deliveries_plan_due(now=timezone.now(), enqueue=None)
-        ticks.append(time.perf_counter() - started)
-        assert idle.planned == 0
-    explain(out, f"{population}-subscribers-idle")
-    # Peak Python memory over the same due set again (tracemalloc slows what it watches).
-    with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM nurture_delivery")
-        cursor.execute("UPDATE nurture_subscriber SET next_step_position = 0, next_send_at = now() - interval '1 minute' WHERE next_step_position > 0")
-        cursor.execute("ANALYZE nurture_subscriber")
-    tracemalloc.start()
-    planning.deliveries_plan_due(now=timezone.now(), enqueue=None)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    row = {"population": population, "due": due, "planned": result.planned, "due_seconds": due_seconds,
-           "queries": len(queries), "idle_ms": 1000 * statistics.median(ticks), "idle_ms_max": 1000 * max(ticks),
-           "peak_py_mib": peak / 2**20, "fill_seconds": fill_seconds}
-    print(f"  planner {population:,} subscribers: {result.planned:,} due planned in {due_seconds:.3f}s "
-          f"({len(queries)} queries, peak {row['peak_py_mib']:.1f} MiB); idle tick median {row['idle_ms']:.2f} ms "
-          f"(max {row['idle_ms_max']:.2f}); fill {fill_seconds:.1f}s", flush=True)
-    return row
-
-
-def idle_only_case(*, args, out: Path, population: int) -> dict:
-    """The idle tick alone over a large population none of whom is due (the planner's steady
-    state: a fresh table, no rows just moved by a planning run)."""
-    from django.utils import timezone
-
-    from nurture.services import planning
-
-    reset_tables()
-    started = time.perf_counter()
-    fill(total=population, due=0, series_id=the_series().pk)
-    fill_seconds = time.perf_counter() - started
-    ticks = []
-    for _ in range(args.idle_ticks):
-        started = time.perf_counter()
-        idle = planning.deliveries_plan_due(now=timezone.now(), enqueue=None)
-        ticks.append(time.perf_counter() - started)
-        assert idle.planned == 0
-    explain(out, f"{population}-subscribers-none-due")
-    row = {"population": population, "idle_ms": 1000 * statistics.median(ticks), "idle_ms_max": 1000 * max(ticks),
-           "fill_seconds": fill_seconds}
-    print(f"  planner {population:,} subscribers, none due: idle tick median {row['idle_ms']:.2f} ms "
-          f"(max {row['idle_ms_max']:.2f}); fill {fill_seconds:.0f}s", flush=True)
-    reset_tables()
-    return row
-
-
-# --- the run ----------------------------------------------------------------------------------------
-
-def fmt(value: float | None, unit: str = "") -> str:
-    if value is None:
-        return ""
-    if unit == "x":
-        return f"{value:.2f}"
-    if unit in ("emails/s", "MiB", "ms/s"):
-        return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
-    if value >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.3g}" if value < 10 else f"{value:.1f}"
-
-
-def table(rows: list[Row]) -> str:
-    header = ["what", "engine", "post-office", "engine / post-office", "unit", "target", "met", "note"]
-    lines = [header]
-    for row in rows:
-        ratio = row.ratio
-        lines.append([
-            row.what, fmt(row.engine, row.unit), fmt(row.post_office, row.unit), f"{ratio:.2f}x" if ratio else "",
-            row.unit, row.target, {True: "yes", False: "NO", None: ""}[row.met], row.note,
-        ])
-    return "\n".join("| " + " | ".join(cells) + " |" if i else "| " + " | ".join(cells) + " |\n|" + "---|" * len(cells)
-                     for i, cells in enumerate(lines))
 
 
 def run(args) -> list[Row]:
@@ -567,11 +74,7 @@ def run(args) -> list[Row]:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
-    call_command("load_content", verbosity=0)
-    from content.services import articles_approve  # with DEBUG off only approved text is sent (issue 21)
-    from support.library import sample_reviewer
-
-    articles_approve(user=sample_reviewer())
+    load_library()
 
     print("post-office environment", flush=True)
     python = postoffice_venv(args)
@@ -632,6 +135,18 @@ def run(args) -> list[Row]:
         f"accepted twice {postmark_batch['accepted_twice']}", {"engine": postmark_batch},
     ))
 
+    # 2c. the engine's own CPU per email in one process, anymail's call timed apart (cpu_send)
+    for path, what in (("batch", "Postmark /email/batch"), ("single", "one call per email")):
+        own = cpu_send.measure(emails=args.cpu_emails, path=path, redis_url=args.redis_url)
+        rows.append(Row(
+            f"engine_own_cpu_{path}",
+            f"the engine's own CPU per email, the provider call excluded, measured in one process ({what}, latency 0, {args.cpu_emails:,} emails)",
+            own["own_ms_per_email"], None, "ms", "< 0.5 ms", own["own_ms_per_email"] < 0.5,
+            f"{own['cpu_ms_per_email']:.2f} ms in all, of which {own['call_ms_per_email']:.2f} ms inside anymail (payload, HTTP, answer)",
+            {"cpu_send": own},
+        ))
+        print(f"  engine's own CPU per email ({path}): {own['own_ms_per_email']:.3f} ms of {own['cpu_ms_per_email']:.3f} ms", flush=True)
+
     # 3. planning
     for population in args.planner:
         case = planner_case(args=args, out=out, population=population)
@@ -684,35 +199,6 @@ def run(args) -> list[Row]:
     return rows
 
 
-def write_docs(path: Path, *, rows: list[Row], meta: dict) -> None:
-    """Rewrite the generated part of docs/benchmarks.md (between the markers); the rest is prose."""
-    begin, end = "<!-- bench:begin (written by benchmarks/run_all.py; do not edit by hand) -->", "<!-- bench:end -->"
-    m = meta["machine"]
-    generated = "\n".join([
-        begin,
-        f"Run of {meta['date']} ({meta['size']}): `{meta['command']}`",
-        "",
-        f"Machine: {m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM, Python {m['python']}, "
-        f"PostgreSQL {meta['services']['postgresql']}, Redis {meta['services']['redis']}; "
-        f"django-post-office {meta['post_office_version']} ({meta['po_processes']} processes x {meta['po_threads']} threads); "
-        f"engine: {meta['workers']} worker processes, {meta.get('concurrency', '?')} calls in flight each, send batches of up to "
-        f"{meta.get('send_batch', '?')}; email body {meta['body_kib']:.1f} KiB (text + HTML).",
-        "",
-        table(rows),
-        "",
-        f"Raw figures and EXPLAIN plans: `{meta['out']}` (results.json, explain-*.txt).",
-        end,
-    ])
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n" + begin + "\n" + end + "\n"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        _, tail = rest.split(end, 1)
-        text = head + generated + tail
-    else:
-        text = text.rstrip() + "\n\n" + generated + "\n"
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (the test suite runs this)")
@@ -723,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mailgun-batch", type=int)
     parser.add_argument("--postmark-batch-emails", type=int)
     parser.add_argument("--postmark-batch", type=int)
+    parser.add_argument("--cpu-emails", type=int, help="emails in each in-process CPU measurement (cpu_send)")
     parser.add_argument("--rss-emails", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--planner", type=lambda s: [int(x) for x in s.split(",")], help="populations, e.g. 100000,1000000")
     parser.add_argument("--idle-only", type=lambda s: [int(x) for x in s.split(",") if x],
@@ -746,12 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rewrite-docs-from", metavar="RESULTS_JSON", help="rewrite --docs from a saved run's results.json and stop")
     args = parser.parse_args(argv)
     if args.rewrite_docs_from:
-        saved = json.loads(Path(args.rewrite_docs_from).read_text())
-        fields = {f for f in Row.__dataclass_fields__}
-        rows = [Row(**{k: v for k, v in row.items() if k in fields}) for row in saved["rows"]]
-        write_docs(Path(args.docs), rows=rows, meta=saved["meta"])
-        print(table(rows))
-        return 0
+        return report.main([args.rewrite_docs_from, "--docs", args.docs])
     size = "smoke" if args.smoke else "full"
     overridden = [name for name in SIZES[size] if getattr(args, name, None) is not None]
     for name, value in SIZES[size].items():
@@ -767,13 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     if not base.startswith("postgres"):
         print("make bench needs PostgreSQL (BENCH_DATABASE_URL=postgres://...)", file=sys.stderr)
         return 2
-    args.redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
     args.postoffice_database_url = base + "_post_office"
-    ensure_database(base)
     ensure_database(args.postoffice_database_url)
-    os.environ["NURTURE_DAY_SECONDS"] = "60"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    setup_django(base)
+    args.redis_url = setup_bench_database()
     from django.conf import settings
 
     # The engine runs with its own defaults unless told otherwise (--send-batch, --engine-env).

@@ -5,7 +5,7 @@ bulk path), and how each provider marks a bounce as temporary.
 
 As django-anymail keeps one module per ESP over a base class, each provider here is one small class
 over `Provider`; the base holds what is true for every backend (anymail normalises API errors, and
-SMTP has its own exception types). Sending (services/sending.py) and provider webhooks
+SMTP has its own exception types). Sending (nurture/sending/) and provider webhooks
 (services/webhooks.py) ask through the functions at the end and speak one vocabulary after that.
 """
 from __future__ import annotations
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import requests
 from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
 from django.conf import settings
+
+from nurture.emails.parts import own_parts
 
 # What a send error means for the delivery.
 TRANSIENT = "transient"  # try again later
@@ -55,8 +57,8 @@ class BatchEndpoint:
 @dataclass(frozen=True)
 class MessagesBatchEndpoint:
     """An endpoint that takes a list of whole messages, each with its own body, headers and
-    metadata (Postmark's /email/batch, Resend's /emails/batch): every email is built as for a
-    single call, anymail's own payload code turns each into the provider's JSON, and one request
+    metadata (Postmark's /email/batch, Resend's /emails/batch, Mailjet's v3.1 Messages array): every
+    email is built as for a single call, anymail's own payload code turns each into the provider's JSON, and one request
     carries them all. The answer has one entry per message, in order."""
 
     path: str  # after the backend's API URL
@@ -109,6 +111,14 @@ class Provider:
 
     def batch_answers(self, parsed) -> list[MessageAnswer]:
         raise NotImplementedError
+
+    def batch_message_like(self, template: tuple, message, defaults: dict) -> dict | None:
+        """`message`'s JSON derived from `template` ((message, its JSON) of an earlier message of
+        the same call that anymail's payload code built), where the two differ only in what each
+        email has of its own; None where that cannot be done exactly (then anymail builds it).
+        Saves anymail's per-message work that gives the same answer for every message of a call
+        (parsing the From and Reply-To addresses again, merging the defaults). The base: never."""
+        return None
 
     def classify_error(self, exc: BaseException) -> str:
         if isinstance(exc, AnymailRecipientsRefused) or isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -181,6 +191,22 @@ class Postmark(Provider):
 
     def batch_message_data(self, payload) -> dict:
         return payload.data  # what anymail would post to /email for this message alone
+
+    OWN_FIELDS = ("To", "Subject", "TextBody", "HtmlBody", "Headers", "Metadata")
+
+    def batch_message_like(self, template: tuple, message, defaults: dict) -> dict | None:
+        own = own_parts(template[0], message, defaults)
+        if own is None:
+            return None
+        data = {k: v for k, v in template[1].items() if k not in self.OWN_FIELDS}
+        data.update({"To": ", ".join(own["to"]), "Subject": own["subject"], "TextBody": own["text"]})
+        if own["html"] is not None:
+            data["HtmlBody"] = own["html"]
+        if own["headers"]:
+            data["Headers"] = [{"Name": name, "Value": value} for name, value in own["headers"].items()]
+        if own["metadata"] is not None:
+            data["Metadata"] = own["metadata"]
+        return data
 
     def batch_answers(self, parsed) -> list[MessageAnswer]:
         answers = []
@@ -273,7 +299,62 @@ class Resend(Provider):
         return [MessageAnswer(SENT, provider_id=str(entry.get("id", ""))) for entry in (parsed or {}).get("data", [])]
 
 
-PROVIDERS: tuple[Provider, ...] = (Mailgun(), Postmark(), SparkPost(), SendGrid(), AmazonSES(), Resend())
+class _CallRefused(AnymailAPIError):
+    """A whole call's error read from the answer's body (no response object): classified by status."""
+
+    def describe_response(self):
+        return f"{self.esp_name or 'ESP'} API status {self.status_code}" if self.status_code else None
+
+
+class Mailjet(Provider):
+    name = "mailjet"
+    events_carry_message_id = True
+    backend = "anymail.backends.mailjet.EmailBackend"
+    # Send API v3.1: a "Messages" array (50 per call), each answered in order; a partial failure is
+    # HTTP 400 with a "success" (each recipient's MessageID) or "error" (its Errors) per message.
+    messages_batch = MessagesBatchEndpoint(path="send", max_messages=50)
+
+    def stream_options(self, stream: str) -> dict:
+        # No separate streams at Mailjet: anymail's tag (its CustomCampaign) keeps each kind apart.
+        return {"tags": _stream_tag(stream)}
+
+    def batch_message_data(self, payload) -> dict:
+        """anymail's single send is {"Globals": {...}, "Messages": [{"To": [...]}]}: merged, one
+        message. Its CustomID is the delivery (in the answer and Mailjet's events)."""
+        [own] = payload.data["Messages"]
+        message = {**payload.data["Globals"], **own}
+        delivery = (payload.metadata or {}).get("delivery")
+        if delivery is not None:
+            message["CustomID"] = str(delivery)
+        return message
+
+    def batch_body(self, messages: list[dict]) -> object:
+        return {"Messages": messages}
+
+    def batch_answers(self, parsed) -> list[MessageAnswer]:
+        if not isinstance(parsed, dict) or "Messages" not in parsed:
+            # A global error (nothing sent); anymail lets Mailjet's 4xx through, so raised here.
+            status = parsed.get("StatusCode") if isinstance(parsed, dict) else None
+            raise _CallRefused(f"Mailjet refused the call: {(parsed or {}).get('ErrorCode', 'no Messages in the answer')}",
+                               status_code=int(status) if status else None)
+        answers = []
+        for entry in parsed["Messages"]:
+            if entry.get("Status") == "success":
+                to = entry.get("To") or [{}]
+                answers.append(MessageAnswer(SENT, provider_id=str(to[0].get("MessageID", ""))))
+                continue
+            errors = entry.get("Errors") or [{}]
+            codes = ", ".join(str(e.get("ErrorCode", "")) for e in errors)
+            # The reason keeps the codes only: Mailjet's messages may quote the address.
+            answers.append(MessageAnswer(PERMANENT, detail=f"Mailjet {codes}"))
+        return answers
+
+    def is_soft_bounce(self, esp_event) -> bool:
+        # Mailjet's bounce event says whether the failure is permanent ("hard_bounce").
+        return isinstance(esp_event, dict) and esp_event.get("event") == "bounce" and esp_event.get("hard_bounce") is False
+
+
+PROVIDERS: tuple[Provider, ...] = (Mailgun(), Postmark(), SparkPost(), SendGrid(), AmazonSES(), Resend(), Mailjet())
 MAILGUN_BACKEND = Mailgun.backend
 SPARKPOST_BACKEND = SparkPost.backend
 # EMAIL_BACKEND -> its batch endpoint (a table, so a test can add a backend of its own).
@@ -308,6 +389,18 @@ def messages_batch_provider() -> Provider | None:
     """The configured provider if it takes a list of whole messages per call (and batching is on)."""
     provider = configured()
     return provider if settings.NURTURE_BATCH_SEND and provider.messages_batch else None
+
+
+def environment_read_once(connection) -> None:
+    """requests reads the proxy and CA-bundle environment on every request (about a tenth of a
+    call's CPU); an anymail connection calls one API URL, so its session reads it once, when opened
+    (proxies for that URL, NO_PROXY, REQUESTS_CA_BUNDLE). Other backends are left alone."""
+    session, api_url = getattr(connection, "session", None), getattr(connection, "api_url", None)
+    if not isinstance(session, requests.Session) or not api_url or not session.trust_env:
+        return
+    found = session.merge_environment_settings(api_url, {}, None, None, None)
+    session.proxies, session.verify, session.cert = found["proxies"], found["verify"], found["cert"]
+    session.trust_env = False
 
 
 def message_stream_set(message, *, stream: str) -> None:

@@ -1,7 +1,8 @@
 """Fakes of more ESP batch APIs on 127.0.0.1, beside support/fake_provider.py (Postmark, Mailgun),
 for anymail's real backends: FakeSparkPost speaks SparkPost's Transmissions API (one call, many
 recipients, each with its own substitution_data, rendered with SparkPost's handlebars-style
-template language); FakeResend speaks Resend's /emails and /emails/batch (whole messages).
+template language); FakeResend speaks Resend's /emails and /emails/batch (whole messages); FakeMailjet
+speaks Mailjet's Send API v3.1 (a Messages array of whole messages, answered per message).
 
 Same recording and misbehaviour as the others (FakeProviderState: first_faults, bad_request_for,
 latency, before_accept / after_accept hooks), so the batch tests and `make bench` drive it alike.
@@ -87,7 +88,14 @@ class _SparkPostHandler(_Handler):
         self._answer(200, {"results": {"total_rejected_recipients": 0, "total_accepted_recipients": len(to), "id": transmission_id}})
 
 
-class FakeSparkPost(FakeProvider):
+class _FakeESP(FakeProvider):
+    def anymail_settings(self) -> dict:
+        """anymail_env() as Django settings for a test in this process."""
+        env = self.anymail_env()
+        return {"EMAIL_BACKEND": env.pop("EMAIL_BACKEND"), "ANYMAIL": {k[len("ANYMAIL_"):]: v for k, v in env.items()}}
+
+
+class FakeSparkPost(_FakeESP):
     def __init__(self):
         self.state = FakeProviderState()
         handler = type("Handler", (_SparkPostHandler,), {"state": self.state})
@@ -102,10 +110,6 @@ class FakeSparkPost(FakeProvider):
             "ANYMAIL_SPARKPOST_API_KEY": "fake-key",
             "ANYMAIL_SPARKPOST_API_URL": f"{self.url}api/v1/",
         }
-
-    def anymail_settings(self) -> dict:
-        env = self.anymail_env()
-        return {"EMAIL_BACKEND": env.pop("EMAIL_BACKEND"), "ANYMAIL": {k[len("ANYMAIL_"):]: v for k, v in env.items()}}
 
 
 class _ResendHandler(_Handler):
@@ -154,7 +158,7 @@ class _ResendHandler(_Handler):
         self._answer(200, {"data": [{"id": i} for i in ids]} if batch else {"id": ids[0]})
 
 
-class FakeResend(FakeProvider):
+class FakeResend(_FakeESP):
     HANDLER = _ResendHandler
 
     def anymail_env(self) -> dict:
@@ -165,6 +169,80 @@ class FakeResend(FakeProvider):
             "ANYMAIL_RESEND_API_URL": self.url,
         }
 
-    def anymail_settings(self) -> dict:
-        env = self.anymail_env()
-        return {"EMAIL_BACKEND": env.pop("EMAIL_BACKEND"), "ANYMAIL": {k[len("ANYMAIL_"):]: v for k, v in env.items()}}
+
+class _MailjetHandler(_Handler):
+    """POST /v3.1/send (HTTP basic auth): {"Messages": [...]} of whole messages, each processed on
+    its own and answered in order (anymail's single send also puts shared fields in "Globals",
+    merged into every message). A message to an address in bad_request_for gets Mailjet's
+    per-message error (mj-0013, invalid email) and is not sent, the others are; any error makes the
+    HTTP status 400, as Mailjet answers a partial failure. More than 50 messages: a global error."""
+
+    def _post(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        payload = json.loads(self.rfile.read(length) or b"{}")
+        if self.path.rstrip("/") != "/v3.1/send" or not (self.headers.get("Authorization") or "").startswith("Basic "):
+            self._answer(404, {"ErrorCode": "mj-0001", "StatusCode": 404, "ErrorMessage": "not found"})
+            return
+        globals_, messages = payload.get("Globals") or {}, payload.get("Messages") or []
+        if len(messages) > 50:
+            self._answer(400, {"ErrorIdentifier": str(uuid.uuid4()), "ErrorCode": "mj-0008", "StatusCode": 400,
+                               "ErrorMessage": "Messages: at most 50 items"})
+            return
+        state = self.state
+        if state.latency:
+            time.sleep(state.latency)
+        messages = [{**globals_, **m} for m in messages]
+        with state.lock:
+            state.calls.append(payload if state.merge_bodies else {"messages": len(messages)})
+            for message in messages:
+                state.requests.extend(to["Email"] for to in message.get("To", []))
+                state.request_times.append(time.time())
+            fault = state.first_faults.pop(0) if state.first_faults else None
+        if self._answer_fault(fault, {"429": {"ErrorIdentifier": "x", "ErrorCode": "mj-0009", "StatusCode": 429, "ErrorMessage": "Too many requests"},
+                                      "500": {"ErrorIdentifier": "x", "ErrorCode": "mj-0010", "StatusCode": 500, "ErrorMessage": "Internal error"}}):
+            return
+        answers = [self._one(message) for message in messages]
+        failed = any(answer["Status"] == "error" for answer in answers)
+        self._answer(400 if failed else 200, {"Messages": answers})
+
+    def _one(self, message: dict) -> dict:
+        state = self.state
+        to = [r["Email"] for r in message.get("To", [])]
+        if any(address.lower() in state.bad_request_for for address in to):
+            return {"Status": "error", "Errors": [{
+                "ErrorIdentifier": str(uuid.uuid4()), "ErrorCode": "mj-0013", "StatusCode": 400,
+                "ErrorMessage": f"\"{to[0]}\" is an invalid email address.", "ErrorRelatedTo": ["To[0].Email"]}]}
+        if state.before_accept is not None:
+            state.before_accept(message)
+        headers = message.get("Headers") or {}
+        answer_to = []
+        with state.lock:
+            for address in to:
+                provider_id = str(uuid.uuid4().int)[:17]
+                answer_to.append({"Email": address, "MessageUUID": str(uuid.uuid4()), "MessageID": int(provider_id),
+                                  "MessageHref": f"https://api.mailjet.com/v3/REST/message/{provider_id}"})
+                state.accepted.append(Accepted(address, message.get("Subject", ""), headers.get("Message-ID", ""), provider_id,
+                                               message.get("TextPart", "")))
+                state.delivered.append({
+                    "to": address, "subject": message.get("Subject", ""), "headers": headers,
+                    "text": message.get("TextPart", "") if state.merge_bodies else "",
+                    "html": message.get("HTMLPart", "") if state.merge_bodies else "",
+                    "custom_id": message.get("CustomID", ""), "event_payload": message.get("EventPayload", ""),
+                    "campaign": message.get("CustomCampaign", ""), "provider_id": provider_id,
+                })
+        if state.after_accept is not None:
+            state.after_accept(message)
+        return {"Status": "success", "CustomID": message.get("CustomID", ""), "To": answer_to, "Cc": [], "Bcc": []}
+
+
+class FakeMailjet(_FakeESP):
+    HANDLER = _MailjetHandler
+
+    def anymail_env(self) -> dict:
+        """Environment for a worker subprocess: anymail's real Mailjet backend, pointed here."""
+        return {
+            "EMAIL_BACKEND": "anymail.backends.mailjet.EmailBackend",
+            "ANYMAIL_MAILJET_API_KEY": "fake-key",
+            "ANYMAIL_MAILJET_SECRET_KEY": "fake-secret",
+            "ANYMAIL_MAILJET_API_URL": f"{self.url}v3.1/",
+        }

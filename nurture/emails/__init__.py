@@ -1,2 +1,2 @@
 """Building the emails: layout, per-subscriber links, the render cache, messages, batch merge fields,
-the plain-text twin and the local outbox backend. One concern per module; import from the module."""
+each batch message's own parts, the plain-text twin and the local outbox backend. One concern per module; import from the module."""

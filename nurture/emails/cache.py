@@ -10,7 +10,7 @@ from django.conf import settings
 from content.models import Article
 from nurture.emails.layout import (
     PH_FEEDBACK_URL, PH_GREETING, PH_IMPACT_URL, PH_PAUSE_URL, PH_PREFERENCES_URL, PH_UNSUBSCRIBE_URL, PH_VIEW_ONLINE_URL, PLACEHOLDER_PATTERN, TEMPLATE_DIR,
-    escape_attribute, escape_text, keep_or_drop_view_online, organisation, render_step_template, asks_impact,
+    escape_attribute, escape_text, keep_or_drop_view_online, organisation_key, render_step_template, asks_impact,
 )
 from nurture.emails.links import Personal
 from nurture.models import Step
@@ -84,7 +84,7 @@ def cache_key(*, step: Step, articles: list[Article], language: str, for_carer: 
         tuple((a.pk, a.version, a.updated_at, a.approved_at) for a in articles),
         settings.DEBUG,  # the demo's "Draft: not yet reviewed" line
         asks_impact(step),
-        tuple(organisation().values()),
+        organisation_key(),
         settings.SITE_URL,
         _template_stamp(),
     )

@@ -21,7 +21,7 @@ import css_inline
 from django.conf import settings
 from django.db.models import Max
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.urls import get_urlconf, reverse
 from django.utils import translation
 
 from content import sources
@@ -132,6 +132,13 @@ def as_web_page(html: str) -> str:
     if not opened or closing < opened.end():
         return html
     return f"{html[:opened.end()]}<main>{html[opened.end():closing]}</main>{html[closing:]}"
+
+
+def organisation_key() -> tuple:
+    """What organisation() is made of, without building it (no URL reversed): the render cache's
+    key takes this for every email."""
+    return (settings.NURTURE_ORG_NAME, settings.NURTURE_ORG_ADDRESS, settings.NURTURE_ORG_HELPLINE,
+            settings.NURTURE_ORG_WEBSITE, settings.SITE_URL, get_urlconf())
 
 
 def organisation() -> dict:

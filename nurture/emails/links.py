@@ -73,11 +73,17 @@ _TOKEN_MARK = "TOKEN"
 _route_parts: dict[tuple, tuple[str, str]] = {}
 
 
-def _route_url(route: str, token: str) -> str:
-    """reverse(route, args=[token]), made once per route and URL configuration: a sender builds four
-    links per email, and tokens (base64url) are never quoted, so the route's text around the token
-    is all reverse() would add."""
-    key = (route, get_urlconf(), get_script_prefix())
+def _url_setting() -> tuple:
+    """The URL configuration and script prefix in force (what reverse() reads): a builder of several
+    links reads them once."""
+    return get_urlconf(), get_script_prefix()
+
+
+def _route_url(route: str, token: str, where: tuple | None = None) -> str:
+    """reverse(route, args=[token]), made once per route and URL configuration (`where`, else the
+    current one): a sender builds six links per email, and tokens (base64url) are never quoted, so
+    the route's text around the token is all reverse() would add."""
+    key = (route, *(where or _url_setting()))
     if key not in _route_parts:
         before, _, after = reverse(route, args=[_TOKEN_MARK]).partition(_TOKEN_MARK)
         _route_parts[key] = (before, after)
@@ -85,11 +91,12 @@ def _route_url(route: str, token: str) -> str:
     return f"{before}{token}{after}"
 
 
-def _link(route: str, *, purpose: str, subscriber_id: int | None, extra: str = "", link_version: int | None = None) -> str:
+def _link(route: str, *, purpose: str, subscriber_id: int | None, extra: str = "", link_version: int | None = None,
+          where: tuple | None = None) -> str:
     if subscriber_id is None:
-        return tokens.absolute_url(_route_url(route, SAMPLE_TOKEN))
+        return tokens.absolute_url(_route_url(route, SAMPLE_TOKEN, where))
     token = tokens.make_token(purpose=purpose, subscriber_id=subscriber_id, extra=extra, link_version=link_version)
-    return tokens.absolute_url(_route_url(route, token))
+    return tokens.absolute_url(_route_url(route, token, where))
 
 
 def link(route: str, *, purpose: str, subscriber_id: int, extra: str = "", link_version: int | None = None) -> str:
@@ -98,10 +105,10 @@ def link(route: str, *, purpose: str, subscriber_id: int, extra: str = "", link_
     return _link(route, purpose=purpose, subscriber_id=subscriber_id, extra=extra, link_version=link_version)
 
 
-def view_online_url(*, subscriber_id: int, delivery_id: int, link_version: int | None = None) -> str:
+def view_online_url(*, subscriber_id: int, delivery_id: int, link_version: int | None = None, where: tuple | None = None) -> str:
     return _link(
         "nurture:view_online", purpose=tokens.VIEW_ONLINE, subscriber_id=subscriber_id, extra=str(delivery_id),
-        link_version=link_version,
+        link_version=link_version, where=where,
     )
 
 
@@ -132,7 +139,8 @@ def carer_personal_for(
     )
 
 
-def feedback_urls(*, subscriber_id: int | None, delivery_id: int | None, link_version: int | None = None) -> dict[str, str]:
+def feedback_urls(*, subscriber_id: int | None, delivery_id: int | None, link_version: int | None = None,
+                  where: tuple | None = None) -> dict[str, str]:
     """The delivery's "Was this helpful?" and impact links; without a delivery (previews, test
     sends) the sample link that does nothing."""
     if delivery_id is None:
@@ -140,7 +148,7 @@ def feedback_urls(*, subscriber_id: int | None, delivery_id: int | None, link_ve
     return {
         name: _link(
             "nurture:feedback", purpose=tokens.FEEDBACK, subscriber_id=subscriber_id, extra=f"{delivery_id}:{question}",
-            link_version=link_version,
+            link_version=link_version, where=where,
         )
         for name, question in (("feedback_url", "helpful"), ("impact_url", "impact"))
     }
@@ -153,16 +161,17 @@ def personal_for(
     """sample_links: previews and test sends get links that do nothing (see SAMPLE_TOKEN).
     welcome_back: the first email after a pause (Delivery.welcome_back)."""
     subscriber_id = None if sample_links else subscriber.pk
+    where, version = _url_setting(), subscriber.link_version
     online = ""
     if delivery_id is not None and subscriber_id is not None:
-        online = view_online_url(subscriber_id=subscriber_id, delivery_id=delivery_id, link_version=subscriber.link_version)
+        online = view_online_url(subscriber_id=subscriber_id, delivery_id=delivery_id, link_version=version, where=where)
     return Personal(
         greeting=greeting_for(subscriber.first_name, language=language, welcome_back=welcome_back),
         preferences_url=_link(
-            "nurture:preferences", purpose=tokens.PREFERENCES, subscriber_id=subscriber_id, link_version=subscriber.link_version
+            "nurture:preferences", purpose=tokens.PREFERENCES, subscriber_id=subscriber_id, link_version=version, where=where
         ),
-        unsubscribe_url=_link("nurture:unsubscribe", purpose=tokens.UNSUBSCRIBE, subscriber_id=subscriber_id),
+        unsubscribe_url=_link("nurture:unsubscribe", purpose=tokens.UNSUBSCRIBE, subscriber_id=subscriber_id, where=where),
         view_online_url=online,
-        pause_url=_link("nurture:pause", purpose=tokens.PAUSE, subscriber_id=subscriber_id, link_version=subscriber.link_version),
-        **feedback_urls(subscriber_id=subscriber_id, delivery_id=delivery_id, link_version=subscriber.link_version),
+        pause_url=_link("nurture:pause", purpose=tokens.PAUSE, subscriber_id=subscriber_id, link_version=version, where=where),
+        **feedback_urls(subscriber_id=subscriber_id, delivery_id=delivery_id, link_version=version, where=where),
     )

@@ -76,6 +76,7 @@ def _make_calls(items: list[Claimed], calls: list[list[Claimed]], *, stamp, outc
     countdown after a transient error: then the calls not made yet back off with that one."""
     connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
     with connection:
+        providers.environment_read_once(connection)
         for index, call in enumerate(calls):
             countdown = send(call, connection)
             if countdown is not None:
@@ -192,24 +193,38 @@ def _payload_for(item: Claimed, connection, outcome: BatchOutcome, stamp):
         return None
 
 
+def _messages_data(items, *, connection, provider, outcome: BatchOutcome, stamp) -> tuple[list, object]:
+    """Each message's JSON: the first through anymail's payload code (also the call's template:
+    credentials, URL, JSON encoding), each next one derived from it where the provider can do so
+    exactly (providers.Provider.batch_message_like), else through anymail's payload code too."""
+    built, template, first = [], None, None
+    for item in items:
+        data = provider.batch_message_like(first, item.message, connection.send_defaults) if first else None
+        if data is None:
+            payload = _payload_for(item, connection, outcome, stamp)
+            if payload is None:
+                continue
+            data = provider.batch_message_data(payload)
+            if template is None:
+                template, first = payload, (item.message, data)
+        built.append((item, data))
+    return built, template
+
+
 def _send_messages_call(call: list[Claimed], *, stamp, connection, provider, outcome: BatchOutcome) -> float | None:
     """One request with each delivery's own message. Returns the retry countdown after a transient
     error, else None."""
-    built = []
-    for item in build_each(call, stamp=stamp, outcome=outcome):
-        payload = _payload_for(item, connection, outcome, stamp)
-        if payload is not None:
-            built.append((item, payload))
+    built, template = _messages_data(build_each(call, stamp=stamp, outcome=outcome), connection=connection,
+                                     provider=provider, outcome=outcome, stamp=stamp)
     if not built:
         return None
     Slots().take(len(built))  # one slot per email: the ceiling is emails per second
-    handed = stamp_handed([item for item, _payload in built], stamp=stamp, outcome=outcome)
+    handed = stamp_handed([item for item, _data in built], stamp=stamp, outcome=outcome)
     if not handed:
         return None
     held = {item.pk for item in handed}
-    payloads = [payload for item, payload in built if item.pk in held]
     request = _MessagesBatchPayload(
-        payloads, provider.batch_body([provider.batch_message_data(p) for p in payloads]), provider.messages_batch.path)
+        [template], provider.batch_body([data for item, data in built if item.pk in held]), provider.messages_batch.path)
     try:
         response = connection.post_to_esp(request, None)
         answers = provider.batch_answers(connection.deserialize_json_response(response, request, None))

@@ -20,7 +20,7 @@ from datetime import datetime
 from django.conf import settings
 from django.core.mail import get_connection
 
-from nurture.providers import TRANSIENT, classify_send_error
+from nurture.providers import TRANSIENT, classify_send_error, environment_read_once
 from nurture.sending.db_retry import with_db_retry
 from nurture.sending.handover import RETRY, BatchOutcome, back_off_together, build_each, record_answers, stamp_handed
 from nurture.sending.ledger import Claimed, deliveries_release
@@ -83,6 +83,7 @@ class Connections:
         if getattr(_local, "token", None) is not self.token:
             conn = get_connection(timeout=settings.EMAIL_TIMEOUT)
             conn.open()
+            environment_read_once(conn)
             with self.lock:
                 self.opened.append(conn)
             _local.token, _local.connection = self.token, conn

@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 EXPECTED_ROWS = {
     "postmark_0ms", "engine_cpu_per_email_0ms", "cpu_per_email_0ms", "postmark_50ms", "mailgun_50ms", "postmark_batch_50ms",
+    "engine_own_cpu_batch", "engine_own_cpu_single",
     "plan_idle_after_2000", "plan_due_2000", "plan_idle_after_4000", "plan_due_4000", "plan_idle_3000",
     "rss_30", "rss_60", "rss_growth", "ceiling_14", "ceiling_500",
 }
@@ -32,7 +33,7 @@ def test_make_bench_smoke_produces_every_figure(postgres, redis_url, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "NURTURE_", "EMAIL_", "ANYMAIL_", "CELERY_"))}
     env.update({"BENCH_DATABASE_URL": bench_db, "BENCH_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT)})
     run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--smoke", "--out", str(tmp_path / "out"), "--docs", str(docs)],
+        [sys.executable, "-m", "benchmarks.run_all", "--smoke", "--out", str(tmp_path / "out"), "--docs", str(docs)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
@@ -46,6 +47,9 @@ def test_make_bench_smoke_produces_every_figure(postgres, redis_url, tmp_path):
         assert rows[key]["post_office"] > 0 and rows[key]["ratio"] > 0
         assert rows[key]["extra"]["post_office"]["sent"] == rows[key]["extra"]["post_office"]["emails"]
         assert rows[key]["extra"]["post_office"]["version"] == results["meta"]["post_office_version"]
+    for key in ("engine_own_cpu_batch", "engine_own_cpu_single"):  # the in-process runs sent everything too
+        measured = rows[key]["extra"]["cpu_send"]
+        assert measured["sent"] == measured["emails"] and 0 < measured["call_ms_per_email"] < measured["cpu_ms_per_email"]
     for row in rows.values():  # every engine run sent everything, each email once
         engine = row["extra"].get("engine")
         if engine:

@@ -1,0 +1,108 @@
+"""A messages batch builds the first message through anymail's payload code and derives the next
+ones from it (providers.Provider.batch_message_like): each derived message must be exactly what
+anymail's payload code would have built for it, and anything it cannot derive exactly is left to
+anymail."""
+from __future__ import annotations
+
+import pytest
+from django.core.mail import get_connection
+
+from nurture import providers
+from nurture.emails.messages import build_delivery_email
+from nurture.models import CarerHandoff, Delivery
+from nurture.services import planning
+from tests.helpers.scheduler import active_subscriber, series
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def postmark_backend(settings):
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
+    settings.ANYMAIL = {**settings.ANYMAIL, "POSTMARK_SERVER_TOKEN": "fake-token", "POSTMARK_API_URL": "http://127.0.0.1:9/"}
+    return get_connection()
+
+
+def series_emails() -> list:
+    """Series emails as the sender builds them: a named subscriber, one with a non-ASCII name,
+    one reading plain text, one larger text, and a carer's copy."""
+    from django.utils import timezone
+
+    the_series = series("in_treatment", [(0, ["first-article", "second-article"])])
+    people = [
+        active_subscriber("a@example.org", the_series, first_name="Ana"),
+        active_subscriber("b@example.org", the_series, first_name="Zoë \"<b>\""),
+        active_subscriber("c@example.org", the_series, plain_text=True),
+        active_subscriber("d@example.org", the_series, larger_text=True),
+    ]
+    now = timezone.now()
+    CarerHandoff.objects.create(subscriber=people[0], carer_email="carer@example.org", status="active", mode="as_well",
+                                carer_confirmed_at=now, subscriber_confirmed_at=now)
+    planning.deliveries_plan_due()
+    messages = []
+    for delivery in Delivery.objects.select_related("subscriber", "step__series", "carer_handoff").order_by("id"):
+        message = build_delivery_email(delivery)
+        providers.message_stream_set(message, stream=providers.BULK)
+        messages.append(message)
+    return messages
+
+
+def test_each_derived_postmark_message_is_what_anymail_builds_for_it(postmark_backend):
+    postmark = providers.configured()
+    messages = series_emails()
+    assert len(messages) == 5
+    built = [postmark_backend.build_message_payload(m, postmark_backend.send_defaults).data for m in messages]
+    template = (messages[0], built[0])
+    for message, expected in zip(messages[1:], built[1:]):
+        assert postmark.batch_message_like(template, message, postmark_backend.send_defaults) == expected
+    by_to = {data["To"]: data for data in built}
+    assert "HtmlBody" not in by_to["c@example.org"] and "HtmlBody" in by_to["b@example.org"]  # plain text: no HTML
+    assert "carer@example.org" in by_to
+
+
+def test_what_cannot_be_derived_exactly_is_left_to_anymail(postmark_backend):
+    postmark = providers.configured()
+    first, other = series_emails()[:2]
+    template = (first, postmark_backend.build_message_payload(first, postmark_backend.send_defaults).data)
+    defaults = postmark_backend.send_defaults
+
+    other.to = ["Someone <b@example.org>"]  # a display name: anymail formats it
+    assert postmark.batch_message_like(template, other, defaults) is None
+    other.to = ["b@exämple.org"]  # an international domain: anymail encodes it
+    assert postmark.batch_message_like(template, other, defaults) is None
+    other.to = ["b@example.org"]
+    other.reply_to = ["elsewhere@example.org"]  # not the template's
+    assert postmark.batch_message_like(template, other, defaults) is None
+    other.reply_to = list(first.reply_to)
+    other.extra_headers["Reply-To"] = "elsewhere@example.org"  # a header anymail reads as an address
+    assert postmark.batch_message_like(template, other, defaults) is None
+    del other.extra_headers["Reply-To"]
+    assert postmark.batch_message_like(template, other, {**defaults, "metadata": {"x": "1"}}) is None
+    assert postmark.batch_message_like(template, other, defaults) is not None
+    # A provider that derives nothing leaves every message to anymail.
+    assert providers.Provider().batch_message_like(template, other, defaults) is None
+
+
+def test_an_anymail_session_reads_the_proxy_environment_once(postmark_backend, monkeypatch):
+    """What requests would read from the environment on every call is read when the connection
+    opens, for its API URL: the same proxies (NO_PROXY honoured), then no more environment reads."""
+    import requests
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.org:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example.org:3128")
+    monkeypatch.setenv("NO_PROXY", "")
+    with postmark_backend as connection:
+        expected = connection.session.merge_environment_settings(connection.api_url, {}, None, None, None)
+        providers.environment_read_once(connection)
+        assert connection.session.trust_env is False
+        assert connection.session.proxies == expected["proxies"] and "http" in expected["proxies"]
+        monkeypatch.setenv("HTTP_PROXY", "http://elsewhere.example.org:1")
+        later = connection.session.merge_environment_settings(connection.api_url, {}, None, None, None)
+        assert later["proxies"] == expected["proxies"]  # no longer read per request
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with get_connection() as connection:
+        providers.environment_read_once(connection)
+        assert connection.session.proxies == {}  # the API URL's host is exempt
+    smtp = get_connection("django.core.mail.backends.locmem.EmailBackend")
+    providers.environment_read_once(smtp)  # not an anymail connection: untouched, no error
+    assert not hasattr(smtp, "session") and requests.Session().trust_env
