@@ -19,12 +19,12 @@ def explain(out: Path, label: str) -> None:
     from django.db import transaction
     from django.utils import timezone
 
-    from nurture import selectors
+    from nurture.selectors.subscribers import subscribers_due
     from nurture.models import Delivery, Subscriber
 
     now = timezone.now()
     with transaction.atomic():
-        due = selectors.subscribers_due(now=now).select_for_update(skip_locked=True, of=("self",))[: settings.NURTURE_PLAN_BATCH_SIZE]
+        due = subscribers_due(now=now).select_for_update(skip_locked=True, of=("self",))[: settings.NURTURE_PLAN_BATCH_SIZE]
         due_plan = due.explain(analyze=True, buffers=True)
         ids = list(Subscriber.objects.order_by("-id").values_list("id", flat=True)[: settings.NURTURE_PLAN_BATCH_SIZE])
         history = Delivery.objects.filter(subscriber_id__in=ids).values_list("subscriber_id", "step_id", "status", "article_versions", "queued_at", "sent_at")

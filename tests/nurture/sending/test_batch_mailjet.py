@@ -14,7 +14,7 @@ from anymail.exceptions import AnymailAPIError
 from nurture import providers
 from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery, Suppression
-from nurture.services import sending
+from nurture import sending
 from tests.nurture.sending.conftest import WEBHOOK_SECRET
 from tests.nurture.sending.test_batch_postmark import loaded, planned
 
