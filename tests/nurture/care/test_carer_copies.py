@@ -395,11 +395,11 @@ def test_a_provider_without_message_ids_matches_a_carer_we_emailed_lately(ana, d
     sent_copies(planned(ana))
     match = webhooks.match_event(message_id="", recipient="TOM@example.org")
     assert match.matched and match.email == "tom@example.org" and match.delivery.carer_handoff_id == handoff.pk
-    # mailjet: a provider whose events are not known to name their message (providers.events_carry_message_id)
+    # brevo: a provider whose events are not known to name their message (providers.events_carry_message_id)
     event = AnymailTrackingEvent(event_type="complained", message_id=None, recipient="tom@example.org",
                                  event_id="ev-no-id-1", esp_event={})
     with django_capture_on_commit_callbacks(execute=True):
-        assert webhooks.tracking_event_record(provider="mailjet", event=event, notify=noop).suppressed
+        assert webhooks.tracking_event_record(provider="brevo", event=event, notify=noop).suppressed
     handoff.refresh_from_db()
     ana.refresh_from_db()
     assert handoff.stopped_by == "complaint" and ana.status == "active"
