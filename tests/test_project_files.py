@@ -131,3 +131,9 @@ def test_make_run_honours_a_port_and_site_url_follows_it():
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^run setup: export SITE_URL \?= http://127\.0\.0\.1:\$\(PORT\)$", makefile, re.M)
     assert re.search(r"^PORT \?= 8000$", makefile, re.M)
+
+
+def test_migrations_are_named_for_what_they_change_not_for_a_work_item():
+    names = [p.name for app in ("nurture", "content") for p in (ROOT / app / "migrations").glob("0*.py")]
+    assert names  # the walk found the migrations
+    assert [n for n in names if re.search(r"issue", n, re.IGNORECASE)] == []
