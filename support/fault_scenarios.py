@@ -99,7 +99,7 @@ def due_deliveries(n: int, *, prefix: str = "f") -> list[int]:
         slug=f"fault-{prefix}", language="en", title="What a second opinion is", stages=["in_treatment"],
         source_section="test", body_markdown="A short body.", body_html="<p>A short body.</p>", status=Article.Status.PUBLISHED,
     )
-    # With DEBUG off only approved text is sent (issue 21): a clinical reviewer approves it, as in production.
+    # With DEBUG off only approved text is sent: a clinical reviewer approves it, as in production.
     from content.services import article_approve
     from support.library import sample_reviewer
 

@@ -65,7 +65,7 @@ def test_state_lives_in_named_volumes_and_redis_keeps_an_append_only_file():
 
 
 def test_the_answer_journal_of_the_sending_worker_is_on_a_volume_the_app_user_owns():
-    """docs/scheduler.md: the journal must outlive the worker container (issue 19)."""
+    """docs/scheduler.md: the journal must outlive the worker container."""
     data = compose()
     assert "journal" in data["volumes"]
     mounts = dict(v.split(":", 1) for v in data["services"]["worker"].get("volumes", []))

@@ -69,7 +69,7 @@ def test_organisation_placeholders_are_warned_about_in_production():
     ],
 )
 def test_behind_a_proxy_without_the_trusted_client_address_header_the_check_warns(settings, site_url, ssl_header, trusted, warned):
-    """Issue 19: behind the documented proxy every client shared the proxy's address."""
+    """Behind the documented proxy every client would share the proxy's address: the check says so."""
     from config.checks import trusted_proxy
 
     settings.DEBUG = False

@@ -1,4 +1,4 @@
-"""Sign-up abuse through real processes (issue 10): a real Celery worker over real Redis and
+"""Sign-up abuse through real processes: a real Celery worker over real Redis and
 PostgreSQL decides the sign-ups the form stored. The per-mailbox throttle and the hourly ceiling
 count in Redis (the worker's cache and limiter follow its broker), so they hold across processes."""
 from __future__ import annotations

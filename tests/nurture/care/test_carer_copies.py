@@ -1,4 +1,4 @@
-"""Issue 19, the carer hand-off: every address gets its own message, built for it, and the subscriber
+"""The carer hand-off: every address gets its own message, built for it, and the subscriber
 is always told and stays in charge.
 
 - a carer's copy is its own Delivery (own Message-ID, one To), greets the carer, names the

@@ -1,4 +1,4 @@
-"""Logs and error reports hold no token, address or query string (issue 19, must-have 5).
+"""Logs and error reports hold no token, address or query string.
 
 Every URL pattern that takes a token (found by walking the URL resolver, so a route added later is
 tried too) is requested the ways that reach a log: a GET with a query string holding an address and

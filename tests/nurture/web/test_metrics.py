@@ -1,4 +1,4 @@
-"""/metrics (issue 11): behind a bearer token; the engine's state from the database, the broker and
+"""/metrics: behind a bearer token; the engine's state from the database, the broker and
 the workers' counters in Redis; no label carries an address, a name or a stage."""
 from __future__ import annotations
 

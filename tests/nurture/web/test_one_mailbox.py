@@ -1,4 +1,4 @@
-"""One mailbox, one identity (issue 19, must-have 4): addresses are refused when quoted or
+"""One mailbox, one identity: addresses are refused when quoted or
 IP-literal, written with a lower-case domain, and compared as the mailbox they reach, so an erased
 or suppressed mailbox gets nothing under any spelling and one mailbox cannot be flooded through
 many spellings."""

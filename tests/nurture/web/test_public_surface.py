@@ -1,4 +1,4 @@
-"""The public surface under attack (issue 10), through the public interface with DEBUG off:
+"""The public surface under attack, through the public interface with DEBUG off:
 links that cannot be forged or mined, sign-up abuse, no overwrite before confirmation, identical
 work for new and known addresses. (Webhook matching: tests/nurture/webhooks/test_matching.py;
 the secret key check: tests/config/test_secret_key.py.) docs/security.md, "Public surface", maps
