@@ -56,7 +56,7 @@ class TokenRevoked(TokenInvalid):
 
 class TokenExpired(TokenError):
     """Genuine but older than its purpose allows. `subscriber_id` lets the page offer to email a
-    fresh link to the address on file; the page itself must show nothing about them."""
+    new link to the address on file; the page itself must show nothing about them."""
 
     expired = True
 
@@ -198,7 +198,7 @@ def read_token(*, purpose: str, token: str) -> tuple[int, str]:
 
 
 def read_expired_token(*, purpose: str, token: str) -> int | None:
-    """The subscriber id of a genuine token that has expired (for "email me a fresh link"), else None."""
+    """The subscriber id of a genuine token that has expired (for "email me a new link"), else None."""
     try:
         read_token(purpose=purpose, token=token)
     except TokenExpired as error:

@@ -280,7 +280,7 @@ def scenario_periodic_backlog(stack: Stack, *, n: int, rate: float, timeout: flo
                                     series=series, next_step_position=0, next_send_at=timezone.now(), confirmed_at=timezone.now())
     published = time.monotonic()
     plan_due_deliveries_task.delay()
-    # A sign-up as the form stores it: its worker task (on the confirmations queue) sends the confirmation.
+    # A sign-up as the form stores it: its worker task (on the service queue) sends the confirmation.
     signup_request_store(email="just-signed-up@example.org", first_name="", stage="in_treatment", language="en",
                          time_zone="UTC", consent_text="I agree.", enqueue=enqueue_signup)
     seen: dict[str, float] = {}

@@ -15,8 +15,8 @@ def compose():
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-SERVICES = {"postgres", "redis", "migrate", "web", "worker", "worker-confirmations", "beat", "mailpit"}
-APP_SERVICES = ("migrate", "web", "worker", "worker-confirmations", "beat")
+SERVICES = {"postgres", "redis", "migrate", "web", "worker", "worker-service", "beat", "mailpit"}
+APP_SERVICES = ("migrate", "web", "worker", "worker-service", "beat")
 
 
 def test_compose_has_every_service_and_the_long_running_ones_have_health_checks():
@@ -43,16 +43,16 @@ def test_migrate_runs_once_and_the_app_services_wait_for_it():
     migrate = services["migrate"]["command"]
     assert all(step in migrate for step in ("migrate --noinput", "load_content", "ensure_schedule"))
     assert services["migrate"]["restart"] == "no"
-    for name in ("web", "worker", "worker-confirmations", "beat"):
+    for name in ("web", "worker", "worker-service", "beat"):
         assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
         assert "migrate" not in services[name]["command"], name  # replicas never race to migrate
 
 
-def test_workers_consume_separate_queues_and_confirmations_have_their_own():
+def test_workers_consume_separate_queues_and_service_emails_have_their_own():
     services = compose()["services"]
-    queues = {name: re.search(r"-Q (\S+)", services[name]["command"]).group(1).split(",") for name in ("worker", "worker-confirmations")}
-    assert queues["worker-confirmations"] == ["confirmations"]
-    assert {"sends", "periodic"} <= set(queues["worker"]) and "confirmations" not in queues["worker"]
+    queues = {name: re.search(r"-Q (\S+)", services[name]["command"]).group(1).split(",") for name in ("worker", "worker-service")}
+    assert queues["worker-service"] == ["service"]
+    assert {"sends", "periodic"} <= set(queues["worker"]) and "service" not in queues["worker"]
 
 
 def test_state_lives_in_named_volumes_and_redis_keeps_an_append_only_file():
@@ -95,7 +95,7 @@ def test_runserver_appears_only_in_the_local_demo():
 def test_every_service_the_readme_names_is_in_compose():
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Running with docker compose", 1)[1].split("\n## ", 1)[0]
-    named = set(re.findall(r"`(postgres|redis|migrate|web|worker|worker-confirmations|beat|mailpit)`", section))
+    named = set(re.findall(r"`(postgres|redis|migrate|web|worker|worker-service|beat|mailpit)`", section))
     assert named == SERVICES
 
 

@@ -139,7 +139,7 @@ def wait_for_send_slots(count: int) -> float:
 # hand-off emails, each its own so a flood of one never delays the other -------------------------
 CONFIRMATIONS_KEY = "signup-emails"
 CARER_EMAILS_KEY = "carer-emails"
-_HOURLY_SETTINGS = {CONFIRMATIONS_KEY: "NURTURE_CONFIRMATIONS_PER_HOUR", CARER_EMAILS_KEY: "NURTURE_CARER_EMAILS_PER_HOUR"}
+_HOURLY_SETTINGS = {CONFIRMATIONS_KEY: "NURTURE_SERVICE_EMAILS_PER_HOUR", CARER_EMAILS_KEY: "NURTURE_CARER_EMAILS_PER_HOUR"}
 _hourly: dict[str, tuple] = {}
 
 

@@ -36,10 +36,10 @@ def _private(response: HttpResponse, *, referrer: str = "same-origin") -> HttpRe
 
 
 def _bad_link(request, purpose: str, token: str, error: tokens.TokenError):
-    fresh_link = reverse("nurture:fresh_link", args=[token]) if error.expired and purpose in REFRESHABLE else ""
+    new_links_url = reverse("nurture:new_links_request", args=[token]) if error.expired and purpose in REFRESHABLE else ""
     return _private(render(
         request, "nurture/bad_link.html",
-        {"purpose": purpose, "expired": error.expired, "fresh_link": fresh_link,
+        {"purpose": purpose, "expired": error.expired, "new_links_url": new_links_url,
          "replaced": isinstance(error, tokens.TokenRevoked)}, status=400,
     ))
 
@@ -161,8 +161,8 @@ def preferences(request, token: str):
                 subscriber = subscriber_services.subscriber_unsubscribe(subscriber_id=subscriber.pk, source="preferences_page")
                 return _private(render(request, "nurture/unsubscribed.html", {"subscriber": subscriber}))
             elif action == "new_links":  # every earlier link stops working, and every carer hand-off ends
-                subscriber_services.subscriber_links_renew(
-                    subscriber_id=subscriber.pk, enqueue=tasks.enqueue_fresh_links, notify=tasks.enqueue_carer_notice
+                subscriber_services.subscriber_new_links_send(
+                    subscriber_id=subscriber.pk, enqueue=tasks.enqueue_new_links, notify=tasks.enqueue_carer_notice
                 )
                 return _private(render(request, "nurture/new_links_sent.html"))
             elif action == "erase":  # first press: say what goes and what stays, ask again
@@ -205,7 +205,7 @@ def view_online(request, token: str):
         delivery = subscriber_services.delivery_from_view_token(token=token)
     except tokens.TokenError as error:
         return _bad_link(request, tokens.VIEW_ONLINE, token, error)
-    manage_url = tokens.absolute_url(reverse("nurture:fresh_link", args=[token]))
+    manage_url = tokens.absolute_url(reverse("nurture:new_links_request", args=[token]))
     response = HttpResponse(as_web_page(delivery_web_html(delivery, manage_url=manage_url)))
     # The email's own inline styles, nothing else (the site's policy would block its styles).
     response["Content-Security-Policy"] = settings.EMAIL_HTML_CSP
@@ -213,17 +213,17 @@ def view_online(request, token: str):
 
 
 @require_http_methods(["GET", "POST"])
-def fresh_link(request, token: str):
+def new_links_request(request, token: str):
     """"Email me a new link" for a preference or view-online link, current or expired. The POST
     answers the same page whatever the link was (ours or not, the person still here or not); the
     email, if any, goes to the address on file, decided in the worker."""
     if request.method == "POST":
-        refused = rate_limited(request, group="nurture.fresh_link")
+        refused = rate_limited(request, group="nurture.new_links_request")
         if refused is not None:
             return refused
-        subscriber_services.subscriber_links_request(token=token, purposes=REFRESHABLE, enqueue=tasks.enqueue_fresh_links)
-        return _private(render(request, "nurture/fresh_link.html", {"sent": True}))
-    return _private(render(request, "nurture/fresh_link.html", {"sent": False}))
+        subscriber_services.subscriber_new_links_request(token=token, purposes=REFRESHABLE, enqueue=tasks.enqueue_new_links)
+        return _private(render(request, "nurture/new_links_request.html", {"sent": True}))
+    return _private(render(request, "nurture/new_links_request.html", {"sent": False}))
 
 
 def csrf_failure(request, reason: str = ""):

@@ -22,7 +22,7 @@ def worker(transactional_db, postgres, redis_url, tmp_path, settings):
     use_broker_in_this_process(redis_url)
     env = subprocess_env(
         broker_url=redis_url, outbox_dir=settings.NURTURE_OUTBOX_DIR, day_seconds=1,
-        extra={"NURTURE_CONFIRMATIONS_PER_HOUR": "3", "NURTURE_RETRY_MAX_SECONDS": "2"},
+        extra={"NURTURE_SERVICE_EMAILS_PER_HOUR": "3", "NURTURE_RETRY_MAX_SECONDS": "2"},
     )
     process = CeleryProcess("worker", "abuse-worker", env, tmp_path)
     try:
