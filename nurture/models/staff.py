@@ -11,7 +11,7 @@ from nurture.models.engine import Step
 class StepDailyResults(models.Model):
     """What one step achieved among the emails it sent on one day (UTC): counts only, never a person.
 
-    Filled by services/results.py (the beat task "nurture.results_summarise"), read by the results
+    Filled by services/results.py (the beat task TaskNames.RESULTS_SUMMARISE), read by the results
     page (nurture/results.py). Each figure counts deliveries of the step sent that day: delivered,
     bounced, complained, opened, clicked (a provider event of that type, distinct deliveries), and
     unsubscribed / paused (the person left or paused within NURTURE_RESULTS_LEAVE_WINDOW_DAYS after
