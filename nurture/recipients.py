@@ -10,11 +10,6 @@ from nurture.models import CarerHandoff, Delivery
 from nurture.selectors import suppressed_among
 
 
-def active_carer(*, subscriber_id: int) -> CarerHandoff | None:
-    """The carer hand-off in force (agreed by everyone it needs, not stopped), if any."""
-    return CarerHandoff.objects.filter(subscriber_id=subscriber_id, status=CarerHandoff.Status.ACTIVE).first()
-
-
 def open_carer_handoff(*, subscriber_id: int) -> CarerHandoff | None:
     """The hand-off in play (waiting for a confirmation, or in force), if any: at most one."""
     return CarerHandoff.objects.filter(

@@ -197,16 +197,5 @@ def read_token(*, purpose: str, token: str) -> tuple[int, str]:
     return subscriber_id, extra
 
 
-def read_expired_token(*, purpose: str, token: str) -> int | None:
-    """The subscriber id of a genuine token that has expired (for "email me a new link"), else None."""
-    try:
-        read_token(purpose=purpose, token=token)
-    except TokenExpired as error:
-        return error.subscriber_id
-    except TokenError:
-        return None
-    return None
-
-
 def absolute_url(path: str) -> str:
     return f"{settings.SITE_URL}{path}"
