@@ -1,6 +1,7 @@
 """System checks: a bad setting stops start-up with a message naming the variable."""
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -203,4 +204,23 @@ def trusted_proxy(app_configs=None, **kwargs):
             obj="NURTURE_TRUSTED_PROXY_HEADER",
             id="nurture.W032",
         )
+    ]
+
+
+# Settings renamed for what they are: the former name is still read (config/settings.py) while the
+# new one is unset, with this warning.
+RENAMED_ENVIRONMENT_VARIABLES = {"NURTURE_CONFIRMATIONS_PER_HOUR": "NURTURE_SERVICE_EMAILS_PER_HOUR"}
+
+
+@checks.register()
+def renamed_settings(app_configs=None, **kwargs):
+    return [
+        checks.Warning(
+            f"{old} is the former name of {new}; it is still read while {new} is unset.",
+            hint=f"Rename the environment variable {old} to {new} (README, \"Configuration\").",
+            obj=old,
+            id="nurture.W040",
+        )
+        for old, new in RENAMED_ENVIRONMENT_VARIABLES.items()
+        if os.environ.get(old, "").strip()
     ]

@@ -243,9 +243,12 @@ NURTURE_TOKEN_POST_RATE = env_rate("NURTURE_TOKEN_POST_RATE", "30/10m")
 NURTURE_TRUSTED_PROXY_HEADER = env_str("NURTURE_TRUSTED_PROXY_HEADER", "").strip()
 RATELIMIT_IP_META_KEY = "nurture.web.client_ip.client_ip"
 RATELIMIT_USE_CACHE = "default"
-# At most this many confirmation (and "already subscribed") emails per hour in all; above it new
-# sign-ups are accepted and their email waits for room.
-NURTURE_CONFIRMATIONS_PER_HOUR = env_int("NURTURE_CONFIRMATIONS_PER_HOUR", 300, minimum=1)
+# At most this many service emails (sign-up confirmations, "already subscribed", new links, bereavement
+# support, the reply to a "stop" reply) per hour in all; above it they wait for room (a new sign-up is
+# still accepted). NURTURE_CONFIRMATIONS_PER_HOUR is its former name, still read when the new one is unset.
+NURTURE_SERVICE_EMAILS_PER_HOUR = env_int(
+    "NURTURE_SERVICE_EMAILS_PER_HOUR", env_int("NURTURE_CONFIRMATIONS_PER_HOUR", 300, minimum=1), minimum=1
+)
 # Carer hand-off emails (the carer's confirmation, the subscriber's notices) per hour in all, under
 # their own ceiling and on their own queue (`carers`): they can never delay a sign-up's confirmation.
 NURTURE_CARER_EMAILS_PER_HOUR = env_int("NURTURE_CARER_EMAILS_PER_HOUR", 60, minimum=1)
@@ -253,7 +256,7 @@ NURTURE_CARER_EMAILS_PER_HOUR = env_int("NURTURE_CARER_EMAILS_PER_HOUR", 60, min
 NURTURE_CARER_REQUESTS_PER_DAY = env_int("NURTURE_CARER_REQUESTS_PER_DAY", 3, minimum=1)
 # Sign-up emails to one mailbox (plus-tag and dot variants count as one) per day.
 NURTURE_SIGNUP_EMAILS_PER_ADDRESS_PER_DAY = env_int("NURTURE_SIGNUP_EMAILS_PER_ADDRESS_PER_DAY", 5, minimum=1)
-# Preference and view-online links stop working after this many days ("email me a fresh link").
+# Preference and view-online links stop working after this many days ("email me a new link").
 NURTURE_LINK_MAX_AGE_DAYS = env_int("NURTURE_LINK_MAX_AGE_DAYS", 90, minimum=1, maximum=3650)
 # Providers that send no message id: an event acts only for an address we emailed this recently.
 NURTURE_WEBHOOK_RECIPIENT_DAYS = env_int("NURTURE_WEBHOOK_RECIPIENT_DAYS", 30, minimum=1, maximum=365)
@@ -284,29 +287,16 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# Queues by purpose (docs/scheduler.md): a worker consumes all three unless told otherwise (-Q),
-# round-robin, so periodic work and confirmations never wait behind a backlog of series emails.
-# A task not listed goes to `periodic`.
+# Queues by purpose (nurture/queues.py, docs/scheduler.md): a worker consumes all four unless told
+# otherwise (-Q), round-robin, so periodic work and service emails never wait behind a backlog of
+# series emails. A task not listed goes to `periodic`.
 from kombu import Queue  # noqa: E402
 
-CELERY_TASK_QUEUES = (Queue("confirmations"), Queue("sends"), Queue("periodic"), Queue("carers"))
-CELERY_TASK_DEFAULT_QUEUE = "periodic"
-CELERY_TASK_ROUTES = {
-    "nurture.send_deliveries": {"queue": "sends"},
-    "nurture.process_signup": {"queue": "confirmations"},  # confirmation / already-subscribed emails
-    "nurture.send_fresh_links": {"queue": "confirmations"},
-    # Carer hand-off emails: their own queue, never the sign-up confirmations' worker.
-    "nurture.send_carer_confirmation_email": {"queue": "carers"},
-    "nurture.send_carer_notice": {"queue": "carers"},
-    "nurture.send_bereavement_support_email": {"queue": "confirmations"},
-    "nurture.send_reply_stop_email": {"queue": "confirmations"},
-    "nurture.send_checkins": {"queue": "periodic"},
-    "nurture.plan_due_deliveries": {"queue": "periodic"},
-    "nurture.reconcile_deliveries": {"queue": "periodic"},
-    "nurture.purge_expired_data": {"queue": "periodic"},
-    "nurture.results_summarise": {"queue": "periodic"},
-    "nurture.review_reminders": {"queue": "periodic"},
-}
+from nurture.queues import TASK_QUEUES, QueueNames  # noqa: E402
+
+CELERY_TASK_QUEUES = tuple(Queue(name) for name in QueueNames.all())
+CELERY_TASK_DEFAULT_QUEUE = QueueNames.PERIODIC
+CELERY_TASK_ROUTES = {task: {"queue": queue} for task, queue in TASK_QUEUES.items()}
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Processes per worker (each holds at most one database connection). `--concurrency` overrides it.
@@ -336,7 +326,7 @@ NURTURE_SENDS_PER_SECOND = env_float("NURTURE_SENDS_PER_SECOND", 14.0, minimum=0
 # Batch calls where the provider has one (Postmark, Resend: lists of whole messages; Mailgun,
 # SparkPost, SendGrid: one body with merge fields); others send one message per call (docs/scheduler.md).
 NURTURE_BATCH_SEND = env_bool("NURTURE_BATCH_SEND", True)
-# Provider streams: service emails (confirmations, links, carers) on the provider's transactional
+# Provider streams: service emails (confirmations, new links, carers) on the provider's transactional
 # path, series emails on its bulk path (nurture/providers.py, docs/scheduler.md "Provider streams").
 NURTURE_POSTMARK_TRANSACTIONAL_STREAM = env_str("NURTURE_POSTMARK_TRANSACTIONAL_STREAM", "outbound")
 NURTURE_POSTMARK_BULK_STREAM = env_str("NURTURE_POSTMARK_BULK_STREAM", "broadcast")

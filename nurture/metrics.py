@@ -5,8 +5,7 @@ answers for the whole deployment (any number of web and worker machines):
 
 - the database: deliveries by status, deliveries stuck in `sending`, the planner's lag (how long
   the oldest due subscriber has been waiting);
-- the broker: messages waiting per Celery queue (confirmation emails waiting = the `confirmations`
-  queue);
+- the broker: messages waiting per Celery queue (service emails waiting = the `service` queue);
 - counters the workers keep in Redis (the broker's Redis): emails sent and provider errors by kind,
   and the sends of the last full minute (sends per second).
 
@@ -24,13 +23,14 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from nurture.queues import QueueNames
+
 logger = logging.getLogger(__name__)
 
 # The Celery queues (settings.CELERY_TASK_QUEUES; the compose workers consume them).
-QUEUES = ("confirmations", "sends", "periodic", "carers")
-CONFIRMATIONS_QUEUE = "confirmations"
+QUEUES = QueueNames.all()
 ERROR_KINDS = ("transient", "permanent", "refused", "unknown")
-EMAIL_KINDS = ("series", "confirmation", "links", "carer_confirmation", "carer_notice")  # links: "email me a fresh link"
+EMAIL_KINDS = ("series", "confirmation", "links", "carer_confirmation", "carer_notice")  # links: new links
 
 KEY_PREFIX = "nurture:metrics:"
 SENT_KEY = KEY_PREFIX + "emails_sent"  # hash: email kind -> count
@@ -150,11 +150,11 @@ class NurtureCollector:
             if depth is not None:
                 queue_gauge.add_metric([queue], depth)
         yield queue_gauge
-        if depths.get(CONFIRMATIONS_QUEUE) is not None:
+        if depths.get(QueueNames.SERVICE) is not None:
             yield GaugeMetricFamily(
-                "nurture_confirmations_waiting",
-                "Confirmation emails waiting to be sent (tasks in the confirmations queue).",
-                value=depths[CONFIRMATIONS_QUEUE],
+                "nurture_service_emails_waiting",
+                "Service emails waiting to be sent (tasks in the service queue).",
+                value=depths[QueueNames.SERVICE],
             )
         health = series_mail_health(since=now - timedelta(days=1))
         yield GaugeMetricFamily(

@@ -1,9 +1,10 @@
 """Celery tasks: thin interfaces over the services. They take ids, never model instances.
 
-Queues by purpose (settings CELERY_TASK_ROUTES): `sends` (series email batches), `confirmations`
-(confirmation emails), `carers` (carer hand-off emails), `periodic` (plan, reconcile, purge, results summary). A worker consumes all three by
-default, round-robin between queues that have work, so a periodic task or a confirmation waits at
-most for the send batch a worker is in, never for a backlog of them."""
+Each task is registered under its name in nurture/queues.py (TaskNames), which also says its queue:
+`sends` (series email batches), `service` (service emails), `carers` (carer hand-off emails),
+`periodic` (plan, reconcile, purge, results summary...). A worker consumes all four by default,
+round-robin between queues that have work, so a periodic task or a service email waits at most for
+the send batch a worker is in, never for a backlog of them."""
 from __future__ import annotations
 
 import contextlib
@@ -14,6 +15,7 @@ from django.conf import settings
 
 from content import services as content_services
 from nurture import providers, sending
+from nurture.queues import TaskNames
 from nurture.services import bereavement, carers, checkins, replies, planning, reconcile, results, retention, signup, subscribers, throttle
 
 logger = logging.getLogger(__name__)
@@ -53,8 +55,8 @@ def enqueue_reply_stop_email(reply_id: int) -> None:
     send_reply_stop_email.delay(reply_id)
 
 
-def enqueue_fresh_links(subscriber_id: int, mailbox_counted: bool = False) -> None:
-    send_fresh_links.delay(subscriber_id, mailbox_counted)
+def enqueue_new_links(subscriber_id: int, mailbox_counted: bool = False) -> None:
+    send_new_links.delay(subscriber_id, mailbox_counted)
 
 
 @contextlib.contextmanager
@@ -80,7 +82,7 @@ def single_flight(name: str, *, timeout: int):
         client.close()
 
 
-@shared_task(name="nurture.plan_due_deliveries")
+@shared_task(name=TaskNames.PLAN_DUE_DELIVERIES)
 def plan_due_deliveries_task() -> int:
     # Pauses whose end has come resume first, so they are planned in this same run.
     subscribers.subscribers_resume_due()
@@ -88,7 +90,7 @@ def plan_due_deliveries_task() -> int:
     return planning.deliveries_plan_due(enqueue=enqueue_send_batches).planned
 
 
-@shared_task(name="nurture.send_deliveries", acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=TaskNames.SEND_DELIVERIES, acks_late=True, reject_on_worker_lost=True)
 def send_deliveries_task(delivery_ids: list[int]) -> dict:
     # acks_late + reject_on_worker_lost: a batch whose worker dies goes back to the broker; the
     # claim inside makes the redelivered batch skip what was sent or is being sent.
@@ -106,7 +108,7 @@ def send_deliveries_task(delivery_ids: list[int]) -> dict:
     return outcome.counts
 
 
-@shared_task(name="nurture.reconcile_deliveries")
+@shared_task(name=TaskNames.RECONCILE_DELIVERIES)
 def reconcile_deliveries_task() -> dict:
     with single_flight(RECONCILE_LOCK, timeout=max(60, settings.NURTURE_SWEEP_AFTER_SECONDS * 2)) as mine:
         if not mine:
@@ -132,7 +134,7 @@ def _retry_signup_email(task, exc: BaseException | None, retry_in: float, args: 
 # The form stored the sign-up; this decides what it means and sends its one email. Deciding runs
 # once (the request row records it), so a redelivered task (acks_late) neither decides twice nor
 # sends twice once the email is recorded as sent.
-@shared_task(name="nurture.process_signup", bind=True, max_retries=None, acks_late=True)
+@shared_task(name=TaskNames.PROCESS_SIGNUP, bind=True, max_retries=None, acks_late=True)
 def process_signup(self, request_id: int) -> bool:
     signup.signup_request_process(request_id=request_id)
     try:
@@ -144,10 +146,10 @@ def process_signup(self, request_id: int) -> bool:
     return outcome.sent
 
 
-@shared_task(name="nurture.send_fresh_links", bind=True, max_retries=None, acks_late=False)
-def send_fresh_links(self, subscriber_id: int, mailbox_counted: bool = False) -> bool:
+@shared_task(name=TaskNames.SEND_NEW_LINKS, bind=True, max_retries=None, acks_late=False)
+def send_new_links(self, subscriber_id: int, mailbox_counted: bool = False) -> bool:
     try:
-        outcome = signup.subscriber_links_email(subscriber_id=subscriber_id, mailbox_counted=mailbox_counted)
+        outcome = signup.subscriber_new_links_email(subscriber_id=subscriber_id, mailbox_counted=mailbox_counted)
     except Exception as exc:
         # Counted against the mailbox already: a retry must not be refused by its own count.
         _retry_signup_email(self, exc, 0.0, args=(subscriber_id, True))
@@ -159,7 +161,7 @@ def send_fresh_links(self, subscriber_id: int, mailbox_counted: bool = False) ->
 # The carer's confirmation (a carer hand-off asked for from the preference centre): acknowledged on
 # receipt, on the `carers` queue under the carer emails' own hourly ceiling, a transient provider
 # error retried like a sign-up email's.
-@shared_task(name="nurture.send_carer_confirmation_email", bind=True, max_retries=None, acks_late=False)
+@shared_task(name=TaskNames.SEND_CARER_CONFIRMATION_EMAIL, bind=True, max_retries=None, acks_late=False)
 def send_carer_confirmation_email(self, handoff_id: int, mailbox_counted: bool = False) -> bool:
     # A retry is counted against the mailbox already: it must not be refused by its own count.
     return _send_or_retry(self, lambda: carers.carer_confirmation_email_send(handoff_id=handoff_id, mailbox_counted=mailbox_counted),
@@ -178,7 +180,7 @@ def _send_or_retry(task, send, *, retry_args: tuple) -> bool:
 
 
 # The subscriber's notice of a step of their carer hand-off (request, in force, stopped): `carers` queue.
-@shared_task(name="nurture.send_carer_notice", bind=True, max_retries=None, acks_late=False)
+@shared_task(name=TaskNames.SEND_CARER_NOTICE, bind=True, max_retries=None, acks_late=False)
 def send_carer_notice(self, handoff_id: int, event: str) -> bool:
     return _send_or_retry(self, lambda: carers.carer_notice_email_send(handoff_id=handoff_id, event=event),
                           retry_args=(handoff_id, event))
@@ -186,7 +188,7 @@ def send_carer_notice(self, handoff_id: int, event: str) -> bool:
 
 # The one bereavement-support email a carer asked for: sent once (the row is stamped in the same
 # transaction as the send); a transient provider error is retried like the sign-up emails.
-@shared_task(name="nurture.send_bereavement_support_email", bind=True, max_retries=TRANSIENT_RETRIES, acks_late=False)
+@shared_task(name=TaskNames.SEND_BEREAVEMENT_SUPPORT_EMAIL, bind=True, max_retries=TRANSIENT_RETRIES, acks_late=False)
 def send_bereavement_support_email(self, bereavement_id: int) -> bool:
     try:
         return bereavement.bereavement_support_email_send(bereavement_id=bereavement_id)
@@ -196,7 +198,7 @@ def send_bereavement_support_email(self, bereavement_id: int) -> bool:
 
 
 # The one email after a "stop" reply: sent once (stamped with the send), transient errors retried.
-@shared_task(name="nurture.send_reply_stop_email", bind=True, max_retries=TRANSIENT_RETRIES, acks_late=False)
+@shared_task(name=TaskNames.SEND_REPLY_STOP_EMAIL, bind=True, max_retries=TRANSIENT_RETRIES, acks_late=False)
 def send_reply_stop_email(self, reply_id: int) -> bool:
     try:
         return replies.reply_stop_email_send(reply_id=reply_id)
@@ -205,26 +207,26 @@ def send_reply_stop_email(self, reply_id: int) -> bool:
         raise
 
 
-@shared_task(name="nurture.send_checkins")
+@shared_task(name=TaskNames.SEND_CHECKINS)
 def send_checkins_task() -> int:
     """"Has anything changed?" emails now due (beat, "Send check-ins")."""
     return checkins.checkins_send_due()
 
 
-@shared_task(name="nurture.purge_expired_data")
+@shared_task(name=TaskNames.PURGE_EXPIRED_DATA)
 def purge_expired_data_task() -> dict:
     # The same function as `manage.py purge_expired_data`.
     return retention.expired_data_purge().__dict__
 
 
-@shared_task(name="nurture.results_summarise")
+@shared_task(name=TaskNames.RESULTS_SUMMARISE)
 def results_summarise_task() -> dict:
     # The results page's daily summary (services/results.py): the recent days, hourly.
     outcome = results.results_summarise()
     return {"first_day": str(outcome.first_day), "last_day": str(outcome.last_day), "rows": outcome.rows}
 
 
-@shared_task(name="nurture.review_reminders")
+@shared_task(name=TaskNames.REVIEW_REMINDERS)
 def review_reminders_task() -> dict:
     # Daily: reminds clinical reviewers of articles falling due for review (content.services).
     return content_services.review_reminders_send()

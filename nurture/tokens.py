@@ -56,7 +56,7 @@ class TokenRevoked(TokenInvalid):
 
 class TokenExpired(TokenError):
     """Genuine but older than its purpose allows. `subscriber_id` lets the page offer to email a
-    fresh link to the address on file; the page itself must show nothing about them."""
+    new link to the address on file; the page itself must show nothing about them."""
 
     expired = True
 
@@ -195,17 +195,6 @@ def read_token(*, purpose: str, token: str) -> tuple[int, str]:
     if purpose not in NOT_REVOCABLE and _current_link_version(subscriber_id) != link_version:
         raise TokenRevoked()
     return subscriber_id, extra
-
-
-def read_expired_token(*, purpose: str, token: str) -> int | None:
-    """The subscriber id of a genuine token that has expired (for "email me a fresh link"), else None."""
-    try:
-        read_token(purpose=purpose, token=token)
-    except TokenExpired as error:
-        return error.subscriber_id
-    except TokenError:
-        return None
-    return None
 
 
 def absolute_url(path: str) -> str:

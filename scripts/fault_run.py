@@ -1,11 +1,11 @@
-"""Fault runs on demand: each infrastructure fault of docs/scheduler.md's fault table, reproduced
+"""Fault runs on demand (run from the project root as a module, so its packages import): each infrastructure fault of docs/scheduler.md's fault table, reproduced
 through real parts (two Celery workers over real Redis and PostgreSQL, anymail's real Postmark
 backend against the fake Postmark on loopback answering in 30 ms), 3,000 deliveries a scenario.
 Prints planned / accepted / duplicates / lost / settle time per scenario; asserts nothing.
 
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/fault_nurture \\
     BENCH_REDIS_URL=redis://127.0.0.1:6379/12 \\
-        .venv/bin/python scripts/fault_run.py [--emails 3000] [--only db-terminate,redis-restart,...]
+        .venv/bin/python -m scripts.fault_run [--emails 3000] [--only db-terminate,redis-restart,...]
 
 Scenarios: db-terminate (pg_terminate_backend on the workers' sessions 4 times mid-send),
 redis-restart (kill -9 a Redis without persistence this script owns, start it again; beat runs the
@@ -20,14 +20,10 @@ import argparse
 import base64
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.bench_planner import ensure_database, setup_django  # noqa: E402
+from benchmarks.bench_planner import ensure_database, setup_django
 
 SCENARIOS = ("db-terminate", "redis-restart", "provider-outage", "periodic-backlog", "withheld-answer")
 SECRET = "fault-run:webhook-secret"

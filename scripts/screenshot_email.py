@@ -1,6 +1,6 @@
 """Screenshot a rendered nurture email in headless Chromium at phone and desktop widths.
 
-    python scripts/screenshot_email.py [--out docs/img] [--language en] [--stage recently_diagnosed]
+    python -m scripts.screenshot_email [--out docs/img] [--language en] [--stage recently_diagnosed]
 
 Renders one step of a default series (content/library, loaded into a throw-away SQLite
 database) for a sample subscriber, writes the HTML to a temporary file and photographs it with
@@ -17,7 +17,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 MAX_BYTES = 300 * 1024

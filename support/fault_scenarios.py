@@ -99,7 +99,7 @@ def due_deliveries(n: int, *, prefix: str = "f") -> list[int]:
         slug=f"fault-{prefix}", language="en", title="What a second opinion is", stages=["in_treatment"],
         source_section="test", body_markdown="A short body.", body_html="<p>A short body.</p>", status=Article.Status.PUBLISHED,
     )
-    # With DEBUG off only approved text is sent (issue 21): a clinical reviewer approves it, as in production.
+    # With DEBUG off only approved text is sent: a clinical reviewer approves it, as in production.
     from content.services import article_approve
     from support.library import sample_reviewer
 
@@ -280,7 +280,7 @@ def scenario_periodic_backlog(stack: Stack, *, n: int, rate: float, timeout: flo
                                     series=series, next_step_position=0, next_send_at=timezone.now(), confirmed_at=timezone.now())
     published = time.monotonic()
     plan_due_deliveries_task.delay()
-    # A sign-up as the form stores it: its worker task (on the confirmations queue) sends the confirmation.
+    # A sign-up as the form stores it: its worker task (on the service queue) sends the confirmation.
     signup_request_store(email="just-signed-up@example.org", first_name="", stage="in_treatment", language="en",
                          time_zone="UTC", consent_text="I agree.", enqueue=enqueue_signup)
     seen: dict[str, float] = {}

@@ -308,3 +308,25 @@ def test_only_the_dialect_module_asks_which_database_it_is_or_names_a_table():
             if "connection.vendor" in text or "vendor ==" in text or table_in_sql.search(text):
                 offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+def test_task_names_are_written_only_in_the_queues_module():
+    from nurture.queues import TASK_QUEUES, TaskNames
+
+    names = {value for key, value in vars(TaskNames).items() if key.isupper()}
+    assert set(TASK_QUEUES) == names  # every task has its queue
+    offenders = [
+        str(path.relative_to(ROOT))
+        for package in ("nurture", "config", "content", "support")
+        for path in _python_files(package)
+        if path != ROOT / "nurture" / "queues.py" and any(f'"{name}"' in path.read_text() for name in names)
+    ]
+    assert offenders == []
+
+
+def test_every_named_task_is_registered_under_its_name():
+    from celery import current_app
+
+    import nurture.tasks  # noqa: F401 - registers the tasks
+    from nurture.queues import TaskNames
+
+    names = {value for key, value in vars(TaskNames).items() if key.isupper()}
+    assert names <= set(current_app.tasks)

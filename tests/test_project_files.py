@@ -15,8 +15,8 @@ def compose():
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-SERVICES = {"postgres", "redis", "migrate", "web", "worker", "worker-confirmations", "beat", "mailpit"}
-APP_SERVICES = ("migrate", "web", "worker", "worker-confirmations", "beat")
+SERVICES = {"postgres", "redis", "migrate", "web", "worker", "worker-service", "beat", "mailpit"}
+APP_SERVICES = ("migrate", "web", "worker", "worker-service", "beat")
 
 
 def test_compose_has_every_service_and_the_long_running_ones_have_health_checks():
@@ -43,16 +43,16 @@ def test_migrate_runs_once_and_the_app_services_wait_for_it():
     migrate = services["migrate"]["command"]
     assert all(step in migrate for step in ("migrate --noinput", "load_content", "ensure_schedule"))
     assert services["migrate"]["restart"] == "no"
-    for name in ("web", "worker", "worker-confirmations", "beat"):
+    for name in ("web", "worker", "worker-service", "beat"):
         assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
         assert "migrate" not in services[name]["command"], name  # replicas never race to migrate
 
 
-def test_workers_consume_separate_queues_and_confirmations_have_their_own():
+def test_workers_consume_separate_queues_and_service_emails_have_their_own():
     services = compose()["services"]
-    queues = {name: re.search(r"-Q (\S+)", services[name]["command"]).group(1).split(",") for name in ("worker", "worker-confirmations")}
-    assert queues["worker-confirmations"] == ["confirmations"]
-    assert {"sends", "periodic"} <= set(queues["worker"]) and "confirmations" not in queues["worker"]
+    queues = {name: re.search(r"-Q (\S+)", services[name]["command"]).group(1).split(",") for name in ("worker", "worker-service")}
+    assert queues["worker-service"] == ["service"]
+    assert {"sends", "periodic"} <= set(queues["worker"]) and "service" not in queues["worker"]
 
 
 def test_state_lives_in_named_volumes_and_redis_keeps_an_append_only_file():
@@ -65,7 +65,7 @@ def test_state_lives_in_named_volumes_and_redis_keeps_an_append_only_file():
 
 
 def test_the_answer_journal_of_the_sending_worker_is_on_a_volume_the_app_user_owns():
-    """docs/scheduler.md: the journal must outlive the worker container (issue 19)."""
+    """docs/scheduler.md: the journal must outlive the worker container."""
     data = compose()
     assert "journal" in data["volumes"]
     mounts = dict(v.split(":", 1) for v in data["services"]["worker"].get("volumes", []))
@@ -95,7 +95,7 @@ def test_runserver_appears_only_in_the_local_demo():
 def test_every_service_the_readme_names_is_in_compose():
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Running with docker compose", 1)[1].split("\n## ", 1)[0]
-    named = set(re.findall(r"`(postgres|redis|migrate|web|worker|worker-confirmations|beat|mailpit)`", section))
+    named = set(re.findall(r"`(postgres|redis|migrate|web|worker|worker-service|beat|mailpit)`", section))
     assert named == SERVICES
 
 
@@ -131,3 +131,9 @@ def test_make_run_honours_a_port_and_site_url_follows_it():
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^run setup: export SITE_URL \?= http://127\.0\.0\.1:\$\(PORT\)$", makefile, re.M)
     assert re.search(r"^PORT \?= 8000$", makefile, re.M)
+
+
+def test_migrations_are_named_for_what_they_change_not_for_a_work_item():
+    names = [p.name for app in ("nurture", "content") for p in (ROOT / app / "migrations").glob("0*.py")]
+    assert names  # the walk found the migrations
+    assert [n for n in names if re.search(r"issue", n, re.IGNORECASE)] == []

@@ -26,7 +26,7 @@ from nurture.models import CarerHandoff, Delivery, SignupRequest, Step, Subscrib
 
 # Why a preference-link email goes out (templates/email/links.*).
 LINKS_ALREADY_SUBSCRIBED = "already"  # someone signed up with the address of an active subscriber
-LINKS_FRESH = "fresh"  # "email me a new link" / "send me new links"
+LINKS_NEW = "new"  # "email me a new link" / "send me new links"
 
 
 def domain() -> str:
@@ -205,9 +205,9 @@ def build_confirmation_email(subscriber: Subscriber, *, signup_request: SignupRe
 
 
 def build_links_email(subscriber: Subscriber, *, reason: str) -> EmailMultiAlternatives:
-    """A fresh preference link, to the address we hold, in their language: for someone already
+    """A new preference link, to the address we hold, in their language: for someone already
     subscribed who signed up again (reason LINKS_ALREADY_SUBSCRIBED), or who asked for a new link
-    (LINKS_FRESH). Stage-free, like the confirmation email."""
+    (LINKS_NEW). Stage-free, like the confirmation email."""
     return _service_email(
         template="links", to=subscriber.email, language=subscriber.language, first_name=subscriber.first_name,
         context={

@@ -9,7 +9,6 @@ from nurture.models.engine import (
     SignupRequest,
     Step,
     StepArticle,
-    StepFigures,
     Subscriber,
     Suppression,
     known_time_zones,
@@ -20,7 +19,7 @@ from nurture.models.quality import Feedback, SendingBrake
 from nurture.models.staff import AuditEntry, AuditEntryQuerySet, StaffTools, StepDailyResults
 
 __all__ = [
-    "AuditEntry", "AuditEntryQuerySet", "Bereavement", "CarerHandoff", "ConsentRecord", "Delivery", "Feedback", "ProviderEvent", "Reply", "SendingBrake", "Series",
-    "SignupRequest", "StaffTools", "Step", "StepArticle", "StepDailyResults", "StepFigures", "Subscriber",
+    "AuditEntry", "AuditEntryQuerySet", "Bereavement", "CarerHandoff", "ConsentRecord", "Delivery", "Feedback",
+    "ProviderEvent", "Reply", "SendingBrake", "Series", "SignupRequest", "StaffTools", "Step", "StepArticle", "StepDailyResults", "Subscriber",
     "Suppression", "known_time_zones", "validate_time_zone",
 ]

@@ -258,15 +258,6 @@ class Step(models.Model):
         return f"{self.series.name} #{self.position + 1}: {self.subject}"
 
 
-class StepFigures(Step):
-    """The same steps, shown in the admin with what each achieved (selectors/results.py, step_engagement)."""
-
-    class Meta:
-        proxy = True
-        verbose_name = "step figures"
-        verbose_name_plural = "step figures"
-
-
 class StepArticle(models.Model):
     step = models.ForeignKey(Step, on_delete=models.CASCADE)
     article = models.ForeignKey(Article, on_delete=models.PROTECT)

@@ -11,7 +11,7 @@ from nurture.models.engine import Step
 class StepDailyResults(models.Model):
     """What one step achieved among the emails it sent on one day (UTC): counts only, never a person.
 
-    Filled by services/results.py (the beat task "nurture.results_summarise"), read by the results
+    Filled by services/results.py (the beat task TaskNames.RESULTS_SUMMARISE), read by the results
     page (nurture/selectors/results.py). Each figure counts deliveries of the step sent that day: delivered,
     bounced, complained, opened, clicked (a provider event of that type, distinct deliveries), and
     unsubscribed / paused (the person left or paused within NURTURE_RESULTS_LEAVE_WINDOW_DAYS after
@@ -33,8 +33,8 @@ class StepDailyResults(models.Model):
         verbose_name = "step results per day"
         verbose_name_plural = "step results per day"
         default_permissions = ()
-        # The results page (/admin/nurture/results/) checks it; migration 0009_issue15_results_permission grants it
-        # to the "Content editors" and "Auditors" roles.
+        # The results page (/admin/nurture/results/) checks it; ROLES (services/staff.py) grants it to
+        # the "Content editors", "Auditors" and "Clinical reviewers" roles.
         permissions = [("view_results", "Can see the results page (aggregate counts only)")]
         constraints = [models.UniqueConstraint(fields=["step", "day"], name="step_daily_results_unique")]
         indexes = [models.Index(fields=["day"], name="step_daily_results_day_idx")]
@@ -45,7 +45,7 @@ class StepDailyResults(models.Model):
 
 class StaffTools(models.Model):
     """No table: holds the named permissions of the staff tools that are not one model's admin
-    (nurture.admin's custom views check them; the roles in migration 0011_issue9_roles grant them)."""
+    (nurture.admin's custom views check them; the roles in services/staff.py grant them)."""
 
     class Meta:
         managed = False

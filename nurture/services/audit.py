@@ -5,8 +5,8 @@ address, a name or a stage: `audit_record` refuses a detail that looks like one,
 call site fails in its tests instead of writing health data into the trail.
 
 Append-only: AuditEntry refuses updates and deletes through the ORM, and on PostgreSQL a trigger
-(migration 0010_issue9_audit) refuses them in the database too, except inside `audit_purge_expired`, the daily
-retention purge (NURTURE_AUDIT_RETENTION_DAYS, default two years).
+(made by migration 0001_schema) refuses them in the database too, except inside `audit_purge_expired`,
+the daily retention purge (NURTURE_AUDIT_RETENTION_DAYS, default two years).
 """
 from __future__ import annotations
 

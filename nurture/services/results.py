@@ -1,6 +1,6 @@
 """The results summary: per step and day (UTC), what the emails sent that day achieved.
 
-One writer, `results_summarise`, run hourly by the beat task "nurture.results_summarise" (periodic
+One writer, `results_summarise`, run hourly by the beat task TaskNames.RESULTS_SUMMARISE (periodic
 queue). It recomputes the recent days (NURTURE_RESULTS_LEAVE_WINDOW_DAYS + RECOMPUTE_MARGIN_DAYS, so
 late provider events and departures still land on the day of the email they follow) and, on the
 first run, every day since the first email. The results page (nurture/selectors/results.py) reads only the

@@ -4,22 +4,24 @@ from __future__ import annotations
 from django.conf import settings
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from nurture.queues import TaskNames
+
 AUTO_MARK = "Managed by nurture: interval follows NURTURE_DAY_SECONDS until edited."
 
 # (periodic task name, celery task, seconds in production); scaled down with short demo days.
 PERIODIC_TASKS = [
-    ("Plan due deliveries", "nurture.plan_due_deliveries", 60),
+    ("Plan due deliveries", TaskNames.PLAN_DUE_DELIVERIES, 60),
     # Settles deliveries a lost worker left in "sending" or unknown too long, and re-enqueues queued
     # ones whose task was lost (a broker restart): often, so they wait a minute, not a quarter hour.
-    ("Reconcile stuck deliveries", "nurture.reconcile_deliveries", 30),
+    ("Reconcile stuck deliveries", TaskNames.RECONCILE_DELIVERIES, 30),
     # Deletes data past its retention period (services/retention.py).
-    ("Purge expired data", "nurture.purge_expired_data", 86400),
+    ("Purge expired data", TaskNames.PURGE_EXPIRED_DATA, 86400),
     # The results page's summary per step and day (services/results.py); recomputes the recent days.
-    ("Summarise results", "nurture.results_summarise", 3600),
+    ("Summarise results", TaskNames.RESULTS_SUMMARISE, 3600),
     # "Has anything changed?" emails that are due (services/checkins.py).
-    ("Send check-ins", "nurture.send_checkins", 3600),
+    ("Send check-ins", TaskNames.SEND_CHECKINS, 3600),
     # Emails clinical reviewers about articles falling due for review (30 days before, and when due).
-    ("Remind reviewers of review dates", "nurture.review_reminders", 86400),
+    ("Remind reviewers of review dates", TaskNames.REVIEW_REMINDERS, 86400),
 ]
 
 

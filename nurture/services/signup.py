@@ -8,7 +8,7 @@
    - per mailbox (nurture.addresses.mailbox_of: every spelling of one inbox is one key): one sign-up email per
      NURTURE_CONFIRM_RESEND_MINUTES and NURTURE_SIGNUP_EMAILS_PER_ADDRESS_PER_DAY a day; over it
      the sign-up is dropped;
-   - NURTURE_CONFIRMATIONS_PER_HOUR in all: over it the email waits (the task retries later);
+   - NURTURE_SERVICE_EMAILS_PER_HOUR in all: over it the email waits (the task retries later);
    - the provider's sends-per-second ceiling, shared with the series emails.
 
 What a sign-up means:
@@ -17,7 +17,7 @@ What a sign-up means:
 - a pending or unsubscribed subscriber: the choices wait on the request; the confirmation email
   carries its id, and only confirming applies them (services/subscribers.subscriber_confirm);
 - an active or paused subscriber: nothing changes; they get an "already subscribed" email with a
-  fresh preference link.
+  new preference link.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from django.utils import timezone
 from content.models import Stage
 from nurture import metrics
 from nurture.addresses import address_normalise, mailbox_of
-from nurture.emails.messages import LINKS_ALREADY_SUBSCRIBED, LINKS_FRESH, build_confirmation_email, build_links_email
+from nurture.emails.messages import LINKS_ALREADY_SUBSCRIBED, LINKS_NEW, build_confirmation_email, build_links_email
 from nurture.models import SignupRequest, Subscriber
 from nurture.selectors.subscribers import is_suppressed, subscriber_by_email
 from nurture.services import throttle
@@ -160,8 +160,8 @@ def signup_request_email(*, request_id: int) -> EmailOutcome:
     return EmailOutcome(sent=True)
 
 
-def subscriber_links_email(*, subscriber_id: int, mailbox_counted: bool = False) -> EmailOutcome:
-    """"Email me a fresh link": a preference link to the address on file, under the same
+def subscriber_new_links_email(*, subscriber_id: int, mailbox_counted: bool = False) -> EmailOutcome:
+    """"Email me a new link": a preference link to the address on file, under the same
     per-mailbox throttle and hourly ceiling as sign-up emails. Nothing for an unknown, erased,
     suppressed or unsubscribed subscriber. mailbox_counted: a retry after the hourly ceiling,
     already counted against the mailbox."""
@@ -172,16 +172,16 @@ def subscriber_links_email(*, subscriber_id: int, mailbox_counted: bool = False)
         return EmailOutcome(sent=False)
     outcome = throttled_email_send(
         email=subscriber.email, mailbox_counted=mailbox_counted, kind="links",
-        build=lambda: build_links_email(subscriber, reason=LINKS_FRESH),
+        build=lambda: build_links_email(subscriber, reason=LINKS_NEW),
     )
-    logger.info("fresh links subscriber=%s sent=%s", subscriber.pk, outcome.sent)
+    logger.info("new links subscriber=%s sent=%s", subscriber.pk, outcome.sent)
     return outcome
 
 
 def throttled_email_send(
     *, email: str, mailbox_counted: bool, kind: str, build, take_slot=None,
 ) -> EmailOutcome:
-    """A service email someone can ask for again and again (a fresh link, a carer's
+    """A service email someone can ask for again and again (a new link, a carer's
     confirmation): one count against the mailbox (over its throttle: dropped), then the hourly
     ceiling (full: retry_in, it waits; `take_slot`: the sign-up emails' ceiling unless told), then
     the provider's ceiling; `build()` makes the message. mailbox_counted: a retry, already

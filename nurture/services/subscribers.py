@@ -114,26 +114,26 @@ def confirm_choices(*, subscriber: Subscriber, request_id: int | None) -> dict:
 
 
 @transaction.atomic
-def subscriber_links_renew(*, subscriber_id: int, enqueue, notify) -> Subscriber:
+def subscriber_new_links_send(*, subscriber_id: int, enqueue, notify) -> Subscriber:
     """"Send me new links": every preference, pause and view-online link sent so far stops working,
     every carer hand-off ends (the carer's links die with it; the subscriber is told through
     `notify`, nurture.tasks.enqueue_carer_notice), and a new preference link is emailed.
     (Unsubscribe links keep working: they can only stop emails, and must for 60 days and more.)
     The page that asked is itself revoked, so it can ask once: no mailbox throttle, the hourly
     ceiling still applies. `enqueue(subscriber_id, mailbox_counted)`: the view passes
-    nurture.tasks.enqueue_fresh_links."""
+    nurture.tasks.enqueue_new_links."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
     subscriber.link_version += 1
     subscriber.save(update_fields=["link_version"])
     carer_handoffs_end(subscriber_id=subscriber.pk, by="new_links", source="preferences_page", notify=notify)
     transaction.on_commit(lambda: enqueue(subscriber.pk, True))
-    logger.info("subscriber links renewed subscriber=%s", subscriber.pk)
+    logger.info("subscriber new links sent subscriber=%s", subscriber.pk)
     return subscriber
 
 
-def subscriber_links_request(*, token: str, purposes: tuple[str, ...], enqueue) -> None:
+def subscriber_new_links_request(*, token: str, purposes: tuple[str, ...], enqueue) -> None:
     """"Email me a new link" from a link of one of `purposes`, current or expired. The worker
-    decides whether anyone gets an email (services/signup.subscriber_links_email)."""
+    decides whether anyone gets an email (services/signup.subscriber_new_links_email)."""
     for purpose in purposes:
         try:
             subscriber_id, _extra = tokens.read_token(purpose=purpose, token=token)

@@ -135,11 +135,11 @@ def wait_for_send_slots(count: int) -> float:
     return provider_rate_limit().acquire(cost=count)
 
 
-# --- hourly ceilings: sign-up emails (confirmations, "already subscribed", fresh links), and carer
+# --- hourly ceilings: sign-up emails (confirmations, "already subscribed", new links), and carer
 # hand-off emails, each its own so a flood of one never delays the other -------------------------
 CONFIRMATIONS_KEY = "signup-emails"
 CARER_EMAILS_KEY = "carer-emails"
-_HOURLY_SETTINGS = {CONFIRMATIONS_KEY: "NURTURE_CONFIRMATIONS_PER_HOUR", CARER_EMAILS_KEY: "NURTURE_CARER_EMAILS_PER_HOUR"}
+_HOURLY_SETTINGS = {CONFIRMATIONS_KEY: "NURTURE_SERVICE_EMAILS_PER_HOUR", CARER_EMAILS_KEY: "NURTURE_CARER_EMAILS_PER_HOUR"}
 _hourly: dict[str, tuple] = {}
 
 

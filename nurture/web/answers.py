@@ -33,10 +33,10 @@ def private(response: HttpResponse, *, referrer: str = "same-origin") -> HttpRes
 def bad_link(request, purpose: str, token: str, error: tokens.TokenError) -> HttpResponse:
     """The plain bad-link page (400): "replaced" for a revoked link, and for an expired preference,
     view-online or pause link the offer of a new one by email. Nothing about whose link it was."""
-    fresh_link = reverse("nurture:fresh_link", args=[token]) if error.expired and purpose in REFRESHABLE else ""
+    new_links_url = reverse("nurture:new_links_request", args=[token]) if error.expired and purpose in REFRESHABLE else ""
     return private(render(
         request, "nurture/bad_link.html",
-        {"purpose": purpose, "expired": error.expired, "fresh_link": fresh_link,
+        {"purpose": purpose, "expired": error.expired, "new_links_url": new_links_url,
          "replaced": isinstance(error, tokens.TokenRevoked)}, status=400,
     ))
 

@@ -94,7 +94,7 @@ def _pause_instead(request, subscriber: Subscriber) -> HttpResponse:
 def view_online(request, delivery, token: str):
     """An email as a web page, from its "view in browser" link. Its "manage your emails" link
     leads to the "email me a new link" page: this page mints no preference or erase link."""
-    manage_url = tokens.absolute_url(reverse("nurture:fresh_link", args=[token]))
+    manage_url = tokens.absolute_url(reverse("nurture:new_links_request", args=[token]))
     response = HttpResponse(as_web_page(delivery_web_html(delivery, manage_url=manage_url)))
     # The email's own inline styles, nothing else (the site's policy would block its styles).
     response["Content-Security-Policy"] = settings.EMAIL_HTML_CSP
@@ -102,14 +102,14 @@ def view_online(request, delivery, token: str):
 
 
 @require_http_methods(["GET", "POST"])
-def fresh_link(request, token: str):
+def new_links_request(request, token: str):
     """"Email me a new link" for a preference or view-online link, current or expired. The POST
     answers the same page whatever the link was (ours or not, the person still here or not); the
     email, if any, goes to the address on file, decided in the worker."""
     if request.method == "POST":
-        refused = rate_limited(request, group="nurture.fresh_link")
+        refused = rate_limited(request, group="nurture.new_links_request")
         if refused is not None:
             return refused
-        subscriber_services.subscriber_links_request(token=token, purposes=REFRESHABLE, enqueue=tasks.enqueue_fresh_links)
-        return private(render(request, "nurture/fresh_link.html", {"sent": True}))
-    return private(render(request, "nurture/fresh_link.html", {"sent": False}))
+        subscriber_services.subscriber_new_links_request(token=token, purposes=REFRESHABLE, enqueue=tasks.enqueue_new_links)
+        return private(render(request, "nurture/new_links_request.html", {"sent": True}))
+    return private(render(request, "nurture/new_links_request.html", {"sent": False}))

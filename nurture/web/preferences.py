@@ -105,8 +105,8 @@ PREFERENCE_ACTIONS = {
     ),
     # Every earlier link stops working, and every carer hand-off ends.
     "new_links": PreferenceAction(
-        lambda s, _: subscriber_services.subscriber_links_renew(
-            subscriber_id=s.pk, enqueue=tasks.enqueue_fresh_links, notify=tasks.enqueue_carer_notice
+        lambda s, _: subscriber_services.subscriber_new_links_send(
+            subscriber_id=s.pk, enqueue=tasks.enqueue_new_links, notify=tasks.enqueue_carer_notice
         ),
         page="nurture/new_links_sent.html",
     ),

@@ -172,12 +172,12 @@ def web_version(visit: Visit) -> None:
     visit.go(f"/email/{view_online_token(visit.language)}/")
 
 
-def fresh_link_ask(visit: Visit) -> None:
+def new_links_ask(visit: Visit) -> None:
     visit.go(f"/links/{view_online_token(visit.language)}/")
 
 
-def fresh_link_sent(visit: Visit) -> None:
-    fresh_link_ask(visit)
+def new_links_sent(visit: Visit) -> None:
+    new_links_ask(visit)
     visit.press("#main button[type=submit]")
 
 
@@ -225,8 +225,8 @@ PUBLIC_PAGES = [
     Entry("carer-stop", carer_stop),
     Entry("export", export_page),
     Entry("web-version", web_version),
-    Entry("fresh-link", fresh_link_ask),
-    Entry("fresh-link-sent", fresh_link_sent),
+    Entry("new-links", new_links_ask),
+    Entry("new-links-sent", new_links_sent),
     Entry("bad-link", bad_link),
     Entry("replaced-link", replaced_link),
 ]

@@ -1,4 +1,4 @@
-"""Issue 24's pages in a real browser: "Tell us someone has died" (two steps) and the days-and-times
+"""Care beyond the series in a real browser: "Tell us someone has died" (two steps) and the days-and-times
 choices on a phone, and the Replies queue in the admin. Screenshots go to tests/artifacts/ (docs/img
 keeps the ones docs/subscribers.md and docs/admin.md show)."""
 from __future__ import annotations

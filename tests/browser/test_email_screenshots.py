@@ -1,4 +1,4 @@
-"""A real headless Chromium renders the email at phone and desktop widths (scripts/screenshot_email.py)."""
+"""A real headless Chromium renders the email at phone and desktop widths (`python -m scripts.screenshot_email`)."""
 from __future__ import annotations
 
 import os
@@ -20,10 +20,10 @@ pytestmark = pytest.mark.browser
 def test_screenshot_script_photographs_the_email_at_phone_and_desktop_widths(tmp_path):
     if not (shutil.which("chromium") or Path("/usr/bin/chromium").exists()):
         service_missing("needs Debian's chromium: run scripts/install_browser.sh")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = dict(os.environ)  # no PYTHONPATH: run as a module from the root, the packages import
     env.pop("DATABASE_URL", None)  # the script uses its own throw-away SQLite database
     result = subprocess.run(
-        [sys.executable, "scripts/screenshot_email.py", "--out", str(tmp_path), "--language", "es"],
+        [sys.executable, "-m", "scripts.screenshot_email", "--out", str(tmp_path), "--language", "es"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
     )
     assert result.returncode == 0, result.stderr[-2000:]

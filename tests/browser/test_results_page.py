@@ -58,8 +58,9 @@ def _fill(series: Series, *, people: int, leave_after: dict[int, int], seed: int
 def results_page(browser, live_server, client, django_user_model, settings):
     settings.SITE_URL = live_server.url
     editor = django_user_model.objects.create_user("editor", "editor@staff.example", "pw-long-enough", is_staff=True)
-    # Transactional tests empty the tables after each test, so the role from migration 0007 may be
-    # gone: made again here as the migration makes it (tests/nurture/admin/test_results.py checks the migration).
+    # Transactional tests empty the tables after each test, so the role the migrations create may be
+    # gone: made again here with the one permission the page needs (tests/nurture/admin/test_results.py
+    # checks the role holds it).
     role, _ = Group.objects.get_or_create(name="Content editors")
     role.permissions.add(Permission.objects.get(content_type__app_label="nurture", codename="view_results"))
     editor.groups.add(role)

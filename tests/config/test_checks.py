@@ -69,9 +69,29 @@ def test_organisation_placeholders_are_warned_about_in_production():
     ],
 )
 def test_behind_a_proxy_without_the_trusted_client_address_header_the_check_warns(settings, site_url, ssl_header, trusted, warned):
-    """Issue 19: behind the documented proxy every client shared the proxy's address."""
+    """Behind the documented proxy every client would share the proxy's address: the check says so."""
     from config.checks import trusted_proxy
 
     settings.DEBUG = False
     settings.SITE_URL, settings.SECURE_PROXY_SSL_HEADER, settings.NURTURE_TRUSTED_PROXY_HEADER = site_url, ssl_header, trusted
     assert [w.id for w in trusted_proxy()] == (["nurture.W032"] if warned else [])
+
+
+def _service_ceiling(env_overrides: dict) -> subprocess.CompletedProcess:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NURTURE_")}
+    env.update({"DJANGO_DEBUG": "1", **env_overrides})
+    code = "import django; django.setup(); from django.conf import settings; print(settings.NURTURE_SERVICE_EMAILS_PER_HOUR)"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_the_service_emails_ceiling_reads_its_former_name_while_the_new_one_is_unset_and_warns():
+    assert _service_ceiling({}).stdout.strip() == "300"
+    assert _service_ceiling({"NURTURE_CONFIRMATIONS_PER_HOUR": "40"}).stdout.strip() == "40"
+    both = {"NURTURE_CONFIRMATIONS_PER_HOUR": "40", "NURTURE_SERVICE_EMAILS_PER_HOUR": "70"}
+    assert _service_ceiling(both).stdout.strip() == "70"
+    result = run_check({"NURTURE_CONFIRMATIONS_PER_HOUR": "40", "DJANGO_SECRET_KEY": "x" * 50, "DJANGO_DEBUG": "1"})
+    assert result.returncode == 0 and "NURTURE_CONFIRMATIONS_PER_HOUR: (nurture.W040)" in result.stderr
+    assert "nurture.W040" not in run_check({"DJANGO_SECRET_KEY": "x" * 50, "DJANGO_DEBUG": "1"}).stderr

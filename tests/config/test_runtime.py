@@ -1,4 +1,4 @@
-"""The production runtime's settings (issue 11): TLS-proxy security, `check --deploy` with the
+"""The production runtime's settings: TLS-proxy security, `check --deploy` with the
 documented production environment, LOG_FORMAT=json, optional Sentry and its scrubber, and the
 quiet periodic-task logs."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The secret key seals every link in every email (issue 10): with DEBUG off, start-up refuses a
+"""The secret key seals every link in every email: with DEBUG off, start-up refuses a
 key anyone could know, naming DJANGO_SECRET_KEY; compose never holds a literal key; and
 `check --deploy` with the documented production settings is clean but for justified warnings."""
 import re
@@ -17,7 +17,7 @@ PUBLISHED_KEY = "published-in-the-repository-so-not-secret-0123456789abcdefghij"
 # Warnings `check --deploy` may still print with the documented production settings, each
 # justified in docs/security.md ("Public surface", "check --deploy"). Nothing else may appear.
 JUSTIFIED_DEPLOY_WARNINGS = {
-    "security.W004",  # HSTS: set by the production runtime (issue 11), at the proxy until then
+    "security.W004",  # HSTS: set by the production runtime, at the proxy until then
     "security.W008",  # SSL redirect: done by the TLS-terminating proxy in front of gunicorn
     "security.W005",  # HSTS includeSubDomains: the organisation decides for its whole domain (docs/operations.md)
     "security.W021",  # HSTS preload: likewise

@@ -73,7 +73,7 @@ def test_every_article_exists_in_both_languages_with_the_same_stages(library):
 
 def test_no_article_names_a_reviewer_until_a_qualified_person_signs_it(library):
     """Nobody qualified has reviewed the starter library in either language, so its reviewer is empty: the
-    admin shows a Spanish one as 'awaiting review by a qualified translator' (issue 20, point 14)."""
+    admin shows a Spanish one as 'awaiting review by a qualified translator'."""
     for article in library.articles:
         assert article.reviewer == "", (article.language, article.slug)
 

@@ -1,5 +1,5 @@
 """The public guide pages (/guide/<lang>/<slug>/): one per published article, nothing personal, cacheable,
-credited in the reader's language, with references linked to other guide pages (issue 20, points 9 and 10)."""
+credited in the reader's language, with references linked to other guide pages."""
 from __future__ import annotations
 
 import re

@@ -1,4 +1,4 @@
-"""The library stays faithful to the revised guide and complete for every stage (issue 20).
+"""The library stays faithful to the revised guide and complete for every stage.
 
 Coverage matrix (content/library/coverage.yaml): every point has an article in both languages, its seed line
 exists and says what the matrix quotes, and every stage receives it or records why not. Articles tagged for a
@@ -157,7 +157,7 @@ def test_the_paste_check_catches_a_pasted_sentence():
     assert {seeds.run_hash(run) for run in seeds.runs(sentence)} & set(seeds.fingerprint()["runs"])
 
 
-# Older-text positions the revision dropped, and claims the guide does not make (issue 20, points 1 to 6).
+# Older-text positions the revision dropped, and claims the guide does not make.
 BANNED = {
     "en": [
         "comfortable with the request", "at ease", "offended", "take offense", "most doctors", "many people find",
@@ -184,7 +184,7 @@ def test_no_older_text_phrasing_or_overclaim(library, language):
 
 
 def test_no_invented_reviewer(library):
-    """Nobody qualified has reviewed the starter library, so nobody is named (issue 20, point 14)."""
+    """Nobody qualified has reviewed the starter library, so nobody is named."""
     for article in library.articles:
         assert article.reviewer == "", f"{article.language}/{article.slug} names {article.reviewer!r}"
 

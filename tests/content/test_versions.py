@@ -23,7 +23,7 @@ def make_article(slug="notes", language="en", status=Article.Status.PUBLISHED, a
     )
     fields.update(extra)
     article = article_save(article=Article(**fields))
-    if approved:  # by a clinical reviewer (issue 21): with DEBUG off only approved text is sent
+    if approved:  # by a clinical reviewer: with DEBUG off only approved text is sent
         article_approve(article_id=article.pk, user=sample_reviewer(), role="oncology nurse")
         article.refresh_from_db()
     return article

@@ -120,7 +120,7 @@ def link_in(message, route: str) -> str:
 
 
 def test_carer_copy_travels_as_its_own_delivery_and_the_subscriber_stays_in_charge(stack, client):
-    """Issue 19 through real workers: the subscriber is told of each step; "instead of me" waits for
+    """The carer hand-off through real workers: the subscriber is told of each step; "instead of me" waits for
     the subscriber's own confirmation; the carer's copy is its own delivery, built for the carer
     (one To, their own stop link as List-Unsubscribe); the carer's one-click stops only their copies."""
     outbox = stack

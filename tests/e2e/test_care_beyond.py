@@ -1,4 +1,4 @@
-"""Care beyond the series (issue 24) through the public pages with a real Celery worker and beat over
+"""Care beyond the series through the public pages with a real Celery worker and beat over
 real Redis and PostgreSQL, one stack started once for the module (a series "day" is one second).
 
 - a bereavement stops a queued and a claimed (not yet handed over) delivery, and nothing more goes
@@ -45,7 +45,7 @@ def care_stack(django_db_setup, django_db_blocker, tmp_path_factory):
         if connection.vendor != "postgresql":
             service_missing("needs PostgreSQL")
         call_command("load_content", verbosity=0)
-        # With DEBUG off only reviewed text is sent (issue 21): approve the library as an operator does.
+        # With DEBUG off only reviewed text is sent: approve the library as an operator does.
         from support.library import sample_reviewer
 
         call_command("approve_articles", "--reviewer", sample_reviewer().get_username(), stdout=io.StringIO())

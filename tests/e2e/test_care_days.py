@@ -31,7 +31,7 @@ def real_days(transactional_db, postgres, redis_url, tmp_path, settings):
     settings.NURTURE_SEND_WINDOW_START_HOUR, settings.NURTURE_SEND_WINDOW_END_HOUR = 0, 24
     settings.NURTURE_OUTBOX_DIR = tmp_path / "outbox"
     call_command("load_content", verbosity=0)
-    # With DEBUG off only reviewed text is sent (issue 21): approve the library as an operator does.
+    # With DEBUG off only reviewed text is sent: approve the library as an operator does.
     from support.library import sample_reviewer
 
     call_command("approve_articles", "--reviewer", sample_reviewer().get_username(), stdout=io.StringIO())

@@ -1,4 +1,4 @@
-"""Database connections stay bounded under load (issue 11): the real web server (gunicorn with
+"""Database connections stay bounded under load: the real web server (gunicorn with
 gunicorn.conf.py) on a free port over the real PostgreSQL and Redis, 32 parallel clients posting the
 sign-up form and asking /healthz for 30 s. No 5xx, and the web server's connections to the database
 (sampled from pg_stat_activity) never exceed NURTURE_WEB_WORKERS x NURTURE_WEB_THREADS.

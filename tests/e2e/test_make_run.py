@@ -1,4 +1,4 @@
-"""`make run` stays readable (issue 11): Procfile.dev's web, worker and beat under honcho, as `make run`
+"""`make run` stays readable: Procfile.dev's web, worker and beat under honcho, as `make run`
 starts them (SQLite and the filesystem broker, no server needed), with a short demo day so the
 periodic tasks tick every few seconds. While nothing is due they say nothing at INFO, and Ctrl-C
 stops everything without errors or tracebacks from the worker's pool."""

@@ -31,7 +31,7 @@ from support.web import WebServer
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_SERVICES = ("migrate", "web", "worker", "worker-confirmations", "beat")
+APP_SERVICES = ("migrate", "web", "worker", "worker-service", "beat")
 COMPOSE_HOSTS = ("postgres", "redis", "mailpit")
 DAY_SECONDS = 4  # short series days, so the first series email follows the confirmation in seconds
 
@@ -143,7 +143,7 @@ def test_compose_stack_serves_signs_up_confirms_and_sends(smoke_database, redis_
             migrate = subprocess.run(shlex.split(services["migrate"]["command"]), cwd=ROOT, env=env["migrate"],
                                      capture_output=True, text=True, timeout=600)
             assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-3000:]
-            for name in ("web", "worker", "worker-confirmations", "beat"):
+            for name in ("web", "worker", "worker-service", "beat"):
                 assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
             # The operator's step after their clinicians reviewed the starter library (README, "Approving the
@@ -160,7 +160,7 @@ def test_compose_stack_serves_signs_up_confirms_and_sends(smoke_database, redis_
             started += [web, replica]
             for server in (web.launch(), replica.launch()):
                 server.wait_ready()
-            for name in ("worker", "worker-confirmations", "beat"):
+            for name in ("worker", "worker-service", "beat"):
                 kind = "beat" if name == "beat" else "worker"
                 argv = shlex.split(services[name]["command"])
                 started.append(CeleryProcess(kind, name, env[name], logs, argv=argv).start(ready_timeout=90))

@@ -1,4 +1,4 @@
-"""Sign-up abuse through real processes (issue 10): a real Celery worker over real Redis and
+"""Sign-up abuse through real processes: a real Celery worker over real Redis and
 PostgreSQL decides the sign-ups the form stored. The per-mailbox throttle and the hourly ceiling
 count in Redis (the worker's cache and limiter follow its broker), so they hold across processes."""
 from __future__ import annotations
@@ -22,7 +22,7 @@ def worker(transactional_db, postgres, redis_url, tmp_path, settings):
     use_broker_in_this_process(redis_url)
     env = subprocess_env(
         broker_url=redis_url, outbox_dir=settings.NURTURE_OUTBOX_DIR, day_seconds=1,
-        extra={"NURTURE_CONFIRMATIONS_PER_HOUR": "3", "NURTURE_RETRY_MAX_SECONDS": "2"},
+        extra={"NURTURE_SERVICE_EMAILS_PER_HOUR": "3", "NURTURE_RETRY_MAX_SECONDS": "2"},
     )
     process = CeleryProcess("worker", "abuse-worker", env, tmp_path)
     try:

@@ -7,40 +7,26 @@ from django.contrib.auth.models import Group
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-CONTENT_EDITORS = "Content editors"
-SUBSCRIBER_CARE = "Subscriber care"
-AUDITORS = "Auditors"
-CLINICAL_REVIEWERS = "Clinical reviewers"
+from nurture.services.staff import (  # noqa: F401 - the role names, for tests to import from here
+    AUDITORS,
+    CLINICAL_REVIEWERS,
+    CONTENT_EDITORS,
+    ROLES,
+    SUBSCRIBER_CARE,
+    staff_roles_grant,
+)
+
 PASSWORD = "pw-long-enough-for-staff"
 
 
 def ensure_roles() -> None:
-    """The groups as migration 0011_issue9_roles creates them: a transactional test's flush removes them."""
-    import importlib
-
-    from django.apps import apps
-
-    if Group.objects.filter(name__in=[CONTENT_EDITORS, SUBSCRIBER_CARE, AUDITORS]).count() < 3:
-        importlib.import_module("nurture.migrations.0011_issue9_roles").create_roles(apps, None)
-        _later_grants()
-    if not Group.objects.filter(name=CLINICAL_REVIEWERS).exists():
-        importlib.import_module("nurture.migrations.0021_issue21_feedback_and_review").grant(apps, None)
-
-
-def _later_grants() -> None:
-    """What later migrations add to the roles (0018: the complaint brake; 0019: replies), granted
-    again after a flush. Their own functions reset the app registry's models modules, which is only
-    safe on a migration's historical registry, so the grants are repeated here."""
-    from django.contrib.auth.models import Permission
-
-    grants = {SUBSCRIBER_CARE: ["handle_reply", "view_sendingbrake", "resume_sendingbrake"], AUDITORS: ["view_sendingbrake"]}
-    for group_name, codenames in grants.items():
-        group = Group.objects.get(name=group_name)
-        group.permissions.add(*Permission.objects.filter(content_type__app_label="nurture", codename__in=codenames))
+    """The roles as the migrations create them (staff_roles_grant): a transactional test's flush removes them."""
+    if Group.objects.filter(name__in=list(ROLES)).count() < len(ROLES):
+        staff_roles_grant()
 
 
 def staff_user(username: str, *groups: str, superuser: bool = False, email: str = ""):
-    """A staff user in the named groups (created by migration 0011_issue9_roles), with a password."""
+    """A staff user in the named roles (groups: staff_roles_grant), with a password."""
     if groups:
         ensure_roles()
     User = get_user_model()

@@ -202,7 +202,7 @@ def test_auditors_see_the_trail_and_the_overview_counts_only(client, seeded):
         text = _text(response)
         assert SEEDED_EMAIL not in text and SEEDED_NAME not in text, url
         if label in AUDITOR_MODELS and "/add/" not in url and "/delete/" not in url:
-            # A list refuses a query string that is not one of its filters (issue 19): a 400, not a 500.
+            # A list refuses a query string that is not one of its filters: a 400, not a 500.
             assert response.status_code in ((200, 302, 400) if "?" in url else (200, 302)), (url, response.status_code)
         elif label in CARE_MODELS | EDITOR_MODELS:
             assert response.status_code == 403, url

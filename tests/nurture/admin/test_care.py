@@ -91,7 +91,7 @@ def test_admin_actions_are_recorded_as_staff_actions(admin_client):
 
 def test_journey_preview_shows_the_plan_for_a_sample_treatment_date(admin_client, library_dir):
     library_import(library_dir=library_dir)
-    articles_approve(user=sample_reviewer())  # with DEBUG off only approved text is planned (issue 21)
+    articles_approve(user=sample_reviewer())  # with DEBUG off only approved text is planned
     url = reverse("email_preview:journey")
     plain = admin_client.get(url, {"stage": "recently_diagnosed", "language": "en"}).content.decode()
     when = (timezone.localdate() + dt.timedelta(days=20)).isoformat()

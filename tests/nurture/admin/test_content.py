@@ -87,7 +87,7 @@ def article(slug, language="en") -> Article:
 
 
 def approve_all() -> None:
-    """A clinical reviewer approves the whole library (issue 21), as an operator does before production."""
+    """A clinical reviewer approves the whole library, as an operator does before production."""
     articles_approve(user=sample_reviewer())
 
 

@@ -1,7 +1,7 @@
-"""Small cells that stay small (issue 19, must-have 7): a "<5" on the results page or its CSV cannot be
+"""Small cells that stay small: a "<5" on the results page or its CSV cannot be
 undone by subtraction, whether of two overlapping custom periods or of the step rows from the weekly
 total; the retired "Step figures" page; the sending overview's counts for auditors; and dates that
-would overflow are a 400, never a 500 (must-have 8)."""
+would overflow are a 400, never a 500."""
 from __future__ import annotations
 
 import csv

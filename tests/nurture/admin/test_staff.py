@@ -50,7 +50,7 @@ def two_series():
             slug=slug, language="en", title=slug.replace("-", " ").title(), stages=["in_treatment", "in_remission"],
             source_section="test", body_markdown=f"Body of {slug}.", status=Article.Status.PUBLISHED,
         ))
-    articles_approve(user=sample_reviewer())  # with DEBUG off only approved text is sent (issue 21)
+    articles_approve(user=sample_reviewer())  # with DEBUG off only approved text is sent
     treatment = series("in_treatment", [(0, ["welcome"]), (0, ["shared"]), (0, ["only-treatment"])])
     remission = series("in_remission", [(0, ["shared", "only-remission"]), (0, ["later-remission"])])
     return treatment, remission
@@ -364,7 +364,7 @@ def test_view_in_browser_shows_only_the_delivered_articles_at_their_sent_version
     edited.title = "Rewritten Title"
     edited.body_markdown = "A new body written later."
     article_save(article=edited)
-    article_approve(article_id=edited.pk, user=sample_reviewer())  # an edit is sent once approved (issue 21)
+    article_approve(article_id=edited.pk, user=sample_reviewer())  # an edit is sent once approved
     edited.refresh_from_db()
     assert edited.version == 2
     web = _view_online_page(client, delivery)
@@ -387,7 +387,7 @@ def test_a_delivery_not_sent_yet_shows_what_it_would_send_now(client, two_series
     edited.title = "Rewritten Title"
     article_save(article=edited)
     web = _view_online_page(client, queued)
-    assert "Rewritten Title" not in web  # a draft until a clinical reviewer approves it (issue 21)
+    assert "Rewritten Title" not in web  # a draft until a clinical reviewer approves it
     article_approve(article_id=edited.pk, user=sample_reviewer())
     web = _view_online_page(client, queued)
     assert "Rewritten Title" in web and "Shared" not in web

@@ -1,5 +1,4 @@
-"""Staff lookups leave a trace (issue 19, must-have 6), and no admin list query string is a 500
-(must-have 8): the subscriber and suppression lists take only their declared filters and search, and
+"""Staff lookups leave a trace, and no admin list query string is a 500: the subscriber and suppression lists take only their declared filters and search, and
 each narrowed, reordered or paged list writes one audit entry per person (or suppression row) shown."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 19, the carer hand-off: every address gets its own message, built for it, and the subscriber
+"""The carer hand-off: every address gets its own message, built for it, and the subscriber
 is always told and stays in charge.
 
 - a carer's copy is its own Delivery (own Message-ID, one To), greets the carer, names the
@@ -297,7 +297,7 @@ def test_carer_emails_have_their_own_ceiling_and_queue(ana, settings):
 
     throttle.forget_in_process_limiters()
     settings.NURTURE_CARER_EMAILS_PER_HOUR = 1
-    settings.NURTURE_CONFIRMATIONS_PER_HOUR = 5
+    settings.NURTURE_SERVICE_EMAILS_PER_HOUR = 5
     first = carers.carer_request(subscriber_id=ana.pk, carer_email="one@example.org", mode="as_well", enqueue=noop, notify=noop)
     assert carers.carer_confirmation_email_send(handoff_id=first.pk).sent
     second = carers.carer_request(subscriber_id=ana.pk, carer_email="two@example.org", mode="as_well", enqueue=noop, notify=noop)
@@ -306,7 +306,7 @@ def test_carer_emails_have_their_own_ceiling_and_queue(ana, settings):
     assert throttle.take_confirmation_slot() == 0.0  # ...which leaves the sign-up confirmations' untouched
     routes = live.CELERY_TASK_ROUTES
     assert routes["nurture.send_carer_confirmation_email"]["queue"] == routes["nurture.send_carer_notice"]["queue"] == "carers"
-    assert routes["nurture.process_signup"]["queue"] == "confirmations"
+    assert routes["nurture.process_signup"]["queue"] == "service"
     throttle.forget_in_process_limiters()
 
 

@@ -1,4 +1,4 @@
-"""A consent record for every change of a person's standing (issue 19, must-have 8): a change of
+"""A consent record for every change of a person's standing: a change of
 name is recorded like a change of stage or cadence; suppression by an erasure-era spelling,
 staff or the provider refusing the address is recorded with its cause (webhook events:
 tests/nurture/webhooks/test_hostile_payloads.py)."""

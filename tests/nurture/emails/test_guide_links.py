@@ -1,5 +1,5 @@
 """Series emails: a reference to another article is a real link to its guide page, and the library keeps it to an
-article the reader's own series sends; every email credits the guide in the reader's language (issue 20, 9, 10)."""
+article the reader's own series sends; every email credits the guide in the reader's language."""
 from __future__ import annotations
 
 import re

@@ -183,7 +183,7 @@ def test_erasing_on_request_deletes_the_row_and_keeps_only_a_suppression_marker(
     assert not Subscriber.objects.exists() and not Delivery.objects.exists()
     assert list(Suppression.objects.values_list("email", "reason")) == [("erase.me@example.org", "asked us to delete their data")]
     assert not retention.subscriber_erase(subscriber_id=subscriber.pk)  # twice: nothing left, no error
-    assert not signup_services.subscriber_links_email(subscriber_id=subscriber.pk).sent
+    assert not signup_services.subscriber_new_links_email(subscriber_id=subscriber.pk).sent
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Issue 21: what people receive is always a reviewed version. Edits wait as drafts, only the
+"""What people receive is always a reviewed version. Edits wait as drafts, only the
 "approve articles" permission approves, approvals are audited, previews show drafts and unsaved
 changes, review dates hold overdue articles and remind reviewers, production never sends
 unreviewed text, and every email carries its provenance in the reader's language."""

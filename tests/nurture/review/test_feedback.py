@@ -1,4 +1,4 @@
-"""Issue 21: "Was this email helpful?" and the impact question. GET records nothing, POST records one
+"""Readers' feedback: "Was this email helpful?" and the impact question. GET records nothing, POST records one
 answer per delivery (a later one replaces it), bad input gets a 400 and stores nothing, the results
 page and its CSV count answers under the small-cell rule, editors read comments without identity,
 and comments are purged after their retention period."""
@@ -176,7 +176,7 @@ def test_results_page_and_csv_count_answers_per_step_and_article_under_the_small
         page = client.get(f"/admin/nurture/results/?series={series_id}&period=7d").content.decode()
         exported = client.get(f"/admin/nurture/results/?series={series_id}&period=7d&format=csv").content.decode()
     table = page.split('id="results-feedback-steps"')[1].split("</table>")[0]
-    # 6 "yes" shown rounded to 5 (every count is, issue 19); 2 "no" shown as <5, so no share.
+    # 6 "yes" shown rounded to 5 (every count is); 2 "no" shown as <5, so no share.
     assert re.search(r"<td>5</td><td>&lt;5</td><td>—</td>", table), table
     rows = list(csv.reader(io.StringIO(exported)))
     assert ["Was this email helpful? Per step"] in rows and ["#1 Step 1", "5", "<5", "—"] in rows

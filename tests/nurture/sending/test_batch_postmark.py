@@ -238,7 +238,7 @@ def test_service_emails_go_on_the_transactional_stream(postmark, settings, redis
     settings.NURTURE_POSTMARK_TRANSACTIONAL_STREAM = "nurture-service"
     the_series = series("in_treatment", [(0, ["first-article"])])
     subscriber = active_subscriber("waiting@example.org", the_series)
-    assert signup.subscriber_links_email(subscriber_id=subscriber.pk).sent
+    assert signup.subscriber_new_links_email(subscriber_id=subscriber.pk).sent
     handoff = CarerHandoff.objects.create(subscriber=subscriber, carer_email="carer@example.org", mode="as_well")
     assert carers.carer_confirmation_email_send(handoff_id=handoff.pk).sent
     planning.deliveries_plan_due()

@@ -94,7 +94,7 @@ def test_a_burst_of_complaints_pauses_series_sending_until_staff_resume_it(
     assert enqueued == []
     # Service emails go on.
     settings.CELERY_BROKER_URL = redis_url
-    assert signup.subscriber_links_email(subscriber_id=deliveries[7].subscriber_id).sent
+    assert signup.subscriber_new_links_email(subscriber_id=deliveries[7].subscriber_id).sent
     assert postmark.state.calls[-1]["MessageStream"] == "outbound"
 
     # It stays tripped: days later, with no new complaint, and with more events.

@@ -266,7 +266,7 @@ def test_the_migration_marks_the_rows_that_failed_for_want_of_an_answer():
     Delivery.objects.filter(pk=ids[0]).update(status="failed", failure_reason="unknown outcome: no word from the provider")
     Delivery.objects.filter(pk=ids[1]).update(status="failed", failure_reason="recipient refused: unknown outcome")
     Delivery.objects.filter(pk=ids[2]).update(status="unknown", failure_reason="unknown outcome: ReadTimeout")
-    import_module("nurture.migrations.0022_delivery_unanswered").mark_unanswered(apps, None)
+    import_module("nurture.migrations.0002_delivery_unanswered").mark_unanswered(apps, None)
     assert list(Delivery.objects.filter(unanswered=True).values_list("pk", flat=True)) == [ids[0]]
 
 
@@ -305,13 +305,13 @@ def test_tasks_go_to_their_purpose_queue_and_beat_entries_expire(settings):
 
     router = current_app.amqp.router
     queue = {name: router.route({}, name)["queue"].name for name in (
-        "nurture.send_deliveries", "nurture.process_signup", "nurture.send_fresh_links", "nurture.plan_due_deliveries",
+        "nurture.send_deliveries", "nurture.process_signup", "nurture.send_new_links", "nurture.plan_due_deliveries",
         "nurture.reconcile_deliveries", "nurture.purge_expired_data")}
     assert queue == {
-        "nurture.send_deliveries": "sends", "nurture.process_signup": "confirmations", "nurture.send_fresh_links": "confirmations",
+        "nurture.send_deliveries": "sends", "nurture.process_signup": "service", "nurture.send_new_links": "service",
         "nurture.plan_due_deliveries": "periodic", "nurture.reconcile_deliveries": "periodic", "nurture.purge_expired_data": "periodic",
     }
-    assert {q.name for q in current_app.amqp.queues.values()} >= {"sends", "confirmations", "periodic"}
+    assert {q.name for q in current_app.amqp.queues.values()} >= {"sends", "service", "periodic"}
     settings.NURTURE_DAY_SECONDS = 86400
     periodic_tasks_ensure()
     for name, task, seconds in PERIODIC_TASKS:

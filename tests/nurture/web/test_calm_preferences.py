@@ -106,7 +106,7 @@ def test_the_carer_can_say_no_thanks_in_one_press(client, ana):
     handoff = CarerHandoff.objects.create(subscriber=ana, carer_email="tom@example.org")
     token = tokens.make_token(purpose=tokens.CARER_CONFIRM, subscriber_id=ana.pk, extra=str(handoff.pk))
     html = client.get(f"/carer/confirm/{token}/").content.decode()
-    assert "Ana asked us" in html and "ana@example.org" not in html  # first name only (issue 19)
+    assert "Ana asked us" in html and "ana@example.org" not in html  # first name only
     no_thanks = re.search(r'<form method="post" action="([^"]+)" class="no-thanks">', html).group(1)
     page = client.post(no_thanks)
     assert "You will not receive these emails" in page.content.decode()

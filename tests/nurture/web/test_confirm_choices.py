@@ -1,5 +1,5 @@
-"""The confirm page shows the choices that will apply and lets the person change them (issue 19,
-must-have 2): a sign-up posted first by someone else with their address never applies unseen. GET
+"""The confirm page shows the choices that will apply and lets the person change them:
+a sign-up posted first by someone else with their address never applies unseen. GET
 changes nothing (mail scanners); POST confirms with the chosen values; a bad value is a 400 with the
 field's error and confirms nothing; in English and Spanish."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Logs and error reports hold no token, address or query string (issue 19, must-have 5).
+"""Logs and error reports hold no token, address or query string.
 
 Every URL pattern that takes a token (found by walking the URL resolver, so a route added later is
 tried too) is requested the ways that reach a log: a GET with a query string holding an address and
@@ -62,7 +62,7 @@ def tokens_for(name: str, subscriber, delivery, handoff) -> list[str]:
         "confirm": (tokens.CONFIRM, ""), "unsubscribe": (tokens.UNSUBSCRIBE, ""), "pause": (tokens.PAUSE, ""),
         "preferences": (tokens.PREFERENCES, ""), "preferences_export": (tokens.PREFERENCES, ""),
         "carer_confirm": (tokens.CARER_CONFIRM, str(handoff.pk)), "carer_stop": (tokens.CARER_STOP, str(handoff.pk)),
-        "view_online": (tokens.VIEW_ONLINE, str(delivery.pk)), "fresh_link": (tokens.PREFERENCES, ""),
+        "view_online": (tokens.VIEW_ONLINE, str(delivery.pk)), "new_links_request": (tokens.PREFERENCES, ""),
     }.get(name, (tokens.PREFERENCES, ""))
     genuine = tokens.make_token(purpose=purpose, subscriber_id=subscriber.pk, extra=extra)
     return [genuine, "Forged0Token_Of-Some-Length-42xyz"]
@@ -113,7 +113,7 @@ def test_nothing_personal_reaches_the_log_from_any_token_route(people, fmt, sett
     routes = token_routes()
     # The walk is real: it finds the routes the issue found unredacted, and the rest.
     assert {"confirm", "unsubscribe", "preferences", "preferences_export", "pause", "carer_confirm", "carer_stop",
-            "view_online", "fresh_link"} <= set(routes)
+            "view_online", "new_links_request"} <= set(routes)
     strict = Client(enforce_csrf_checks=True, raise_request_exception=False)
     lenient = Client(raise_request_exception=False)
     query = f"?email={ADDRESS.replace('+', '%2B').replace('@', '%40')}&token={SECRET}&stage=in_treatment"

@@ -1,4 +1,4 @@
-"""/metrics (issue 11): behind a bearer token; the engine's state from the database, the broker and
+"""/metrics: behind a bearer token; the engine's state from the database, the broker and
 the workers' counters in Redis; no label carries an address, a name or a stage."""
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def test_metrics_report_queues_lag_stuck_sends_counters_and_no_personal_data(cli
     # Tasks waiting: one confirmation email, two send batches (nothing consumes them here).
     from nurture.tasks import process_signup, send_deliveries_task
 
-    process_signup.apply_async((1,), queue="confirmations")
+    process_signup.apply_async((1,), queue="service")
     send_deliveries_task.apply_async(([1],), queue="sends")
     send_deliveries_task.apply_async(([2],), queue="sends")
     # What the workers count: sends (one full minute ago: 120 of them) and provider errors.
@@ -86,10 +86,10 @@ def test_metrics_report_queues_lag_stuck_sends_counters_and_no_personal_data(cli
     assert value(samples, "nurture_deliveries", status="queued") == 0
     assert value(samples, "nurture_deliveries_stuck_sending") == 1
     assert 600 <= value(samples, "nurture_planner_lag_seconds") < 700
-    assert value(samples, "nurture_queue_messages", queue="confirmations") == 1
+    assert value(samples, "nurture_queue_messages", queue="service") == 1
     assert value(samples, "nurture_queue_messages", queue="sends") == 2
     assert value(samples, "nurture_queue_messages", queue="periodic") == 0
-    assert value(samples, "nurture_confirmations_waiting") == 1
+    assert value(samples, "nurture_service_emails_waiting") == 1
     assert value(samples, "nurture_broker_up") == 1
     assert value(samples, "nurture_emails_sent_total", kind="series") == 120
     assert value(samples, "nurture_emails_sent_total", kind="confirmation") == 1
@@ -118,7 +118,7 @@ def test_planner_lag_is_zero_when_nobody_is_due(client, settings):
         app.conf.broker_url = "filesystem://"
     assert value(samples, "nurture_planner_lag_seconds") == 0
     assert value(samples, "nurture_broker_up") == 0
-    assert ("nurture_confirmations_waiting", ()) not in samples
+    assert ("nurture_service_emails_waiting", ()) not in samples
 
 
 @pytest.mark.django_db

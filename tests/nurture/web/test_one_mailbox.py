@@ -1,4 +1,4 @@
-"""One mailbox, one identity (issue 19, must-have 4): addresses are refused when quoted or
+"""One mailbox, one identity: addresses are refused when quoted or
 IP-literal, written with a lower-case domain, and compared as the mailbox they reach, so an erased
 or suppressed mailbox gets nothing under any spelling and one mailbox cannot be flooded through
 many spellings."""
@@ -111,27 +111,6 @@ def test_a_bounce_on_one_spelling_suppresses_the_mailbox_and_every_subscriber_us
     assert ConsentRecord.objects.filter(kind="suppressed", source="bounce").count() == 2
     assert is_suppressed(email='"ann"@example.org') and is_suppressed(email="a.n.n+x@example.org")
     assert suppressed_among(emails=["Ann+Other@example.org", "anne@example.org"]) == {"ann+other@example.org"}
-
-
-def test_the_migration_fills_the_mailbox_of_older_rows_and_stops_their_other_spellings():
-    from importlib import import_module
-
-    from django.apps import apps
-
-    migration = import_module("nurture.migrations.0015_issue19_one_mailbox")
-    the_series = series("in_treatment", [(0, ["a1"])])
-    Suppression.objects.create(email="Gone@Example.org", reason="older row")
-    Suppression.objects.update(mailbox="")  # as rows stood before the field
-    assert not is_suppressed(email="gone@example.org")
-    quoted = active_subscriber('"gone"@example.org', the_series)
-    stays = active_subscriber("stays@example.org", the_series)
-    migration.fill_mailboxes(apps, None)
-    assert set(Suppression.objects.values_list("email", "mailbox")) == {
-        ("Gone@Example.org", "gone@example.org"), ('"gone"@example.org', "gone@example.org")
-    }
-    assert Subscriber.objects.get(pk=quoted.pk).status == "suppressed"
-    assert Subscriber.objects.get(pk=stays.pk).status == "active"
-    assert is_suppressed(email="gone+again@example.org")
 
 
 def test_a_subscriber_stopped_under_another_spelling_is_purged_with_the_others(settings):

@@ -1,4 +1,4 @@
-"""The public surface under attack (issue 10), through the public interface with DEBUG off:
+"""The public surface under attack, through the public interface with DEBUG off:
 links that cannot be forged or mined, sign-up abuse, no overwrite before confirmation, identical
 work for new and known addresses. (Webhook matching: tests/nurture/webhooks/test_matching.py;
 the secret key check: tests/config/test_secret_key.py.) docs/security.md, "Public surface", maps
@@ -32,7 +32,7 @@ def public_settings(settings):
     settings.DEBUG = False
     settings.NURTURE_SIGNUP_RATE = "20/h"
     settings.NURTURE_CONFIRM_RESEND_MINUTES = 10
-    settings.NURTURE_CONFIRMATIONS_PER_HOUR = 1000
+    settings.NURTURE_SERVICE_EMAILS_PER_HOUR = 1000
     settings.CELERY_BROKER_URL = "filesystem://"  # in-process ceilings for these tests
     settings.NURTURE_SENDS_PER_SECOND = 1000.0
     cache.clear()
@@ -114,7 +114,7 @@ def test_key_rotation_keeps_links_made_with_the_previous_key(client, settings):
     assert client.get(f"/preferences/{token}/").status_code == 400
 
 
-def test_preference_links_expire_and_the_page_reveals_nothing_but_offers_a_fresh_link(client, django_capture_on_commit_callbacks):
+def test_preference_links_expire_and_the_page_reveals_nothing_but_offers_new_links(client, django_capture_on_commit_callbacks):
     subscriber = Subscriber.objects.create(
         email="old@example.org", first_name="Olga", stage="in_treatment", status="active"
     )
@@ -128,7 +128,7 @@ def test_preference_links_expire_and_the_page_reveals_nothing_but_offers_a_fresh
         html = page.content.decode()
         for secret in ("Olga", "old@example.org", "in_treatment", "In treatment", "erase"):
             assert secret not in html
-        assert f"/links/{token}/" in html  # "email me a fresh link"
+        assert f"/links/{token}/" in html  # "email me a new link"
         with django_capture_on_commit_callbacks(execute=True):
             answer = client.post(f"/links/{token}/")
         assert answer.status_code == 200 and "old@example.org" not in answer.content.decode()
@@ -137,7 +137,7 @@ def test_preference_links_expire_and_the_page_reveals_nothing_but_offers_a_fresh
         assert client.get(fresh).status_code == 200
 
 
-def test_the_fresh_link_answer_is_the_same_for_any_link(client, django_capture_on_commit_callbacks):
+def test_the_new_links_answer_is_the_same_for_any_link(client, django_capture_on_commit_callbacks):
     """Whether the link was ours or the person has left, the answer is one page: it reveals nothing."""
     active = Subscriber.objects.create(email="a@example.org", stage="in_remission", status="active")
     gone = Subscriber.objects.create(email="g@example.org", stage="in_remission", status="unsubscribed")
@@ -275,7 +275,7 @@ def test_plus_and_dot_variants_of_one_mailbox_get_one_email(client, django_captu
 
 
 def test_hourly_ceiling_accepts_signups_but_their_confirmation_waits(client, settings, django_capture_on_commit_callbacks):
-    settings.NURTURE_CONFIRMATIONS_PER_HOUR = 2
+    settings.NURTURE_SERVICE_EMAILS_PER_HOUR = 2
     with django_capture_on_commit_callbacks(execute=True):
         for n in range(3):
             assert sign_up(client, {"email": f"c{n}@example.org"}).status_code == 302

@@ -1,4 +1,4 @@
-"""A per-client limit on POSTs to the pages a link opens (issue 19, must-have 3): 320 carer requests
+"""A per-client limit on POSTs to the pages a link opens: 320 carer requests
 from one link in 89 s mailed 276 strangers. Over NURTURE_TOKEN_POST_RATE the answer is 429 with
 Retry-After and a plain page; stopping emails (unsubscribe, a carer's stop) is never refused."""
 from __future__ import annotations

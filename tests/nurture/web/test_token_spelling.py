@@ -1,4 +1,4 @@
-"""Tokens decode strictly (issue 19): one spelling per token. Base64 decoders forgive padding, "+"
+"""Tokens decode strictly: one spelling per token. Base64 decoders forgive padding, "+"
 for "-", "/" for "_" and the unused bits of the last character; a link altered so must not open the
 page (it would let one link exist in many forms, past any list of links seen or revoked)."""
 from __future__ import annotations

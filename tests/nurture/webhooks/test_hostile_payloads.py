@@ -1,4 +1,4 @@
-"""Webhooks against hostile or odd payloads (issue 19): a Postmark bounce with an empty MessageID
+"""Webhooks against hostile or odd payloads: a Postmark bounce with an empty MessageID
 acts on nobody (the recipient fallback is for providers whose events carry no id), JSON nested
 5,000 deep is a 400 rather than a 500, and every suppression by a provider event leaves a consent
 record on the subscriber saying why."""

@@ -1,4 +1,4 @@
-"""Webhooks touch only their own message (issue 10): an authenticated bounce, complaint or
+"""Webhooks touch only their own message: an authenticated bounce, complaint or
 unsubscribe acts only when its message id is a delivery we sent to that address, or (providers
 that send no id) the recipient is someone we emailed lately. Anything else is stored, marked
 unmatched, shown to staff and not acted on. Only the configured provider's tracking URL answers."""
@@ -70,7 +70,7 @@ def test_only_the_configured_providers_tracking_url_answers(client, sent, settin
     for url in ("/anymail/mailgun/tracking/", "/anymail/sendgrid/tracking/", "/anymail/mailgun/inbound/", "/anymail/mandrill/"):
         response = client.post(url, data=payload, content_type="application/json", **auth())
         assert response.status_code == 404, url
-    # The configured provider's inbound URL takes replies (issue 24): a tracking event sent there is refused.
+    # The configured provider's inbound URL takes replies: a tracking event sent there is refused.
     assert client.post("/anymail/postmark/inbound/", data=payload, content_type="application/json", **auth()).status_code == 400
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"  # no provider: no webhook
     assert client.post("/anymail/postmark/tracking/", data=payload, content_type="application/json", **auth()).status_code == 404

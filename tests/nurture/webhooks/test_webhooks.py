@@ -318,7 +318,7 @@ def test_staff_see_events_read_only_and_the_step_figures_page_is_retired(admin_c
     assert "bounced" in page and "opened" in page and "stays@example.org" not in page
     assert admin_client.get("/admin/nurture/providerevent/add/").status_code == 403
 
-    # The "Step figures" page showed raw counts (to content editors too): retired in issue 19, the
+    # The "Step figures" page showed raw counts (to content editors too): retired; the
     # results page covers it with small cells protected (tests/nurture/admin/test_small_cells.py).
     assert admin_client.get("/admin/nurture/stepfigures/").status_code == 404
     assert step_engagement(step_id=delivery.step_id).sent == 2

@@ -11,7 +11,7 @@ def mark_unanswered(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("nurture", "0021_issue21_feedback_and_review"),
+        ("nurture", "0001_schema"),
     ]
 
     operations = [
