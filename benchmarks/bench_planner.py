@@ -176,7 +176,7 @@ def main() -> int:
                 defaults={"title": f"Bench {position}", "source_section": "bench", "body_markdown": "x", "status": "published"},
             )
             StepArticle.objects.create(step=step, article=article)
-            if not article.is_approved:  # with DEBUG off only approved text is planned (issue 21)
+            if not article.is_approved:  # with DEBUG off only approved text is planned
                 from content.services import article_approve
                 from support.library import sample_reviewer
 

@@ -55,7 +55,7 @@ def main() -> None:
     Delivery.objects.all().delete()
     Subscriber.objects.all().delete()
     call_command("load_content", verbosity=0)
-    from content.services import articles_approve  # with DEBUG off only approved text is sent (issue 21)
+    from content.services import articles_approve  # with DEBUG off only approved text is sent
     from support.library import sample_reviewer
 
     articles_approve(user=sample_reviewer())

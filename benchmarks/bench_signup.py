@@ -1,4 +1,4 @@
-"""Does the sign-up form take longer for a new address than for a known one? (issue 10: it used
+"""Does the sign-up form take longer for a new address than for a known one? (It used
 to, by ~4 ms in the median of 60, which told whether someone is subscribed.)
 
     python -m benchmarks.bench_signup [--posts N]
