@@ -34,7 +34,9 @@ setup: install
 run: setup
 	$(VENV)/bin/honcho -f Procfile.dev start -p $(PORT)
 
+# The linter first ([tool.ruff] in pyproject.toml): a finding stops the run before the suite starts.
 test: install
+	$(VENV)/bin/ruff check .
 	bash scripts/install_browser.sh
 	$(PY) scripts/run_tests.py
 

@@ -108,7 +108,7 @@ def run(args) -> list[Row]:
                 {"engine": {k: engine[k] for k in ("cpu_seconds", "sent", "emails", "accepted_twice")}, "floor": floor},
             ))
             rows.append(Row(
-                "cpu_per_email_0ms", f"CPU per email sent, latency 0 ms (the sender's own processes; the fake provider apart)",
+                "cpu_per_email_0ms", "CPU per email sent, latency 0 ms (the sender's own processes; the fake provider apart)",
                 engine["cpu_ms_per_email"], post["cpu_ms_per_email"], "ms", "", None,
                 f"anymail's Postmark backend alone, one thread, no queue: {floor['cpu_ms_per_email']:.2f} ms per call "
                 f"(the part both pay)",

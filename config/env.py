@@ -79,7 +79,7 @@ def env_database(name: str, default_url: str) -> dict:
 
 def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
     raw = os.environ.get(name) or default
-    if not raw.split("://", 1)[0] in schemes or "://" not in raw:
+    if raw.split("://", 1)[0] not in schemes or "://" not in raw:
         CONFIG_ERRORS.append((name, f"{name} must start with one of {', '.join(s + '://' for s in schemes)}; got {raw!r}."))
         return default
     return raw.rstrip("/") if name == "SITE_URL" else raw

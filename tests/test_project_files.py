@@ -137,3 +137,10 @@ def test_migrations_are_named_for_what_they_change_not_for_a_work_item():
     names = [p.name for app in ("nurture", "content") for p in (ROOT / app / "migrations").glob("0*.py")]
     assert names  # the walk found the migrations
     assert [n for n in names if re.search(r"issue", n, re.IGNORECASE)] == []
+
+
+def test_make_test_runs_the_pinned_linter_before_the_suite():
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("\ntest: install\n", 1)[1].split("\n\n", 1)[0]
+    assert recipe.index("ruff check .") < recipe.index("run_tests.py")
+    assert '"ruff==' in (ROOT / "pyproject.toml").read_text()

@@ -3,7 +3,6 @@ style (docs/content-es.md). The glossary's "not this" column is read from the do
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import yaml

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 from django.contrib import admin
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 from django.urls import NoReverseMatch, reverse
 
 from content.models import Article
 from content.services import article_save
-from nurture.models import AuditEntry, ConsentRecord, Delivery, ProviderEvent, Subscriber, Suppression
+from nurture.models import AuditEntry, ConsentRecord, Delivery, ProviderEvent, Suppression
 from tests.helpers.scheduler import active_subscriber, series
 from tests.helpers.staff import AUDITORS, CONTENT_EDITORS, SUBSCRIBER_CARE, staff_user, totp_device, verified_login
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from content.models import Article
 from content.services import article_save
 from nurture.models import AuditEntry, Delivery, ProviderEvent, Subscriber
-from nurture.services import audit, retention
+from nurture.services import audit
 from tests.helpers.scheduler import active_subscriber, series
 from tests.helpers.staff import AUDITORS, CONTENT_EDITORS, SUBSCRIBER_CARE, staff_user, verified_login
 

@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 from axes.models import AccessAttempt
 from django.core.management import CommandError, call_command
-from django.test import override_settings
 from django.urls import clear_url_caches, reverse
 from django.utils import timezone
 from django.utils.html import escape

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from content.models import Stage
 from nurture.export import subscriber_export
-from nurture.models import CarerHandoff, ConsentRecord, Delivery, ProviderEvent, Subscriber, Suppression
+from nurture.models import CarerHandoff, ConsentRecord, Delivery, ProviderEvent, Subscriber
 from nurture.services import carers
 from nurture.services import subscribers as services
 from tests.helpers.scheduler import active_subscriber, series

@@ -188,7 +188,7 @@ def test_an_overdue_article_is_held_with_its_reason_and_the_series_moves_on(sett
 
     # The reason shows on the series list, the journey preview and the sending overview.
     verified_login(client, staff_user("boss", superuser=True))
-    for url in ("/admin/nurture/series/", f"/admin/nurture/email-preview/journey/?stage=in_remission&language=en",
+    for url in ("/admin/nurture/series/", "/admin/nurture/email-preview/journey/?stage=in_remission&language=en",
                 "/admin/nurture/overview/"):
         page = client.get(url).content.decode()
         assert "past its review date" in page, url
