@@ -23,9 +23,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
 from benchmarks.bench_planner import ensure_database, setup_django
+
+ROOT = Path(__file__).resolve().parent.parent
 
 APP_NAME = "nurture-bench-http"
 

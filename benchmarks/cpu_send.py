@@ -114,7 +114,7 @@ def measure(*, emails: int, path: str, redis_url: str, batch: int | None = None,
     from django.test.utils import override_settings
 
     from nurture.models import Delivery
-    from nurture.sending.calls import provider_health
+    from nurture.sending import provider_health
     from nurture.tasks import chunks, send_deliveries_task
 
     planned, _ = plan_emails(emails)

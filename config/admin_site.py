@@ -44,7 +44,8 @@ class TwoFactorLoginForm(OTPAdminAuthenticationForm):
     def _chosen_device(self, user):
         device = super()._chosen_device(user)
         if device is None and not self.cleaned_data.get("otp_device"):
-            devices = list(devices_for_user(user, confirmed=True, for_verify=True))  # locked, as django-otp locks a chosen one
+            devices = list(devices_for_user(user, confirmed=True,
+                                            for_verify=True))  # locked, as django-otp locks a chosen one
             if len(devices) == 1:
                 device = devices[0]
         return device
@@ -100,7 +101,8 @@ class NurtureAdminSite(OTPAdminSite):
 
         admin_class = admin_class or ModelAdmin
         if not issubclass(admin_class, CheckedListAdmin):
-            admin_class = type(admin_class.__name__, (CheckedListAdmin, admin_class), {"__module__": admin_class.__module__})
+            admin_class = type(admin_class.__name__, (CheckedListAdmin, admin_class),
+                               {"__module__": admin_class.__module__})
         return super().register(model_or_iterable, admin_class, **options)
 
     def admin_view(self, view, cacheable=False):

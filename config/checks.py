@@ -18,7 +18,8 @@ DEMO_MARK = "(demo organisation)"
 def environment_values(app_configs=None, **kwargs):
     errors = []
     for index, (name, message) in enumerate(CONFIG_ERRORS):
-        errors.append(checks.Error(message, hint=f"Fix or unset the environment variable {name}.", obj=name, id="nurture.E001"))
+        errors.append(checks.Error(message, hint=f"Fix or unset the environment variable {name}.", obj=name,
+                                   id="nurture.E001"))
     if settings.NURTURE_SEND_WINDOW_START_HOUR >= settings.NURTURE_SEND_WINDOW_END_HOUR:
         errors.append(
             checks.Error(
@@ -58,7 +59,10 @@ def production_placeholders(app_configs=None, **kwargs):
             checks.Warning(
                 "ANYMAIL_WEBHOOK_SECRET is not set: provider webhooks are off (404), so bounces and "
                 "complaints reported by the provider do not suppress addresses.",
-                hint="Set ANYMAIL_WEBHOOK_SECRET='user:password' and point the provider at /anymail/<provider>/tracking/.",
+                hint=(
+                    "Set ANYMAIL_WEBHOOK_SECRET='user:password' and point the provider at "
+                    "/anymail/<provider>/tracking/."
+                ),
                 obj="ANYMAIL_WEBHOOK_SECRET",
                 id="nurture.W020",
             )
@@ -93,7 +97,8 @@ MIN_SECRET_KEY_LENGTH = 50
 KNOWN_PUBLIC_KEYS = {"dev-only-insecure-key-set-DJANGO_SECRET_KEY", "change-me-in-production"}
 _REPO_SKIP_DIRS = {".git", ".venv", "venv", "var", "node_modules", "__pycache__", ".pytest_cache", "staticfiles"}
 _REPO_TEXT_SUFFIXES = {
-    ".py", ".md", ".txt", ".yml", ".yaml", ".toml", ".cfg", ".ini", ".json", ".html", ".env", ".example", ".sh", ".po", "",
+    ".py", ".md", ".txt", ".yml", ".yaml", ".toml", ".cfg", ".ini", ".json", ".html", ".env", ".example", ".sh", ".po",
+    "",
 }
 
 

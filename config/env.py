@@ -80,7 +80,8 @@ def env_database(name: str, default_url: str) -> dict:
 def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
     raw = os.environ.get(name) or default
     if raw.split("://", 1)[0] not in schemes or "://" not in raw:
-        CONFIG_ERRORS.append((name, f"{name} must start with one of {', '.join(s + '://' for s in schemes)}; got {raw!r}."))
+        CONFIG_ERRORS.append((name,
+                              f"{name} must start with one of {', '.join(s + '://' for s in schemes)}; got {raw!r}."))
         return default
     return raw.rstrip("/") if name == "SITE_URL" else raw
 
@@ -133,6 +134,7 @@ def env_url_path(name: str, default: str) -> str:
         return default
     value = raw.strip()
     if not re.fullmatch(r"(?:[A-Za-z0-9._-]+/)+", value) or any(part in {".", ".."} for part in value.split("/")):
-        CONFIG_ERRORS.append((name, f"{name} must be a path such as 'admin/' (letters, digits, - _ ., ending with /), not {raw!r}."))
+        CONFIG_ERRORS.append((name,
+            f"{name} must be a path such as 'admin/' (letters, digits, - _ ., ending with /), not {raw!r}."))
         return default
     return value

@@ -35,7 +35,8 @@ INSECURE_DEV_SECRET_KEY = "dev-only-insecure-key-set-DJANGO_SECRET_KEY"
 SECRET_KEY = env_str("DJANGO_SECRET_KEY") or INSECURE_DEV_SECRET_KEY
 # Key rotation: the previous key(s), comma-separated, still open links and sessions made with them.
 SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS")
-ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h.strip()]
+ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
+                 if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 # A refused form post gets a plain page in the site's layout (nurture/web/links.py), not Django's technical one.
 CSRF_FAILURE_VIEW = "nurture.web.answers.csrf_failure"
@@ -158,7 +159,8 @@ AXES_LOCKOUT_CALLABLE = "nurture.admin.lockout.lockout_response"
 AXES_VERBOSE = False
 # Staff sessions end after this long without a request (a working day by default); each request
 # renews it. Only staff have logged-in sessions.
-NURTURE_STAFF_SESSION_IDLE_MINUTES = env_int("NURTURE_STAFF_SESSION_IDLE_MINUTES", 8 * 60, minimum=5, maximum=7 * 24 * 60)
+NURTURE_STAFF_SESSION_IDLE_MINUTES = env_int("NURTURE_STAFF_SESSION_IDLE_MINUTES", 8 * 60, minimum=5,
+                                             maximum=7 * 24 * 60)
 SESSION_COOKIE_AGE = NURTURE_STAFF_SESSION_IDLE_MINUTES * 60
 SESSION_SAVE_EVERY_REQUEST = True
 # Two-factor sign-in (django-otp, TOTP) is required whenever DEBUG is off (config.admin_site).
@@ -186,7 +188,10 @@ CONTENT_SECURITY_POLICY = {
 }
 # Responses that are an email's HTML (previews, "view as sent", "view in browser", the dev outbox)
 # carry this instead: nothing loads or runs but the email's own inline styles and https images.
-EMAIL_HTML_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+EMAIL_HTML_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'self'"
+)
 # Browser features no page here uses.
 PERMISSIONS_POLICY = {
     feature: []
@@ -230,7 +235,8 @@ CACHE_URL = env_url(
 if CACHE_URL.startswith("locmem://"):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "nurture"}}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL, "KEY_PREFIX": "nurture-cache"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+                          "KEY_PREFIX": "nurture-cache"}}
 
 # --- the public surface (docs/security.md, "Public surface") -----------------------------------
 # Sign-up form posts per client address (django-ratelimit on the cache above).
@@ -378,7 +384,8 @@ NURTURE_CONTENT_REVIEW_MONTHS = env_int("NURTURE_CONTENT_REVIEW_MONTHS", 12, min
 # series moves on to its next sendable step) or "send" (keeps going out; staff are still reminded).
 NURTURE_REVIEW_OVERDUE = env_choice("NURTURE_REVIEW_OVERDUE", "hold", choices=("hold", "send"))
 # "Was this helpful?" comments are deleted this many days after they were written (the yes/no stays).
-NURTURE_FEEDBACK_COMMENT_RETENTION_DAYS = env_int("NURTURE_FEEDBACK_COMMENT_RETENTION_DAYS", 365, minimum=1, maximum=3650)
+NURTURE_FEEDBACK_COMMENT_RETENTION_DAYS = env_int("NURTURE_FEEDBACK_COMMENT_RETENTION_DAYS", 365, minimum=1,
+                                                  maximum=3650)
 # The optional last question at the end of each series (a 1-to-5 scale), on unless set to 0.
 NURTURE_IMPACT_QUESTION = env_bool("NURTURE_IMPACT_QUESTION", True)
 NURTURE_REQUIRE_SERVICES = env_bool("NURTURE_REQUIRE_SERVICES", False)

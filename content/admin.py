@@ -39,7 +39,8 @@ def text_diff_html(*, old: str, new: str):
         old.splitlines(), new.splitlines(), "approved text", "draft", context=True, numlines=2
     )
     # HtmlDiff escapes &, < and > in the text itself, so its table is safe to show as is.
-    return format_html('<div class="nurture-diff">{}</div>', mark_safe(table)) if old != new else "No change to the text."
+    return format_html('<div class="nurture-diff">{}</div>',
+                       mark_safe(table)) if old != new else "No change to the text."
 
 
 def _last_role(user) -> str:
@@ -74,7 +75,8 @@ class ArticleAdminForm(forms.ModelForm):
     class Meta:
         model = Article
         fields = [
-            "slug", "language", "title", "stages", "source_section", "body_markdown", "status", "reading_level_override",
+            "slug", "language", "title", "stages", "source_section", "body_markdown", "status",
+            "reading_level_override",
         ]
         widgets = {
             "body_markdown": forms.Textarea(attrs={"rows": 24, "cols": 100}),
@@ -174,17 +176,20 @@ class ArticleVersionInline(admin.TabularInline):
 class ArticleAdmin(admin.ModelAdmin):
     form = ArticleAdminForm
     list_display = [
-        "title", "slug", "language", "status", "reviewer_display", "next_review_on", "version", "reading_level", "review_flag",
+        "title", "slug", "language", "status", "reviewer_display", "next_review_on", "version", "reading_level",
+        "review_flag",
     ]
     list_filter = [StageFilter, "language", "status", ReviewOverdueFilter]
     search_fields = ["title", "slug", "body_markdown"]
-    readonly_fields = ["review_state", "approval", "pending_changes", "reading_level", "version", "import_state", "file_review_note"]
+    readonly_fields = ["review_state", "approval", "pending_changes", "reading_level", "version", "import_state",
+                       "file_review_note"]
     inlines = [ArticleVersionInline]
     fieldsets = [
         (None, {"fields": ["review_state"]}),
         ("Article", {"fields": ["slug", "language", "title", "stages", "source_section", "body_markdown"]}),
         ("Review", {"fields": ["status", "approval", "pending_changes", "file_review_note"],
-                    "description": "Only published articles are sent, and (with DEBUG off) only text a clinical reviewer "
+                    "description": "Only published articles are sent, and (with DEBUG off) only text a clinical "
+                    "reviewer "
                     "approved. Saving a change to approved text makes a draft: readers keep receiving the approved "
                     "text until a reviewer approves the draft."}),
         ("Plain language", {"fields": ["reading_level", "reading_level_override"],
@@ -214,7 +219,8 @@ class ArticleAdmin(admin.ModelAdmin):
             notes.append(format_html('<span class="nurture-caution">✎ Draft awaiting approval</span>'))
         if selectors.review_is_overdue(article=obj):
             last = f"next review was {obj.next_review_on.isoformat()}" if obj.next_review_on else "never approved"
-            notes.append(format_html('<strong class="nurture-overdue">⚠ Review overdue</strong><br><small>{}</small>', last))
+            notes.append(format_html('<strong class="nurture-overdue">⚠ Review overdue</strong><br><small>{}</small>',
+                                     last))
         return format_html_join(mark_safe("<br>"), "{}", ((n,) for n in notes)) if notes else "—"
 
     @admin.display(description="approval")
@@ -222,7 +228,8 @@ class ArticleAdmin(admin.ModelAdmin):
         if obj is None or obj.pk is None or not obj.is_approved:
             return format_html('<span class="nurture-caution">{}</span>', NOT_APPROVED)
         return format_html(
-            "Version {} approved {} by {} ({}). Next review {}.", obj.version, obj.approved_at.strftime("%Y-%m-%d %H:%M"),
+            "Version {} approved {} by {} ({}). Next review {}.", obj.version,
+            obj.approved_at.strftime("%Y-%m-%d %H:%M"),
             obj.approved_by_name, obj.approved_by_role or "clinical reviewer", obj.next_review_on.isoformat(),
         )
 
@@ -236,12 +243,14 @@ class ArticleAdmin(admin.ModelAdmin):
             if obj.is_approved:
                 return "None: readers receive the approved text."
             return format_html('Nothing approved yet. <a class="button" href="{}">Review and approve…</a>', approve_url)
-        live = ArticleVersion.objects.filter(article=obj, version=obj.version).first() or obj  # the form may show the draft
+        live = ArticleVersion.objects.filter(article=obj,
+                                             version=obj.version).first() or obj  # the form may show the draft
         return format_html(
             'Draft version {} (saved {}) awaits a clinical reviewer; readers receive version {} until then. '
             '<a class="button" href="{}">See what changed and approve…</a>{}',
             pending.version, pending.created_at.strftime("%Y-%m-%d %H:%M"), obj.version, approve_url,
-            text_diff_html(old=f"{live.title}\n\n{live.body_markdown}", new=f"{pending.title}\n\n{pending.body_markdown}"),
+            text_diff_html(old=f"{live.title}\n\n{live.body_markdown}",
+                           new=f"{pending.title}\n\n{pending.body_markdown}"),
         )
 
     @admin.display(description="reviewer named in the library file")
@@ -260,7 +269,8 @@ class ArticleAdmin(admin.ModelAdmin):
         if hold:
             notes.append(("nurture-warning-strong", f"⚠ Not sent: this article {hold}."))
         elif not obj.is_approved:
-            notes.append(("nurture-caution-strong", "Not approved by a clinical reviewer: sent only in the demo (DEBUG), "
+            notes.append(("nurture-caution-strong",
+                          "Not approved by a clinical reviewer: sent only in the demo (DEBUG), "
                           "marked “Draft: not yet reviewed by a clinician”."))
         if selectors.review_is_overdue(article=obj):
             notes.append(("nurture-warning-strong", f"⚠ {self._overdue_text(obj)}"))
@@ -279,7 +289,8 @@ class ArticleAdmin(admin.ModelAdmin):
         if obj is None or obj.pk is None:
             return "Shown once saved."
         level = readability.assess(obj.body_markdown, language=obj.language)
-        css = {readability.OK: "nurture-ok", readability.WARN: "nurture-caution", readability.BLOCK: "nurture-held-back"}[level.verdict]
+        css = {readability.OK: "nurture-ok", readability.WARN: "nurture-caution",
+               readability.BLOCK: "nurture-held-back"}[level.verdict]
         return format_html('<span class="{}">{}</span>', css, level.describe())
 
     @admin.display(description="imported from file")
@@ -322,13 +333,14 @@ class ArticleAdmin(admin.ModelAdmin):
         return [path("<path:object_id>/approve/", approve, name="content_article_approve"), *super().get_urls()]
 
     def approve_view(self, request, object_id):
-        """A clinical reviewer sees what changed since the approved text and approves it (403 without the permission)."""
+        """A clinical reviewer sees what changed since the approved text and approves it (403 without it)."""
         if not request.user.has_perm(APPROVE_PERMISSION):
             raise PermissionDenied(
                 "This page needs the permission “approve articles”, which your account does not have. "
                 f"Ask an administrator for the role “{CLINICAL_REVIEWERS}”."
             )
-        article = Article.objects.select_related("pending_version").filter(pk=object_id).first() if str(object_id).isdigit() else None
+        article = (Article.objects.select_related("pending_version").filter(pk=object_id).first()
+                   if str(object_id).isdigit() else None)
         if article is None:
             raise Http404("No such article.")
         form = ApproveForm(request.POST or None, initial={"role": _last_role(request.user)})
@@ -341,10 +353,12 @@ class ArticleAdmin(admin.ModelAdmin):
             except (ApprovalError, ValidationError) as error:
                 form.add_error(None, str(error.messages[0] if isinstance(error, ValidationError) else error))
             else:
-                messages.success(request, f"Approved version {version.version} of “{article.title}”; next review {version.next_review_on}.")
+                messages.success(request,
+                    f"Approved version {version.version} of “{article.title}”; next review {version.next_review_on}.")
                 return redirect("admin:content_article_change", article.pk)
         pending = article.pending_version
-        new_title, new_body = (pending.title, pending.body_markdown) if pending else (article.title, article.body_markdown)
+        new_title, new_body = (pending.title, pending.body_markdown) if pending else (article.title,
+                                                                                      article.body_markdown)
         approved_before = article.is_approved
         context = {
             **self.admin_site.each_context(request), "opts": self.model._meta, "title": f"Approve “{article.title}”",
@@ -355,13 +369,15 @@ class ArticleAdmin(admin.ModelAdmin):
             "level": readability.assess(new_body, language=article.language),
             "months": selectors.review_period_months(),
         }
-        return TemplateResponse(request, "admin/content/article/approve.html", context, status=400 if form.errors else 200)
+        return TemplateResponse(request, "admin/content/article/approve.html", context,
+                                status=400 if form.errors else 200)
 
     def save_model(self, request, obj, form, change):
         was_pending = obj.pending_version_id
         article_save(article=obj)
         if obj.pending_version_id and obj.pending_version_id != was_pending:
-            messages.info(request, "Saved as a draft: readers keep receiving the approved text until a clinical reviewer approves it.")
+            messages.info(request,
+                "Saved as a draft: readers keep receiving the approved text until a clinical reviewer approves it.")
         level = readability.assess(obj.body_markdown, language=obj.language)
         if level.verdict != readability.OK:
             messages.warning(request, f"Reading level {level.describe()}. Shorter sentences and everyday words help.")

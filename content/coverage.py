@@ -15,7 +15,8 @@ if TYPE_CHECKING:  # run as a script, Django is set up first (below)
     from content.parsing import Library
 
 COVERAGE_FILE = "coverage.yaml"
-STAGE_WORDS = {"recently_diagnosed": "recently diagnosed", "in_treatment": "in treatment", "in_remission": "in remission"}
+STAGE_WORDS = {"recently_diagnosed": "recently diagnosed", "in_treatment": "in treatment",
+               "in_remission": "in remission"}
 
 
 def load_matrix(library_dir: Path) -> dict:
@@ -23,12 +24,17 @@ def load_matrix(library_dir: Path) -> dict:
 
 
 def matrix_table(matrix: dict, library: "Library", *, language: str = "en") -> str:
-    sent = {s.stage: {slug for step in s.steps for slug in step.article_slugs} for s in library.series if s.language == language}
-    lines = ["| point of the guide | seed line | articles | stages that receive it | left out, and why |", "|---|---|---|---|---|"]
+    sent = {s.stage: {slug for step in s.steps for slug in step.article_slugs} for s in library.series
+            if s.language == language}
+    lines = ["| point of the guide | seed line | articles | stages that receive it | left out, and why |",
+             "|---|---|---|---|---|"]
     for point in matrix["points"]:
         stages = [STAGE_WORDS[stage] for stage in STAGE_WORDS if set(point["articles"]) & sent.get(stage, set())]
-        left_out = "; ".join(f"{STAGE_WORDS[stage]}: {reason}" for stage, reason in (point.get("left_out") or {}).items())
-        lines.append(f"| {point['label']} | {point['seed']} | {', '.join(point['articles'])} | {', '.join(stages)} | {left_out} |")
+        left_out = "; ".join(f"{STAGE_WORDS[stage]}: {reason}" for stage,
+                             reason in (point.get("left_out") or {}).items())
+        lines.append(
+            f"| {point['label']} | {point['seed']} | {', '.join(point['articles'])} | {', '.join(stages)} | {left_out} "
+            "|")
     return "\n".join(lines) + "\n"
 
 

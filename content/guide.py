@@ -20,4 +20,5 @@ def guide_article_url(*, language: str, slug: str) -> str:
 
 def article_body_with_guide_links(*, article: Article) -> str:
     """The article's HTML with its references to other articles linked to their guide pages."""
-    return render_article_html(article.body_markdown, article_url=lambda slug: guide_article_url(language=article.language, slug=slug))
+    return render_article_html(article.body_markdown,
+                               article_url=lambda slug: guide_article_url(language=article.language, slug=slug))

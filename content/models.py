@@ -56,7 +56,9 @@ class Article(models.Model):
     # A reviewer's reason to publish past the reading-level ceiling (content.readability); blank: none.
     reading_level_override = models.TextField(
         blank=True,
-        help_text="Only to publish an article past the reading-level ceiling: who reviewed it and why it cannot be plainer.",
+        help_text=(
+            "Only to publish an article past the reading-level ceiling: who reviewed it and why it cannot be plainer."
+        ),
     )
     # Fingerprint of the article's fields as last imported from its file (content.services.article_fingerprint).
     # The file changed: its fingerprint differs from this. Staff changed it: the article's own does.
@@ -101,7 +103,8 @@ class ArticleVersion(models.Model):
     is_draft = models.BooleanField(default=False)
     # Who approved this version, as Article's fields of the same names (kept per version, so a sent
     # email's page still shows the approval of the text it carried).
-    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
     approved_by_name = models.CharField(max_length=200, blank=True)
     approved_by_role = models.CharField(max_length=200, blank=True)
     approved_at = models.DateTimeField(null=True, blank=True)

@@ -103,7 +103,8 @@ class Library:
         """Articles past the warning level (past the ceiling they are problems, unless overridden)."""
         return [
             f"{display_path(a.path)}: reading level {a.reading_level.describe()}"
-            + (f"; published with the override: {a.reading_level_override}" if a.reading_level.verdict == readability.BLOCK else "")
+            + (f"; published with the override: {a.reading_level_override}"
+               if a.reading_level.verdict == readability.BLOCK else "")
             for a in self.articles
             if a.reading_level is not None and a.reading_level.verdict != readability.OK
         ]
@@ -198,7 +199,8 @@ def _split_front_matter(path: Path, text: str, problems: list[Problem]) -> tuple
     return None
 
 
-def _text(value, key: str, *, allow_empty: bool = False, max_length: int | None = None) -> tuple[str | None, str | None]:
+def _text(value, key: str, *, allow_empty: bool = False, max_length: int | None = None) -> tuple[str | None,
+                                                                                                 str | None]:
     if value is None and allow_empty:
         return "", None
     if not isinstance(value, str) or (not allow_empty and not value.strip()):
@@ -223,7 +225,8 @@ def read_article(path: Path, language: str, problems: list[Problem]) -> ArticleF
     if len(problems) > before:
         return None
     if not isinstance(data, dict):
-        problems.append(Problem(path, front_line, f"front matter must be 'key: value' lines with the keys {', '.join(FRONT_MATTER_KEYS)}"))
+        problems.append(Problem(path, front_line,
+            f"front matter must be 'key: value' lines with the keys {', '.join(FRONT_MATTER_KEYS)}"))
         return None
 
     def problem(key, message):
@@ -231,7 +234,9 @@ def read_article(path: Path, language: str, problems: list[Problem]) -> ArticleF
 
     for key in data:
         if key not in FRONT_MATTER_KEYS + OPTIONAL_FRONT_MATTER_KEYS:
-            problem(key, f"unknown front-matter key '{key}' (allowed: {', '.join(FRONT_MATTER_KEYS + OPTIONAL_FRONT_MATTER_KEYS)})")
+            problem(key,
+                f"unknown front-matter key '{key}' (allowed: "
+                f"{', '.join(FRONT_MATTER_KEYS + OPTIONAL_FRONT_MATTER_KEYS)})")
     for key in FRONT_MATTER_KEYS:
         if key not in data:
             problems.append(Problem(path, front_line, f"front-matter key '{key}' is missing"))
@@ -250,7 +255,8 @@ def read_article(path: Path, language: str, problems: list[Problem]) -> ArticleF
     if error:
         problem("source_section", error)
     elif unknown := sources.unknown_sections(source_section):
-        problem("source_section", f"'source_section' names {', '.join(map(repr, unknown))}, which is not a section of the guide "
+        problem("source_section",
+                f"'source_section' names {', '.join(map(repr, unknown))}, which is not a section of the guide "
                 f"(known: {'; '.join(sources.SECTIONS)}; separate several with '; ')")
     reviewer, error = _text(data["reviewer"], "reviewer", allow_empty=True, max_length=200)
     if error:
@@ -283,7 +289,8 @@ def read_article(path: Path, language: str, problems: list[Problem]) -> ArticleF
         except ValueError as exc:
             problem("last_reviewed", f"'last_reviewed' {raw_date!r} is not a valid date (YYYY-MM-DD): {exc}")
 
-    override, error = _text(data.get("reading_level_override"), "reading_level_override", allow_empty=True, max_length=500)
+    override, error = _text(data.get("reading_level_override"), "reading_level_override", allow_empty=True,
+                            max_length=500)
     if error:
         problem("reading_level_override", error)
 
@@ -318,7 +325,8 @@ def check_article_links(article: ArticleFile, known_slugs: set[str], problems: l
     raw_body = "\n".join(article.path.read_text(encoding="utf-8").replace("\r\n", "\n").split("\n")[body_line - 1:])
     for offset, slug in article_link_slugs(raw_body):
         if slug not in known_slugs:
-            problems.append(Problem(article.path, body_line + offset - 1, f"link to article:{slug}, but there is no article '{slug}' in '{article.language}'"))
+            problems.append(Problem(article.path, body_line + offset - 1,
+                f"link to article:{slug}, but there is no article '{slug}' in '{article.language}'"))
 
 
 def check_links_stay_in_series(articles: list[ArticleFile], series: list[SeriesEntry], problems: list[Problem]) -> None:
@@ -329,7 +337,8 @@ def check_links_stay_in_series(articles: list[ArticleFile], series: list[SeriesE
         for slug in sorted(in_series & set(by_slug)):
             article = by_slug[slug]
             body_line = _body_first_line(article.path)
-            raw_body = "\n".join(article.path.read_text(encoding="utf-8").replace("\r\n", "\n").split("\n")[body_line - 1:])
+            raw_body = "\n".join(article.path.read_text(encoding="utf-8").replace("\r\n",
+                                                                                  "\n").split("\n")[body_line - 1:])
             for offset, target in article_link_slugs(raw_body):
                 if target in by_slug and target not in in_series:
                     problems.append(Problem(article.path, body_line + offset - 1, (
@@ -349,7 +358,8 @@ def read_series(path: Path, language: str, known_slugs: set[str], problems: list
     if len(problems) > before:
         return []
     if not isinstance(data, dict) or not data:
-        problems.append(Problem(path, 1, f"expected one entry per stage ({', '.join(Stage.values)}), each with name and steps"))
+        problems.append(Problem(path, 1,
+                                f"expected one entry per stage ({', '.join(Stage.values)}), each with name and steps"))
         return []
 
     def at(*key) -> int:
@@ -365,7 +375,8 @@ def read_series(path: Path, language: str, known_slugs: set[str], problems: list
             continue
         for key in spec:
             if key not in SERIES_KEYS:
-                problems.append(Problem(path, at(stage, key), f"unknown key '{key}' (allowed: {', '.join(SERIES_KEYS)})"))
+                problems.append(Problem(path, at(stage, key),
+                                        f"unknown key '{key}' (allowed: {', '.join(SERIES_KEYS)})"))
         name, error = _text(spec.get("name"), "name", max_length=200)
         if error:
             problems.append(Problem(path, at(stage, "name"), f"{stage}: {error}"))
@@ -377,36 +388,47 @@ def read_series(path: Path, language: str, known_slugs: set[str], problems: list
         for index, raw in enumerate(raw_steps):
             where = at(stage, "steps", index)
             if not isinstance(raw, dict):
-                problems.append(Problem(path, where, f"{stage} step {index + 1}: expected delay_days, subject and articles"))
+                problems.append(Problem(path, where,
+                                        f"{stage} step {index + 1}: expected delay_days, subject and articles"))
                 continue
             for key in raw:
                 if key not in STEP_KEYS + OPTIONAL_STEP_KEYS:
-                    problems.append(Problem(path, at(stage, "steps", index, key), f"{stage} step {index + 1}: unknown key '{key}' (allowed: {', '.join(STEP_KEYS + OPTIONAL_STEP_KEYS)})"))
+                    problems.append(Problem(path, at(stage, "steps", index, key),
+                        f"{stage} step {index + 1}: unknown key '{key}' (allowed: "
+                        f"{', '.join(STEP_KEYS + OPTIONAL_STEP_KEYS)})"))
             before_treatment = raw.get("before_treatment", False)
             if not isinstance(before_treatment, bool):
-                problems.append(Problem(path, at(stage, "steps", index, "before_treatment"), f"{stage} step {index + 1}: before_treatment must be true or false"))
+                problems.append(Problem(path, at(stage, "steps", index, "before_treatment"),
+                                        f"{stage} step {index + 1}: before_treatment must be true or false"))
                 before_treatment = False
             for key in STEP_KEYS:
                 if key not in raw:
                     problems.append(Problem(path, where, f"{stage} step {index + 1}: '{key}' is missing"))
             delay = raw.get("delay_days")
-            if "delay_days" in raw and (not isinstance(delay, int) or isinstance(delay, bool) or not 0 <= delay <= MAX_DELAY_DAYS):
-                problems.append(Problem(path, at(stage, "steps", index, "delay_days"), f"{stage} step {index + 1}: delay_days must be a whole number of days from 0 to {MAX_DELAY_DAYS}"))
+            if "delay_days" in raw and (not isinstance(delay, int) or isinstance(delay, bool)
+                                        or not 0 <= delay <= MAX_DELAY_DAYS):
+                problems.append(Problem(path, at(stage, "steps", index, "delay_days"),
+                    f"{stage} step {index + 1}: delay_days must be a whole number of days from 0 to {MAX_DELAY_DAYS}"))
             subject, error = _text(raw.get("subject"), "subject", max_length=SUBJECT_MAX_LENGTH)
             if "subject" in raw and error:
-                problems.append(Problem(path, at(stage, "steps", index, "subject"), f"{stage} step {index + 1}: {error}"))
+                problems.append(Problem(path, at(stage, "steps", index, "subject"),
+                                        f"{stage} step {index + 1}: {error}"))
             slugs = raw.get("articles")
             if "articles" in raw:
                 if not isinstance(slugs, list) or not slugs or not all(isinstance(s, str) for s in slugs):
-                    problems.append(Problem(path, at(stage, "steps", index, "articles"), f"{stage} step {index + 1}: 'articles' must be a non-empty list of article slugs"))
+                    problems.append(Problem(path, at(stage, "steps", index, "articles"),
+                        f"{stage} step {index + 1}: 'articles' must be a non-empty list of article slugs"))
                     slugs = []
                 for slug in slugs:
                     if slug not in known_slugs:
-                        problems.append(Problem(path, at(stage, "steps", index, "articles"), f"{stage} step {index + 1}: unknown article '{slug}' in '{language}'"))
+                        problems.append(Problem(path, at(stage, "steps", index, "articles"),
+                                                f"{stage} step {index + 1}: unknown article '{slug}' in '{language}'"))
                 if len(set(slugs)) != len(slugs):
-                    problems.append(Problem(path, at(stage, "steps", index, "articles"), f"{stage} step {index + 1}: an article is listed twice"))
+                    problems.append(Problem(path, at(stage, "steps", index, "articles"),
+                                            f"{stage} step {index + 1}: an article is listed twice"))
             entry.steps.append(StepEntry(
-                delay_days=delay, subject=subject or "", article_slugs=list(slugs or []), before_treatment=before_treatment,
+                delay_days=delay, subject=subject or "", article_slugs=list(slugs or []),
+                before_treatment=before_treatment,
             ))
         series.append(entry)
     return series if len(problems) == before else []
@@ -423,7 +445,8 @@ def read_library(library_dir: Path) -> Library:
     language_dirs = sorted(p for p in library_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
     for language_dir in language_dirs:
         if language_dir.name not in Language.values:
-            problems.append(Problem(language_dir, 0, f"unknown language directory (known: {', '.join(Language.values)})"))
+            problems.append(Problem(language_dir, 0,
+                                    f"unknown language directory (known: {', '.join(Language.values)})"))
     for language_dir in language_dirs:
         language = language_dir.name
         if language not in Language.values:

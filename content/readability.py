@@ -69,7 +69,10 @@ class Level:
 
     def describe(self) -> str:
         if self.language == "es":
-            return f"{self.measure} {self.score:.0f} (warning below {self.warn_at:.0f}, blocked below {self.block_at:.0f})"
+            return (
+                f"{self.measure} {self.score:.0f} (warning below {self.warn_at:.0f}, blocked below "
+                f"{self.block_at:.0f})"
+            )
         return f"{self.measure} {self.score:.1f} (warning above {self.warn_at:g}, blocked above {self.block_at:g})"
 
 

@@ -94,7 +94,8 @@ def _markdown_to_html(text: str, article_url: ArticleUrl | None = None) -> str:
     # Building a Markdown instance costs far more than a conversion; keep one per thread (they are not thread-safe).
     converter = getattr(_local, "converter", None)
     if converter is None:
-        converter = _local.converter = markdown.Markdown(extensions=["sane_lists", _ArticleLinksExtension()], output_format="html")
+        converter = _local.converter = markdown.Markdown(extensions=["sane_lists", _ArticleLinksExtension()],
+                                                         output_format="html")
     converter.treeprocessors["article_links"].article_url = article_url
     try:
         return converter.reset().convert(text)
@@ -139,7 +140,8 @@ def markdown_problems(markdown_text: str) -> list[tuple[int, str]]:
         if raw:
             problems.append((number, f"raw HTML is not allowed ({raw.group(0)[:40]!r}); write Markdown"))
         if _H1_ATX_RE.match(line) or (_SETEXT_H1_RE.match(line) and previous.strip()):
-            problems.append((number, "a top-level heading (# ...) is not allowed in the body; the title is the heading, use ## or ###"))
+            problems.append((number,
+                "a top-level heading (# ...) is not allowed in the body; the title is the heading, use ## or ###"))
         if _DEEP_HEADING_RE.match(line):
             problems.append((number, "headings go down to ### only"))
         if _IMAGE_RE.search(line):
@@ -151,7 +153,8 @@ def markdown_problems(markdown_text: str) -> list[tuple[int, str]]:
             elif scheme.group(1).lower() == ARTICLE_SCHEME:
                 slug = target.split(":", 1)[1]
                 if not _SLUG_RE.match(slug):
-                    problems.append((number, f"link {target!r}: article links are written article:<slug>, e.g. article:drug-history"))
+                    problems.append((number,
+                        f"link {target!r}: article links are written article:<slug>, e.g. article:drug-history"))
             elif scheme.group(1).lower() not in ALLOWED_URL_SCHEMES:
                 problems.append((number, f"link {target!r}: only http(s)://, mailto: and article: links are allowed"))
         previous = line
@@ -160,7 +163,9 @@ def markdown_problems(markdown_text: str) -> list[tuple[int, str]]:
         unsupported = sorted(set(re.findall(r"<([a-z][a-z0-9]*)", rendered)) - ALLOWED_TAGS)
         if unsupported:
             tags = ", ".join(f"<{tag}>" for tag in unsupported)
-            problems.append((_likely_line(lines, unsupported), f"this Markdown renders to {tags}, which emails here do not carry (indented text becomes a code block; '---' a rule)"))
+            problems.append((_likely_line(lines, unsupported),
+                f"this Markdown renders to {tags}, which emails here do not carry (indented text becomes a code block; "
+                "'---' a rule)"))
     return problems
 
 

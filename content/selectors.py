@@ -30,7 +30,8 @@ def review_is_overdue(*, article: Article, today: dt.date | None = None) -> bool
     return not article.is_approved or article.next_review_on is None or article.next_review_on < today
 
 
-def articles_review_overdue(*, queryset: QuerySet[Article] | None = None, today: dt.date | None = None) -> QuerySet[Article]:
+def articles_review_overdue(*, queryset: QuerySet[Article] | None = None,
+                            today: dt.date | None = None) -> QuerySet[Article]:
     queryset = Article.objects.all() if queryset is None else queryset
     today = today or timezone.localdate()
     return queryset.filter(Q(approved_at__isnull=True) | Q(next_review_on__isnull=True) | Q(next_review_on__lt=today))
@@ -98,12 +99,15 @@ def article_is_sendable(article: Article, *, today: dt.date | None = None) -> bo
 def articles_needing_review_reminder(*, today: dt.date, days_before: int) -> list[tuple[str, Article]]:
     """("due" | "early", article) for approved articles due for review today or before and not yet
     reminded of it, or due within `days_before` days and not yet reminded early."""
-    approved = Article.objects.filter(approved_at__isnull=False, next_review_on__isnull=False).select_related("approved_by")
+    approved = Article.objects.filter(approved_at__isnull=False,
+                                      next_review_on__isnull=False).select_related("approved_by")
     due = approved.filter(next_review_on__lte=today, review_reminded_due_on__isnull=True)
     early = approved.filter(
-        next_review_on__gt=today, next_review_on__lte=today + dt.timedelta(days=days_before), review_reminded_early_on__isnull=True
+        next_review_on__gt=today, next_review_on__lte=today + dt.timedelta(days=days_before),
+        review_reminded_early_on__isnull=True
     )
-    return [("due", a) for a in due.order_by("next_review_on", "pk")] + [("early", a) for a in early.order_by("next_review_on", "pk")]
+    return [("due", a) for a in due.order_by("next_review_on", "pk")] + [("early", a)
+        for a in early.order_by("next_review_on", "pk")]
 
 
 def articles_unreviewed_or_overdue(*, today: dt.date | None = None) -> tuple[list[Article], list[Article]]:

@@ -133,7 +133,8 @@ def article_approve(*, article_id: int, user, role: str = "", next_review_on: dt
     if user is None or not (user.is_active and user.is_staff):
         raise ApprovalError("Only an active staff user can approve articles.")
     if not user.has_perm(APPROVE_PERMISSION):
-        raise PermissionDenied(f"{user.get_username()!r} lacks the permission 'approve articles' ({CLINICAL_REVIEWERS}).")
+        raise PermissionDenied(
+            f"{user.get_username()!r} lacks the permission 'approve articles' ({CLINICAL_REVIEWERS}).")
     name = reviewer_name(user)
     if not name:
         raise ApprovalError("The reviewer needs a name readers can see.")
@@ -144,7 +145,8 @@ def article_approve(*, article_id: int, user, role: str = "", next_review_on: dt
         raise ApprovalError("The next review date must be after today.")
     pending = article.pending_version
     if pending is not None:
-        article.title, article.body_markdown, article.body_html = pending.title, pending.body_markdown, pending.body_html
+        article.title, article.body_markdown = pending.title, pending.body_markdown
+        article.body_html = pending.body_html
         article.version = pending.version
     problem = readability.publish_problem(
         body_markdown=article.body_markdown, language=article.language, status=article.status,
@@ -169,7 +171,8 @@ def article_approve(*, article_id: int, user, role: str = "", next_review_on: dt
     return version
 
 
-def articles_approve(*, user, role: str = "", language: str | None = None, slugs: list[str] | None = None) -> list[ArticleVersion]:
+def articles_approve(*, user, role: str = "", language: str | None = None,
+                     slugs: list[str] | None = None) -> list[ArticleVersion]:
     """Approve a set of articles for `user` (all of a language, or these slugs), all or nothing:
     `manage.py approve_articles`. Raises ApprovalError naming slugs that do not exist."""
     articles = Article.objects.all().order_by("language", "slug")
@@ -209,11 +212,15 @@ def review_reminders_send(*, today: dt.date | None = None) -> dict[str, int]:
                 subject = f"Review due: {article.title} ({article.language})"
                 lead = f"The article below was due for review on {due}."
             else:
-                subject = f"Review due in {(article.next_review_on - today).days} days: {article.title} ({article.language})"
+                subject = (
+                    f"Review due in {(article.next_review_on - today).days} days: {article.title} ({article.language})"
+                )
                 lead = f"The article below falls due for review on {due}."
             hold = ("Past that date it is held (not sent) until it is approved again."
-                    if settings.NURTURE_REVIEW_OVERDUE == "hold" else "Past that date it keeps being sent (NURTURE_REVIEW_OVERDUE=send).")
-            body = (f"{lead}\n\n{article.title}\nslug: {article.slug}, language: {article.language}, version {article.version}\n"
+                    if settings.NURTURE_REVIEW_OVERDUE == "hold"
+                    else "Past that date it keeps being sent (NURTURE_REVIEW_OVERDUE=send).")
+            body = (f"{lead}\n\n{article.title}\n"
+                    f"slug: {article.slug}, language: {article.language}, version {article.version}\n"
                     f"approved {article.approved_at:%Y-%m-%d} by {article.approved_by_name}\n\n{hold}\n"
                     f"Review it in the admin: {settings.SITE_URL}/admin/content/article/{article.pk}/change/\n")
             send_mail(subject, body, None, recipients)
@@ -301,7 +308,8 @@ def imported_row_settle(*, row, label: str, fingerprint: Callable[[object], str]
     if row is None:
         changes.created.append(label)
         return True
-    change = _compare_with_file(imported_hash=row.imported_hash, current_hash=fingerprint(row), file_hash=file_hash, force=force)
+    change = _compare_with_file(imported_hash=row.imported_hash, current_hash=fingerprint(row), file_hash=file_hash,
+                                force=force)
     if change == ADOPT:
         type(row).objects.filter(pk=row.pk).update(imported_hash=file_hash)
     if change in (UNCHANGED, ADOPT):

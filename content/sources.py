@@ -49,7 +49,10 @@ CREDITS: dict[str, GuideCredit] = {
         original_title="Seeking a Second Opinion",
         organisation="American Cancer Society",
         revised="July 31, 2025",
-        copyright="The guide is copyrighted material of the American Cancer Society; these notes put its points in our own words.",
+        copyright=(
+            "The guide is copyrighted material of the American Cancer Society; these notes put its points in our own "
+            "words."
+        ),
         based_on="Based on the guide “{title}” by the {organisation}, last revised {revised}.",
         section_label=("Section", "Sections"),
         unreviewed="Not yet reviewed: no qualified health professional has reviewed this text yet.",
@@ -60,10 +63,19 @@ CREDITS: dict[str, GuideCredit] = {
         original_title="Seeking a Second Opinion",
         organisation="American Cancer Society (Sociedad Americana Contra El Cáncer)",
         revised="31 de julio de 2025",
-        copyright="La guía es material protegido por derechos de autor de la American Cancer Society; estas notas explican sus puntos con nuestras propias palabras.",
-        based_on="Basado en la guía en inglés «{original_title}» ({title}), de la {organisation}, revisada por última vez el {revised}.",
+        copyright=(
+            "La guía es material protegido por derechos de autor de la American Cancer Society; estas notas explican "
+            "sus puntos con nuestras propias palabras."
+        ),
+        based_on=(
+            "Basado en la guía en inglés «{original_title}» ({title}), de la {organisation}, revisada por última vez "
+            "el {revised}."
+        ),
         section_label=("Sección", "Secciones"),
-        unreviewed="Pendiente de revisión: ningún profesional de la salud calificado ha revisado todavía este texto, ni una persona calificada en traducción médica su traducción.",
+        unreviewed=(
+            "Pendiente de revisión: ningún profesional de la salud calificado ha revisado todavía este texto, ni una "
+            "persona calificada en traducción médica su traducción."
+        ),
         guide_name="Guía sobre la segunda opinión",
     ),
 }

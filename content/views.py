@@ -18,7 +18,8 @@ PAGE_MAX_AGE = 3600
 
 def _guide_response(request, template: str, context: dict, *, language: str, status: int = 200):
     with translation.override(language):
-        response = render(request, template, {"credit": sources.guide_credit(language=language), "language": language, **context}, status=status)
+        response = render(request, template,
+            {"credit": sources.guide_credit(language=language), "language": language, **context}, status=status)
     response["Content-Language"] = language
     return response
 
@@ -33,7 +34,8 @@ def _missing(request, language: str):
 def guide_index(request, language: str):
     if language not in Language.values:
         return _missing(request, language)
-    return _guide_response(request, "content/guide_index.html", {"articles": selectors.articles_published(language=language)}, language=language)
+    return _guide_response(request, "content/guide_index.html",
+                           {"articles": selectors.articles_published(language=language)}, language=language)
 
 
 @require_safe

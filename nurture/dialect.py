@@ -77,7 +77,8 @@ def deliveries_insert(rows: list[tuple[int, int, dict, bool, int | None]], *, no
         return []
     if not is_postgresql():
         created = Delivery.objects.bulk_create(
-            Delivery(subscriber_id=sub, step_id=step, article_versions=versions, welcome_back=welcome, carer_handoff_id=carer)
+            Delivery(subscriber_id=sub, step_id=step, article_versions=versions, welcome_back=welcome,
+                     carer_handoff_id=carer)
             for sub, step, versions, welcome, carer in rows
         )
         return [d.pk for d in created]
@@ -102,11 +103,13 @@ def subscribers_move(moves: list[tuple[int, int, datetime | None]]) -> None:
     if not moves:
         return
     if is_postgresql():
-        document = json.dumps([[pk, position, send_at.isoformat() if send_at else None] for pk, position, send_at in moves])
+        document = json.dumps([[pk, position, send_at.isoformat() if send_at else None] for pk, position,
+                               send_at in moves])
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {Subscriber._meta.db_table} AS s SET next_step_position = (v->>1)::integer, "
-                "next_send_at = (v->>2)::timestamptz FROM jsonb_array_elements(%s::jsonb) AS v WHERE s.id = (v->>0)::bigint",
+                "next_send_at = (v->>2)::timestamptz FROM jsonb_array_elements(%s::jsonb) AS v WHERE s.id = "
+                "(v->>0)::bigint",
                 [document],
             )
         return

@@ -35,7 +35,8 @@ def subscriber_export(*, subscriber_id: int) -> dict:
     handoffs = list(CarerHandoff.objects.filter(subscriber_id=subscriber_id).order_by("requested_at", "pk"))
     replies = list(Reply.objects.filter(subscriber_id=subscriber_id).order_by("received_at", "pk"))
     events = list(ProviderEvent.objects.filter(delivery__subscriber_id=subscriber_id).order_by("timestamp", "pk"))
-    recorded = {(article_id, version) for d in deliveries for article_id, version in d.recorded_article_versions().items()}
+    recorded = {(article_id, version) for d in deliveries for article_id,
+                version in d.recorded_article_versions().items()}
     article_ids = {a for a, _v in recorded}
     articles = Article.objects.in_bulk(article_ids)
     titles = {
@@ -67,7 +68,8 @@ def subscriber_export(*, subscriber_id: int) -> dict:
     pauses = []
     for record in consents:
         if record.kind == ConsentRecord.Kind.PAUSE:
-            pauses.append({"paused_at": _iso(record.given_at), "source": record.source, "resumed_at": None, "resumed_by": None})
+            pauses.append({"paused_at": _iso(record.given_at), "source": record.source, "resumed_at": None,
+                           "resumed_by": None})
         elif record.kind == ConsentRecord.Kind.RESUME and pauses and pauses[-1]["resumed_at"] is None:
             pauses[-1]["resumed_at"], pauses[-1]["resumed_by"] = _iso(record.given_at), record.source
     if pauses and subscriber.status == Subscriber.Status.PAUSED:
@@ -196,7 +198,8 @@ def export_for_reading(data: dict, *, time_zone: str) -> dict:
             "language": _label("language", profile["language"]),
             "cadence": _label("cadence", profile["cadence"]),
             "status": _label("status", profile["status"]),
-            **{key: _when(profile[key], zone) for key in ("treatment_date", "paused_until", "signed_up_at", "confirmed_at")},
+            **{key: _when(profile[key], zone)
+               for key in ("treatment_date", "paused_until", "signed_up_at", "confirmed_at")},
         },
         "consent_records": [
             {**r, "kind": _label("kind", r["kind"]), "source": _SOURCES.get(r["source"], r["source"]),

@@ -32,7 +32,8 @@ _QUERY = re.compile(r"\?[^\s\"'<>#]*=[^\s\"'<>#]*")
 _ADDRESS = re.compile(r"[A-Za-z0-9.!#$%*+^_{|}~\"\\-]+(?:@|%40)(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b", re.I)
 
 # Attributes every LogRecord has; anything else on a record is an `extra` a formatter may print.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "task_id", "task_name", "delivery_id"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "task_id", "task_name",
+                                                                        "delivery_id"}
 
 
 def redact_addresses(text: str) -> str:

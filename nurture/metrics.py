@@ -123,7 +123,8 @@ class NurtureCollector:
         from nurture.selectors.subscribers import oldest_due_send_time
 
         now = timezone.now()
-        by_status = GaugeMetricFamily("nurture_deliveries", "Deliveries by status (rows in the database).", labels=["status"])
+        by_status = GaugeMetricFamily("nurture_deliveries", "Deliveries by status (rows in the database).",
+                                      labels=["status"])
         counts = delivery_counts_by_status()
         for status, count in sorted(counts.items()):
             by_status.add_metric([status], count)
@@ -145,7 +146,8 @@ class NurtureCollector:
         )
 
         depths = queue_depths()
-        queue_gauge = GaugeMetricFamily("nurture_queue_messages", "Tasks waiting in each Celery queue.", labels=["queue"])
+        queue_gauge = GaugeMetricFamily("nurture_queue_messages", "Tasks waiting in each Celery queue.",
+                                        labels=["queue"])
         for queue, depth in depths.items():
             if depth is not None:
                 queue_gauge.add_metric([queue], depth)
@@ -193,11 +195,13 @@ class NurtureCollector:
             return
         sent = {k.decode(): int(v) for k, v in sent.items()}
         errors = {k.decode(): int(v) for k, v in errors.items()}
-        sent_family = CounterMetricFamily("nurture_emails_sent", "Emails the provider accepted, by kind.", labels=["kind"])
+        sent_family = CounterMetricFamily("nurture_emails_sent", "Emails the provider accepted, by kind.",
+                                          labels=["kind"])
         for kind in EMAIL_KINDS:
             sent_family.add_metric([kind], sent.get(kind, 0))
         yield sent_family
-        error_family = CounterMetricFamily("nurture_provider_errors", "Errors from the email provider, by kind.", labels=["kind"])
+        error_family = CounterMetricFamily("nurture_provider_errors", "Errors from the email provider, by kind.",
+                                           labels=["kind"])
         for kind in ERROR_KINDS:
             error_family.add_metric([kind], errors.get(kind, 0))
         yield error_family

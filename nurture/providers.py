@@ -1,12 +1,8 @@
-"""What differs per email provider, in one place: how a send error is classed, which backends have a
-batch endpoint we use (a merge-field one, or one that takes a list of whole messages), which of the
-provider's streams an email goes on (service emails on the transactional path, series emails on the
-bulk path), and how each provider marks a bounce as temporary.
-
-As django-anymail keeps one module per ESP over a base class, each provider here is one small class
-over `Provider`; the base holds what is true for every backend (anymail normalises API errors, and
-SMTP has its own exception types). Sending (nurture/sending/) and provider webhooks
-(services/webhooks.py) ask through the functions at the end and speak one vocabulary after that.
+"""What differs per email provider, in one place: how a send error is classed, which batch endpoint
+we use (merge fields, or a list of whole messages), which stream an email goes on (service emails
+transactional, series emails bulk), and how each provider marks a bounce as temporary. As anymail
+keeps one module per ESP over a base class, each provider is one small class over `Provider`.
+Sending (nurture/sending/) and webhooks (services/webhooks.py) ask through the functions at the end.
 """
 from __future__ import annotations
 
@@ -134,7 +130,8 @@ class Provider:
             return TRANSIENT if status == 429 or status >= 500 else PERMANENT
         if isinstance(exc, AnymailError):  # anymail's own checks (unsupported feature, bad address...)
             return PERMANENT
-        if isinstance(exc, (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError, socket.timeout, TimeoutError)):
+        if isinstance(exc,
+            (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError, socket.timeout, TimeoutError)):
             return TRANSIENT
         if isinstance(exc, smtplib.SMTPResponseException):
             return TRANSIENT if 400 <= exc.smtp_code < 500 else PERMANENT
@@ -186,7 +183,8 @@ class Postmark(Provider):
     REFUSED_CODES = {406}
 
     def stream_options(self, stream: str) -> dict:
-        name = settings.NURTURE_POSTMARK_BULK_STREAM if stream == BULK else settings.NURTURE_POSTMARK_TRANSACTIONAL_STREAM
+        name = (settings.NURTURE_POSTMARK_BULK_STREAM if stream == BULK
+                else settings.NURTURE_POSTMARK_TRANSACTIONAL_STREAM)
         return {"esp_extra": {"MessageStream": name}}
 
     def batch_message_data(self, payload) -> dict:
@@ -335,8 +333,8 @@ class Mailjet(Provider):
         if not isinstance(parsed, dict) or "Messages" not in parsed:
             # A global error (nothing sent); anymail lets Mailjet's 4xx through, so raised here.
             status = parsed.get("StatusCode") if isinstance(parsed, dict) else None
-            raise _CallRefused(f"Mailjet refused the call: {(parsed or {}).get('ErrorCode', 'no Messages in the answer')}",
-                               status_code=int(status) if status else None)
+            code = (parsed or {}).get("ErrorCode", "no Messages in the answer")
+            raise _CallRefused(f"Mailjet refused the call: {code}", status_code=int(status) if status else None)
         answers = []
         for entry in parsed["Messages"]:
             if entry.get("Status") == "success":
@@ -351,7 +349,8 @@ class Mailjet(Provider):
 
     def is_soft_bounce(self, esp_event) -> bool:
         # Mailjet's bounce event says whether the failure is permanent ("hard_bounce").
-        return isinstance(esp_event, dict) and esp_event.get("event") == "bounce" and esp_event.get("hard_bounce") is False
+        return isinstance(esp_event,
+                          dict) and esp_event.get("event") == "bounce" and esp_event.get("hard_bounce") is False
 
 
 PROVIDERS: tuple[Provider, ...] = (Mailgun(), Postmark(), SparkPost(), SendGrid(), AmazonSES(), Resend(), Mailjet())

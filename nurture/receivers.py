@@ -43,7 +43,10 @@ def article_approved_audit(sender, article, version, user, **kwargs):
     audit.audit_record(
         user=user, action=AuditEntry.Action.APPROVE, article_id=article.pk,
         # The article is named by its id (article_id): a slug may spell a stage, which an audit detail never does.
-        detail=f"approved article v{version.version} ({article.language}), next review {article.next_review_on.isoformat()}",
+        detail=(
+            f"approved article v{version.version} ({article.language}), next review "
+            f"{article.next_review_on.isoformat()}"
+        ),
     )
 
 

@@ -175,7 +175,8 @@ def timing_settings() -> dict:
 
 
 def decide(
-    *, subscriber: Subscriber, steps: list[PlannedStep], received: set[int], steps_done: set[int], last_email_at: datetime | None, now: datetime,
+    *, subscriber: Subscriber, steps: list[PlannedStep], received: set[int], steps_done: set[int],
+    last_email_at: datetime | None, now: datetime,
     rules: dict | None = None,
     starts_at: datetime | None = None,
 ) -> Decision:

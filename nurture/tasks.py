@@ -16,7 +16,9 @@ from django.conf import settings
 from content import services as content_services
 from nurture import providers, sending
 from nurture.queues import TaskNames
-from nurture.services import bereavement, carers, checkins, replies, planning, reconcile, results, retention, signup, subscribers, throttle
+from nurture.services import (
+    bereavement, carers, checkins, planning, reconcile, replies, results, retention, signup, subscribers, throttle,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +166,8 @@ def send_new_links(self, subscriber_id: int, mailbox_counted: bool = False) -> b
 @shared_task(name=TaskNames.SEND_CARER_CONFIRMATION_EMAIL, bind=True, max_retries=None, acks_late=False)
 def send_carer_confirmation_email(self, handoff_id: int, mailbox_counted: bool = False) -> bool:
     # A retry is counted against the mailbox already: it must not be refused by its own count.
-    return _send_or_retry(self, lambda: carers.carer_confirmation_email_send(handoff_id=handoff_id, mailbox_counted=mailbox_counted),
+    return _send_or_retry(self,
+        lambda: carers.carer_confirmation_email_send(handoff_id=handoff_id, mailbox_counted=mailbox_counted),
                           retry_args=(handoff_id, True))
 
 

@@ -41,7 +41,8 @@ NAME_CHANGE = _("I changed the name you greet me by.")
 # Not something the person was shown: the record of why emails to their address stopped without
 # their asking on our pages (a bounce, a spam complaint, a "stop" at the email provider, or the
 # provider refusing the address); the record's source says which.
-SUPPRESSED = _("Emails to this address stopped: it could not receive them, or its owner asked the email provider to stop them.")
+SUPPRESSED = _("Emails to this address stopped: it could not receive them, or its owner asked the email provider "
+               "to stop them.")
 DELIVERY_PREFERENCES = _("I changed the days, the time of day or the format of my emails.")
 BEREAVEMENT = _("We were told that this person has died. No more emails will be sent.")
 

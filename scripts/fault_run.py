@@ -1,6 +1,6 @@
-"""Fault runs on demand (run from the project root as a module, so its packages import): each infrastructure fault of docs/scheduler.md's fault table, reproduced
-through real parts (two Celery workers over real Redis and PostgreSQL, anymail's real Postmark
-backend against the fake Postmark on loopback answering in 30 ms), 3,000 deliveries a scenario.
+"""Fault runs on demand (run from the project root as a module, so its packages import): each infrastructure fault of
+docs/scheduler.md's fault table, reproduced through real parts (two Celery workers over real Redis and PostgreSQL,
+anymail's real Postmark backend against the fake Postmark on loopback answering in 30 ms), 3,000 deliveries a scenario.
 Prints planned / accepted / duplicates / lost / settle time per scenario; asserts nothing.
 
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/fault_nurture \\
@@ -69,10 +69,13 @@ def main() -> None:
         redis.Redis.from_url(broker).flushdb()
 
     def webhook(delivery, accepted):
-        payload = {"RecordType": "Delivery", "MessageStream": "outbound", "ServerID": 1, "MessageID": accepted.provider_message_id,
-                   "Recipient": delivery.subscriber.email, "Tag": "", "DeliveredAt": "2026-11-27T10:00:00Z", "Details": "",
+        payload = {"RecordType": "Delivery", "MessageStream": "outbound", "ServerID": 1,
+                   "MessageID": accepted.provider_message_id,
+                   "Recipient": delivery.subscriber.email, "Tag": "", "DeliveredAt": "2026-11-27T10:00:00Z",
+                   "Details": "",
                    "Metadata": {"delivery": str(delivery.pk)}}
-        response = Client().post("/anymail/postmark/tracking/", data=json.dumps(payload), content_type="application/json",
+        response = Client().post("/anymail/postmark/tracking/", data=json.dumps(payload),
+                                 content_type="application/json",
                                  HTTP_AUTHORIZATION="Basic " + base64.b64encode(SECRET.encode()).decode())
         if response.status_code != 200:
             raise SystemExit(f"the webhook answered {response.status_code}")
@@ -96,7 +99,8 @@ def main() -> None:
                     with fs.stack_for(fake, redis_url, log_dir, NURTURE_SENDS_PER_SECOND=100, **common) as stack:
                         run = fs.scenario_db_terminate(stack, n=n, kills=4, every=1.0, timeout=300)
                 elif name == "provider-outage":
-                    with fs.stack_for(fake, redis_url, log_dir, NURTURE_SENDS_PER_SECOND=100, NURTURE_RETRY_BASE_SECONDS=5,
+                    with fs.stack_for(fake, redis_url, log_dir, NURTURE_SENDS_PER_SECOND=100,
+                                      NURTURE_RETRY_BASE_SECONDS=5,
                                       NURTURE_RETRY_MAX_SECONDS=20, NURTURE_SEND_MAX_ATTEMPTS=12, **common) as stack:
                         run = fs.scenario_provider_outage(stack, n=n, outage=60, batch=50, timeout=300)
                 elif name == "periodic-backlog":
@@ -104,7 +108,8 @@ def main() -> None:
                         run = fs.scenario_periodic_backlog(stack, n=args.backlog, rate=200, timeout=120)
                 elif name == "withheld-answer":
                     fake.state.timeout_seconds = 3.0
-                    with fs.stack_for(fake, redis_url, log_dir, EMAIL_TIMEOUT=1, NURTURE_SENDS_PER_SECOND=100, **common) as stack:
+                    with fs.stack_for(fake, redis_url, log_dir, EMAIL_TIMEOUT=1, NURTURE_SENDS_PER_SECOND=100,
+                                      **common) as stack:
                         run = fs.scenario_withheld_answer(stack, n=n, deliver_webhook=webhook, timeout=300)
                 else:
                     raise SystemExit(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")

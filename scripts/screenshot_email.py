@@ -92,7 +92,8 @@ def main() -> int:
 
         call_command("migrate", verbosity=0)
         html_path = tmp_path / "email.html"
-        html_path.write_text(render_sample_html(language=args.language, stage=args.stage, position=args.position), encoding="utf-8")
+        html_path.write_text(render_sample_html(language=args.language, stage=args.stage, position=args.position),
+                             encoding="utf-8")
         out_dir = Path(args.out)
         out_dir.mkdir(parents=True, exist_ok=True)
         for name, width, height, extra in SHOTS:

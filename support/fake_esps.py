@@ -62,7 +62,9 @@ class _SparkPostHandler(_Handler):
                                       "500": {"errors": [{"message": "Internal error"}]}}):
             return
         if any(address.lower() in state.bad_request_for for address in to):
-            self._answer(422, {"errors": [{"message": "invalid data format/type", "description": "Invalid recipient address", "code": "1300"}]})
+            self._answer(422,
+                {"errors": [{"message": "invalid data format/type", "description": "Invalid recipient address",
+                             "code": "1300"}]})
             return
         if state.before_accept is not None:
             state.before_accept(data)
@@ -85,7 +87,8 @@ class _SparkPostHandler(_Handler):
                 state.accepted.append(Accepted(address, subject, headers.get("Message-ID", ""), transmission_id, text))
         if state.after_accept is not None:
             state.after_accept(data)
-        self._answer(200, {"results": {"total_rejected_recipients": 0, "total_accepted_recipients": len(to), "id": transmission_id}})
+        self._answer(200,
+            {"results": {"total_rejected_recipients": 0, "total_accepted_recipients": len(to), "id": transmission_id}})
 
 
 class _FakeESP(FakeProvider):
@@ -121,13 +124,15 @@ class _ResendHandler(_Handler):
         length = int(self.headers.get("Content-Length") or 0)
         payload = json.loads(self.rfile.read(length) or b"{}")
         path = self.path.rstrip("/")
-        if path not in ("/emails", "/emails/batch") or not (self.headers.get("Authorization") or "").startswith("Bearer "):
+        if path not in ("/emails",
+                        "/emails/batch") or not (self.headers.get("Authorization") or "").startswith("Bearer "):
             self._answer(404, {"statusCode": 404, "name": "not_found", "message": "not found"})
             return
         batch = path == "/emails/batch"
         messages = payload if batch else [payload]
         if batch and (not isinstance(payload, list) or len(payload) > 100):
-            self._answer(422, {"statusCode": 422, "name": "validation_error", "message": "at most 100 emails per batch"})
+            self._answer(422,
+                         {"statusCode": 422, "name": "validation_error", "message": "at most 100 emails per batch"})
             return
         state = self.state
         if state.latency:
@@ -139,7 +144,8 @@ class _ResendHandler(_Handler):
             state.request_times.extend([time.time()] * len(messages))
             fault = state.first_faults.pop(0) if state.first_faults else None
         if self._answer_fault(fault, {"429": {"statusCode": 429, "name": "rate_limit_exceeded", "message": "try later"},
-                                      "500": {"statusCode": 500, "name": "internal_server_error", "message": "try later"}}):
+                                      "500": {"statusCode": 500, "name": "internal_server_error",
+                                              "message": "try later"}}):
             return
         if any(address.lower() in state.bad_request_for for address in to):
             self._answer(422, {"statusCode": 422, "name": "validation_error", "message": "Invalid `to` field."})
@@ -154,7 +160,8 @@ class _ResendHandler(_Handler):
                     state.delivered.append({"to": address, "subject": message.get("subject", ""), "headers": headers,
                                             "text": message.get("text", ""), "html": message.get("html", ""),
                                             "tags": message.get("tags", []), "provider_id": provider_id})
-                    state.accepted.append(Accepted(address, message.get("subject", ""), headers.get("Message-ID", ""), provider_id, message.get("text", "")))
+                    state.accepted.append(Accepted(address, message.get("subject", ""), headers.get("Message-ID", ""),
+                                                   provider_id, message.get("text", "")))
         self._answer(200, {"data": [{"id": i} for i in ids]} if batch else {"id": ids[0]})
 
 
@@ -198,8 +205,11 @@ class _MailjetHandler(_Handler):
                 state.requests.extend(to["Email"] for to in message.get("To", []))
                 state.request_times.append(time.time())
             fault = state.first_faults.pop(0) if state.first_faults else None
-        if self._answer_fault(fault, {"429": {"ErrorIdentifier": "x", "ErrorCode": "mj-0009", "StatusCode": 429, "ErrorMessage": "Too many requests"},
-                                      "500": {"ErrorIdentifier": "x", "ErrorCode": "mj-0010", "StatusCode": 500, "ErrorMessage": "Internal error"}}):
+        if self._answer_fault(fault,
+            {"429": {"ErrorIdentifier": "x", "ErrorCode": "mj-0009", "StatusCode": 429,
+                     "ErrorMessage": "Too many requests"},
+                                      "500": {"ErrorIdentifier": "x", "ErrorCode": "mj-0010", "StatusCode": 500,
+                                              "ErrorMessage": "Internal error"}}):
             return
         answers = [self._one(message) for message in messages]
         failed = any(answer["Status"] == "error" for answer in answers)
@@ -221,7 +231,8 @@ class _MailjetHandler(_Handler):
                 provider_id = str(uuid.uuid4().int)[:17]
                 answer_to.append({"Email": address, "MessageUUID": str(uuid.uuid4()), "MessageID": int(provider_id),
                                   "MessageHref": f"https://api.mailjet.com/v3/REST/message/{provider_id}"})
-                state.accepted.append(Accepted(address, message.get("Subject", ""), headers.get("Message-ID", ""), provider_id,
+                state.accepted.append(Accepted(address, message.get("Subject", ""), headers.get("Message-ID", ""),
+                                               provider_id,
                                                message.get("TextPart", "")))
                 state.delivered.append({
                     "to": address, "subject": message.get("Subject", ""), "headers": headers,

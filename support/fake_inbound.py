@@ -28,7 +28,8 @@ def postmark_inbound(*, from_email: str, to: str, subject: str, text: str, in_re
         "StrippedTextReply": text,
         "Headers": all_headers,
         "Attachments": [
-            {"Name": name, "Content": base64.b64encode(data).decode(), "ContentType": "application/octet-stream", "ContentLength": len(data)}
+            {"Name": name, "Content": base64.b64encode(data).decode(), "ContentType": "application/octet-stream",
+             "ContentLength": len(data)}
             for name, data in (attachments or [])
         ],
     }

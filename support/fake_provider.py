@@ -5,10 +5,11 @@ API (one call, many recipients, %recipient.KEY% merge fields) for anymail's real
 It records every message it accepts (one entry per acceptance, with our Message-ID header), and
 can be told to misbehave: answer after a latency like a real provider's, answer 500 to everything
 for a while (an outage), accept a message and withhold the answer (the client's read timeout),
-answer the first requests with 429 / 500 / a timeout / a dropped connection, answer 400 for chosen recipients (a permanent error), refuse chosen recipients as
-inactive (Postmark's 422 / ErrorCode 406), or call a hook before answering (to kill a worker at a
-chosen moment). Both of Postmark's send endpoints: /email (one message) and /email/batch (up to 500
-whole messages, answered one entry per message). Runs as threads in the test process; worker subprocesses reach it over loopback.
+answer the first requests with 429 / 500 / a timeout / a dropped connection, answer 400 for chosen recipients (a
+permanent error), refuse chosen recipients as inactive (Postmark's 422 / ErrorCode 406), or call a hook before answering
+(to kill a worker at a chosen moment). Both of Postmark's send endpoints: /email (one message) and /email/batch (up to
+500 whole messages, answered one entry per message). Runs as threads in the test process; worker subprocesses reach it
+over loopback.
 """
 from __future__ import annotations
 
@@ -138,7 +139,8 @@ class _Handler(BaseHTTPRequestHandler):
         if state.latency:
             time.sleep(state.latency)
         with state.lock:
-            state.calls.append(payload if state.merge_bodies else {"messages": len(messages)})  # the bench keeps no bodies
+            state.calls.append(payload if state.merge_bodies
+                               else {"messages": len(messages)})  # the bench keeps no bodies
             for message in messages:
                 state.requests.append(message.get("To", ""))
                 state.request_times.append(time.time())
@@ -180,7 +182,8 @@ class _Handler(BaseHTTPRequestHandler):
         provider_id = str(uuid.uuid4())
         with state.lock:
             state.accepted.append(
-                Accepted(to, payload.get("Subject", ""), _header(payload, "Message-ID"), provider_id, payload.get("TextBody", ""))
+                Accepted(to, payload.get("Subject", ""), _header(payload, "Message-ID"), provider_id,
+                         payload.get("TextBody", ""))
             )
             state.delivered.append({
                 "to": to, "subject": payload.get("Subject", ""), "stream": payload.get("MessageStream", ""),
@@ -193,8 +196,10 @@ class _Handler(BaseHTTPRequestHandler):
             state.after_accept(payload)
         # Some recipients inactive: Postmark sends to the others and says whom it left out.
         said = (f"Message OK, but will not deliver to these inactive addresses: {', '.join(inactive)}. "
-                "Inactive recipients are ones that have generated a hard bounce or a spam complaint.") if inactive else "OK"
-        return 200, {"To": to, "SubmittedAt": "2026-01-01T00:00:00Z", "MessageID": provider_id, "ErrorCode": 0, "Message": said}
+                "Inactive recipients are ones that have generated a hard bounce or a spam complaint."
+                ) if inactive else "OK"
+        return 200, {"To": to, "SubmittedAt": "2026-01-01T00:00:00Z", "MessageID": provider_id, "ErrorCode": 0,
+                     "Message": said}
 
 
 class FakeProvider:
@@ -252,7 +257,8 @@ class _MailgunHandler(_Handler):
 
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length).decode()
-        if not re.fullmatch(r"/v3/[^/]+/messages", self.path) or not (self.headers.get("Authorization") or "").startswith("Basic "):
+        authorised = (self.headers.get("Authorization") or "").startswith("Basic ")
+        if not re.fullmatch(r"/v3/[^/]+/messages", self.path) or not authorised:
             self._answer(404, {"message": "not found"})
             return
         if not self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
@@ -288,7 +294,8 @@ class _MailgunHandler(_Handler):
                 user_variables = {k[2:]: merge(v[0], variables) for k, v in form.items() if k.startswith("v:")}
                 # Merging the bodies is Mailgun's work, done on its servers; the benchmark leaves it
                 # out so that it does not take this machine's cores from the sender it measures.
-                text, html = (merge(first("text"), variables), merge(first("html"), variables)) if state.merge_bodies else ("", "")
+                text, html = (merge(first("text"), variables),
+                              merge(first("html"), variables)) if state.merge_bodies else ("", "")
                 message_id = headers.get("Message-Id", "") or provider_id
                 state.delivered.append(
                     {"to": address, "subject": first("subject"), "headers": headers, "user_variables": user_variables,

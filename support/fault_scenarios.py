@@ -41,7 +41,8 @@ class FaultRun:
         settle = "n/a" if self.settle_seconds is None else f"{self.settle_seconds:.1f}s"
         extra = " ".join(f"{k}={v}" for k, v in self.notes.items())
         return (
-            f"{self.scenario:<18} planned={self.planned:<6} accepted={self.accepted:<6} duplicates={self.duplicates:<3} "
+            f"{self.scenario:<18} planned={self.planned:<6} accepted={self.accepted:<6} "
+            f"duplicates={self.duplicates:<3} "
             f"lost={self.lost:<3} sent={self.sent:<6} failed={self.failed:<3} unknown={self.unknown:<3} "
             f"settle={settle:<7} provider_calls={self.provider_calls} {extra}"
         ).rstrip()
@@ -54,7 +55,8 @@ class Stack:
     """Workers (and beat) wired to one fake provider and one broker; all stopped by close()."""
 
     def __init__(self, *, provider, broker_url: str, log_dir: Path, day_seconds: int = 60, **env):
-        self.provider, self.broker_url, self.log_dir, self.day_seconds = provider, broker_url, Path(log_dir), day_seconds
+        self.provider, self.broker_url = provider, broker_url
+        self.log_dir, self.day_seconds = Path(log_dir), day_seconds
         self.env = {k: str(v) for k, v in env.items()}
         self.processes = []
 
@@ -65,7 +67,8 @@ class Stack:
             broker_url=self.broker_url, outbox_dir=self.log_dir / "outbox", day_seconds=self.day_seconds,
             # The scenarios are of the one-call-per-email pipeline (its probe, pool and per-call
             # answers); Postmark's batch endpoint has its own tests (tests/e2e/test_batch.py).
-            extra={**self.provider.anymail_env(), "NURTURE_BATCH_SEND": "0", **self.env, **{k: str(v) for k, v in extra.items()}},
+            extra={**self.provider.anymail_env(), "NURTURE_BATCH_SEND": "0", **self.env,
+                   **{k: str(v) for k, v in extra.items()}},
         )
 
     def worker(self, name: str, **extra):
@@ -97,7 +100,8 @@ def due_deliveries(n: int, *, prefix: str = "f") -> list[int]:
 
     article = Article.objects.create(
         slug=f"fault-{prefix}", language="en", title="What a second opinion is", stages=["in_treatment"],
-        source_section="test", body_markdown="A short body.", body_html="<p>A short body.</p>", status=Article.Status.PUBLISHED,
+        source_section="test", body_markdown="A short body.", body_html="<p>A short body.</p>",
+        status=Article.Status.PUBLISHED,
     )
     # With DEBUG off only approved text is sent: a clinical reviewer approves it, as in production.
     from content.services import article_approve
@@ -116,7 +120,8 @@ def due_deliveries(n: int, *, prefix: str = "f") -> list[int]:
         batch_size=2000,
     )
     deliveries = Delivery.objects.bulk_create(
-        [Delivery(subscriber_id=s.pk, step_id=step.pk, article_versions={str(article.pk): article.version}) for s in subscribers],
+        [Delivery(subscriber_id=s.pk, step_id=step.pk, article_versions={str(article.pk): article.version})
+         for s in subscribers],
         batch_size=2000,
     )
     return [d.pk for d in deliveries]
@@ -181,7 +186,8 @@ def terminate_worker_connections() -> int:
         return cursor.fetchone()[0]
 
 
-def scenario_db_terminate(stack: Stack, *, n: int, kills: int = 4, every: float = 1.0, timeout: float = 150) -> FaultRun:
+def scenario_db_terminate(stack: Stack, *, n: int, kills: int = 4, every: float = 1.0,
+                          timeout: float = 150) -> FaultRun:
     ids = due_deliveries(n, prefix="db")
     stack.worker("db1")
     stack.worker("db2")
@@ -193,12 +199,14 @@ def scenario_db_terminate(stack: Stack, *, n: int, kills: int = 4, every: float 
         terminated += terminate_worker_connections()
         time.sleep(every)
     took = wait_until(lambda: settled(ids), timeout=timeout)
-    run = summarise("db-terminate", ids, stack.provider, settle_seconds=None if took is None else time.monotonic() - started)
+    run = summarise("db-terminate", ids, stack.provider,
+                    settle_seconds=None if took is None else time.monotonic() - started)
     run.notes = {"kills": kills, "sessions_terminated": terminated}
     return run
 
 
-def scenario_redis_restart(stack: Stack, redis_server, *, n: int, down_seconds: float = 1.0, timeout: float = 170) -> FaultRun:
+def scenario_redis_restart(stack: Stack, redis_server, *, n: int, down_seconds: float = 1.0,
+                           timeout: float = 170) -> FaultRun:
     """kill -9 the broker (no persistence: every queued message is lost) and start it again; beat
     runs the reconciler (sweeper) on its default schedule."""
     ids = due_deliveries(n, prefix="rr")
@@ -211,7 +219,8 @@ def scenario_redis_restart(stack: Stack, redis_server, *, n: int, down_seconds: 
     redis_server.restart(down_seconds=down_seconds)
     started = time.monotonic()
     took = wait_until(lambda: settled(ids), timeout=timeout, interval=0.5)
-    run = summarise("redis-restart", ids, stack.provider, settle_seconds=None if took is None else time.monotonic() - started)
+    run = summarise("redis-restart", ids, stack.provider,
+                    settle_seconds=None if took is None else time.monotonic() - started)
     run.notes = {"queued_at_kill": before.get("queued", 0), "down": f"{down_seconds:g}s"}
     return run
 
@@ -256,7 +265,8 @@ def scenario_provider_outage(stack: Stack, *, n: int, outage: float = 60.0, batc
     finally:
         stop.set()
         thread.join(timeout=30)
-    run = summarise("provider-outage", ids, stack.provider, settle_seconds=None if took is None else time.monotonic() - ended)
+    run = summarise("provider-outage", ids, stack.provider,
+                    settle_seconds=None if took is None else time.monotonic() - ended)
     batches = -(-n // batch)
     run.notes = {"outage": f"{outage:g}s", "calls_during_outage": during, "batches": batches,
                  "calls_before": calls_before, "reconciler_reenqueued": sum(r.reenqueued for r in runs)}
@@ -277,7 +287,8 @@ def scenario_periodic_backlog(stack: Stack, *, n: int, rate: float, timeout: flo
     wait_until(lambda: counts(ids).get("sent", 0) >= 50, timeout=60, interval=0.1)
     series = Delivery.objects.get(pk=ids[0]).subscriber.series
     due = Subscriber.objects.create(email="due-now@example.org", stage="in_treatment", language="en", status="active",
-                                    series=series, next_step_position=0, next_send_at=timezone.now(), confirmed_at=timezone.now())
+                                    series=series, next_step_position=0, next_send_at=timezone.now(),
+                                    confirmed_at=timezone.now())
     published = time.monotonic()
     plan_due_deliveries_task.delay()
     # A sign-up as the form stores it: its worker task (on the service queue) sends the confirmation.

@@ -118,8 +118,8 @@ def run_load(
     base_url: str, scenarios: dict, *, clients: int, seconds: float, timeout: float = 60.0, headers: dict | None = None
 ) -> LoadResult:
     """`clients` threads, each looping over `scenarios` ({name: fn(n) -> (method, path, body)}) in
-    turn for `seconds`, one keep-alive connection per thread, sending `headers` with each request. Bounded in time: every thread stops
-    at the deadline (plus at most one request's timeout)."""
+    turn for `seconds`, one keep-alive connection per thread, sending `headers` with each request. Bounded in time:
+    every thread stops at the deadline (plus at most one request's timeout)."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(base_url)

@@ -70,7 +70,8 @@ class CeleryProcess:
     """One `celery worker` or `celery beat` process, logging to a file; stopped or killed on demand.
     `argv` runs that exact command line instead of the test defaults (e.g. a compose service's)."""
 
-    def __init__(self, kind: str, name: str, env: dict, log_dir: Path, args: list[str] | None = None, argv: list[str] | None = None):
+    def __init__(self, kind: str, name: str, env: dict, log_dir: Path, args: list[str] | None = None,
+                 argv: list[str] | None = None):
         self.kind, self.name, self.env = kind, name, env
         self.log_path = log_dir / f"{name}.log"
         self.args = args or []

@@ -2,7 +2,8 @@
 
 content.admin edits articles and knows nothing of emails (content imports nothing from nurture); the
 engine replaces that registration with this subclass, which adds the preview field and its page at
-the same URL (admin:content_article_preview). Imported by nurture.admin (the content app comes first in INSTALLED_APPS, so its registration is there to replace).
+the same URL (admin:content_article_preview). Imported by nurture.admin (the content app comes first in INSTALLED_APPS,
+so its registration is there to replace).
 """
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def article_email_preview_html(*, article: Article) -> str:
     """The article alone in the real email layout, through the email builder's own render, with a
     sample reader and links that do nothing (SAMPLE_TOKEN). Drafts too: staff preview before
     publishing. An unsaved Step stands in for the step, so nothing is stored or cached."""
-    step = Step(series=Series(stage=article.stages[0] if article.stages else "", language=article.language), subject=PREVIEW_SUBJECT)
+    step = Step(series=Series(stage=article.stages[0] if article.stages else "", language=article.language),
+                subject=PREVIEW_SUBJECT)
     reader = Subscriber(first_name="", language=article.language)
     personal = personal_for(reader, language=article.language, sample_links=True)
     html, _text = render_step_full(step=step, articles=[article], language=article.language, personal=personal)
@@ -57,7 +59,8 @@ class ArticleWithPreviewAdmin(ArticleAdmin):
         if obj is None or obj.pk is None:
             return "Save the article to see its preview."
         url = reverse("admin:content_article_preview", args=[obj.pk])
-        draft = (format_html(' · <a href="{}?version=draft" target="_blank">Preview the draft awaiting approval</a>', url)
+        draft = (format_html(' · <a href="{}?version=draft" target="_blank">Preview the draft awaiting approval</a>',
+                             url)
                  if obj.pending_version_id else "")
         return format_html(
             '<p>The text readers receive, in the email layout, rendered by the same code as a real email '
@@ -76,7 +79,8 @@ class ArticleWithPreviewAdmin(ArticleAdmin):
         form's "Preview unsaved changes" button): the text in the form, unsaved, with its reading level
         and any Markdown problem shown above it, before anyone saves or approves it."""
         require_permission(request, "content.view_article")
-        article = Article.objects.select_related("pending_version").filter(pk=object_id).first() if str(object_id).isdigit() else None
+        article = (Article.objects.select_related("pending_version").filter(pk=object_id).first()
+                   if str(object_id).isdigit() else None)
         if article is None:
             raise Http404("No such article.")
         label = "Approved text" if article.is_approved else "Saved text (not approved by a clinical reviewer)"
@@ -96,10 +100,12 @@ class ArticleWithPreviewAdmin(ArticleAdmin):
         # Attributes, not a style attribute (the admin's pages carry no inline styles): a plain note on top.
         banner = format_html(
             '<table role="status" width="100%" cellpadding="10" bgcolor="#fff4d6"><tr><td>'
-            "<strong>Preview: {}</strong>. Reading level: {}. The same page is the email's web version.</td></tr></table>",
+            "<strong>Preview: {}</strong>. Reading level: {}. The same page is the email's web "
+            "version.</td></tr></table>",
             label, level.describe(),
         )
-        html = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + banner, article_email_preview_html(article=article), count=1)
+        html = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + banner, article_email_preview_html(article=article),
+                      count=1)
         response = HttpResponse(html)
         response["Content-Security-Policy"] = settings.EMAIL_HTML_CSP
         return response

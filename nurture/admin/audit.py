@@ -61,12 +61,14 @@ class _Echo:
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(CheckedListAdmin, ViewOnlyAdmin):
-    list_display = ["at", "username", "action", "subscriber_id", "delivery_id", "suppression_id", "article_id", "detail"]
+    list_display = ["at", "username", "action", "subscriber_id", "delivery_id", "suppression_id", "article_id",
+                    "detail"]
     declared_filters_only = True  # the filters beside the list, and the date hierarchy
     list_filter = [("user", admin.RelatedOnlyFieldListFilter), "action", SubscriberIdFilter, SuppressionIdFilter]
     date_hierarchy = "at"
     list_per_page = 100
-    fields = ["at", "user_id", "username", "action", "subscriber_id", "delivery_id", "suppression_id", "article_id", "detail"]
+    fields = ["at", "user_id", "username", "action", "subscriber_id", "delivery_id", "suppression_id", "article_id",
+              "detail"]
     readonly_fields = fields
     actions = None
 
@@ -94,8 +96,10 @@ class AuditEntryAdmin(CheckedListAdmin, ViewOnlyAdmin):
         def rows():
             yield writer.writerow(CSV_HEADER)
             columns = ("pk", "at", "username", "action", "subscriber_id", "delivery_id", "detail", "suppression_id")
-            for pk, at, username, action, subscriber_id, delivery_id, detail, suppression_id in entries.values_list(*columns).iterator(chunk_size=5000):
-                yield writer.writerow([pk, at.isoformat(), username, action, subscriber_id or "", delivery_id or "", detail,
+            rows = entries.values_list(*columns).iterator(chunk_size=5000)
+            for pk, at, username, action, subscriber_id, delivery_id, detail, suppression_id in rows:
+                yield writer.writerow([pk, at.isoformat(), username, action, subscriber_id or "", delivery_id or "",
+                                       detail,
                                        suppression_id or ""])
 
         response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")

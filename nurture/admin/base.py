@@ -57,7 +57,8 @@ class SafeActionIdsMixin:
     def response_action(self, request, queryset):
         selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
         if any(not (value.isascii() and value.isdigit()) for value in selected):
-            self.message_user(request, "Some of the chosen rows are not valid ids. Nothing was changed.", messages.ERROR)
+            self.message_user(request, "Some of the chosen rows are not valid ids. Nothing was changed.",
+                              messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
         return super().response_action(request, queryset)
 
@@ -65,7 +66,8 @@ class SafeActionIdsMixin:
         ids = list(queryset.order_by("pk").values_list("pk", flat=True)[: ACTION_LIMIT + 1])
         if len(ids) > ACTION_LIMIT:
             self.message_user(
-                request, f"Choose at most {ACTION_LIMIT:,} rows at a time (filter the list first). Nothing was changed.",
+                request,
+                f"Choose at most {ACTION_LIMIT:,} rows at a time (filter the list first). Nothing was changed.",
                 messages.ERROR,
             )
             return None
@@ -96,7 +98,8 @@ def permission_label(permission: str) -> str:
     """'nurture.view_delivery' -> '“nurture.view_delivery” (Can view delivery)'."""
     app_label, _dot, codename = permission.partition(".")
     name = (
-        Permission.objects.filter(content_type__app_label=app_label, codename=codename).values_list("name", flat=True).first()
+        Permission.objects.filter(content_type__app_label=app_label, codename=codename).values_list("name",
+                                                                                                    flat=True).first()
     )
     return f"“{permission}” ({name})" if name else f"“{permission}”"
 
@@ -208,7 +211,8 @@ class CheckedChangeList(ChangeList):
         except (IncorrectLookupParameters, OverflowError, ValueError) as error:
             date_field = self.date_hierarchy or "date"
             raise ListQueryRefused(
-                f"The {date_field} filter takes a year from 1 to 9998 with a real month and day ({type(error).__name__})."
+                f"The {date_field} filter takes a year from 1 to 9998 with a real month and day "
+                f"({type(error).__name__})."
             ) from None
         remaining = found[2]
         if getattr(self.model_admin, "declared_filters_only", False):

@@ -13,7 +13,8 @@ RESUME_PERMISSION = "nurture.resume_sendingbrake"
 
 @admin.register(SendingBrake)
 class SendingBrakeAdmin(SafeActionIdsMixin, ViewOnlyAdmin):
-    list_display = ["tripped_at", "engaged", "reason", "emails", "complaints", "hard_bounces", "resumed_at", "resumed_by"]
+    list_display = ["tripped_at", "engaged", "reason", "emails", "complaints", "hard_bounces", "resumed_at",
+                    "resumed_by"]
     list_filter = ["engaged"]
     actions = ["resume"]
 
@@ -22,8 +23,10 @@ class SendingBrakeAdmin(SafeActionIdsMixin, ViewOnlyAdmin):
 
     @admin.action(description="Resume series sending", permissions=["resume"])
     def resume(self, request, queryset):
-        resumed = [brake.pk for brake in queryset.filter(engaged=True)[:1] if sending_brake_resume(brake_id=brake.pk, user=request.user)]
+        resumed = [brake.pk for brake in queryset.filter(engaged=True)[:1]
+                   if sending_brake_resume(brake_id=brake.pk, user=request.user)]
         if resumed:
-            self.message_user(request, "Series sending resumed. Queued series emails go out within a minute.", messages.SUCCESS)
+            self.message_user(request, "Series sending resumed. Queued series emails go out within a minute.",
+                              messages.SUCCESS)
         else:
             self.message_user(request, "None of the chosen brakes is engaged: nothing to resume.", messages.WARNING)

@@ -28,7 +28,8 @@ def report_bereavement(modeladmin, request, queryset):
         return None
     subscriber = Subscriber.objects.get(pk=ids[0])
     if subscriber_bereavement_reported(subscriber_id=subscriber.pk):
-        modeladmin.message_user(request, f"A bereavement was already reported for {subscriber}. Nothing was changed.", messages.WARNING)
+        modeladmin.message_user(request, f"A bereavement was already reported for {subscriber}. Nothing was changed.",
+                                messages.WARNING)
         return None
     if "apply" in request.POST:
         outcome = bereavement_report(subscriber_id=subscriber.pk, source=Bereavement.Source.ADMIN, user=request.user)
@@ -95,13 +96,15 @@ class ReplyAdmin(SafeActionIdsMixin, ViewOnlyAdmin):
     def subscriber_link(self, obj):
         if obj.subscriber_id is None:
             return "— (not matched to one of our emails)"
-        return format_html('<a href="{}">Subscriber #{}</a>', reverse("admin:nurture_subscriber_change", args=[obj.subscriber_id]), obj.subscriber_id)
+        return format_html('<a href="{}">Subscriber #{}</a>',
+                           reverse("admin:nurture_subscriber_change", args=[obj.subscriber_id]), obj.subscriber_id)
 
     @admin.display(description="text")
     def text_shown(self, obj):
         return linebreaksbr(obj.text or "(no text kept)", autoescape=True)  # escaped: never the sender's HTML
 
-    @admin.action(description="Mark the selected replies handled (resumes a series they paused)", permissions=["handle"])
+    @admin.action(description="Mark the selected replies handled (resumes a series they paused)",
+                  permissions=["handle"])
     def mark_handled(self, request, queryset):
         ids = self._within_limit(request, queryset.filter(state=Reply.State.WAITING))
         if ids is None:
@@ -109,7 +112,8 @@ class ReplyAdmin(SafeActionIdsMixin, ViewOnlyAdmin):
         with transaction.atomic():
             for reply_id in ids:
                 reply_mark_handled(reply_id=reply_id, user=request.user)
-        self.message_user(request, f"Marked {len(ids)} repl{'y' if len(ids) == 1 else 'ies'} handled.", messages.SUCCESS)
+        self.message_user(request, f"Marked {len(ids)} repl{'y' if len(ids) == 1 else 'ies'} handled.",
+                          messages.SUCCESS)
 
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)

@@ -48,11 +48,14 @@ def bar_chart(*, chart_id: str, title: str, desc: str, bars: list[Bar]) -> SafeS
         length = 0 if not bar.value else max(1, round(span * bar.value / top))
         klass = "chart-bar is-highlighted" if bar.highlighted else "chart-bar"
         parts.append(
-            f'<text class="chart-label" x="{LABEL_WIDTH - 6}" y="{y + 14}" text-anchor="end">{escape(_short(bar.label))}</text>'
+            f'<text class="chart-label" x="{LABEL_WIDTH - 6}" y="{y + 14}" '
+            f'text-anchor="end">{escape(_short(bar.label))}</text>'
         )
         if length:
-            parts.append(f'<rect class="{klass}" x="{LABEL_WIDTH}" y="{y}" width="{length}" height="{BAR_HEIGHT}"></rect>')
-        parts.append(f'<text class="chart-value" x="{LABEL_WIDTH + length + 4}" y="{y + 14}">{escape(bar.shown)}</text>')
+            parts.append(
+                f'<rect class="{klass}" x="{LABEL_WIDTH}" y="{y}" width="{length}" height="{BAR_HEIGHT}"></rect>')
+        parts.append(
+            f'<text class="chart-value" x="{LABEL_WIDTH + length + 4}" y="{y + 14}">{escape(bar.shown)}</text>')
     parts.append("</svg>")
     return mark_safe("".join(parts))
 
@@ -85,10 +88,13 @@ def stacked_columns(
             h = plot_height * value / top
             y -= h
             parts.append(
-                f'<rect class="chart-layer layer-{index % 6}" x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{h:.1f}"></rect>'
+                f'<rect class="chart-layer layer-{index % 6}" x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" '
+                f'height="{h:.1f}"></rect>'
             )
         if c % label_every == 0:
-            parts.append(f'<text class="chart-label" x="{x + width / 2:.1f}" y="{base + 16}" text-anchor="middle">{escape(column)}</text>')
+            parts.append(
+                f'<text class="chart-label" x="{x + width / 2:.1f}" y="{base + 16}" '
+                f'text-anchor="middle">{escape(column)}</text>')
     for index, (name, _values) in enumerate(layers):
         lx = left + (index % 3) * 165
         ly = base + 30 + (index // 3) * 20

@@ -31,7 +31,8 @@ class DeliveryAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
     list_select_related = ["step__series"]
     search_fields = ["subscriber__email", "provider_message_id", "message_id"]
     readonly_fields = [
-        "subscriber_link", "step_display", "status", "failure_reason", "unanswered", "attempts", "articles_sent", "message_id",
+        "subscriber_link", "step_display", "status", "failure_reason", "unanswered", "attempts", "articles_sent",
+        "message_id",
         "provider_message_id", "queued_at", "sending_started_at", "provider_call_started_at", "next_attempt_at",
         "sent_at", "failed_at", "preview",
     ]
@@ -47,7 +48,8 @@ class DeliveryAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
     @admin.display(description="subscriber", ordering="subscriber_id")
     def subscriber_link(self, obj):
         return format_html(
-            '<a href="{}">#{}</a>', reverse("admin:nurture_subscriber_change", args=[obj.subscriber_id]), obj.subscriber_id
+            '<a href="{}">#{}</a>', reverse("admin:nurture_subscriber_change", args=[obj.subscriber_id]),
+            obj.subscriber_id
         )
 
     @admin.display(description="step", ordering="step__position")
@@ -75,10 +77,12 @@ class DeliveryAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
         ids = self._within_limit(request, queryset)
         if ids is None:
             return
-        before = dict(Delivery.objects.filter(pk__in=ids, status=Delivery.Status.FAILED).values_list("pk", "subscriber_id"))
+        before = dict(Delivery.objects.filter(pk__in=ids, status=Delivery.Status.FAILED).values_list("pk",
+                                                                                                     "subscriber_id"))
         requeued = sending.deliveries_requeue(delivery_ids=ids, enqueue=tasks.enqueue_send_batches)
         for delivery_id, subscriber_id in sorted(before.items()):
-            audit_record(user=request.user, action="change", subscriber_id=subscriber_id, delivery_id=delivery_id, detail="requeue")
+            audit_record(user=request.user, action="change", subscriber_id=subscriber_id, delivery_id=delivery_id,
+                         detail="requeue")
         text = f"Requeued {requeued} failed deliver{'ies' if requeued != 1 else 'y'}: they will be sent again shortly."
         if len(ids) > requeued:
             text += f" {len(ids) - requeued} not requeued: only failed deliveries can be."
@@ -88,7 +92,8 @@ class DeliveryAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
         response = super().change_view(request, object_id, form_url, extra_context)
         original = (getattr(response, "context_data", None) or {}).get("original")
         if request.method == "GET" and response.status_code == 200 and original is not None:
-            audit_record(user=request.user, action="view", subscriber_id=original.subscriber_id, delivery_id=original.pk,
+            audit_record(user=request.user, action="view", subscriber_id=original.subscriber_id,
+                         delivery_id=original.pk,
                          detail="delivery page")
         return response
 

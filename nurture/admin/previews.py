@@ -6,8 +6,8 @@ Each view checks a named permission (nurture.admin.base.staff_view): previews, j
 sends need nurture.preview_emails; previewing as a real subscriber (?subscriber=<id or address>)
 needs nurture.preview_as_subscriber too, checked before any lookup, so a content editor learns
 nothing about who is subscribed; "view as sent" needs nurture.view_delivery. Every look at one
-person's data is in the audit trail (nurture.services.audit). All views are thin: the email comes from the same builder the sender uses
-(nurture.emails.build_step_email). Previews and test sends use links that do nothing
+person's data is in the audit trail (nurture.services.audit). All views are thin: the email comes from the same builder
+the sender uses (nurture.emails.build_step_email). Previews and test sends use links that do nothing
 (SAMPLE_TOKEN), so a click in a preview can never unsubscribe a real person, and a test
 send never creates a Delivery.
 """
@@ -37,7 +37,9 @@ from nurture.selectors.series import series_for, series_hold_reasons, series_jou
 from nurture.selectors.subscribers import checkin_interval, subscriber_by_email
 from nurture.services.audit import audit_record
 
-from nurture.admin.base import PREVIEW_AS_SUBSCRIBER, PREVIEW_EMAILS, VIEW_DELIVERY, BadQuery, require_permission, staff_view
+from nurture.admin.base import (
+    PREVIEW_AS_SUBSCRIBER, PREVIEW_EMAILS, VIEW_DELIVERY, BadQuery, require_permission, staff_view,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +119,8 @@ def step_preview(request, step_id: int):
     message = build_step_email(step=step, subscriber=subscriber, sample_links=True)
     if note:
         messages.warning(request, note)
-    html_url = reverse("email_preview:step_html", args=[step.pk]) + ("?" + request.GET.urlencode() if request.GET else "")
+    html_url = reverse("email_preview:step_html",
+                       args=[step.pk]) + ("?" + request.GET.urlencode() if request.GET else "")
     return render(
         request,
         "admin/nurture/email_preview/step.html",

@@ -6,8 +6,9 @@ where people leave, sends per week, and the same step across stages and language
 Needs the permission nurture.view_results (roles "Content editors" and "Auditors"); staff without
 it get a 403 page naming it. Counts only, from the daily summary (nurture/selectors/results.py): no address,
 name or stage of a person; counts of 1 to 4 people shown as "<5", one more cell of their row,
-column or total as "x", and every other count rounded to 5 (nurture/small_cells.py; PeriodFigures in nurture/selectors/results.py).
-The CSV holds every table of the page (counts only, no rates) with the period and when it was generated.
+column or total as "x", and every other count rounded to 5 (nurture/small_cells.py; PeriodFigures in
+nurture/selectors/results.py). The CSV holds every table of the page (counts only, no rates) with the period and when it
+was generated.
 """
 from __future__ import annotations
 
@@ -69,13 +70,15 @@ def _step_table(data: results.PeriodFigures, series: Series, *, window: int) -> 
     highlighted = data.highlighted(series.pk)
     for step in data.steps.get(series.pk, []):
         cells = [data.step_shown(step, f) for f in data.figures]
-        table.rows.append(([f"#{step.position + 1}", step.subject, *cells, _percent(data.leave_rate(step))], step is highlighted))
+        table.rows.append(([f"#{step.position + 1}", step.subject, *cells, _percent(data.leave_rate(step))],
+                           step is highlighted))
     return table
 
 
 def _weekly_table(data: results.PeriodFigures) -> tuple[Table, list[str]]:
     layer_names = [f"{Stage(stage).label}, {language}" for stage, language in data.weekly.rows]
-    table = Table("results-weekly", "Emails sent per week, by stage and language", [Column("Week from"), *map(Column, layer_names)])
+    table = Table("results-weekly", "Emails sent per week, by stage and language",
+                  [Column("Week from"), *map(Column, layer_names)])
     for i, monday in enumerate(data.weekly.weeks):
         table.rows.append(([monday.isoformat(), *(data.week_shown(key, i) for key in data.weekly.rows)], False))
     return table, layer_names
@@ -85,7 +88,8 @@ def _comparison_table(data: results.PeriodFigures) -> Table:
     columns = [Column("Step")]
     for series in data.series:
         label = _series_label(series)
-        columns += [Column(f"{label}: sent"), Column(f"{label}: unsubscribed"), Column(f"{label}: leave rate", in_csv=False)]
+        columns += [Column(f"{label}: sent"), Column(f"{label}: unsubscribed"),
+                    Column(f"{label}: leave rate", in_csv=False)]
     table = Table("results-compare", "The same step across stages and languages", columns)
     for position in data.positions:
         cells: list = [f"#{position + 1}"]
@@ -94,7 +98,8 @@ def _comparison_table(data: results.PeriodFigures) -> Table:
             if step is None:
                 cells += [0, 0, "—"]
             else:
-                cells += [data.step_shown(step, "sent"), data.step_shown(step, "unsubscribed"), _percent(data.leave_rate(step))]
+                cells += [data.step_shown(step, "sent"), data.step_shown(step, "unsubscribed"),
+                          _percent(data.leave_rate(step))]
         table.rows.append((cells, False))
     return table
 
@@ -111,14 +116,18 @@ def _feedback_tables(*, series: Series, period: results.Period, comments_url: st
     columns = [Column("Yes"), Column("No"), Column("Share yes")]
     step_table = Table("results-feedback-steps", "Was this email helpful? Per step", [Column("Step"), *columns])
     for row in per_step:
-        step_table.rows.append(([row.label, small_cells.count_shown(row.yes), small_cells.count_shown(row.no), _percent(row.share)], False))
+        step_table.rows.append(([row.label, small_cells.count_shown(row.yes), small_cells.count_shown(row.no),
+                                 _percent(row.share)], False))
     article_table = Table("results-feedback-articles", "Was this email helpful? Per article", [
         Column("Article"), *columns, Column("Comments", in_csv=False)])
     for row in per_article:
-        link = format_html('<a href="{}?article={}&amp;{}">read</a>', comments_url, row.key, period_query(period)) if row.comments else "—"
-        article_table.rows.append(([row.label, small_cells.count_shown(row.yes), small_cells.count_shown(row.no), _percent(row.share), link], False))
+        link = format_html('<a href="{}?article={}&amp;{}">read</a>', comments_url, row.key,
+                           period_query(period)) if row.comments else "—"
+        article_table.rows.append(([row.label, small_cells.count_shown(row.yes), small_cells.count_shown(row.no),
+                                    _percent(row.share), link], False))
     impact = results.series_impact(series_id=series.pk, period=period)
-    impact_table = Table("results-impact", "Do you feel more able to decide about a second opinion? (1 = not at all, 5 = very much)",
+    impact_table = Table("results-impact",
+                         "Do you feel more able to decide about a second opinion? (1 = not at all, 5 = very much)",
                          [Column("Answers"), *(Column(str(n)) for n in results.IMPACT_SCALE), Column("All")])
     # The answers and their total are one line a reader could add up: protected together.
     counts = {**{n: impact[n] for n in results.IMPACT_SCALE}, "all": sum(impact.values())}
@@ -148,7 +157,8 @@ def _csv_response(
     writer.writerow(["Period", period.start.isoformat(), period.end.isoformat()])
     writer.writerow(["Generated at", generated_at.isoformat(timespec="seconds")])
     writer.writerow(["Bereavements reported (all series; not counted as leaving)", small_cells.count_shown(bereaved)])
-    writer.writerow(["Note", f"Counts only; 1 to {small_cells.MIN_CELL - 1} people shown as {small_cells.SUPPRESSED}, and one more "
+    writer.writerow(["Note",
+        f"Counts only; 1 to {small_cells.MIN_CELL - 1} people shown as {small_cells.SUPPRESSED}, and one more "
                              f"cell of their row, column or total as {small_cells.HIDDEN}; "
                              + f"counts rounded to the nearest {small_cells.ROUND_TO}; "
                              + f"unsubscribed and paused count within {window} days after the step"])
@@ -183,14 +193,16 @@ def results_page(request):
     series = next((s for s in series_list if str(s.pk) == raw_series.strip()), None)
     if series is None:
         if not series_list:  # a fresh install: nothing wrong with the request
-            return _bad_request(request, "There is no series yet: run manage.py load_content.", series_list=[], status=200)
+            return _bad_request(request, "There is no series yet: run manage.py load_content.", series_list=[],
+                                status=200)
         return _bad_request(request, "series: choose one of the series listed.", series_list=series_list)
     fmt = request.GET.get("format", "html")
     if fmt not in ("html", "csv"):
         return _bad_request(request, "format: must be csv, or left out for the page.", series_list=series_list)
 
     window = results.leave_window_days()
-    tracked = [f for f, on in (("opened", settings.NURTURE_TRACK_OPENS), ("clicked", settings.NURTURE_TRACK_CLICKS)) if on]
+    tracked = [f for f,
+               on in (("opened", settings.NURTURE_TRACK_OPENS), ("clicked", settings.NURTURE_TRACK_CLICKS)) if on]
     data = results.period_figures(
         period=period, figures=("sent", "delivered", "bounced", "complained", "unsubscribed", "paused", *tracked),
     )
@@ -202,7 +214,8 @@ def results_page(request):
     tables = [step_table, weekly_table, compare_table, *feedback_tables]
     bereaved = results.bereavements_reported(period=period)
     if fmt == "csv":
-        return _csv_response(tables=tables, period=period, series=series, generated_at=now, window=window, bereaved=bereaved)
+        return _csv_response(tables=tables, period=period, series=series, generated_at=now, window=window,
+                             bereaved=bereaved)
 
     highlighted = data.highlighted(series.pk)
 
@@ -221,7 +234,9 @@ def results_page(request):
     )
     weekly_chart = charts.stacked_columns(
         chart_id="chart-weekly", title="Emails sent per week, by stage and language",
-        desc=f"Weeks from {period.label}, each column split by stage and language; the table beside it has the numbers.",
+        desc=(
+            f"Weeks from {period.label}, each column split by stage and language; the table beside it has the numbers."
+        ),
         columns=[w.strftime("%d %b") for w in data.weekly.weeks],
         layers=[(name, [_drawable(data.week_shown(key, i)) for i in range(len(data.weekly.weeks))])
                 for name, key in zip(layer_names, data.weekly.rows)],
@@ -278,11 +293,14 @@ def feedback_comments_page(request):
     raw = (request.GET.get("article") or "").strip()
     article = Article.objects.filter(pk=int(raw)).first() if raw.isdigit() and len(raw) < 12 else None
     if article is None:
-        return render(request, COMMENTS_TEMPLATE, {**admin.site.each_context(request), "title": "Readers' comments",
-                                                   "error": "article: choose an article from the results page."}, status=400)
+        return render(request, COMMENTS_TEMPLATE, {
+            **admin.site.each_context(request), "title": "Readers' comments",
+            "error": "article: choose an article from the results page.",
+        }, status=400)
     context = {
         **admin.site.each_context(request), "title": f"Readers' comments: {article.title} ({article.language})",
-        "article": article, "period": period, "comments": results.article_comments(article_id=article.pk, period=period),
+        "article": article, "period": period,
+        "comments": results.article_comments(article_id=article.pk, period=period),
         "retention_days": settings.NURTURE_FEEDBACK_COMMENT_RETENTION_DAYS,
     }
     return render(request, COMMENTS_TEMPLATE, context)

@@ -95,7 +95,8 @@ class StepArticleFormSet(forms.BaseInlineFormSet):
                 continue
             article = form.cleaned_data.get("article")
             if article is not None and article.language != language:
-                form.add_error("article", f"'{article.slug}' is in '{article.language}', but this series is in '{language}'.")
+                form.add_error("article",
+                               f"'{article.slug}' is in '{article.language}', but this series is in '{language}'.")
 
 
 class StepArticleInline(admin.TabularInline):
@@ -126,7 +127,8 @@ class SeriesLanguageFilter(admin.SimpleListFilter):
 
 @admin.register(Step)
 class StepAdmin(admin.ModelAdmin):
-    list_display = ["step_label", "series_label", "position", "delay_days", "articles_summary", "held_back", "preview_link"]
+    list_display = ["step_label", "series_label", "position", "delay_days", "articles_summary", "held_back",
+                    "preview_link"]
     list_filter = ["series", SeriesLanguageFilter]
     search_fields = ["subject", "series__name"]
     list_select_related = ["series"]

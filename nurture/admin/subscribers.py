@@ -62,7 +62,8 @@ class CarerHandoffInline(HistoryInline):
 
     model = CarerHandoff
     fields = [
-        "carer_email", "mode", "status", "requested_at", "carer_confirmed_at", "subscriber_confirmed_at", "confirmed_at",
+        "carer_email", "mode", "status", "requested_at", "carer_confirmed_at", "subscriber_confirmed_at",
+        "confirmed_at",
         "stopped_at", "stopped_by",
     ]
 
@@ -103,7 +104,9 @@ class ChangeStageForm(forms.Form):
                 problems.append(f"The series for {label} has no steps, so they would get nothing.")
         if problems:
             raise forms.ValidationError(
-                [*problems, "Add it under Nurture series → Series (or run load_content), or choose another stage or language. Nothing was changed."]
+                [*problems,
+                 "Add it under Nurture series → Series (or run load_content), or choose another stage or language. "
+                 "Nothing was changed."]
             )
         return cleaned
 
@@ -139,7 +142,8 @@ class DeliveryInline(admin.TabularInline):
 
 @admin.register(Subscriber)
 class SubscriberAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
-    list_display = ["id", "email", "status", "language", "stage", "cadence", "series", "next_step_position", "next_send_at", "created_at"]
+    list_display = ["id", "email", "status", "language", "stage", "cadence", "series", "next_step_position",
+                    "next_send_at", "created_at"]
     list_filter = ["status", "language", "cadence"]
     # Only these filters and the search box: ?email=, ?id=, ?first_name=, ?treatment_date__gte= (Django
     # would take any field) are refused with a 400, and every narrowed list is audited (changelist_view).
@@ -150,7 +154,8 @@ class SubscriberAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
     # else changes through the actions below (services), never by saving fields.
     readonly_fields = [
         "email", "first_name", "status", "stage", "language", "cadence", "time_zone", "series", "next_step",
-        "next_send_at", "last_sent_at", "created_at", "confirmed_at", "unsubscribed_at", "paused_until", "treatment_date",
+        "next_send_at", "last_sent_at", "created_at", "confirmed_at", "unsubscribed_at", "paused_until",
+        "treatment_date",
     ]
     fields = readonly_fields
     inlines = [DeliveryInline, ConsentInline, CarerHandoffInline]
@@ -170,7 +175,8 @@ class SubscriberAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
             messages.error(request, "Choose exactly one subscriber to export. Nothing was exported.")
             return None
         data = subscriber_export_by_staff(user=request.user, subscriber_id=ids[0], channel="admin")
-        response = HttpResponse(json.dumps(data, indent=2, ensure_ascii=False), content_type="application/json; charset=utf-8")
+        response = HttpResponse(json.dumps(data, indent=2, ensure_ascii=False),
+                                content_type="application/json; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="subscriber-{ids[0]}.json"'
         response["Cache-Control"] = "private, no-store"
         return response
@@ -224,7 +230,8 @@ class SubscriberAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
                 "opts": self.model._meta,
                 "subscribers": subscribers,
                 "action": "unsubscribe",
-                "intro": "They get no more emails; queued ones are not sent. Only they can sign up again (with a new confirmation).",
+                "intro": "They get no more emails; queued ones are not sent. Only they can sign up again (with a new "
+                "confirmation).",
                 "button": "Yes, unsubscribe them",
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             },
@@ -234,8 +241,10 @@ class SubscriberAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
 
     SERVICES = {
         # name: (service, statuses it applies to, verb, why the others were left)
-        "pause": (subscriber_services.subscriber_pause, (Subscriber.Status.ACTIVE,), "Paused", "only active subscribers can be paused"),
-        "resume": (subscriber_services.subscriber_resume, (Subscriber.Status.PAUSED,), "Resumed", "only paused subscribers can be resumed"),
+        "pause": (subscriber_services.subscriber_pause, (Subscriber.Status.ACTIVE,), "Paused",
+                  "only active subscribers can be paused"),
+        "resume": (subscriber_services.subscriber_resume, (Subscriber.Status.PAUSED,), "Resumed",
+                   "only paused subscribers can be resumed"),
         "unsubscribe": (
             subscriber_services.subscriber_unsubscribe, MOVABLE_STATUSES, "Unsubscribed",
             "already unsubscribed or suppressed",
@@ -270,10 +279,12 @@ class SubscriberAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
         with transaction.atomic():  # all or nothing
             for subscriber in movable:
                 before = (subscriber.stage, subscriber.language, subscriber.series_id)
-                after = subscriber_services.subscriber_change_stage(subscriber_id=subscriber.pk, stage=stage, language=language)
+                after = subscriber_services.subscriber_change_stage(subscriber_id=subscriber.pk, stage=stage,
+                                                                    language=language)
                 if (after.stage, after.language, after.series_id) != before:
                     moved += 1
-                    self.log_change(request, after, "Stage/language changed through the admin: moved to the start of its series.")
+                    self.log_change(request, after,
+                                    "Stage/language changed through the admin: moved to the start of its series.")
                     audit_record(user=request.user, action="change", subscriber_id=after.pk, detail="stage change")
         text = f"Moved {moved} subscriber{'s' if moved != 1 else ''} to the start of the series for the stage chosen."
         already = len(movable) - moved
@@ -338,7 +349,8 @@ class SubscriberAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
             change_url=change_url,
             title=f"Manage {subscriber}",
             subscriber_operations=[
-                (name, name.capitalize()) for name, (_s, applies_to, *_rest) in self.SERVICES.items() if subscriber.status in applies_to
+                (name, name.capitalize()) for name,
+                (_s, applies_to, *_rest) in self.SERVICES.items() if subscriber.status in applies_to
             ],
         )
         if form.is_bound:
@@ -360,7 +372,8 @@ class SubscriberAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
         narrowed = list_narrowed(request)
         if narrowed:  # a search, filter, ordering or page can single someone out: each person shown is a look
             detail = "subscriber search" if narrowed == "search" else f"subscriber list {narrowed}"
-            audit_record_many(user=request.user, action="view", subscriber_ids=audited_subscriber_ids(response), detail=detail)
+            audit_record_many(user=request.user, action="view", subscriber_ids=audited_subscriber_ids(response),
+                              detail=detail)
         return response
 
     # --- erasure ---------------------------------------------------------------------------------------

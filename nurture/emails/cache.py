@@ -9,7 +9,8 @@ from django.conf import settings
 
 from content.models import Article
 from nurture.emails.layout import (
-    PH_FEEDBACK_URL, PH_GREETING, PH_IMPACT_URL, PH_PAUSE_URL, PH_PREFERENCES_URL, PH_UNSUBSCRIBE_URL, PH_VIEW_ONLINE_URL, PLACEHOLDER_PATTERN, TEMPLATE_DIR,
+    PH_FEEDBACK_URL, PH_GREETING, PH_IMPACT_URL, PH_PAUSE_URL, PH_PREFERENCES_URL, PH_UNSUBSCRIBE_URL,
+    PH_VIEW_ONLINE_URL, PLACEHOLDER_PATTERN, TEMPLATE_DIR,
     escape_attribute, escape_text, keep_or_drop_view_online, organisation_key, render_step_template, asks_impact,
 )
 from nurture.emails.links import Personal
@@ -132,7 +133,8 @@ def step_render_with_placeholders(
 
 def render_step(*, step: Step, articles: list[Article], language: str, personal: Personal) -> tuple[str, str]:
     """(html, text) for one subscriber: the cached step render, personalised."""
-    cached = step_render_with_placeholders(step=step, articles=articles, language=language, for_carer=personal.for_carer)
+    cached = step_render_with_placeholders(step=step, articles=articles, language=language,
+                                           for_carer=personal.for_carer)
     return personalise(cached, personal)
 
 

@@ -54,7 +54,8 @@ def carer_greeting(subscriber: Subscriber, *, language: str) -> str:
     name = clean_name(subscriber.first_name)
     with translation.override(language):
         if name:
-            return gettext("Hello. You receive this email because %(name)s asked us to send it to you.") % {"name": name}
+            return gettext("Hello. You receive this email because %(name)s asked us to send it to you.") % {
+                "name": name}
         return gettext("Hello. You receive this email because someone you help asked us to send it to you.")
 
 
@@ -105,7 +106,8 @@ def link(route: str, *, purpose: str, subscriber_id: int, extra: str = "", link_
     return _link(route, purpose=purpose, subscriber_id=subscriber_id, extra=extra, link_version=link_version)
 
 
-def view_online_url(*, subscriber_id: int, delivery_id: int, link_version: int | None = None, where: tuple | None = None) -> str:
+def view_online_url(*, subscriber_id: int, delivery_id: int, link_version: int | None = None,
+                    where: tuple | None = None) -> str:
     return _link(
         "nurture:view_online", purpose=tokens.VIEW_ONLINE, subscriber_id=subscriber_id, extra=str(delivery_id),
         link_version=link_version, where=where,
@@ -119,7 +121,8 @@ def carer_stop_url(*, subscriber: Subscriber, handoff_id: int) -> str:
 
 
 def carer_personal_for(
-    subscriber: Subscriber, *, handoff_id: int, language: str, delivery_id: int | None = None, sample_links: bool = False,
+    subscriber: Subscriber, *, handoff_id: int, language: str, delivery_id: int | None = None,
+    sample_links: bool = False,
 ) -> Personal:
     """The personal parts of a carer's copy: carer-scoped links only. The stop link is the
     carer's own; the "view in browser" link opens this copy (tokens.CARER_VIEW), never the
@@ -164,14 +167,18 @@ def personal_for(
     where, version = _url_setting(), subscriber.link_version
     online = ""
     if delivery_id is not None and subscriber_id is not None:
-        online = view_online_url(subscriber_id=subscriber_id, delivery_id=delivery_id, link_version=version, where=where)
+        online = view_online_url(subscriber_id=subscriber_id, delivery_id=delivery_id, link_version=version,
+                                 where=where)
     return Personal(
         greeting=greeting_for(subscriber.first_name, language=language, welcome_back=welcome_back),
         preferences_url=_link(
-            "nurture:preferences", purpose=tokens.PREFERENCES, subscriber_id=subscriber_id, link_version=version, where=where
+            "nurture:preferences", purpose=tokens.PREFERENCES, subscriber_id=subscriber_id, link_version=version,
+            where=where
         ),
-        unsubscribe_url=_link("nurture:unsubscribe", purpose=tokens.UNSUBSCRIBE, subscriber_id=subscriber_id, where=where),
+        unsubscribe_url=_link("nurture:unsubscribe", purpose=tokens.UNSUBSCRIBE, subscriber_id=subscriber_id,
+                              where=where),
         view_online_url=online,
-        pause_url=_link("nurture:pause", purpose=tokens.PAUSE, subscriber_id=subscriber_id, link_version=version, where=where),
+        pause_url=_link("nurture:pause", purpose=tokens.PAUSE, subscriber_id=subscriber_id, link_version=version,
+                        where=where),
         **feedback_urls(subscriber_id=subscriber_id, delivery_id=delivery_id, link_version=version, where=where),
     )

@@ -13,7 +13,8 @@ from django.core.mail.message import make_msgid
 from content.models import Article
 from nurture.emails.cache import personal_values, step_language, step_render_with_placeholders
 from nurture.emails.layout import (
-    PH_FEEDBACK_URL, PH_GREETING, PH_IMPACT_URL, PH_PAUSE_URL, PH_PREFERENCES_URL, PH_UNSUBSCRIBE_URL, PH_VIEW_ONLINE_URL, PLACEHOLDER_PATTERN,
+    PH_FEEDBACK_URL, PH_GREETING, PH_IMPACT_URL, PH_PAUSE_URL, PH_PREFERENCES_URL, PH_UNSUBSCRIBE_URL,
+    PH_VIEW_ONLINE_URL, PLACEHOLDER_PATTERN,
     keep_or_drop_view_online,
 )
 from nurture.emails.links import Personal, personal_for

@@ -45,7 +45,8 @@ def list_headers(*, unsubscribe_url: str) -> dict[str, str]:
     }
 
 
-def _message(*, subject: str, text: str, html: str | None, to: str | list[str], message_id: str) -> EmailMultiAlternatives:
+def _message(*, subject: str, text: str, html: str | None, to: str | list[str],
+             message_id: str) -> EmailMultiAlternatives:
     message = EmailMultiAlternatives(subject=subject, body=text, to=[to] if isinstance(to, str) else list(to))
     if html is not None:  # None: plain text only, as the person chose
         message.attach_alternative(html, "text/html")
@@ -75,7 +76,8 @@ def build_step_email(
     if subscriber.larger_text:
         html = larger_text(html)
     message = _message(
-        subject=f"{subject_prefix}{step.subject}", text=text, html=None if subscriber.plain_text else html, to=to or subscriber.email,
+        subject=f"{subject_prefix}{step.subject}", text=text, html=None if subscriber.plain_text else html,
+        to=to or subscriber.email,
         message_id=message_id or make_msgid(domain=domain()),
     )
     message.extra_headers.update(list_headers(unsubscribe_url=personal.unsubscribe_url))
@@ -160,7 +162,8 @@ def delivery_web_html(delivery: Delivery, *, sample_links: bool = False, manage_
     if manage_url and not sample_links:
         # The pause link, like the preference link, must not travel with a shareable page.
         personal = Personal(
-            greeting=personal.greeting, preferences_url=manage_url, unsubscribe_url=personal.unsubscribe_url, pause_url=manage_url
+            greeting=personal.greeting, preferences_url=manage_url, unsubscribe_url=personal.unsubscribe_url,
+            pause_url=manage_url
         )
     # "Was this helpful?" answers for this delivery (sample links in the staff preview).
     personal = dataclasses.replace(personal, **feedback_urls(
@@ -188,7 +191,8 @@ def _service_email(*, template: str, to: str, language: str, first_name: str, co
     return message
 
 
-def build_confirmation_email(subscriber: Subscriber, *, signup_request: SignupRequest | None = None) -> EmailMultiAlternatives:
+def build_confirmation_email(subscriber: Subscriber, *,
+                             signup_request: SignupRequest | None = None) -> EmailMultiAlternatives:
     """Short and stage-free: it says what they asked for, not what we know about them. With a
     sign-up request, in that sign-up's language and name, and its link names the request, whose
     choices apply only when it is confirmed."""
@@ -250,7 +254,8 @@ def build_carer_notice_email(handoff: CarerHandoff, *, event: str) -> EmailMulti
         context["cancel_url"] = link("nurture:carer_cancel", purpose=tokens.CARER_CANCEL, subscriber_id=subscriber.pk,
                                      extra=str(handoff.pk), link_version=version)
         if handoff.mode == CarerHandoff.Mode.INSTEAD and handoff.subscriber_confirmed_at is None:
-            context["approve_url"] = link("nurture:carer_approve", purpose=tokens.CARER_APPROVE, subscriber_id=subscriber.pk,
+            context["approve_url"] = link("nurture:carer_approve", purpose=tokens.CARER_APPROVE,
+                                          subscriber_id=subscriber.pk,
                                           extra=str(handoff.pk), link_version=version)
     return _service_email(
         template="carer_notice", to=subscriber.email, language=subscriber.language,

@@ -28,13 +28,15 @@ def own_parts(first, message, defaults: dict) -> dict | None:
         getattr(message, attr, _MISSING) != getattr(first, attr, _MISSING) for attr in _SHARED_ATTRS
     ):
         return None
-    if message.content_subtype != "plain" or {"to", "subject", "body", "extra_headers", "metadata", "alternatives"} & set(defaults):
+    if message.content_subtype != "plain" or {"to", "subject", "body", "extra_headers", "metadata",
+                                              "alternatives"} & set(defaults):
         return None
     to = list(message.to)
     headers = force_non_lazy_dict(message.extra_headers)
     html = [content for content, mimetype in message.alternatives if mimetype == "text/html"]
     if (not to or not all(isinstance(a, str) and _PLAIN_ADDRESS.match(a) for a in to)
-            or {k.lower() for k in headers} & {"from", "to", "reply-to"} or len({k.lower() for k in headers}) != len(headers)
+            or {k.lower() for k in headers} & {"from", "to",
+                                               "reply-to"} or len({k.lower() for k in headers}) != len(headers)
             or len(html) != len(message.alternatives) or len(html) > 1):
         return None
     metadata = getattr(message, "metadata", _MISSING)

@@ -20,6 +20,7 @@ from nurture.models.staff import AuditEntry, AuditEntryQuerySet, StaffTools, Ste
 
 __all__ = [
     "AuditEntry", "AuditEntryQuerySet", "Bereavement", "CarerHandoff", "ConsentRecord", "Delivery", "Feedback",
-    "ProviderEvent", "Reply", "SendingBrake", "Series", "SignupRequest", "StaffTools", "Step", "StepArticle", "StepDailyResults", "Subscriber",
+    "ProviderEvent", "Reply", "SendingBrake", "Series", "SignupRequest", "StaffTools", "Step", "StepArticle",
+    "StepDailyResults", "Subscriber",
     "Suppression", "known_time_zones", "validate_time_zone",
 ]

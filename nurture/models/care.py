@@ -20,7 +20,8 @@ class Bereavement(models.Model):
 
     subscriber = models.OneToOneField(Subscriber, on_delete=models.CASCADE, related_name="bereavement")
     source = models.CharField(max_length=20, choices=Source.choices)
-    reported_by = models.CharField(max_length=150, blank=True, help_text="The staff username; blank from a public page.")
+    reported_by = models.CharField(max_length=150, blank=True,
+                                   help_text="The staff username; blank from a public page.")
     reported_at = models.DateTimeField(auto_now_add=True, db_index=True)
     # The carer who asked, on that page, for one email with the organisation's bereavement-support
     # details; blank when nobody asked. Sent once: support_email_sent_at is set when it went.
@@ -52,7 +53,8 @@ class Reply(models.Model):
     event_id = models.CharField(max_length=255, blank=True)
     state = models.CharField(max_length=10, choices=State.choices)
     subject = models.CharField(max_length=200, blank=True)
-    text = models.TextField(blank=True, help_text="The reply's plain text, cut to a length; attachments are never kept.")
+    text = models.TextField(blank=True,
+                            help_text="The reply's plain text, cut to a length; attachments are never kept.")
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     # This reply paused the person's series (NURTURE_REPLY_PAUSES_SERIES); marking it handled resumes it.
     paused_series = models.BooleanField(default=False)
@@ -64,7 +66,8 @@ class Reply(models.Model):
         ordering = ["received_at"]
         indexes = [models.Index(fields=["state", "received_at"], name="reply_state_received_idx")]
         constraints = [
-            models.UniqueConstraint(fields=["provider", "event_id"], name="reply_event_unique", condition=~models.Q(event_id="")),
+            models.UniqueConstraint(fields=["provider", "event_id"], name="reply_event_unique",
+                                    condition=~models.Q(event_id="")),
         ]
         permissions = [("handle_reply", "Can read replies and mark them handled")]
 

@@ -208,7 +208,8 @@ class SignupRequest(models.Model):
     # Health data, optional (recently diagnosed only): applied to the subscriber on confirmation.
     treatment_date = models.DateField(null=True, blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.RECEIVED)
-    subscriber = models.ForeignKey(Subscriber, null=True, blank=True, on_delete=models.CASCADE, related_name="signup_requests")
+    subscriber = models.ForeignKey(Subscriber, null=True, blank=True, on_delete=models.CASCADE,
+                                   related_name="signup_requests")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     emailed_at = models.DateTimeField(null=True, blank=True)
 
@@ -241,7 +242,10 @@ class Step(models.Model):
     delay_days = models.PositiveIntegerField(help_text="Days after the previous step (0: at once).")
     before_treatment = models.BooleanField(
         default=False,
-        help_text="Matters before treatment starts: for someone who gave a treatment date, sent early enough to arrive before it.",
+        help_text=(
+            "Matters before treatment starts: for someone who gave a treatment date, sent early enough to arrive "
+            "before it."
+        ),
     )
     subject = models.CharField(
         max_length=SUBJECT_MAX_LENGTH,
@@ -395,8 +399,10 @@ class ProviderEvent(models.Model):
     # Kept for events whose delivery is unknown (or gone): lets staff look it up at the provider.
     provider_message_id = models.CharField(max_length=255, blank=True)
     reject_reason = models.CharField(max_length=20, blank=True)  # anymail's normalised RejectReason
-    description = models.CharField(max_length=200, blank=True, help_text="The provider's short reason, addresses removed.")
-    suppressed_address = models.BooleanField(default=False, help_text="This event put the address on the suppression list.")
+    description = models.CharField(max_length=200, blank=True,
+                                   help_text="The provider's short reason, addresses removed.")
+    suppressed_address = models.BooleanField(default=False,
+                                             help_text="This event put the address on the suppression list.")
     # False: the event names a message we did not send to that address (or, for a provider that
     # sends no message id, an address we have not emailed lately). Stored for staff, never acted on.
     matched = models.BooleanField(default=True, help_text="The event matches a message we sent to that address.")

@@ -28,7 +28,8 @@ class SendingBrake(models.Model):
     class Meta:
         ordering = ["-tripped_at", "-pk"]
         constraints = [
-            models.UniqueConstraint(fields=["engaged"], condition=models.Q(engaged=True), name="sending_brake_one_engaged"),
+            models.UniqueConstraint(fields=["engaged"], condition=models.Q(engaged=True),
+                                    name="sending_brake_one_engaged"),
         ]
         permissions = [("resume_sendingbrake", "Can resume series sending after the complaint brake")]
 

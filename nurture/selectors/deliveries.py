@@ -33,7 +33,8 @@ def _sent_articles(*, delivery: Delivery, recorded: dict[int, int]) -> list[Arti
     order = {
         article_id: index
         for index, article_id in enumerate(
-            StepArticle.objects.filter(step_id=delivery.step_id).order_by("order", "id").values_list("article_id", flat=True)
+            StepArticle.objects.filter(step_id=delivery.step_id).order_by("order", "id").values_list("article_id",
+                                                                                                     flat=True)
         )
     }
     articles = Article.objects.filter(pk__in=recorded).in_bulk()
@@ -168,7 +169,8 @@ def sending_brake_engaged() -> SendingBrake | None:
 
 
 def sending_brake_last_resumed_at() -> datetime | None:
-    return SendingBrake.objects.filter(engaged=False).order_by("-resumed_at").values_list("resumed_at", flat=True).first()
+    return SendingBrake.objects.filter(engaged=False).order_by("-resumed_at").values_list("resumed_at",
+                                                                                          flat=True).first()
 
 
 # --- what a link in an email names (raises tokens.TokenError for a bad link, or a delivery gone) -------
@@ -179,7 +181,8 @@ def delivery_from_token(*, purpose: str, token: str) -> Delivery:
     subscriber_id, extra = tokens.read_token(purpose=purpose, token=token)
     if not extra.isdigit():
         raise tokens.TokenInvalid()
-    delivery = Delivery.objects.select_related("subscriber", "step__series").filter(pk=int(extra), subscriber_id=subscriber_id).first()
+    delivery = Delivery.objects.select_related("subscriber", "step__series").filter(pk=int(extra),
+                                                                                    subscriber_id=subscriber_id).first()
     if delivery is None:
         raise tokens.TokenRevoked()
     return delivery

@@ -43,7 +43,8 @@ def departure_times(*, kind: str) -> QuerySet | None:
     if kind == "unsubscribe":
         return Subscriber.objects.filter(unsubscribed_at__isnull=False).annotate(who=F("pk"), at=F("unsubscribed_at"))
     if kind == "pause":
-        return ConsentRecord.objects.filter(kind=ConsentRecord.Kind.PAUSE).annotate(who=F("subscriber_id"), at=F("given_at"))
+        return ConsentRecord.objects.filter(kind=ConsentRecord.Kind.PAUSE).annotate(who=F("subscriber_id"),
+                                                                                    at=F("given_at"))
     return None
 
 
@@ -135,7 +136,8 @@ def steps_by_series(*, period: Period, series_id: int | None = None) -> dict[int
     """{series id: its steps in order, with their exact figures over the period} (zeros for a step
     that sent nothing), for one series or every series: two queries."""
     in_period = _in_period(period) if series_id is None else _in_period(period).filter(step__series_id=series_id)
-    totals = {row["step_id"]: row for row in in_period.order_by().values("step_id").annotate(**{f: Sum(f) for f in FIGURES})}
+    totals = {row["step_id"]: row
+              for row in in_period.order_by().values("step_id").annotate(**{f: Sum(f) for f in FIGURES})}
     steps = Step.objects.order_by("series_id", "position").only("id", "series_id", "position", "subject")
     result: dict[int, list[StepResult]] = defaultdict(list)
     for step in steps if series_id is None else steps.filter(series_id=series_id):
@@ -173,7 +175,8 @@ def weekly_sends(*, period: Period) -> WeeklySends:
     for series in Series.objects.order_by("stage", "language"):
         result.rows[(series.stage, series.language)] = [0] * len(weeks)
     by_day = (
-        _in_period(period).order_by().values("day", "step__series__stage", "step__series__language").annotate(n=Sum("sent"))
+        _in_period(period).order_by().values("day", "step__series__stage",
+                                             "step__series__language").annotate(n=Sum("sent"))
     )
     for row in by_day:
         key = (row["step__series__stage"], row["step__series__language"])
@@ -267,7 +270,8 @@ def period_figures(*, period: Period, figures: tuple[str, ...]) -> PeriodFigures
 
 # Which cells the page can best do without when one more must be hidden: the provider's figures first,
 # then pauses, departures (the leave rate) and last the sends (the funnel); a week's count costs least.
-_FIGURE_COST = {"delivered": 0, "bounced": 0, "complained": 0, "opened": 0, "clicked": 0, "paused": 1, "unsubscribed": 2, "sent": 3}
+_FIGURE_COST = {"delivered": 0, "bounced": 0, "complained": 0, "opened": 0, "clicked": 0, "paused": 1,
+                "unsubscribed": 2, "sent": 3}
 
 
 def _hiding_cost(key) -> int:
@@ -353,7 +357,8 @@ def article_comments(*, article_id: int, period: Period) -> list[tuple[date, str
         _answered_in(period).filter(question=Feedback.Question.HELPFUL, article_ids__contains=[article_id])
         .exclude(comment="").order_by("-answered_at").values_list("answered_at", "value", "comment")
     )
-    return [(at.astimezone(dt_timezone.utc).date(), "yes" if value == 1 else "no", comment) for at, value, comment in rows]
+    return [(at.astimezone(dt_timezone.utc).date(), "yes" if value == 1 else "no", comment) for at, value,
+            comment in rows]
 
 
 # --- what each step's emails achieved, read live from the deliveries (the admin's step figures) ---------

@@ -24,7 +24,8 @@ def series_for(*, stage: str, language: str) -> Series | None:
 def series_step_counts(*, stage: str, languages: set[str]) -> dict[str, int]:
     """language -> number of steps, for the series of `stage` in those languages that exist."""
     return dict(
-        Series.objects.filter(stage=stage, language__in=languages).annotate(step_count=Count("steps")).values_list("language", "step_count")
+        Series.objects.filter(stage=stage,
+            language__in=languages).annotate(step_count=Count("steps")).values_list("language", "step_count")
     )
 
 
@@ -118,7 +119,8 @@ class SeriesSteps:
             return [], None
         starts_at = treatment_starts_at(subscriber.treatment_date, time_zone=subscriber.time_zone)
         steps = plan_order(
-            self._by_series.get(subscriber.series_id, []), position=subscriber.next_step_position, starts_at=starts_at, now=now
+            self._by_series.get(subscriber.series_id, []), position=subscriber.next_step_position, starts_at=starts_at,
+            now=now
         )
         return steps, starts_at
 
@@ -134,7 +136,8 @@ class JourneyStep:
 
 
 def _simulated_journey(
-    *, series_id: int, start: datetime, time_zone: str = "UTC", cadence: str = "as_planned", treatment_date=None, **timing
+    *, series_id: int, start: datetime, time_zone: str = "UTC", cadence: str = "as_planned", treatment_date=None,
+    **timing
 ) -> list[JourneyStep]:
     """The emails a subscriber confirming at `start` would get, and when: the planner's own rule
     (decide / next_send_time: delays, the gap between emails, cadence, the local daytime window;
@@ -180,11 +183,13 @@ def series_hold_reasons(*, series_id: int) -> list[tuple[Step, list[str]]]:
     return [(step, reasons) for step in steps if (reasons := step_hold_reasons(step=step))]
 
 
-def series_journey(*, series_id: int, start: datetime, time_zone: str = "UTC", treatment_date=None, **timing) -> list[JourneyEmail]:
+def series_journey(*, series_id: int, start: datetime, time_zone: str = "UTC", treatment_date=None,
+                   **timing) -> list[JourneyEmail]:
     """The emails a subscriber confirming at `start` would get, and when, with the articles each
     would carry: the planner's own rule (nurture.rules) run forward on a simulated clock. With a
     sample `treatment_date`, the plan around it."""
-    planned = _simulated_journey(series_id=series_id, start=start, time_zone=time_zone, treatment_date=treatment_date, **timing)
+    planned = _simulated_journey(series_id=series_id, start=start, time_zone=time_zone, treatment_date=treatment_date,
+                                 **timing)
     steps = Step.objects.in_bulk([p.step_id for p in planned])
     articles = Article.objects.in_bulk([a for p in planned for a in p.article_ids])
     return [
@@ -215,10 +220,12 @@ def series_overview(*, since: datetime) -> list[SeriesOverview]:
             rows[step.series_id].hold_reasons[step.position] = reasons
     no_series = SeriesOverview(None, {}, {}, [])
     for series_id, status, count in (
-        Delivery.objects.filter(queued_at__gte=since).order_by().values_list("step__series_id", "status").annotate(n=Count("id"))
+        Delivery.objects.filter(queued_at__gte=since).order_by().values_list("step__series_id",
+                                                                             "status").annotate(n=Count("id"))
     ):
         rows.get(series_id, no_series).deliveries[status] = count
-    for series_id, status, count in Subscriber.objects.order_by().values_list("series_id", "status").annotate(n=Count("id")):
+    for series_id, status, count in Subscriber.objects.order_by().values_list("series_id",
+                                                                              "status").annotate(n=Count("id")):
         rows.get(series_id, no_series).subscribers[status] = count
     held = (
         Step.objects.annotate(published=Count("steparticle", filter=sendable_filter("steparticle__article")))

@@ -25,10 +25,12 @@ def staff_addresses_with_permission(*, app_label: str, codename: str) -> list[st
     superusers hold every one), sorted, without duplicates."""
     has_perm = Q(user_permissions__codename=codename, user_permissions__content_type__app_label=app_label) | Q(
         groups__permissions__codename=codename, groups__permissions__content_type__app_label=app_label)
-    staff = get_user_model().objects.filter(Q(is_superuser=True) | has_perm, is_active=True, is_staff=True).exclude(email="")
+    staff = get_user_model().objects.filter(Q(is_superuser=True) | has_perm, is_active=True,
+                                            is_staff=True).exclude(email="")
     return sorted({user.email for user in staff})
 
 
 def staff_sign_in_last_failed_at(*, username: str, address: str) -> datetime | None:
     """When this username last failed to sign in from this client address (django-axes' record)."""
-    return AccessAttempt.objects.filter(username=username, ip_address=address).aggregate(latest=Max("attempt_time"))["latest"]
+    return AccessAttempt.objects.filter(username=username,
+                                        ip_address=address).aggregate(latest=Max("attempt_time"))["latest"]

@@ -35,7 +35,8 @@ def subscribers_due(*, now: datetime) -> QuerySet[Subscriber]:
         Subscriber.objects.filter(status=Subscriber.Status.ACTIVE, next_send_at__lte=now)
         .order_by("next_send_at")
         .only(
-            "id", "series_id", "next_step_position", "next_send_at", "cadence", "time_zone", "confirmed_at", "last_sent_at",
+            "id", "series_id", "next_step_position", "next_send_at", "cadence", "time_zone", "confirmed_at",
+            "last_sent_at",
             "treatment_date", "welcome_back_due", "quiet_days", "time_of_day",
         )
     )
@@ -73,7 +74,8 @@ def confirmation_awaits(*, subscriber: Subscriber, request_id: int | None) -> bo
     (made before sign-up requests) only for a pending one."""
     if request_id is None:
         return subscriber.status == Subscriber.Status.PENDING
-    return subscriber.status in (Subscriber.Status.PENDING, Subscriber.Status.UNSUBSCRIBED) and SignupRequest.objects.filter(
+    return subscriber.status in (Subscriber.Status.PENDING,
+                                 Subscriber.Status.UNSUBSCRIBED) and SignupRequest.objects.filter(
         pk=request_id, subscriber_id=subscriber.pk, state=SignupRequest.State.CONFIRM
     ).exists()
 
@@ -156,7 +158,8 @@ def carer_handoff_from_token(*, purpose: str, token: str) -> CarerHandoff:
     subscriber_id, extra = tokens.read_token(purpose=purpose, token=token)
     if not extra.isdigit():
         raise tokens.TokenError()
-    handoff = CarerHandoff.objects.select_related("subscriber").filter(pk=int(extra), subscriber_id=subscriber_id).first()
+    handoff = CarerHandoff.objects.select_related("subscriber").filter(pk=int(extra),
+                                                                       subscriber_id=subscriber_id).first()
     if handoff is None:
         raise tokens.TokenError()
     return handoff

@@ -18,6 +18,7 @@ to the package (nothing outside imports them; tests/test_architecture.py checks)
 
 docs/scheduler.md tells the whole story of a delivery.
 """
+from nurture.sending.calls import provider_health
 from nurture.sending.db_retry import infrastructure_errors
 from nurture.sending.handover import BatchOutcome, retry_countdown
 from nurture.sending.ledger import (
@@ -52,5 +53,6 @@ __all__ = [
     "delivery_send",
     "delivery_settle_unknown",
     "infrastructure_errors",
+    "provider_health",
     "retry_countdown",
 ]

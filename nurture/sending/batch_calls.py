@@ -26,9 +26,12 @@ from nurture.emails.merge import NotBatchable, build_batch_email
 from nurture.models import Delivery
 from nurture.sending.calls import Slots, send_one_by_one
 from nurture.sending.db_retry import with_db_retry
-from nurture.sending.handover import BatchOutcome, back_off_together, build_each, error_summary, record_answers, stamp_handed
+from nurture.sending.handover import (
+    BatchOutcome, back_off_together, build_each, error_summary, record_answers, stamp_handed,
+)
 from nurture.sending.ledger import (
-    NOT_CLAIMED, Claimed, SentAnswer, deliveries_record_sent, deliveries_release, deliveries_settle, deliveries_stamp_handed,
+    NOT_CLAIMED, Claimed, SentAnswer, deliveries_record_sent, deliveries_release, deliveries_settle,
+    deliveries_stamp_handed,
 )
 from nurture.services import throttle
 from nurture.services.suppression import address_suppress
@@ -60,7 +63,9 @@ def send_in_batch_calls(items: list[Claimed], *, stamp: datetime, outcome: Batch
     """Through a merge-field endpoint: one call per identical body."""
     calls = group_for_batch_calls(items, limit=min(endpoint.max_recipients, throttle.max_emails_per_call()))
     _make_calls(items, calls, stamp=stamp, outcome=outcome,
-                send=lambda call, connection: _send_batch_call(call, stamp=stamp, connection=connection, endpoint=endpoint, outcome=outcome))
+                send=lambda call,
+                connection: _send_batch_call(call, stamp=stamp, connection=connection, endpoint=endpoint,
+                                             outcome=outcome))
 
 
 def send_in_messages_batches(items: list[Claimed], *, stamp: datetime, outcome: BatchOutcome, provider) -> None:
@@ -68,7 +73,9 @@ def send_in_messages_batches(items: list[Claimed], *, stamp: datetime, outcome: 
     limit = max(1, min(provider.messages_batch.max_messages, throttle.max_emails_per_call()))
     calls = [items[start:start + limit] for start in range(0, len(items), limit)]
     _make_calls(items, calls, stamp=stamp, outcome=outcome,
-                send=lambda call, connection: _send_messages_call(call, stamp=stamp, connection=connection, provider=provider, outcome=outcome))
+                send=lambda call,
+                connection: _send_messages_call(call, stamp=stamp, connection=connection, provider=provider,
+                                                outcome=outcome))
 
 
 def _make_calls(items: list[Claimed], calls: list[list[Claimed]], *, stamp, outcome: BatchOutcome, send) -> None:
@@ -81,7 +88,8 @@ def _make_calls(items: list[Claimed], calls: list[list[Claimed]], *, stamp, outc
             countdown = send(call, connection)
             if countdown is not None:
                 later = [item.pk for rest in calls[index + 1 :] for item in rest]
-                with_db_retry(lambda: deliveries_release(delivery_ids=later, stamp=stamp, countdown=countdown, handed=False), what="back off")
+                with_db_retry(lambda: deliveries_release(delivery_ids=later, stamp=stamp, countdown=countdown,
+                                                         handed=False), what="back off")
                 back_off_together(outcome, [item.pk for item in items], countdown)
                 return
 
@@ -105,7 +113,8 @@ def _send_batch_call(call: list[Claimed], *, stamp, connection, endpoint, outcom
         logger.exception("building a batch of %d failed", len(call))
         reason = f"could not build the email: {error_summary(exc)}"
         outcome.count(Delivery.Status.FAILED, with_db_retry(lambda: deliveries_settle(
-            delivery_ids=[i.pk for i in call], stamp=stamp, status=Delivery.Status.FAILED, reason=reason), what="build failed"))
+            delivery_ids=[i.pk for i in call], stamp=stamp, status=Delivery.Status.FAILED,
+            reason=reason), what="build failed"))
         return None
     message.esp_extra = {**(getattr(message, "esp_extra", None) or {}), **dict(endpoint.esp_extra)}
     providers.message_stream_set(message, stream=providers.BULK)
@@ -133,7 +142,8 @@ def _send_batch_call(call: list[Claimed], *, stamp, connection, endpoint, outcom
     return None
 
 
-def _record_batch_answer(handed: list[Claimed], message, *, stamp, outcome: BatchOutcome, ids_per_recipient: bool) -> None:
+def _record_batch_answer(handed: list[Claimed], message, *, stamp, outcome: BatchOutcome,
+                         ids_per_recipient: bool) -> None:
     """Each recipient's answer. Accepted rows are written in one UPDATE straight after the call;
     refused addresses are suppressed, invalid ones fail."""
     recipients = message.anymail_status.recipients
@@ -155,9 +165,11 @@ def _record_batch_answer(handed: list[Claimed], message, *, stamp, outcome: Batc
     deliveries_record_sent(answers=accepted)
     outcome.count(Delivery.Status.SENT, len(accepted))
     for item in refused:
-        with_db_retry(lambda: address_suppress(email=item.delivery.subscriber.email, reason="refused by the email provider", source="provider_refused"), what="suppressing")
+        with_db_retry(lambda: address_suppress(email=item.delivery.subscriber.email,
+            reason="refused by the email provider", source="provider_refused"), what="suppressing")
         outcome.count(Delivery.Status.FAILED, with_db_retry(lambda: deliveries_settle(
-            delivery_ids=[item.pk], stamp=stamp, status=Delivery.Status.FAILED, reason="recipient refused by the provider"), what="refused"))
+            delivery_ids=[item.pk], stamp=stamp, status=Delivery.Status.FAILED,
+            reason="recipient refused by the provider"), what="refused"))
     for item, status in invalid:
         outcome.count(Delivery.Status.FAILED, with_db_retry(lambda: deliveries_settle(
             delivery_ids=[item.pk], stamp=stamp, status=Delivery.Status.FAILED,
@@ -224,7 +236,8 @@ def _send_messages_call(call: list[Claimed], *, stamp, connection, provider, out
         return None
     held = {item.pk for item in handed}
     request = _MessagesBatchPayload(
-        [template], provider.batch_body([data for item, data in built if item.pk in held]), provider.messages_batch.path)
+        [template], provider.batch_body([data for item, data in built if item.pk in held]),
+        provider.messages_batch.path)
     try:
         response = connection.post_to_esp(request, None)
         answers = provider.batch_answers(connection.deserialize_json_response(response, request, None))
@@ -240,7 +253,8 @@ def _send_messages_call(call: list[Claimed], *, stamp, connection, provider, out
 def _record_messages_answers(pairs: list, *, stamp, outcome: BatchOutcome) -> None:
     """Each message's own answer, exactly once: accepted ones in one UPDATE; a refused address is
     suppressed (the message's own recipients: the subscriber or their carer); others fail alone."""
-    accepted = [SentAnswer(item.pk, item.delivery.subscriber_id, answer.provider_id, item.message.nurture_article_versions)
+    accepted = [SentAnswer(item.pk, item.delivery.subscriber_id, answer.provider_id,
+                           item.message.nurture_article_versions)
                 for item, answer in pairs if answer.kind == providers.SENT]
     deliveries_record_sent(answers=accepted)
     outcome.count(Delivery.Status.SENT, len(accepted))
@@ -264,4 +278,5 @@ def _suppress_refused(item: Claimed, answer) -> None:
     ours = {address.lower(): address for address in item.message.to}
     named = [ours[address] for address in answer.refused if address in ours]
     for address in named or (item.message.to if answer.kind == providers.REFUSED else []):
-        with_db_retry(lambda: address_suppress(email=address, reason="refused by the email provider"), what="suppressing")
+        with_db_retry(lambda: address_suppress(email=address, reason="refused by the email provider"),
+                      what="suppressing")

@@ -176,7 +176,8 @@ def send_one_by_one(items: list[Claimed], *, stamp: datetime, outcome: BatchOutc
                     record()  # answers first, then the next calls
                     if backoff is None:
                         chunk = [pending.popleft() for _ in range(n)]
-                        _hand_over(chunk, stamp=stamp, outcome=outcome, pool=pool, connections=connections, in_flight=in_flight)
+                        _hand_over(chunk, stamp=stamp, outcome=outcome, pool=pool, connections=connections,
+                                   in_flight=in_flight)
                     continue
             if not in_flight:
                 record()
@@ -207,7 +208,8 @@ def send_one_by_one(items: list[Claimed], *, stamp: datetime, outcome: BatchOutc
     if backoff is not None and pending:
         # The untried rest backs off with the failed call, all with one next_attempt_at.
         rest = [item.pk for item in pending]
-        released = with_db_retry(lambda: deliveries_release(delivery_ids=rest, stamp=stamp, countdown=backoff, handed=False), what="back off")
+        released = with_db_retry(lambda: deliveries_release(delivery_ids=rest, stamp=stamp, countdown=backoff,
+                                                            handed=False), what="back off")
         outcome.count(RETRY, len(released))
     if backoff is not None:
         back_off_together(outcome, [i.pk for i in items], backoff)

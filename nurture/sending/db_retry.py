@@ -42,6 +42,7 @@ def with_db_retry(fn, *, what: str, attempts: int | None = None):
             if connection.in_atomic_block or attempt == attempts:
                 raise
             delay = min(5.0, 0.1 * 3 ** (attempt - 1))
-            logger.warning("database error during %s (attempt %d/%d, retrying in %.1fs): %s", what, attempt, attempts, delay, type(exc).__name__)
+            logger.warning("database error during %s (attempt %d/%d, retrying in %.1fs): %s", what, attempt, attempts,
+                           delay, type(exc).__name__)
             _drop_connection()
             time.sleep(delay)

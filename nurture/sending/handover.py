@@ -71,12 +71,14 @@ def _provider_id(message) -> str:
     return str(status.message_id) if status is not None and status.message_id else ""
 
 
-def record_answers(results: list[tuple[Claimed, BaseException | None]], *, stamp: datetime, outcome: BatchOutcome) -> float | None:
+def record_answers(results: list[tuple[Claimed, BaseException | None]], *, stamp: datetime,
+                   outcome: BatchOutcome) -> float | None:
     """Write the answers of calls that returned: accepted ones first (never lost: retried, then
     journalled), then errors. Returns a backoff countdown if the provider answered a transient
     error, else None."""
     accepted = [
-        SentAnswer(item.pk, item.delivery.subscriber_id, _provider_id(item.message), item.message.nurture_article_versions)
+        SentAnswer(item.pk, item.delivery.subscriber_id, _provider_id(item.message),
+                   item.message.nurture_article_versions)
         for item, exc in results if exc is None
     ]
     deliveries_record_sent(answers=accepted)
@@ -96,9 +98,11 @@ def record_answers(results: list[tuple[Claimed, BaseException | None]], *, stamp
         if status == RETRY:
             wait = retry_countdown(attempts)
             countdown = wait if countdown is None else max(countdown, wait)
-            with_db_retry(lambda: deliveries_release(delivery_ids=[item.pk], stamp=stamp, countdown=wait, reason=reason, handed=True), what="retry later")
+            with_db_retry(lambda: deliveries_release(delivery_ids=[item.pk], stamp=stamp, countdown=wait, reason=reason,
+                                                     handed=True), what="retry later")
         else:
-            with_db_retry(lambda: deliveries_settle(delivery_ids=[item.pk], stamp=stamp, status=status, reason=reason), what="recording an error")
+            with_db_retry(lambda: deliveries_settle(delivery_ids=[item.pk], stamp=stamp, status=status, reason=reason),
+                          what="recording an error")
         outcome.count(status)
     return countdown
 
@@ -109,7 +113,8 @@ def _settle_error(item: Claimed, kind: str, summary: str, attempts: int) -> tupl
     if kind == TRANSIENT:
         return Delivery.Status.FAILED, f"gave up after {attempts} attempts: {summary}"
     if kind == REFUSED:
-        with_db_retry(lambda: address_suppress(email=item.delivery.to_address, reason="refused by the email provider", source="provider_refused"), what="suppressing")
+        with_db_retry(lambda: address_suppress(email=item.delivery.to_address, reason="refused by the email provider",
+                                               source="provider_refused"), what="suppressing")
         if item.delivery.carer_handoff_id:  # the carer's address: their hand-off ends, the subscriber is told
             carer_address_refused.send(sender=Delivery, handoff_id=item.delivery.carer_handoff_id)
         return Delivery.Status.FAILED, f"recipient refused: {summary}"
@@ -144,7 +149,8 @@ def build_each(chunk: list[Claimed], *, stamp, outcome: BatchOutcome) -> list[Cl
     broken = [item.pk for item in chunk if item.message is None]
     if broken:
         outcome.count(Delivery.Status.FAILED, with_db_retry(lambda: deliveries_settle(
-            delivery_ids=broken, stamp=stamp, status=Delivery.Status.FAILED, reason="could not build the email"), what="build failed"))
+            delivery_ids=broken, stamp=stamp, status=Delivery.Status.FAILED,
+            reason="could not build the email"), what="build failed"))
     return built
 
 

@@ -47,7 +47,8 @@ def deliveries_claim(*, delivery_ids: list[int], stamp: datetime) -> list[int]:
     marks = ", ".join(["%s"] * len(delivery_ids))
     sql = (
         f"UPDATE {table} SET status = %s, sending_started_at = %s, provider_call_started_at = NULL "
-        f"WHERE id IN ({marks}) AND (status = %s OR (status = %s AND sending_started_at = %s AND provider_call_started_at IS NULL)) "
+        f"WHERE id IN ({marks}) AND (status = %s OR (status = %s AND sending_started_at = %s AND "
+        "provider_call_started_at IS NULL)) "
         "RETURNING id"
     )
     # Raw SQL: the stamp goes in as the ORM writes it (on SQLite, naive UTC text), or the ORM's
@@ -138,7 +139,8 @@ def deliveries_release(
     if not delivery_ids:
         return []
     next_at = timezone.now() + timedelta(seconds=countdown)
-    held = list(_ours(delivery_ids, stamp).filter(provider_call_started_at__isnull=not handed).values_list("pk", flat=True))
+    held = list(_ours(delivery_ids, stamp).filter(provider_call_started_at__isnull=not handed).values_list("pk",
+                                                                                                           flat=True))
     fields = {"status": Delivery.Status.QUEUED, "provider_call_started_at": None, "next_attempt_at": next_at}
     if reason is not None:
         fields["failure_reason"] = reason[:2000]
@@ -207,13 +209,15 @@ def deliveries_mark_sent(
         if subscriber_ids:
             marks = ", ".join(["%s"] * len(subscriber_ids))
             cursor.execute(
-                f"UPDATE {subscribers} SET last_sent_at = %s WHERE id IN ({marks}) AND (last_sent_at IS NULL OR last_sent_at < %s)",
+                f"UPDATE {subscribers} SET last_sent_at = %s WHERE id IN ({marks}) AND (last_sent_at IS NULL OR "
+                "last_sent_at < %s)",
                 [at, *subscriber_ids, at],
             )
     return len(marked)
 
 
-def deliveries_record_sent(*, answers: list[SentAnswer], sent_at: datetime | None = None, journal_if_down: bool = True) -> int:
+def deliveries_record_sent(*, answers: list[SentAnswer], sent_at: datetime | None = None,
+                           journal_if_down: bool = True) -> int:
     """Accepted answers, written at once: one mark-sent per distinct article list (a batch is
     mostly one), retried through a lost connection. If the database stays away through the
     retries, the answers go to the journal (nurture/sending/journal.py) to be applied when it is
@@ -266,7 +270,8 @@ def answers_journal_pending() -> bool:
     return bool(journal.pending_files())
 
 
-def delivery_settle_unknown(*, delivery_id: int, accepted: bool, provider_message_id: str, reason: str, at: datetime) -> int:
+def delivery_settle_unknown(*, delivery_id: int, accepted: bool, provider_message_id: str, reason: str,
+                            at: datetime) -> int:
     """An unknown outcome settled by the provider's word (its webhook event): accepted -> sent, with
     the provider's id so later events find it; else failed with `reason` (an answer: not
     `unanswered`). Only while the row still awaits an answer (unknown, or failed for want of one).
@@ -284,13 +289,15 @@ def delivery_settle_unknown(*, delivery_id: int, accepted: bool, provider_messag
 def deliveries_back_off(*, delivery_ids: list[int], countdown: float) -> list[int]:
     """Every row of a batch that went back to queued carries the same next_attempt_at (now +
     countdown): the batch's backoff, which the reconciler respects. Returns those rows' ids."""
-    back = list(Delivery.objects.filter(pk__in=delivery_ids, status=Delivery.Status.QUEUED).values_list("pk", flat=True))
+    back = list(Delivery.objects.filter(pk__in=delivery_ids, status=Delivery.Status.QUEUED).values_list("pk",
+                                                                                                        flat=True))
     Delivery.objects.filter(pk__in=back, status=Delivery.Status.QUEUED).update(
         next_attempt_at=timezone.now() + timedelta(seconds=countdown))
     return back
 
 
-def deliveries_requeue_unhanded(*, delivery_ids: list[int], among: QuerySet[Delivery], now: datetime, reason: str) -> int:
+def deliveries_requeue_unhanded(*, delivery_ids: list[int], among: QuerySet[Delivery], now: datetime,
+                                reason: str) -> int:
     """The reconciler: rows stuck in sending (still in `among`) that were never handed to the
     provider go back to queued, due now."""
     return among.filter(pk__in=delivery_ids, provider_call_started_at__isnull=True).update(
@@ -308,7 +315,8 @@ def deliveries_expire_unknown(*, waited_since: datetime, now: datetime, reason: 
     """The reconciler: unknown since before `waited_since` (the call, or the claim if it never
     started), no word from the provider: failed and `unanswered`, for staff to check and requeue."""
     return Delivery.objects.filter(status=Delivery.Status.UNKNOWN).filter(
-        Q(provider_call_started_at__lt=waited_since) | Q(provider_call_started_at__isnull=True, sending_started_at__lt=waited_since)
+        Q(provider_call_started_at__lt=waited_since) | Q(provider_call_started_at__isnull=True,
+                                                         sending_started_at__lt=waited_since)
     ).update(status=Delivery.Status.FAILED, failed_at=now, failure_reason=reason[:2000], unanswered=True)
 
 

@@ -61,7 +61,8 @@ def deliveries_send(*, delivery_ids: list[int], wait_for_slot=None) -> BatchOutc
             outcome.count(BRAKED, len(delivery_ids))
             logger.info("send batch size=%d held by the complaint brake", len(delivery_ids))
             return outcome
-        claimed_ids = with_db_retry(lambda: deliveries_claim(delivery_ids=list(delivery_ids), stamp=stamp), what="claim")
+        claimed_ids = with_db_retry(lambda: deliveries_claim(delivery_ids=list(delivery_ids), stamp=stamp),
+                                    what="claim")
     except infrastructure_errors() as exc:  # nothing claimed (or not known to be): all of it again, later
         outcome.error, outcome.retry_ids, outcome.retry_countdown = exc, list(delivery_ids), release_countdown()
         return outcome
@@ -72,7 +73,8 @@ def deliveries_send(*, delivery_ids: list[int], wait_for_slot=None) -> BatchOutc
         items, skips = with_db_retry(lambda: deliveries_recheck(delivery_ids=claimed_ids, stamp=stamp), what="re-check")
         for reason, ids in skips.items():
             outcome.count(Delivery.Status.SKIPPED, with_db_retry(
-                lambda: deliveries_settle(delivery_ids=ids, stamp=stamp, status=Delivery.Status.SKIPPED, reason=reason), what="skip"))
+                lambda: deliveries_settle(delivery_ids=ids, stamp=stamp, status=Delivery.Status.SKIPPED, reason=reason),
+                what="skip"))
         endpoint, messages_batch = providers.batch_endpoint(), providers.messages_batch_provider()
         if wait_for_slot is None and messages_batch is not None and len(items) > 1:
             send_in_messages_batches(items, stamp=stamp, outcome=outcome, provider=messages_batch)

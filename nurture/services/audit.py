@@ -90,7 +90,8 @@ def audit_record_suppressions(*, user, suppressions: list[tuple[int, str]], deta
     owners = Subscriber.objects.alias(low=Lower("email")).filter(low__in=addresses).values_list("email", "pk")
     owner_of = {email.lower(): pk for email, pk in owners}
     entries = [
-        AuditEntry(**who, action=AuditEntry.Action.VIEW, suppression_id=pk, subscriber_id=owner_of.get(email.strip().lower()),
+        AuditEntry(**who, action=AuditEntry.Action.VIEW, suppression_id=pk,
+                   subscriber_id=owner_of.get(email.strip().lower()),
                    detail=text)
         for pk, email in suppressions
     ]
@@ -98,13 +99,15 @@ def audit_record_suppressions(*, user, suppressions: list[tuple[int, str]], deta
     return len(entries)
 
 
-def audit_purge_expired(*, now: datetime | None = None, batch_size: int = BATCH_SIZE, max_batches: int = MAX_BATCHES) -> int:
+def audit_purge_expired(*, now: datetime | None = None, batch_size: int = BATCH_SIZE,
+                        max_batches: int = MAX_BATCHES) -> int:
     """Delete entries older than NURTURE_AUDIT_RETENTION_DAYS, in bounded batches. The only delete."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.NURTURE_AUDIT_RETENTION_DAYS)
     deleted = 0
     for _ in range(max_batches):
         with transaction.atomic():
-            ids = list(AuditEntry.objects.filter(at__lt=cutoff).order_by("pk").values_list("pk", flat=True)[:batch_size])
+            ids = list(AuditEntry.objects.filter(at__lt=cutoff).order_by("pk").values_list("pk",
+                                                                                           flat=True)[:batch_size])
             if not ids:
                 break
             dialect.set_transaction_flag(PURGE_SETTING)  # the append-only trigger lets this purge through

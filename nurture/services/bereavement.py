@@ -100,7 +100,8 @@ def bereavement_report(
     audit_record(user=user, action="change", subscriber_id=subscriber.pk, detail=f"bereavement reported ({source})")
     if support_to and enqueue_support is not None:
         transaction.on_commit(lambda: enqueue_support(bereavement.pk))
-    logger.info("bereavement reported subscriber=%s cancelled=%d support_email=%s", subscriber.pk, cancelled, bool(support_to))
+    logger.info("bereavement reported subscriber=%s cancelled=%d support_email=%s", subscriber.pk, cancelled,
+                bool(support_to))
     return BereavementOutcome(bereavement, created=True, cancelled=cancelled)
 
 

@@ -103,7 +103,8 @@ def sending_brake_resume(*, brake_id: int, user) -> bool:
         changed = SendingBrake.objects.filter(pk=brake_id, engaged=True).update(
             engaged=False, resumed_at=timezone.now(), resumed_by=user)
         if changed:
-            audit_record_operation(user=user, action=AuditEntry.Action.CHANGE, detail=f"series sending resumed (brake #{brake_id})")
+            audit_record_operation(user=user, action=AuditEntry.Action.CHANGE,
+                                   detail=f"series sending resumed (brake #{brake_id})")
     if changed:
         logger.warning("series sending resumed by staff (brake #%s)", brake_id)
     return bool(changed)

@@ -155,7 +155,8 @@ def carer_stop(*, handoff_id: int, by: str, source: str, notify) -> CarerHandoff
         handoff.stopped_at = timezone.now()
         handoff.stopped_by = by
         handoff.save(update_fields=["status", "stopped_at", "stopped_by"])
-        consent_record(subscriber=handoff.subscriber, kind=ConsentRecord.Kind.CARER_STOPPED, source=source, text=wording.CARER_STOPPED)
+        consent_record(subscriber=handoff.subscriber, kind=ConsentRecord.Kind.CARER_STOPPED, source=source,
+                       text=wording.CARER_STOPPED)
         if handoff.mode == CarerHandoff.Mode.INSTEAD:
             _queued_copies_back_to_the_subscriber(handoff)
         transaction.on_commit(lambda: notify(handoff.pk, NOTICE_STOPPED))
@@ -167,7 +168,8 @@ def _queued_copies_back_to_the_subscriber(handoff: CarerHandoff) -> int:
     """"Instead of me" ended: the carer's copies not yet claimed for sending become the subscriber's
     own (their send task, already enqueued, then sends them to the subscriber), so no step is lost.
     A step that has its own copy already is left to be skipped."""
-    own_steps = Delivery.objects.filter(subscriber_id=handoff.subscriber_id, carer_handoff__isnull=True).values("step_id")
+    own_steps = Delivery.objects.filter(subscriber_id=handoff.subscriber_id,
+                                        carer_handoff__isnull=True).values("step_id")
     return (
         Delivery.objects.filter(carer_handoff=handoff, status=Delivery.Status.QUEUED)
         .exclude(step_id__in=own_steps).update(carer_handoff=None)

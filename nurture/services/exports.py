@@ -11,5 +11,6 @@ def subscriber_export_by_staff(*, user, subscriber_id: int, channel: str) -> dic
     """channel: "admin" or "command". `user` is None from the command line (the entry then names
     no staff user: whoever runs manage.py is outside the admin)."""
     data = subscriber_export(subscriber_id=subscriber_id)
-    audit_record(user=user, action=AuditEntry.Action.EXPORT, subscriber_id=subscriber_id, detail=f"export via {channel}")
+    audit_record(user=user, action=AuditEntry.Action.EXPORT, subscriber_id=subscriber_id,
+                 detail=f"export via {channel}")
     return data

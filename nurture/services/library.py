@@ -32,7 +32,8 @@ def _series_fingerprint(name: str, steps: list[tuple[int, str, list[str], bool]]
 
 
 def _entry_fingerprint(entry: SeriesEntry) -> str:
-    return _series_fingerprint(entry.name, [(s.delay_days, s.subject, s.article_slugs, s.before_treatment) for s in entry.steps])
+    return _series_fingerprint(entry.name,
+                               [(s.delay_days, s.subject, s.article_slugs, s.before_treatment) for s in entry.steps])
 
 
 def _db_series_fingerprint(series: Series) -> str:
@@ -75,11 +76,13 @@ def _write_steps(series: Series, entry: SeriesEntry, report: ImportReport) -> No
         step.save()
         StepArticle.objects.filter(step=step).delete()
         StepArticle.objects.bulk_create(
-            StepArticle(step=step, article=articles[slug], order=order) for order, slug in enumerate(step_entry.article_slugs)
+            StepArticle(step=step, article=articles[slug], order=order) for order,
+            slug in enumerate(step_entry.article_slugs)
         )
     for step in existing.values():
         if step.deliveries.exists():
-            report.steps_kept_with_deliveries.append(f"{entry.language}/{entry.stage} step {step.position + 1} ({step.subject!r})")
+            report.steps_kept_with_deliveries.append(
+                f"{entry.language}/{entry.stage} step {step.position + 1} ({step.subject!r})")
         else:
             step.delete()
 
@@ -108,7 +111,8 @@ def library_import(*, library_dir: Path | None = None, force: bool = False) -> I
     """
     library = read_library(Path(library_dir) if library_dir else default_library_dir())
     report = ImportReport(
-        articles_total=len(library.articles), series_total=len(library.series), reading_warnings=library.reading_warnings()
+        articles_total=len(library.articles), series_total=len(library.series),
+        reading_warnings=library.reading_warnings()
     )
     with transaction.atomic():
         report.articles = articles_import(entries=library.articles, force=force)

@@ -10,8 +10,8 @@ the same subscriber twice; elsewhere (SQLite, the local demo) a file lock lets o
 a time. The unique (subscriber, step) constraint is the last guard everywhere.
 
 When is a subscriber's next email due, and which step? The pure rule in nurture.rules
-(`next_send_time`, `decide`) answers; the journey preview runs the same rule. `next_send_at` on the subscriber is only a hint
-for the due query: the planner re-checks the rule when it picks a subscriber, so whoever moved
+(`next_send_time`, `decide`) answers; the journey preview runs the same rule. `next_send_at` on the subscriber is only a
+hint for the due query: the planner re-checks the rule when it picks a subscriber, so whoever moved
 next_send_at (confirmation, stage change, resume, staff) cannot make an email break the rules.
 """
 from __future__ import annotations
@@ -45,7 +45,8 @@ RECEIVED_STATES = (Delivery.Status.QUEUED, Delivery.Status.SENDING, Delivery.Sta
 PLANNED_VERSION = 0
 
 
-# --- the due set (subscribers_due), locked --------------------------------------------------------------------------------
+# --- the due set (subscribers_due), locked
+# --------------------------------------------------------------------------------
 
 
 DUE_FIELDS = (
@@ -113,7 +114,8 @@ def _history(subscriber_ids: list[int]) -> History:
             history.last_email_at[subscriber_id] = when
     if steps_without_record:  # rows from before article lists were recorded: count the step's articles
         step_articles = defaultdict(set)
-        for step_id, article_id in StepArticle.objects.filter(step_id__in=steps_without_record).values_list("step_id", "article_id"):
+        for step_id, article_id in StepArticle.objects.filter(step_id__in=steps_without_record).values_list("step_id",
+            "article_id"):
             step_articles[step_id].add(article_id)
         for subscriber_id, step_id, status, article_versions, _q, _s in rows:
             if status in RECEIVED_STATES and not article_versions:
@@ -256,9 +258,11 @@ def deliveries_plan_due(
         if full and max_batches > 1:
             threads = settings.NURTURE_PLAN_THREADS
             if threads > 1 and dialect.skips_locked_rows() and not connection.in_atomic_block:
-                _plan_in_threads(threads, now=now, batch_size=batch_size, max_batches=max_batches - 1, enqueue=enqueue, result=result)
+                _plan_in_threads(threads, now=now, batch_size=batch_size, max_batches=max_batches - 1, enqueue=enqueue,
+                                 result=result)
             else:
-                _plan_batches(now=now, batch_size=batch_size, max_batches=max_batches - 1, enqueue=enqueue, result=result)
+                _plan_batches(now=now, batch_size=batch_size, max_batches=max_batches - 1, enqueue=enqueue,
+                              result=result)
     logger.log(
         logging.INFO if result.planned or result.completed else logging.DEBUG,  # nothing due: routine
         "planned deliveries=%d subscribers=%d deferred=%d completed=%d batches=%d",

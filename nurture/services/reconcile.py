@@ -13,8 +13,8 @@ provider left behind. Run periodically (schedule.PERIODIC_TASKS, every 30 s), on
    (services/webhooks.py: matched by our Message-ID, the delivery id in the metadata, or the
    provider's id). With no event within NURTURE_UNKNOWN_OUTCOME_SECONDS of the call it becomes
    failed and `unanswered` ("unknown outcome" in its reason), for staff to check in the provider's
-   activity log (our Message-ID is stored) and requeue if it never arrived. A second copy of a health email is worse for the
-   reader than a late one.
+   activity log (our Message-ID is stored) and requeue if it never arrived. A second copy of a health email is worse for
+   the reader than a late one.
 4. The sweeper: a queued delivery whose send task was lost (the broker restarted without
    persistence, a process died between commit and enqueue, the worker holding its retry was
    killed) is re-enqueued once it is due (next_attempt_at, else queued_at) by more than
@@ -72,7 +72,8 @@ def send_queue_length(broker_url: str | None = None) -> int | None:
 
 
 def deliveries_reconcile(
-    *, now: datetime | None = None, sending_timeout_seconds: int | None = None, enqueue=None, queue_length=send_queue_length
+    *, now: datetime | None = None, sending_timeout_seconds: int | None = None, enqueue=None,
+    queue_length=send_queue_length
 ) -> ReconcileResult:
     """`enqueue(delivery_ids)` sends ids to the send task (the Celery task passes it in); it is
     called once the writes are committed (each UPDATE here commits on its own). None: nothing is
@@ -84,14 +85,16 @@ def deliveries_reconcile(
     stale = Delivery.objects.filter(status=Delivery.Status.SENDING, sending_started_at__lt=cutoff)
 
     # Provider accepted (its id is recorded): sent, when it was handed over.
-    accepted = list(stale.exclude(provider_message_id="").values_list("id", "provider_message_id", "provider_call_started_at")[:RECONCILE_LIMIT])
+    accepted = list(stale.exclude(provider_message_id="").values_list("id", "provider_message_id",
+                                                                      "provider_call_started_at")[:RECONCILE_LIMIT])
     for delivery_id, provider_id, called_at in accepted:
         result.marked_sent += sending.deliveries_mark_sent(
             provider_message_ids={delivery_id: provider_id}, sent_at=called_at or now, among=stale
         )
 
     # Never handed to the provider: safe to send again.
-    requeue_ids = list(stale.filter(provider_message_id="", provider_call_started_at__isnull=True).values_list("id", flat=True)[:RECONCILE_LIMIT])
+    requeue_ids = list(stale.filter(provider_message_id="", provider_call_started_at__isnull=True).values_list("id",
+        flat=True)[:RECONCILE_LIMIT])
     if requeue_ids:
         result.requeued = sending.deliveries_requeue_unhanded(
             delivery_ids=requeue_ids, among=stale, now=now, reason="requeued: worker lost before the provider call"
@@ -102,7 +105,8 @@ def deliveries_reconcile(
 
     # Unknown for longer than the window, no event: failed, for staff to decide.
     window = now - timedelta(seconds=settings.NURTURE_UNKNOWN_OUTCOME_SECONDS)
-    result.unknown_expired = sending.deliveries_expire_unknown(waited_since=window, now=now, reason=UNKNOWN_EXPIRED_REASON)
+    result.unknown_expired = sending.deliveries_expire_unknown(waited_since=window, now=now,
+                                                               reason=UNKNOWN_EXPIRED_REASON)
 
     # Queued with no live task: the sweeper (not while the complaint brake holds series sending).
     if enqueue is not None and mail_health.sending_brake_engaged() is None:

@@ -39,8 +39,10 @@ MAX_SUBJECT = 200
 MAX_IDS = 50  # message ids read from References: enough for any real thread
 # A reply whose first line is one of these (case, accents and punctuation ignored) asks to stop.
 STOP_PHRASES = {
-    "en": {"stop", "unsubscribe", "unsubscribe me", "stop emails", "stop emailing me", "remove me", "no more emails", "cancel"},
-    "es": {"baja", "darme de baja", "dar de baja", "de baja", "quiero darme de baja", "cancelar", "parar", "no mas correos",
+    "en": {"stop", "unsubscribe", "unsubscribe me", "stop emails", "stop emailing me", "remove me", "no more emails",
+           "cancel"},
+    "es": {"baja", "darme de baja", "dar de baja", "de baja", "quiero darme de baja", "cancelar", "parar",
+           "no mas correos",
            "no quiero mas correos", "stop"},
 }
 _ALL_STOP_PHRASES = set().union(*STOP_PHRASES.values())
@@ -91,7 +93,8 @@ def _match(message) -> Delivery | None:
     if not ids or not message.from_email:
         return None
     sender = message.from_email.addr_spec.strip().lower()
-    for delivery in Delivery.objects.select_related("subscriber", "carer_handoff").filter(message_id__in=ids).order_by("-pk"):
+    for delivery in Delivery.objects.select_related("subscriber",
+                                                    "carer_handoff").filter(message_id__in=ids).order_by("-pk"):
         if sender == delivery.to_address.strip().lower():  # each copy has one address: its own
             return delivery
     return None
@@ -110,7 +113,8 @@ def reply_receive(*, provider: str, event, enqueue_stop_email=None) -> Reply | N
     subject = str(message.get("Subject") or "")[:MAX_SUBJECT]
     fields = {"provider": provider[:40], "event_id": _event_id(event, message), "subject": subject}
     with transaction.atomic():
-        if fields["event_id"] and Reply.objects.filter(provider=fields["provider"], event_id=fields["event_id"]).exists():
+        if fields["event_id"] and Reply.objects.filter(provider=fields["provider"],
+                                                       event_id=fields["event_id"]).exists():
             return None
         delivery = None if is_automatic(message) else _match(message)
         if is_automatic(message):
@@ -145,7 +149,8 @@ def _matched(delivery: Delivery, message, fields: dict, enqueue_stop_email) -> R
                 transaction.on_commit(lambda: enqueue_stop_email(reply.pk))
         return reply
     pause = settings.NURTURE_REPLY_PAUSES_SERIES and subscriber.status == Subscriber.Status.ACTIVE
-    reply = _create(state=Reply.State.WAITING, subscriber=subscriber, delivery=delivery, text=text, paused_series=pause, **fields)
+    reply = _create(state=Reply.State.WAITING, subscriber=subscriber, delivery=delivery, text=text, paused_series=pause,
+                    **fields)
     if reply is not None and pause:
         subscriber_services.subscriber_pause(subscriber_id=subscriber.pk, source="reply")
     return reply
@@ -170,7 +175,8 @@ def reply_mark_handled(*, reply_id: int, user) -> Reply:
 def _paused_only_by_replies(subscriber_id: int) -> bool:
     if Reply.objects.filter(subscriber_id=subscriber_id, state=Reply.State.WAITING, paused_series=True).exists():
         return False
-    last_pause = ConsentRecord.objects.filter(subscriber_id=subscriber_id, kind=ConsentRecord.Kind.PAUSE).order_by("-pk").first()
+    last_pause = ConsentRecord.objects.filter(subscriber_id=subscriber_id,
+                                              kind=ConsentRecord.Kind.PAUSE).order_by("-pk").first()
     subscriber = Subscriber.objects.get(pk=subscriber_id)
     return (subscriber.status == Subscriber.Status.PAUSED and subscriber.paused_until is None
             and last_pause is not None and last_pause.source == "reply")
@@ -186,7 +192,8 @@ def reply_stop_email_send(*, reply_id: int) -> bool:
     """The one email saying a "stop" reply worked. Once: stamped (handled_at, by "automatic") in the
     same transaction as the send; nothing for a reply that is not a stop or an address since suppressed."""
     with transaction.atomic():
-        reply = Reply.objects.select_for_update(of=("self",)).select_related("subscriber").filter(pk=reply_id, state=Reply.State.STOP).first()
+        reply = Reply.objects.select_for_update(of=("self",)).select_related("subscriber").filter(pk=reply_id,
+            state=Reply.State.STOP).first()
         if reply is None or reply.handled_at is not None or reply.subscriber is None:
             return False
         if is_suppressed(email=reply.subscriber.email):

@@ -61,7 +61,8 @@ def _send_figures(*, start: datetime, end: datetime) -> dict[tuple[int, date], d
         by_key[(step_id, day)] = {"sent": n}
     events = (
         # Only events that match a message we sent to that address (an unmatched one may be forged).
-        ProviderEvent.objects.filter(event_type__in=EVENT_FIGURES, matched=True, **{f"delivery__{k}": v for k, v in in_range.items()})
+        ProviderEvent.objects.filter(event_type__in=EVENT_FIGURES, matched=True,
+                                     **{f"delivery__{k}": v for k, v in in_range.items()})
         .annotate(day=TruncDate("delivery__sent_at", tzinfo=dt_timezone.utc))
         .order_by()
         .values_list("delivery__step_id", "day", "event_type")
@@ -128,7 +129,8 @@ def results_summarise(*, now: datetime | None = None, rebuild: bool = False) -> 
     window = timedelta(days=settings.NURTURE_RESULTS_LEAVE_WINDOW_DAYS)
     today = now.astimezone(dt_timezone.utc).date()
     if rebuild or not StepDailyResults.objects.exists():
-        first_sent = Delivery.objects.filter(status=Delivery.Status.SENT, sent_at__isnull=False).aggregate(first=Min("sent_at"))["first"]
+        first_sent = Delivery.objects.filter(status=Delivery.Status.SENT,
+                                             sent_at__isnull=False).aggregate(first=Min("sent_at"))["first"]
         if first_sent is None:
             return SummaryOutcome(None, None, 0)
         first = first_sent.astimezone(dt_timezone.utc).date()

@@ -67,7 +67,8 @@ class PurgeResult:
 def expired_pending_subscribers(*, now: datetime) -> QuerySet[Subscriber]:
     cutoff = now - timedelta(days=settings.NURTURE_CONFIRM_MAX_AGE_DAYS + settings.NURTURE_PENDING_RETENTION_DAYS)
     recent_sign_up = SignupRequest.objects.filter(subscriber=OuterRef("pk"), created_at__gte=cutoff)
-    return Subscriber.objects.filter(status=Subscriber.Status.PENDING, created_at__lt=cutoff).exclude(Exists(recent_sign_up))
+    return Subscriber.objects.filter(status=Subscriber.Status.PENDING,
+                                     created_at__lt=cutoff).exclude(Exists(recent_sign_up))
 
 
 def expired_signup_requests(*, now: datetime) -> QuerySet[SignupRequest]:
@@ -118,7 +119,8 @@ def _delete_in_batches(expired, *, now: datetime, batch_size: int, max_batches: 
     return deleted
 
 
-def expired_data_purge(*, now: datetime | None = None, batch_size: int = BATCH_SIZE, max_batches: int = MAX_BATCHES) -> PurgeResult:
+def expired_data_purge(*, now: datetime | None = None, batch_size: int = BATCH_SIZE,
+                       max_batches: int = MAX_BATCHES) -> PurgeResult:
     now = now or timezone.now()
     options = {"now": now, "batch_size": batch_size, "max_batches": max_batches}
     result = PurgeResult(

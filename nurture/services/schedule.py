@@ -43,9 +43,11 @@ def periodic_tasks_ensure() -> list[str]:
         # worker that was busy or down never finds a pile of the same periodic task.
         expire = every
         if existing is None:
-            PeriodicTask.objects.create(name=name, task=task, interval=interval, description=AUTO_MARK, expire_seconds=expire)
+            PeriodicTask.objects.create(name=name, task=task, interval=interval, description=AUTO_MARK,
+                                        expire_seconds=expire)
             changes.append(f"created {name!r} every {every}s")
-        elif existing.description == AUTO_MARK and (existing.interval_id != interval.pk or existing.expire_seconds != expire):
+        elif existing.description == AUTO_MARK and (existing.interval_id != interval.pk
+                                                    or existing.expire_seconds != expire):
             existing.interval = interval
             existing.expire_seconds = expire
             existing.save()

@@ -91,7 +91,8 @@ def subscriber_confirm(*, subscriber_id: int, request_id: int | None = None, sou
         # Applied: the choices are no longer needed, and other open sign-ups' links stop working.
         SignupRequest.objects.filter(subscriber_id=subscriber.pk).delete()
     subscriber.consents.filter(confirmed_at__isnull=True).update(confirmed_at=now)
-    consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.CONFIRM, source=source, text=wording.CONFIRM, confirmed=True)
+    consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.CONFIRM, source=source, text=wording.CONFIRM,
+                   confirmed=True)
     logger.info("subscriber confirmed subscriber=%s", subscriber.pk)
     return subscriber
 
@@ -109,7 +110,8 @@ def confirm_choices(*, subscriber: Subscriber, request_id: int | None) -> dict:
     sign-up requests) what we hold."""
     request = None
     if request_id is not None:
-        request = SignupRequest.objects.filter(pk=request_id, subscriber_id=subscriber.pk, state=SignupRequest.State.CONFIRM).first()
+        request = SignupRequest.objects.filter(pk=request_id, subscriber_id=subscriber.pk,
+                                               state=SignupRequest.State.CONFIRM).first()
     return _choices_of(request or subscriber)
 
 
@@ -156,7 +158,8 @@ def subscriber_unsubscribe(*, subscriber_id: int, source: str = "unsubscribe_lin
         subscriber.next_send_at = None
         subscriber.paused_until = None
         subscriber.save(update_fields=["status", "unsubscribed_at", "next_send_at", "paused_until"])
-        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.UNSUBSCRIBE, source=source, text=wording.UNSUBSCRIBE)
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.UNSUBSCRIBE, source=source,
+                       text=wording.UNSUBSCRIBE)
         logger.info("subscriber unsubscribed subscriber=%s", subscriber.pk)
     return subscriber
 
@@ -188,9 +191,11 @@ def _move_to_series(subscriber: Subscriber, *, stage: str, language: str, source
                        text=wording.TREATMENT_DATE_REMOVED)
     subscriber.stage, subscriber.language = stage, language
     if stage_changed:
-        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.STAGE_CHANGE, source=source, text=wording.STAGE_CHANGE)
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.STAGE_CHANGE, source=source,
+                       text=wording.STAGE_CHANGE)
     if language_changed:  # worded in the new language: the one they chose to read
-        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.LANGUAGE_CHANGE, source=source, text=wording.LANGUAGE_CHANGE)
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.LANGUAGE_CHANGE, source=source,
+                       text=wording.LANGUAGE_CHANGE)
     subscriber.series = series_for(stage=stage, language=language)
     subscriber.next_step_position = 0
     if subscriber.status == Subscriber.Status.ACTIVE:
@@ -202,11 +207,13 @@ def _move_to_series(subscriber: Subscriber, *, stage: str, language: str, source
 
 
 @transaction.atomic
-def subscriber_change_stage(*, subscriber_id: int, stage: str, language: str | None = None, source: str = "admin") -> Subscriber:
+def subscriber_change_stage(*, subscriber_id: int, stage: str, language: str | None = None,
+                            source: str = "admin") -> Subscriber:
     """Staff (admin) and the preference centre move a subscriber through this one path."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber_id)
     if _move_to_series(subscriber, stage=stage, language=language or subscriber.language, source=source):
-        subscriber.save(update_fields=["stage", "language", "series", "next_step_position", "next_send_at", "treatment_date"])
+        subscriber.save(update_fields=["stage", "language", "series", "next_step_position", "next_send_at",
+                                       "treatment_date"])
     return subscriber
 
 
@@ -222,10 +229,13 @@ def subscriber_update_preferences(
     subscriber.first_name, subscriber.cadence = first_name, cadence
     moved = _move_to_series(subscriber, stage=stage, language=language, source=source)
     if name_changed:
-        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.NAME_CHANGE, source=source, text=wording.NAME_CHANGE)
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.NAME_CHANGE, source=source,
+                       text=wording.NAME_CHANGE)
     if cadence_changed:
-        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.CADENCE_CHANGE, source=source, text=wording.CADENCE_CHANGE)
-    if cadence_changed and not moved and subscriber.status == Subscriber.Status.ACTIVE and subscriber.next_send_at is not None:
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.CADENCE_CHANGE, source=source,
+                       text=wording.CADENCE_CHANGE)
+    if (cadence_changed and not moved and subscriber.status == Subscriber.Status.ACTIVE
+            and subscriber.next_send_at is not None):
         # Re-planned with the new cadence at once (the planner defers it if it is too soon).
         subscriber.next_send_at = min(subscriber.next_send_at, timezone.now())
     subscriber.save()
@@ -249,9 +259,11 @@ def subscriber_set_treatment_date(
         return subscriber
     subscriber.treatment_date = treatment_date
     if treatment_date is None:
-        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.TREATMENT_DATE_REMOVED, source=source, text=wording.TREATMENT_DATE_REMOVED)
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.TREATMENT_DATE_REMOVED, source=source,
+                       text=wording.TREATMENT_DATE_REMOVED)
     else:
-        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.TREATMENT_DATE_GIVEN, source=source, text=wording.TREATMENT_DATE_GIVEN)
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.TREATMENT_DATE_GIVEN, source=source,
+                       text=wording.TREATMENT_DATE_GIVEN)
     if subscriber.status == Subscriber.Status.ACTIVE:
         subscriber.next_send_at = timezone.now()  # the planner still applies the gap and the daytime window
     subscriber.save(update_fields=["treatment_date", "next_send_at"])
@@ -282,7 +294,8 @@ def subscriber_set_delivery_preferences(
     if subscriber.status == Subscriber.Status.ACTIVE and subscriber.next_send_at is not None:
         subscriber.next_send_at = min(subscriber.next_send_at, timezone.now())  # the planner applies the new hours
     subscriber.save(update_fields=[*chosen, "next_send_at"])
-    consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.DELIVERY_PREFERENCES, source=source, text=wording.DELIVERY_PREFERENCES)
+    consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.DELIVERY_PREFERENCES, source=source,
+                   text=wording.DELIVERY_PREFERENCES)
     logger.info("delivery preferences changed subscriber=%s", subscriber.pk)
     return subscriber
 
@@ -310,7 +323,8 @@ def subscriber_pause(*, subscriber_id: int, weeks: int | None = None, source: st
             subscriber.next_send_at = timezone.now()  # due again as soon as they resume
     subscriber.paused_until = pause_end(weeks=weeks, now=timezone.now()) if weeks else None
     subscriber.save(update_fields=["status", "next_step_position", "next_send_at", "paused_until"])
-    consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.PAUSE, source=source, text=lambda: wording.pause(weeks))
+    consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.PAUSE, source=source,
+                   text=lambda: wording.pause(weeks))
     logger.info("subscriber paused subscriber=%s", subscriber.pk)
     return subscriber
 

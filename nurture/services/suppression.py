@@ -46,7 +46,8 @@ def address_suppress(*, email: str, reason: str, source: str = "suppression") ->
         Subscriber.objects.filter(pk=subscriber.pk).update(status=Subscriber.Status.SUPPRESSED, next_send_at=None)
         if not with_address(Suppression.objects.all(), subscriber.email).exists():
             _row_add(subscriber.email, reason)  # a row of their own spelling: retention finds it by their address
-        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.SUPPRESSED, source=source[:40], text=wording.SUPPRESSED)
+        consent_record(subscriber=subscriber, kind=ConsentRecord.Kind.SUPPRESSED, source=source[:40],
+                       text=wording.SUPPRESSED)
         marked += 1
     if created or marked:
         logger.info("address suppressed new_row=%s subscribers_marked=%d", created, marked)
@@ -66,7 +67,8 @@ def _subscribers_of(mailbox: str):
     """Subscribers whose address may reach `mailbox` under any spelling (dots, a +tag, quotes,
     case): a scan of the table, made only when a new suppression row is (rare)."""
     local, _at, domain = mailbox.rpartition("@")
-    domains = [d for d, same in [(domain, domain), *[(alias, to) for alias, to in SAME_PROVIDER.items()]] if same == domain]
+    domains = [d for d,
+               same in [(domain, domain), *[(alias, to) for alias, to in SAME_PROVIDER.items()]] if same == domain]
     spelled = "".join(re.escape(char) + r'[."\\]*' for char in local)
     pattern = r'^["\\.]*' + spelled + r'(\+[^@]*)?"?@(' + "|".join(re.escape(d) for d in domains) + r")\.?$"
     return Subscriber.objects.filter(email__iregex=pattern)

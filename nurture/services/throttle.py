@@ -60,8 +60,9 @@ class SendRateLimit:
 
 
 # The limiter grants this much under the provider's ceiling (and at least one send a second under
-# it, from 2/s up; measured by make bench: docs/benchmarks.md): a call reaches the provider a few milliseconds after its slot was granted, later
-# on a busy worker, so sends granted a full window apart can land in one of the provider's seconds.
+# it, from 2/s up; measured by make bench: docs/benchmarks.md): a call reaches the provider a few milliseconds after its
+# slot was granted, later on a busy worker, so sends granted a full window apart can land in one of the provider's
+# seconds.
 HEADROOM = 0.10
 
 
@@ -139,7 +140,8 @@ def wait_for_send_slots(count: int) -> float:
 # hand-off emails, each its own so a flood of one never delays the other -------------------------
 CONFIRMATIONS_KEY = "signup-emails"
 CARER_EMAILS_KEY = "carer-emails"
-_HOURLY_SETTINGS = {CONFIRMATIONS_KEY: "NURTURE_SERVICE_EMAILS_PER_HOUR", CARER_EMAILS_KEY: "NURTURE_CARER_EMAILS_PER_HOUR"}
+_HOURLY_SETTINGS = {CONFIRMATIONS_KEY: "NURTURE_SERVICE_EMAILS_PER_HOUR",
+                    CARER_EMAILS_KEY: "NURTURE_CARER_EMAILS_PER_HOUR"}
 _hourly: dict[str, tuple] = {}
 
 

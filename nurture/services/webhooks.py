@@ -60,7 +60,8 @@ def _text(value, limit: int) -> str:
 def suppresses(event: AnymailTrackingEvent, *, provider: str) -> bool:
     if event.event_type in (EventType.COMPLAINED, EventType.UNSUBSCRIBED):
         return True
-    if event.event_type not in SUPPRESSING_TYPES or providers.is_soft_bounce(provider=provider, esp_event=event.esp_event):
+    if event.event_type not in SUPPRESSING_TYPES or providers.is_soft_bounce(provider=provider,
+                                                                             esp_event=event.esp_event):
         return False
     return event.reject_reason in SUPPRESSING_REASONS
 
@@ -165,12 +166,15 @@ def tracking_event_record(*, provider: str, event: AnymailTrackingEvent, notify=
             return RecordResult(stored=False)
         if will_suppress:
             # In the same transaction: an event stored is an event acted on.
-            address_suppress(email=match.email, reason=f"{_reason_label(event)} ({provider} webhook)", source=_consent_source(event))
+            address_suppress(email=match.email, reason=f"{_reason_label(event)} ({provider} webhook)",
+                             source=_consent_source(event))
             if delivery is not None and delivery.for_carer:
                 carer_address_failed(handoff_id=delivery.carer_handoff_id, complaint=event_type == EventType.COMPLAINED,
                                      notify=notify or _no_notice)
-        if match.matched and delivery is not None and delivery.status in (Delivery.Status.UNKNOWN, Delivery.Status.FAILED):
-            _settle_unknown(delivery, event_type=event_type, message_id=message_id, suppressing=suppressing, at=_timestamp(event.timestamp))
+        if match.matched and delivery is not None and delivery.status in (Delivery.Status.UNKNOWN,
+                                                                          Delivery.Status.FAILED):
+            _settle_unknown(delivery, event_type=event_type, message_id=message_id, suppressing=suppressing,
+                            at=_timestamp(event.timestamp))
     logger.info(
         "provider event provider=%s type=%s delivery=%s suppressed=%s",
         provider, event_type, delivery.pk if delivery else None, will_suppress,
@@ -228,11 +232,13 @@ _PROVIDER_HAD_IT = {
 def _settle_unknown(delivery: Delivery, *, event_type: str, message_id: str, suppressing: bool, at: datetime) -> None:
     """A delivery whose answer we never heard, settled by the provider's word: a hard bounce or a
     rejection -> failed (the address is suppressed above); any other sign it had it -> sent."""
-    if suppressing and event_type in (EventType.BOUNCED, EventType.REJECTED) or event_type in (EventType.REJECTED, EventType.FAILED):
+    if suppressing and event_type in (EventType.BOUNCED, EventType.REJECTED) or event_type in (EventType.REJECTED,
+                                                                                               EventType.FAILED):
         delivery_settle_unknown(delivery_id=delivery.pk, accepted=False, provider_message_id=message_id,
                                 reason=f"provider event: {event_type}", at=at)
     elif event_type in _PROVIDER_HAD_IT:
-        delivery_settle_unknown(delivery_id=delivery.pk, accepted=True, provider_message_id=message_id or delivery.message_id,
+        delivery_settle_unknown(delivery_id=delivery.pk, accepted=True,
+                                provider_message_id=message_id or delivery.message_id,
                                 reason="", at=at)
 
 

@@ -33,7 +33,8 @@ def private(response: HttpResponse, *, referrer: str = "same-origin") -> HttpRes
 def bad_link(request, purpose: str, token: str, error: tokens.TokenError) -> HttpResponse:
     """The plain bad-link page (400): "replaced" for a revoked link, and for an expired preference,
     view-online or pause link the offer of a new one by email. Nothing about whose link it was."""
-    new_links_url = reverse("nurture:new_links_request", args=[token]) if error.expired and purpose in REFRESHABLE else ""
+    new_links_url = reverse("nurture:new_links_request",
+                            args=[token]) if error.expired and purpose in REFRESHABLE else ""
     return private(render(
         request, "nurture/bad_link.html",
         {"purpose": purpose, "expired": error.expired, "new_links_url": new_links_url,
@@ -43,7 +44,8 @@ def bad_link(request, purpose: str, token: str, error: tokens.TokenError) -> Htt
 
 def too_many(request, *, seconds: int, **context) -> HttpResponse:
     """429 "please wait a little", saying when to try again, with Retry-After."""
-    response = render(request, "nurture/too_many.html", {"retry_minutes": max(1, math.ceil(seconds / 60)), **context}, status=429)
+    response = render(request, "nurture/too_many.html", {"retry_minutes": max(1, math.ceil(seconds / 60)), **context},
+                      status=429)
     response["Retry-After"] = str(seconds)
     return response
 

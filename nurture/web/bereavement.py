@@ -31,9 +31,12 @@ def _page(request, subscriber: Subscriber, *, source: str, handoff: CarerHandoff
                 carer_wants_support=support, enqueue_support=tasks.enqueue_bereavement_support,
             )
             return private(render(request, "nurture/bereavement_done.html", {
-                **context, "already": not outcome.created, "support_requested": bool(outcome.bereavement.support_email_to),
+                **context, "already": not outcome.created,
+                "support_requested": bool(outcome.bereavement.support_email_to),
             }))
-        template = "nurture/bereavement_confirm.html" if request.GET.get("step") == "confirm" else "nurture/bereavement.html"
+        template = (
+            "nurture/bereavement_confirm.html" if request.GET.get("step") == "confirm" else "nurture/bereavement.html"
+        )
         return private(render(request, template, context))
 
 

@@ -59,7 +59,8 @@ def _handoff_view(purpose: str, action, ask_template: str, done_template: str = 
                 template = done_template or ask_template
             else:
                 template = ask_template
-            stop_token = tokens.make_token(purpose=tokens.CARER_STOP, subscriber_id=subscriber.pk, extra=str(handoff.pk))
+            stop_token = tokens.make_token(purpose=tokens.CARER_STOP, subscriber_id=subscriber.pk,
+                                           extra=str(handoff.pk))
             context = {"handoff": handoff, "subscriber_name": requester_label(subscriber), "stop_token": stop_token}
             return private(render(request, template, context))
 
@@ -86,7 +87,8 @@ carer_approve = _handoff_view(
 )
 carer_cancel = _handoff_view(
     tokens.CARER_CANCEL,
-    lambda h: carers.carer_stop(handoff_id=h.pk, by="subscriber", source="carer_notice_link", notify=tasks.enqueue_carer_notice),
+    lambda h: carers.carer_stop(handoff_id=h.pk, by="subscriber", source="carer_notice_link",
+                                notify=tasks.enqueue_carer_notice),
     "nurture/carer_cancel.html",
     doc="The subscriber's \"cancel this\" from their carer notice: the POST ends the hand-off.",
 )

@@ -106,8 +106,10 @@ class SignupForm(_SignupChoicesCleaning, forms.Form):
 
     email = AddressField(label=_("Email address"), max_length=254, error_messages=_EMAIL_ERRORS)
     first_name = forms.CharField(label=_("First name (optional)"), max_length=100, required=False)
-    stage = forms.ChoiceField(label=_("Which best describes you now?"), choices=Stage.choices, widget=forms.RadioSelect, error_messages=_STAGE_ERRORS)
-    language = forms.ChoiceField(label=_("Language for your emails"), choices=Language.choices, initial=Language.EN, error_messages=_LANGUAGE_ERRORS)
+    stage = forms.ChoiceField(label=_("Which best describes you now?"), choices=Stage.choices, widget=forms.RadioSelect,
+                              error_messages=_STAGE_ERRORS)
+    language = forms.ChoiceField(label=_("Language for your emails"), choices=Language.choices, initial=Language.EN,
+                                 error_messages=_LANGUAGE_ERRORS)
     time_zone = _BrowserTimeZoneField(required=False, widget=forms.HiddenInput)
     consent = forms.BooleanField(label=CONSENT_TEXT, required=True, error_messages=_CONSENT_ERRORS)
 
@@ -132,10 +134,13 @@ class ConfirmForm(_SignupChoicesCleaning, forms.Form):
     with their address: nothing they chose applies unseen."""
 
     first_name = forms.CharField(label=_("First name (optional)"), max_length=100, required=False)
-    stage = forms.ChoiceField(label=_("Which best describes you now?"), choices=Stage.choices, widget=forms.RadioSelect, error_messages=_CHOOSE_ONE)
-    language = forms.ChoiceField(label=_("Language for your emails"), choices=Language.choices, error_messages=_CHOOSE_ONE)
+    stage = forms.ChoiceField(label=_("Which best describes you now?"), choices=Stage.choices, widget=forms.RadioSelect,
+                              error_messages=_CHOOSE_ONE)
+    language = forms.ChoiceField(label=_("Language for your emails"), choices=Language.choices,
+                                 error_messages=_CHOOSE_ONE)
     time_zone = forms.ChoiceField(
-        label=_("Your time zone"), help_text=_("We send your emails during the day where you live."), error_messages=_CHOOSE_ONE,
+        label=_("Your time zone"), help_text=_("We send your emails during the day where you live."),
+        error_messages=_CHOOSE_ONE,
     )
 
     def __init__(self, *args, **kwargs):
@@ -159,8 +164,10 @@ class ConfirmForm(_SignupChoicesCleaning, forms.Form):
 class PreferencesForm(forms.ModelForm):
     # Same wording as the sign-up form, and no empty "---------" choice for the radio buttons.
     first_name = forms.CharField(label=_("First name (optional)"), max_length=100, required=False)
-    stage = forms.ChoiceField(label=_("Which best describes you now?"), choices=Stage.choices, widget=forms.RadioSelect, error_messages=_STAGE_ERRORS)
-    language = forms.ChoiceField(label=_("Language for your emails"), choices=Language.choices, error_messages=_LANGUAGE_ERRORS)
+    stage = forms.ChoiceField(label=_("Which best describes you now?"), choices=Stage.choices, widget=forms.RadioSelect,
+                              error_messages=_STAGE_ERRORS)
+    language = forms.ChoiceField(label=_("Language for your emails"), choices=Language.choices,
+                                 error_messages=_LANGUAGE_ERRORS)
     cadence = forms.ChoiceField(
         label=_("How often would you like our emails?"), choices=Subscriber.Cadence.choices, widget=forms.RadioSelect,
         error_messages=_CADENCE_ERRORS,
@@ -255,13 +262,15 @@ class DeliveryPreferencesForm(forms.Form):
 
     quiet_days = forms.TypedMultipleChoiceField(
         label=_("Days you would rather not get our emails"), choices=WEEKDAYS, coerce=int, required=False,
-        widget=forms.CheckboxSelectMultiple, error_messages={"invalid_choice": _("Please choose one of the options shown.")},
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"invalid_choice": _("Please choose one of the options shown.")},
     )
     time_of_day = forms.ChoiceField(
         label=_("Time of day that suits you"), required=False, widget=forms.RadioSelect,
         error_messages={"invalid_choice": _("Please choose one of the options shown.")},
     )
-    plain_text = forms.BooleanField(label=_("Plain-text emails: just the words and the links, no layout"), required=False)
+    plain_text = forms.BooleanField(label=_("Plain-text emails: just the words and the links, no layout"),
+                                    required=False)
     larger_text = forms.BooleanField(label=_("Larger text in emails"), required=False)
 
     def __init__(self, *args, parts: list[str], **kwargs):

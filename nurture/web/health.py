@@ -28,7 +28,8 @@ def broker_ok(timeout: float = 2.0) -> bool:
 def healthz(request):
     checks = {"database": database_ok(), "broker": broker_ok()}
     failing = [name for name, ok in checks.items() if not ok]
-    body = {"status": "ok" if not failing else "unavailable", "checks": {k: ("ok" if v else "unreachable") for k, v in checks.items()}}
+    body = {"status": "ok" if not failing else "unavailable",
+            "checks": {k: ("ok" if v else "unreachable") for k, v in checks.items()}}
     if failing:
         body["failing"] = failing
     return JsonResponse(body, status=503 if failing else 200)

@@ -57,7 +57,8 @@ def confirm(request, found, token: str):
         with translation.override(language):
             return private(render(request, "nurture/confirm.html", {"awaiting": True, "form": form}, status=400))
     with translation.override(choices["language"]):
-        return private(render(request, "nurture/confirm.html", {"awaiting": True, "form": ConfirmForm(initial=choices)}))
+        return private(render(request, "nurture/confirm.html",
+                              {"awaiting": True, "form": ConfirmForm(initial=choices)}))
 
 
 @csrf_exempt  # RFC 8058 one-click POSTs come from mail clients, which carry no CSRF token.
@@ -86,7 +87,8 @@ def _pause_instead(request, subscriber: Subscriber) -> HttpResponse:
             subscriber_id=subscriber.pk, weeks=form.cleaned_data["weeks"], source="unsubscribe_link"
         )
         return private(render(request, "nurture/paused.html", {"subscriber": subscriber}))
-    return private(render(request, "nurture/unsubscribe.html", {"subscriber": subscriber, "pause_form": form}, status=400))
+    return private(render(request, "nurture/unsubscribe.html", {"subscriber": subscriber, "pause_form": form},
+                          status=400))
 
 
 @require_http_methods(["GET"])
@@ -110,6 +112,7 @@ def new_links_request(request, token: str):
         refused = rate_limited(request, group="nurture.new_links_request")
         if refused is not None:
             return refused
-        subscriber_services.subscriber_new_links_request(token=token, purposes=REFRESHABLE, enqueue=tasks.enqueue_new_links)
+        subscriber_services.subscriber_new_links_request(token=token, purposes=REFRESHABLE,
+                                                         enqueue=tasks.enqueue_new_links)
         return private(render(request, "nurture/new_links_request.html", {"sent": True}))
     return private(render(request, "nurture/new_links_request.html", {"sent": False}))

@@ -21,9 +21,11 @@ def metrics_view(request):
         raise Http404("metrics are off")
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not given:
-        return HttpResponse("Forbidden: send the header Authorization: Bearer <NURTURE_METRICS_TOKEN>.\n", status=403, content_type="text/plain")
+        return HttpResponse("Forbidden: send the header Authorization: Bearer <NURTURE_METRICS_TOKEN>.\n", status=403,
+                            content_type="text/plain")
     if not hmac.compare_digest(given.strip().encode(), token.encode()):
-        return HttpResponse("Forbidden: the bearer token does not match NURTURE_METRICS_TOKEN.\n", status=403, content_type="text/plain")
+        return HttpResponse("Forbidden: the bearer token does not match NURTURE_METRICS_TOKEN.\n", status=403,
+                            content_type="text/plain")
     response = HttpResponse(metrics.render(), content_type=CONTENT_TYPE_LATEST)
     response["Cache-Control"] = "no-store"
     return response

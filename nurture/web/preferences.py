@@ -27,8 +27,10 @@ from nurture.web.token_view import token_view
 
 
 def _timing_form(subscriber: Subscriber, data=None) -> DeliveryPreferencesForm:
-    parts = rules.offered_day_parts(start_hour=settings.NURTURE_SEND_WINDOW_START_HOUR, end_hour=settings.NURTURE_SEND_WINDOW_END_HOUR)
-    initial = {"quiet_days": sorted(rules.parse_quiet_days(subscriber.quiet_days)), "time_of_day": subscriber.time_of_day,
+    parts = rules.offered_day_parts(start_hour=settings.NURTURE_SEND_WINDOW_START_HOUR,
+                                    end_hour=settings.NURTURE_SEND_WINDOW_END_HOUR)
+    initial = {"quiet_days": sorted(rules.parse_quiet_days(subscriber.quiet_days)),
+               "time_of_day": subscriber.time_of_day,
                "plain_text": subscriber.plain_text, "larger_text": subscriber.larger_text}
     return DeliveryPreferencesForm(data, initial=initial, parts=parts)
 
@@ -76,7 +78,8 @@ def _carer(subscriber, data):
 def _carer_stop(subscriber, _data):
     handoff = open_carer_handoff(subscriber_id=subscriber.pk)
     if handoff is not None:
-        carers.carer_stop(handoff_id=handoff.pk, by="subscriber", source="preferences_page", notify=tasks.enqueue_carer_notice)
+        carers.carer_stop(handoff_id=handoff.pk, by="subscriber", source="preferences_page",
+                          notify=tasks.enqueue_carer_notice)
 
 
 PREFERENCE_ACTIONS = {
@@ -86,14 +89,17 @@ PREFERENCE_ACTIONS = {
         lambda s, data: subscriber_services.subscriber_pause(subscriber_id=s.pk, weeks=data["weeks"]), form="pause_form"
     ),
     "treatment_date": PreferenceAction(
-        lambda s, data: subscriber_services.subscriber_set_treatment_date(subscriber_id=s.pk, treatment_date=data["treatment_date"]),
+        lambda s,
+        data: subscriber_services.subscriber_set_treatment_date(subscriber_id=s.pk,
+                                                                treatment_date=data["treatment_date"]),
         form="date_form",
     ),
     "treatment_date_remove": PreferenceAction(
         lambda s, _: subscriber_services.subscriber_set_treatment_date(subscriber_id=s.pk, treatment_date=None)
     ),
     "timing": PreferenceAction(
-        lambda s, data: subscriber_services.subscriber_set_delivery_preferences(subscriber_id=s.pk, **data), form="timing_form"
+        lambda s, data: subscriber_services.subscriber_set_delivery_preferences(subscriber_id=s.pk, **data),
+        form="timing_form"
     ),
     "carer": PreferenceAction(_carer, form="carer_form"),
     "carer_stop": PreferenceAction(_carer_stop),  # every earlier carer link stops with the hand-off
@@ -112,7 +118,8 @@ PREFERENCE_ACTIONS = {
     ),
     # First press: say what goes and what stays, ask again.
     "erase": PreferenceAction(page="nurture/erase_confirm.html", page_names_subscriber=True),
-    "erase_confirmed": PreferenceAction(lambda s, _: retention.subscriber_erase(subscriber_id=s.pk), page="nurture/erased.html"),
+    "erase_confirmed": PreferenceAction(lambda s, _: retention.subscriber_erase(subscriber_id=s.pk),
+                                        page="nurture/erased.html"),
 }
 
 
@@ -136,7 +143,8 @@ def _run(request, subscriber: Subscriber, name: str) -> tuple[dict, bool, HttpRe
     except carers.TooManyCarerRequests as error:
         return forms, False, too_many_carer_requests(request, retry_after=error.retry_after)
     if action.page:
-        return {}, True, private(render(request, action.page, {"subscriber": result} if action.page_names_subscriber else {}))
+        return {}, True, private(render(request, action.page,
+                                        {"subscriber": result} if action.page_names_subscriber else {}))
     subscriber.refresh_from_db()
     return page_forms(subscriber), True, None
 
@@ -165,7 +173,8 @@ def preferences(request, subscriber: Subscriber, token: str):
             "done": name if saved else "",  # the section whose result the page shows, where it was pressed
             "handoff": open_carer_handoff(subscriber_id=subscriber.pk), **forms,
         }
-        return private(render(request, "nurture/preferences.html", context, status=400 if forms["form"].errors or failed else 200))
+        return private(render(request, "nurture/preferences.html", context,
+                              status=400 if forms["form"].errors or failed else 200))
 
 
 @require_http_methods(["GET"])
@@ -177,6 +186,7 @@ def preferences_export(request, subscriber: Subscriber, token: str):
         with translation.override(subscriber.language):
             readable = export_for_reading(data, time_zone=subscriber.time_zone)
             return private(render(request, "nurture/export.html", {"data": readable, "token": token}))
-    response = HttpResponse(json.dumps(data, indent=2, ensure_ascii=False), content_type="application/json; charset=utf-8")
+    response = HttpResponse(json.dumps(data, indent=2, ensure_ascii=False),
+                            content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="my-data.json"'
     return private(response)

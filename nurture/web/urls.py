@@ -1,7 +1,9 @@
 """The public URLs (included at the site root by config/urls.py, namespace "nurture")."""
 from django.urls import path
 
-from nurture.web import bereavement, care, checkin, dev_outbox, feedback, health, links, metrics, preferences, privacy, signup
+from nurture.web import (
+    bereavement, care, checkin, dev_outbox, feedback, health, links, metrics, preferences, privacy, signup,
+)
 
 app_name = "nurture"
 

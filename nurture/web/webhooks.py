@@ -39,10 +39,12 @@ def _guarded(view, name: str):
     @functools.wraps(view)
     def guarded_view(request, *args, **kwargs):
         if not webhook_secret():
-            return HttpResponse("Provider webhooks are off: ANYMAIL_WEBHOOK_SECRET is not set.", status=404, content_type="text/plain")
+            return HttpResponse("Provider webhooks are off: ANYMAIL_WEBHOOK_SECRET is not set.", status=404,
+                                content_type="text/plain")
         provider = configured_provider()
         if name not in (f"{provider}_tracking_webhook", f"{provider}_inbound_webhook"):
-            return HttpResponse("Not the configured email provider's webhook URL.", status=404, content_type="text/plain")
+            return HttpResponse("Not the configured email provider's webhook URL.", status=404,
+                                content_type="text/plain")
         try:
             return view(request, *args, **kwargs)
         except AnymailWebhookValidationFailure:

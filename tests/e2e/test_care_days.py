@@ -72,7 +72,7 @@ def test_chosen_days_and_hours_are_honoured_by_the_real_planner(real_days, clien
     other_part = next(p for p in rules.DAY_PARTS if p != part_now)
     minutes_left = (rules.DAY_PARTS[part_now][1] - local_now.hour) * 60 - local_now.minute
     # Within minutes of the part's end the planner could already be past it: then "any time".
-    now_ok = confirmed_with(client, outbox, "now.ok@example.org", time_of_day=part_now if minutes_left > 5 else "")
+    confirmed_with(client, outbox, "now.ok@example.org", time_of_day=part_now if minutes_left > 5 else "")
     later_part = confirmed_with(client, outbox, "later.part@example.org", time_of_day=other_part)
     quiet_today = confirmed_with(client, outbox, "quiet.today@example.org", quiet_days=str(local_now.weekday()))
 

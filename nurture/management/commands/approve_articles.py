@@ -16,7 +16,8 @@ class Command(BaseCommand):
     help = "Approve articles for a named clinical reviewer who reviewed them outside the system (audited)."
 
     def add_arguments(self, parser):
-        parser.add_argument("slugs", nargs="*", metavar="SLUG", help="Articles to approve (default: all, or all of --language).")
+        parser.add_argument("slugs", nargs="*", metavar="SLUG",
+                            help="Articles to approve (default: all, or all of --language).")
         parser.add_argument("--reviewer", required=True, help="Username of the staff user who reviewed them.")
         parser.add_argument("--language", choices=Language.values, help="Only articles in this language.")
         parser.add_argument("--role", default="", help="The reviewer's role as readers see it, e.g. 'oncology nurse'.")
@@ -27,12 +28,14 @@ class Command(BaseCommand):
         if user is None:
             raise CommandError(f"There is no user {options['reviewer']!r}.")
         try:
-            versions = articles_approve(user=user, role=options["role"], language=options["language"], slugs=options["slugs"])
+            versions = articles_approve(user=user, role=options["role"], language=options["language"],
+                                        slugs=options["slugs"])
         except (ApprovalError, PermissionDenied) as error:
             raise CommandError(f"Nothing approved: {error}") from error
         if not versions:
             raise CommandError("Nothing approved: no articles match.")
         for version in versions:
             article = version.article
-            self.stdout.write(f"approved {article.language}/{article.slug} v{version.version}, next review {version.next_review_on}")
+            self.stdout.write(
+                f"approved {article.language}/{article.slug} v{version.version}, next review {version.next_review_on}")
         self.stdout.write(self.style.SUCCESS(f"Approved {len(versions)} article(s) for {options['reviewer']}."))

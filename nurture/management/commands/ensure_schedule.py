@@ -4,7 +4,10 @@ from nurture.services.schedule import periodic_tasks_ensure
 
 
 class Command(BaseCommand):
-    help = "Create the periodic tasks (planning, reconciliation, data retention, results summary) in the database schedule if missing."
+    help = (
+        "Create the periodic tasks (planning, reconciliation, data retention, results summary) in the database "
+        "schedule if missing."
+    )
 
     def handle(self, *args, **options):
         changes = periodic_tasks_ensure()

@@ -49,7 +49,8 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(warning))
         for label in report.steps_kept_with_deliveries:
             self.stdout.write(self.style.WARNING(
-                f"kept {label}: no longer in the file, but it has deliveries; remove its articles in admin if it should stop"
+                f"kept {label}: no longer in the file, but it has deliveries; remove its articles in admin if it "
+                "should stop"
             ))
         if not report.changed:
             self.stdout.write(

@@ -18,7 +18,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("username")
         parser.add_argument("--name", default="authenticator", help="A name for the device, e.g. 'work phone'.")
-        parser.add_argument("--replace", action="store_true", help="Remove the user's existing devices first (lost phone).")
+        parser.add_argument("--replace", action="store_true",
+                            help="Remove the user's existing devices first (lost phone).")
         parser.add_argument("--no-qr", action="store_true", help="Print the URI only.")
 
     def handle(self, *args, username, name, replace, no_qr, **options):

@@ -19,7 +19,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         broker_options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
-        for folder in (broker_options.get("data_folder_in"), broker_options.get("control_folder"), settings.NURTURE_OUTBOX_DIR):
+        for folder in (broker_options.get("data_folder_in"), broker_options.get("control_folder"),
+                       settings.NURTURE_OUTBOX_DIR):
             if folder:
                 Path(folder).mkdir(parents=True, exist_ok=True)
         call_command("migrate", interactive=False, verbosity=0)

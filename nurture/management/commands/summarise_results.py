@@ -17,4 +17,5 @@ class Command(BaseCommand):
         if outcome.first_day is None:
             self.stdout.write("Nothing sent yet: nothing to summarise.")
         else:
-            self.stdout.write(f"Summarised {outcome.first_day} to {outcome.last_day}: {outcome.rows} rows (step x day).")
+            self.stdout.write(
+                f"Summarised {outcome.first_day} to {outcome.last_day}: {outcome.rows} rows (step x day).")

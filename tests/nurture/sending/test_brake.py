@@ -20,9 +20,9 @@ from nurture import sending
 from tests.helpers.scheduler import active_subscriber, series
 from tests.helpers.staff import staff_user, verified_login
 
-pytestmark = pytest.mark.django_db
-
 from tests.nurture.sending.conftest import WEBHOOK_SECRET as SECRET
+
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
