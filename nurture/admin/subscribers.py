@@ -139,7 +139,7 @@ class DeliveryInline(admin.TabularInline):
 
 @admin.register(Subscriber)
 class SubscriberAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
-    list_display = ["id", "email", "status", "language", "stage", "cadence", "series", "next_step_position", "next_send_at", "created_at"]
+    list_display = ["id", "email", "status", "language", "stage", "cadence", "series", "next_step_number", "next_send_at", "created_at"]
     list_filter = ["status", "language", "cadence"]
     # Only these filters and the search box: ?email=, ?id=, ?first_name=, ?treatment_date__gte= (Django
     # would take any field) are refused with a 400, and every narrowed list is audited (changelist_view).
@@ -175,14 +175,18 @@ class SubscriberAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
         response["Cache-Control"] = "private, no-store"
         return response
 
+    @admin.display(description="next step", ordering="next_step_position")
+    def next_step_number(self, obj):
+        return f"#{obj.next_step_position + 1}"  # counted from 1, as steps are everywhere in the admin
+
     @admin.display(description="next step")
     def next_step(self, obj):
         if obj.series_id is None:
             return "— (no series: not confirmed yet, or no series for their stage and language)"
         step = selectors.steps_from(series_id=obj.series_id, position=obj.next_step_position).first()
         if step is None:
-            return f"— (series finished: nothing after position {obj.next_step_position})"
-        return f"{step_label(step)} (position {step.position})"
+            return f"— (series finished after step #{obj.next_step_position})"
+        return step_label(step)
 
     # --- actions (changelist) ---------------------------------------------------------------------
 
