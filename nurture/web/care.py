@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods
 
 from nurture import recipients, rules, tasks, tokens
 from nurture.emails.links import requester_label
+from nurture.emails.layout import as_web_page
 from nurture.emails.messages import delivery_web_html
 from nurture.export import export_for_reading, subscriber_export
 from nurture.models import Delivery, Subscriber
@@ -115,7 +116,7 @@ def carer_view(request, token: str):
             raise tokens.TokenRevoked()
     except tokens.TokenError as error:
         return _bad_link(request, tokens.CARER_VIEW, token, error)
-    response = HttpResponse(delivery_web_html(delivery))
+    response = HttpResponse(as_web_page(delivery_web_html(delivery)))  # a page of its own: a main landmark
     response["Content-Security-Policy"] = settings.EMAIL_HTML_CSP
     return _private(response, referrer="no-referrer")
 
