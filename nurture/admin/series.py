@@ -131,7 +131,8 @@ class StepArticleInline(admin.TabularInline):
     model = StepArticle
     formset = StepArticleFormSet
     fields = ["article", "order"]
-    autocomplete_fields = ["article"]
+    # A plain list (each article by title and language), not an autocomplete: a screen reader names it
+    # by its column, where select2's box has no name.
     extra = 1
     ordering = ["order"]
 

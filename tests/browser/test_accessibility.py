@@ -518,6 +518,9 @@ STAFF_PAGES = [
     Entry("overview", lambda site: "/admin/nurture/overview/"),
     Entry("email-previews", lambda site: "/admin/nurture/email-preview/"),
     Entry("email-preview-step", staff_step_preview),
+    Entry("journey", lambda site: "/admin/nurture/email-preview/journey/?stage=recently_diagnosed&language=en"),
+    Entry("step-list", lambda site: "/admin/nurture/step/"),
+    Entry("step-edit", lambda site: staff_step_preview(site).replace("email-preview/step/", "step/") + "change/"),
 ]
 
 
