@@ -235,7 +235,8 @@ def _step_context(*, step: Step, articles: list[Article], language: str, persona
     return {
         "language": language,
         "subject": step.subject,
-        "articles": [_article_view(a, language=language, subject=step.subject) for a in articles],
+        # A step of one article titled as the email: one heading (with more, each article keeps its own).
+        "articles": [_article_view(a, language=language, subject=step.subject if len(articles) == 1 else "") for a in articles],
         "guide_title": sources.guide_credit(language=language).title,
         "guide_copyright": sources.guide_credit(language=language).copyright,
         "feedback_url": personal.feedback_url,
