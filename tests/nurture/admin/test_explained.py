@@ -90,3 +90,12 @@ def test_the_journey_explains_its_star(admin_client, remission):
     # A series with no "before treatment" step has no star and no note.
     remission_page = admin_client.get(url, {"stage": "in_remission", "language": "en"}).content.decode()
     assert "★" not in remission_page and 'id="journey-star"' not in remission_page
+
+
+def test_the_stage_change_page_names_each_person_s_next_step_from_1(admin_client, remission):
+    reader = active_subscriber("reader@example.org", remission)
+    reader.next_step_position = 2
+    reader.save(update_fields=["next_step_position"])
+    page = admin_client.post(reverse("admin:nurture_subscriber_changelist"),
+                             {"action": "change_stage", "_selected_action": [reader.pk]}).content.decode()
+    assert "Series, next step" in page and f"{remission}, #3</td>" in page
