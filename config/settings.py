@@ -204,6 +204,9 @@ PERMISSIONS_POLICY = {
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# Files served at the site's root by WhiteNoise: /favicon.ico, which browsers ask for on any page
+# without an icon link (an email's web version, a plain-text page), so it is never a 404.
+WHITENOISE_ROOT = BASE_DIR / "public"
 # Outside DEBUG, `collectstatic` (run when the image is built) writes hashed, compressed copies and
 # WhiteNoise serves them with far-future cache headers. DEBUG (the local demo) serves the sources.
 STORAGES = {

@@ -30,8 +30,8 @@ def matrix_table(matrix: dict, library: "Library", *, language: str = "en") -> s
              "|---|---|---|---|---|"]
     for point in matrix["points"]:
         stages = [STAGE_WORDS[stage] for stage in STAGE_WORDS if set(point["articles"]) & sent.get(stage, set())]
-        left_out = "; ".join(f"{STAGE_WORDS[stage]}: {reason}" for stage,
-                             reason in (point.get("left_out") or {}).items())
+        left_out = "; ".join(f"{STAGE_WORDS[stage]}: {reason}"
+                             for stage, reason in (point.get("left_out") or {}).items())
         lines.append(
             f"| {point['label']} | {point['seed']} | {', '.join(point['articles'])} | {', '.join(stages)} | {left_out} "
             "|")

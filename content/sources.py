@@ -7,7 +7,13 @@ headings), so an article's `source_section` must be one or more of them, separat
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+
+from django.utils import formats, translation
+
+# The guide's revision the library follows (seed 001, line 29).
+REVISED = dt.date(2025, 7, 31)
 
 # The guide's section headings, as the seed prints them, with the Spanish a reader sees.
 SECTIONS: dict[str, str] = {
@@ -26,12 +32,18 @@ class GuideCredit:
     title: str            # the guide's title in the reader's language
     original_title: str   # the title as published (English), for Spanish readers
     organisation: str
-    revised: str          # the revision date, written out in the reader's language
+    language: str         # the reader's language: the revision date is written in its convention
     copyright: str
     based_on: str         # "{title} {original_title} {organisation} {revised}" filled in by based_on_line
     section_label: tuple[str, str]  # (one section, several sections)
     unreviewed: str       # shown on a page whose text no qualified person has reviewed yet
     guide_name: str       # the pages' own heading: our notes drawn from the guide
+
+    @property
+    def revised(self) -> str:
+        """The revision date as the reader's language writes it: "31 July 2025", "31 de julio de 2025"."""
+        with translation.override(self.language):
+            return formats.date_format(REVISED, "DATE_FORMAT")
 
     def based_on_line(self, sections: list[str] | None = None) -> str:
         """The credit sentence, with the cited sections when given."""
@@ -48,11 +60,9 @@ CREDITS: dict[str, GuideCredit] = {
         title="Seeking a Second Opinion",
         original_title="Seeking a Second Opinion",
         organisation="American Cancer Society",
-        revised="July 31, 2025",
-        copyright=(
-            "The guide is copyrighted material of the American Cancer Society; these notes put its points in our own "
-            "words."
-        ),
+        language="en",
+        copyright=("The guide is copyrighted material of the American Cancer Society; these notes put its points "
+                   "in our own words."),
         based_on="Based on the guide “{title}” by the {organisation}, last revised {revised}.",
         section_label=("Section", "Sections"),
         unreviewed="Not yet reviewed: no qualified health professional has reviewed this text yet.",
@@ -62,15 +72,11 @@ CREDITS: dict[str, GuideCredit] = {
         title="Cómo buscar una segunda opinión",
         original_title="Seeking a Second Opinion",
         organisation="American Cancer Society (Sociedad Americana Contra El Cáncer)",
-        revised="31 de julio de 2025",
-        copyright=(
-            "La guía es material protegido por derechos de autor de la American Cancer Society; estas notas explican "
-            "sus puntos con nuestras propias palabras."
-        ),
-        based_on=(
-            "Basado en la guía en inglés «{original_title}» ({title}), de la {organisation}, revisada por última vez "
-            "el {revised}."
-        ),
+        language="es",
+        copyright=("La guía es material protegido por derechos de autor de la American Cancer Society; estas notas "
+                   "explican sus puntos con nuestras propias palabras."),
+        based_on=("Basado en la guía en inglés «{original_title}» ({title}), de la {organisation}, revisada por "
+                  "última vez el {revised}."),
         section_label=("Sección", "Secciones"),
         unreviewed=(
             "Pendiente de revisión: ningún profesional de la salud calificado ha revisado todavía este texto, ni una "

@@ -35,8 +35,8 @@ def subscriber_export(*, subscriber_id: int) -> dict:
     handoffs = list(CarerHandoff.objects.filter(subscriber_id=subscriber_id).order_by("requested_at", "pk"))
     replies = list(Reply.objects.filter(subscriber_id=subscriber_id).order_by("received_at", "pk"))
     events = list(ProviderEvent.objects.filter(delivery__subscriber_id=subscriber_id).order_by("timestamp", "pk"))
-    recorded = {(article_id, version) for d in deliveries for article_id,
-                version in d.recorded_article_versions().items()}
+    recorded = {(article_id, version)
+                for d in deliveries for article_id, version in d.recorded_article_versions().items()}
     article_ids = {a for a, _v in recorded}
     articles = Article.objects.in_bulk(article_ids)
     titles = {

@@ -66,7 +66,7 @@ class DeliveryAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
         shown = delivery_articles(delivery=obj)
         if not shown:
             return "— (no published article left for it)"
-        return format_html_join(", ", "{} (version {})", ((a.slug, a.version) for a in shown))
+        return format_html_join(", ", "{} (version {})", ((a.title, a.version) for a in shown))
 
     @admin.display(description="email")
     def preview(self, obj):

@@ -219,6 +219,7 @@ def journey(request):
             language_label=Language(language).label,
             start=start,
             journey=emails_planned,
+            has_before_treatment=any(item.step.before_treatment for item in emails_planned),
             holds=series_hold_reasons(series_id=series.pk) if series else [],
             stages=Stage.choices,
             languages=Language.choices,

@@ -172,6 +172,12 @@ def _csv_response(
     return response
 
 
+def _busiest(data: results.PeriodFigures, series_list: list[Series]) -> Series:
+    """The series that sent the most emails in the period (the first when none sent any). Only which
+    series it is shows, never its count: a sum may hold cells the tables hide."""
+    return max(series_list, key=lambda series: sum(s.figures["sent"] for s in data.steps.get(series.pk, [])))
+
+
 def _bad_request(request, message: str, *, series_list, status: int = 400) -> HttpResponse:
     context = {**admin.site.each_context(request), "title": "Results", "error": message, "series_list": series_list,
                "periods": [*results.PERIODS, "quarter"]}
@@ -189,23 +195,23 @@ def results_page(request):
         )
     except results.PeriodError as error:
         return _bad_request(request, f"{error.field}: {error.message}", series_list=series_list)
-    raw_series = request.GET.get("series") or (str(series_list[0].pk) if series_list else "")
-    series = next((s for s in series_list if str(s.pk) == raw_series.strip()), None)
-    if series is None:
-        if not series_list:  # a fresh install: nothing wrong with the request
-            return _bad_request(request, "There is no series yet: run manage.py load_content.", series_list=[],
-                                status=200)
+    if not series_list:  # a fresh install: nothing wrong with the request
+        return _bad_request(request, "There is no series yet: run manage.py load_content.", series_list=[], status=200)
+    raw_series = (request.GET.get("series") or "").strip()
+    if raw_series and not any(str(s.pk) == raw_series for s in series_list):
         return _bad_request(request, "series: choose one of the series listed.", series_list=series_list)
     fmt = request.GET.get("format", "html")
     if fmt not in ("html", "csv"):
         return _bad_request(request, "format: must be csv, or left out for the page.", series_list=series_list)
 
     window = results.leave_window_days()
-    tracked = [f for f,
-               on in (("opened", settings.NURTURE_TRACK_OPENS), ("clicked", settings.NURTURE_TRACK_CLICKS)) if on]
+    tracking = (("opened", settings.NURTURE_TRACK_OPENS), ("clicked", settings.NURTURE_TRACK_CLICKS))
+    tracked = [figure for figure, on in tracking if on]
     data = results.period_figures(
         period=period, figures=("sent", "delivered", "bounced", "complained", "unsubscribed", "paused", *tracked),
     )
+    # Without a choice, the page opens on the series with the most sending in the period.
+    series = next((s for s in series_list if str(s.pk) == raw_series), None) or _busiest(data, series_list)
     steps = data.steps.get(series.pk, [])
     step_table = _step_table(data, series, window=window)
     weekly_table, layer_names = _weekly_table(data)

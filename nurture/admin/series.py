@@ -31,13 +31,42 @@ def _held_back_html(step: Step):
 
 
 def _article_list(step: Step) -> str:
+    """The step's articles by title, as readers see them (the slug names them in files and links)."""
     links = sorted(step.steparticle_set.all(), key=lambda link: (link.order, link.pk))
-    return ", ".join(link.article.slug for link in links) or "—"
+    return "; ".join(link.article.title for link in links) or "—"
+
+
+class StepNumberField(forms.IntegerField):
+    """A step's place in its series counted from 1, as staff and the rest of the admin count it;
+    stored as the position (from 0)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("label", "Step")
+        kwargs.setdefault("help_text", "Its place in the series: 1 is the first email.")
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value):
+        return value + 1 if isinstance(value, int) else value  # the stored position; typed text stays as typed
+
+    def to_python(self, value):
+        number = super().to_python(value)
+        if number is not None and number < 1:
+            raise forms.ValidationError("Step numbers start at 1.", code="min_value")
+        return None if number is None else number - 1
+
+
+class StepForm(forms.ModelForm):
+    position = StepNumberField()
+
+    class Meta:
+        model = Step
+        fields = "__all__"
 
 
 class StepInline(admin.TabularInline):
     model = Step
-    fields = ["position", "delay_days", "subject", "articles_summary", "held_back"]
+    form = StepForm
+    fields = ["position", "delay_days", "subject", "before_treatment", "articles_summary", "held_back"]
     readonly_fields = ["articles_summary", "held_back"]
     extra = 0
     show_change_link = True
@@ -103,7 +132,8 @@ class StepArticleInline(admin.TabularInline):
     model = StepArticle
     formset = StepArticleFormSet
     fields = ["article", "order"]
-    autocomplete_fields = ["article"]
+    # A plain list (each article by title and language), not an autocomplete: a screen reader names it
+    # by its column, where select2's box has no name.
     extra = 1
     ordering = ["order"]
 
@@ -127,7 +157,8 @@ class SeriesLanguageFilter(admin.SimpleListFilter):
 
 @admin.register(Step)
 class StepAdmin(admin.ModelAdmin):
-    list_display = ["step_label", "series_label", "position", "delay_days", "articles_summary", "held_back",
+    form = StepForm
+    list_display = ["step_label", "series_label", "delay_days", "before_treatment", "articles_summary", "held_back",
                     "preview_link"]
     list_filter = ["series", SeriesLanguageFilter]
     search_fields = ["subject", "series__name"]
@@ -138,7 +169,7 @@ class StepAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("steparticle_set__article")
 
-    @admin.display(description="step", ordering="subject")
+    @admin.display(description="step", ordering="position")
     def step_label(self, obj):
         return f"#{obj.position + 1}: {obj.subject}"
 

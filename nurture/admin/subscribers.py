@@ -142,7 +142,7 @@ class DeliveryInline(admin.TabularInline):
 
 @admin.register(Subscriber)
 class SubscriberAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
-    list_display = ["id", "email", "status", "language", "stage", "cadence", "series", "next_step_position",
+    list_display = ["id", "email", "status", "language", "stage", "cadence", "series", "next_step_number",
                     "next_send_at", "created_at"]
     list_filter = ["status", "language", "cadence"]
     # Only these filters and the search box: ?email=, ?id=, ?first_name=, ?treatment_date__gte= (Django
@@ -181,14 +181,18 @@ class SubscriberAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
         response["Cache-Control"] = "private, no-store"
         return response
 
+    @admin.display(description="next step", ordering="next_step_position")
+    def next_step_number(self, obj):
+        return f"#{obj.next_step_position + 1}"  # counted from 1, as steps are everywhere in the admin
+
     @admin.display(description="next step")
     def next_step(self, obj):
         if obj.series_id is None:
             return "— (no series: not confirmed yet, or no series for their stage and language)"
         step = steps_from(series_id=obj.series_id, position=obj.next_step_position).first()
         if step is None:
-            return f"— (series finished: nothing after position {obj.next_step_position})"
-        return f"{step_label(step)} (position {step.position})"
+            return f"— (series finished after step #{obj.next_step_position})"
+        return step_label(step)
 
     # --- actions (changelist) ---------------------------------------------------------------------
 
@@ -349,8 +353,8 @@ class SubscriberAdmin(SafeActionIdsMixin, CheckedListAdmin, ReadOnlyAdmin):
             change_url=change_url,
             title=f"Manage {subscriber}",
             subscriber_operations=[
-                (name, name.capitalize()) for name,
-                (_s, applies_to, *_rest) in self.SERVICES.items() if subscriber.status in applies_to
+                (name, name.capitalize())
+                for name, (_s, applies_to, *_rest) in self.SERVICES.items() if subscriber.status in applies_to
             ],
         )
         if form.is_bound:

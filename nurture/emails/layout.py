@@ -164,14 +164,15 @@ _HEADING_TAG = re.compile(r"<(/?)h([1-5])\b", re.I)
 _LINK_WITHOUT_HREF = re.compile(r"<a\b(?![^>]*\bhref=)[^>]*>(.*?)</a>", re.S | re.I)
 
 
-def _demote_headings(body_html: str) -> str:
-    """Inside an article (its title is the h2), the article's own headings start at h3."""
-    return _HEADING_TAG.sub(lambda m: f"<{m.group(1)}h{min(max(int(m.group(2)) + 1, 3), 6)}", body_html)
+def _demote_headings(body_html: str, *, top: int = 3) -> str:
+    """Inside an article (its title is the h2), the article's own headings start at h3; in an article
+    whose title is the email's own heading (the h1), they start at h2."""
+    return _HEADING_TAG.sub(lambda m: f"<{m.group(1)}h{min(max(int(m.group(2)) + top - 2, top), 6)}", body_html)
 
 
-def _email_body_html(body_html: str) -> str:
+def _email_body_html(body_html: str, *, top: int = 3) -> str:
     # A link the sanitiser left without a target (e.g. to another article) reads as plain text.
-    return _demote_headings(_LINK_WITHOUT_HREF.sub(r"\1", body_html))
+    return _demote_headings(_LINK_WITHOUT_HREF.sub(r"\1", body_html), top=top)
 
 
 @dataclass
@@ -179,6 +180,7 @@ class ArticleView:
     title: str
     title_underline: str
     body_html: str
+    headed: bool  # False when the title is the email's subject: one heading, said once
     body_text: str
     sections: list[str] = field(default_factory=list)
     credit: str = ""  # the guide, its author and revision date, and the sections used, in the reader's language
@@ -191,16 +193,18 @@ class ArticleView:
     next_review_on: dt.date | None = None
 
 
-def _article_view(article: Article, *, language: str) -> ArticleView:
+def _article_view(article: Article, *, language: str, subject: str = "") -> ArticleView:
     """References to other articles link to their public guide pages. That they stay inside the reader's
     series is checked where series and articles meet (load_content; tests/content): rendering asks nothing."""
     body_html = article_body_with_guide_links(article=article)
     sections = sources.section_titles(source_section=article.source_section, language=language)
     approved_at = getattr(article, "approved_at", None)
+    headed = article.title.strip() != subject.strip()
     return ArticleView(
         title=article.title,
         title_underline="=" * len(article.title),
-        body_html=_email_body_html(body_html),
+        body_html=_email_body_html(body_html, top=3 if headed else 2),
+        headed=headed,
         body_text=html_to_text(body_html),
         sections=sections,
         credit=sources.guide_credit(language=language).based_on_line(sections),
@@ -239,7 +243,9 @@ def _step_context(*, step: Step, articles: list[Article], language: str, persona
     return {
         "language": language,
         "subject": step.subject,
-        "articles": [_article_view(a, language=language) for a in articles],
+        # A step of one article titled as the email: one heading (with more, each article keeps its own).
+        "articles": [_article_view(a, language=language, subject=step.subject if len(articles) == 1 else "")
+                     for a in articles],
         "guide_title": sources.guide_credit(language=language).title,
         "guide_copyright": sources.guide_credit(language=language).copyright,
         "feedback_url": personal.feedback_url,

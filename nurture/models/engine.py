@@ -271,6 +271,9 @@ class StepArticle(models.Model):
         ordering = ["step", "order"]
         constraints = [models.UniqueConstraint(fields=["step", "article"], name="step_article_unique")]
 
+    def __str__(self):
+        return self.article.title  # what the admin's step form names each row by
+
 
 class Delivery(models.Model):
     """One step sent (or to be sent) to one address: the subscriber's own copy, or (carer_handoff

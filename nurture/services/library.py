@@ -76,8 +76,8 @@ def _write_steps(series: Series, entry: SeriesEntry, report: ImportReport) -> No
         step.save()
         StepArticle.objects.filter(step=step).delete()
         StepArticle.objects.bulk_create(
-            StepArticle(step=step, article=articles[slug], order=order) for order,
-            slug in enumerate(step_entry.article_slugs)
+            StepArticle(step=step, article=articles[slug], order=order)
+            for order, slug in enumerate(step_entry.article_slugs)
         )
     for step in existing.values():
         if step.deliveries.exists():

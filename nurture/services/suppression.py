@@ -67,8 +67,8 @@ def _subscribers_of(mailbox: str):
     """Subscribers whose address may reach `mailbox` under any spelling (dots, a +tag, quotes,
     case): a scan of the table, made only when a new suppression row is (rare)."""
     local, _at, domain = mailbox.rpartition("@")
-    domains = [d for d,
-               same in [(domain, domain), *[(alias, to) for alias, to in SAME_PROVIDER.items()]] if same == domain]
+    pairs = [(domain, domain), *[(alias, to) for alias, to in SAME_PROVIDER.items()]]
+    domains = [d for d, same in pairs if same == domain]
     spelled = "".join(re.escape(char) + r'[."\\]*' for char in local)
     pattern = r'^["\\.]*' + spelled + r'(\+[^@]*)?"?@(' + "|".join(re.escape(d) for d in domains) + r")\.?$"
     return Subscriber.objects.filter(email__iregex=pattern)

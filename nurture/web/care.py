@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 
 from nurture import tasks, tokens
 from nurture.emails.links import requester_label
+from nurture.emails.layout import as_web_page
 from nurture.emails.messages import delivery_web_html
 from nurture.models import Subscriber
 from nurture.selectors.deliveries import carer_copy_from_token
@@ -99,6 +100,6 @@ carer_cancel = _handoff_view(
 def carer_view(request, delivery, token: str):
     """The web version of a carer's copy (its "view in browser" link): that copy, with the carer's
     own stop link; it opens nothing of the subscriber's."""
-    response = HttpResponse(delivery_web_html(delivery))
+    response = HttpResponse(as_web_page(delivery_web_html(delivery)))  # a page of its own: a main landmark
     response["Content-Security-Policy"] = settings.EMAIL_HTML_CSP
     return private(response, referrer="no-referrer")

@@ -193,6 +193,81 @@ def replaced_link(visit: Visit) -> None:
     visit.go(old)
 
 
+# --- pages that came later: the subscriber's carer links, a carer's web copy, feedback, bereavement,
+# check-ins, the guide --------------------------------------------------------------------------------
+
+
+def carer_link(route: str, purpose: str, *, status: str = CarerHandoff.Status.PENDING) -> Callable[[Visit], None]:
+    def open_(visit: Visit) -> None:
+        subscriber, made = handoff(visit.language, status=status)
+        visit.go(link(route, purpose, subscriber, str(made.pk)))
+
+    return open_
+
+
+def pressed(open_: Callable[[Visit], None]) -> Callable[[Visit], None]:
+    """The page, then its one button."""
+    def open_and_press(visit: Visit) -> None:
+        open_(visit)
+        visit.press("#main button[type=submit]")
+
+    return open_and_press
+
+
+def carer_delivery(language: str) -> Delivery:
+    subscriber, made = handoff(language, status=CarerHandoff.Status.ACTIVE)
+    step = subscriber.series.steps.get(position=0)
+    return Delivery.objects.create(
+        subscriber=subscriber, step=step, carer_handoff=made, status="sent", sent_at=timezone.now(),
+        article_versions={str(a.pk): a.version for a in step.articles.all()},
+    )
+
+
+def carer_web_version(visit: Visit) -> None:
+    delivery = carer_delivery(visit.language)
+    visit.go(f"/carer/email/{tokens.make_token(purpose=tokens.CARER_VIEW, subscriber_id=delivery.subscriber_id, extra=str(delivery.pk))}/")
+
+
+def feedback_page(question: str, query: str = "") -> Callable[[Visit], None]:
+    def open_(visit: Visit) -> None:
+        delivery = delivery_for(visit.language)
+        visit.go(link("feedback", tokens.FEEDBACK, delivery.subscriber, f"{delivery.pk}:{question}") + query)
+
+    return open_
+
+
+def feedback_without_answer(visit: Visit) -> None:
+    feedback_page("helpful")(visit)
+    visit.press("#main button[type=submit]")
+
+
+def bereavement_page(query: str = "") -> Callable[[Visit], None]:
+    def open_(visit: Visit) -> None:
+        visit.go(link("preferences", tokens.PREFERENCES, reader(visit.language)) + "bereavement/" + query)
+
+    return open_
+
+
+def carer_bereavement(visit: Visit) -> None:
+    subscriber, made = handoff(visit.language, status=CarerHandoff.Status.ACTIVE)
+    visit.go(link("carer/bereavement", tokens.CARER_STOP, subscriber, str(made.pk)))
+
+
+def checkin_answer(visit: Visit) -> None:
+    visit.go(link("checkin", tokens.CHECKIN, reader(visit.language), "in_remission"))
+
+
+def guide(path: str) -> Callable[[Visit], None]:
+    def open_(visit: Visit) -> None:
+        from support.library import load_default_library
+
+        load_default_library()
+        visit.go(f"/guide/{visit.language}/{path}")
+
+    return open_
+
+
+
 @dataclass(frozen=True)
 class Entry:
     name: str
@@ -229,6 +304,24 @@ PUBLIC_PAGES = [
     Entry("new-links-sent", new_links_sent),
     Entry("bad-link", bad_link),
     Entry("replaced-link", replaced_link),
+    Entry("carer-stopped", pressed(carer_stop)),
+    Entry("carer-approve", carer_link("carer/approve", tokens.CARER_APPROVE)),
+    Entry("carer-approved", pressed(carer_link("carer/approve", tokens.CARER_APPROVE))),
+    Entry("carer-cancel", carer_link("carer/cancel", tokens.CARER_CANCEL)),
+    Entry("carer-cancelled", pressed(carer_link("carer/cancel", tokens.CARER_CANCEL))),
+    Entry("carer-web-version", carer_web_version),
+    Entry("feedback", feedback_page("helpful", "?answer=yes")),
+    Entry("feedback-impact", feedback_page("impact")),
+    Entry("feedback-errors", feedback_without_answer),
+    Entry("feedback-thanks", pressed(feedback_page("helpful", "?answer=no"))),
+    Entry("bereavement", bereavement_page()),
+    Entry("bereavement-confirm", bereavement_page("?step=confirm")),
+    Entry("bereavement-done", pressed(bereavement_page("?step=confirm"))),
+    Entry("carer-bereavement", carer_bereavement),
+    Entry("checkin", checkin_answer),
+    Entry("checkin-done", pressed(checkin_answer)),
+    Entry("guide-index", guide("")),
+    Entry("guide-article", guide("welcome/")),
 ]
 
 
@@ -302,12 +395,64 @@ def carer_confirmation_email(language: str) -> str:
     return build_carer_confirmation_email(made).alternatives[0][0]
 
 
+def carer_copy_email(language: str) -> str:
+    from nurture.emails.messages import build_delivery_email
+
+    delivery = Delivery.objects.select_related("subscriber", "step__series", "carer_handoff").get(pk=carer_delivery(language).pk)
+    return build_delivery_email(delivery).alternatives[0][0]
+
+
+def carer_notice_email(event: str, *, status: str = CarerHandoff.Status.PENDING) -> Callable[[str], str]:
+    def build(language: str) -> str:
+        from nurture.emails.messages import build_carer_notice_email
+
+        _subscriber, made = handoff(language, status=status)
+        if status == CarerHandoff.Status.STOPPED:
+            CarerHandoff.objects.filter(pk=made.pk).update(stopped_by="carer", stopped_at=timezone.now())
+            made.refresh_from_db()
+        return build_carer_notice_email(made, event=event).alternatives[0][0]
+
+    return build
+
+
+def checkin_email(language: str) -> str:
+    from nurture.emails.messages import build_checkin_email
+
+    return build_checkin_email(reader(language), answers=["in_treatment", "in_remission", "same"]).alternatives[0][0]
+
+
+def reply_unsubscribed_email(language: str) -> str:
+    from nurture.emails.messages import build_reply_unsubscribed_email
+
+    return build_reply_unsubscribed_email(reader(language, status=Subscriber.Status.UNSUBSCRIBED)).alternatives[0][0]
+
+
+def bereavement_support_email(language: str) -> str:
+    from nurture.emails.messages import build_bereavement_support_email
+    from nurture.models import Bereavement
+
+    from django.test import override_settings
+
+    subscriber, made = handoff(language, status=CarerHandoff.Status.STOPPED)
+    told = Bereavement.objects.create(subscriber=subscriber, source=Bereavement.Source.CARER_PAGE, support_email_to=made.carer_email)
+    with override_settings(NURTURE_BEREAVEMENT_SUPPORT="Bereavement line: 0800 000 0000\nhttps://support.example.org/"):
+        return build_bereavement_support_email(told).alternatives[0][0]
+
+
+
 EMAILS = [
     Entry("confirmation", confirmation_email),
     Entry("already-subscribed", links_email("already")),
     Entry("new-links", links_email("fresh")),
     Entry("series-step", step_email),
     Entry("carer-confirmation", carer_confirmation_email),
+    Entry("carer-copy", carer_copy_email),
+    Entry("carer-notice-requested", carer_notice_email("requested")),
+    Entry("carer-notice-active", carer_notice_email("active", status=CarerHandoff.Status.ACTIVE)),
+    Entry("carer-notice-stopped", carer_notice_email("stopped", status=CarerHandoff.Status.STOPPED)),
+    Entry("checkin", checkin_email),
+    Entry("reply-unsubscribed", reply_unsubscribed_email),
+    Entry("bereavement-support", bereavement_support_email),
 ]
 
 
@@ -373,6 +518,9 @@ STAFF_PAGES = [
     Entry("overview", lambda site: "/admin/nurture/overview/"),
     Entry("email-previews", lambda site: "/admin/nurture/email-preview/"),
     Entry("email-preview-step", staff_step_preview),
+    Entry("journey", lambda site: "/admin/nurture/email-preview/journey/?stage=recently_diagnosed&language=en"),
+    Entry("step-list", lambda site: "/admin/nurture/step/"),
+    Entry("step-edit", lambda site: staff_step_preview(site).replace("email-preview/step/", "step/") + "change/"),
 ]
 
 

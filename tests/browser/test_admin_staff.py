@@ -65,12 +65,12 @@ def test_overview_and_view_as_sent_render_for_staff(staff_page, live_server, tmp
     reader = Subscriber.objects.create(
         email="reader@example.org", stage="in_treatment", language="en", status="active", series=treatment, confirmed_at=now,
     )
-    step = treatment.steps.get(position=0)
+    step = treatment.steps.get(position=2)  # two articles: an h2 each
     sent = Delivery.objects.create(
         subscriber=reader, step=step, status="sent", sent_at=now,
         article_versions={str(a.pk): a.version for a in step.articles.all()},
     )
-    Delivery.objects.create(subscriber=reader, step=treatment.steps.get(position=1), status="failed", failed_at=now,
+    Delivery.objects.create(subscriber=reader, step=treatment.steps.get(position=3), status="failed", failed_at=now,
                             failure_reason="PostmarkAPIError (HTTP 422): inactive recipient")
 
     staff_page.goto(f"{live_server.url}/admin/")

@@ -22,7 +22,7 @@ def staff_page(browser, live_server, client, django_user_model, settings):
 
 
 def test_preview_shows_the_email_and_test_send_reaches_the_staff_member(staff_page, live_server, tmp_path):
-    step = Step.objects.get(series__stage="in_treatment", series__language="es", position=0)
+    step = Step.objects.get(series__stage="in_treatment", series__language="es", position=2)  # two articles: an h2 each
     staff_page.goto(f"{live_server.url}/admin/nurture/email-preview/step/{step.pk}/")
     frame = staff_page.frame_locator("iframe")
     frame.locator("h1").wait_for(timeout=10_000)

@@ -52,7 +52,7 @@ def test_references_are_real_links_to_guide_pages(library, client):
 
 
 @pytest.mark.parametrize("language, expected", [
-    ("en", ["Based on the guide “Seeking a Second Opinion” by the American Cancer Society, last revised July 31, 2025.",
+    ("en", ["Based on the guide “Seeking a Second Opinion” by the American Cancer Society, last revised 31 July 2025.",
             "Section: How to talk to your doctor about getting a second opinion.", "copyrighted"]),
     ("es", ["Basado en la guía en inglés «Seeking a Second Opinion» (Cómo buscar una segunda opinión)",
             "revisada por última vez el 31 de julio de 2025", "Sección: Cómo hablar con su médico sobre una segunda opinión.",

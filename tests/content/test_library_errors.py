@@ -91,7 +91,7 @@ CASES = [
      "[keeping-records]", "unknown article 'keeping-records' in 'es'"),
     ("series with an unknown stage", "en/_series.yaml", lambda p: replace_in(p, "in_remission:", "cured:"), "cured:",
      "unknown stage 'cured'"),
-    ("series file not YAML", "en/_series.yaml", lambda p: replace_in(p, "      subject: \"How to bring it up\"", "      subject: \"How to bring it up"),
+    ("series file not YAML", "en/_series.yaml", lambda p: replace_in(p, "      subject: \"Finding another doctor\"", "      subject: \"Finding another doctor"),
      None, "YAML does not parse"),
     ("a rule in the body", "es/welcome.md", lambda p: body_end_append(p, "Fin.\n\n* * *\n\nMás."), "* * *", "renders to <hr>"),
     ("series step delayed beyond a year", "en/_series.yaml", lambda p: replace_in(p, "delay_days: 7", "delay_days: 99999999999"),

@@ -1,7 +1,8 @@
 """`make run` stays readable: Procfile.dev's web, worker and beat under honcho, as `make run`
 starts them (SQLite and the filesystem broker, no server needed), with a short demo day so the
 periodic tasks tick every few seconds. While nothing is due they say nothing at INFO, and Ctrl-C
-stops everything without errors or tracebacks from the worker's pool."""
+stops everything without errors or tracebacks from the worker's pool. The demo login is printed
+after the services' banners."""
 from __future__ import annotations
 
 import os
@@ -60,6 +61,9 @@ def test_quiet_while_idle_and_ctrl_c_stops_the_worker_without_errors(tmp_path):
     output = log_path.read_text(errors="replace")
     assert "SIGINT received" in output, output[-3000:]
     assert not re.search(r"INFO .*(Sending due task|received|succeeded|planned deliveries=0|purge expired data)", idle), idle
+    # The demo staff login comes after the services' start-up banners, not above them.
+    login = output.index("Demo staff login")
+    assert login > output.index("beat: Starting") and login > output.index("ready."), output[-3000:]
     shutdown = output[output.index("SIGINT received"):]
     # (On a busy machine the worker may need more than honcho's 5 s and be killed: quietly, too.)
     for noise in ("ERROR", "Traceback", "KeyboardInterrupt", "exited with 'signal"):

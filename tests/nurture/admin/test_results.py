@@ -343,6 +343,20 @@ def test_bad_parameters_get_a_400_naming_the_field(client, auditor, world, param
     assert f"{field}:" in response.content.decode()
 
 
+def test_without_a_choice_the_page_opens_on_the_series_that_sent_most_in_the_period(client, auditor, world, monkeypatch):
+    quiet = series("in_remission", [(0, ["q"])])  # listed first (stages in order), and sent nothing
+    summarise()
+    monkeypatch.setattr("nurture.admin.results.timezone.now", lambda: NOW)
+    html = page(client, auditor, period="7d").content.decode()
+    assert f'<option value="{world["en"].pk}" selected>' in html and f'<option value="{quiet.pk}" selected>' not in html
+    # The Spanish series sent more than the English one in the last day alone: it opens on that one.
+    html = page(client, auditor, start=(NOW - timedelta(days=1)).date().isoformat(), end=NOW.date().isoformat()).content.decode()
+    assert f'<option value="{world["es"].pk}" selected>' in html
+    # Nothing sent in the period: the first series, as before.
+    html = page(client, auditor, start="2020-01-01", end="2020-01-31").content.decode()
+    assert f'<option value="{quiet.pk}" selected>' in html
+
+
 def test_the_page_before_any_summary_says_so(client, auditor, world):
     html = page(client, auditor).content.decode()
     assert "not yet" in html and "Nothing in this period" not in html.split('id="results-steps"')[0]

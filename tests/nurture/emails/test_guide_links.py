@@ -47,7 +47,7 @@ def test_every_link_between_articles_stays_in_the_reader_series(library, stage, 
 
 
 @pytest.mark.parametrize("language, credit, section", [
-    ("en", "Based on the guide “Seeking a Second Opinion” by the American Cancer Society, last revised July 31, 2025.",
+    ("en", "Based on the guide “Seeking a Second Opinion” by the American Cancer Society, last revised 31 July 2025.",
      "Section: Seeking a Second Opinion."),
     ("es", "Basado en la guía en inglés «Seeking a Second Opinion» (Cómo buscar una segunda opinión), de la American Cancer Society",
      "Sección: Cómo buscar una segunda opinión."),

@@ -257,7 +257,7 @@ def test_approve_articles_command_approves_for_a_named_reviewer_and_audits_it():
 
 @pytest.mark.parametrize("language, reviewed, next_review, source", [
     ("en", "Reviewed November 2026 by Dana Reviewer, oncology nurse.", "Next review November 2027.",
-     "Based on the guide “Seeking a Second Opinion” by the American Cancer Society, last revised July 31, 2025."),
+     "Based on the guide “Seeking a Second Opinion” by the American Cancer Society, last revised 31 July 2025."),
     ("es", "Revisado en noviembre de 2026 por Dana Reviewer, oncology nurse.", "Próxima revisión: noviembre de 2027.",
      "Basado en la guía en inglés «Seeking a Second Opinion» (Cómo buscar una segunda opinión), de la American Cancer Society"),
 ])
