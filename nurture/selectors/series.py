@@ -74,7 +74,7 @@ def step_hold_reasons(*, step: Step) -> list[str]:
     if not links:
         return ["the step has no articles"]
     reasons = ((link.article, content_selectors.article_hold_reason(link.article)) for link in links)
-    return [f"article '{article.slug}' ({article.language}) {reason}" for article, reason in reasons if reason]
+    return [f"“{article.title}” ({article.language}) {reason}" for article, reason in reasons if reason]
 
 
 def step_is_held_back(*, step: Step) -> bool:

@@ -108,7 +108,7 @@ def test_hold_reasons_name_each_unpublished_article():
     assert not step_is_held_back(step=partly)
 
     held = make_step([draft], language="es")
-    assert step_hold_reasons(step=held) == ["article 'drug-history' (es) is in draft"]
+    assert step_hold_reasons(step=held) == ["“Title drug-history” (es) is in draft"]
     assert step_is_held_back(step=held)
 
     empty = make_step([])

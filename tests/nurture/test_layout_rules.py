@@ -66,7 +66,7 @@ def test_the_sendable_rule_reads_the_same_in_memory_and_in_sql():
     assert in_memory == {Article.objects.get(slug="a-published").pk}
     assert in_memory == set(steps_sendable_article_ids(step_ids=[step.pk])[step.pk])
     assert in_memory == {a.pk for a in step_published_articles(step_id=step.pk)}
-    assert step_hold_reasons(step=step) == ["article 'a-draft' (en) is in draft", "article 'a-in-review' (en) is in review"]
+    assert step_hold_reasons(step=step) == ["“A Draft” (en) is in draft", "“A In Review” (en) is in review"]
     assert not step_is_held_back(step=step)
     overview = {row.series.pk: row for row in series_overview(since=timezone.now()) if row.series}
     assert overview[step.series_id].held_back == []  # the overview's SQL form agrees: one article is sendable

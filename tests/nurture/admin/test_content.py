@@ -282,21 +282,21 @@ def test_steps_show_what_is_held_back_and_why(admin_client, library):
     assert response.status_code == 200
     html = response.content.decode()
     # in_remission has a step with drug-history only: held back.
-    assert html.count("Held back: article &#x27;drug-history&#x27; (es) is in draft") == 1
-    assert "Held back: article &#x27;keeping-your-records&#x27; (es) is in review" in html
+    assert html.count("Held back: “Cómo llevar una lista de sus medicamentos” (es) is in draft") == 1
+    assert "Held back: “Guarde sus propias copias” (es) is in review" in html
     # recently_diagnosed and in_treatment have drug-history alongside records-to-gather: sent without it.
-    assert "Sent without: article &#x27;drug-history&#x27; (es) is in draft" in html
+    assert "Sent without: “Cómo llevar una lista de sus medicamentos” (es) is in draft" in html
 
     series = Series.objects.get(stage="in_remission", language="es")
     response = admin_client.get(reverse("admin:nurture_series_change", args=[series.pk]))
     assert response.status_code == 200
-    assert "Held back: article &#x27;keeping-your-records&#x27; (es) is in review" in response.content.decode()
+    assert "Held back: “Guarde sus propias copias” (es) is in review" in response.content.decode()
     step = Step.objects.get(series=series, position=1)
     assert reverse("email_preview:step", args=[step.pk]) in html
     listing = admin_client.get(reverse("admin:nurture_series_changelist")).content.decode()
     # in_remission/es: steps 2 (keeping-your-records) and 3 (drug-history), each with its reason
-    assert "#2: article &#x27;keeping-your-records&#x27; (es) is in review" in listing
-    assert "#3: article &#x27;drug-history&#x27; (es) is in draft" in listing
+    assert "#2: “Guarde sus propias copias” (es) is in review" in listing
+    assert "#3: “Cómo llevar una lista de sus medicamentos” (es) is in draft" in listing
 
 
 def test_step_change_page_and_language_check(admin_client, library):

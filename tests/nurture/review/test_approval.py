@@ -179,7 +179,7 @@ def test_an_overdue_article_is_held_with_its_reason_and_the_series_moves_on(sett
     the_series = series("in_remission", [(0, ["old-news"]), (0, ["fresh-news"])])
     held_step, next_step = the_series.steps.order_by("position")
     reasons = step_hold_reasons(step=held_step)
-    assert reasons == [f"article 'old-news' (en) is past its review date ({stale.next_review_on.isoformat()}): held until approved again"]
+    assert reasons == [f"“Old News” (en) is past its review date ({stale.next_review_on.isoformat()}): held until approved again"]
     assert step_is_held_back(step=held_step) and not step_is_held_back(step=next_step)
     active_subscriber("reader@example.org", the_series)
     planning.deliveries_plan_due()
@@ -206,7 +206,7 @@ def test_debug_off_never_sends_unreviewed_text_and_the_demo_says_draft(settings)
     step = the_series.steps.get()
     settings.DEBUG = False
     assert step_published_articles(step_id=step.pk) == []
-    assert step_hold_reasons(step=step) == ["article 'unreviewed' (en) has not been approved by a clinical reviewer"]
+    assert step_hold_reasons(step=step) == ["“Unreviewed” (en) has not been approved by a clinical reviewer"]
     active_subscriber("reader@example.org", the_series)
     planning.deliveries_plan_due()
     assert not Delivery.objects.exists() and mail.outbox == []
