@@ -3,6 +3,7 @@ with a reason when the service is absent, and fail instead when NURTURE_REQUIRE_
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "e2e" in item.path.parts:
             item.add_marker(pytest.mark.e2e)
+
+
+def pytest_runtest_setup(item):
+    """The e2e tests' shared worker and beat (tests/e2e/conftest.py) stop before any other test runs."""
+    shared = sys.modules.get("tests.e2e.conftest")
+    if shared is not None:
+        shared.before_test(item)
 
 
 def service_missing(reason: str):
