@@ -120,6 +120,33 @@ def redis_url():
     client.flushdb()
 
 
+@pytest.fixture(scope="module")
+def default_library_for_module(django_db_setup, django_db_blocker):
+    """The default library (support/library.py, approved), loaded once for a module's tests inside a
+    transaction rolled back after the last of them: loading it costs more than most email tests.
+    Each test's own transaction (pytest-django's `db`) is a savepoint inside it, so what a test
+    writes is still undone after that test. Only for modules whose tests all use `db`, never
+    `transactional_db` (which would empty the tables under it)."""
+    from django.db import transaction
+
+    from support.library import load_default_library
+
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+        try:
+            load_default_library()
+        except BaseException:
+            outer.__exit__(*sys.exc_info())
+            raise
+    try:
+        yield
+    finally:
+        with django_db_blocker.unblock():
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+
+
 @pytest.fixture
 def library_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "content" / "library"

@@ -15,7 +15,6 @@ from nurture.emails.messages import build_confirmation_email, build_delivery_ema
 from nurture.models import Delivery, Step, Subscriber
 from nurture.validators import diagnosis_words_in
 from tests.helpers.email_html import css_outside_at_rules, read_html
-from support.library import load_default_library
 
 pytestmark = pytest.mark.django_db
 
@@ -27,8 +26,7 @@ STAGE_WORDS.update(Stage.values)
 
 
 @pytest.fixture
-def library():
-    load_default_library()
+def library(default_library_for_module):  # loaded once for the module (tests/conftest.py)
     render_cache.clear()
 
 
