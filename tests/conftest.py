@@ -121,30 +121,39 @@ def redis_url():
 
 
 @pytest.fixture(scope="module")
-def default_library_for_module(django_db_setup, django_db_blocker):
-    """The default library (support/library.py, approved), loaded once for a module's tests inside a
-    transaction rolled back after the last of them: loading it costs more than most email tests.
-    Each test's own transaction (pytest-django's `db`) is a savepoint inside it, so what a test
-    writes is still undone after that test. Only for modules whose tests all use `db`, never
-    `transactional_db` (which would empty the tables under it)."""
+def module_transaction(django_db_setup, django_db_blocker):
+    """A transaction around a module's tests, rolled back after the last of them: yields run(make),
+    which calls make() inside it, for data that costs more to make than most tests take (the
+    library). Each test's own transaction (pytest-django's `db`) is a savepoint inside it, so what
+    a test writes is still undone after that test. Only for modules whose tests all use `db`,
+    never `transactional_db` (which would empty the tables under it)."""
     from django.db import transaction
 
+    outer = None
+
+    def run(make):
+        nonlocal outer
+        with django_db_blocker.unblock():
+            if outer is None:
+                outer = transaction.atomic()
+                outer.__enter__()
+            return make()
+
+    try:
+        yield run
+    finally:
+        if outer is not None:
+            with django_db_blocker.unblock():
+                transaction.set_rollback(True)
+                outer.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def default_library_for_module(module_transaction):
+    """The default library (support/library.py, approved), once for the module (module_transaction)."""
     from support.library import load_default_library
 
-    with django_db_blocker.unblock():
-        outer = transaction.atomic()
-        outer.__enter__()
-        try:
-            load_default_library()
-        except BaseException:
-            outer.__exit__(*sys.exc_info())
-            raise
-    try:
-        yield
-    finally:
-        with django_db_blocker.unblock():
-            transaction.set_rollback(True)
-            outer.__exit__(None, None, None)
+    return module_transaction(load_default_library)
 
 
 @pytest.fixture
