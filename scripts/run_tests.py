@@ -55,8 +55,10 @@ def run_whole_suite() -> int:
     workers = os.environ.get("NURTURE_TEST_WORKERS", "2")
     parallel = ["-n", workers] if workers not in {"0", "1"} else []
     runs = [[*parallel, "-m", "not e2e"], ["-m", "e2e"]]
-    if os.environ.get("NURTURE_TEST_OVERLAP", "").lower() in {"1", "true", "yes"}:
-        return run_side_by_side(runs[0], runs[1], xdist_workers=max(1, int(workers)))
+    # Side by side only with xdist workers: pytest-django then names their test databases apart
+    # (test_<name>_gw0, ...) from the end-to-end run's (test_<name>).
+    if parallel and os.environ.get("NURTURE_TEST_OVERLAP", "").lower() in {"1", "true", "yes"}:
+        return run_side_by_side(runs[0], runs[1], xdist_workers=int(workers))
     codes = []
     for args in runs:
         print(f"make test: pytest {' '.join(args)}", flush=True)
