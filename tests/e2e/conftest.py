@@ -64,8 +64,9 @@ class _SharedStack:
         _SharedStack.current = None
         from django.core.management import call_command
 
-        for process in self.processes:
-            process.stop()
+        from support.workers import stop_all
+
+        stop_all(self.processes)
         with self.blocker.unblock():  # the next tests start from an empty database, as after any transactional test
             call_command("flush", interactive=False, verbosity=0)
         _redis(self.url).flushdb()
