@@ -266,23 +266,21 @@ def checked(where: str, open_and_check: Callable[[], list[str]]) -> list[str]:
         return [f"{where}: could not be opened and checked: {type(error).__name__}: {error}"[:1500]]
 
 
-def check_public_page(context, site: str, entry: Entry, language: str) -> list[str]:
-    """In a page of its own, with no cookie from the entries before (a first visit)."""
+def check_public_page(page, site: str, entry: Entry, language: str) -> list[str]:
+    """As a first visit: no cookie from the entries before (the site keeps nothing else in the
+    browser), in light, the scheme the checks start in."""
     where = f"{entry.name} {language}"
-    context.clear_cookies()
-    page = context.new_page()
-    try:
+    page.context.clear_cookies()
+    page.emulate_media(color_scheme="light")
 
-        def open_and_check() -> list[str]:
-            entry.open(Visit(page, site, language))
-            lang = page.locator("html").get_attribute("lang")
-            if lang != language:
-                return [f"{where}: <html lang> is {lang!r}, not {language!r} ({page.url})"]
-            return violations_in_both_schemes(page, where)
+    def open_and_check() -> list[str]:
+        entry.open(Visit(page, site, language))
+        lang = page.locator("html").get_attribute("lang")
+        if lang != language:
+            return [f"{where}: <html lang> is {lang!r}, not {language!r} ({page.url})"]
+        return violations_in_both_schemes(page, where)
 
-        return checked(where, open_and_check)
-    finally:
-        page.close()
+    return checked(where, open_and_check)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -292,8 +290,9 @@ def test_public_pages_have_no_accessibility_violations(language, browser, live_s
     found = []
     context = open_context(browser, language=language, viewport=PHONE)
     try:
+        page = context.new_page()  # one tab for every entry: each opens its page by going to it
         for entry in PUBLIC_PAGES:
-            found += check_public_page(context, live_server.url, entry, language)
+            found += check_public_page(page, live_server.url, entry, language)
             afresh()
     finally:
         context.close()
