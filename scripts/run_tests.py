@@ -49,10 +49,16 @@ def run_whole_suite() -> int:
     """The whole suite in two runs: everything but the end-to-end tests spread over NURTURE_TEST_WORKERS
     pytest-xdist workers (default 2; each has its own test database and Redis database), then the
     end-to-end tests (real worker processes, fault injection, time-sensitive) one at a time, so they never
-    compete with other tests for the CPU."""
+    compete with other tests for the CPU. With NURTURE_TEST_OVERLAP=1 the two runs go side by side
+    instead (the end-to-end tests mostly wait on real seconds): faster, but the end-to-end tests then
+    share the CPU with the others."""
     workers = os.environ.get("NURTURE_TEST_WORKERS", "2")
     parallel = ["-n", workers] if workers not in {"0", "1"} else []
     runs = [[*parallel, "-m", "not e2e"], ["-m", "e2e"]]
+    # Side by side only with xdist workers: pytest-django then names their test databases apart
+    # (test_<name>_gw0, ...) from the end-to-end run's (test_<name>).
+    if parallel and os.environ.get("NURTURE_TEST_OVERLAP", "").lower() in {"1", "true", "yes"}:
+        return run_side_by_side(runs[0], runs[1], xdist_workers=int(workers))
     codes = []
     for args in runs:
         print(f"make test: pytest {' '.join(args)}", flush=True)
@@ -61,6 +67,40 @@ def run_whole_suite() -> int:
         print(f"make test: pytest {' '.join(args)} exited {code} after {time.monotonic() - started:.0f} s", flush=True)
         codes.append(0 if code == pytest.ExitCode.NO_TESTS_COLLECTED else code)
     return max(codes)
+
+
+def redis_url_below(url: str, count: int) -> str:
+    """The Redis database `count` below the URL's: the one after the xdist workers' (which count down
+    from it, tests/conftest.py), so the two runs never empty each other's."""
+    base, _, db = url.rpartition("/")
+    return f"{base}/{(int(db or 0) - count) % 16}"
+
+
+def run_side_by_side(first: list[str], second: list[str], *, xdist_workers: int) -> int:
+    """`second` in the background (its own test database: pytest-django names the xdist workers'
+    apart; its own Redis database), its output kept in a file and printed after `first`'s."""
+    import tempfile
+
+    env = dict(os.environ)
+    if "NURTURE_TEST_REDIS_URL" in env:
+        env["NURTURE_TEST_REDIS_URL"] = redis_url_below(env["NURTURE_TEST_REDIS_URL"], xdist_workers)
+    started = time.monotonic()
+    with tempfile.TemporaryFile("w+") as log:
+        print(f"make test: pytest {' '.join(second)} in the background (its output follows the other run's)",
+              flush=True)
+        background = subprocess.Popen([sys.executable, "-m", "pytest", *second], env=env, stdout=log,
+                                      stderr=subprocess.STDOUT)
+        print(f"make test: pytest {' '.join(first)}", flush=True)
+        code_first = subprocess.call([sys.executable, "-m", "pytest", *first])
+        print(f"make test: pytest {' '.join(first)} exited {code_first} after {time.monotonic() - started:.0f} s",
+              flush=True)
+        code_second = background.wait()
+        log.seek(0)
+        print(f"make test: pytest {' '.join(second)}, run in the background:", flush=True)
+        sys.stdout.write(log.read())
+    print(f"make test: pytest {' '.join(second)} exited {code_second} after {time.monotonic() - started:.0f} s",
+          flush=True)
+    return max(0 if code == pytest.ExitCode.NO_TESTS_COLLECTED else code for code in (code_first, code_second))
 
 
 if __name__ == "__main__":

@@ -86,8 +86,9 @@ class Stack:
         return process.start()
 
     def close(self):
-        for process in self.processes:
-            process.stop()
+        from support.workers import stop_all
+
+        stop_all(self.processes)
 
 
 # --- data ------------------------------------------------------------------------------------------

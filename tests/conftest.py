@@ -3,6 +3,7 @@ with a reason when the service is absent, and fail instead when NURTURE_REQUIRE_
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "e2e" in item.path.parts:
             item.add_marker(pytest.mark.e2e)
+
+
+def pytest_runtest_setup(item):
+    """The e2e tests' shared worker and beat (tests/e2e/conftest.py) stop before any other test runs."""
+    shared = sys.modules.get("tests.e2e.conftest")
+    if shared is not None:
+        shared.before_test(item)
 
 
 def service_missing(reason: str):
@@ -110,6 +118,42 @@ def redis_url():
     client.flushdb()
     yield url
     client.flushdb()
+
+
+@pytest.fixture(scope="module")
+def module_transaction(django_db_setup, django_db_blocker):
+    """A transaction around a module's tests, rolled back after the last of them: yields run(make),
+    which calls make() inside it, for data that costs more to make than most tests take (the
+    library). Each test's own transaction (pytest-django's `db`) is a savepoint inside it, so what
+    a test writes is still undone after that test. Only for modules whose tests all use `db`,
+    never `transactional_db` (which would empty the tables under it)."""
+    from django.db import transaction
+
+    outer = None
+
+    def run(make):
+        nonlocal outer
+        with django_db_blocker.unblock():
+            if outer is None:
+                outer = transaction.atomic()
+                outer.__enter__()
+            return make()
+
+    try:
+        yield run
+    finally:
+        if outer is not None:
+            with django_db_blocker.unblock():
+                transaction.set_rollback(True)
+                outer.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def default_library_for_module(module_transaction):
+    """The default library (support/library.py, approved), once for the module (module_transaction)."""
+    from support.library import load_default_library
+
+    return module_transaction(load_default_library)
 
 
 @pytest.fixture

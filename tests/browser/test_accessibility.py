@@ -3,7 +3,12 @@ over every public page in English and Spanish at phone width in light and dark, 
 mail client shows it and as its web version, and the staff pages people work in. Zero violations.
 
 To cover a new page or email, add one entry to PUBLIC_PAGES, EMAILS or STAFF_PAGES: a name and a
-function that opens it in the given browser page (making whatever data it needs first)."""
+function that opens it in the given browser page (making whatever data it needs first).
+
+Each list is checked in one test (per language), in one browser for the whole run: each page is
+loaded once, checked with every rule in light, then redrawn dark (emulated media, no reload) for
+the colour rules. A failure lists every page, language, scheme and rule that failed, and a page
+that cannot be opened is reported by name while the others are still checked."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -13,8 +18,8 @@ import pytest
 from django.utils import timezone
 
 from nurture import tokens
-from nurture.models import CarerHandoff, Delivery, Subscriber
-from tests.helpers.axe import axe_violations, mail_client_page, redraw
+from nurture.models import CarerHandoff, Delivery, Series, Subscriber
+from tests.helpers.axe import axe_context, axe_violations, mail_client_page, violations_in_both_schemes
 from tests.helpers.browser import logged_in_page
 from tests.helpers.scheduler import active_subscriber, series
 
@@ -44,11 +49,14 @@ class Visit:
             self.page.click(selector)
 
 
+def reading_series(language: str) -> Series:
+    """The series readers here follow: the default library's when a check loaded it, else a small one."""
+    found = Series.objects.filter(stage="in_treatment", language=language).first()
+    return found or series("in_treatment", [(0, ["a1"]), (7, ["a2"])], language=language)
+
+
 def reader(language: str, *, status: str = Subscriber.Status.ACTIVE, **extra) -> Subscriber:
-    subscriber = active_subscriber(
-        f"ana.{language}@example.org", series("in_treatment", [(0, ["a1"]), (7, ["a2"])], language=language),
-        first_name="Ana", **extra,
-    )
+    subscriber = active_subscriber(f"ana.{language}@example.org", reading_series(language), first_name="Ana", **extra)
     if status != Subscriber.Status.ACTIVE:
         Subscriber.objects.filter(pk=subscriber.pk).update(status=status)
         subscriber.refresh_from_db()
@@ -325,33 +333,62 @@ PUBLIC_PAGES = [
 ]
 
 
-def open_context(browser, *, language: str, scheme: str, viewport: dict):
-    return browser.new_context(viewport=viewport, locale=LOCALES[language], color_scheme=scheme)
+def open_context(browser, *, language: str | None = None, viewport: dict, navigated: bool = True):
+    """navigated: the page is opened by going to addresses, so axe can be loaded with each page
+    (tests/helpers/axe.py axe_context); a page written with set_content gets it when checked."""
+    options = {"viewport": viewport, "color_scheme": "light", **({"locale": LOCALES[language]} if language else {})}
+    return axe_context(browser, **options) if navigated else browser.new_context(**options)
 
 
-def check(page, where: str) -> list[str]:
-    """Every rule in light, then the colour rules again in dark (the same page, redrawn)."""
-    found = []
-    for scheme in SCHEMES:
-        redraw(page, scheme)
-        found += [f"{where} {scheme}: {line}" for line in axe_violations(page, colour_only=scheme != SCHEMES[0])]
-    return found
+def afresh() -> None:
+    """Between two entries: no reader left, nothing counted by the rate limits."""
+    from django.core.cache import cache
+
+    from nurture.services import throttle
+
+    Subscriber.objects.all().delete()
+    cache.clear()
+    throttle.forget_in_process_limiters()
 
 
-@pytest.mark.parametrize("entry", PUBLIC_PAGES, ids=lambda entry: entry.name)
-def test_public_page_has_no_accessibility_violations(entry, browser, live_server, settings):
+def checked(where: str, open_and_check: Callable[[], list[str]]) -> list[str]:
+    """What open_and_check finds; if opening the entry fails, one line naming it and why."""
+    try:
+        return open_and_check()
+    except Exception as error:  # noqa: BLE001 - reported with the entry's name; the other entries still run
+        return [f"{where}: could not be opened and checked: {type(error).__name__}: {error}"[:1500]]
+
+
+def check_public_page(page, site: str, entry: Entry, language: str) -> list[str]:
+    """As a first visit: no cookie from the entries before (the site keeps nothing else in the
+    browser), in light, the scheme the checks start in."""
+    where = f"{entry.name} {language}"
+    page.context.clear_cookies()
+    page.emulate_media(color_scheme="light")
+
+    def open_and_check() -> list[str]:
+        entry.open(Visit(page, site, language))
+        lang = page.locator("html").get_attribute("lang")
+        if lang != language:
+            return [f"{where}: <html lang> is {lang!r}, not {language!r} ({page.url})"]
+        return violations_in_both_schemes(page, where)
+
+    return checked(where, open_and_check)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_public_pages_have_no_accessibility_violations(language, browser, live_server, settings):
+    """Every entry of PUBLIC_PAGES at phone width, light and dark."""
     settings.SITE_URL = live_server.url
     found = []
-    for language in LANGUAGES:
-        context = open_context(browser, language=language, scheme="light", viewport=PHONE)
-        try:
-            page = context.new_page()
-            entry.open(Visit(page, live_server.url, language))
-            assert page.locator("html").get_attribute("lang") == language, (entry.name, page.url)
-            found += check(page, f"{entry.name} {language}")
-        finally:
-            context.close()
-        Subscriber.objects.all().delete()  # each language starts afresh (one address per language anyway)
+    context = open_context(browser, language=language, viewport=PHONE)
+    try:
+        page = context.new_page()  # one tab for every entry: each opens its page by going to it
+        for entry in PUBLIC_PAGES:
+            found += check_public_page(page, live_server.url, entry, language)
+            afresh()
+    finally:
+        context.close()
     assert found == [], "\n".join(found)
 
 
@@ -378,10 +415,9 @@ def step_email(language: str) -> str:
     from nurture.emails.messages import build_delivery_email
     from support.library import load_default_library
 
-    load_default_library()
+    if not Series.objects.filter(stage="recently_diagnosed", language=language).exists():
+        load_default_library()
     render_cache.clear()
-    from nurture.models import Series
-
     the_series = Series.objects.get(stage="recently_diagnosed", language=language)
     subscriber = active_subscriber(f"lee.{language}@example.org", the_series, first_name="Lee")
     delivery = Delivery.objects.create(subscriber=subscriber, step=the_series.steps.get(position=0))
@@ -456,24 +492,36 @@ EMAILS = [
 ]
 
 
-@pytest.mark.parametrize("entry", EMAILS, ids=lambda entry: entry.name)
-def test_email_has_no_accessibility_violations(entry, browser, live_server, settings):
-    """The HTML part as a mail client shows it (in a frame of the client's page: tests/helpers/axe.py
-    mail_client_page), at phone width in light and dark. Its web version is a public page
-    (PUBLIC_PAGES "web-version")."""
+def check_email(browser, entry: Entry, language: str) -> list[str]:
+    where = f"{entry.name} email {language}"
+    context = open_context(browser, language=language, viewport=PHONE, navigated=False)
+    try:
+        page = context.new_page()
+
+        def open_and_check() -> list[str]:
+            page.set_content(mail_client_page(entry.open(language), language=language, title=entry.name))
+            if page.frames[1].locator("[role=article]").count() != 1:
+                return [f"{where}: the email is not in the mail client's frame"]
+            return violations_in_both_schemes(page, where)
+
+        return checked(where, open_and_check)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_emails_have_no_accessibility_violations(language, browser, live_server, settings):
+    """Every entry of EMAILS: the HTML part as a mail client shows it (in a frame of the client's
+    page: tests/helpers/axe.py mail_client_page), at phone width in light and dark. Its web version
+    is a public page (PUBLIC_PAGES "web-version")."""
+    from support.library import load_default_library
+
     settings.SITE_URL = live_server.url
+    load_default_library()  # the series-step email carries the real articles; readers follow its series
     found = []
-    for language in LANGUAGES:
-        html = entry.open(language)
-        context = open_context(browser, language=language, scheme="light", viewport=PHONE)
-        try:
-            page = context.new_page()
-            page.set_content(mail_client_page(html, language=language, title=entry.name))
-            assert page.frames[1].locator("[role=article]").count() == 1  # the email is in the frame
-            found += check(page, f"{entry.name} email {language}")
-        finally:
-            context.close()
-        Subscriber.objects.all().delete()
+    for entry in EMAILS:
+        found += check_email(browser, entry, language)
+        afresh()
     assert found == [], "\n".join(found)
 
 
@@ -528,41 +576,59 @@ def test_staff_pages_have_no_accessibility_violations(browser, live_server, clie
     """All of STAFF_PAGES in one test: loading the guide for the admin costs more than the checks."""
     settings.SITE_URL = live_server.url
     staff = django_user_model.objects.create_superuser("lead", "lead@example.org", "pw-long-enough")
-    page = logged_in_page(browser=browser, live_server=live_server, client=client, user=staff, viewport=DESKTOP)
+    page = logged_in_page(browser=browser, live_server=live_server, client=client, user=staff, viewport=DESKTOP,
+                          new_context=axe_context)
     found = []
+
+    def open_and_check(entry: Entry) -> list[str]:
+        path = entry.open(live_server.url)
+        response = page.goto(live_server.url + path)
+        if response.status != 200:
+            return [f"{entry.name}: {path} answered {response.status}"]
+        return violations_in_both_schemes(page, entry.name)
+
     try:
         for entry in STAFF_PAGES:
-            path = entry.open(live_server.url)
-            response = page.goto(live_server.url + path)
-            assert response.status == 200, (path, response.status)
-            found += check(page, entry.name)
+            found += checked(entry.name, lambda entry=entry: open_and_check(entry))
     finally:
         page.context.close()
     assert found == [], "\n".join(found)
 
 
 def test_staff_login_page_has_no_accessibility_violations(browser, live_server):
-    context = browser.new_context(viewport=DESKTOP)
+    context = open_context(browser, viewport=DESKTOP)
     try:
         page = context.new_page()
         page.goto(live_server.url + "/admin/login/")
         assert page.locator("h1").count() == 1
-        found = check(page, "login")
+        found = violations_in_both_schemes(page, "login")
     finally:
         context.close()
     assert found == [], "\n".join(found)
 
 
 def test_the_checks_see_a_fault_inside_an_email_and_on_a_page(browser):
-    """The harness itself: a picture without a text alternative inside the email's frame, and a
-    field without a label on a page, are both reported (so a clean run means something)."""
-    context = browser.new_context(viewport=PHONE)
+    """The harness itself, both ways it loads axe: a picture without a text alternative inside the
+    email's frame, a field without a label on a page, and a picture without a text alternative in
+    a frame of a page gone to (as the staff email preview) are all reported (so a clean run means
+    something)."""
+    email = '<!doctype html><html lang="en"><head><title>t</title></head><body><div role="article"><p>Hi</p><img src="x.png"></div></body></html>'
+    context = open_context(browser, viewport=PHONE, navigated=False)  # as the email checks
     try:
         page = context.new_page()
-        email = '<!doctype html><html lang="en"><head><title>t</title></head><body><div role="article"><p>Hi</p><img src="x.png"></div></body></html>'
         page.set_content(mail_client_page(email, language="en", title="t"))
         assert any(line.startswith("image-alt ") for line in axe_violations(page))
         page.set_content('<!doctype html><html lang="en"><head><title>t</title></head><body><main><h1>t</h1><input type="text"></main></body></html>')
         assert any(line.startswith("label ") for line in axe_violations(page))
+    finally:
+        context.close()
+    context = open_context(browser, viewport=PHONE)  # as the page checks: axe loaded with each page
+    try:
+        page = context.new_page()
+        # Answered inside the browser: nothing leaves the machine.
+        page.route("http://checks.test/", lambda route: route.fulfill(
+            body=mail_client_page(email, language="en", title="t"), content_type="text/html"))
+        page.goto("http://checks.test/")
+        assert any(line.startswith("checks light: image-alt ") for line in violations_in_both_schemes(page, "checks"))
     finally:
         context.close()

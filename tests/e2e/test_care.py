@@ -1,5 +1,5 @@
 """Care features through the public pages with a real Celery worker and beat over real Redis and
-PostgreSQL (a series "day" is one second, so a 2-week pause lasts 14 seconds: time travel by short days).
+PostgreSQL (the shared ones, tests/e2e/conftest.py; a series "day" is one second, so a 2-week pause lasts 14 seconds: time travel by short days).
 
 - pause from an email's link, nothing sent while paused, automatic resume at the step where it
   stopped, with the "welcome back" line;
@@ -11,23 +11,20 @@ from __future__ import annotations
 
 import datetime as dt
 import email
-import io
 import re
 import time
 from email import policy
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 from django.utils import timezone
 
 from nurture import tokens
 from nurture.models import CarerHandoff, ConsentRecord, Delivery, Step, Subscriber
-from support.workers import CeleryProcess, subprocess_env, use_broker_in_this_process, wait_for
+from tests.e2e.conftest import DAY_SECONDS  # the shared stack's series "day"
+from support.workers import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
-
-DAY_SECONDS = 1
 
 
 def messages(outbox: Path, to: str | None = None):
@@ -41,30 +38,9 @@ def text_of(message) -> str:
 
 
 @pytest.fixture
-def stack(transactional_db, postgres, redis_url, tmp_path, settings):
-    settings.NURTURE_DAY_SECONDS = DAY_SECONDS
-    settings.NURTURE_OUTBOX_DIR = tmp_path / "outbox"
-    settings.EMAIL_BACKEND = "nurture.mail.OutboxEmailBackend"
-    call_command("load_content", verbosity=0)
-    # The operator's step before production sends the starter library (README, "Approving the starter library").
-    from support.library import sample_reviewer
-
-    call_command("approve_articles", "--reviewer", sample_reviewer().get_username(), stdout=io.StringIO())
-    from nurture.services.schedule import periodic_tasks_ensure
-
-    periodic_tasks_ensure()
-    use_broker_in_this_process(redis_url)
-    env = subprocess_env(broker_url=redis_url, outbox_dir=settings.NURTURE_OUTBOX_DIR, day_seconds=DAY_SECONDS)
-    processes = [CeleryProcess("worker", "care-worker", env, tmp_path), CeleryProcess("beat", "care-beat", env, tmp_path)]
-    try:
-        for process in processes:
-            process.start()
-        yield settings.NURTURE_OUTBOX_DIR
-        for process in processes:
-            assert "Traceback" not in process.log(), process.log()[-3000:]
-    finally:
-        for process in processes:
-            process.stop()
+def stack(live_stack):
+    """The shared worker and beat (tests/e2e/conftest.py): the outbox their emails land in."""
+    return live_stack
 
 
 def sign_up_and_confirm(client, outbox: Path, address: str, **extra) -> Subscriber:

@@ -1,85 +1,34 @@
 """Care beyond the series through the public pages with a real Celery worker and beat over
-real Redis and PostgreSQL, one stack started once for the module (a series "day" is one second).
+real Redis and PostgreSQL, the shared stack of tests/e2e/conftest.py (a series "day" is one second).
 
 - a bereavement stops a queued and a claimed (not yet handed over) delivery, and nothing more goes
   to the person or their carer; the carer who asked gets the one bereavement-support email."""
 from __future__ import annotations
 
-import io
-import os
 import re
 import time
 
 import pytest
-from django.core.management import call_command
-from django.db import connection
-from django.test import override_settings
 from django.utils import timezone
 
 from nurture import tasks, tokens
 from nurture.models import Bereavement, CarerHandoff, ConsentRecord, Delivery, Subscriber
 from nurture.sending.ledger import deliveries_claim
-from support.workers import CeleryProcess, subprocess_env, use_broker_in_this_process, wait_for
+from support.workers import wait_for
 from tests.e2e.test_care import messages, sign_up_and_confirm, text_of
-from tests.conftest import _redis_url_for_this_worker, service_missing
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
-DAY_SECONDS = 1
-SUPPORT = "Bereavement support line: 0800 000 1111"
-
-
-@pytest.fixture(scope="module")
-def care_stack(django_db_setup, django_db_blocker, tmp_path_factory):
-    """Worker and beat started once for every test here; the database is flushed at the end."""
-    import redis
-
-    url = _redis_url_for_this_worker(os.environ.get("NURTURE_TEST_REDIS_URL", ""))
-    if not url:
-        service_missing("needs Redis: set NURTURE_TEST_REDIS_URL")
-    client = redis.Redis.from_url(url, socket_connect_timeout=2)
-    client.flushdb()
-    tmp = tmp_path_factory.mktemp("care24")
-    outbox = tmp / "outbox"
-    with django_db_blocker.unblock(), override_settings(NURTURE_DAY_SECONDS=DAY_SECONDS, NURTURE_OUTBOX_DIR=outbox):
-        if connection.vendor != "postgresql":
-            service_missing("needs PostgreSQL")
-        call_command("load_content", verbosity=0)
-        # With DEBUG off only reviewed text is sent: approve the library as an operator does.
-        from support.library import sample_reviewer
-
-        call_command("approve_articles", "--reviewer", sample_reviewer().get_username(), stdout=io.StringIO())
-        from nurture.services.schedule import periodic_tasks_ensure
-
-        periodic_tasks_ensure()
-        env = subprocess_env(broker_url=url, outbox_dir=outbox, day_seconds=DAY_SECONDS,
-                             extra={"NURTURE_BEREAVEMENT_SUPPORT": SUPPORT,
-                                    # check-ins every 7 one-second "days", for people in remission only
-                                    "NURTURE_CHECKIN_WEEKS": "in_remission:1"})
-        processes = [CeleryProcess("worker", "care24-worker", env, tmp), CeleryProcess("beat", "care24-beat", env, tmp)]
-        try:
-            for process in processes:
-                process.start()
-            yield {"outbox": outbox, "url": url, "processes": processes}
-            for process in processes:
-                assert "Traceback" not in process.log(), process.log()[-3000:]
-        finally:
-            for process in processes:
-                process.stop()
-            call_command("flush", interactive=False, verbosity=0)
-            client.flushdb()
 
 
 @pytest.fixture
-def stack(care_stack, django_db_blocker, settings):
-    settings.NURTURE_DAY_SECONDS = DAY_SECONDS
-    settings.NURTURE_BEREAVEMENT_SUPPORT = SUPPORT
-    use_broker_in_this_process(care_stack["url"])  # each test's defaults turned eager mode back on
-    with django_db_blocker.unblock():
-        yield care_stack["outbox"]
+def stack(live_stack):
+    """The shared worker and beat (tests/e2e/conftest.py: they have 0800 000 1111 as the bereavement-support
+    line, and send check-ins to people in remission): the outbox their emails land in."""
+    return live_stack
 
 
-@pytest.mark.django_db  # also makes pytest-django set up the test database the shared stack uses
+@pytest.mark.django_db
 def test_a_person_can_have_one_bereavement_report_only():
     from django.db import IntegrityError, transaction
 

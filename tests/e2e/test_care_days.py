@@ -38,6 +38,12 @@ def real_days(transactional_db, postgres, redis_url, tmp_path, settings):
     from nurture.services.schedule import periodic_tasks_ensure
 
     periodic_tasks_ensure()
+    # The planner every 2 s rather than every minute, as staff may set it (an edited entry is kept):
+    # the test waits for the planner's first runs, not for the clock.
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every_2s, _ = IntervalSchedule.objects.get_or_create(every=2, period=IntervalSchedule.SECONDS)
+    assert PeriodicTask.objects.filter(task="nurture.plan_due_deliveries").update(interval=every_2s, description="") == 1
     use_broker_in_this_process(redis_url)
     env = subprocess_env(broker_url=redis_url, outbox_dir=settings.NURTURE_OUTBOX_DIR, day_seconds=86400,
                          extra={"NURTURE_SEND_WINDOW_START_HOUR": "0", "NURTURE_SEND_WINDOW_END_HOUR": "24"})

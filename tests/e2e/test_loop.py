@@ -1,22 +1,20 @@
 """The whole subscriber loop through real processes: a Celery worker and beat over real Redis and
-PostgreSQL. Sign up -> confirmation email -> confirm -> first series email -> the next after its delay."""
+PostgreSQL (the shared ones, tests/e2e/conftest.py). Sign up -> confirmation email -> confirm -> first
+series email -> the next after its delay."""
 from __future__ import annotations
 
 import email
-import io
 import re
 from email import policy
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 
 from nurture.models import Delivery, Subscriber
-from support.workers import CeleryProcess, subprocess_env, use_broker_in_this_process, wait_for
+from tests.e2e.conftest import DAY_SECONDS  # the shared stack's series "day"
+from support.workers import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
-
-DAY_SECONDS = 1
 
 
 def outbox_messages(outbox: Path):
@@ -29,31 +27,10 @@ def text_of(message) -> str:
 
 
 @pytest.fixture
-def celery_stack(transactional_db, postgres, redis_url, tmp_path, settings):
-    settings.NURTURE_DAY_SECONDS = DAY_SECONDS
-    settings.NURTURE_OUTBOX_DIR = tmp_path / "outbox"
-    settings.EMAIL_BACKEND = "nurture.mail.OutboxEmailBackend"
-    call_command("load_content", verbosity=0)
-    # The operator's step before production sends the starter library (README, "Approving the starter library").
-    from support.library import sample_reviewer
-
-    call_command("approve_articles", "--reviewer", sample_reviewer().get_username(), stdout=io.StringIO())
-    from nurture.services.schedule import periodic_tasks_ensure
-
-    periodic_tasks_ensure()
-    use_broker_in_this_process(redis_url)
-    env = subprocess_env(broker_url=redis_url, outbox_dir=settings.NURTURE_OUTBOX_DIR, day_seconds=DAY_SECONDS)
-    processes = [
-        CeleryProcess("worker", "e2e-worker", env, tmp_path),
-        CeleryProcess("beat", "e2e-beat", env, tmp_path),
-    ]
-    try:
-        for process in processes:
-            process.start()
-        yield {"outbox": settings.NURTURE_OUTBOX_DIR, "processes": processes}
-    finally:
-        for process in processes:
-            process.stop()
+def celery_stack(live_stack):
+    """The shared worker and beat (tests/e2e/conftest.py), which also check after the test that
+    neither logged a traceback."""
+    return {"outbox": live_stack}
 
 
 def test_sign_up_to_second_series_email(celery_stack, client):
@@ -89,5 +66,3 @@ def test_sign_up_to_second_series_email(celery_stack, client):
     assert gap >= series_steps[1].delay_days * DAY_SECONDS * 0.9  # not before its delay
     # Every email went out once: no step delivered twice.
     assert Delivery.objects.filter(subscriber=subscriber).values("step").distinct().count() == Delivery.objects.filter(subscriber=subscriber).count()
-    for process in celery_stack["processes"]:
-        assert "Traceback" not in process.log(), process.log()[-3000:]

@@ -19,13 +19,25 @@ def axe_script() -> str:
     return AXE_SCRIPT
 
 
+# A page opened with set_content and its srcdoc frames have the opaque origin "null", from which
+# axe would refuse the frames' answers; these are test pages of our own.
+_CONFIGURE = "axe.configure({allowedOrigins: ['<unsafe_all_origins>']})"
+
+
+def axe_context(browser, **options):
+    """A browser context whose every page has axe loaded before its own scripts run: the script
+    crosses to the browser once per context, not once per page checked. (Frames get it from
+    _inject: axe loaded this way inside a frame does not answer the page's axe.)"""
+    context = browser.new_context(**options)
+    context.add_init_script(script=f"if (window === window.top) {{\n{axe_script()}\n;{_CONFIGURE};\n}}")
+    return context
+
+
 def _inject(page) -> None:
     for frame in page.frames:  # axe checks a frame's content only with axe loaded in that frame
-        if not frame.evaluate("typeof window.axe !== 'undefined'"):
+        if not frame.evaluate("typeof window.axe !== 'undefined'"):  # a page not opened by axe_context
             frame.evaluate(axe_script())
-            # A page opened with set_content and its srcdoc frames have the opaque origin "null",
-            # from which axe would refuse the frames' answers; these are test pages of our own.
-            frame.evaluate("axe.configure({allowedOrigins: ['<unsafe_all_origins>']})")
+            frame.evaluate(_CONFIGURE)
 
 
 def axe_violations(page, *, colour_only: bool = False) -> list[str]:
@@ -46,10 +58,30 @@ def axe_violations(page, *, colour_only: bool = False) -> list[str]:
     return lines
 
 
+# Resolves once the style change has been drawn (two frames) and every finite animation or
+# transition running then (the admin's colour transitions) has ended; at most 2 s.
+_SETTLED = """async () => {
+    await new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)));
+    const running = document.getAnimations().filter(a => Number.isFinite(a.effect?.getComputedTiming().endTime));
+    const ended = Promise.all(running.map(a => a.finished.catch(() => null)));
+    await Promise.race([ended, new Promise(done => setTimeout(done, 2000))]);
+}"""
+
+
 def redraw(page, scheme: str) -> None:
     """Switch the page to `scheme` and let colour transitions (the admin has some) finish."""
     page.emulate_media(color_scheme=scheme)
-    page.wait_for_timeout(300)
+    page.evaluate(_SETTLED)
+
+
+def violations_in_both_schemes(page, where: str, *, schemes=("light", "dark")) -> list[str]:
+    """Every rule in the first scheme, then the colour rules again in the others (the same page,
+    redrawn with emulated media, not reloaded). Each line starts with `where` and the scheme."""
+    found = []
+    for scheme in schemes:
+        redraw(page, scheme)
+        found += [f"{where} {scheme}: {line}" for line in axe_violations(page, colour_only=scheme != schemes[0])]
+    return found
 
 
 def mail_client_page(email_html: str, *, language: str, title: str) -> str:

@@ -28,10 +28,10 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
-    """One Chromium for all the tests of a module (each test opens its own context): starting
-    the browser costs more than most page checks."""
+    """One Chromium for the whole run (each test opens its own context): starting the browser
+    costs more than most page checks."""
     from playwright.sync_api import sync_playwright
 
     executable = chromium_path()
@@ -47,9 +47,10 @@ def browser():
                 instance.close()
 
 
-def logged_in_page(*, browser, live_server, client, user, viewport: dict):
+def logged_in_page(*, browser, live_server, client, user, viewport: dict, new_context=None):
     """A browser page logged in as `user` (through the test client's session), with the default
-    library loaded and the render cache empty. The caller closes page.context."""
+    library loaded and the render cache empty. The caller closes page.context. new_context(browser,
+    viewport=...) makes the context (tests/helpers/axe.py axe_context), browser.new_context if None."""
     from nurture.emails.cache import render_cache
     from support.library import load_default_library
 
@@ -58,6 +59,6 @@ def logged_in_page(*, browser, live_server, client, user, viewport: dict):
     from tests.helpers.staff import verified_login
 
     verified_login(client, user)  # signed in with a second factor, as the admin requires with DEBUG off
-    context = browser.new_context(viewport=viewport)
+    context = new_context(browser, viewport=viewport) if new_context else browser.new_context(viewport=viewport)
     context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
     return context.new_page()

@@ -17,9 +17,17 @@ from nurture.models import Delivery, Series, Step, Subscriber
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(scope="module")
+def _library_for_module(module_transaction):
+    """The library as imported (not yet approved), once for the module (tests/conftest.py)."""
+    from support.library import LIBRARY
+
+    module_transaction(lambda: library_import(library_dir=LIBRARY))
+
+
 @pytest.fixture
-def library(library_dir):
-    library_import(library_dir=library_dir)
+def library(_library_for_module):
+    pass
 
 
 @pytest.fixture(autouse=True)

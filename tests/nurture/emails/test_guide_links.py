@@ -12,15 +12,13 @@ from nurture.emails.cache import render_cache
 from nurture.emails.messages import build_step_email
 from nurture.models import Series, Subscriber
 from nurture.selectors.series import step_published_articles
-from support.library import load_default_library
 
 pytestmark = pytest.mark.django_db
 GUIDE_LINK = re.compile(r'href="(https?://[^"]+/guide/(en|es)/([a-z0-9-]+)/)"')
 
 
 @pytest.fixture
-def library():
-    load_default_library()
+def library(default_library_for_module):  # loaded once for the module (tests/conftest.py)
     render_cache.clear()
     yield
     render_cache.clear()

@@ -17,7 +17,6 @@ from nurture.models import Delivery, Step, Subscriber
 from nurture.selectors.series import step_published_articles
 from nurture.validators import diagnosis_words_in
 from tests.helpers.email_html import css_outside_at_rules, read_html
-from support.library import load_default_library
 
 pytestmark = pytest.mark.django_db
 
@@ -29,8 +28,7 @@ STAGE_WORDS.update(Stage.values)
 
 
 @pytest.fixture
-def library():
-    load_default_library()
+def library(default_library_for_module):  # loaded once for the module (tests/conftest.py)
     render_cache.clear()
 
 

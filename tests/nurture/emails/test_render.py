@@ -10,7 +10,6 @@ from nurture.emails.messages import build_step_email
 from nurture.emails.text import html_to_text
 from nurture.models import Delivery, Step, Subscriber
 from nurture.selectors.series import step_published_articles
-from support.library import load_default_library
 
 pytestmark = pytest.mark.django_db
 
@@ -31,8 +30,7 @@ NAMES = [
 
 
 @pytest.fixture
-def library():
-    load_default_library()
+def library(default_library_for_module):  # loaded once for the module (tests/conftest.py)
     render_cache.clear()
     yield
     render_cache.clear()

@@ -14,15 +14,13 @@ from nurture.emails.cache import render_cache
 from nurture.emails.links import SAMPLE_TOKEN
 from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery, Step, Subscriber
-from support.library import load_default_library
 from tests.helpers.staff import verified_login
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def library():
-    load_default_library()
+def library(default_library_for_module):  # loaded once for the module (tests/conftest.py)
     render_cache.clear()
 
 
