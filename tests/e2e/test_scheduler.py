@@ -76,16 +76,17 @@ def test_two_workers_and_two_planners_send_each_email_exactly_once(stack):
 
 def test_worker_killed_mid_batch_then_restarted_sends_each_email_exactly_once(stack):
     provider, worker = stack
-    subscribers_due(18)
-    # 3 sends per one-second window (a ceiling of 4, one under it granted: throttle.granted_rate):
-    # the limiter lets 3 go at once, then holds the worker for the
-    # rest of the second. Just after the 6th is sent the worker is waiting for a slot (for most of a
-    # second), so the kill lands between provider calls, not inside one.
-    # One call at a time (NURTURE_SEND_CONCURRENCY=1): with a pool, chunks of 3 calls would be in
+    subscribers_due(10)  # one send task: at 0.5/s a task takes 10 (throttle.send_batch_size)
+    # One send per two-second window (a ceiling of 0.5/s: throttle.granted_rate keeps a ceiling
+    # under 2/s as it is), shared by the worker's processes through Redis. Just after the 2nd is
+    # sent every sender waits almost two seconds for the next slot, so the kill lands between
+    # provider calls, not inside one, even on a loaded machine (at 3 per one-second window the gap
+    # was under a second, and a slow poll could see the kill land inside the next call).
+    # One call at a time (NURTURE_SEND_CONCURRENCY=1): with a pool, several calls would be in
     # flight at the kill, which is the held-call case below, not this one.
-    first = worker("doomed", NURTURE_SENDS_PER_SECOND=4, NURTURE_SEND_BATCH_SIZE=18, NURTURE_SEND_CONCURRENCY=1)
+    first = worker("doomed", NURTURE_SENDS_PER_SECOND=0.5, NURTURE_SEND_BATCH_SIZE=10, NURTURE_SEND_CONCURRENCY=1)
     plan_due_deliveries_task.delay()
-    wait_for(lambda: Delivery.objects.filter(status="sent").count() >= 6, timeout=30, interval=0.005, message="6 sent")
+    wait_for(lambda: Delivery.objects.filter(status="sent").count() >= 2, timeout=30, interval=0.005, message="2 sent")
     first.kill()  # SIGKILL, mid-batch: no clean-up, the batch's message stays unacked in Redis
     left = Counter(Delivery.objects.values_list("status", flat=True))
     # The whole batch was claimed in one statement: what was not sent waits in `sending`, never handed over.
@@ -99,9 +100,9 @@ def test_worker_killed_mid_batch_then_restarted_sends_each_email_exactly_once(st
     time.sleep(1.1)
     result = reconcile.deliveries_reconcile(sending_timeout_seconds=1, enqueue=enqueue_send_batches)
     assert result.requeued == len(stuck) and result.unknown_outcome == 0, (result, left)
-    wait_for(settled(18), timeout=60, interval=0.1, message="all deliveries settled after restart")
+    wait_for(settled(10), timeout=60, interval=0.1, message="all deliveries settled after restart")
     assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
-    assert_sent_exactly_once(provider, 18)
+    assert_sent_exactly_once(provider, 10)
 
 
 def test_worker_killed_while_the_provider_holds_its_call_is_not_resent(stack):
