@@ -2,8 +2,7 @@
 
 The page's reads use the daily summary (StepDailyResults, filled by services/results.py) or readers'
 answers (Feedback, without the delivery), never the deliveries themselves, so each read is a few
-indexed rows whatever the volume; only one step's live figures (`step_engagement`, at the end) count
-deliveries. Counts only: no person's address, name or stage. Small cells stay small
+indexed rows whatever the volume. Counts only: no person's address, name or stage. Small cells stay small
 (nurture/small_cells.py): the page's tables are protected together, computed over every series at
 once so no page or table undoes another's; and every shown count is rounded, so two overlapping
 periods cannot be subtracted (custom ranges overlap at will; the named periods nest, 7 days inside 30,
@@ -17,10 +16,10 @@ from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 
 from django.conf import settings
-from django.db.models import Count, F, Max, Q, QuerySet, Sum
+from django.db.models import Count, F, Max, QuerySet, Sum
 
 from content.models import Article
-from nurture.models import Bereavement, ConsentRecord, Delivery, Feedback, Series, Step, StepDailyResults, Subscriber
+from nurture.models import Bereavement, ConsentRecord, Feedback, Series, Step, StepDailyResults, Subscriber
 from nurture.small_cells import HIDDEN, MIN_CELL, SUPPRESSED, cells_to_hide, count_shown, rate, round_count
 
 PERIODS = {"7d": 7, "30d": 30, "90d": 90}
@@ -359,44 +358,3 @@ def article_comments(*, article_id: int, period: Period) -> list[tuple[date, str
     )
     return [(at.astimezone(dt_timezone.utc).date(), "yes" if value == 1 else "no", comment) for at, value,
             comment in rows]
-
-
-# --- what each step's emails achieved, read live from the deliveries (the admin's step figures) ---------
-
-
-@dataclass(frozen=True)
-class StepEngagement:
-    """Per-step figures, each a number of distinct deliveries (an email opened five times counts once)."""
-
-    sent: int
-    delivered: int
-    opened: int
-    clicked: int
-    bounced: int
-
-
-def with_engagement(steps: QuerySet[Step]) -> QuerySet[Step]:
-    """Steps annotated with what each achieved, in one grouped query: sent deliveries still held,
-    and distinct deliveries with a delivered / opened / clicked / bounced provider event. Opens and
-    clicks stay 0 while that tracking is off (NURTURE_TRACK_OPENS / _CLICKS)."""
-    def with_event(event_type: str) -> Count:
-        return Count("deliveries", filter=Q(deliveries__events__event_type=event_type), distinct=True)
-
-    return steps.annotate(
-        sent_count=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.SENT), distinct=True),
-        delivered_count=with_event("delivered"),
-        opened_count=with_event("opened"),
-        clicked_count=with_event("clicked"),
-        bounced_count=with_event("bounced"),
-    )
-
-
-def step_engagement(*, step_id: int) -> StepEngagement:
-    """What one step achieved (see with_engagement)."""
-    step = with_engagement(Step.objects.filter(pk=step_id)).first()
-    if step is None:
-        return StepEngagement(sent=0, delivered=0, opened=0, clicked=0, bounced=0)
-    return StepEngagement(
-        sent=step.sent_count, delivered=step.delivered_count, opened=step.opened_count,
-        clicked=step.clicked_count, bounced=step.bounced_count,
-    )

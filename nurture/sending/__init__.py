@@ -33,13 +33,12 @@ from nurture.sending.ledger import (
     deliveries_requeue_unhanded,
     delivery_settle_unknown,
 )
-from nurture.sending.pipeline import SendOutcome, deliveries_send, delivery_send
+from nurture.sending.pipeline import deliveries_send
 from nurture.sending.signals import carer_address_refused
 
 __all__ = [
     "ANSWERABLE",
     "BatchOutcome",
-    "SendOutcome",
     "answers_journal_pending",
     "answers_journal_replay",
     "carer_address_refused",
@@ -50,7 +49,6 @@ __all__ = [
     "deliveries_requeue",
     "deliveries_requeue_unhanded",
     "deliveries_send",
-    "delivery_send",
     "delivery_settle_unknown",
     "infrastructure_errors",
     "provider_health",

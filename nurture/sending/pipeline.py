@@ -25,7 +25,6 @@ re-enqueues them before it fails.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from django.utils import timezone
 
@@ -35,7 +34,7 @@ from nurture.selectors import deliveries as mail_health
 from nurture.sending.batch_calls import send_in_batch_calls, send_in_messages_batches
 from nurture.sending.calls import Slots, send_one_by_one
 from nurture.sending.db_retry import infrastructure_errors, with_db_retry
-from nurture.sending.handover import RETRY, BatchOutcome, error_summary, release_countdown
+from nurture.sending.handover import BatchOutcome, error_summary, release_countdown
 from nurture.sending.ledger import NOT_CLAIMED, deliveries_claim, deliveries_release, deliveries_settle
 from nurture.sending.recheck import deliveries_recheck
 
@@ -102,21 +101,3 @@ def deliveries_send(*, delivery_ids: list[int], wait_for_slot=None) -> BatchOutc
     logger.info("send batch size=%d outcome=%s retry=%d", len(delivery_ids), outcome.counts, len(outcome.retry_ids))
     metrics.count_emails_sent(outcome.counts.get(Delivery.Status.SENT, 0))
     return outcome
-
-
-# --- one delivery -----------------------------------------------------------------------------------
-
-
-@dataclass
-class SendOutcome:
-    status: str  # a Delivery.Status, "not-claimed", or "retry"
-    countdown: float = 0.0
-
-
-def delivery_send(*, delivery_id: int, wait_for_slot=None) -> SendOutcome:
-    """One delivery through the same pipeline (tests and staff tools)."""
-    outcome = deliveries_send(delivery_ids=[delivery_id], wait_for_slot=wait_for_slot)
-    if outcome.retry_ids:
-        return SendOutcome(RETRY, outcome.retry_countdown)
-    [status] = list(outcome.counts) or [NOT_CLAIMED]
-    return SendOutcome(status)

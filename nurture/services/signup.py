@@ -142,7 +142,7 @@ def signup_request_email(*, request_id: int) -> EmailOutcome:
         return EmailOutcome(sent=False)
     if is_suppressed(email=request.subscriber.email):
         return EmailOutcome(sent=False)
-    wait = throttle.take_confirmation_slot()
+    wait = throttle.take_service_email_slot()
     if wait:
         logger.info("sign-up email waits for the hourly ceiling request=%s seconds=%.0f", request.pk, wait)
         return EmailOutcome(sent=False, retry_in=wait)
@@ -188,7 +188,7 @@ def throttled_email_send(
     counted, or an email that must not be dropped (a notice to the subscriber)."""
     if not mailbox_counted and not mailbox_take(email=email):
         return EmailOutcome(sent=False)
-    wait = (take_slot or throttle.take_confirmation_slot)()
+    wait = (take_slot or throttle.take_service_email_slot)()
     if wait:
         return EmailOutcome(sent=False, retry_in=wait)
     message = build()

@@ -130,17 +130,11 @@ def send_batch_size() -> int:
     return min(settings.NURTURE_SEND_BATCH_SIZE, by_ceiling)
 
 
-def wait_for_send_slots(count: int) -> float:
-    """One slot per email, also when several go in one batch call (the ceiling is emails per
-    second), all taken at once just before the call."""
-    return provider_rate_limit().acquire(cost=count)
-
-
-# --- hourly ceilings: sign-up emails (confirmations, "already subscribed", new links), and carer
+# --- hourly ceilings: service emails (confirmations, "already subscribed", new links...), and carer
 # hand-off emails, each its own so a flood of one never delays the other -------------------------
-CONFIRMATIONS_KEY = "signup-emails"
+SERVICE_EMAILS_KEY = "service-emails"
 CARER_EMAILS_KEY = "carer-emails"
-_HOURLY_SETTINGS = {CONFIRMATIONS_KEY: "NURTURE_SERVICE_EMAILS_PER_HOUR",
+_HOURLY_SETTINGS = {SERVICE_EMAILS_KEY: "NURTURE_SERVICE_EMAILS_PER_HOUR",
                     CARER_EMAILS_KEY: "NURTURE_CARER_EMAILS_PER_HOUR"}
 _hourly: dict[str, tuple] = {}
 
@@ -167,9 +161,9 @@ def take_hourly_slot(key: str) -> float:
     return max(1.0, reset_at - time.time())
 
 
-def take_confirmation_slot() -> float:
-    """A sign-up email under NURTURE_CONFIRMATIONS_PER_HOUR (take_hourly_slot)."""
-    return take_hourly_slot(CONFIRMATIONS_KEY)
+def take_service_email_slot() -> float:
+    """A service email under NURTURE_SERVICE_EMAILS_PER_HOUR (take_hourly_slot)."""
+    return take_hourly_slot(SERVICE_EMAILS_KEY)
 
 
 def take_carer_email_slot() -> float:

@@ -1,6 +1,7 @@
 """Small builders for scheduler tests: articles, a series with steps, active subscribers."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.utils import timezone
@@ -60,3 +61,19 @@ def active_subscriber(
         confirmed_at=now,
         **extra,
     )
+
+
+@dataclass
+class SendOutcome:
+    status: str  # a Delivery.Status, "not-claimed", or "retry"
+    countdown: float = 0.0
+
+
+def send_one(*, delivery_id: int, wait_for_slot=None) -> SendOutcome:
+    """One delivery through the real pipeline (nurture.sending.deliveries_send), its outcome by status."""
+    from nurture import sending
+    outcome = sending.deliveries_send(delivery_ids=[delivery_id], wait_for_slot=wait_for_slot)
+    if outcome.retry_ids:
+        return SendOutcome("retry", outcome.retry_countdown)
+    [status] = list(outcome.counts) or ["not-claimed"]
+    return SendOutcome(status)

@@ -22,9 +22,8 @@ from nurture.emails.links import SAMPLE_TOKEN, view_online_url
 from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery, Series, Subscriber
 from nurture.services import planning
-from nurture import sending
 from support.library import sample_reviewer
-from tests.helpers.scheduler import active_subscriber, article, series
+from tests.helpers.scheduler import active_subscriber, article, series, send_one
 from tests.helpers.staff import verified_login
 
 pytestmark = pytest.mark.django_db
@@ -77,7 +76,7 @@ def _action(client, action: str, ids, **extra):
 def _send_everything_due() -> None:
     planning.deliveries_plan_due()
     for delivery_id in Delivery.objects.filter(status="queued").values_list("id", flat=True):
-        sending.delivery_send(delivery_id=delivery_id, wait_for_slot=lambda: None)
+        send_one(delivery_id=delivery_id, wait_for_slot=lambda: None)
 
 
 # --- change stage ----------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from nurture import tokens
 from nurture.models import CarerHandoff, ConsentRecord, Delivery, Subscriber, Suppression
 from nurture.services import carers, planning, throttle, webhooks
 from nurture import sending
-from tests.helpers.scheduler import active_subscriber, series
+from tests.helpers.scheduler import active_subscriber, series, send_one
 
 pytestmark = pytest.mark.django_db
 
@@ -66,7 +66,7 @@ def planned(subscriber) -> list[Delivery]:
 def sent_copies(deliveries) -> dict[str, object]:
     mail.outbox.clear()
     for delivery in deliveries:
-        assert sending.delivery_send(delivery_id=delivery.pk).status == "sent"
+        assert send_one(delivery_id=delivery.pk).status == "sent"
     return {m.to[0]: m for m in mail.outbox}
 
 
@@ -103,7 +103,7 @@ def test_the_carer_copy_is_sent_as_its_own_message_with_one_to_each(ana):
     assert set(Delivery.objects.filter(subscriber=ana).values_list("status", flat=True)) == {"sent"}
     # Exactly once: sending the carer's copy again finds nothing to claim.
     carer_copy = next(d for d in deliveries if d.carer_handoff_id)
-    assert sending.delivery_send(delivery_id=carer_copy.pk).status == "not-claimed"
+    assert send_one(delivery_id=carer_copy.pk).status == "not-claimed"
 
 
 def _every_url(message) -> list[str]:
@@ -303,7 +303,7 @@ def test_carer_emails_have_their_own_ceiling_and_queue(ana, settings):
     second = carers.carer_request(subscriber_id=ana.pk, carer_email="two@example.org", mode="as_well", enqueue=noop, notify=noop)
     waiting = carers.carer_confirmation_email_send(handoff_id=second.pk)
     assert not waiting.sent and waiting.retry_in > 0  # carer emails wait for their own ceiling...
-    assert throttle.take_confirmation_slot() == 0.0  # ...which leaves the sign-up confirmations' untouched
+    assert throttle.take_service_email_slot() == 0.0  # ...which leaves the sign-up confirmations' untouched
     routes = live.CELERY_TASK_ROUTES
     assert routes["nurture.send_carer_confirmation_email"]["queue"] == routes["nurture.send_carer_notice"]["queue"] == "carers"
     assert routes["nurture.process_signup"]["queue"] == "service"
@@ -412,7 +412,7 @@ def test_when_instead_ends_a_queued_carer_copy_goes_to_the_subscriber(ana):
     assert queued.carer_handoff_id == handoff.pk and queued.status == "queued"
     carers.carer_stop(handoff_id=handoff.pk, by="carer", source="carer_link", notify=noop)
     mail.outbox.clear()
-    assert sending.delivery_send(delivery_id=queued.pk).status == "sent"
+    assert send_one(delivery_id=queued.pk).status == "sent"
     [message] = mail.outbox
     assert message.to == ["ana@example.org"] and "/preferences/" in message.body  # the subscriber's own copy
 

@@ -8,7 +8,7 @@ from nurture.models import Delivery
 from nurture.services import planning
 from nurture import sending
 from nurture.services import subscribers as subscriber_services
-from tests.helpers.scheduler import active_subscriber, series
+from tests.helpers.scheduler import active_subscriber, series, send_one
 
 pytestmark = pytest.mark.django_db
 
@@ -32,14 +32,14 @@ def test_pause_with_a_queued_email_resumes_with_that_same_email(django_capture_o
     [queued_id] = planned_ids
     subscriber_services.subscriber_pause(subscriber_id=subscriber.pk)
     assert not Delivery.objects.filter(pk=queued_id).exists()  # withdrawn, not skipped and lost
-    assert sending.delivery_send(delivery_id=queued_id).status == "not-claimed"
+    assert send_one(delivery_id=queued_id).status == "not-claimed"
 
     subscriber_services.subscriber_resume(subscriber_id=subscriber.pk)
     with django_capture_on_commit_callbacks(execute=True):
         planned_ids = plan_one()
     [again] = planned_ids
     assert Delivery.objects.get(pk=again).step.position == 0
-    assert sending.delivery_send(delivery_id=again).status == "sent"
+    assert send_one(delivery_id=again).status == "sent"
 
 
 def test_series_change_with_a_queued_email_does_not_send_the_old_series(django_capture_on_commit_callbacks):
@@ -56,7 +56,7 @@ def test_series_change_with_a_queued_email_does_not_send_the_old_series(django_c
     [planned] = planned_ids
     delivery = Delivery.objects.get(pk=planned)
     assert delivery.step.series_id == new.pk
-    assert sending.delivery_send(delivery_id=planned).status == "sent"
+    assert send_one(delivery_id=planned).status == "sent"
 
 
 def test_a_delivery_of_another_series_is_skipped_at_send_time(django_capture_on_commit_callbacks):
@@ -68,7 +68,7 @@ def test_a_delivery_of_another_series_is_skipped_at_send_time(django_capture_on_
     [queued_id] = planned_ids
     # As if the move landed between planning and sending, past the withdrawal.
     type(subscriber).objects.filter(pk=subscriber.pk).update(series=new, stage="in_remission")
-    outcome = sending.delivery_send(delivery_id=queued_id)
+    outcome = send_one(delivery_id=queued_id)
     assert outcome.status == "skipped"
     assert Delivery.objects.get(pk=queued_id).failure_reason == "subscriber moved to another series"
 

@@ -22,9 +22,8 @@ from nurture.emails.messages import build_step_email
 from nurture.models import AuditEntry, Delivery, Subscriber
 from nurture.selectors.series import step_hold_reasons, step_is_held_back, step_published_articles
 from nurture.services import planning
-from nurture import sending
 from support.library import sample_reviewer
-from tests.helpers.scheduler import active_subscriber, article, series
+from tests.helpers.scheduler import active_subscriber, article, series, send_one
 from tests.helpers.staff import CLINICAL_REVIEWERS, CONTENT_EDITORS, staff_user, verified_login
 
 pytestmark = pytest.mark.django_db
@@ -67,7 +66,7 @@ def test_an_edit_to_approved_text_is_a_draft_and_the_approved_text_is_sent_until
     active_subscriber("reader@example.org", the_series)
     planning.deliveries_plan_due()
     delivery = Delivery.objects.get()
-    assert sending.delivery_send(delivery_id=delivery.pk).status == "sent"
+    assert send_one(delivery_id=delivery.pk).status == "sent"
     assert "nobody reviewed" not in mail.outbox[-1].body
     assert Delivery.objects.get().article_versions == {str(approved.pk): 1}
 

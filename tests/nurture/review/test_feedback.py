@@ -20,8 +20,7 @@ from nurture.emails.links import feedback_urls
 from nurture.models import Delivery, Feedback, Subscriber
 from nurture.services import feedback as feedback_services
 from nurture.services import planning, retention
-from nurture import sending
-from tests.helpers.scheduler import active_subscriber, article, series
+from tests.helpers.scheduler import active_subscriber, article, series, send_one
 from tests.helpers.staff import CONTENT_EDITORS, staff_user, verified_login
 
 pytestmark = pytest.mark.django_db
@@ -40,7 +39,7 @@ def sent_deliveries(n: int, *, steps=((0, ["helpful-article"]),), prefix="reader
         active_subscriber(f"{prefix}{i}@private.example", the_series, first_name=f"Secretname{i}")
     planning.deliveries_plan_due()
     for delivery_id in Delivery.objects.order_by("pk").values_list("pk", flat=True):
-        sending.delivery_send(delivery_id=delivery_id)
+        send_one(delivery_id=delivery_id)
     return list(Delivery.objects.select_related("subscriber").order_by("pk"))
 
 
@@ -133,7 +132,7 @@ def test_the_impact_question_closes_the_last_email_of_the_series_and_is_recorded
     last = None
     planning.deliveries_plan_due(now=datetime.now(dt_timezone.utc) + timedelta(days=3))
     for delivery_id in Delivery.objects.filter(status="queued").values_list("pk", flat=True):
-        sending.delivery_send(delivery_id=delivery_id)
+        send_one(delivery_id=delivery_id)
     first_email, last_email = mail.outbox[-2:]
     assert "second opinion?" not in first_email.body.split("--")[0].split("Was this email helpful?")[1]
     assert "One last question: do you feel more able to decide about a second opinion?" in last_email.body
@@ -154,7 +153,7 @@ def test_spanish_readers_get_the_question_in_spanish(client):
     active_subscriber("lector@private.example", the_series)
     planning.deliveries_plan_due()
     delivery = Delivery.objects.select_related("subscriber").get()
-    sending.delivery_send(delivery_id=delivery.pk)
+    send_one(delivery_id=delivery.pk)
     assert "¿Le resultó útil este correo?" in mail.outbox[-1].body
     page = client.get(url_for(delivery) + "?answer=no").content.decode()
     assert "Enviar mi respuesta" in page

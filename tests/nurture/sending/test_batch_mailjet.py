@@ -15,6 +15,7 @@ from nurture import providers
 from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery, Suppression
 from nurture import sending
+from tests.helpers.scheduler import send_one
 from tests.nurture.sending.conftest import WEBHOOK_SECRET
 from tests.nurture.sending.test_batch_postmark import loaded, planned
 
@@ -108,7 +109,7 @@ def test_a_global_error_is_read_by_its_status():
 
 def test_a_single_delivery_goes_through_anymails_own_send(mailjet):
     [delivery_id] = planned(1)
-    assert sending.delivery_send(delivery_id=delivery_id).status == "sent"
+    assert send_one(delivery_id=delivery_id).status == "sent"
     [call] = mailjet.state.calls
     assert call["Globals"]["CustomCampaign"] == "series" and len(call["Messages"]) == 1
 

@@ -16,7 +16,7 @@ from nurture.models import CarerHandoff, Delivery, Subscriber, Suppression
 from nurture.services import carers, planning, reconcile, signup
 from nurture import sending
 from nurture.sending.calls import provider_health
-from tests.helpers.scheduler import active_subscriber, series
+from tests.helpers.scheduler import active_subscriber, series, send_one
 
 pytestmark = pytest.mark.django_db
 
@@ -101,7 +101,7 @@ def test_a_call_carries_at_most_one_rate_windows_worth(postmark, settings):
 
 def test_a_single_delivery_goes_to_the_single_endpoint(postmark):
     [delivery_id] = planned(1)
-    assert sending.delivery_send(delivery_id=delivery_id).status == "sent"
+    assert send_one(delivery_id=delivery_id).status == "sent"
     [call] = postmark.state.calls
     assert isinstance(call, dict) and call["MessageStream"] == "broadcast"
 
@@ -243,7 +243,7 @@ def test_service_emails_go_on_the_transactional_stream(postmark, settings, redis
     assert carers.carer_confirmation_email_send(handoff_id=handoff.pk).sent
     planning.deliveries_plan_due()
     [delivery_id] = Delivery.objects.values_list("id", flat=True)
-    assert sending.delivery_send(delivery_id=delivery_id).status == "sent"
+    assert send_one(delivery_id=delivery_id).status == "sent"
     streams = [(d["to"], d["stream"]) for d in postmark.state.delivered]
     assert streams == [("waiting@example.org", "nurture-service"), ("carer@example.org", "nurture-service"),
                        ("waiting@example.org", "broadcast")]

@@ -15,7 +15,7 @@ from nurture.models import Delivery, Subscriber, Suppression
 from nurture.services import planning, reconcile, throttle
 from nurture import sending
 from support.fake_provider import FakeProvider
-from tests.helpers.scheduler import active_subscriber, article, series
+from tests.helpers.scheduler import active_subscriber, article, series, send_one
 
 pytestmark = pytest.mark.django_db
 
@@ -45,8 +45,8 @@ def planned(n: int, *, prefix: str = "s") -> list[int]:
 
 def test_sends_once_records_versions_and_last_sent():
     [delivery_id] = planned(1)
-    assert sending.delivery_send(delivery_id=delivery_id).status == "sent"
-    assert sending.delivery_send(delivery_id=delivery_id).status == "not-claimed"  # a redelivered task
+    assert send_one(delivery_id=delivery_id).status == "sent"
+    assert send_one(delivery_id=delivery_id).status == "not-claimed"  # a redelivered task
     assert len(mail.outbox) == 1
     delivery = Delivery.objects.select_related("subscriber").get()
     assert delivery.status == "sent" and delivery.sent_at and delivery.attempts == 1
@@ -62,7 +62,7 @@ def test_rechecked_just_before_sending(change):
         Subscriber.objects.filter(pk=subscriber.pk).update(status="unsubscribed")
     else:
         Suppression.objects.create(email=subscriber.email.upper(), reason="bounce")
-    assert sending.delivery_send(delivery_id=delivery_id).status == "skipped"
+    assert send_one(delivery_id=delivery_id).status == "skipped"
     assert mail.outbox == []
 
 
@@ -165,9 +165,9 @@ def test_a_worker_whose_claim_was_reconciled_does_not_send(monkeypatch):
         Delivery.objects.filter(pk=delivery_id).update(status="queued")  # as the reconciler would
         return 0.0
 
-    assert sending.delivery_send(delivery_id=delivery_id, wait_for_slot=stall).status == "not-claimed"
+    assert send_one(delivery_id=delivery_id, wait_for_slot=stall).status == "not-claimed"
     assert mail.outbox == []
-    assert sending.delivery_send(delivery_id=delivery_id).status == "sent"
+    assert send_one(delivery_id=delivery_id).status == "sent"
     assert len(mail.outbox) == 1
 
 
@@ -245,7 +245,7 @@ def test_staff_requeue_moves_only_failed_deliveries_and_enqueues_on_commit(djang
         moved = sending.deliveries_requeue(delivery_ids=ids, enqueue=enqueued.extend)
     assert moved == 1 and enqueued == [ids[0]]
     assert dict(Delivery.objects.values_list("id", "status")) == {ids[0]: "queued", ids[1]: "sent", ids[2]: "queued"}
-    assert sending.delivery_send(delivery_id=ids[0]).status == "sent"
+    assert send_one(delivery_id=ids[0]).status == "sent"
 
 
 def test_a_partly_new_step_sends_only_the_articles_not_had_before():
@@ -256,7 +256,7 @@ def test_a_partly_new_step_sends_only_the_articles_not_had_before():
                                       sent_at=timezone.now() - timedelta(hours=1))
     planning.deliveries_plan_due()
     delivery = Delivery.objects.exclude(pk=earlier.pk).get()
-    assert sending.delivery_send(delivery_id=delivery.pk).status == "sent"
+    assert send_one(delivery_id=delivery.pk).status == "sent"
     [message] = mail.outbox
     assert "Brand New" in message.body and "Seen Before" not in message.body
     delivery.refresh_from_db()
