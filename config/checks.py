@@ -229,3 +229,35 @@ def renamed_settings(app_configs=None, **kwargs):
         for old, new in RENAMED_ENVIRONMENT_VARIABLES.items()
         if os.environ.get(old, "").strip()
     ]
+
+
+# The first migration of each app: a database that records migrations of the app but not this one was
+# migrated by the chains these replaced (the releases before the squash).
+SQUASHED_FIRST = {"content": "0001_articles", "nurture": "0001_schema"}
+
+
+@checks.register(checks.Tags.database)
+def migrated_before_the_squash(app_configs=None, databases=None, **kwargs):
+    """`migrate` (which runs the database checks) would try to create tables such a database has:
+    stop it with the one-time step instead."""
+    from django.db import DatabaseError, connections
+    from django.db.migrations.recorder import MigrationRecorder
+
+    errors = []
+    for alias in databases or []:
+        try:
+            recorder = MigrationRecorder(connections[alias])
+            applied = set(recorder.applied_migrations()) if recorder.has_table() else set()
+        except DatabaseError:
+            continue  # no database to look at: other checks and commands say so
+        for app, first in SQUASHED_FIRST.items():
+            if any(a == app for a, _name in applied) and (app, first) not in applied:
+                errors.append(checks.Error(
+                    f"Database {alias!r} was migrated by {app}'s migrations from before they were squashed "
+                    f"into {first}.",
+                    hint=f"Bring it to the end of that chain with the last release before the squash, "
+                         f"then run `manage.py migrate {app} {first} --fake --skip-checks` once "
+                         f"(docs/operations.md, \"Upgrading\").",
+                    id="nurture.E050",
+                ))
+    return errors

@@ -1,8 +1,9 @@
 """The editorial side's tables: articles, their versions, review and approval.
 
-Squashed from the migrations content 0001..0003 (their names are in `replaces`): a database that
-applied all of them takes this one as applied; a database that applied only some must first be
-brought to content 0003 by the release before the squash (docs/operations.md, "Upgrading")."""
+Squashed from the migrations content 0001..0003 of the releases before it. A database migrated by
+those takes this one as applied with
+`migrate content 0001_articles --fake --skip-checks`, once it stands at their end
+(docs/operations.md, "Upgrading"; check nurture.E050 stops `migrate` until then)."""
 
 import django.db.models.deletion
 from django.conf import settings
@@ -12,12 +13,6 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     initial = True
-
-    replaces = [
-        ("content", "0001_initial"),
-        ("content", "0002_issue14_reading_level_override"),
-        ("content", "0003_issue21_approval"),
-    ]
 
     dependencies = [
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

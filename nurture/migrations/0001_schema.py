@@ -1,8 +1,9 @@
 """The engine's tables, the audit trail's append-only trigger and the staff roles.
 
-Squashed from the migrations nurture 0001..0021 (their names are in `replaces`): a database that
-applied all of them takes this one as applied; a database that applied only some must first be
-brought to nurture 0021 by the release before the squash (docs/operations.md, "Upgrading").
+Squashed from the migrations nurture 0001..0021 of the releases before it. A database migrated by
+those takes this one as applied with
+`migrate nurture 0001_schema --fake --skip-checks`, once it stands at their end
+(docs/operations.md, "Upgrading"; check nurture.E050 stops `migrate` until then).
 Two data steps of that chain are not here, because they only rewrote rows that a new database does
 not have: filling Suppression.mailbox for older rows (and stopping other spellings of a suppressed
 mailbox), and copying CarerHandoff.confirmed_at into carer_confirmed_at for hand-offs already in
@@ -62,30 +63,6 @@ def roles_remove(apps, schema_editor):
 class Migration(migrations.Migration):
 
     initial = True
-
-    replaces = [
-        ("nurture", "0001_initial"),
-        ("nurture", "0002_nurture_content_series_imported_hash"),
-        ("nurture", "0003_nurture_emails_subject_validator"),
-        ("nurture", "0004_nurture_scheduler_delivery_attempt_marks"),
-        ("nurture", "0005_nurture_webhooks_provider_events"),
-        ("nurture", "0006_issue10_public_surface"),
-        ("nurture", "0007_issue12_delivery_unknown"),
-        ("nurture", "0008_issue15_results"),
-        ("nurture", "0009_issue15_results_permission"),
-        ("nurture", "0010_issue9_audit"),
-        ("nurture", "0011_issue9_roles"),
-        ("nurture", "0012_issue14_care"),
-        ("nurture", "0013_issue14_care_permission"),
-        ("nurture", "0014_issue19_audit_suppression"),
-        ("nurture", "0015_issue19_one_mailbox"),
-        ("nurture", "0016_issue19_carer_copies"),
-        ("nurture", "0017_issue20_cadence_label_in_plain_words"),
-        ("nurture", "0018_issue25_sending_brake"),
-        ("nurture", "0019_issue24_care"),
-        ("nurture", "0020_consent_kinds_of_issues_19_and_24"),
-        ("nurture", "0021_issue21_feedback_and_review"),
-    ]
 
     dependencies = [
         ('content', '0001_articles'),

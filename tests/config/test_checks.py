@@ -95,3 +95,24 @@ def test_the_service_emails_ceiling_reads_its_former_name_while_the_new_one_is_u
     result = run_check({"NURTURE_CONFIRMATIONS_PER_HOUR": "40", "DJANGO_SECRET_KEY": "x" * 50, "DJANGO_DEBUG": "1"})
     assert result.returncode == 0 and "NURTURE_CONFIRMATIONS_PER_HOUR: (nurture.W040)" in result.stderr
     assert "nurture.W040" not in run_check({"DJANGO_SECRET_KEY": "x" * 50, "DJANGO_DEBUG": "1"}).stderr
+
+
+@pytest.mark.django_db
+def test_a_database_migrated_before_the_squash_stops_migrate_with_the_one_time_step():
+    """Recorded migrations of the older chain and no squashed first one: E050 names the app and the
+    --fake step, instead of `migrate` trying to create tables that exist."""
+    from django.db import connection
+    from django.db.migrations.recorder import MigrationRecorder
+
+    from config.checks import migrated_before_the_squash
+
+    assert migrated_before_the_squash(databases=["default"]) == []  # a database migrated by this release
+    recorder = MigrationRecorder(connection)
+    recorder.record_unapplied("nurture", "0001_schema")
+    recorder.record_unapplied("nurture", "0002_delivery_unanswered")
+    recorder.record_applied("nurture", "0021_feedback_and_review_of_an_older_chain")
+    [error] = migrated_before_the_squash(databases=["default"])
+    assert error.id == "nurture.E050" and "nurture" in error.msg
+    assert "migrate nurture 0001_schema --fake --skip-checks" in error.hint
+    recorder.record_applied("nurture", "0001_schema")  # the one-time step
+    assert migrated_before_the_squash(databases=["default"]) == []
