@@ -1,29 +1,26 @@
-"""What differs per email provider, in one place: how a send error is classed, which batch endpoint
-we use (merge fields, or a list of whole messages), which stream an email goes on (service emails
-transactional, series emails bulk), and how each provider marks a bounce as temporary. As anymail
-keeps one module per ESP over a base class, each provider is one small class over `Provider`.
-Sending (nurture/sending/) and webhooks (services/webhooks.py) ask through the functions at the end.
+"""What differs per email provider, in one place: which batch endpoint we use (merge fields, or a
+list of whole messages), which stream an email goes on (service emails transactional, series
+emails bulk), how each provider marks a bounce as temporary, and how a payload anymail built for
+one email gives the next one's. As anymail keeps one module per ESP over a base class, each
+provider is one small class over `Provider`. What a send error means is the same for every
+provider (nurture/send_errors.py, asked through here). Sending (nurture/sending/) and webhooks
+(services/webhooks.py) ask through the functions at the end.
 """
 from __future__ import annotations
 
+import copy
 import json
 import re
-import smtplib
-import socket
 from dataclasses import dataclass
 
 import requests
-from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
+from anymail.exceptions import AnymailAPIError, AnymailError
+from anymail.utils import EmailAddress
 from django.conf import settings
 
 from nurture.emails.parts import own_parts
-
-# What a send error means for the delivery.
-TRANSIENT = "transient"  # try again later
-PERMANENT = "permanent"  # the provider said no to this message
-REFUSED = "refused"  # the provider will not write to this address
-UNKNOWN = "unknown"  # we cannot tell whether it went
-
+# What a send error means for the delivery (one reading for every provider), asked through here too.
+from nurture.send_errors import PERMANENT, REFUSED, TRANSIENT, UNKNOWN, classify_send_error  # noqa: F401
 
 DEFAULT_BATCH_RECIPIENTS = 1000
 
@@ -116,26 +113,10 @@ class Provider:
         (parsing the From and Reply-To addresses again, merging the defaults). The base: never."""
         return None
 
-    def classify_error(self, exc: BaseException) -> str:
-        if isinstance(exc, AnymailRecipientsRefused) or isinstance(exc, smtplib.SMTPRecipientsRefused):
-            return REFUSED
-        if isinstance(exc, AnymailAPIError):
-            status = getattr(exc, "status_code", None)
-            if status is None:  # no HTTP answer: anymail wraps requests' timeout/connection errors
-                if isinstance(exc, requests.ReadTimeout):
-                    # The request went out and no answer came in time: the provider may have it.
-                    return UNKNOWN
-                # Connect timeouts, refused or dropped connections: retried (docs/scheduler.md).
-                return TRANSIENT if isinstance(exc, (requests.ConnectionError, requests.Timeout)) else UNKNOWN
-            return TRANSIENT if status == 429 or status >= 500 else PERMANENT
-        if isinstance(exc, AnymailError):  # anymail's own checks (unsupported feature, bad address...)
-            return PERMANENT
-        if isinstance(exc,
-            (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError, socket.timeout, TimeoutError)):
-            return TRANSIENT
-        if isinstance(exc, smtplib.SMTPResponseException):
-            return TRANSIENT if 400 <= exc.smtp_code < 500 else PERMANENT
-        return UNKNOWN
+    def single_payload_like(self, template: tuple, message, defaults: dict, backend):
+        """As batch_message_like, for one call per email: anymail's payload for `message` alone on
+        `backend`, from `template` ((message, its payload)). The base: never."""
+        return None
 
     def is_soft_bounce(self, esp_event) -> bool:
         """anymail files some temporary failures under "bounced"; they must not suppress an address
@@ -205,6 +186,26 @@ class Postmark(Provider):
         if own["metadata"] is not None:
             data["Metadata"] = own["metadata"]
         return data
+
+    def single_payload_like(self, template: tuple, message, defaults: dict, backend):
+        first, payload = template
+        try:
+            endpoint = payload.get_api_endpoint()
+        except AnymailError:  # anymail refuses the template's options: it says so for this email too
+            return None
+        if backend.use_bulk_api or backend.generate_message_id or endpoint != "email":
+            return None  # anymail's other endpoints post more than the message's JSON
+        data = self.batch_message_like((first, payload.data), message, defaults)
+        if data is None:
+            return None
+        derived = copy.copy(payload)  # the rest as anymail keeps it: credentials, cc and bcc
+        derived.message, derived.backend, derived.data = message, backend, data
+        derived.headers = dict(payload.headers)  # anymail's get_request_params adds the token to it
+        # The recipients anymail's parse_recipient_status reads. The addresses are plain ones
+        # (own_parts): split at the "@" as anymail's address parser splits them, not parsed again.
+        derived.to_emails = [EmailAddress(username=local, domain=domain)
+                             for local, _at, domain in (address.rpartition("@") for address in message.to)]
+        return derived
 
     def batch_answers(self, parsed) -> list[MessageAnswer]:
         answers = []
@@ -359,12 +360,6 @@ SPARKPOST_BACKEND = SparkPost.backend
 # EMAIL_BACKEND -> its batch endpoint (a table, so a test can add a backend of its own).
 BATCH_ENDPOINTS: dict[str, BatchEndpoint] = {p.backend: p.batch_endpoint for p in PROVIDERS if p.batch_endpoint}
 _BASE = Provider()
-
-
-def classify_send_error(exc: BaseException) -> str:
-    """TRANSIENT, PERMANENT, REFUSED or UNKNOWN. anymail turns every ESP's errors into its own
-    exception types, so one reading serves every provider."""
-    return _BASE.classify_error(exc)
 
 
 def batch_endpoint() -> BatchEndpoint | None:
