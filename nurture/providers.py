@@ -175,8 +175,9 @@ class Postmark(Provider):
 
     def batch_message_like(self, template: tuple, message, defaults: dict) -> dict | None:
         own = own_parts(template[0], message, defaults)
-        if own is None:
-            return None
+        extra = {**(defaults.get("esp_extra") or {}), **(getattr(message, "esp_extra", None) or {})}
+        if own is None or set(extra) & {*self.OWN_FIELDS, "server_token"}:
+            return None  # anymail writes esp_extra over the message's own fields
         data = {k: v for k, v in template[1].items() if k not in self.OWN_FIELDS}
         data.update({"To": ", ".join(own["to"]), "Subject": own["subject"], "TextBody": own["text"]})
         if own["html"] is not None:
