@@ -1,6 +1,6 @@
 """The engine's own CPU per email, the provider call excluded, measured in one process.
 
-    .venv/bin/python -m benchmarks.cpu_send [--emails 2000] [--path batch|single] [--profile 25]
+    .venv/bin/python -m benchmarks.cpu_send [--emails 2000] [--path batch|single] [--profile 25] [--latency-ms 50]
 
 N planned deliveries are sent by the send task's own body (`send_deliveries_task`, called in this
 process, batches as the planner enqueues them) through anymail's real Postmark backend to the fake
@@ -12,6 +12,8 @@ the difference is the engine's own work: claim, re-check, building the email, th
 writes. `--path batch` uses Postmark's /email/batch, `--path single` one call per email.
 `--profile N` runs cProfile over the sending (slower: the figures are then only for reading the
 profile) and prints the N functions with the most own time.
+`--latency-ms` makes the fake answer after that long (default: at once), so that the wall time per
+batch ("seconds" over the batches) shows what overlapping the calls saves.
 
 BENCH_DATABASE_URL / BENCH_REDIS_URL as for run_all (scratch: emptied).
 """
