@@ -234,3 +234,35 @@ def test_a_provider_just_down_sees_one_call_per_batch(postmark):
     outcome = sending.deliveries_send(delivery_ids=ids)
     assert outcome.counts == {"retry": 2} and outcome.retry_ids == ids
     assert len(postmark.state.calls) == 1
+
+
+class Killed(BaseException):
+    """The worker process dying (not an error the sender could catch)."""
+
+
+def test_a_worker_killed_between_two_calls_sends_nothing_twice(postmark, monkeypatch):
+    """The worker dies as the first call's answers come back, the second call built but not handed
+    over: the first call's rows were stamped, so the reconciler makes them unknown (never resent);
+    the second's were not, so they go back to queued and are sent, once."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from nurture.services import reconcile
+
+    ids = planned(4)
+
+    def die(*args, **kwargs):
+        raise Killed
+
+    monkeypatch.setattr(batch_calls, "_record_messages_answers", die)
+    with pytest.raises(Killed):
+        sending.deliveries_send(delivery_ids=ids)  # a fresh process: the first call goes alone
+    monkeypatch.undo()
+    assert calls_made(postmark) == [["p0@example.org", "p1@example.org"]]
+    result = reconcile.deliveries_reconcile(now=timezone.now() + timedelta(hours=1))
+    assert result.unknown_outcome == 2 and result.requeued == 2
+    assert statuses() == {"p0@example.org": "unknown", "p1@example.org": "unknown", "p2@example.org": "queued",
+                          "p3@example.org": "queued"}
+    assert sending.deliveries_send(delivery_ids=ids).counts == {"not-claimed": 2, "sent": 2}
+    assert sorted(postmark.state.acceptances_by_message_id().values()) == [1, 1, 1, 1]
