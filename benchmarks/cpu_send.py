@@ -1,6 +1,6 @@
 """The engine's own CPU per email, the provider call excluded, measured in one process.
 
-    .venv/bin/python -m benchmarks.cpu_send [--emails 2000] [--path batch|single] [--profile 25]
+    .venv/bin/python -m benchmarks.cpu_send [--emails 2000] [--path batch|single] [--profile 25] [--latency-ms 50]
 
 N planned deliveries are sent by the send task's own body (`send_deliveries_task`, called in this
 process, batches as the planner enqueues them) through anymail's real Postmark backend to the fake
@@ -12,6 +12,8 @@ the difference is the engine's own work: claim, re-check, building the email, th
 writes. `--path batch` uses Postmark's /email/batch, `--path single` one call per email.
 `--profile N` runs cProfile over the sending (slower: the figures are then only for reading the
 profile) and prints the N functions with the most own time.
+`--latency-ms` makes the fake answer after that long (default: at once), so that the wall time per
+batch ("seconds" over the batches) shows what overlapping the calls saves.
 
 BENCH_DATABASE_URL / BENCH_REDIS_URL as for run_all (scratch: emptied).
 """
@@ -78,9 +80,10 @@ def anymail_timed(clock: CallClock):
 
 
 @contextmanager
-def fake_postmark_process():
-    """The fake Postmark (keep-alive, answering at once, keeping no bodies) in a child process."""
-    child = subprocess.Popen([sys.executable, "-m", "benchmarks.cpu_send", "--serve"], stdin=subprocess.PIPE,
+def fake_postmark_process(latency_ms: float = 0.0):
+    """The fake Postmark (keep-alive, answering after `latency_ms`, keeping no bodies) in a child process."""
+    child = subprocess.Popen([sys.executable, "-m", "benchmarks.cpu_send", "--serve", "--latency-ms", str(latency_ms)],
+                             stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
     try:
         url = child.stdout.readline().strip()
@@ -92,17 +95,19 @@ def fake_postmark_process():
         child.wait(timeout=30)
 
 
-def serve() -> int:
+def serve(latency_ms: float = 0.0) -> int:
     from support.fake_provider import FakeProvider
 
     with FakeProvider(keep_alive=True) as fake:
         fake.state.merge_bodies = False
+        fake.state.latency = latency_ms / 1000
         print(fake.url, flush=True)
         sys.stdin.read()  # until the parent closes our stdin
     return 0
 
 
-def measure(*, emails: int, path: str, redis_url: str, batch: int | None = None, profile_top: int = 0) -> dict:
+def measure(*, emails: int, path: str, redis_url: str, batch: int | None = None, profile_top: int = 0,
+            latency_ms: float = 0.0) -> dict:
     """Send `emails` planned deliveries in this process; the CPU figures per email."""
     import cProfile
     import io
@@ -121,7 +126,7 @@ def measure(*, emails: int, path: str, redis_url: str, batch: int | None = None,
     redis.Redis.from_url(redis_url).flushdb()
     clock = CallClock()
     batch = batch or settings.NURTURE_SEND_BATCH_SIZE
-    with fake_postmark_process() as url, override_settings(
+    with fake_postmark_process(latency_ms) as url, override_settings(
         EMAIL_BACKEND="anymail.backends.postmark.EmailBackend",
         ANYMAIL={**settings.ANYMAIL, "POSTMARK_SERVER_TOKEN": "fake-token", "POSTMARK_API_URL": url},
         NURTURE_BATCH_SEND=path == "batch", NURTURE_SENDS_PER_SECOND=NO_CEILING, NURTURE_SEND_BATCH_SIZE=batch,
@@ -141,7 +146,7 @@ def measure(*, emails: int, path: str, redis_url: str, batch: int | None = None,
     sent = Delivery.objects.filter(status=Delivery.Status.SENT).count()
     reset_tables()
     result = {
-        "path": path, "emails": len(planned), "sent": sent, "seconds": elapsed, "batch": batch,
+        "path": path, "emails": len(planned), "sent": sent, "seconds": elapsed, "batch": batch, "latency_ms": latency_ms,
         "cpu_ms_per_email": 1000 * cpu / max(1, len(planned)),
         "call_ms_per_email": 1000 * clock.seconds / max(1, len(planned)),
         "own_ms_per_email": 1000 * (cpu - clock.seconds) / max(1, len(planned)),
@@ -160,16 +165,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--path", choices=("batch", "single"), default="batch")
     parser.add_argument("--send-batch", type=int, help="NURTURE_SEND_BATCH_SIZE (default: the engine's own)")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile: print the N functions with the most own time")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="the fake provider's answer latency (default 0)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the fake provider's child process
     args = parser.parse_args(argv)
     if args.serve:
-        return serve()
+        return serve(args.latency_ms)
     redis_url = setup_bench_database()
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
     load_library()
-    result = measure(emails=args.emails, path=args.path, redis_url=redis_url, batch=args.send_batch, profile_top=args.profile)
+    result = measure(emails=args.emails, path=args.path, redis_url=redis_url, batch=args.send_batch, profile_top=args.profile,
+                     latency_ms=args.latency_ms)
     print(result.pop("profile", ""))
     print(json.dumps(result))
     return 0

@@ -8,6 +8,7 @@ to the package (nothing outside imports them; tests/test_architecture.py checks)
     recheck.py      the claimed batch checked again just before sending (read-only)
     calls.py        one call per email, several in flight (a thread pool), the probe, the shared ceiling
     batch_calls.py  the provider's batch endpoints (merge fields; a list of messages)
+    batch_flight.py a batch's calls overlapping: the next built while the one before is at the provider
     handover.py     what both ways of calling share: build each email, stamp the rows handed over,
                     record the answers, back off as a batch
     ledger.py       THE ONE WRITER of a delivery's state (claim, stamp, settle, release, mark sent,

@@ -7,8 +7,11 @@
   the endpoint's limit per request; the answer, one entry per message in order, is mapped back to
   the deliveries one by one (a message refused inside the batch fails alone).
 
-Each call carries at most one rate-limit window's worth of emails. The claim, re-check, stamp and
-record are the same as for one call per email (nurture/sending/handover.py, nurture/sending/ledger.py).
+Each call carries at most one rate-limit window's worth of emails. The calls of a batch overlap:
+the next is built while the one before it is at the provider, and a messages batch that one call
+would carry goes in two (split_for_overlap) so that it overlaps too (nurture/sending/batch_flight.py).
+The claim, re-check, stamp and record are the same as for one call per email
+(nurture/sending/handover.py, nurture/sending/ledger.py).
 """
 from __future__ import annotations
 
@@ -17,21 +20,17 @@ from datetime import datetime
 
 from anymail.exceptions import AnymailAPIError
 
-from django.conf import settings
-from django.core.mail import get_connection
 
 from nurture import metrics, providers
 from nurture.emails.cache import step_body_key
 from nurture.emails.merge import NotBatchable, build_batch_email
 from nurture.models import Delivery
+from nurture.sending.batch_flight import Call, make_calls
 from nurture.sending.calls import Slots, send_one_by_one
 from nurture.sending.db_retry import with_db_retry
-from nurture.sending.handover import (
-    BatchOutcome, back_off_together, build_each, error_summary, record_answers, stamp_handed,
-)
+from nurture.sending.handover import BatchOutcome, build_each, error_summary, stamp_handed
 from nurture.sending.ledger import (
-    NOT_CLAIMED, Claimed, SentAnswer, deliveries_record_sent, deliveries_release, deliveries_settle,
-    deliveries_stamp_handed,
+    NOT_CLAIMED, Claimed, SentAnswer, deliveries_record_sent, deliveries_settle, deliveries_stamp_handed,
 )
 from nurture.services import throttle
 from nurture.services.suppression import address_suppress
@@ -62,40 +61,46 @@ def group_for_batch_calls(claimed: list[Claimed], *, limit: int) -> list[list[Cl
 def send_in_batch_calls(items: list[Claimed], *, stamp: datetime, outcome: BatchOutcome, endpoint) -> None:
     """Through a merge-field endpoint: one call per identical body."""
     calls = group_for_batch_calls(items, limit=min(endpoint.max_recipients, throttle.max_emails_per_call()))
-    _make_calls(items, calls, stamp=stamp, outcome=outcome,
-                send=lambda call,
-                connection: _send_batch_call(call, stamp=stamp, connection=connection, endpoint=endpoint,
-                                             outcome=outcome))
+    make_calls(items, calls, stamp=stamp, outcome=outcome,
+                build=lambda call, _connection: _build_batch_call(call, stamp=stamp, endpoint=endpoint,
+                                                                  outcome=outcome),
+                hand=lambda built: _hand_batch_call(built, stamp=stamp, endpoint=endpoint, outcome=outcome))
+
+
+# A messages batch that would go in one call is split into OVERLAP_CALLS calls (of at least
+# MIN_OVERLAP_CALL messages each), so that the second is built while the first is at the provider.
+# No more: the provider prefers few, big calls, and each call costs a round trip, a stamp and a record.
+OVERLAP_CALLS = 2
+MIN_OVERLAP_CALL = 100
+
+
+def split_for_overlap(items: list, *, limit: int) -> list[list]:
+    """Calls of up to `limit`, in order; a batch one call would carry, of at least
+    OVERLAP_CALLS x MIN_OVERLAP_CALL messages, in OVERLAP_CALLS calls of (nearly) equal size."""
+    needed = -(-len(items) // limit)
+    count = min(OVERLAP_CALLS, len(items) // MIN_OVERLAP_CALL)
+    if needed > 1 or count < 2:
+        return [items[start:start + limit] for start in range(0, len(items), limit)]
+    size, extra = divmod(len(items), count)
+    bounds = [k * size + min(k, extra) for k in range(count + 1)]
+    return [items[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
 def send_in_messages_batches(items: list[Claimed], *, stamp: datetime, outcome: BatchOutcome, provider) -> None:
     """Through a messages endpoint: each delivery's own email, up to the endpoint's limit per call."""
     limit = max(1, min(provider.messages_batch.max_messages, throttle.max_emails_per_call()))
-    calls = [items[start:start + limit] for start in range(0, len(items), limit)]
-    _make_calls(items, calls, stamp=stamp, outcome=outcome,
-                send=lambda call,
-                connection: _send_messages_call(call, stamp=stamp, connection=connection, provider=provider,
-                                                outcome=outcome))
+    make_calls(items, split_for_overlap(items, limit=limit), stamp=stamp, outcome=outcome,
+                build=lambda call, connection: _build_messages_call(call, stamp=stamp, connection=connection,
+                                                                    provider=provider, outcome=outcome),
+                hand=lambda built: _hand_messages_call(built, stamp=stamp, provider=provider, outcome=outcome))
 
 
-def _make_calls(items: list[Claimed], calls: list[list[Claimed]], *, stamp, outcome: BatchOutcome, send) -> None:
-    """The calls one after another on one connection. `send(call, connection)` returns a retry
-    countdown after a transient error: then the calls not made yet back off with that one."""
-    connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
-    with connection:
-        providers.environment_read_once(connection)
-        for index, call in enumerate(calls):
-            countdown = send(call, connection)
-            if countdown is not None:
-                later = [item.pk for rest in calls[index + 1 :] for item in rest]
-                with_db_retry(lambda: deliveries_release(delivery_ids=later, stamp=stamp, countdown=countdown,
-                                                         handed=False), what="back off")
-                back_off_together(outcome, [item.pk for item in items], countdown)
-                return
+# --- a merge-field endpoint ---------------------------------------------------------------------------
 
 
-def _send_batch_call(call: list[Claimed], *, stamp, connection, endpoint, outcome: BatchOutcome) -> float | None:
-    """One ESP call for `call`. Returns the retry countdown after a transient error, else None."""
+def _build_batch_call(call: list[Claimed], *, stamp, endpoint, outcome: BatchOutcome):
+    """The call's one email with merge fields: (call, message); None if nothing is to be sent; a
+    retry countdown if it was not batchable, went one by one, and met a transient error."""
     try:
         message = build_batch_email(
             [i.delivery for i in call], articles=call[0].articles, field_format=endpoint.merge_field_format,
@@ -108,7 +113,7 @@ def _send_batch_call(call: list[Claimed], *, stamp, connection, endpoint, outcom
         send_one_by_one(call, stamp=stamp, outcome=sub, slots=Slots())
         for status, n in sub.counts.items():
             outcome.count(status, n)
-        return sub.retry_countdown if sub.retry_ids else None
+        return float(sub.retry_countdown) if sub.retry_ids else None
     except Exception as exc:  # a bug or bad content: nothing was sent; staff see why
         logger.exception("building a batch of %d failed", len(call))
         reason = f"could not build the email: {error_summary(exc)}"
@@ -118,9 +123,14 @@ def _send_batch_call(call: list[Claimed], *, stamp, connection, endpoint, outcom
         return None
     message.esp_extra = {**(getattr(message, "esp_extra", None) or {}), **dict(endpoint.esp_extra)}
     providers.message_stream_set(message, stream=providers.BULK)
-    message.connection = connection
     for item in call:
         item.message = message
+    return call, message
+
+
+def _hand_batch_call(built, *, stamp, endpoint, outcome: BatchOutcome) -> Call | None:
+    """The call's slots taken and its rows stamped; a row our claim no longer holds leaves the call."""
+    call, message = built
     Slots().take(len(call))  # one slot per email: the ceiling is emails per second
     handed = with_db_retry(lambda: deliveries_stamp_handed(items=call, stamp=stamp), what="stamp")
     held = {item.pk for item in handed}
@@ -133,13 +143,14 @@ def _send_batch_call(call: list[Claimed], *, stamp, connection, endpoint, outcom
                 table.pop(address)
     if not handed:
         return None
-    try:
+
+    def post(connection):
+        message.connection = connection
         message.send()
-    except Exception as exc:
-        results = [(item, exc) for item in handed]
-        return record_answers(results, stamp=stamp, outcome=outcome)
-    _record_batch_answer(handed, message, stamp=stamp, outcome=outcome, ids_per_recipient=endpoint.ids_per_recipient)
-    return None
+        return message
+
+    return Call(handed, post, lambda _message: _record_batch_answer(
+        handed, message, stamp=stamp, outcome=outcome, ids_per_recipient=endpoint.ids_per_recipient))
 
 
 def _record_batch_answer(handed: list[Claimed], message, *, stamp, outcome: BatchOutcome,
@@ -223,13 +234,16 @@ def _messages_data(items, *, connection, provider, outcome: BatchOutcome, stamp)
     return built, template
 
 
-def _send_messages_call(call: list[Claimed], *, stamp, connection, provider, outcome: BatchOutcome) -> float | None:
-    """One request with each delivery's own message. Returns the retry countdown after a transient
-    error, else None."""
+def _build_messages_call(call: list[Claimed], *, stamp, connection, provider, outcome: BatchOutcome):
+    """Each delivery's email and its JSON: (built, template), or None if none could be built."""
     built, template = _messages_data(build_each(call, stamp=stamp, outcome=outcome), connection=connection,
                                      provider=provider, outcome=outcome, stamp=stamp)
-    if not built:
-        return None
+    return (built, template) if built else None
+
+
+def _hand_messages_call(built_call, *, stamp, provider, outcome: BatchOutcome) -> Call | None:
+    """The call's slots taken and its rows stamped: one request with each handed delivery's message."""
+    built, template = built_call
     Slots().take(len(built))  # one slot per email: the ceiling is emails per second
     handed = stamp_handed([item for item, _data in built], stamp=stamp, outcome=outcome)
     if not handed:
@@ -238,16 +252,17 @@ def _send_messages_call(call: list[Claimed], *, stamp, connection, provider, out
     request = _MessagesBatchPayload(
         [template], provider.batch_body([data for item, data in built if item.pk in held]),
         provider.messages_batch.path)
-    try:
+
+    def post(connection) -> list:
         response = connection.post_to_esp(request, None)
         answers = provider.batch_answers(connection.deserialize_json_response(response, request, None))
         if len(answers) != len(handed):
             # We cannot tell which answer is whose: the provider may have them all (unknown, never resent).
             raise AnymailAPIError(f"the provider answered {len(answers)} entries for {len(handed)} messages")
-    except Exception as exc:
-        return record_answers([(item, exc) for item in handed], stamp=stamp, outcome=outcome)
-    _record_messages_answers(list(zip(handed, answers)), stamp=stamp, outcome=outcome)
-    return None
+        return answers
+
+    return Call(handed, post, lambda answers: _record_messages_answers(
+        list(zip(handed, answers)), stamp=stamp, outcome=outcome))
 
 
 def _record_messages_answers(pairs: list, *, stamp, outcome: BatchOutcome) -> None:
