@@ -8,8 +8,8 @@
   the deliveries one by one (a message refused inside the batch fails alone).
 
 Each call carries at most one rate-limit window's worth of emails. The calls of a batch overlap:
-the next is built while the one before it is at the provider, and a messages batch that one call
-would carry goes in two (split_for_overlap) so that it overlaps too (nurture/sending/batch_flight.py).
+the next is built while the one before it is at the provider (nurture/sending/batch_flight.py); a
+batch that one call carries stays one call (Postmark: 500), as the provider asks.
 The claim, re-check, stamp and record are the same as for one call per email
 (nurture/sending/handover.py, nurture/sending/ledger.py).
 """
@@ -67,29 +67,12 @@ def send_in_batch_calls(items: list[Claimed], *, stamp: datetime, outcome: Batch
                 hand=lambda built: _hand_batch_call(built, stamp=stamp, endpoint=endpoint, outcome=outcome))
 
 
-# A messages batch that would go in one call is split into OVERLAP_CALLS calls (of at least
-# MIN_OVERLAP_CALL messages each), so that the second is built while the first is at the provider.
-# No more: the provider prefers few, big calls, and each call costs a round trip, a stamp and a record.
-OVERLAP_CALLS = 2
-MIN_OVERLAP_CALL = 100
-
-
-def split_for_overlap(items: list, *, limit: int) -> list[list]:
-    """Calls of up to `limit`, in order; a batch one call would carry, of at least
-    OVERLAP_CALLS x MIN_OVERLAP_CALL messages, in OVERLAP_CALLS calls of (nearly) equal size."""
-    needed = -(-len(items) // limit)
-    count = min(OVERLAP_CALLS, len(items) // MIN_OVERLAP_CALL)
-    if needed > 1 or count < 2:
-        return [items[start:start + limit] for start in range(0, len(items), limit)]
-    size, extra = divmod(len(items), count)
-    bounds = [k * size + min(k, extra) for k in range(count + 1)]
-    return [items[a:b] for a, b in zip(bounds, bounds[1:])]
-
-
 def send_in_messages_batches(items: list[Claimed], *, stamp: datetime, outcome: BatchOutcome, provider) -> None:
-    """Through a messages endpoint: each delivery's own email, up to the endpoint's limit per call."""
+    """Through a messages endpoint: each delivery's own email, up to the endpoint's limit per call
+    (a batch that one call carries stays one call: the provider asks for few, big calls)."""
     limit = max(1, min(provider.messages_batch.max_messages, throttle.max_emails_per_call()))
-    make_calls(items, split_for_overlap(items, limit=limit), stamp=stamp, outcome=outcome,
+    calls = [items[start:start + limit] for start in range(0, len(items), limit)]
+    make_calls(items, calls, stamp=stamp, outcome=outcome,
                 build=lambda call, connection: _build_messages_call(call, stamp=stamp, connection=connection,
                                                                     provider=provider, outcome=outcome),
                 hand=lambda built: _hand_messages_call(built, stamp=stamp, provider=provider, outcome=outcome))

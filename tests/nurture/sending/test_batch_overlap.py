@@ -11,8 +11,9 @@ import threading
 import pytest
 from django.db import OperationalError
 
-from nurture import sending
+from nurture import providers, sending
 from nurture.models import Delivery, Suppression
+from nurture.providers import MessagesBatchEndpoint
 from nurture.sending import batch_calls, batch_flight
 from nurture.sending.calls import provider_health
 from nurture.services import planning
@@ -25,10 +26,11 @@ PATIENCE = 10.0  # seconds an event may take before the test fails (a bound on f
 
 @pytest.fixture(autouse=True)
 def two_calls_of_two(fast_sending, settings, monkeypatch):
-    """Four deliveries go in two calls of two; the client waits long enough for a held call."""
+    """Four deliveries go in two calls of two (Postmark's endpoint taking two messages a call, as
+    Mailjet's takes 50 and Resend's 100); the client waits long enough for a held call."""
     settings.NURTURE_BATCH_SEND = True
     settings.EMAIL_TIMEOUT = PATIENCE
-    monkeypatch.setattr(batch_calls, "MIN_OVERLAP_CALL", 2)
+    monkeypatch.setattr(providers.Postmark, "messages_batch", MessagesBatchEndpoint(path="email/batch", max_messages=2))
     yield
     provider_health.forget()
 
@@ -58,16 +60,14 @@ def waited(event: threading.Event) -> None:
     assert event.wait(PATIENCE), "the other side never came"
 
 
-def test_the_split_keeps_calls_few_and_big(monkeypatch):
-    monkeypatch.setattr(batch_calls, "MIN_OVERLAP_CALL", 100)  # the documented minimum
-    split = batch_calls.split_for_overlap
-    assert [len(c) for c in split(list(range(500)), limit=500)] == [250, 250]  # Postmark: one call's worth, in two
-    assert [len(c) for c in split(list(range(201)), limit=500)] == [101, 100]
-    assert [len(c) for c in split(list(range(150)), limit=500)] == [150]  # under 2 x 100: one call
-    assert [len(c) for c in split(list(range(1000)), limit=500)] == [500, 500]  # two calls anyway
-    assert [len(c) for c in split(list(range(6)), limit=4)] == [4, 2]  # the rate window's limit
-    assert [len(c) for c in split(list(range(500)), limit=50)] == [50] * 10  # Mailjet
-    assert [x for c in split(list(range(333)), limit=500) for x in c] == list(range(333))  # in order, each once
+def test_a_batch_goes_in_calls_of_the_endpoints_limit_in_order(postmark):
+    healthy()
+    ids = planned(5)
+    outcome = sending.deliveries_send(delivery_ids=ids)
+    assert outcome.counts == {"sent": 5}
+    made = calls_made(postmark)
+    assert [len(call) for call in made] == [2, 2, 1]
+    assert sorted(to for call in made for to in call) == sorted(f"p{i}@example.org" for i in range(5))
 
 
 def test_the_second_call_is_built_while_the_first_is_at_the_provider(postmark, monkeypatch):

@@ -46,14 +46,12 @@ def batch_calls(fake) -> list[list[dict]]:
 
 # --- one call, many personal messages ---------------------------------------------------------------
 
-def test_500_distinct_personal_messages_go_in_two_calls_and_each_delivery_keeps_its_own_id(postmark):
-    """One call's worth (Postmark takes 500) goes in two of 250, the second built while the first is
-    at Postmark (docs/scheduler.md, "Batch endpoints")."""
+def test_500_distinct_personal_messages_go_in_one_call_and_each_delivery_keeps_its_own_id(postmark):
     ids = planned(500, names=True)
     outcome = sending.deliveries_send(delivery_ids=ids)
     assert outcome.counts == {"sent": 500} and not outcome.retry_ids
-    assert [len(call) for call in postmark.state.calls] == [250, 250]
-    call = [message for part in batch_calls(postmark) for message in part]
+    [call] = postmark.state.calls
+    assert isinstance(call, list) and len(call) == 500
     # Each message is its own: greeting, links, Message-ID and metadata differ per recipient.
     assert len({m["TextBody"] for m in call}) == 500 and len({m["HtmlBody"] for m in call}) == 500
     headers = [{h["Name"]: h["Value"] for h in m["Headers"]} for m in call]
