@@ -353,8 +353,9 @@ NURTURE_BRAKE_HARD_BOUNCE_RATE = env_float("NURTURE_BRAKE_HARD_BOUNCE_RATE", 0.0
 NURTURE_BRAKE_MIN_EMAILS = env_int("NURTURE_BRAKE_MIN_EMAILS", 500, minimum=1)
 NURTURE_SENDING_TIMEOUT_SECONDS = env_int("NURTURE_SENDING_TIMEOUT_SECONDS", 900, minimum=30)
 # Provider calls in flight per worker process (a thread pool); the shared ceiling still holds.
-# 32: at a provider's 50 ms per call, two worker processes keep up with 500+ emails/s.
-NURTURE_SEND_CONCURRENCY = env_int("NURTURE_SEND_CONCURRENCY", 32, minimum=1, maximum=128)
+# 64: at a provider's 50 ms per call, 32 left the cores half idle (each worker waits while it refills
+# its pool); 64 sent about a quarter more (docs/benchmarks.md).
+NURTURE_SEND_CONCURRENCY = env_int("NURTURE_SEND_CONCURRENCY", 64, minimum=1, maximum=128)
 # A write that meets a lost database connection reconnects and retries, this many tries in all
 # (0.1 s, 0.3 s, 0.9 s ... up to 5 s apart); a provider's "accepted" then goes to the journal.
 NURTURE_DB_RETRY_ATTEMPTS = env_int("NURTURE_DB_RETRY_ATTEMPTS", 6, minimum=1, maximum=20)
