@@ -48,6 +48,10 @@ def subprocess_env(*, broker_url: str, outbox_dir: Path, day_seconds: int, extra
             # "Has anything changed?" emails off unless a test asks (short test days would send them
             # between the series emails a test counts).
             "NURTURE_CHECKIN_WEEKS": "",
+            # The daytime send window open all day, as tests/conftest.py opens it in process: with
+            # real days (86400) the production 09-17 window would defer every email planned at night.
+            "NURTURE_SEND_WINDOW_START_HOUR": "0",
+            "NURTURE_SEND_WINDOW_END_HOUR": "24",
         }
     )
     env.update(extra or {})

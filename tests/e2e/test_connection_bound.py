@@ -1,6 +1,6 @@
 """Database connections stay bounded under load: the real web server (gunicorn with
 gunicorn.conf.py) on a free port over the real PostgreSQL and Redis, 32 parallel clients posting the
-sign-up form and asking /healthz for 30 s. No 5xx, and the web server's connections to the database
+sign-up form and asking /healthz for 15 s. No 5xx, and the web server's connections to the database
 (sampled from pg_stat_activity) never exceed NURTURE_WEB_WORKERS x NURTURE_WEB_THREADS.
 
 A correctness check, not a timing test: benchmarks/bench_http.py measures speed."""
@@ -19,7 +19,7 @@ from support.workers import database_url_for_subprocess, subprocess_env
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
 WORKERS, THREADS = 2, 4
-CLIENTS, SECONDS = 32, 30
+CLIENTS, SECONDS = 32, 15  # long enough for every thread of both workers to take requests
 APP_NAME = "nurture-load-test"
 
 
@@ -85,7 +85,7 @@ def test_32_clients_get_no_5xx_and_connections_stay_within_workers_times_threads
     assert not [status for status in result.statuses if status >= 500], (dict(result.statuses), server.log()[-3000:])
     assert "Traceback" not in server.log(), server.log()[-3000:]
     # The sampler saw the server's connections, and never more than one per thread.
-    assert len(sampler.samples) > 50
+    assert len(sampler.samples) > SECONDS * 5 // 3  # sampled throughout (every 0.2 s at best)
     assert 1 <= max(sampler.samples) <= WORKERS * THREADS, sampler.samples
     # Both kinds of request were served throughout, and every accepted sign-up is stored (the form
     # stores the request; a worker, not running here, acts on it).
