@@ -354,7 +354,7 @@ NURTURE_BRAKE_MIN_EMAILS = env_int("NURTURE_BRAKE_MIN_EMAILS", 500, minimum=1)
 NURTURE_SENDING_TIMEOUT_SECONDS = env_int("NURTURE_SENDING_TIMEOUT_SECONDS", 900, minimum=30)
 # Provider calls in flight per worker process (a thread pool); the shared ceiling still holds.
 # 64: at a provider's 50 ms per call, 32 left the cores half idle (each worker waits while it refills
-# its pool); 64 sent about a quarter more (docs/benchmarks.md).
+# its pool); 64 sent about a sixth more (docs/benchmarks.md).
 NURTURE_SEND_CONCURRENCY = env_int("NURTURE_SEND_CONCURRENCY", 64, minimum=1, maximum=128)
 # A write that meets a lost database connection reconnects and retries, this many tries in all
 # (0.1 s, 0.3 s, 0.9 s ... up to 5 s apart); a provider's "accepted" then goes to the journal.
