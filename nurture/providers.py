@@ -3,7 +3,7 @@ list of whole messages), which stream an email goes on (service emails transacti
 emails bulk), how each provider marks a bounce as temporary, and how a payload anymail built for
 one email gives the next one's. As anymail keeps one module per ESP over a base class, each
 provider is one small class over `Provider`. What a send error means is the same for every
-provider (nurture/send_errors.py, asked through here). Sending (nurture/sending/) and webhooks
+provider: nurture/send_errors.py. Sending (nurture/sending/) and webhooks
 (services/webhooks.py) ask through the functions at the end.
 """
 from __future__ import annotations
@@ -19,8 +19,7 @@ from anymail.utils import EmailAddress
 from django.conf import settings
 
 from nurture.emails.parts import own_parts
-# What a send error means for the delivery (one reading for every provider), asked through here too.
-from nurture.send_errors import PERMANENT, REFUSED, TRANSIENT, UNKNOWN, classify_send_error  # noqa: F401
+from nurture.send_errors import PERMANENT, REFUSED
 
 DEFAULT_BATCH_RECIPIENTS = 1000
 

@@ -1,6 +1,6 @@
 """What a send error means for the delivery, the same for every provider (anymail turns each ESP's
 errors into its own exception types; Django's SMTP backend raises smtplib's). The senders and the
-tasks ask through nurture/providers.py, which re-exports these names."""
+tasks ask here; nurture/providers.py reads a batch answer's kinds with the same names."""
 from __future__ import annotations
 
 import smtplib

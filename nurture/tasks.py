@@ -14,7 +14,7 @@ from celery import shared_task
 from django.conf import settings
 
 from content import services as content_services
-from nurture import providers, sending
+from nurture import send_errors, sending
 from nurture.queues import TaskNames
 from nurture.services import (
     bereavement, carers, checkins, planning, reconcile, replies, results, retention, signup, subscribers, throttle,
@@ -125,7 +125,7 @@ def _retry_signup_email(task, exc: BaseException | None, retry_in: float, args: 
     """A full hourly ceiling (retry_in > 0) waits as long as it takes, in steps the broker's
     visibility timeout allows; a transient provider error is retried TRANSIENT_RETRIES times."""
     if exc is not None:
-        if providers.classify_send_error(exc) != providers.TRANSIENT or task.request.retries >= TRANSIENT_RETRIES:
+        if send_errors.classify_send_error(exc) != send_errors.TRANSIENT or task.request.retries >= TRANSIENT_RETRIES:
             raise exc
         raise task.retry(args=args, exc=exc, countdown=sending.retry_countdown(task.request.retries + 1))
     if task.request.is_eager:

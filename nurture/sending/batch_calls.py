@@ -20,7 +20,6 @@ from datetime import datetime
 
 from anymail.exceptions import AnymailAPIError
 
-
 from nurture import metrics, providers
 from nurture.emails.cache import step_body_key
 from nurture.emails.merge import NotBatchable, build_batch_email

@@ -20,7 +20,8 @@ from datetime import datetime
 from django.conf import settings
 from django.core.mail import get_connection
 
-from nurture.providers import TRANSIENT, Provider, classify_send_error, configured, environment_read_once
+from nurture.providers import Provider, configured, environment_read_once
+from nurture.send_errors import TRANSIENT, classify_send_error
 from nurture.sending.db_retry import with_db_retry
 from nurture.sending.handover import RETRY, BatchOutcome, back_off_together, build_each, record_answers, stamp_handed
 from nurture.sending.ledger import Claimed, deliveries_release

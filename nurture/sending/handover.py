@@ -14,7 +14,8 @@ from django.conf import settings
 from nurture import metrics
 from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery
-from nurture.providers import BULK, PERMANENT, REFUSED, TRANSIENT, classify_send_error, message_stream_set
+from nurture.providers import BULK, message_stream_set
+from nurture.send_errors import PERMANENT, REFUSED, TRANSIENT, classify_send_error
 from nurture.sending.db_retry import with_db_retry
 from nurture.sending.ledger import (
     NOT_CLAIMED,

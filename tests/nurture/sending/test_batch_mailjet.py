@@ -11,7 +11,7 @@ import pytest
 import time_machine
 from anymail.exceptions import AnymailAPIError
 
-from nurture import providers
+from nurture import providers, send_errors
 from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery, Suppression
 from nurture import sending
@@ -101,10 +101,10 @@ def test_a_transient_error_retries_the_whole_call_and_then_each_is_sent_once(mai
 
 def test_a_global_error_is_read_by_its_status():
     mailjet = next(p for p in providers.PROVIDERS if p.name == "mailjet")
-    for status, kind in ((400, providers.PERMANENT), (401, providers.PERMANENT), (429, providers.TRANSIENT)):
+    for status, kind in ((400, providers.PERMANENT), (401, providers.PERMANENT), (429, send_errors.TRANSIENT)):
         with pytest.raises(AnymailAPIError) as raised:
             mailjet.batch_answers({"ErrorIdentifier": "x", "ErrorCode": "mj-0002", "StatusCode": status, "ErrorMessage": "..."})
-        assert providers.classify_send_error(raised.value) == kind
+        assert send_errors.classify_send_error(raised.value) == kind
 
 
 def test_a_single_delivery_goes_through_anymails_own_send(mailjet):
