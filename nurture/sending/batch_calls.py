@@ -24,7 +24,7 @@ from nurture import metrics, providers
 from nurture.emails.cache import step_body_key
 from nurture.emails.merge import NotBatchable, build_batch_email
 from nurture.models import Delivery
-from nurture.sending.batch_flight import Call, make_calls
+from nurture.sending.batch_flight import BackedOff, Call, make_calls
 from nurture.sending.calls import Slots, send_one_by_one
 from nurture.sending.db_retry import with_db_retry
 from nurture.sending.handover import BatchOutcome, build_each, error_summary, stamp_handed
@@ -82,7 +82,7 @@ def send_in_messages_batches(items: list[Claimed], *, stamp: datetime, outcome: 
 
 def _build_batch_call(call: list[Claimed], *, stamp, endpoint, outcome: BatchOutcome):
     """The call's one email with merge fields: (call, message); None if nothing is to be sent; a
-    retry countdown if it was not batchable, went one by one, and met a transient error."""
+    BackedOff if it was not batchable, went one by one, and met a transient error."""
     try:
         message = build_batch_email(
             [i.delivery for i in call], articles=call[0].articles, field_format=endpoint.merge_field_format,
@@ -95,7 +95,7 @@ def _build_batch_call(call: list[Claimed], *, stamp, endpoint, outcome: BatchOut
         send_one_by_one(call, stamp=stamp, outcome=sub, slots=Slots())
         for status, n in sub.counts.items():
             outcome.count(status, n)
-        return float(sub.retry_countdown) if sub.retry_ids else None
+        return BackedOff(sub.retry_countdown) if sub.retry_ids else None
     except Exception as exc:  # a bug or bad content: nothing was sent; staff see why
         logger.exception("building a batch of %d failed", len(call))
         reason = f"could not build the email: {error_summary(exc)}"

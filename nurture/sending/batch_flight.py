@@ -34,6 +34,14 @@ class Call:
     record: Callable
 
 
+@dataclass(frozen=True)
+class BackedOff:
+    """What a build returns when its call could not go as one (not batchable), went one email at
+    a time, and met a transient error: the rest of the batch backs off `countdown` seconds with it."""
+
+    countdown: float
+
+
 def _post(call: Call, connections: Connections) -> tuple[object, BaseException | None]:
     """In a pool thread: the provider call, with this thread's own connection. No database here."""
     try:
@@ -90,8 +98,8 @@ class _InFlight:
 def make_calls(items: list[Claimed], calls: list[list[Claimed]], *, stamp, outcome: BatchOutcome,
                build, hand) -> None:
     """The calls of a batch, overlapping. `build(call, connection)` (this thread, while the calls
-    before it are at the provider) returns what to hand over, None (nothing to send), or a retry
-    countdown (the call went one by one and met a transient error); `hand(built)` takes the call's
+    before it are at the provider) returns what to hand over, None (nothing to send), or a
+    BackedOff (the call went one by one and met a transient error); `hand(built)` takes the call's
     rate-limit slots and stamps its rows, returning a Call (None if our claim holds none of them).
     The answers of the calls that are back are written before each call is handed over, then as
     they come. An error here (the database) stops the batch the same way, after the calls in flight
@@ -107,8 +115,8 @@ def make_calls(items: list[Claimed], calls: list[list[Claimed]], *, stamp, outco
                 flight.record_returned(wait=False)
                 while flight.calls and not flight.ramped and flight.backoff is None:
                     flight.record_returned(wait=True)  # the probe goes alone
-                if isinstance(built, float):
-                    flight.back_off(built)
+                if isinstance(built, BackedOff):
+                    flight.back_off(built.countdown)
                 if flight.backoff is not None:
                     unsent = [item.pk for later in calls[index:] for item in later]
                     break

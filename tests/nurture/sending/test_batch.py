@@ -272,6 +272,25 @@ def test_content_with_the_merge_syntax_falls_back_to_one_by_one(mailgun):
     assert all("100%recipient.x% sure" in d["text"] for d in mailgun.state.delivered)  # no substitution asked
 
 
+def test_a_transient_error_on_the_one_by_one_fallback_backs_off_the_calls_not_yet_made(mailgun):
+    """A call that cannot be batched goes one email at a time; a transient error there stops the
+    batch like a failed batch call: the next body's call is not made, every row backs off together."""
+    from nurture.sending.calls import provider_health
+
+    provider_health.forget()  # a fresh process: the first call goes alone
+    planned(2, names=["100%recipient.x% sure"])
+    active_subscriber("x@example.org", series("in_remission", [(0, ["remission-article"])]))
+    planning.deliveries_plan_due()
+    ids = list(Delivery.objects.order_by("id").values_list("id", flat=True))
+    mailgun.state.first_faults = ["500"]
+    outcome = sending.deliveries_send(delivery_ids=ids)
+    assert len(mailgun.state.calls) == 1  # the probe alone: neither its sibling nor the other body's call
+    assert sorted(outcome.retry_ids) == ids and outcome.retry_countdown > 0
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"queued"}
+    assert len(set(Delivery.objects.values_list("next_attempt_at", flat=True))) == 1  # one backoff for all
+    provider_health.forget()
+
+
 # --- the one-by-one path stays for everything else ------------------------------------------------
 
 def test_batch_send_off_sends_one_call_per_email(mailgun, settings):
