@@ -65,9 +65,9 @@ def test_a_batch_goes_in_calls_of_the_endpoints_limit_in_order(postmark):
     ids = planned(5)
     outcome = sending.deliveries_send(delivery_ids=ids)
     assert outcome.counts == {"sent": 5}
-    made = calls_made(postmark)
-    assert [len(call) for call in made] == [2, 2, 1]
-    assert sorted(to for call in made for to in call) == sorted(f"p{i}@example.org" for i in range(5))
+    # Calls in flight together may reach the provider in either order; each holds consecutive deliveries.
+    made = sorted(calls_made(postmark))
+    assert made == [["p0@example.org", "p1@example.org"], ["p2@example.org", "p3@example.org"], ["p4@example.org"]]
 
 
 def test_the_second_call_is_built_while_the_first_is_at_the_provider(postmark, monkeypatch):
