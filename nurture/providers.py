@@ -13,7 +13,6 @@ import json
 import re
 from dataclasses import dataclass
 
-import requests
 from anymail.exceptions import AnymailAPIError, AnymailError
 from anymail.utils import EmailAddress
 from django.conf import settings
@@ -383,18 +382,6 @@ def messages_batch_provider() -> Provider | None:
     """The configured provider if it takes a list of whole messages per call (and batching is on)."""
     provider = configured()
     return provider if settings.NURTURE_BATCH_SEND and provider.messages_batch else None
-
-
-def environment_read_once(connection) -> None:
-    """requests reads the proxy and CA-bundle environment on every request (about a tenth of a
-    call's CPU); an anymail connection calls one API URL, so its session reads it once, when opened
-    (proxies for that URL, NO_PROXY, REQUESTS_CA_BUNDLE). Other backends are left alone."""
-    session, api_url = getattr(connection, "session", None), getattr(connection, "api_url", None)
-    if not isinstance(session, requests.Session) or not api_url or not session.trust_env:
-        return
-    found = session.merge_environment_settings(api_url, {}, None, None, None)
-    session.proxies, session.verify, session.cert = found["proxies"], found["verify"], found["cert"]
-    session.trust_env = False
 
 
 def message_stream_set(message, *, stream: str) -> None:

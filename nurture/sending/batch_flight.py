@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.mail import get_connection
 
-from nurture import providers
 from nurture.sending.calls import Connections, _executor, provider_health
 from nurture.sending.db_retry import with_db_retry
 from nurture.sending.handover import BatchOutcome, back_off_together, record_answers
+from nurture.sending.http_session import session_tuned
 from nurture.sending.ledger import Claimed, deliveries_release
 
 
@@ -109,7 +109,7 @@ def make_calls(items: list[Claimed], calls: list[list[Claimed]], *, stamp, outco
     connection = get_connection(timeout=settings.EMAIL_TIMEOUT)  # this thread's: payloads are built with it
     try:
         with connection:
-            providers.environment_read_once(connection)
+            session_tuned(connection)
             for index, call in enumerate(calls):
                 built = build(call, connection)  # while the calls before it are at the provider
                 flight.record_returned(wait=False)

@@ -20,10 +20,11 @@ from datetime import datetime
 from django.conf import settings
 from django.core.mail import get_connection
 
-from nurture.providers import Provider, configured, environment_read_once
+from nurture.providers import Provider, configured
 from nurture.send_errors import TRANSIENT, classify_send_error
 from nurture.sending.db_retry import with_db_retry
 from nurture.sending.handover import RETRY, BatchOutcome, back_off_together, build_each, record_answers, stamp_handed
+from nurture.sending.http_session import session_tuned
 from nurture.sending.ledger import Claimed, deliveries_release
 from nurture.services import throttle
 
@@ -85,7 +86,7 @@ class Connections:
         if getattr(_local, "token", None) is not self.token:
             conn = get_connection(timeout=settings.EMAIL_TIMEOUT)
             conn.open()
-            environment_read_once(conn)
+            session_tuned(conn)
             self.payloads.attach(conn)
             with self.lock:
                 self.opened.append(conn)

@@ -81,28 +81,3 @@ def test_what_cannot_be_derived_exactly_is_left_to_anymail(postmark_backend):
     assert postmark.batch_message_like(template, other, defaults) is not None
     # A provider that derives nothing leaves every message to anymail.
     assert providers.Provider().batch_message_like(template, other, defaults) is None
-
-
-def test_an_anymail_session_reads_the_proxy_environment_once(postmark_backend, monkeypatch):
-    """What requests would read from the environment on every call is read when the connection
-    opens, for its API URL: the same proxies (NO_PROXY honoured), then no more environment reads."""
-    import requests
-
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.org:3128")
-    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example.org:3128")
-    monkeypatch.setenv("NO_PROXY", "")
-    with postmark_backend as connection:
-        expected = connection.session.merge_environment_settings(connection.api_url, {}, None, None, None)
-        providers.environment_read_once(connection)
-        assert connection.session.trust_env is False
-        assert connection.session.proxies == expected["proxies"] and "http" in expected["proxies"]
-        monkeypatch.setenv("HTTP_PROXY", "http://elsewhere.example.org:1")
-        later = connection.session.merge_environment_settings(connection.api_url, {}, None, None, None)
-        assert later["proxies"] == expected["proxies"]  # no longer read per request
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    with get_connection() as connection:
-        providers.environment_read_once(connection)
-        assert connection.session.proxies == {}  # the API URL's host is exempt
-    smtp = get_connection("django.core.mail.backends.locmem.EmailBackend")
-    providers.environment_read_once(smtp)  # not an anymail connection: untouched, no error
-    assert not hasattr(smtp, "session") and requests.Session().trust_env
