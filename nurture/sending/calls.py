@@ -17,6 +17,7 @@ from collections import deque
 from concurrent import futures
 from datetime import datetime
 
+import requests
 from django.conf import settings
 from django.core.mail import get_connection
 
@@ -73,32 +74,62 @@ def _executor() -> futures.ThreadPoolExecutor:
 
 
 class Connections:
-    """One email connection per pool thread for the batch (anymail sessions and SMTP sockets are
-    not shared between threads); all closed when the batch ends."""
+    """One email connection per pool thread (anymail sessions and SMTP sockets are not shared
+    between threads). An HTTP API's connection stays with its thread for the next batches while
+    the email settings are the same and it was used less than KEEP_IDLE_SECONDS ago: a batch does
+    not open a new connection (a TLS handshake) per thread, and urllib3's pool under it replaces a
+    connection the provider has closed. Any other connection (SMTP) is closed when its batch ends."""
+
+    KEEP_IDLE_SECONDS = 2.0  # shorter than the keep-alive of the servers in front of providers
 
     def __init__(self):
-        self.opened = []
+        self.opened = []  # this batch's connections that end with it
         self.lock = threading.Lock()
         self.token = object()
+        self.settings_key = _email_settings_key()
         self.payloads = SharedPayloads(configured())
 
     def for_this_thread(self):
-        if getattr(_local, "token", None) is not self.token:
+        now = time.monotonic()
+        if getattr(_local, "batch", None) is self.token:
+            _local.used_at = now
+            return _local.connection
+        conn = getattr(_local, "connection", None)
+        if conn is not None and not (_kept(conn) and _local.settings_key == self.settings_key
+                                     and now - _local.used_at < self.KEEP_IDLE_SECONDS):
+            _close_quietly(conn)
+            conn = None
+        if conn is None:
             conn = get_connection(timeout=settings.EMAIL_TIMEOUT)
             conn.open()
             session_tuned(conn)
-            self.payloads.attach(conn)
+        if not _kept(conn):
             with self.lock:
                 self.opened.append(conn)
-            _local.token, _local.connection = self.token, conn
-        return _local.connection
+        self.payloads.attach(conn)
+        _local.connection, _local.batch, _local.settings_key, _local.used_at = conn, self.token, self.settings_key, now
+        return conn
 
     def close(self):
         for conn in self.opened:
-            try:
-                conn.close()
-            except Exception:  # closing a broken connection: nothing left to do
-                logger.debug("closing an email connection failed", exc_info=True)
+            _close_quietly(conn)
+
+
+def _email_settings_key() -> tuple:
+    """What an email connection is made from: a kept one is used again only while these hold."""
+    return settings.EMAIL_BACKEND, settings.EMAIL_TIMEOUT, repr(getattr(settings, "ANYMAIL", None))
+
+
+def _kept(conn) -> bool:
+    """A connection over requests' pool (anymail's HTTP backends) outlives its batch."""
+    return isinstance(getattr(conn, "session", None), requests.Session)
+
+
+def _close_quietly(conn) -> None:
+    try:
+        conn.close()
+    except Exception:  # closing a broken connection: nothing left to do
+        logger.debug("closing an email connection failed", exc_info=True)
 
 
 class SharedPayloads:
@@ -117,7 +148,8 @@ class SharedPayloads:
         """Wrap `connection`'s payload builder (anymail's _send calls it after pre_send)."""
         if type(self.provider).single_payload_like is Provider.single_payload_like:
             return  # a provider that derives nothing: anymail as it is
-        build = connection.build_message_payload
+        # anymail's own builder, kept aside the first time: a kept connection is attached once per batch.
+        build = connection.__dict__.setdefault("_anymail_build_message_payload", connection.build_message_payload)
 
         def build_message_payload(message, defaults):
             template = self.template
