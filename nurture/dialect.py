@@ -118,3 +118,25 @@ def subscribers_move(moves: list[tuple[int, int, datetime | None]]) -> None:
         grouped[(position, send_at)].append(pk)
     for (position, send_at), ids in grouped.items():
         Subscriber.objects.filter(pk__in=ids).update(next_step_position=position, next_send_at=send_at)
+
+
+def rows_table(rows: list[tuple], *, types: tuple[str, ...]) -> tuple[str, list]:
+    """A table of `rows` for hand-written SQL (`FROM <sql> AS v`, columns column1, column2, ...),
+    with its parameters. On PostgreSQL one array per column, unnested: a statement of a few
+    parameters, which psycopg parses once and keeps; a VALUES list of hundreds of placeholders
+    is parsed again on every call (psycopg keeps none past 50), a visible part of a send
+    worker's CPU. `types` are the columns' PostgreSQL types. Elsewhere a VALUES list."""
+    if is_postgresql():
+        columns = ", ".join(f"column{i}" for i in range(1, len(types) + 1))
+        arrays = ", ".join(f"%s::{kind}[]" for kind in types)
+        return f"(SELECT * FROM unnest({arrays}) AS u({columns}))", [list(column) for column in zip(*rows)]
+    marks = "(" + ", ".join(["%s"] * len(types)) + ")"
+    return f"(VALUES {', '.join([marks] * len(rows))})", [value for row in rows for value in row]
+
+
+def in_ids(column: str, ids: list[int]) -> tuple[str, list]:
+    """`column` is one of `ids`, for hand-written SQL, with its parameters: on PostgreSQL one
+    array parameter (as rows_table), elsewhere an IN list."""
+    if is_postgresql():
+        return f"{column} = ANY(%s::bigint[])", [list(ids)]
+    return f"{column} IN ({', '.join(['%s'] * len(ids))})", list(ids)

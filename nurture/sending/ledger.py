@@ -28,6 +28,7 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from nurture import dialect
 from nurture.models import Delivery, Subscriber
 from nurture.sending import journal
 from nurture.sending.db_retry import DB_ERRORS, with_db_retry
@@ -44,17 +45,17 @@ def deliveries_claim(*, delivery_ids: list[int], stamp: datetime) -> list[int]:
     if not delivery_ids:
         return []
     table = Delivery._meta.db_table
-    marks = ", ".join(["%s"] * len(delivery_ids))
+    among_ids, id_params = dialect.in_ids("id", delivery_ids)
     sql = (
         f"UPDATE {table} SET status = %s, sending_started_at = %s, provider_call_started_at = NULL "
-        f"WHERE id IN ({marks}) AND (status = %s OR (status = %s AND sending_started_at = %s AND "
+        f"WHERE {among_ids} AND (status = %s OR (status = %s AND sending_started_at = %s AND "
         "provider_call_started_at IS NULL)) "
         "RETURNING id"
     )
     # Raw SQL: the stamp goes in as the ORM writes it (on SQLite, naive UTC text), or the ORM's
     # `sending_started_at=stamp` filters of the re-check and the settle would never match it.
     at = _at(stamp)
-    params = [Delivery.Status.SENDING, at, *delivery_ids, Delivery.Status.QUEUED, Delivery.Status.SENDING, at]
+    params = [Delivery.Status.SENDING, at, *id_params, Delivery.Status.QUEUED, Delivery.Status.SENDING, at]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return sorted(row[0] for row in cursor.fetchall())
@@ -95,19 +96,17 @@ def deliveries_stamp_handed(*, items: list[Claimed], stamp: datetime) -> list[Cl
     resent. Returns the rows handed over. Idempotent: it sets values, it does not add."""
     if not items:
         return []
-    # Raw SQL with a VALUES table (PostgreSQL and SQLite alike): this runs once per chunk of calls,
-    # and the ORM's CASE/WHEN form cost more CPU than the provider call it guards.
+    # Raw SQL with a table of rows (nurture/dialect.py): this runs once per chunk of calls, and
+    # the ORM's CASE/WHEN form cost more CPU than the provider call it guards.
     table = Delivery._meta.db_table
-    rows = ", ".join(["(%s, %s, %s)"] * len(items))
+    rows, row_params = dialect.rows_table([(item.pk, _message_id(item), item.delivery.attempts + 1) for item in items],
+                                          types=("bigint", "text", "integer"))
     sql = (
         f"UPDATE {table} SET provider_call_started_at = %s, message_id = v.column2, attempts = v.column3 "
-        f"FROM (VALUES {rows}) AS v WHERE {table}.id = v.column1 AND {table}.status = %s "
+        f"FROM {rows} AS v WHERE {table}.id = v.column1 AND {table}.status = %s "
         f"AND {table}.sending_started_at = %s RETURNING {table}.id"
     )
-    params = [_at(timezone.now())]
-    for item in items:
-        params += [item.pk, _message_id(item), item.delivery.attempts + 1]
-    params += [Delivery.Status.SENDING, _at(stamp)]
+    params = [_at(timezone.now()), *row_params, Delivery.Status.SENDING, _at(stamp)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         held = {row[0] for row in cursor.fetchall()}
@@ -181,9 +180,9 @@ def deliveries_mark_sent(
     deliveries marked."""
     if not provider_message_ids:
         return 0
-    # Raw SQL with a VALUES table, as deliveries_stamp_handed: once per group of answers.
+    # Raw SQL with a table of rows, as deliveries_stamp_handed: once per group of answers.
     table, subscribers = Delivery._meta.db_table, Subscriber._meta.db_table
-    rows = ", ".join(["(%s, %s)"] * len(provider_message_ids))
+    rows, row_params = dialect.rows_table(list(provider_message_ids.items()), types=("bigint", "text"))
     # ANSWERABLE, spelled out; `among` (a queryset) as a subquery.
     where = f"({table}.status IN (%s, %s) OR ({table}.status = %s AND {table}.unanswered = %s))"
     where_params = [Delivery.Status.SENDING, Delivery.Status.UNKNOWN, Delivery.Status.FAILED, True]
@@ -194,12 +193,10 @@ def deliveries_mark_sent(
     sets, set_params = "", []
     if article_versions is not None:
         sets, set_params = ", article_versions = %s", [connection.ops.adapt_json_value(article_versions, None)]
-    params = [Delivery.Status.SENT, at, False, *set_params]
-    for pk, provider_id in provider_message_ids.items():
-        params += [pk, provider_id]
+    params = [Delivery.Status.SENT, at, False, *set_params, *row_params]
     sql = (
         f"UPDATE {table} SET status = %s, sent_at = %s, provider_message_id = v.column2, failure_reason = '', "
-        f"failed_at = NULL, unanswered = %s{sets} FROM (VALUES {rows}) AS v WHERE {table}.id = v.column1 AND {where} "
+        f"failed_at = NULL, unanswered = %s{sets} FROM {rows} AS v WHERE {table}.id = v.column1 AND {where} "
         f"RETURNING {table}.subscriber_id"
     )
     with connection.cursor() as cursor:
@@ -207,11 +204,11 @@ def deliveries_mark_sent(
         marked = cursor.fetchall()
         subscriber_ids = sorted({row[0] for row in marked})
         if subscriber_ids:
-            marks = ", ".join(["%s"] * len(subscriber_ids))
+            among_ids, id_params = dialect.in_ids("id", subscriber_ids)
             cursor.execute(
-                f"UPDATE {subscribers} SET last_sent_at = %s WHERE id IN ({marks}) AND (last_sent_at IS NULL OR "
+                f"UPDATE {subscribers} SET last_sent_at = %s WHERE {among_ids} AND (last_sent_at IS NULL OR "
                 "last_sent_at < %s)",
-                [at, *subscriber_ids, at],
+                [at, *id_params, at],
             )
     return len(marked)
 
