@@ -217,11 +217,12 @@ def send_one_by_one(items: list[Claimed], *, stamp: datetime, outcome: BatchOutc
     """One call per email, up to NURTURE_SEND_CONCURRENCY in flight. Unless the provider has just
     accepted a call from this process, the first goes alone (a probe). Free threads are refilled
     half a pool at a time: the answers that came back are written (one mark-sent), the next chunk is
-    stamped (one UPDATE) and handed over. A transient error stops new calls: the ones in flight
-    finish and are recorded, the rest back off with the failed one."""
+    built, takes its send slots, is stamped (one UPDATE) and handed over. A transient error stops new
+    calls: the ones in flight finish and are recorded, the rest back off with the failed one."""
     pool, connections = _executor(), Connections()
     width = settings.NURTURE_SEND_CONCURRENCY
     pending, in_flight, answered = deque(items), {}, []
+    ready: deque[Claimed] = deque()  # built, waiting for their send slots: not stamped, not handed over
     ramped, backoff, first_answer_at = not provider_health.needs_probe(), None, None
 
     def record() -> None:
@@ -233,19 +234,27 @@ def send_one_by_one(items: list[Claimed], *, stamp: datetime, outcome: BatchOutc
                 backoff = countdown if backoff is None else max(backoff, countdown)
 
     try:
-        while in_flight or (pending and backoff is None):
+        while in_flight or ((pending or ready) and backoff is None):
             wait = None
             room = (width if ramped else 1) - len(in_flight)
-            refill_at = min(len(pending), max(1, width // 2) if ramped else 1)
-            if pending and backoff is None and room > 0 and (room >= refill_at or not in_flight):
-                n = min(room, len(pending), slots.most_at_once())
-                wait = slots.try_take(n)
+            waiting = len(pending) + len(ready)
+            refill_at = min(waiting, max(1, width // 2) if ramped else 1)
+            if waiting and backoff is None and room > 0 and (room >= refill_at or not in_flight):
+                record()  # answers first, then the next calls
+                if backoff is not None:
+                    continue
+                n = min(room, waiting, slots.most_at_once())
+                if len(ready) < n:
+                    ready.extend(build_each([pending.popleft() for _ in range(min(n - len(ready), len(pending)))],
+                                            stamp=stamp, outcome=outcome))
+                n = min(n, len(ready))
+                # Slots are taken last, once the emails are built: a call reaches the provider as
+                # soon after its slot as it can (calls granted a window apart must not land in one
+                # of the provider's seconds).
+                wait = slots.try_take(n) if n else 0.0
                 if not wait:
-                    record()  # answers first, then the next calls
-                    if backoff is None:
-                        chunk = [pending.popleft() for _ in range(n)]
-                        _hand_over(chunk, stamp=stamp, outcome=outcome, pool=pool, connections=connections,
-                                   in_flight=in_flight)
+                    _hand_over([ready.popleft() for _ in range(n)], stamp=stamp, outcome=outcome, pool=pool,
+                               connections=connections, in_flight=in_flight)
                     continue
             if not in_flight:
                 record()
@@ -273,9 +282,9 @@ def send_one_by_one(items: list[Claimed], *, stamp: datetime, outcome: BatchOutc
             answered.extend((in_flight.pop(f), f.result()) for f in done)
         record()
         connections.close()
-    if backoff is not None and pending:
-        # The untried rest backs off with the failed call, all with one next_attempt_at.
-        rest = [item.pk for item in pending]
+    if backoff is not None and (pending or ready):
+        # The untried rest (built or not) backs off with the failed call, all with one next_attempt_at.
+        rest = [item.pk for item in (*ready, *pending)]
         released = with_db_retry(lambda: deliveries_release(delivery_ids=rest, stamp=stamp, countdown=backoff,
                                                             handed=False), what="back off")
         outcome.count(RETRY, len(released))
@@ -284,7 +293,7 @@ def send_one_by_one(items: list[Claimed], *, stamp: datetime, outcome: BatchOutc
 
 
 def _hand_over(chunk, *, stamp, outcome, pool, connections, in_flight) -> None:
-    handed = stamp_handed(build_each(chunk, stamp=stamp, outcome=outcome), stamp=stamp, outcome=outcome)
+    handed = stamp_handed(chunk, stamp=stamp, outcome=outcome)
     for item in handed:
         in_flight[pool.submit(_call, item, connections)] = item
 
