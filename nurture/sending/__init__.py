@@ -6,7 +6,10 @@ to the package (nothing outside imports them; tests/test_architecture.py checks)
     pipeline.py     a batch: brake, claim, re-check, build, call, record; the release after an
                     infrastructure error
     recheck.py      the claimed batch checked again just before sending (read-only)
-    calls.py        one call per email, several in flight (a thread pool), the probe, the shared ceiling
+    calls.py        one call per email, several in flight (a thread pool), the probe, the shared ceiling,
+                    each pool thread's email connection (an HTTP API's kept across batches)
+    http_session.py the HTTP session under an anymail connection: requests' adapter without the
+                    per-request work these calls never use
     batch_calls.py  the provider's batch endpoints (merge fields; a list of messages)
     batch_flight.py a batch's calls overlapping: the next built while the one before is at the provider
     handover.py     what both ways of calling share: build each email, stamp the rows handed over,
