@@ -126,10 +126,13 @@ def rows_table(rows: list[tuple], *, types: tuple[str, ...]) -> tuple[str, list]
     parameters, which psycopg parses once and keeps; a VALUES list of hundreds of placeholders
     is parsed again on every call (psycopg keeps none past 50), a visible part of a send
     worker's CPU. `types` are the columns' PostgreSQL types. Elsewhere a VALUES list."""
+    names = [f"column{i}" for i in range(1, len(types) + 1)]
     if is_postgresql():
-        columns = ", ".join(f"column{i}" for i in range(1, len(types) + 1))
         arrays = ", ".join(f"%s::{kind}[]" for kind in types)
-        return f"(SELECT * FROM unnest({arrays}) AS u({columns}))", [list(column) for column in zip(*rows)]
+        columns = [[row[i] for row in rows] for i in range(len(types))]
+        return f"(SELECT * FROM unnest({arrays}) AS u({', '.join(names)}))", columns
+    if not rows:  # VALUES needs a row: a table with none
+        return f"(SELECT {', '.join(f'NULL AS {name}' for name in names)} WHERE 0)", []
     marks = "(" + ", ".join(["%s"] * len(types)) + ")"
     return f"(VALUES {', '.join([marks] * len(rows))})", [value for row in rows for value in row]
 

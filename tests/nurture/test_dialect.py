@@ -8,7 +8,7 @@ from nurture import dialect
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("count", [1, 3, 200])
+@pytest.mark.parametrize("count", [0, 1, 3, 200])
 def test_a_table_of_rows_reads_back_as_given(count):
     rows = [(i, f"<m{i}@example.org>", i % 7) for i in range(1, count + 1)]
     sql, params = dialect.rows_table(rows, types=("bigint", "text", "integer"))
