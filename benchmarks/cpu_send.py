@@ -175,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
 
     call_command("migrate", verbosity=0, interactive=False)
     load_library()
+    from config.celery import worker_process_gc_tuned
+
+    worker_process_gc_tuned()  # this process sends as a worker process does, with its collector settings
     result = measure(emails=args.emails, path=args.path, redis_url=redis_url, batch=args.send_batch, profile_top=args.profile,
                      latency_ms=args.latency_ms)
     print(result.pop("profile", ""))
