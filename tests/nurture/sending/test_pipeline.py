@@ -120,6 +120,34 @@ def test_answers_are_written_in_groups_not_one_statement_per_call(provider, sett
     assert sorted(provider.state.acceptances_by_message_id().values()) == [1] * 33
 
 
+def test_a_chunk_takes_its_send_slots_once_built_and_just_before_its_stamp(provider, monkeypatch):
+    """Nothing but the stamp (which must come first) stands between a chunk's send slots and its
+    calls: the answers are written and the emails built before the slots are taken, so calls granted
+    a window apart do not land in one of the provider's seconds."""
+    from nurture.sending import calls
+
+    steps = []
+    build_each, stamp_handed, try_send_slots = calls.build_each, calls.stamp_handed, throttle.try_send_slots
+    record_answers = calls.record_answers
+
+    def logged(name, function):
+        def run(*args, **kwargs):
+            steps.append(name)
+            return function(*args, **kwargs)
+        return run
+
+    monkeypatch.setattr(calls, "build_each", logged("build", build_each))
+    monkeypatch.setattr(calls, "stamp_handed", logged("stamp", stamp_handed))
+    monkeypatch.setattr(calls, "record_answers", logged("record", record_answers))
+    monkeypatch.setattr(throttle, "try_send_slots", logged("slots", try_send_slots))
+    ids = planned(20)
+    assert sending.deliveries_send(delivery_ids=ids).counts == {"sent": 20}
+    assert steps.count("slots") >= 2
+    for at, step in enumerate(steps):
+        if step == "slots":
+            assert steps[at - 1] == "build" and steps[at + 1] == "stamp", steps
+
+
 def test_a_redis_error_mid_batch_releases_the_rest_and_reports_it(provider, monkeypatch):
     ids = planned(6)
     taken = []
