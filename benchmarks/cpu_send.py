@@ -3,7 +3,8 @@
     .venv/bin/python -m benchmarks.cpu_send [--emails 2000] [--path batch|single] [--profile 25] [--latency-ms 50]
 
 N planned deliveries are sent by the send task's own body (`send_deliveries_task`, called in this
-process, batches as the planner enqueues them) through anymail's real Postmark backend to the fake
+process, batches as the planner enqueues them, with a worker process's collector settings from
+config/celery.py) through anymail's real Postmark backend to the fake
 Postmark answering at once, which runs in a process of its own so that its CPU is not counted. The
 process's CPU (user + system, every thread: the task and the send pool) over the sending, per
 email, is "in all"; the CPU the threads spend inside anymail (building each message's payload,
@@ -110,6 +111,7 @@ def measure(*, emails: int, path: str, redis_url: str, batch: int | None = None,
             latency_ms: float = 0.0) -> dict:
     """Send `emails` planned deliveries in this process; the CPU figures per email."""
     import cProfile
+    import gc
     import io
     import os
     import pstats
@@ -118,6 +120,7 @@ def measure(*, emails: int, path: str, redis_url: str, batch: int | None = None,
     from django.conf import settings
     from django.test.utils import override_settings
 
+    from config.celery import worker_process_gc_tuned
     from nurture.models import Delivery
     from nurture.sending import provider_health
     from nurture.tasks import chunks, send_deliveries_task
@@ -134,14 +137,21 @@ def measure(*, emails: int, path: str, redis_url: str, batch: int | None = None,
     ), anymail_timed(clock):
         provider_health.forget()
         profiler = cProfile.Profile() if profile_top else None
-        before, started = os.times(), time.monotonic()
-        if profiler is not None:
-            profiler.enable()
-        for ids in chunks(planned, batch):
-            send_deliveries_task(ids)
-        if profiler is not None:
-            profiler.disable()
-        after, elapsed = os.times(), time.monotonic() - started
+        # This process sends as a worker process does, with its collector settings (restored after).
+        threshold = gc.get_threshold()
+        worker_process_gc_tuned()
+        try:
+            before, started = os.times(), time.monotonic()
+            if profiler is not None:
+                profiler.enable()
+            for ids in chunks(planned, batch):
+                send_deliveries_task(ids)
+            if profiler is not None:
+                profiler.disable()
+            after, elapsed = os.times(), time.monotonic() - started
+        finally:
+            gc.unfreeze()
+            gc.set_threshold(*threshold)
     cpu = (after.user - before.user) + (after.system - before.system)
     sent = Delivery.objects.filter(status=Delivery.Status.SENT).count()
     reset_tables()
@@ -175,9 +185,6 @@ def main(argv: list[str] | None = None) -> int:
 
     call_command("migrate", verbosity=0, interactive=False)
     load_library()
-    from config.celery import worker_process_gc_tuned
-
-    worker_process_gc_tuned()  # this process sends as a worker process does, with its collector settings
     result = measure(emails=args.emails, path=args.path, redis_url=redis_url, batch=args.send_batch, profile_top=args.profile,
                      latency_ms=args.latency_ms)
     print(result.pop("profile", ""))

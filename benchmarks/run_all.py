@@ -102,9 +102,11 @@ def run(args) -> list[Row]:
             floor = postoffice_send(args=args, python=python, body=body, latency_ms=0, emails=args.emails, floor=True)
             own = engine["cpu_ms_per_email"] - floor["cpu_ms_per_email"]
             rows.append(Row(
-                "engine_cpu_per_email_0ms", "the engine's own CPU per email, the provider call excluded (one call per email, latency 0 ms)",
-                own, None, "ms", "< 0.5 ms", own < 0.5,
-                f"{engine['cpu_ms_per_email']:.2f} ms in all, less anymail's Postmark call alone ({floor['cpu_ms_per_email']:.2f} ms)",
+                "engine_cpu_per_email_0ms", "the engine's CPU per email less anymail's plain Postmark call alone (one call per email, latency 0 ms)",
+                own, None, "ms", "", None,
+                f"{engine['cpu_ms_per_email']:.2f} ms in all, less anymail's Postmark call alone "
+                f"({floor['cpu_ms_per_email']:.2f} ms); the engine's own calls cost less than that plain call (shared "
+                f"payloads, its session), so this understates its own part: the one-process rows time the call itself",
                 {"engine": {k: engine[k] for k in ("cpu_seconds", "sent", "emails", "accepted_twice")}, "floor": floor},
             ))
             rows.append(Row(
