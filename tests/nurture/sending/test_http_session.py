@@ -191,3 +191,70 @@ def test_an_anymail_session_reads_the_proxy_environment_once(settings, monkeypat
         session_tuned(connection)
         assert connection.session.proxies == {}  # the API URL's host is exempt
     assert requests.Session().trust_env  # sessions elsewhere are untouched
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """An HTTPS server on 127.0.0.1 with a self-signed certificate; yields (url, path of the certificate)."""
+    import datetime
+    import http.server
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b'{"ok": true}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{server.server_address[1]}", str(cert_path)
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_provider_certificate_is_still_verified(tls_server):
+    """A man in the middle with a certificate no trusted authority signed is refused, as by
+    requests' full path; the session's own CA bundle (REQUESTS_CA_BUNDLE, read once) is the one used."""
+    url, certificate = tls_server
+    with pytest.raises(requests.exceptions.SSLError):
+        plain_request(tuned_session(), url + "/email")
+    with pytest.raises(requests.exceptions.SSLError):
+        plain_request(requests.Session(), url + "/email")
+    trusting = requests.Session()
+    trusting.trust_env, trusting.verify = False, certificate
+    tuned = OneEndpointSession.like(trusting)
+    assert plain_request(tuned, url + "/email").json() == {"ok": True}
+    assert plain_request(tuned, url + "/email").json() == {"ok": True}  # the pool settings worked out once, used again
