@@ -68,6 +68,10 @@ class OneEndpointSession(requests.Session):
     that has cookies, auth, hooks or params, takes requests' full path. A redirect is followed by
     requests' full path too (it was not accepted where it was sent, so nothing is sent twice)."""
 
+    def __init__(self):
+        super().__init__()
+        self._prepared_urls: dict[str, str] = {}
+
     @classmethod
     def like(cls, session: requests.Session) -> OneEndpointSession:
         """A copy of `session` (the attributes requests itself copies when pickling a session),
@@ -116,14 +120,13 @@ class OneEndpointSession(requests.Session):
         return response
 
     def _prepared_url(self, url: str) -> str:
-        cache = self.__dict__.setdefault("_prepared_urls", {})
-        prepared = cache.get(url)
+        prepared = self._prepared_urls.get(url)
         if prepared is None:
             checked = PreparedRequest()
             checked.prepare_url(url, None)
             prepared = checked.url
-            if len(cache) < 16:
-                cache[url] = prepared
+            if len(self._prepared_urls) < 16:
+                self._prepared_urls[url] = prepared
         return prepared
 
 
