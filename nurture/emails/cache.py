@@ -2,6 +2,7 @@
 then personalised per subscriber with a few string replacements."""
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 
@@ -105,18 +106,40 @@ def personal_values(personal: Personal) -> dict[str, tuple[str, str]]:
     }
 
 
+# A cached render split at its placeholders, per (content, view-online kept): made once per render,
+# not scanned again for each of the thousands of copies a sender personalises from it.
+_SPLIT_AT_PLACEHOLDERS = re.compile(f"({PLACEHOLDER_PATTERN.pattern})")
+_SPLIT_KEPT = 512
+_split_renders: dict[tuple[str, bool], tuple[str, ...]] = {}
+
+
+def _split(content: str, keep: bool) -> tuple[str, ...]:
+    """`content` with its view-online part kept or dropped, as text, placeholder, text, ...,
+    placeholder, text (the placeholders at the odd places)."""
+    key = (content, keep)
+    parts = _split_renders.get(key)
+    if parts is None:
+        parts = tuple(_SPLIT_AT_PLACEHOLDERS.split(keep_or_drop_view_online(content, keep)))
+        if len(_split_renders) >= _SPLIT_KEPT:
+            _split_renders.clear()  # renders of older article versions: split again if ever asked
+        _split_renders[key] = parts
+    return parts
+
+
+def _filled(parts: tuple[str, ...], values: dict[str, tuple[str, str]], which: int) -> str:
+    # Each placeholder is replaced once, in one pass: a substituted value (a name that happens to
+    # look like a placeholder) is never read again.
+    out = list(parts)
+    for index in range(1, len(out), 2):
+        out[index] = values[out[index]][which]
+    return "".join(out)
+
+
 def personalise(cached: tuple[str, str], personal: Personal) -> tuple[str, str]:
     html, text = cached
     keep = bool(personal.view_online_url)
-    html = keep_or_drop_view_online(html, keep)
-    text = keep_or_drop_view_online(text, keep)
     values = personal_values(personal)
-    html_values = {placeholder: pair[0] for placeholder, pair in values.items()}
-    text_values = {placeholder: pair[1] for placeholder, pair in values.items()}
-    # One pass each: a substituted value (a name that happens to look like a placeholder) is never rescanned.
-    html = PLACEHOLDER_PATTERN.sub(lambda m: html_values[m.group(0)], html)
-    text = PLACEHOLDER_PATTERN.sub(lambda m: text_values[m.group(0)], text)
-    return html, text
+    return _filled(_split(html, keep), values, 0), _filled(_split(text, keep), values, 1)
 
 
 def step_render_with_placeholders(

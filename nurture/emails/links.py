@@ -4,9 +4,10 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import translation
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop, trans_real
 
 from nurture import tokens
 from nurture.models import Subscriber
@@ -59,15 +60,30 @@ def carer_greeting(subscriber: Subscriber, *, language: str) -> str:
         return gettext("Hello. You receive this email because someone you help asked us to send it to you.")
 
 
+def gettext_in(language: str, message: str) -> str:
+    """gettext(message) as it reads under translation.override(language), without making
+    `language` the thread's active one: a sender greets thousands of people in a row, and each
+    switch writes and restores a context-local value."""
+    if not settings.USE_I18N or not language:
+        with translation.override(language):
+            return gettext(message)
+    return trans_real.translation(language).gettext(message)
+
+
+# (welcome back, with a name) -> the opening line; marked with gettext_noop for makemessages.
+_GREETINGS = {
+    (False, True): gettext_noop("Hello %(name)s,"),
+    (False, False): gettext_noop("Hello,"),
+    (True, True): gettext_noop("Hello %(name)s, welcome back. Here is where we were."),
+    (True, False): gettext_noop("Hello, welcome back. Here is where we were."),
+}
+
+
 def greeting_for(first_name: str, *, language: str, welcome_back: bool = False) -> str:
     """The opening line; the first email after a pause also says "welcome back, here is where we were"."""
     name = clean_name(first_name)
-    with translation.override(language):
-        if welcome_back:
-            if name:
-                return gettext("Hello %(name)s, welcome back. Here is where we were.") % {"name": name}
-            return gettext("Hello, welcome back. Here is where we were.")
-        return gettext("Hello %(name)s,") % {"name": name} if name else gettext("Hello,")
+    line = gettext_in(language, _GREETINGS[bool(welcome_back), bool(name)])
+    return line % {"name": name} if name else line
 
 
 _TOKEN_MARK = "TOKEN"

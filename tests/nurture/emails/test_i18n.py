@@ -83,6 +83,25 @@ def test_python_strings_are_translated():
         assert greeting_for("Ana", language="es") == "Hola, Ana:"
 
 
+@pytest.mark.parametrize("welcome_back", [False, True])
+@pytest.mark.parametrize("name", ["Ana", ""])
+def test_a_greeting_is_in_the_subscribers_language_and_leaves_the_active_one_alone(name, welcome_back):
+    """greeting_for translates without switching the thread's language (a sender greets thousands
+    in a row): what it says is what gettext says under an override, and nothing else changes."""
+    with translation.override("en"):
+        spanish = greeting_for(name, language="es", welcome_back=welcome_back)
+        assert translation.get_language() == "en"
+        english = greeting_for(name, language="en", welcome_back=welcome_back)
+    with translation.override("es"):
+        expected = (translation.gettext("Hello %(name)s, welcome back. Here is where we were.") % {"name": name}
+                    if welcome_back and name else translation.gettext("Hello, welcome back. Here is where we were.")
+                    if welcome_back else translation.gettext("Hello %(name)s,") % {"name": name}
+                    if name else translation.gettext("Hello,"))
+    assert spanish == expected and spanish.startswith("Hola")
+    assert english.startswith("Hello") and ("welcome back" in english) == welcome_back
+    assert ("Ana" in spanish) == bool(name)
+
+
 @pytest.mark.django_db
 def test_spanish_email_and_pages_use_spanish_layout_strings(client):
     load_default_library()
