@@ -14,7 +14,7 @@ from nurture.emails.layout import (
     PH_VIEW_ONLINE_URL, PLACEHOLDER_PATTERN, TEMPLATE_DIR,
     escape_attribute, escape_text, keep_or_drop_view_online, organisation_key, render_step_template, asks_impact,
 )
-from nurture.emails.links import Personal
+from nurture.emails.links import Personal, url_setting
 from nurture.models import Step
 
 
@@ -77,7 +77,10 @@ def _template_stamp() -> tuple:
     return tuple(sorted((p.name, p.stat().st_mtime_ns) for p in TEMPLATE_DIR.glob("*") if p.is_file()))
 
 
-def cache_key(*, step: Step, articles: list[Article], language: str, for_carer: bool = False) -> tuple:
+def cache_key(*, step: Step, articles: list[Article], language: str, for_carer: bool = False,
+              where: tuple | None = None) -> tuple:
+    """What a step's render depends on. `where`: links.url_setting(), if the caller read it already
+    (the layout's links are reversed under it)."""
     return (
         step.pk,
         for_carer,
@@ -87,7 +90,7 @@ def cache_key(*, step: Step, articles: list[Article], language: str, for_carer: 
         settings.DEBUG,  # the demo's "Draft: not yet reviewed" line
         asks_impact(step),
         organisation_key(),
-        settings.SITE_URL,
+        *(where or url_setting()),
         _template_stamp(),
     )
 
@@ -143,21 +146,22 @@ def personalise(cached: tuple[str, str], personal: Personal) -> tuple[str, str]:
 
 
 def step_render_with_placeholders(
-    *, step: Step, articles: list[Article], language: str, for_carer: bool = False
+    *, step: Step, articles: list[Article], language: str, for_carer: bool = False, where: tuple | None = None
 ) -> tuple[str, str]:
     """The cached (html, text) of a step, placeholders in, view-online markers still in.
     for_carer: the carer's copy (its own footer: the carer's stop link only)."""
-    key = cache_key(step=step, articles=articles, language=language, for_carer=for_carer)
+    key = cache_key(step=step, articles=articles, language=language, for_carer=for_carer, where=where)
     personal = _CARER_PLACEHOLDERS if for_carer else _PLACEHOLDERS
     return render_cache.get_or_render(
         key, lambda: render_step_template(step=step, articles=articles, language=language, personal=personal)
     )
 
 
-def render_step(*, step: Step, articles: list[Article], language: str, personal: Personal) -> tuple[str, str]:
+def render_step(*, step: Step, articles: list[Article], language: str, personal: Personal,
+                where: tuple | None = None) -> tuple[str, str]:
     """(html, text) for one subscriber: the cached step render, personalised."""
     cached = step_render_with_placeholders(step=step, articles=articles, language=language,
-                                           for_carer=personal.for_carer)
+                                           for_carer=personal.for_carer, where=where)
     return personalise(cached, personal)
 
 

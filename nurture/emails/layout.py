@@ -21,7 +21,7 @@ import css_inline
 from django.conf import settings
 from django.db.models import Max
 from django.template.loader import render_to_string
-from django.urls import get_urlconf, reverse
+from django.urls import reverse
 from django.utils import translation
 
 from content import sources
@@ -137,9 +137,10 @@ def as_web_page(html: str) -> str:
 
 def organisation_key() -> tuple:
     """What organisation() is made of, without building it (no URL reversed): the render cache's
-    key takes this for every email."""
+    key takes this for every email, with the URL configuration and script prefix its links are
+    reversed under."""
     return (settings.NURTURE_ORG_NAME, settings.NURTURE_ORG_ADDRESS, settings.NURTURE_ORG_HELPLINE,
-            settings.NURTURE_ORG_WEBSITE, settings.SITE_URL, get_urlconf())
+            settings.NURTURE_ORG_WEBSITE, settings.SITE_URL)
 
 
 def organisation() -> dict:

@@ -90,9 +90,10 @@ _TOKEN_MARK = "TOKEN"
 _route_parts: dict[tuple, tuple[str, str]] = {}
 
 
-def _url_setting() -> tuple:
-    """The URL configuration and script prefix in force (what reverse() reads): a builder of several
-    links reads them once."""
+def url_setting() -> tuple:
+    """The URL configuration and script prefix in force (what reverse() reads; each is a
+    context-local read): a builder of many links or emails reads them once and passes them on
+    as `where`."""
     return get_urlconf(), get_script_prefix()
 
 
@@ -100,7 +101,7 @@ def _route_url(route: str, token: str, where: tuple | None = None) -> str:
     """reverse(route, args=[token]), made once per route and URL configuration (`where`, else the
     current one): a sender builds six links per email, and tokens (base64url) are never quoted, so
     the route's text around the token is all reverse() would add."""
-    key = (route, *(where or _url_setting()))
+    key = (route, *(where or url_setting()))
     if key not in _route_parts:
         before, _, after = reverse(route, args=[_TOKEN_MARK]).partition(_TOKEN_MARK)
         _route_parts[key] = (before, after)
@@ -175,12 +176,13 @@ def feedback_urls(*, subscriber_id: int | None, delivery_id: int | None, link_ve
 
 def personal_for(
     subscriber: Subscriber, *, language: str, delivery_id: int | None = None, sample_links: bool = False,
-    welcome_back: bool = False,
+    welcome_back: bool = False, where: tuple | None = None,
 ) -> Personal:
     """sample_links: previews and test sends get links that do nothing (see SAMPLE_TOKEN).
-    welcome_back: the first email after a pause (Delivery.welcome_back)."""
+    welcome_back: the first email after a pause (Delivery.welcome_back).
+    where: url_setting(), if the caller read it already."""
     subscriber_id = None if sample_links else subscriber.pk
-    where, version = _url_setting(), subscriber.link_version
+    where, version = where or url_setting(), subscriber.link_version
     online = ""
     if delivery_id is not None and subscriber_id is not None:
         online = view_online_url(subscriber_id=subscriber_id, delivery_id=delivery_id, link_version=version,

@@ -21,6 +21,7 @@ from nurture.selectors.deliveries import delivery_articles
 from nurture.selectors.series import step_published_articles
 from nurture.emails.links import (
     Personal, carer_personal_for, clean_name, feedback_urls, greeting_for, link, personal_for, requester_label,
+    url_setting,
 )
 from nurture.models import CarerHandoff, Delivery, SignupRequest, Step, Subscriber
 
@@ -61,18 +62,21 @@ def _message(*, subject: str, text: str, html: str | None, to: str | list[str],
 def build_step_email(
     *, step: Step, subscriber: Subscriber, to: str | list[str] | None = None, delivery_id: int | None = None,
     message_id: str = "", sample_links: bool = False, subject_prefix: str = "", articles: list[Article] | None = None,
-    welcome_back: bool = False,
+    welcome_back: bool = False, where: tuple | None = None,
 ) -> EmailMultiAlternatives:
     """One step's email for one subscriber (saved or a sample): the one builder for sends,
     previews and test sends. A batch sender may pass `articles` (step_published_articles,
-    read once per step in the batch) to save one query per email."""
+    read once per step in the batch) to save one query per email, and `where`
+    (links.url_setting(), read once per batch)."""
     language = step_language(step)
     if articles is None:
         articles = step_published_articles(step_id=step.pk)
+    where = where or url_setting()
     personal = personal_for(
-        subscriber, language=language, delivery_id=delivery_id, sample_links=sample_links, welcome_back=welcome_back
+        subscriber, language=language, delivery_id=delivery_id, sample_links=sample_links, welcome_back=welcome_back,
+        where=where,
     )
-    html, text = render_step(step=step, articles=articles, language=language, personal=personal)
+    html, text = render_step(step=step, articles=articles, language=language, personal=personal, where=where)
     if subscriber.larger_text:
         html = larger_text(html)
     message = _message(
@@ -88,7 +92,7 @@ def build_step_email(
 
 def build_delivery_email(
     delivery: Delivery, *, sample_links: bool = False, articles: list[Article] | None = None,
-    to: list[str] | None = None,
+    to: list[str] | None = None, where: tuple | None = None,
 ) -> EmailMultiAlternatives:
     """The sender's entry point. Load the delivery with select_related("subscriber", "step__series",
     "carer_handoff").
@@ -115,6 +119,7 @@ def build_delivery_email(
             message_id=delivery.message_id,
             sample_links=sample_links,
             articles=articles,
+            where=where,
         )
     # The delivery id and nothing else (as a batch call's merge_metadata): the provider's webhook
     # events carry it back, which settles a delivery whose answer we never heard (unknown outcome).

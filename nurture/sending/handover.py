@@ -12,6 +12,7 @@ from datetime import datetime
 from django.conf import settings
 
 from nurture import metrics
+from nurture.emails.links import url_setting
 from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery
 from nurture.providers import BULK, message_stream_set
@@ -126,9 +127,9 @@ def _settle_error(item: Claimed, kind: str, summary: str, attempts: int) -> tupl
     return Delivery.Status.UNKNOWN, f"unknown outcome: {summary}"
 
 
-def _build(item: Claimed) -> bool:
+def _build(item: Claimed, where: tuple) -> bool:
     try:
-        item.message = build_delivery_email(item.delivery, articles=item.articles, to=item.recipients)
+        item.message = build_delivery_email(item.delivery, articles=item.articles, to=item.recipients, where=where)
         message_stream_set(item.message, stream=BULK)  # series emails go on the provider's bulk path
         return True
     except Exception:  # a bug or bad content: nothing was sent; staff see why
@@ -146,7 +147,8 @@ def back_off_together(outcome: BatchOutcome, ids: list[int], countdown: float) -
 
 def build_each(chunk: list[Claimed], *, stamp, outcome: BatchOutcome) -> list[Claimed]:
     """Build each delivery's own email; the ones that cannot be built fail with the reason."""
-    built = [item for item in chunk if _build(item)]
+    where = url_setting()  # the URL configuration links are made under: one read for the chunk
+    built = [item for item in chunk if _build(item, where)]
     broken = [item.pk for item in chunk if item.message is None]
     if broken:
         outcome.count(Delivery.Status.FAILED, with_db_retry(lambda: deliveries_settle(

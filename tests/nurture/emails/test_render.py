@@ -119,3 +119,23 @@ def test_html_to_text_keeps_paragraphs_lists_and_links():
         "https://example.org & write (help@example.org)\n\n"
         "> Quoted"
     )
+
+
+def test_a_cached_render_is_kept_apart_per_script_prefix(library):
+    """The layout's own links (the privacy page) are reversed under the script prefix in force; a
+    render made under one prefix is never reused under another (the key carries url_setting())."""
+    from django.urls import get_script_prefix, set_script_prefix
+
+    step = Step.objects.filter(series__language="en").first()
+    subscriber = _subscriber(1, "Ana", "en")
+    before = get_script_prefix()
+    try:
+        set_script_prefix("/charity/")
+        under_prefix = build_step_email(step=step, subscriber=subscriber).body
+        set_script_prefix("/")
+        plain = build_step_email(step=step, subscriber=subscriber).body
+    finally:
+        set_script_prefix(before)
+    assert "/charity/privacy" in under_prefix
+    assert "/charity/" not in plain and "/privacy" in plain
+    assert render_cache.misses == 2
