@@ -160,27 +160,30 @@ def carer_personal_for(
 
 
 def feedback_urls(*, subscriber_id: int | None, delivery_id: int | None, link_version: int | None = None,
-                  where: tuple | None = None) -> dict[str, str]:
+                  where: tuple | None = None, impact: bool = True) -> dict[str, str]:
     """The delivery's "Was this helpful?" and impact links; without a delivery (previews, test
-    sends) the sample link that does nothing."""
+    sends) the sample link that does nothing. impact=False: no impact link (the email does not
+    ask it: layout.asks_impact), so no token is made for it."""
     if delivery_id is None:
         subscriber_id = None
+    questions = (("feedback_url", "helpful"), ("impact_url", "impact")) if impact else (("feedback_url", "helpful"),)
     return {
         name: _link(
             "nurture:feedback", purpose=tokens.FEEDBACK, subscriber_id=subscriber_id, extra=f"{delivery_id}:{question}",
             link_version=link_version, where=where,
         )
-        for name, question in (("feedback_url", "helpful"), ("impact_url", "impact"))
+        for name, question in questions
     }
 
 
 def personal_for(
     subscriber: Subscriber, *, language: str, delivery_id: int | None = None, sample_links: bool = False,
-    welcome_back: bool = False, where: tuple | None = None,
+    welcome_back: bool = False, where: tuple | None = None, impact: bool = True,
 ) -> Personal:
     """sample_links: previews and test sends get links that do nothing (see SAMPLE_TOKEN).
     welcome_back: the first email after a pause (Delivery.welcome_back).
-    where: url_setting(), if the caller read it already."""
+    where: url_setting(), if the caller read it already.
+    impact: False where the email does not ask the impact question (no link made for it)."""
     subscriber_id = None if sample_links else subscriber.pk
     where, version = where or url_setting(), subscriber.link_version
     online = ""
@@ -198,5 +201,6 @@ def personal_for(
         view_online_url=online,
         pause_url=_link("nurture:pause", purpose=tokens.PAUSE, subscriber_id=subscriber_id, link_version=version,
                         where=where),
-        **feedback_urls(subscriber_id=subscriber_id, delivery_id=delivery_id, link_version=version, where=where),
+        **feedback_urls(subscriber_id=subscriber_id, delivery_id=delivery_id, link_version=version, where=where,
+                        impact=impact),
     )

@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from content.models import Article, Stage
 from nurture import providers, tokens
 from nurture.emails.cache import render_step, step_language
-from nurture.emails.layout import PALETTE, inline_css, larger_text, organisation, tidy_text
+from nurture.emails.layout import PALETTE, asks_impact, inline_css, larger_text, organisation, tidy_text
 from nurture.selectors.deliveries import delivery_articles
 from nurture.selectors.series import step_published_articles
 from nurture.emails.links import (
@@ -74,7 +74,7 @@ def build_step_email(
     where = where or url_setting()
     personal = personal_for(
         subscriber, language=language, delivery_id=delivery_id, sample_links=sample_links, welcome_back=welcome_back,
-        where=where,
+        where=where, impact=asks_impact(step),
     )
     html, text = render_step(step=step, articles=articles, language=language, personal=personal, where=where)
     if subscriber.larger_text:

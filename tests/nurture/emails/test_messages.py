@@ -171,3 +171,25 @@ def test_confirmation_email_is_short_stage_free_and_styled(language, settings):
         assert word.casefold() not in everything, word
     assert settings.NURTURE_ORG_NAME in text and "List-Unsubscribe" not in parsed
     assert len(text.split()) < 120  # short: it only asks them to confirm
+
+
+def test_only_the_email_that_asks_the_impact_question_makes_a_link_for_it(library, monkeypatch):
+    """A link is a sealed token (CPU per email): the impact link is made only where the email
+    asks the question (the series' last step, layout.asks_impact), and there it is in the body."""
+    from nurture import tokens
+    from nurture.emails.layout import asks_impact
+
+    made = []
+    real = tokens.make_token
+    monkeypatch.setattr(tokens, "make_token", lambda **kw: made.append(kw["extra"]) or real(**kw))
+    steps = list(Step.objects.filter(series__language="en").select_related("series").order_by("series", "position"))
+    last = next(step for step in steps if asks_impact(step))
+    first = next(step for step in steps if not asks_impact(step))
+    for n, step in enumerate((first, last)):
+        made.clear()
+        delivery = _delivery(step, 900 + n)
+        message = build_delivery_email(Delivery.objects.select_related("subscriber", "step__series").get(pk=delivery.pk))
+        asked = f"{delivery.pk}:impact" in made
+        assert asked == (step is last)
+        assert (f"{delivery.pk}:helpful" in made) and len(made) == (6 if asked else 5)
+        assert ("One last question" in message.body) == asked
