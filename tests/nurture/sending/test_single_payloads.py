@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 import time_machine
 from django.core.mail import get_connection
 
@@ -151,3 +152,69 @@ def test_one_call_per_email_posts_what_anymail_builds_and_records_each_answer(po
     provider_ids = {d["to"]: d["provider_id"] for d in postmark.state.delivered}
     for delivery in Delivery.objects.select_related("subscriber", "carer_handoff"):
         assert delivery.status == "sent" and delivery.provider_message_id == provider_ids[delivery.to_address]
+
+
+def _answer(body) -> requests.Response:
+    response = requests.Response()
+    response.status_code, response._content, response.encoding = 200, json.dumps(body).encode(), "utf-8"
+    return response
+
+
+def _statuses(status: dict) -> dict:
+    return {address: (s.message_id, s.status) for address, s in status.items()}
+
+
+@pytest.mark.parametrize("to, answer, quick", [
+    ("a@example.org", {"ErrorCode": 0, "Message": "OK", "MessageID": "id-1", "To": "a@example.org"}, True),
+    ("A.B+x@Example.org", {"ErrorCode": 0, "Message": "OK", "MessageID": "id-2", "To": "A.B+x@Example.org"}, True),
+    # anymail's own reading for anything else: another spelling, a delay, inactive addresses, a display name
+    ("a@example.org", {"ErrorCode": 0, "Message": "OK", "MessageID": "id-3", "To": "A@example.org"}, False),
+    ("a@example.org", {"ErrorCode": 0, "Message": "Message accepted, but delivery may be delayed.",
+                       "MessageID": "id-4", "To": "a@example.org"}, False),
+    ("a@example.org", {"ErrorCode": 0, "MessageID": "id-5", "To": "a@example.org",
+                       "Message": "Message OK, but will not deliver to these inactive addresses: a@example.org. "
+                                  "Inactive recipients are ones that have generated a hard bounce or a spam complaint."},
+     False),
+    ("a@example.org", {"ErrorCode": 0, "Message": "OK", "MessageID": "id-6", "To": "Ann <a@example.org>"}, False),
+    ('"a b"@example.org', {"ErrorCode": 0, "Message": "OK", "MessageID": "id-7", "To": '"a b"@example.org'}, False),
+    ("a@example.org", {"ErrorCode": 0, "Message": "OK", "MessageID": "id-8"}, False),
+])
+def test_a_plain_acceptance_is_read_as_anymail_reads_it_and_anything_else_is_left_to_anymail(
+        postmark_backend, to, answer, quick):
+    """Provider.single_recipient_status reads Postmark's answer to a one-email call without anymail's
+    address parser only where the result is the same as anymail's; else it says None."""
+    from django.core.mail import EmailMessage
+
+    postmark, backend = providers.configured(), postmark_backend
+    message = EmailMessage("Subject", "Body", "from@example.org", [to])
+    payload = backend.build_message_payload(message, backend.send_defaults)
+    status = postmark.single_recipient_status(_answer(answer), payload, message, backend)
+    assert (status is not None) == quick
+    if quick:
+        assert _statuses(status) == _statuses(backend.parse_recipient_status(_answer(answer), payload, message))
+        assert list(status) == [to]
+
+
+def test_the_sender_reads_answers_the_quick_way_and_a_refused_address_still_fails(postmark, fast_sending, settings,
+                                                                                   monkeypatch):
+    """Through the pipeline, one call per email to the fake Postmark: accepted emails are read the
+    quick way and sent with the provider's ids; an inactive address is still read (by anymail) as
+    refused, and its delivery fails."""
+    settings.NURTURE_BATCH_SEND = False
+    quick = []
+    real = providers.Postmark.single_recipient_status
+
+    def counted(self, *args):
+        status = real(self, *args)
+        quick.append(status is not None)
+        return status
+
+    monkeypatch.setattr(providers.Postmark, "single_recipient_status", counted)
+    ids = varied_deliveries()
+    postmark.state.inactive.add("c@example.org")
+    outcome = sending.deliveries_send(delivery_ids=ids)
+    assert outcome.counts == {"sent": 6, "failed": 1}
+    assert Delivery.objects.get(subscriber__email="c@example.org").status == "failed"
+    assert set(Delivery.objects.filter(status="sent").values_list("provider_message_id", flat=True)) == {
+        d["provider_id"] for d in postmark.state.delivered}
+    assert quick.count(True) == 6 and quick.count(False) == 1
