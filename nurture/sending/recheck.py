@@ -6,7 +6,7 @@ from datetime import datetime
 
 from nurture.selectors.deliveries import deliveries_articles
 from nurture.selectors.subscribers import suppressed_among
-from nurture.models import CarerHandoff, Delivery, Subscriber
+from nurture.models import CarerHandoff, Delivery, Step, Subscriber
 from nurture.sending.ledger import Claimed
 
 
@@ -18,7 +18,6 @@ NOT_FOR_SENDING = (
     "provider_call_started_at",
     "subscriber__created_at", "subscriber__confirmed_at", "subscriber__unsubscribed_at",
     "subscriber__last_checkin_at", "subscriber__next_send_at", "subscriber__last_sent_at",
-    "step__series__created_at", "step__series__updated_at", "step__series__imported_hash",
     "carer_handoff__requested_at", "carer_handoff__confirmed_at", "carer_handoff__carer_confirmed_at",
     "carer_handoff__subscriber_confirmed_at", "carer_handoff__stopped_at",
 )
@@ -39,20 +38,35 @@ def _skip_reason(delivery: Delivery, suppressed: set[str], articles: list) -> st
     return ""
 
 
+def _steps_by_id(deliveries: list[Delivery]) -> dict[int, Step]:
+    """The batch's steps with their series, each read once: a batch of 500 rows is a few steps,
+    so this makes a few model instances where joining them to every row made 1,000."""
+    if not deliveries:
+        return {}
+    return Step.objects.select_related("series").in_bulk({d.step_id for d in deliveries})
+
+
 def deliveries_recheck(*, delivery_ids: list[int], stamp: datetime) -> tuple[list[Claimed], dict[str, list[int]]]:
     """Checked again just before sending, not only at planning: they may have left, paused, moved
     to another series or bounced since, and a carer's hand-off may have ended. Four reads for the
-    whole batch (rows with subscriber, step and carer hand-off, suppressions, articles), read-only.
-    Returns the rows to send, in id order, and {reason: ids} of rows to skip."""
-    deliveries = list(
-        Delivery.objects.select_related("subscriber", "step__series", "carer_handoff")
+    whole batch (rows with subscriber and carer hand-off, their steps with series, suppressions,
+    articles), read-only. Returns the rows to send, in id order, and {reason: ids} of rows to skip."""
+    rows = list(
+        Delivery.objects.select_related("subscriber", "carer_handoff")
         .filter(pk__in=delivery_ids, status=Delivery.Status.SENDING, sending_started_at=stamp)
         .defer(*NOT_FOR_SENDING)
         .order_by("pk")
     )
+    steps, deliveries, skip = _steps_by_id(rows), [], defaultdict(list)
+    for delivery in rows:
+        if delivery.step_id in steps:
+            delivery.step = steps[delivery.step_id]  # shared by the batch's rows: read, never written
+            deliveries.append(delivery)
+        else:  # deleted between the two reads (its deliveries go with it)
+            skip["the step was removed"].append(delivery.pk)
     suppressed = suppressed_among(emails=[d.to_address for d in deliveries])
     articles = deliveries_articles(deliveries=deliveries)
-    keep, skip = [], defaultdict(list)
+    keep = []
     for delivery in deliveries:
         reason = _skip_reason(delivery, suppressed, articles[delivery.pk])
         if reason:

@@ -56,3 +56,28 @@ def test_every_left_out_column_exists():
             model._meta.get_field(name)
         except FieldDoesNotExist:  # pragma: no cover - the assertion below says which
             pytest.fail(f"{path} names no field")
+
+
+def test_a_batch_reads_each_step_once_and_its_rows_share_it(settings, monkeypatch):
+    """The re-check reads the batch's steps (with their series) in one query, not joined to every
+    row: the rows of one step share one instance, the reads are the same four whatever the size (rows, steps, suppressions,
+    articles),
+    and a row whose step went away between the reads is skipped, not a crash."""
+    from nurture.sending import recheck
+
+    ids = varied_deliveries()
+    stamp = timezone.now()
+    claimed = deliveries_claim(delivery_ids=ids, stamp=stamp)
+    with CaptureQueriesContext(connection) as queries:
+        items, skips = deliveries_recheck(delivery_ids=claimed, stamp=stamp)
+    assert len(items) == 7 and not skips and len(queries.captured_queries) == 4
+    by_step = {}
+    for item in items:
+        by_step.setdefault(item.delivery.step_id, set()).add(id(item.delivery.step))
+        assert item.delivery.step.pk == item.delivery.step_id
+        assert item.delivery.step.series.language in ("en", "es")
+    assert len(by_step) == 3 and all(len(instances) == 1 for instances in by_step.values())
+
+    monkeypatch.setattr(recheck, "_steps_by_id", lambda rows: {})  # every step gone since the first read
+    items, skips = deliveries_recheck(delivery_ids=claimed, stamp=stamp)
+    assert items == [] and sorted(skips["the step was removed"]) == sorted(claimed)
