@@ -14,6 +14,8 @@ from collections import defaultdict
 from datetime import datetime
 
 from django.db import connection
+from django.db.models import F, Lookup
+from django.db.models.lookups import In
 
 from nurture.models import Delivery, Subscriber
 
@@ -135,6 +137,31 @@ def rows_table(rows: list[tuple], *, types: tuple[str, ...]) -> tuple[str, list]
         return f"(SELECT {', '.join(f'NULL AS {name}' for name in names)} WHERE 0)", []
     marks = "(" + ", ".join(["%s"] * len(types)) + ")"
     return f"(VALUES {', '.join([marks] * len(rows))})", [value for row in rows for value in row]
+
+
+class _EqualsAny(Lookup):
+    """`lhs = ANY(array)`: the whole list as one array parameter (PostgreSQL)."""
+
+    lookup_name = "equals_any"
+    prepare_rhs = False
+
+    def __init__(self, lhs, rhs, kind: str):
+        self.kind = kind
+        super().__init__(lhs, rhs)
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s::{self.kind}[])", [*lhs_params, list(self.rhs)]
+
+
+def one_of(field: str, values: list, *, kind: str = "bigint"):
+    """An ORM filter (`Model.objects.filter(one_of("pk", ids))`): `field` is one of `values`. On
+    PostgreSQL one array parameter of the column's type `kind`, as in_ids; an `__in` list of
+    hundreds of values costs the ORM a step per value and psycopg a fresh parse per statement.
+    Elsewhere the ORM's own IN."""
+    if is_postgresql():
+        return _EqualsAny(F(field), list(values), kind)
+    return In(F(field), list(values))
 
 
 def in_ids(column: str, ids: list[int]) -> tuple[str, list]:

@@ -18,7 +18,7 @@ from anymail.message import AnymailRecipientStatus
 from anymail.utils import CaseInsensitiveCasePreservingDict, EmailAddress
 from django.conf import settings
 
-from nurture.emails.parts import own_parts
+from nurture.emails.parts import is_plain_address, own_parts
 from nurture.send_errors import PERMANENT, REFUSED
 
 DEFAULT_BATCH_RECIPIENTS = 1000
@@ -155,9 +155,6 @@ class Mailgun(Provider):
         return isinstance(esp_event, dict) and esp_event.get("severity") == "temporary"
 
 
-# An address Python's email parser gives back unchanged: a dot-atom local part, a plain domain.
-_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-                            r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 # Postmark names the refused addresses in its message (the pattern anymail reads for single sends).
 _INACTIVE = re.compile(r"inactive addresses:\s*(.*)\.\s*Inactive recipients", re.MULTILINE)
 
@@ -217,17 +214,14 @@ class Postmark(Provider):
         return derived
 
     def single_recipient_status(self, response, payload, message, backend) -> dict | None:
-        # anymail's reading of Postmark's answer (backends/postmark.py) for the case it spends most
-        # of its time on: a To of one address, parsed with Python's email package. Taken here only
-        # where that parse gives the address back unchanged (a plain one, as sent) and the answer
-        # is a plain "OK" (no inactive addresses, no delay), so the result is the same.
-        if len(payload.to_emails) != 1 or payload.cc_and_bcc_emails:
-            return None
-        address = payload.to_emails[0].addr_spec
-        answer = backend.deserialize_json_response(response, payload, message)
-        if not (isinstance(answer, dict) and answer.get("ErrorCode", 0) == 0 and answer.get("Message") == "OK"
-                and answer.get("To") == address and _PLAIN_ADDRESS.fullmatch(address)
-                and isinstance(answer.get("MessageID"), str)):
+        # anymail (backends/postmark.py) parses the answer's To with Python's email package: taken
+        # here only for a plain "OK" (no inactive addresses, no delay) naming the one plain address
+        # sent, which that parse gives back unchanged, so the result is anymail's.
+        address = payload.to_emails[0].addr_spec if len(payload.to_emails) == 1 else None
+        answer = backend.deserialize_json_response(response, payload, message) if address else None
+        if (payload.cc_and_bcc_emails or not isinstance(answer, dict) or answer.get("ErrorCode", 0) != 0
+                or answer.get("Message") != "OK" or answer.get("To") != address or not is_plain_address(address)
+                or not isinstance(answer.get("MessageID"), str)):
             return None
         return CaseInsensitiveCasePreservingDict({address: AnymailRecipientStatus(answer["MessageID"], "sent")})
 

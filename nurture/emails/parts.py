@@ -20,6 +20,11 @@ _SHARED_ATTRS = (
 _MISSING = object()
 
 
+def is_plain_address(value) -> bool:
+    """An address anymail (and Python's email parser under it) gives back exactly as written."""
+    return isinstance(value, str) and _PLAIN_ADDRESS.match(value) is not None
+
+
 def own_parts(first, message, defaults: dict) -> dict | None:
     """What `message` has of its own (to, subject, text, HTML, headers, metadata), if everything
     else is `first`'s (an earlier message of the same call) and anymail's payload code would pass
@@ -34,7 +39,7 @@ def own_parts(first, message, defaults: dict) -> dict | None:
     to = list(message.to)
     headers = force_non_lazy_dict(message.extra_headers)
     html = [content for content, mimetype in message.alternatives if mimetype == "text/html"]
-    if (not to or not all(isinstance(a, str) and _PLAIN_ADDRESS.match(a) for a in to)
+    if (not to or not all(is_plain_address(a) for a in to)
             or {k.lower() for k in headers} & {"from", "to",
                                                "reply-to"} or len({k.lower() for k in headers}) != len(headers)
             or len(html) != len(message.alternatives) or len(html) > 1):

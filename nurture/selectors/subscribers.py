@@ -15,6 +15,7 @@ from django.db.models.functions import Lower
 from content.models import Stage
 from nurture import tokens
 from nurture.addresses import mailbox_of
+from nurture.dialect import one_of
 from nurture.models import Bereavement, CarerHandoff, SignupRequest, Subscriber, Suppression
 
 
@@ -96,7 +97,8 @@ def suppressed_among(*, emails: list[str]) -> set[str]:
         by_mailbox[mailbox_of(email)].add(email.strip().lower())
     if not by_mailbox:
         return set()
-    hits = Suppression.objects.filter(mailbox__in=list(by_mailbox)).values_list("mailbox", flat=True)
+    among = one_of("mailbox", list(by_mailbox), kind="text")
+    hits = Suppression.objects.filter(among).values_list("mailbox", flat=True)
     return {email for mailbox in hits for email in by_mailbox[mailbox]}
 
 

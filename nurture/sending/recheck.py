@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
+from nurture.dialect import one_of
 from nurture.selectors.deliveries import deliveries_articles
 from nurture.selectors.subscribers import suppressed_among
 from nurture.models import CarerHandoff, Delivery, Step, Subscriber
@@ -53,7 +54,7 @@ def deliveries_recheck(*, delivery_ids: list[int], stamp: datetime) -> tuple[lis
     articles), read-only. Returns the rows to send, in id order, and {reason: ids} of rows to skip."""
     rows = list(
         Delivery.objects.select_related("subscriber", "carer_handoff")
-        .filter(pk__in=delivery_ids, status=Delivery.Status.SENDING, sending_started_at=stamp)
+        .filter(one_of("pk", delivery_ids), status=Delivery.Status.SENDING, sending_started_at=stamp)
         .defer(*NOT_FOR_SENDING)
         .order_by("pk")
     )
