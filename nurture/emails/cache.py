@@ -1,5 +1,6 @@
 """The render cache: each step rendered once per language and article versions, with placeholders,
-then personalised per subscriber with a few string replacements."""
+then personalised per subscriber: the render split at its placeholders once, each copy joined with
+that subscriber's values."""
 from __future__ import annotations
 
 import re
