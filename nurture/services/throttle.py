@@ -29,11 +29,23 @@ def rate_limit_item(rate: float) -> RateLimitItemPerSecond:
     return RateLimitItemPerSecond(1, int(math.ceil(1 / rate)), namespace=NAMESPACE)
 
 
+# A slot that comes free (its send a window old) is taken this long after it expired, not at
+# once. The moving window grants each send exactly one window after the one it replaces, so a send
+# a few milliseconds slower on its way to the provider than the one before it (the stamp, a
+# database write, comes between slot and call) landed in the same second of the provider's: make
+# bench saw 15 at a ceiling of 14 with 13 granted. This margin absorbs that much lateness, at the
+# cost of about as much of the rate (5% here).
+REUSE_MARGIN_SECONDS = 0.05
+
+
 class SendRateLimit:
     def __init__(self, storage_url: str, rate: float, key: str = LIMIT_KEY):
         self.item = rate_limit_item(rate)
         self.key = key
         self.limiter = MovingWindowRateLimiter(storage_from_string(storage_url))
+        # Not asked again before this (time.time()): the window's next free slot plus the margin.
+        # Each process derives it from the shared window, so every sender waits for the same moment.
+        self.not_before = 0.0
 
     def acquire(self, max_wait: float = 600.0, *, cost: int = 1) -> float:
         """Block until this sender may call the provider with `cost` emails (taken in one go, so
@@ -53,10 +65,13 @@ class SendRateLimit:
         calls in flight meanwhile instead of sleeping."""
         if not 1 <= cost <= self.item.amount:
             raise ValueError(f"a call of {cost} emails cannot fit a ceiling of {self.item.amount} per window")
+        now = time.time()
+        if now < self.not_before:
+            return min(1.0, self.not_before - now)
         if self.limiter.hit(self.item, self.key, cost=cost):
             return 0.0
-        reset_at = self.limiter.get_window_stats(self.item, self.key).reset_time
-        return min(1.0, max(0.005, reset_at - time.time()))
+        self.not_before = self.limiter.get_window_stats(self.item, self.key).reset_time + REUSE_MARGIN_SECONDS
+        return min(1.0, max(0.005, self.not_before - now))
 
 
 # The limiter grants this much under the provider's ceiling (and at least one send a second under

@@ -204,6 +204,25 @@ def test_send_rate_limit_is_shared_between_senders(redis_url):
     assert busiest <= rate
 
 
+def test_a_freed_slot_is_reused_late_enough_that_a_late_send_stays_in_its_own_second():
+    """A send reaches the provider some milliseconds after its slot (the stamp, the call): here
+    each one is late by a random 0-40 ms. The moving window would grant the next send exactly one
+    window after the one it replaces, so a later send that happened to be quicker would share the
+    provider's second with it; a freed slot is reused REUSE_MARGIN_SECONDS late, so every full
+    second at the provider holds at most the rate."""
+    import random
+
+    assert throttle.REUSE_MARGIN_SECONDS > 0.04
+    lateness = random.Random(7)
+    limit = throttle.SendRateLimit("memory://", 10.0, key="test-late")
+    arrivals = []
+    for _ in range(40):
+        limit.acquire(max_wait=30)
+        arrivals.append(time.time() + lateness.uniform(0, 0.04))
+    assert sends_in_any_window(arrivals, 1.0) <= 10
+    assert max(arrivals) - min(arrivals) >= 3 * (1 + throttle.REUSE_MARGIN_SECONDS) - 0.05
+
+
 def test_local_rate_limit_holds_in_one_process():
     limit = throttle.SendRateLimit("memory://", 25.0, key="test-local")
     stamps = []
