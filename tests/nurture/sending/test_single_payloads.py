@@ -61,6 +61,20 @@ def posted(payload, api_url: str) -> dict:
     return {**params, "data": json.loads(params["data"])}
 
 
+def answered_by(monkeypatch, method: str) -> list[bool]:
+    """Wraps Postmark's `method` (a derivation that may decline): the list says, call by call,
+    whether it answered (not None) or left the work to anymail."""
+    answered, real = [], getattr(providers.Postmark, method)
+
+    def counted(self, *args):
+        result = real(self, *args)
+        answered.append(result is not None)
+        return result
+
+    monkeypatch.setattr(providers.Postmark, method, counted)
+    return answered
+
+
 @pytest.fixture
 def postmark_backend(settings):
     settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
@@ -128,15 +142,7 @@ def test_one_call_per_email_posts_what_anymail_builds_and_records_each_answer(po
     """Through the real pipeline, one call per email to the fake Postmark: each body posted is the
     JSON anymail's payload code builds for that delivery's email, and each delivery keeps its answer."""
     settings.NURTURE_BATCH_SEND = False
-    derived = []
-    own = providers.Postmark.single_payload_like
-
-    def counted(self, *args):
-        payload = own(self, *args)
-        derived.append(payload is not None)
-        return payload
-
-    monkeypatch.setattr(providers.Postmark, "single_payload_like", counted)
+    derived = answered_by(monkeypatch, "single_payload_like")
     ids = varied_deliveries()
     with time_machine.travel(1_800_000_000, tick=False):  # signed links carry a timestamp
         outcome = sending.deliveries_send(delivery_ids=ids)
@@ -201,15 +207,7 @@ def test_the_sender_reads_answers_the_quick_way_and_a_refused_address_still_fail
     quick way and sent with the provider's ids; an inactive address is still read (by anymail) as
     refused, and its delivery fails."""
     settings.NURTURE_BATCH_SEND = False
-    quick = []
-    real = providers.Postmark.single_recipient_status
-
-    def counted(self, *args):
-        status = real(self, *args)
-        quick.append(status is not None)
-        return status
-
-    monkeypatch.setattr(providers.Postmark, "single_recipient_status", counted)
+    quick = answered_by(monkeypatch, "single_recipient_status")
     ids = varied_deliveries()
     postmark.state.inactive.add("c@example.org")
     outcome = sending.deliveries_send(delivery_ids=ids)
