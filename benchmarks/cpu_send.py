@@ -4,7 +4,7 @@
 
 N planned deliveries are sent by the send task's own body (`send_deliveries_task`, called in this
 process, batches as the planner enqueues them, with a worker process's collector settings from
-config/celery.py) through anymail's real Postmark backend to the fake
+config/celery.py, after Django's checks as a worker's start runs them) through anymail's real Postmark backend to the fake
 Postmark answering at once, which runs in a process of its own so that its CPU is not counted. The
 process's CPU (user + system, every thread: the task and the send pool) over the sending, per
 email, is "in all"; the CPU the threads spend inside anymail (building each message's payload,
