@@ -1,11 +1,9 @@
-"""What differs per email provider, in one place: which batch endpoint we use (merge fields, or a
-list of whole messages), which stream an email goes on (service emails transactional, series
-emails bulk), how each provider marks a bounce as temporary, and how a payload anymail built for
-one email gives the next one's. As anymail keeps one module per ESP over a base class, each
-provider is one small class over `Provider`. What a send error means is the same for every
-provider: nurture/send_errors.py. Sending (nurture/sending/) and webhooks
-(services/webhooks.py) ask through the functions at the end.
-"""
+"""What differs per email provider, in one place: which batch endpoint we use (merge fields, or a list
+of whole messages), which stream an email goes on (service emails transactional, series emails bulk),
+how each provider marks a bounce as temporary, and how a payload anymail built for one email gives the
+next one's. As anymail keeps one module per ESP over a base class, each provider is one small class over
+`Provider`. What a send error means is the same for every provider: nurture/send_errors.py. Sending
+(nurture/sending/) and webhooks (services/webhooks.py) ask through the functions at the end."""
 from __future__ import annotations
 
 import copy
@@ -18,6 +16,7 @@ from anymail.message import AnymailRecipientStatus
 from anymail.utils import CaseInsensitiveCasePreservingDict, EmailAddress
 from django.conf import settings
 
+from nurture.emails.encoded import serialised
 from nurture.emails.parts import is_plain_address, own_parts
 from nurture.send_errors import PERMANENT, REFUSED
 
@@ -207,8 +206,9 @@ class Postmark(Provider):
         derived = copy.copy(payload)  # the rest as anymail keeps it: credentials, cc and bcc
         derived.message, derived.backend, derived.data = message, backend, data
         derived.headers = dict(payload.headers)  # anymail's get_request_params adds the token to it
-        # The recipients anymail's parse_recipient_status reads. The addresses are plain ones
-        # (own_parts): split at the "@" as anymail's address parser splits them, not parsed again.
+        # As anymail's serialize_data for "email" (its data as JSON), the bodies' JSON made at render:
+        derived.serialize_data = lambda: serialised(derived.data, message, derived.serialize_json)
+        # What anymail's parse_recipient_status reads: plain addresses (own_parts), split at the "@" as it would.
         derived.to_emails = [EmailAddress(username=local, domain=domain)
                              for local, _at, domain in (address.rpartition("@") for address in message.to)]
         return derived

@@ -1,11 +1,14 @@
 """The render cache: each step rendered once per language and article versions, with placeholders,
 then personalised per subscriber: the render split at its placeholders once, each copy joined with
-that subscriber's values."""
+that subscriber's values. A copy's JSON string (what a provider's API is sent) is joined the same
+way, from parts escaped once per render (nurture/emails/encoded.py splices it into the payload)."""
 from __future__ import annotations
 
 import re
 import threading
 from collections import OrderedDict
+from json.encoder import encode_basestring_ascii
+from typing import NamedTuple
 
 from django.conf import settings
 
@@ -111,23 +114,31 @@ def personal_values(personal: Personal) -> dict[str, tuple[str, str]]:
 
 
 # A cached render split at its placeholders, per (content, view-online kept): made once per render,
-# not scanned again for each of the thousands of copies a sender personalises from it.
+# not scanned again for each of the thousands of copies a sender personalises from it. Kept with
+# it, the same parts as JSON writes them (json.dumps' escaping, ensure_ascii, works character by
+# character, so a copy's JSON string is its escaped parts and escaped values joined).
 _SPLIT_AT_PLACEHOLDERS = re.compile(f"({PLACEHOLDER_PATTERN.pattern})")
 _SPLIT_KEPT = 512
-_split_renders: dict[tuple[str, bool], tuple[str, ...]] = {}
+_split_renders: dict[tuple[str, bool], tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
 
-def _split(content: str, keep: bool) -> tuple[str, ...]:
+def json_escaped(text: str) -> str:
+    """`text` as json.dumps (ensure_ascii, as anymail calls it) writes it, without the quotes."""
+    return encode_basestring_ascii(text)[1:-1]
+
+
+def _split(content: str, keep: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """`content` with its view-online part kept or dropped, as text, placeholder, text, ...,
-    placeholder, text (the placeholders at the odd places)."""
+    placeholder, text (the placeholders at the odd places); and the same with its text JSON-escaped."""
     key = (content, keep)
-    parts = _split_renders.get(key)
-    if parts is None:
+    split = _split_renders.get(key)
+    if split is None:
         parts = tuple(_SPLIT_AT_PLACEHOLDERS.split(keep_or_drop_view_online(content, keep)))
+        escaped = tuple(part if index % 2 else json_escaped(part) for index, part in enumerate(parts))
         if len(_split_renders) >= _SPLIT_KEPT:
             _split_renders.clear()  # renders of older article versions: split again if ever asked
-        _split_renders[key] = parts
-    return parts
+        split = _split_renders[key] = (parts, escaped)
+    return split
 
 
 def _filled(parts: tuple[str, ...], values: dict[str, tuple[str, str]], which: int) -> str:
@@ -139,11 +150,31 @@ def _filled(parts: tuple[str, ...], values: dict[str, tuple[str, str]], which: i
     return "".join(out)
 
 
+class Copy(NamedTuple):
+    """One subscriber's copy of a render, and each part as a JSON string (quotes included)."""
+    html: str
+    text: str
+    html_json: str
+    text_json: str
+
+
 def personalise(cached: tuple[str, str], personal: Personal) -> tuple[str, str]:
     html, text = cached
     keep = bool(personal.view_online_url)
     values = personal_values(personal)
-    return _filled(_split(html, keep), values, 0), _filled(_split(text, keep), values, 1)
+    return _filled(_split(html, keep)[0], values, 0), _filled(_split(text, keep)[0], values, 1)
+
+
+def personalise_with_json(cached: tuple[str, str], personal: Personal) -> Copy:
+    """personalise(), and each part's JSON string joined from the render's escaped parts."""
+    html, text = cached
+    keep = bool(personal.view_online_url)
+    values = personal_values(personal)
+    escaped = {placeholder: (json_escaped(for_html), json_escaped(for_text))
+               for placeholder, (for_html, for_text) in values.items()}
+    (html_parts, html_escaped), (text_parts, text_escaped) = _split(html, keep), _split(text, keep)
+    return Copy(_filled(html_parts, values, 0), _filled(text_parts, values, 1),
+                f'"{_filled(html_escaped, escaped, 0)}"', f'"{_filled(text_escaped, escaped, 1)}"')
 
 
 def step_render_with_placeholders(
@@ -164,6 +195,14 @@ def render_step(*, step: Step, articles: list[Article], language: str, personal:
     cached = step_render_with_placeholders(step=step, articles=articles, language=language,
                                            for_carer=personal.for_carer, where=where)
     return personalise(cached, personal)
+
+
+def render_step_with_json(*, step: Step, articles: list[Article], language: str, personal: Personal,
+                          where: tuple | None = None) -> Copy:
+    """render_step(), with each part's JSON string too (for a provider's API)."""
+    cached = step_render_with_placeholders(step=step, articles=articles, language=language,
+                                           for_carer=personal.for_carer, where=where)
+    return personalise_with_json(cached, personal)
 
 
 def step_language(step: Step) -> str:

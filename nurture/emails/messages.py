@@ -15,7 +15,8 @@ from django.utils.translation import gettext_lazy as _
 
 from content.models import Article, Stage
 from nurture import providers, tokens
-from nurture.emails.cache import render_step, step_language
+from nurture.emails.cache import render_step, render_step_with_json, step_language
+from nurture.emails.encoded import JSON_ATTR
 from nurture.emails.layout import PALETTE, asks_impact, inline_css, larger_text, organisation, tidy_text
 from nurture.selectors.deliveries import delivery_articles
 from nurture.selectors.series import step_published_articles
@@ -76,14 +77,19 @@ def build_step_email(
         subscriber, language=language, delivery_id=delivery_id, sample_links=sample_links, welcome_back=welcome_back,
         where=where, impact=asks_impact(step),
     )
-    html, text = render_step(step=step, articles=articles, language=language, personal=personal, where=where)
+    copy = render_step_with_json(step=step, articles=articles, language=language, personal=personal, where=where)
+    html, text = copy.html, copy.text
+    json_strings = [(text, copy.text_json)]  # for the provider call (nurture/emails/encoded.py)
     if subscriber.larger_text:
-        html = larger_text(html)
+        html = larger_text(html)  # its JSON is made when it is sent
+    elif not subscriber.plain_text:
+        json_strings.append((html, copy.html_json))
     message = _message(
         subject=f"{subject_prefix}{step.subject}", text=text, html=None if subscriber.plain_text else html,
         to=to or subscriber.email,
         message_id=message_id or make_msgid(domain=domain()),
     )
+    setattr(message, JSON_ATTR, tuple(json_strings))
     message.extra_headers.update(list_headers(unsubscribe_url=personal.unsubscribe_url))
     # Which version of each article this copy carries, for the sender to record on the delivery.
     message.nurture_article_versions = {str(a.pk): a.version for a in articles}

@@ -22,6 +22,7 @@ from anymail.exceptions import AnymailAPIError
 
 from nurture import metrics, providers
 from nurture.emails.cache import step_body_key
+from nurture.emails.encoded import Marked, json_strings_of
 from nurture.emails.merge import NotBatchable, build_batch_email
 from nurture.models import Delivery
 from nurture.sending.batch_flight import BackedOff, Call, make_calls
@@ -174,16 +175,25 @@ def _record_batch_answer(handed: list[Claimed], message, *, stamp, outcome: Batc
 
 class _MessagesBatchPayload:
     """What anymail's backend posts (post_to_esp): the provider's batch request, made of the
-    messages' own payloads (the first one's headers carry the credentials)."""
+    messages' own payloads (the first one's headers carry the credentials), each message's bodies
+    written from the JSON made when they were rendered (nurture/emails/encoded.py)."""
 
-    def __init__(self, payloads: list, body: object, path: str):
-        self.payloads, self.body, self.path = payloads, body, path
+    def __init__(self, template, messages: list[tuple[dict, object]], provider):
+        self.template, self.messages, self.provider = template, messages, provider
 
     def get_request_params(self, api_url: str) -> dict:
-        params = self.payloads[0].get_request_params(api_url)
-        params["url"] = api_url + self.path
-        params["data"] = self.payloads[0].serialize_json(self.body)
+        params = self.template.get_request_params(api_url)
+        params["url"] = api_url + self.provider.messages_batch.path
+        params["data"] = self.serialised()
         return params
+
+    def serialised(self) -> str:
+        marks = Marked()
+        body = self.provider.batch_body([marks.mark(data, json_strings_of(message)) for data, message in self.messages])
+        filled = marks.filled(self.template.serialize_json(body))
+        if filled is None:
+            return self.template.serialize_json(self.provider.batch_body([data for data, _message in self.messages]))
+        return filled
 
 
 def _payload_for(item: Claimed, connection, outcome: BatchOutcome, stamp):
@@ -232,8 +242,7 @@ def _hand_messages_call(built_call, *, stamp, provider, outcome: BatchOutcome) -
         return None
     held = {item.pk for item in handed}
     request = _MessagesBatchPayload(
-        [template], provider.batch_body([data for item, data in built if item.pk in held]),
-        provider.messages_batch.path)
+        template, [(data, item.message) for item, data in built if item.pk in held], provider)
 
     def post(connection) -> list:
         response = connection.post_to_esp(request, None)

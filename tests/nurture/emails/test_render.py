@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from nurture.emails.cache import RenderCache, render_cache, render_step
+import json
+
+from nurture.emails.cache import RenderCache, render_cache, render_step, render_step_with_json
 from nurture.emails.layout import _email_body_html, render_step_full
 from nurture.emails.links import personal_for
 from nurture.emails.messages import build_step_email
@@ -26,6 +28,7 @@ NAMES = [
     "non\u00a0breaking",
     "NURTUREPH0greeting0",  # names that look like our placeholders must stay names
     "NURTUREPH0unsubscribe0",
+    "back\\slash \U0001f337 \x07",  # JSON escapes a backslash and a character beyond 16 bits (the bell is dropped)
 ]
 
 
@@ -58,6 +61,26 @@ def test_cached_and_personalised_copy_is_byte_identical_to_a_full_render(library
     # The heavy render ran once per step; every other copy came from the cache.
     assert render_cache.misses == len(steps)
     assert render_cache.hits >= len(steps) * (len(NAMES) * 2 - 1)
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_each_copy_s_json_joined_from_the_render_is_what_json_dumps_writes(library, language):
+    # What a provider call posts for the bodies (nurture/emails/encoded.py) is made from the render's
+    # parts escaped once; it must be byte for byte json.dumps of the copy, as anymail would write it.
+    steps = list(Step.objects.filter(series__language=language).select_related("series")[:3])
+    for n, name in enumerate(NAMES):
+        subscriber = _subscriber(n, name, language)
+        for step in steps:
+            articles = step_published_articles(step_id=step.pk)
+            delivery = Delivery.objects.create(subscriber=subscriber, step=step)
+            for delivery_id in (delivery.pk, None):
+                personal = personal_for(subscriber, language=language, delivery_id=delivery_id)
+                copy = render_step_with_json(step=step, articles=articles, language=language, personal=personal)
+                assert (copy.html, copy.text) == render_step(step=step, articles=articles, language=language,
+                                                             personal=personal)
+                assert copy.html_json == json.dumps(copy.html), (name, step.pk, delivery_id)
+                assert copy.text_json == json.dumps(copy.text), (name, step.pk, delivery_id)
+    assert " back\\\\slash \\ud83c\\udf37" in copy.text_json  # the last name, escaped
 
 
 def test_a_new_article_version_is_rendered_afresh(library):

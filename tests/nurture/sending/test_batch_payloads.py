@@ -4,12 +4,16 @@ anymail's payload code would have built for it, and anything it cannot derive ex
 anymail."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.core.mail import get_connection
 
 from nurture import providers
+from nurture.emails.encoded import Marked, json_strings_of
 from nurture.emails.messages import build_delivery_email
 from nurture.models import CarerHandoff, Delivery
+from nurture.sending.batch_calls import _MessagesBatchPayload
 from nurture.services import planning
 from tests.helpers.scheduler import active_subscriber, series
 
@@ -81,3 +85,29 @@ def test_what_cannot_be_derived_exactly_is_left_to_anymail(postmark_backend):
     assert postmark.batch_message_like(template, other, defaults) is not None
     # A provider that derives nothing leaves every message to anymail.
     assert providers.Provider().batch_message_like(template, other, defaults) is None
+
+
+def test_the_batch_request_writes_each_body_from_its_render_s_json_and_is_what_json_dumps_writes(postmark_backend):
+    # nurture/emails/encoded.py: each body that is still the very string the builder rendered is
+    # written from the JSON joined at render time; the request must be byte for byte anymail's.
+    postmark = providers.configured()
+    messages = series_emails()
+    first = postmark_backend.build_message_payload(messages[0], postmark_backend.send_defaults)
+    datas = [first.data] + [postmark.batch_message_like((messages[0], first.data), m, postmark_backend.send_defaults)
+                            for m in messages[1:]]
+    anymail_json = first.serialize_json(postmark.batch_body(datas))
+    request = _MessagesBatchPayload(first, list(zip(datas, messages)), postmark)
+    assert request.get_request_params(postmark_backend.api_url)["data"] == anymail_json
+    marks = Marked()
+    for data, message in zip(datas, messages):
+        marks.mark(data, json_strings_of(message))
+    # Text and HTML of the two plain subscribers, the text of plain-text and larger-text ones (the
+    # larger-text HTML is changed after rendering, the carer's copy is built apart): six bodies.
+    assert len(marks) == 6
+
+    # A body changed since it was rendered (an equal string, another object) is serialised as it is.
+    datas[1]["TextBody"] = "".join(list(datas[1]["TextBody"])) + " (changed)"
+    # A value that reads like a mark makes the marks ambiguous: the whole request is serialised plainly.
+    datas[2]["Subject"] = "\x00nurture-json-0\x00"
+    assert request.serialised() == first.serialize_json(postmark.batch_body(datas))
+    assert json.loads(request.serialised())[1]["TextBody"].endswith(" (changed)")

@@ -94,6 +94,8 @@ def test_each_derived_payload_posts_what_anymail_would_post(postmark_backend):
         derived = postmark.single_payload_like(template, message, backend.send_defaults, backend)
         assert derived is not None and derived is not expected and derived.message is message
         assert posted(derived, backend.api_url) == posted(expected, backend.api_url)
+        # Its bodies written from the JSON made at render (nurture/emails/encoded.py), byte for byte json.dumps.
+        assert derived.get_request_params(backend.api_url)["data"] == derived.serialize_json(derived.data)
         # What anymail reads when the answer comes back: the recipients, as its parser makes them.
         assert derived.to_emails == expected.to_emails and derived.cc_and_bcc_emails == expected.cc_and_bcc_emails
         assert [a.addr_spec for a in derived.to_emails] == [a.addr_spec for a in expected.to_emails] == message.to
