@@ -184,7 +184,9 @@ class _MessagesBatchPayload:
     def get_request_params(self, api_url: str) -> dict:
         params = self.template.get_request_params(api_url)
         params["url"] = api_url + self.provider.messages_batch.path
-        params["data"] = self.serialised()
+        # As bytes, once (UTF-8, as requests encodes a str): requests and http.client would each
+        # encode the str of about 5 MB again.
+        params["data"] = self.serialised().encode("utf-8")
         return params
 
     def serialised(self) -> str:

@@ -97,7 +97,7 @@ def test_the_batch_request_writes_each_body_from_its_render_s_json_and_is_what_j
                             for m in messages[1:]]
     anymail_json = first.serialize_json(postmark.batch_body(datas))
     request = _MessagesBatchPayload(first, list(zip(datas, messages)), postmark)
-    assert request.get_request_params(postmark_backend.api_url)["data"] == anymail_json
+    assert request.get_request_params(postmark_backend.api_url)["data"] == anymail_json.encode()
     marks = Marked()
     for data, message in zip(datas, messages):
         marks.mark(data, json_strings_of(message))
