@@ -207,7 +207,7 @@ class Postmark(Provider):
         derived.message, derived.backend, derived.data = message, backend, data
         derived.headers = dict(payload.headers)  # anymail's get_request_params adds the token to it
         # As anymail's serialize_data for "email" (its data as JSON), the bodies' JSON made at render:
-        derived.serialize_data = lambda: serialised(derived.data, message, derived.serialize_json)
+        derived.serialize_data = lambda: serialised([(derived.data, message)], derived.serialize_json)
         # What anymail's parse_recipient_status reads: plain addresses (own_parts), split at the "@" as it would.
         derived.to_emails = [EmailAddress(username=local, domain=domain)
                              for local, _at, domain in (address.rpartition("@") for address in message.to)]

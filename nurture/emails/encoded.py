@@ -60,11 +60,10 @@ class Marked:
         return "".join(pieces)
 
 
-def serialised(data: dict, message, serialise) -> str:
-    """serialise(data) for one message's payload, its bodies from their rendered JSON."""
+def serialised(payloads: list[tuple[dict, object]], serialise, body=lambda datas: datas[0]) -> str:
+    """serialise(body(datas)) for `payloads`' (data, message) pairs: one message's payload, or with
+    `body` a provider's batch request of several; each message's bodies written from their
+    rendered JSON, or the whole serialised as it is if the marks are not each found once, in order."""
     marks = Marked()
-    marked = marks.mark(data, json_strings_of(message))
-    if marked is data:
-        return serialise(data)
-    out = marks.filled(serialise(marked))
-    return serialise(data) if out is None else out
+    filled = marks.filled(serialise(body([marks.mark(data, json_strings_of(message)) for data, message in payloads])))
+    return serialise(body([data for data, _message in payloads])) if filled is None else filled

@@ -22,7 +22,7 @@ from anymail.exceptions import AnymailAPIError
 
 from nurture import metrics, providers
 from nurture.emails.cache import step_body_key
-from nurture.emails.encoded import Marked, json_strings_of
+from nurture.emails.encoded import serialised
 from nurture.emails.merge import NotBatchable, build_batch_email
 from nurture.models import Delivery
 from nurture.sending.batch_flight import BackedOff, Call, make_calls
@@ -190,12 +190,7 @@ class _MessagesBatchPayload:
         return params
 
     def serialised(self) -> str:
-        marks = Marked()
-        body = self.provider.batch_body([marks.mark(data, json_strings_of(message)) for data, message in self.messages])
-        filled = marks.filled(self.template.serialize_json(body))
-        if filled is None:
-            return self.template.serialize_json(self.provider.batch_body([data for data, _message in self.messages]))
-        return filled
+        return serialised(self.messages, self.template.serialize_json, self.provider.batch_body)
 
 
 def _payload_for(item: Claimed, connection, outcome: BatchOutcome, stamp):
