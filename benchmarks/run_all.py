@@ -95,6 +95,7 @@ def run(args) -> list[Row]:
             f"postmark_{latency:g}ms", f"one call per email (Postmark), latency {latency:g} ms, {args.emails:,} emails",
             engine["per_second"], post["per_second"], "emails/s", target, met,
             f"post-office with its queueing {post['per_second_with_queueing']:.0f}/s; engine planning {engine['plan_seconds']:.1f}s; "
+            f"the fake provider's CPU (on the same cores) {engine['provider_cpu_ms_per_email']:.2f} ms per email; "
             f"accepted twice {engine['accepted_twice']}",
             {"engine": engine, "post_office": post},
         ))
@@ -134,6 +135,7 @@ def run(args) -> list[Row]:
         f"batch endpoint (Postmark /email/batch), latency 50 ms, {args.postmark_batch_emails:,} emails, batches of {args.postmark_batch}",
         postmark_batch["per_second"], None, "emails/s", ">= 2,500/s", postmark_batch["per_second"] >= 2500,
         f"{postmark_batch['api_calls']} API calls; CPU {postmark_batch['cpu_ms_per_email']:.2f} ms per email in all; "
+        f"the fake provider's {postmark_batch['provider_cpu_ms_per_email']:.3f} ms; "
         f"accepted twice {postmark_batch['accepted_twice']}", {"engine": postmark_batch},
     ))
 
