@@ -294,9 +294,9 @@ class Delivery(models.Model):
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="deliveries")
     step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="deliveries")
     # Set: the carer's copy (to handoff.carer_email, on the subscriber's behalf). Null: the subscriber's own.
-    carer_handoff = models.ForeignKey(
-        CarerHandoff, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
-    )
+    # No plain index: delivery_unique_carer_step serves lookups by handoff (migration 0003 says why).
+    carer_handoff = models.ForeignKey(CarerHandoff, null=True, blank=True, on_delete=models.CASCADE,
+                                      related_name="deliveries", db_index=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     # Which version of each article went out: {"<article id>": <version>}.
     article_versions = models.JSONField(default=dict, blank=True)

@@ -458,3 +458,22 @@ def test_a_carer_address_refused_at_send_time_ends_the_hand_off_and_the_subscrib
     assert ana.status == Subscriber.Status.ACTIVE
     assert told == [(handoff.pk, carers.NOTICE_STOPPED)]
     assert ConsentRecord.objects.filter(subscriber=ana, kind=ConsentRecord.Kind.CARER_STOPPED, source="provider_refused").exists()
+
+
+def test_a_handoffs_copies_are_found_by_the_partial_unique_index(postgres, ana):
+    """Delivery.carer_handoff has no plain index of its own (migration 0003: it put an entry for
+    every row into every write). Lookups by handoff, as its CASCADE delete and the care pages make
+    them, can use delivery_unique_carer_step (partial on "not null"): with sequential scans off, the
+    plan names it rather than scanning every delivery."""
+    from django.db import connection, transaction
+
+    with connection.cursor() as cursor:
+        indexes = connection.introspection.get_constraints(cursor, Delivery._meta.db_table)
+    assert [name for name, i in indexes.items() if i["index"] and i["columns"][:1] == ["carer_handoff_id"]] == [
+        "delivery_unique_carer_step"]
+    handoff = handoff_in_force(ana)
+    for lookup in (Delivery.objects.filter(carer_handoff=handoff),
+                   Delivery.objects.filter(carer_handoff_id__in=[handoff.pk, handoff.pk + 1])):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            assert "delivery_unique_carer_step" in lookup.explain()
