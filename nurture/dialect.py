@@ -52,17 +52,22 @@ def set_transaction_flag(name: str) -> None:
 HISTORY_FIELDS = ("subscriber_id", "step_id", "status", "article_versions", "queued_at", "sent_at")
 
 
+# The ids are joined as a table rather than tested with "= ANY(ids)": while the deliveries'
+# statistics are stale (a new deployment, a bulk import, a benchmark's fresh tables) PostgreSQL
+# scans the table and tests every row against every id, a cost of rows x ids that grew to 12 ms per
+# batch of 500 within one planning run of 10k; joined, a stale plan still reads each row once.
+HISTORY_SQL = (f"SELECT {', '.join('d.' + name for name in HISTORY_FIELDS)} FROM unnest(%s::bigint[]) AS u(id) "
+               f"JOIN {Delivery._meta.db_table} AS d ON d.subscriber_id = u.id")
+
+
 def delivery_history_rows(subscriber_ids: list[int]) -> list[tuple]:
     """HISTORY_FIELDS of these subscribers' deliveries. On PostgreSQL the ids go as one array
-    parameter: the ORM's IN list resolves each of hundreds of parameters in Python, a visible part
-    of a planning run."""
+    parameter (HISTORY_SQL): the ORM's IN list resolves each of hundreds of parameters in Python, a
+    visible part of a planning run."""
     if not is_postgresql():
         return list(Delivery.objects.filter(subscriber_id__in=subscriber_ids).values_list(*HISTORY_FIELDS))
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {', '.join(HISTORY_FIELDS)} FROM {Delivery._meta.db_table} WHERE subscriber_id = ANY(%s)",
-            [subscriber_ids],
-        )
+        cursor.execute(HISTORY_SQL, [subscriber_ids])
         rows = cursor.fetchall()
     # Django reads jsonb as text and leaves decoding to the field: decode it as the field would.
     return [(sub, step, status, json.loads(v) if isinstance(v, str) else v, queued, sent)
