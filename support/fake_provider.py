@@ -23,6 +23,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+# The sender's EMAIL_TIMEOUT in tests against these fakes. Where no answer is withheld it is generous:
+# on CI's two cores (two test processes beside the end-to-end run) an answer has taken over 0.5 s,
+# and a read timeout there is a wrong "unknown", not a slow test. Where a test withholds an answer,
+# the client gives up after WITHHELD_CLIENT_TIMEOUT and the fake stalls twice as long.
+CLIENT_TIMEOUT = 10.0
+WITHHELD_CLIENT_TIMEOUT = 1.0
+
+
 @dataclass
 class Accepted:
     to: str

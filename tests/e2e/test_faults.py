@@ -138,7 +138,7 @@ def test_withheld_answer_is_unknown_never_resent_and_settled_by_the_providers_ev
 ):
     settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": SECRET}
     settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"  # only the configured provider's webhook answers
-    fake.state.timeout_seconds = 3.0  # the answer is withheld longer than the worker's EMAIL_TIMEOUT
+    fake.state.timeout_seconds = 4.0  # the answer is withheld longer than the worker's EMAIL_TIMEOUT
 
     def deliver_webhook(delivery, accepted):
         # Postmark's Delivery webhook: its MessageID (which we never heard) and our metadata.
@@ -151,7 +151,7 @@ def test_withheld_answer_is_unknown_never_resent_and_settled_by_the_providers_ev
                                HTTP_AUTHORIZATION="Basic " + base64.b64encode(SECRET.encode()).decode())
         assert response.status_code == 200
 
-    s = stack(fake, redis_url, tmp_path, EMAIL_TIMEOUT=1, NURTURE_SENDS_PER_SECOND=50, NURTURE_SEND_BATCH_SIZE=10)
+    s = stack(fake, redis_url, tmp_path, EMAIL_TIMEOUT=2, NURTURE_SENDS_PER_SECOND=50, NURTURE_SEND_BATCH_SIZE=10)
     try:
         run = scenario_withheld_answer(s, n=20, deliver_webhook=deliver_webhook, timeout=60)
     finally:

@@ -150,7 +150,7 @@ def test_provider_faults_end_sent_once_failed_or_suppressed(stack):
     people = subscribers_due(12)
     bad, refused = people[3].email, people[7].email
     provider.state.first_faults = ["429", "500", "timeout", "drop"]
-    provider.state.timeout_seconds = 2.0  # the worker gives up after EMAIL_TIMEOUT=1
+    provider.state.timeout_seconds = 4.0  # the worker gives up after EMAIL_TIMEOUT=2
     provider.state.bad_request_for = {bad}
     provider.state.inactive = {refused}
     worker("w1")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from support.fake_provider import FakeProvider
+from support.fake_provider import CLIENT_TIMEOUT, FakeProvider
 
 WEBHOOK_SECRET = "hook:secret"
 
@@ -16,5 +16,5 @@ def postmark(settings):
         settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
         settings.ANYMAIL = {**settings.ANYMAIL, "POSTMARK_SERVER_TOKEN": "fake-token", "POSTMARK_API_URL": fake.url,
                             "WEBHOOK_SECRET": WEBHOOK_SECRET}
-        settings.EMAIL_TIMEOUT = 0.5
+        settings.EMAIL_TIMEOUT = CLIENT_TIMEOUT
         yield fake

@@ -23,7 +23,7 @@ from nurture.selectors.deliveries import delivery_articles
 from nurture.services import planning, throttle
 from nurture import sending
 from nurture.sending import batch_calls, ledger, recheck
-from support.fake_provider import FakeMailgun, FakeProvider, mailgun_merge
+from support.fake_provider import CLIENT_TIMEOUT, WITHHELD_CLIENT_TIMEOUT, FakeMailgun, FakeProvider, mailgun_merge
 from tests.helpers.scheduler import active_subscriber, series
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +43,7 @@ def mailgun(settings):
         wired = fake.anymail_settings()
         settings.EMAIL_BACKEND = wired["EMAIL_BACKEND"]
         settings.ANYMAIL = {**settings.ANYMAIL, **wired["ANYMAIL"]}  # keeps SEND_DEFAULTS (tracking off)
-        settings.EMAIL_TIMEOUT = 0.5
+        settings.EMAIL_TIMEOUT = CLIENT_TIMEOUT
         yield fake
 
 
@@ -181,7 +181,6 @@ def test_slots_for_a_call_are_taken_in_one_go():
 @pytest.mark.parametrize("fault", ["429", "500"])
 def test_transient_error_requeues_the_whole_call_then_sends_each_once(mailgun, fault):
     mailgun.state.first_faults = [fault]
-    mailgun.state.timeout_seconds = 1.0
     ids = planned(4)
     first = sending.deliveries_send(delivery_ids=ids)
     assert first.counts == {"retry": 4} and sorted(first.retry_ids) == ids and first.retry_countdown > 0
@@ -193,9 +192,10 @@ def test_transient_error_requeues_the_whole_call_then_sends_each_once(mailgun, f
     assert sorted(mailgun.state.acceptances_by_message_id().values()) == [1, 1, 1, 1]
 
 
-def test_a_read_timeout_leaves_the_whole_call_unknown_and_it_is_not_resent(mailgun):
+def test_a_read_timeout_leaves_the_whole_call_unknown_and_it_is_not_resent(mailgun, settings):
     mailgun.state.first_faults = ["timeout"]
-    mailgun.state.timeout_seconds = 1.0
+    settings.EMAIL_TIMEOUT = WITHHELD_CLIENT_TIMEOUT
+    mailgun.state.timeout_seconds = 2 * WITHHELD_CLIENT_TIMEOUT
     ids = planned(3)
     outcome = sending.deliveries_send(delivery_ids=ids)
     assert outcome.counts == {"unknown": 3} and outcome.retry_ids == []

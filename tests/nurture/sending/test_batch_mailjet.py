@@ -15,6 +15,7 @@ from nurture import providers, send_errors
 from nurture.emails.messages import build_delivery_email
 from nurture.models import Delivery, Suppression
 from nurture import sending
+from support.fake_provider import CLIENT_TIMEOUT
 from tests.helpers.scheduler import send_one
 from tests.nurture.sending.conftest import WEBHOOK_SECRET
 from tests.nurture.sending.test_batch_postmark import loaded, planned
@@ -31,7 +32,7 @@ def mailjet(settings, fast_sending):
         settings.NURTURE_BATCH_SEND = True
         settings.EMAIL_BACKEND = wired["EMAIL_BACKEND"]
         settings.ANYMAIL = {**settings.ANYMAIL, **wired["ANYMAIL"], "WEBHOOK_SECRET": WEBHOOK_SECRET}
-        settings.EMAIL_TIMEOUT = 0.5
+        settings.EMAIL_TIMEOUT = CLIENT_TIMEOUT
         yield fake
 
 

@@ -18,6 +18,7 @@ from nurture.models import Delivery, ProviderEvent, Step, Suppression
 from nurture.services import planning
 from nurture import sending
 from support.fake_esps import FakeSparkPost, sparkpost_render
+from support.fake_provider import CLIENT_TIMEOUT, WITHHELD_CLIENT_TIMEOUT
 from tests.helpers.scheduler import active_subscriber, series
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +38,7 @@ def sparkpost(settings):
         wired = fake.anymail_settings()
         settings.EMAIL_BACKEND = wired["EMAIL_BACKEND"]
         settings.ANYMAIL = {**settings.ANYMAIL, **wired["ANYMAIL"]}  # keeps SEND_DEFAULTS (tracking off)
-        settings.EMAIL_TIMEOUT = 0.5
+        settings.EMAIL_TIMEOUT = CLIENT_TIMEOUT
         yield fake
 
 
@@ -103,7 +104,6 @@ def test_nothing_about_the_stage_reaches_sparkpost(sparkpost):
 @pytest.mark.parametrize("fault", ["429", "500"])
 def test_transient_error_requeues_the_whole_call_then_sends_each_once(sparkpost, fault):
     sparkpost.state.first_faults = [fault]
-    sparkpost.state.timeout_seconds = 1.0
     ids = planned(4)
     first = sending.deliveries_send(delivery_ids=ids)
     assert first.counts == {"retry": 4} and sorted(first.retry_ids) == ids
@@ -113,9 +113,10 @@ def test_transient_error_requeues_the_whole_call_then_sends_each_once(sparkpost,
     assert sorted(sparkpost.state.acceptances_by_message_id().values()) == [1, 1, 1, 1]
 
 
-def test_a_read_timeout_leaves_the_whole_call_unknown_and_it_is_not_resent(sparkpost):
+def test_a_read_timeout_leaves_the_whole_call_unknown_and_it_is_not_resent(sparkpost, settings):
     sparkpost.state.first_faults = ["timeout"]
-    sparkpost.state.timeout_seconds = 1.0
+    settings.EMAIL_TIMEOUT = WITHHELD_CLIENT_TIMEOUT
+    sparkpost.state.timeout_seconds = 2 * WITHHELD_CLIENT_TIMEOUT
     ids = planned(3)
     outcome = sending.deliveries_send(delivery_ids=ids)
     assert outcome.counts == {"unknown": 3} and not outcome.retry_ids

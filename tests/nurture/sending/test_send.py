@@ -14,7 +14,7 @@ from django.utils import timezone
 from nurture.models import Delivery, Subscriber, Suppression
 from nurture.services import planning, reconcile, throttle
 from nurture import sending
-from support.fake_provider import FakeProvider
+from support.fake_provider import CLIENT_TIMEOUT, FakeProvider
 from tests.helpers.scheduler import active_subscriber, article, series, send_one
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +31,7 @@ def provider(settings):
     with FakeProvider() as fake:
         settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
         settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "fake-token", "POSTMARK_API_URL": fake.url}
-        settings.EMAIL_TIMEOUT = 0.5
+        settings.EMAIL_TIMEOUT = CLIENT_TIMEOUT
         yield fake
 
 

@@ -13,7 +13,7 @@ from nurture import metrics
 from nurture.models import Delivery
 from nurture.services import planning
 from nurture import sending
-from support.fake_provider import FakeProvider
+from support.fake_provider import CLIENT_TIMEOUT, FakeProvider
 from support.workers import use_broker_in_this_process
 from tests.helpers.scheduler import active_subscriber, series
 
@@ -127,7 +127,7 @@ def test_the_sender_counts_sends_and_provider_errors_by_kind(settings, redis_url
     with FakeProvider() as fake:
         settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
         settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "fake-token", "POSTMARK_API_URL": fake.url}
-        settings.EMAIL_TIMEOUT = 0.5
+        settings.EMAIL_TIMEOUT = CLIENT_TIMEOUT
         settings.NURTURE_BATCH_SEND = False  # one call per email: one probe meets the 500
         the_series = series("in_treatment", [(0, ["first-article"])])
         for i in range(3):
