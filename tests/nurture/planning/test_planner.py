@@ -166,6 +166,37 @@ def test_a_planning_batch_costs_the_same_queries_for_5_or_50_subscribers(setting
     assert counts[0] == counts[1], counts
 
 
+def test_a_planning_batchs_statements_take_the_same_parameters_for_5_or_50_subscribers(postgres, settings):
+    """On PostgreSQL a batch's ids go as one array (dialect.one_of, HISTORY_SQL), never as an IN
+    list: an IN list of 500 costs the ORM and psycopg more than the query. Someone in each batch
+    has a carer, so the carer read and its suppression check run too."""
+    from nurture.services import carers
+
+    settings.NURTURE_DAY_SECONDS = 10
+    the_series = series("in_treatment", [(0, ["w1", "w2"]), (1, ["w3"])])
+    now = datetime.now(UTC)
+    parameters = []
+    for size in (5, 50):
+        Subscriber.objects.all().delete()
+        people = [active_subscriber(f"w{size}-{i}@example.org", the_series, now=now) for i in range(size)]
+        handoff = carers.carer_request(subscriber_id=people[0].pk, carer_email=f"carer{size}@example.org", mode="as_well",
+                                       enqueue=lambda *a: None, notify=lambda *a: None)
+        carers.carer_confirm(handoff_id=handoff.pk, notify=lambda *a: None)
+        statements = []
+
+        def record(execute, sql, params, many, context):
+            if "SAVEPOINT" not in sql:  # numbered per transaction
+                statements.append((sql, len(params or ())))
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(record):
+            result = planning.deliveries_plan_due(now=now, batch_size=100)
+        assert result.planned == size + 1  # everyone's own copy, and the carer's
+        parameters.append(sorted(statements))
+    assert parameters[0] == parameters[1]
+    assert any("nurture_carerhandoff" in sql for sql, _ in parameters[1])
+
+
 def test_idle_subscribers_cost_nothing_to_plan(settings):
     settings.NURTURE_DAY_SECONDS = 10
     the_series = series("in_treatment", [(0, ["i1"])])
