@@ -150,35 +150,20 @@ def test_draft_articles_are_not_planned_and_a_step_with_none_published_is_passed
     assert [d.step.position for d in planned] == [1]
 
 
-def test_a_planning_batch_costs_the_same_queries_for_5_or_50_subscribers(settings):
-    settings.NURTURE_DAY_SECONDS = 10
-    the_series = series("in_treatment", [(0, ["q1", "q2"]), (1, ["q3"])])
-    now = datetime.now(UTC)
-    counts = []
-    for size in (5, 50):
-        Subscriber.objects.all().delete()
-        for i in range(size):
-            active_subscriber(f"q{size}-{i}@example.org", the_series, now=now)
-        with CaptureQueriesContext(connection) as queries:
-            result = planning.deliveries_plan_due(now=now, batch_size=100)
-        assert result.planned == size
-        counts.append(len(queries))
-    assert counts[0] == counts[1], counts
-
-
-def test_a_planning_batchs_statements_take_the_same_parameters_for_5_or_50_subscribers(postgres, settings):
-    """On PostgreSQL a batch's ids go as one array (dialect.one_of, HISTORY_SQL), never as an IN
-    list: an IN list of 500 costs the ORM and psycopg more than the query. Someone in each batch
-    has a carer, so the carer read and its suppression check run too."""
+def test_a_planning_batch_costs_the_same_statements_for_5_or_50_subscribers(settings):
+    """A fixed number of statements per batch, whatever its size; on PostgreSQL each with the same
+    number of parameters too: a batch's ids go as one array (dialect.one_of, HISTORY_SQL), never as
+    an IN list, which for 500 ids costs the ORM and psycopg more than the query. Someone in each
+    batch has a carer, so the carer read and its suppression check run too."""
     from nurture.services import carers
 
     settings.NURTURE_DAY_SECONDS = 10
-    the_series = series("in_treatment", [(0, ["w1", "w2"]), (1, ["w3"])])
+    the_series = series("in_treatment", [(0, ["q1", "q2"]), (1, ["q3"])])
     now = datetime.now(UTC)
-    parameters = []
+    runs = []
     for size in (5, 50):
         Subscriber.objects.all().delete()
-        people = [active_subscriber(f"w{size}-{i}@example.org", the_series, now=now) for i in range(size)]
+        people = [active_subscriber(f"q{size}-{i}@example.org", the_series, now=now) for i in range(size)]
         handoff = carers.carer_request(subscriber_id=people[0].pk, carer_email=f"carer{size}@example.org", mode="as_well",
                                        enqueue=lambda *a: None, notify=lambda *a: None)
         carers.carer_confirm(handoff_id=handoff.pk, notify=lambda *a: None)
@@ -192,9 +177,11 @@ def test_a_planning_batchs_statements_take_the_same_parameters_for_5_or_50_subsc
         with connection.execute_wrapper(record):
             result = planning.deliveries_plan_due(now=now, batch_size=100)
         assert result.planned == size + 1  # everyone's own copy, and the carer's
-        parameters.append(sorted(statements))
-    assert parameters[0] == parameters[1]
-    assert any("nurture_carerhandoff" in sql for sql, _ in parameters[1])
+        runs.append(sorted(statements))
+    assert len(runs[0]) == len(runs[1]), runs
+    assert any("nurture_carerhandoff" in sql for sql, _ in runs[1])
+    if connection.vendor == "postgresql":
+        assert runs[0] == runs[1]
 
 
 def test_idle_subscribers_cost_nothing_to_plan(settings):
