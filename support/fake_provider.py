@@ -26,7 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 # The sender's EMAIL_TIMEOUT in tests against these fakes. Where no answer is withheld it is generous:
 # on CI's two cores (two test processes beside the end-to-end run) an answer has taken over 0.5 s,
 # and a read timeout there is a wrong "unknown", not a slow test. Where a test withholds an answer,
-# the client gives up after WITHHELD_CLIENT_TIMEOUT and the fake stalls twice as long.
+# the client gives up after WITHHELD_CLIENT_TIMEOUT and the fake stalls twice as long
+# (FakeProvider.outwait_the_client).
 CLIENT_TIMEOUT = 10.0
 WITHHELD_CLIENT_TIMEOUT = 1.0
 
@@ -234,6 +235,12 @@ class FakeProvider:
             "ANYMAIL_POSTMARK_SERVER_TOKEN": "fake-token",
             "ANYMAIL_POSTMARK_API_URL": self.url,
         }
+
+    def outwait_the_client(self, settings) -> None:
+        """For a test of a withheld answer or a "timeout" fault: the client (pytest-django's
+        `settings`) gives up after WITHHELD_CLIENT_TIMEOUT, and this fake stalls twice as long."""
+        settings.EMAIL_TIMEOUT = WITHHELD_CLIENT_TIMEOUT
+        self.state.timeout_seconds = 2 * WITHHELD_CLIENT_TIMEOUT
 
     def __enter__(self) -> "FakeProvider":
         self.thread.start()

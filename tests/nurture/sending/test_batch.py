@@ -23,7 +23,7 @@ from nurture.selectors.deliveries import delivery_articles
 from nurture.services import planning, throttle
 from nurture import sending
 from nurture.sending import batch_calls, ledger, recheck
-from support.fake_provider import CLIENT_TIMEOUT, WITHHELD_CLIENT_TIMEOUT, FakeMailgun, FakeProvider, mailgun_merge
+from support.fake_provider import CLIENT_TIMEOUT, FakeMailgun, FakeProvider, mailgun_merge
 from tests.helpers.scheduler import active_subscriber, series
 
 pytestmark = pytest.mark.django_db
@@ -194,8 +194,7 @@ def test_transient_error_requeues_the_whole_call_then_sends_each_once(mailgun, f
 
 def test_a_read_timeout_leaves_the_whole_call_unknown_and_it_is_not_resent(mailgun, settings):
     mailgun.state.first_faults = ["timeout"]
-    settings.EMAIL_TIMEOUT = WITHHELD_CLIENT_TIMEOUT
-    mailgun.state.timeout_seconds = 2 * WITHHELD_CLIENT_TIMEOUT
+    mailgun.outwait_the_client(settings)
     ids = planned(3)
     outcome = sending.deliveries_send(delivery_ids=ids)
     assert outcome.counts == {"unknown": 3} and outcome.retry_ids == []

@@ -16,7 +16,7 @@ from nurture.models import CarerHandoff, Delivery, Subscriber, Suppression
 from nurture.services import carers, planning, reconcile, signup
 from nurture import sending
 from nurture.sending.calls import provider_health
-from support.fake_provider import CLIENT_TIMEOUT, WITHHELD_CLIENT_TIMEOUT
+from support.fake_provider import CLIENT_TIMEOUT
 from tests.helpers.scheduler import active_subscriber, series, send_one
 
 pytestmark = pytest.mark.django_db
@@ -145,8 +145,7 @@ def test_no_answer_leaves_every_message_of_the_call_unknown_and_none_is_resent(p
     the call was stamped as handed over before the call, so none is sent again; the reconciler
     later settles them as unknown, never back to queued."""
     postmark.state.withhold_for = {"p1@example.org"}
-    settings.EMAIL_TIMEOUT = WITHHELD_CLIENT_TIMEOUT
-    postmark.state.timeout_seconds = 2 * WITHHELD_CLIENT_TIMEOUT
+    postmark.outwait_the_client(settings)
     ids = planned(3)
     outcome = sending.deliveries_send(delivery_ids=ids)
     assert outcome.counts == {"unknown": 3} and outcome.retry_ids == []

@@ -18,7 +18,7 @@ from nurture.models import Delivery, ProviderEvent, Step, Suppression
 from nurture.services import planning
 from nurture import sending
 from support.fake_esps import FakeSparkPost, sparkpost_render
-from support.fake_provider import CLIENT_TIMEOUT, WITHHELD_CLIENT_TIMEOUT
+from support.fake_provider import CLIENT_TIMEOUT
 from tests.helpers.scheduler import active_subscriber, series
 
 pytestmark = pytest.mark.django_db
@@ -115,8 +115,7 @@ def test_transient_error_requeues_the_whole_call_then_sends_each_once(sparkpost,
 
 def test_a_read_timeout_leaves_the_whole_call_unknown_and_it_is_not_resent(sparkpost, settings):
     sparkpost.state.first_faults = ["timeout"]
-    settings.EMAIL_TIMEOUT = WITHHELD_CLIENT_TIMEOUT
-    sparkpost.state.timeout_seconds = 2 * WITHHELD_CLIENT_TIMEOUT
+    sparkpost.outwait_the_client(settings)
     ids = planned(3)
     outcome = sending.deliveries_send(delivery_ids=ids)
     assert outcome.counts == {"unknown": 3} and not outcome.retry_ids

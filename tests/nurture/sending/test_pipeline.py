@@ -17,7 +17,7 @@ from nurture.models import Delivery
 from nurture.services import planning, reconcile, throttle
 from nurture import sending
 from nurture.sending import db_retry, journal as answer_journal, ledger as deliveries
-from support.fake_provider import CLIENT_TIMEOUT, WITHHELD_CLIENT_TIMEOUT, FakeProvider
+from support.fake_provider import CLIENT_TIMEOUT, FakeProvider
 from tests.helpers.scheduler import active_subscriber, series
 
 pytestmark = pytest.mark.django_db
@@ -234,8 +234,7 @@ def test_answers_the_database_would_not_take_are_journalled_then_replayed(provid
 def test_a_read_timeout_leaves_the_row_unknown_and_it_is_never_resent(provider, settings):
     ids = planned(2)
     provider.state.withhold_for = {Delivery.objects.get(pk=ids[0]).subscriber.email}
-    settings.EMAIL_TIMEOUT = WITHHELD_CLIENT_TIMEOUT
-    provider.state.timeout_seconds = 2 * WITHHELD_CLIENT_TIMEOUT
+    provider.outwait_the_client(settings)
     outcome = sending.deliveries_send(delivery_ids=ids)
     assert outcome.retry_ids == []
     delivery = Delivery.objects.get(pk=ids[0])
