@@ -155,7 +155,7 @@ def test_a_planning_batch_costs_the_same_statements_for_5_or_50_subscribers(sett
     number of parameters too: a batch's ids go as one array (dialect.one_of, HISTORY_SQL), never as
     an IN list, which for 500 ids costs the ORM and psycopg more than the query. Someone in each
     batch has a carer, so the carer read and its suppression check run too."""
-    from nurture.services import carers
+    from tests.nurture.care.test_carer_copies import handoff_in_force
 
     settings.NURTURE_DAY_SECONDS = 10
     the_series = series("in_treatment", [(0, ["q1", "q2"]), (1, ["q3"])])
@@ -164,9 +164,7 @@ def test_a_planning_batch_costs_the_same_statements_for_5_or_50_subscribers(sett
     for size in (5, 50):
         Subscriber.objects.all().delete()
         people = [active_subscriber(f"q{size}-{i}@example.org", the_series, now=now) for i in range(size)]
-        handoff = carers.carer_request(subscriber_id=people[0].pk, carer_email=f"carer{size}@example.org", mode="as_well",
-                                       enqueue=lambda *a: None, notify=lambda *a: None)
-        carers.carer_confirm(handoff_id=handoff.pk, notify=lambda *a: None)
+        handoff_in_force(people[0], email=f"carer{size}@example.org")
         statements = []
 
         def record(execute, sql, params, many, context):
